@@ -1,0 +1,18 @@
+"""Analysis modules, in the order the pipeline runs them.
+
+Each module may define any of:
+
+* ``measure(ctx: MeasureContext) -> (dict[str, DataFrame], issues DataFrame)``: tidy tables
+  written to ``build/measures/<name>.parquet``;
+* ``fit(ctx: FitContext) -> None``: adds result tables to ``ctx.results``, scalars to
+  ``ctx.values[<section>]`` and models to ``ctx.models``;
+* ``figures(ctx: FigureContext) -> None``: figures and publication tables;
+* ``CLAIMS``: a list of :class:`discbias.claims.Claim`.
+
+A new analysis is a new module added to :data:`ANALYSES`; its report section is a new
+template in ``report/sections/``.
+"""
+
+from . import study1, study2
+
+ANALYSES = [study1, study2]

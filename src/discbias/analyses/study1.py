@@ -1,0 +1,185 @@
+"""Study 1: the 70,000 FFHQ images and their top and bottom 100."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.multitest import multipletests
+
+from ..claims import Claim, Estimate, row, sign_rule
+from ..results import result_frame
+from ..stats.groups import category_shares, chisq_independence, correlation, describe, welch_ttest
+from ..studies.grissom2024 import RACE_CATEGORIES, read_ffhq_scores, read_top_bottom
+
+BLACK = "Black or African-American"
+
+
+def measure(ctx):
+    a = read_ffhq_scores(ctx.raw("study1_scores"), expected_rows=ctx.expected_rows("study1_scores"),
+                         on_invalid=ctx.on_invalid)
+    b = read_top_bottom(ctx.raw("study1_top_bottom"), ctx.raw("study1_ratings"),
+                        expected_rows=ctx.expected_rows("study1_top_bottom"), on_invalid=ctx.on_invalid)
+    return {**a.tables, **b.tables}, pd.concat([a.issues, b.issues], ignore_index=True)
+
+
+def black_share_per_image(race: pd.DataFrame) -> pd.DataFrame:
+    """Share of an image's race ratings that say Black, per image (the image is the unit)."""
+    g = race.groupby(["image_id", "group"])["race"]
+    return pd.DataFrame({"black_share": g.apply(lambda s: (s == BLACK).mean()), "n_ratings": g.size()}).reset_index()
+
+
+def fit(ctx):
+    scores = ctx.measures["ffhq_scores"]
+    valid = scores[scores["valid"]]
+    tb = ctx.measures["top_bottom"]
+    race = ctx.measures["top_bottom_race"]
+
+    dist = describe(valid["score"])
+    ctx.results["study1_score_distribution"] = pd.DataFrame(
+        [dict(statistic=k, value=v) for k, v in dist.items()])
+    corr = correlation(valid, "blue_mean", "score", model="s1_blue_score_corr")
+    ctx.results["study1_correlations"] = corr
+    ctx.add_model("s1_blue_score_corr", "Correlation of score with the blue-channel mean (70k FFHQ)",
+                  "cor(score, blue_mean)", corr)
+
+    tests = []
+    for v in ("luminance", "red_mean", "green_mean", "blue_mean"):
+        tests.append(welch_ttest(tb[tb["valid"]], v, "group", "top", "bottom", model=f"s1_top_bottom_{v}"))
+    share = black_share_per_image(race)
+    tests.append(welch_ttest(share, "black_share", "group", "bottom", "top", model="s1_black_share"))
+    tests = pd.concat(tests, ignore_index=True)
+    main = ~tests["term"].str.endswith(":hedges_g")
+    tests["p_holm"] = np.nan
+    tests.loc[main, "p_holm"] = multipletests(tests.loc[main, "p_value"], method="holm")[1]
+    tests["multiple_testing"] = "Holm over the five top-vs-bottom tests"
+    ctx.results["study1_top_bottom_tests"] = tests
+    for m in tests["model"].unique():
+        ctx.add_model(m, "Welch t-test, top vs bottom 100 FFHQ images", m.replace("s1_top_bottom_", "") + " ~ group",
+                      tests[tests["model"] == m])
+
+    shares = category_shares(race, "race", "group", RACE_CATEGORIES)
+    ctx.results["study1_race_shares"] = shares
+    chi = chisq_independence(race, "race", "group", model="s1_race_chisq")
+    chi["unit_warning"] = "ratings are nested in images; the per-image Welch test is the primary test"
+    ctx.results["study1_race_chisq"] = chi
+    ctx.add_model("s1_race_chisq", "Rated race by top/bottom group (all ratings)", "race x group", chi)
+
+    t = tests.set_index("term")
+    ctx.values["study1"] = dict(
+        n_images=int(len(scores)), n_valid=int(len(valid)), score=dist,
+        blue_r=float(corr.loc[0, "estimate"]), blue_r_low=float(corr.loc[0, "conf_low"]),
+        blue_r_high=float(corr.loc[0, "conf_high"]), blue_rho=float(corr.loc[1, "estimate"]),
+        n_top=int((tb["group"] == "top").sum()), n_bottom=int((tb["group"] == "bottom").sum()),
+        top_score_min=float(tb.loc[tb["group"] == "top", "score"].min()),
+        bottom_score_max=float(tb.loc[tb["group"] == "bottom", "score"].max()),
+        luminance=dict(top=float(t.loc["luminance", "mean_a"]), bottom=float(t.loc["luminance", "mean_b"]),
+                       diff=float(t.loc["luminance", "estimate"]), low=float(t.loc["luminance", "conf_low"]),
+                       high=float(t.loc["luminance", "conf_high"]), p=float(t.loc["luminance", "p_value"]),
+                       g=float(t.loc["luminance:hedges_g", "estimate"])),
+        black_share=dict(bottom=float(t.loc["black_share", "mean_a"]), top=float(t.loc["black_share", "mean_b"]),
+                         diff=float(t.loc["black_share", "estimate"]), low=float(t.loc["black_share", "conf_low"]),
+                         high=float(t.loc["black_share", "conf_high"])),
+        n_race_ratings=int(len(race)), race_chisq=float(chi.loc[0, "statistic"]), race_chisq_p=float(chi.loc[0, "p_value"]),
+        race_chisq_df=int(chi.loc[0, "df"]), race_cramers_v=float(chi.loc[0, "estimate"]),
+        n_images_rated=int(race["image_id"].nunique()),
+    )
+
+
+def figures(ctx):
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+
+    scores = ctx.measures["ffhq_scores"]
+    scores = scores[scores["valid"]]
+    tb = ctx.measures["top_bottom"]
+
+    # Score histogram, each bar coloured by the mean blue channel of its images (the only colour
+    # measure released for all 70k), extremes shown in their own mean colour.
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    bins = np.linspace(scores["score"].min(), scores["score"].max(), 61)
+    idx = np.clip(np.digitize(scores["score"], bins) - 1, 0, len(bins) - 2)
+    counts = np.bincount(idx, minlength=len(bins) - 1)
+    blue = np.bincount(idx, weights=scores["blue_mean"], minlength=len(bins) - 1) / np.maximum(counts, 1)
+    norm = colors.Normalize(0, 255)
+    cmap = plt.get_cmap("Blues")
+    ax.bar(bins[:-1], counts, width=np.diff(bins), align="edge", color=cmap(norm(blue)), edgecolor="none")
+    rgb = tb[["red_mean", "green_mean", "blue_mean"]].to_numpy() / 255
+    ax.scatter(tb["score"], np.full(len(tb), -0.03 * counts.max()), c=rgb, marker="|", s=60, clip_on=False)
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="mean blue channel of the bin (0-255)")
+    ax.set_xlabel("released discriminator score (logit)")
+    ax.set_ylabel("images")
+    ax.set_title(f"FFHQ, n = {len(scores):,}; ticks: top/bottom 100 in their mean RGB colour", fontsize=9)
+    ctx.save_figure(fig, "s1_score_histogram")
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    hb = axes[0].hexbin(scores["blue_mean"], scores["score"], gridsize=50, bins="log", cmap="viridis", mincnt=1)
+    fig.colorbar(hb, ax=axes[0], label="images (log)")
+    axes[0].set_xlabel("blue-channel mean (released 'luminance')")
+    axes[0].set_ylabel("score")
+    axes[0].set_title("all 70k", fontsize=9)
+    axes[1].scatter(tb["luminance"], tb["score"], c=rgb, s=14, edgecolor="k", linewidth=0.2)
+    axes[1].set_xlabel("luminance (Rec. 709 weights, gamma-encoded)")
+    axes[1].set_title("top and bottom 100, in their mean colour", fontsize=9)
+    ctx.save_figure(fig, "s1_luminance_score")
+
+    shares = ctx.results["study1_race_shares"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    cats = list(dict.fromkeys(shares["category"]))
+    x = np.arange(len(cats))
+    for k, (grp, colr) in enumerate((("top", "#4c72b0"), ("bottom", "#dd8452"))):
+        s = shares[shares["group"] == grp].set_index("category").reindex(cats)
+        ax.bar(x + (k - 0.5) * 0.4, s["share"], width=0.4, label=f"{grp} 100 (n = {int(s['total'].iloc[0])} ratings)",
+               color=colr)
+    ax.set_xticks(x, [c.replace(" or ", " or\n").replace("Native Hawaiian", "Native\nHawaiian") for c in cats],
+                  fontsize=7)
+    ax.set_ylabel("share of race ratings")
+    ax.legend(fontsize=8)
+    ctx.save_figure(fig, "s1_race_bars")
+
+    tests = ctx.results["study1_top_bottom_tests"]
+    tests = tests[~tests["term"].str.endswith(":hedges_g")]
+    g = ctx.results["study1_top_bottom_tests"]
+    g = g[g["term"].str.endswith(":hedges_g")].set_index("model")["estimate"]
+    tab = pd.DataFrame({
+        "Measure": tests["term"], "Mean A": tests["mean_a"], "Mean B": tests["mean_b"],
+        "Difference": tests["estimate"], "95% CI low": tests["conf_low"], "95% CI high": tests["conf_high"],
+        "t": tests["statistic"], "df": tests["df"], "Holm p": tests["p_holm"],
+        "Hedges g": tests["model"].map(g), "A vs B": tests["group_a"] + " vs " + tests["group_b"],
+    })
+    ctx.save_table(tab, "s1_top_bottom_tests", digits={"Mean A": 3, "Mean B": 3, "Difference": 3, "95% CI low": 3,
+                                                        "95% CI high": 3, "t": 2, "df": 1, "Holm p": 4, "Hedges g": 2})
+    pivot = shares.pivot(index="category", columns="group", values="share").reindex(RACE_CATEGORIES)
+    counts = shares.pivot(index="category", columns="group", values="n").reindex(RACE_CATEGORIES)
+    rt = pd.DataFrame({"Rated race": pivot.index, "Top n": counts["top"].to_numpy(), "Top share": pivot["top"].to_numpy(),
+                       "Bottom n": counts["bottom"].to_numpy(), "Bottom share": pivot["bottom"].to_numpy()})
+    ctx.save_table(rt, "s1_race_shares", digits={"Top share": 3, "Bottom share": 3})
+
+
+def _claim_luminance(results):
+    r = row(results, "study1_top_bottom_tests", "s1_top_bottom_luminance", "luminance")
+    if r is None:
+        return None
+    return Estimate(r["estimate"], r["conf_low"], r["conf_high"],
+                    sign_rule(r["estimate"], r["conf_low"], r["conf_high"], +1),
+                    "study1_top_bottom_tests: s1_top_bottom_luminance (top - bottom mean luminance)")
+
+
+def _claim_race(results):
+    r = row(results, "study1_top_bottom_tests", "s1_black_share", "black_share")
+    if r is None:
+        return None
+    return Estimate(r["estimate"], r["conf_low"], r["conf_high"],
+                    sign_rule(r["estimate"], r["conf_low"], r["conf_high"], +1),
+                    "study1_top_bottom_tests: s1_black_share (bottom - top per-image share of 'Black' ratings)")
+
+
+CLAIMS = [
+    Claim("S1-luminance", "Higher-luminance FFHQ images get higher scores (top vs bottom 100).",
+          "top 100 brighter than bottom 100",
+          "Welch 95% CI of the top - bottom difference in mean luminance lies above 0",
+          _claim_luminance),
+    Claim("S1-race", "The bottom 100 FFHQ images are far more often rated Black than the top 100.",
+          "bottom 100 far more often rated Black",
+          "Welch 95% CI of the bottom - top difference in the per-image share of 'Black' ratings lies above 0",
+          _claim_race),
+]

@@ -1,0 +1,166 @@
+"""Study 2: scraped faces by race x gender x hair, crowd-rated on perceived axes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..claims import Claim, Estimate, row, sign_rule
+from ..results import result_frame
+from ..stats.groups import cell_summary, welch_ttest
+from ..stats.regression import anova_type1, ols
+from ..studies.grissom2024 import read_study2
+
+LEVELS = {"race": ["Asian", "Black", "White"], "gender": ["men", "women"], "hair": ["long", "short"]}
+RGB = "score ~ red_mean + green_mean + blue_mean"
+ANOVA = "score ~ C(race) * C(hair) + luminance"
+
+
+def measure(ctx):
+    a = read_study2(ctx.raw("study2_images"), expected_rows=ctx.expected_rows("study2_images"),
+                    on_invalid=ctx.on_invalid, table_prefix="study2")
+    tables, issues = dict(a.tables), [a.issues]
+    if ctx.config.has_role("study2_aggregated"):
+        b = read_study2(ctx.raw("study2_aggregated"), expected_rows=ctx.expected_rows("study2_aggregated"),
+                        on_invalid=ctx.on_invalid, table_prefix="study2agg")
+        tables.update(b.tables)
+        issues.append(b.issues)
+    return tables, pd.concat(issues, ignore_index=True)
+
+
+def fit(ctx):
+    im = ctx.measures["study2_images"]
+    im = im[im["valid"]].copy()
+    cells = cell_summary(im, "score", ["race", "gender", "hair"], LEVELS)
+    ctx.results["study2_cell_means"] = cells
+
+    rgb, _ = ols(RGB, im, model="rgb_ols")
+    rgb_hc3, _ = ols(RGB, im, model="rgb_ols_hc3", cov_type="HC3")
+    ctx.results["study2_rgb_ols"] = pd.concat([rgb, rgb_hc3], ignore_index=True)
+    ctx.add_model("rgb_ols", "OLS of score on mean red, green, blue (Study 2 images)", RGB, rgb)
+    ctx.add_model("rgb_ols_hc3", "As rgb_ols, HC3 robust standard errors", RGB, rgb_hc3)
+
+    anovas = []
+    for gender in ("men", "women"):
+        sub = im[im["gender"] == gender]
+        _, fit_ = ols(ANOVA, sub, model=f"{gender}_anova")
+        a = anova_type1(fit_, model=f"{gender}_anova")
+        anovas.append(a)
+        ctx.add_model(f"{gender}_anova", f"Type I ANOVA of score, {gender} only", ANOVA, a)
+    ctx.results["study2_anova"] = pd.concat(anovas, ignore_index=True)
+
+    men = im[im["gender"] == "men"].copy()
+    men["is_black_long"] = np.where((men["race"] == "Black") & (men["hair"] == "long"), "Black long", "other")
+    bl = welch_ttest(men, "score", "is_black_long", "Black long", "other", model="s2_black_men_long_vs_other_men")
+    men_cells = cells[cells["gender"] == "men"]
+    lowest = men_cells.loc[men_cells["mean"].idxmin()]
+    bl["lowest_cell"] = f"{lowest['race']}:{lowest['hair']}"
+    ctx.results["study2_black_men_long_hair"] = bl
+    ctx.add_model("s2_black_men_long_vs_other_men", "Welch t-test: Black men with long hair vs other men",
+                  "score ~ (Black long vs other), men", bl)
+
+    r = rgb.set_index("term")
+    a_men = ctx.results["study2_anova"]
+    a_men = a_men[a_men["model"] == "men_anova"].set_index("term")
+    ctx.values["study2"] = dict(
+        n_images=int(len(ctx.measures["study2_images"])), n_valid=int(len(im)),
+        n_aggregated=int(len(ctx.measures["study2agg_images"])) if "study2agg_images" in ctx.measures else None,
+        n_ratings=int(len(ctx.measures["study2_ratings"])),
+        median_raters=float(im["skintone_n"].median()),
+        rgb={t.split("_")[0] if t != "Intercept" else "intercept":
+             dict(b=float(r.loc[t, "estimate"]), low=float(r.loc[t, "conf_low"]), high=float(r.loc[t, "conf_high"]),
+                  p=float(r.loc[t, "p_value"]))
+             for t in r.index},
+        rgb_r2=float(r["r_squared"].iloc[0]),
+        men_anova={t.replace("C(", "").replace(")", "").replace(":", "_x_"): dict(
+            F=float(a_men.loc[t, "statistic"]), p=float(a_men.loc[t, "p_value"]), df=float(a_men.loc[t, "df"]),
+            eta_p=float(a_men.loc[t, "estimate"])) for t in a_men.index if t != "Residual"},
+        men_anova_df_resid=float(a_men.loc["Residual", "df"]),
+        black_long=dict(mean=float(bl.loc[0, "mean_a"]), other=float(bl.loc[0, "mean_b"]),
+                        diff=float(bl.loc[0, "estimate"]), low=float(bl.loc[0, "conf_low"]),
+                        high=float(bl.loc[0, "conf_high"]), lowest_cell=str(bl.loc[0, "lowest_cell"])),
+    )
+
+
+def figures(ctx):
+    import matplotlib.pyplot as plt
+
+    cells = ctx.results["study2_cell_means"]
+    colours = {"Asian": "#55a868", "Black": "#8172b2", "White": "#c44e52"}
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), sharey=True)
+    for ax, gender in zip(axes, LEVELS["gender"]):
+        for k, race in enumerate(LEVELS["race"]):
+            s = cells[(cells["gender"] == gender) & (cells["race"] == race)].set_index("hair").reindex(LEVELS["hair"])
+            x = np.arange(len(LEVELS["hair"])) + (k - 1) * 0.12
+            ax.errorbar(x, s["mean"], yerr=[s["mean"] - s["conf_low"], s["conf_high"] - s["mean"]], fmt="o-",
+                        color=colours[race], label=race, capsize=3)
+            for xi, (m, n) in zip(x, zip(s["mean"], s["n"])):
+                if np.isfinite(m):
+                    ax.annotate(f"{n}", (xi, m), textcoords="offset points", xytext=(4, -9), fontsize=6,
+                                color=colours[race])
+        ax.set_xticks(range(len(LEVELS["hair"])),
+                      ["long", "short" if gender == "men" else "short (buzz cut)"])
+        ax.set_title(gender)
+    axes[0].set_ylabel("mean score (95% CI); labels: n")
+    axes[1].legend(fontsize=8)
+    ctx.save_figure(fig, "s2_cell_means")
+
+    cm = cells.rename(columns={"race": "Race", "gender": "Gender", "hair": "Hair", "n": "n", "mean": "Mean",
+                               "sd": "SD", "conf_low": "95% CI low", "conf_high": "95% CI high"})
+    ctx.save_table(cm[["Race", "Gender", "Hair", "n", "Mean", "SD", "95% CI low", "95% CI high"]], "s2_cell_means",
+                   digits={"Mean": 1, "SD": 1, "95% CI low": 1, "95% CI high": 1})
+    rgb = ctx.results["study2_rgb_ols"]
+    t = pd.DataFrame({"Model": rgb["model"], "Term": rgb["term"], "Estimate": rgb["estimate"], "SE": rgb["std_error"],
+                      "95% CI low": rgb["conf_low"], "95% CI high": rgb["conf_high"], "p": rgb["p_value"],
+                      "n": rgb["n_obs"]})
+    ctx.save_table(t, "s2_rgb_ols", digits={"Estimate": 3, "SE": 3, "95% CI low": 3, "95% CI high": 3, "p": 4})
+    an = ctx.results["study2_anova"]
+    t = pd.DataFrame({"Model": an["model"], "Term": an["term"], "df": an["df"], "Sum sq": an["sum_sq"], "F": an["statistic"],
+                      "p": an["p_value"], "Partial eta sq": an["estimate"]})
+    ctx.save_table(t, "s2_anova", digits={"df": 0, "Sum sq": 0, "F": 2, "p": 4, "Partial eta sq": 3})
+
+
+def _claim_red(results):
+    df = results.get("study2_rgb_ols")
+    if df is None:
+        return None
+    r = row(results, "study2_rgb_ols", "rgb_ols", "red_mean")
+    slopes = df[(df["model"] == "rgb_ols") & (df["term"] != "Intercept")].set_index("term")["estimate"]
+    verdict = sign_rule(r["estimate"], r["conf_low"], r["conf_high"], +1)
+    if verdict == "reproduced" and slopes.idxmax() != "red_mean":
+        verdict = "not reproduced"
+    return Estimate(r["estimate"], r["conf_low"], r["conf_high"], verdict,
+                    "study2_rgb_ols: rgb_ols red_mean (per unit of the 0-255 channel mean)")
+
+
+def _claim_black_long(results):
+    r = row(results, "study2_black_men_long_hair", "s2_black_men_long_vs_other_men", "score")
+    if r is None:
+        return None
+    verdict = sign_rule(r["estimate"], r["conf_low"], r["conf_high"], -1)
+    if verdict == "reproduced" and r["lowest_cell"] != "Black:long":
+        verdict = "inconclusive"
+    return Estimate(r["estimate"], r["conf_low"], r["conf_high"], verdict,
+                    "study2_black_men_long_hair: Black long-haired men - other men, mean score")
+
+
+def _not_yet(results):
+    return None
+
+
+CLAIMS = [
+    Claim("S2-red", "Red is the strongest positive colour predictor of score.",
+          "red +0.63, green -0.37, blue +0.22 (Bayesian RGB regression)",
+          "red slope's 95% CI above 0 and red the largest of the three slopes (OLS until the Bayesian model is fitted)",
+          _claim_red),
+    Claim("S2-black-men-long-hair", "Among men, Black men with long hair score lowest.",
+          "Black long-haired men lowest among men's cells",
+          "Black:long is the lowest men's cell and the Welch 95% CI of its difference to other men lies below 0",
+          _claim_black_long),
+    Claim("S2-femininity", "Perceived femininity raises the score (Figure 7 model).", "+2.4 [0.07, 4.2]",
+          "95% HDI above 0 in the paper's specification", _not_yet),
+    Claim("S2-hair", "Longer perceived hair lowers the score (Figure 7 model).", "-2.6 [-3.4, -1.8]",
+          "95% HDI below 0 in the paper's specification", _not_yet),
+    Claim("S2-skintone", "Darker perceived skin tone lowers the score (Figure 7 model).", "-1.9 [-3.8, 0.13]",
+          "posterior mean below 0; the paper's own HDI includes 0", _not_yet),
+]

@@ -1,0 +1,86 @@
+"""``discbias <stage>``: one entry point for every stage of the pipeline.
+
+Progress and logs go to stderr; ``--json`` prints machine-readable results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .config import ConfigError, load_config
+from .fetch import FetchError
+from .paths import project_paths
+from .pipeline import DEFAULT_CONFIG
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"study configuration (default: {DEFAULT_CONFIG})")
+    p.add_argument("--root", default=None, help="project root holding data/ and build/ (default: cwd)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="discbias", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"discbias {__version__}")
+    sub = parser.add_subparsers(dest="stage", required=True)
+    p = sub.add_parser("fetch", help="download released data (or copy from $DISCBIAS_DATA_MIRROR), sha256-verified")
+    _common(p)
+    p.add_argument("--offline", action="store_true", help="never use the network")
+    p = sub.add_parser("measure", help="turn raw files into tidy tables (build/measures)")
+    _common(p)
+    p.add_argument("--on-invalid", choices=["report", "error"], default=None,
+                   help="invalid values: set missing and list them (report) or stop (error)")
+    p = sub.add_parser("fit", help="fit every model; write build/results and build/values.json")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the claims table as JSON on stdout")
+    p = sub.add_parser("figures", help="figures and publication tables (build/figures, build/tables)")
+    _common(p)
+    p = sub.add_parser("render", help="render build/report/paper.{qmd,html,pdf}")
+    _common(p)
+    p.add_argument("--to", default="html,pdf", help="comma-separated formats: html, pdf (default both)")
+    p.add_argument("--templates", default=None, help="template folder (default: report/)")
+    p.add_argument("--no-quarto", action="store_true", help="use pandoc + Typst even if quarto is installed")
+    p = sub.add_parser("report", help="run every stage (fetch, measure, fit, figures, render)")
+    _common(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line.
+
+    Examples
+    --------
+    >>> main(["--version"])  # doctest: +SKIP
+    """
+    args = build_parser().parse_args(argv)
+    from . import pipeline
+    from .report.render import RenderError, render
+
+    try:
+        config = load_config(args.config)
+        paths = project_paths(args.root)
+        if args.stage == "fetch":
+            pipeline.run_fetch(config, paths, allow_download=not args.offline)
+        elif args.stage == "measure":
+            pipeline.run_measure(config, paths, on_invalid=args.on_invalid)
+        elif args.stage == "fit":
+            ctx = pipeline.run_fit(config, paths)
+            if args.json:
+                print(ctx.results["claims"].to_json(orient="records", indent=2))
+        elif args.stage == "figures":
+            pipeline.run_figures(config, paths)
+        elif args.stage == "render":
+            render(config, paths, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
+                   template_dir=args.templates, use_quarto=False if args.no_quarto else None)
+        elif args.stage == "report":
+            pipeline.run_all(args.config, args.root)
+    except (ConfigError, FetchError, RenderError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"discbias {args.stage}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Figures, publication tables and the rendering of the paper templates in ``report/``."""

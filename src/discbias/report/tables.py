@@ -1,0 +1,139 @@
+"""Publication tables: unrounded CSV, LaTeX (booktabs) and a Markdown pipe table for the paper."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..results import atomic_write_text, write_table
+
+
+def format_value(x, digits: int = 2) -> str:
+    """Format one cell for display: integers plainly, floats to ``digits``, p-like tiny values as
+    ``<0.0001``, missing as an em dash.
+
+    Examples
+    --------
+    >>> format_value(3), format_value(1.23456, 3), format_value(float("nan")), format_value(1e-9, 4)
+    ('3', '1.235', '—', '<0.0001')
+    """
+    if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
+        return "—"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}" if abs(int(x)) >= 10000 else str(int(x))
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        if x != 0 and abs(x) < 10 ** (-digits) and digits >= 3:
+            return f"<{10 ** (-digits):.{digits}f}" if x > 0 else f"{x:.1e}"
+        if digits == 0:
+            return f"{x:,.0f}"
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def format_frame(df: pd.DataFrame, digits: dict[str, int] | int = 2) -> pd.DataFrame:
+    """Format every cell of ``df`` as text (see :func:`format_value`)."""
+    out = pd.DataFrame(index=df.index)
+    for c in df.columns:
+        d = digits.get(c, 2) if isinstance(digits, dict) else digits
+        col = df[c]
+        if pd.api.types.is_float_dtype(col) and col.dropna().apply(float.is_integer).all() and c not in (digits if isinstance(digits, dict) else {}):
+            out[c] = [format_value(int(v) if pd.notna(v) else v) for v in col]
+        else:
+            out[c] = [format_value(v, d) for v in col]
+    return out
+
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(df_text: pd.DataFrame) -> str:
+    """A pandoc/Quarto pipe table from an all-text frame (numbers right-aligned).
+
+    Examples
+    --------
+    >>> print(to_markdown(pd.DataFrame({"a": ["x"], "b": ["1.0"]})))
+    | a | b |
+    |:--|--:|
+    | x | 1.0 |
+    """
+    def is_num(c):
+        vals = [v for v in df_text[c] if v not in ("—", "")]
+        return bool(vals) and all(v.replace(",", "").replace(".", "", 1).replace("-", "", 1).replace("<", "")
+                                  .replace("e", "", 1).replace("+", "").isdigit() for v in vals)
+    head = "| " + " | ".join(_md_escape(c) for c in df_text.columns) + " |"
+    align = "|" + "|".join("--:" if is_num(c) else ":--" for c in df_text.columns) + "|"
+    body = ["| " + " | ".join(_md_escape(v) for v in r) + " |" for r in df_text.itertuples(index=False)]
+    return "\n".join([head, align, *body])
+
+
+def to_latex(df_text: pd.DataFrame) -> str:
+    """A booktabs LaTeX tabular from an all-text frame."""
+    def esc(s):
+        s = str(s)
+        for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                     ("<", r"\textless{}"), ("—", "---")):
+            s = s.replace(a, b)
+        return s
+    cols = "l" * len(df_text.columns)
+    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(esc(c) for c in df_text.columns) + r" \\",
+             r"\midrule"]
+    lines += [" & ".join(esc(v) for v in r) + r" \\" for r in df_text.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def write_publication_table(df: pd.DataFrame, out_dir: str | Path, name: str, *,
+                            digits: dict[str, int] | int = 2, rename: dict[str, str] | None = None) -> None:
+    """Write ``<name>.csv`` (unrounded), ``<name>.tex`` (booktabs) and ``<name>.md`` (pipe table).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> write_publication_table(pd.DataFrame({"x": [1.23456]}), d, "t", digits=2)
+    >>> (d / "t.md").read_text().splitlines()[-1]
+    '| 1.23 |'
+    """
+    out_dir = Path(out_dir)
+    if rename:
+        df = df.rename(columns=rename)
+    write_table(df, out_dir / f"{name}.csv")
+    text = format_frame(df.reset_index(drop=True), digits)
+    atomic_write_text(out_dir / f"{name}.tex", to_latex(text))
+    atomic_write_text(out_dir / f"{name}.md", to_markdown(text))
+
+
+def common_tables(ctx) -> None:
+    """Tables every paper has: claims, provenance, models, data issues, software versions."""
+    claims = ctx.results["claims"]
+    t = pd.DataFrame({"Claim": claims["claim_id"], "Paper": claims["paper_value"], "Estimate": claims["estimate"],
+                      "95% low": claims["conf_low"], "95% high": claims["conf_high"], "Verdict": claims["verdict"]})
+    ctx.save_table(t, "claims", digits={"Estimate": 3, "95% low": 3, "95% high": 3})
+    rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"], "Verdict rule": claims["rule"],
+                          "Source": claims["source"].fillna("")})
+    ctx.save_table(rules, "claim_rules")
+    prov = ctx.results["provenance"]
+    ctx.save_table(pd.DataFrame({"Source": prov["source"], "File": prov["file"], "Rows": prov["rows_expected"],
+                                 "sha256": prov["sha256"]}), "provenance")
+    models = ctx.results["models"]
+    cols = [c for c in ("model", "formula", "method", "n_obs", "converged", "warnings") if c in models]
+    m = models[cols].copy()
+    if "warnings" in m:
+        m["warnings"] = m["warnings"].fillna("").replace("", "none")
+    ctx.save_table(m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
+                                     "converged": "Converged", "warnings": "Warnings"}), "models", digits=0)
+    issues = ctx.results["data_issues"]
+    if len(issues):
+        summary = issues.groupby(["file", "problem", "action"]).size().reset_index(name="n")
+    else:
+        summary = pd.DataFrame({"file": ["(all files)"], "problem": ["none found"], "action": ["—"], "n": [0]})
+    ctx.save_table(summary.rename(columns={"file": "File", "problem": "Problem", "action": "Action"}), "data_issues")
+    sw = ctx.values["meta"]["software"]
+    ctx.save_table(pd.DataFrame({"Package": list(sw), "Version": list(sw.values())}), "software")
