@@ -205,7 +205,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
         upstream=config.upstream, n_sources=len(prov), n_data_issues=int(len(issues)),
         fit_seconds=timings,
     )
-    ctx.values["claims"] = {r.claim_id: {k: r[k] for k in claims.columns} for r in claims.itertuples()}
+    ctx.values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
     ctx.values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
     write_values(ctx.values, paths.values)
     return ctx
