@@ -21,6 +21,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="project root holding data/ and build/ (default: cwd)")
 
 
+#: Modules that add subcommands. Each defines ``register(subparsers)``, which adds its parsers and
+#: sets ``func=<callable(args) -> int>`` with ``set_defaults``; a new stage is one line here.
+PLUGINS: list[str] = []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="discbias", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"discbias {__version__}")
@@ -44,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-quarto", action="store_true", help="use pandoc + Typst even if quarto is installed")
     p = sub.add_parser("report", help="run every stage (fetch, measure, fit, figures, render)")
     _common(p)
+    import importlib
+
+    for mod in PLUGINS:
+        importlib.import_module(mod).register(sub)
     return parser
 
 
@@ -58,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import pipeline
     from .report.render import RenderError, render
 
+    if getattr(args, "func", None) is not None:
+        return int(args.func(args) or 0)
     try:
         config = load_config(args.config)
         paths = project_paths(args.root)
