@@ -293,6 +293,13 @@ class Discriminator(torch.nn.Module):
     ):
         super().__init__()
         _check_architecture(architecture)
+        #: Constructor arguments, JSON-serialisable; ``Discriminator(**D.init_kwargs)`` rebuilds the network.
+        self.init_kwargs = dict(
+            c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels, architecture=architecture,
+            channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res,
+            conv_clamp=conv_clamp, cmap_dim=cmap_dim, block_kwargs=dict(block_kwargs or {}),
+            mapping_kwargs=dict(mapping_kwargs or {}), epilogue_kwargs=dict(epilogue_kwargs or {}),
+        )
         log2 = int(round(math.log2(img_resolution))) if img_resolution > 0 else 0
         if img_resolution < 8 or 2**log2 != img_resolution:
             raise ValueError(f"img_resolution must be a power of two >= 8, got {img_resolution}")
