@@ -198,3 +198,32 @@ def test_shards_partition_deterministically(tmp_path):
     assert [x.image for x in shard(list(reversed(items)), 1, 4)] == [x.image for x in reversed(parts[1])]
     with pytest.raises(SourceError):
         parse_shard("4/4")
+
+
+def test_clear_errors_for_missing_weights_registry_and_device(tmp_path, capsys):
+    make_images(tmp_path / "img", 1, size=(16, 16))
+    base = ["score", str(tmp_path / "img"), "--cache-dir", str(tmp_path / "c"), "--no-progress", "--workers", "0"]
+    assert main(base + ["--weights", str(tmp_path / "nope.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    monkey_dir = tmp_path / "weights"
+    import os
+
+    old = os.environ.get("DISCBIAS_WEIGHTS_DIR")
+    os.environ["DISCBIAS_WEIGHTS_DIR"] = str(monkey_dir)
+    try:
+        assert main(base + ["--weights", "stylegan3-r-ffhq-1024x1024.pkl"]) == 2
+        assert "download_weights('stylegan3-r-ffhq-1024x1024.pkl')" in capsys.readouterr().err
+    finally:
+        if old is None:
+            os.environ.pop("DISCBIAS_WEIGHTS_DIR")
+        else:
+            os.environ["DISCBIAS_WEIGHTS_DIR"] = old
+    w = save_random_discriminator(tmp_path / "D.pt", 16)
+    if not torch.cuda.is_available():
+        assert main(base + ["--weights", str(w), "--device", "cuda"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+    assert main(base + ["--weights", str(w), "--grouping", "reference-group"]) == 2
+    assert "--reference" in capsys.readouterr().err
+    assert main(base + ["--weights", str(w), "--min-side", "8", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["settings"]["precision"] == "fp32"  # CPU always runs in float32
