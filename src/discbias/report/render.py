@@ -159,6 +159,7 @@ def render_pdf(qmd: Path, root: Path) -> Path:
 
     typ = qmd.with_suffix(".typ")
     _pandoc(qmd, "typst", typ, ["-V", "papersize=a4", "-V", "fontsize=10pt", "--number-sections",
+                                f"--include-in-header={Path(__file__).with_name('typst-header.typ')}",
                                 "-V", "section-numbering=1.1", "--toc"])
     out = qmd.with_suffix(".pdf")
     try:
