@@ -177,7 +177,9 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
 
     Examples
     --------
-    >>> # render(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
+    >>> from discbias.config import load_config
+    >>> from discbias.paths import project_paths
+    >>> render(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
     """
     qmd = render_qmd(paths, template_dir)
     if use_quarto is None:

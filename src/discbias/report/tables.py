@@ -129,7 +129,7 @@ def common_tables(ctx) -> None:
     cols = [c for c in ("model", "formula", "method", "n_obs", "converged", "warnings") if c in models]
     m = models[cols].copy()
     if "warnings" in m:
-        m["warnings"] = m["warnings"].fillna("").replace("", "none")
+        m["warnings"] = [w if isinstance(w, str) and w else "none" for w in m["warnings"]]
     ctx.save_table(m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
                                      "converged": "Converged", "warnings": "Warnings"}), "models", digits=0)
     issues = ctx.results["data_issues"]
