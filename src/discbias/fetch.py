@@ -79,6 +79,7 @@ def _install_verified(tmp: Path, dest: Path, source: Source, origin: str) -> str
     if actual != source.sha256:
         tmp.unlink(missing_ok=True)
         raise ChecksumError(source.file, source.sha256, actual, origin)
+    os.chmod(tmp, 0o444)  # raw data is immutable
     os.replace(tmp, dest)  # atomic on one filesystem
     return actual
 
