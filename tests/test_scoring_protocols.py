@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,3 +208,27 @@ def test_renamed_file_comes_from_cache_changed_file_is_rescored(setup, tmp_path)
     run = Scorer(w, min_side=1).score_items(discover(src), cache, progress=False)
     assert (run.scored, run.from_cache) == (1, 2)
     assert not run.table.set_index("image").loc["00001.png", "from_cache"]
+
+
+def test_unchanged_files_are_not_rehashed(setup, tmp_path, monkeypatch):
+    import os
+
+    import discbias.scoring.scorer as scorer_mod
+
+    d, w = setup
+    src = tmp_path / "img"
+    make_images(src, 4, size=(RES, RES), seed=12)
+    cache = ScoreCache(tmp_path / "c")
+    calls = []
+    real = scorer_mod.sha256_file
+    s = Scorer(w, min_side=1)
+    monkeypatch.setattr(scorer_mod, "sha256_file", lambda p: (calls.append(str(p)), real(p))[1])
+    assert s.score_items(discover(src), cache, progress=False).scored == 4 and len(calls) == 4
+    calls.clear()
+    assert s.score_items(discover(src), cache, progress=False).from_cache == 4 and calls == []
+    st = os.stat(src / "00002.png")
+    os.utime(src / "00002.png", ns=(st.st_atime_ns, st.st_mtime_ns + 1000))  # touched, same bytes
+    run = s.score_items(discover(src), cache, progress=False)
+    assert [Path(c).name for c in calls] == ["00002.png"] and run.from_cache == 4
+    calls.clear()
+    assert s.score_items(discover(src), cache, progress=False, rehash=True).from_cache == 4 and len(calls) == 4

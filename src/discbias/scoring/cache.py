@@ -9,7 +9,9 @@ One table ``scores`` holds every discriminator score, whichever way it was obtai
   ``released:<study>:<image_id>``.
 
 ``failures`` lists inputs that could not be scored (with the reason), ``image_stats`` the colour
-statistics of each decoded image (by image sha256). Each batch is written in one transaction
+statistics of each decoded image (by image sha256), ``file_hashes`` a memo of file sha256s by
+(absolute path, size, modification time in ns), so that a rerun over unchanged files does not
+read them again (``--rehash`` ignores the memo). Each batch is written in one transaction
 (``BEGIN IMMEDIATE``), so a crash loses at most the batch in flight; rows are ``INSERT OR IGNORE``
 on the primary key, so concurrent writers never duplicate a score.
 """
@@ -67,6 +69,12 @@ CREATE TABLE IF NOT EXISTS failures (
     discbias_version TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (image, image_sha256, weights_sha256, settings)
+);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS image_stats (
     image_sha256 TEXT PRIMARY KEY,
@@ -241,6 +249,23 @@ class ScoreCache:
             con.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)", frecs)
             con.executemany("INSERT OR IGNORE INTO image_stats VALUES (?,?,?,?,?,?,?)", srecs)
         return added
+
+    # ---- file hash memo -------------------------------------------------------------------
+    def known_hashes(self, paths: list[str]) -> dict[str, tuple[int, int, str]]:
+        """Memoised ``(size, mtime_ns, sha256)`` of these absolute paths."""
+        out = {}
+        for i in range(0, len(paths), 500):
+            chunk = paths[i:i + 500]
+            q = f"SELECT * FROM file_hashes WHERE path IN ({','.join('?' * len(chunk))})"
+            for r in self._con.execute(q, chunk):
+                out[r["path"]] = (r["size"], r["mtime_ns"], r["sha256"])
+        return out
+
+    def remember_hashes(self, rows: list[tuple[str, int, int, str]]) -> None:
+        """Store ``(path, size, mtime_ns, sha256)`` rows in the memo (one transaction)."""
+        if rows:
+            with self.transaction() as con:
+                con.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", rows)
 
     # ---- released scores -------------------------------------------------------------------
     def import_released(self, study: str, scores: pd.DataFrame, *, source: str, source_sha256: str = "",

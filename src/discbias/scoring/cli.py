@@ -72,6 +72,8 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="write the score table to this .csv or .parquet "
                    "(failures go to <out stem>.failures.csv)")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    p.add_argument("--rehash", action="store_true",
+                   help="hash every file again (default: reuse the hash of files whose path, size and mtime are unchanged)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     _add_cache_arg(p)
     p.set_defaults(func=cmd_score)
@@ -126,7 +128,7 @@ def cmd_score(args) -> int:
         return _err("score", exc)
     done = [0]
     try:
-        run = scorer.score_items(items, cache, progress=not args.no_progress,
+        run = scorer.score_items(items, cache, progress=not args.no_progress, rehash=args.rehash,
                                  on_batch=lambda n: done.__setitem__(0, done[0] + n))
     except KeyboardInterrupt:
         print(f"\ndiscbias score: interrupted; {done[0]} images of this run are saved in {cache.path}; "

@@ -287,8 +287,41 @@ class Scorer:
         return arr.mean(axis=0), sd
 
     # ---- the run --------------------------------------------------------------------------
+    @staticmethod
+    def _hashes(items: Sequence[ImageItem], cache: ScoreCache, rehash: bool) -> list[str | None]:
+        """sha256 of every file; unchanged files (same path, size, mtime) come from the cache's memo."""
+        keys, stats = [], []
+        for it in items:
+            try:
+                st = os.stat(it.path)
+                stats.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                stats.append(None)
+            keys.append(str(Path(it.path).resolve()))
+        memo = {} if rehash else cache.known_hashes(keys)
+        shas: list[str | None] = [None] * len(items)
+        todo = []
+        for i, (k, st) in enumerate(zip(keys, stats)):
+            m = memo.get(k)
+            if st is not None and m is not None and (m[0], m[1]) == st:
+                shas[i] = m[2]
+            elif st is not None:
+                todo.append(i)
+
+        def _hash(i):
+            try:
+                return sha256_file(items[i].path)
+            except OSError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as ex:
+            for i, sha in zip(todo, ex.map(_hash, todo, chunksize=64)):
+                shas[i] = sha
+        cache.remember_hashes([(keys[i], stats[i][0], stats[i][1], shas[i]) for i in todo if shas[i]])
+        return shas
+
     def score_items(self, items: Sequence[ImageItem], cache: ScoreCache, *, progress: bool = True,
-                    on_batch: Callable[[int], None] | None = None) -> ScoreRun:
+                    on_batch: Callable[[int], None] | None = None, rehash: bool = False) -> ScoreRun:
         """Score every item not yet in ``cache``; return the full table (cached and new rows).
 
         Parameters
@@ -300,19 +333,15 @@ class Scorer:
             Progress bar (images/s, ETA) on stderr.
         on_batch : callable, optional
             Called with the number of images committed after each batch.
+        rehash : bool
+            Read and hash every file even if its path, size and modification time are unchanged
+            since the cache last hashed it.
         """
         t0 = time.perf_counter()
         p, wsha = self.protocol, self.weights_sha256
         items = list(items)
 
-        def _hash(it):
-            try:
-                return sha256_file(it.path)
-            except OSError:
-                return None
-
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as ex:
-            shas = list(ex.map(_hash, items, chunksize=64))
+        shas = self._hashes(items, cache, rehash)
         cached = cache.get_scores([s for s in shas if s], wsha, p)
         rows: list[dict] = []
         failures: list[dict] = []
