@@ -64,6 +64,9 @@ FACE_TERMS = ["C(gender, Treatment('female'))", "C(age_band, Treatment('20-29'))
 # confidence >= 0.5) for every face, so the two cannot be separated.
 DEMOGRAPHIC_TERMS = FACE_TERMS[:2]
 CLAIM_IDS = ("S1-stratified-quality", "S1-stratified-face")
+#: BLAS threads while fitting. The fits are chains of small dense products (70k x 35); with
+#: several BLAS threads on a shared 2-core machine they ran 10x slower than single-threaded.
+BLAS_THREADS = 1
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -190,9 +193,12 @@ def group_summaries(d: pd.DataFrame) -> pd.DataFrame:
     [1, 2, 0]
     """
     out = []
+    # cell_summary is given a constant second key: with a single key, pandas' groupby index does
+    # not align with the one-level MultiIndex it reindexes to (every n would read 0).
+    dd = d.assign(_all="all")
     for col, label in ATTRIBUTES.items():
-        s = cell_summary(d, "score", [col], {col: list(d[col].cat.categories)})
-        out.append(s.rename(columns={col: "level"}).assign(attribute=col, attribute_label=label))
+        s = cell_summary(dd, "score", [col, "_all"], {col: list(d[col].cat.categories), "_all": ["all"]})
+        out.append(s.drop(columns="_all").rename(columns={col: "level"}).assign(attribute=col, attribute_label=label))
     df = pd.concat(out, ignore_index=True)
     df["level"] = df["level"].astype(str)
     return df[["attribute", "attribute_label", "level", "n", "mean", "median", "sd", "conf_low", "conf_high",
@@ -397,6 +403,19 @@ def fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int = 
     """OLS (HC3), MixedLM and quantile regressions of the standardized score; block tests.
 
     Returns a dict of tidy frames: ``coefficients``, ``blocks``, ``variance``, plus ``timings``
+    (seconds per model) and ``info``. BLAS is limited to :data:`BLAS_THREADS` threads meanwhile.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=BLAS_THREADS):
+        return _fit_regressions(m, base_warnings, n_boot=n_boot, quantiles=quantiles)
+
+
+def _fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int = N_BOOT,
+                     quantiles=QUANTILES) -> dict:
+    """OLS (HC3), MixedLM and quantile regressions of the standardized score; block tests.
+
+    Returns a dict of tidy frames: ``coefficients``, ``blocks``, ``variance``, plus ``timings``
     (seconds per model) and ``info``.
     """
     import statsmodels.formula.api as smf
@@ -582,11 +601,6 @@ def fit_quantile(m: pd.DataFrame, terms: list[str], q: float, base_warnings: lis
 
 
 # --------------------------------------------------------------------------------------- stage
-#: BLAS threads while fitting. The fits are chains of small dense products (70k x 35); with
-#: several BLAS threads on a shared 2-core machine they ran 10x slower than single-threaded.
-BLAS_THREADS = 1
-
-
 def fit(ctx):
     from threadpoolctl import threadpool_limits
 
@@ -675,7 +689,7 @@ def _values(d, info, groups, shares, qtests, reg, m, timings, ctx) -> dict:
                   low=float(blocks.loc["block:face", "conf_low"]), high=float(blocks.loc["block:face", "conf_high"]),
                   F=float(blocks.loc["block:face", "statistic"]), df=int(blocks.loc["block:face", "df_num"]),
                   p=float(blocks.loc["block:face", "p_value"])),
-        top_terms=[dict(term=t, estimate=float(r["estimate"]), low=float(r["conf_low"]), high=float(r["conf_high"]))
+        top_terms=[dict(term=t, label=_pretty(t), estimate=float(r["estimate"]), low=float(r["conf_low"]), high=float(r["conf_high"]))
                    for t, r in top.iterrows()],
         blue=dict(ols=float(ols_c.loc["blue_z", "estimate"]), q10=float(blue_q.get(0.1, np.nan)),
                   q50=float(blue_q.get(0.5, np.nan)), q90=float(blue_q.get(0.9, np.nan))),
