@@ -326,3 +326,10 @@ def test_real_tarball(tmp_path):
     counts = res.issues["problem"].value_counts()
     assert counts["no face detected (empty array)"] == 529 and counts["2 faces detected"] == 70
     assert len(res.issues) == 599  # nothing else is wrong in the released files
+
+
+def test_only_empty_files_still_give_the_full_schema(tmp_path):
+    res = read_ffhq_features(write_folder(tmp_path, {"00000.json": b"[]", "00001.json": b"[]"}))
+    df = res.tables["ffhq_features"]
+    assert len(df) == 2 and df["no_face"].all()
+    assert {"gender", "glasses", "hair_color", "exposure_value"} <= set(df.columns) and df["gender"].isna().all()

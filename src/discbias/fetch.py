@@ -407,7 +407,7 @@ def fetch_all(config: StudyConfig, raw_dir: str | os.PathLike, **kwargs) -> list
 
     Examples
     --------
-    >>> # fetch_all(load_config("analysis/grissom2024.toml"), "data/raw")  # doctest: +SKIP
+    >>> fetch_all(load_config("analysis/grissom2024.toml"), "data/raw")  # doctest: +SKIP
     """
     results, errors = [], []
     for src in config.sources.values():

@@ -221,7 +221,7 @@ def score_bins(score: pd.Series) -> pd.DataFrame:
     Examples
     --------
     >>> b = score_bins(pd.Series(np.arange(1000.0)))
-    >>> b["decile"].value_counts().min(), int(b["top1"].sum()), int(b["bottom1"].sum())
+    >>> int(b["decile"].value_counts().min()), int(b["top1"].sum()), int(b["bottom1"].sum())
     (100, 10, 10)
     """
     r = score.rank(method="first")

@@ -233,7 +233,7 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     for c in numeric:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float) if c in df else np.nan
     for c, levels in CATEGORIES.items():
-        df[c] = pd.Categorical(df[c] if c in df else None, categories=levels)
+        df[c] = pd.Categorical(df[c] if c in df else [None] * len(df), categories=levels)
     for c in BOOLEAN_COLUMNS:
         df[c] = (df[c] if c in df else pd.Series([None] * len(df))).astype("boolean")
     for c in ("no_face", "multi_face", "parse_error"):
