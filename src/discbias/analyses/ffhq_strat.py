@@ -180,6 +180,10 @@ ATTRIBUTES = {"gender": "gender", "age_band": "age band", "glasses": "glasses", 
               "hair_colour": "top hair colour", "blur_level": "blur level", "exposure_level": "exposure level",
               "noise_level": "noise level"}
 CROSS = ["gender", "age_band", "glasses"]
+#: How the per-attribute table is split in the paper.
+GROUP_TABLE_PARTS = {"a": ["gender", "age_band", "glasses"],
+                     "b": ["face_status", "smiling", "facial_hair", "makeup", "headwear_g"],
+                     "c": ["hair_colour", "blur_level", "exposure_level", "noise_level"]}
 
 
 def group_summaries(d: pd.DataFrame) -> pd.DataFrame:
@@ -787,15 +791,19 @@ def figures(ctx):
     g = res["ffhq_strat_groups"]
     t = pd.DataFrame({"Attribute": g["attribute_label"], "Level": g["level"], "n": g["n"], "Mean": g["mean"],
                       "Median": g["median"], "SD": g["sd"], "95% CI low": g["conf_low"], "95% CI high": g["conf_high"]})
-    ctx.save_table(t, "s1x_groups", digits={"n": 0, "Mean": 1, "Median": 1, "SD": 1, "95% CI low": 1, "95% CI high": 1})
+    # Long tables do not break across pages in the Typst output: the paper gets them in parts.
+    for part, attrs in GROUP_TABLE_PARTS.items():
+        ctx.save_table(t[g["attribute"].isin(attrs)], f"s1x_groups_{part}",
+                       digits={"n": 0, "Mean": 1, "Median": 1, "SD": 1, "95% CI low": 1, "95% CI high": 1})
     cells = res["ffhq_strat_cells"]
     piv = cells.copy()
-    piv["text"] = [("—" if n == 0 else f"{mu:.1f} ({n:,})") for mu, n in zip(piv["mean"], piv["n"])]
-    wide = piv.pivot_table(index=["gender", "age_band"], columns="glasses", values="text", aggfunc="first",
-                           sort=False).reset_index()
-    wide.columns.name = None
-    wide = wide.rename(columns={"gender": "Gender", "age_band": "Age band"})
-    ctx.save_table(wide, "s1x_cells", digits=1)
+    piv["text"] = [("—" if n == 0 else f"{mu:.1f} ({n})") for mu, n in zip(piv["mean"], piv["n"])]
+    for gender in dict.fromkeys(piv["gender"]):
+        sub = piv[piv["gender"] == gender]
+        wide = sub.pivot_table(index="age_band", columns="glasses", values="text", aggfunc="first",
+                               sort=False).reset_index()
+        wide.columns.name = None
+        ctx.save_table(wide.rename(columns={"age_band": "Age band"}), f"s1x_cells_{gender.replace(' ', '_')}", digits=1)
     sh = res["ffhq_strat_bin_shares"]
     sel = sh[sh["grouping"].isin(["gender", "age_band", "glasses"]) & sh["bin"].isin(["bottom 1%", "D1", "D10", "top 1%"])]
     w = sel.pivot_table(index=["grouping", "level"], columns="bin", values="share", sort=False)
@@ -812,15 +820,18 @@ def figures(ctx):
                                  "95% CI high": bl["conf_high"]}), "s1x_blocks",
                    digits={"Terms": 0, "F (HC3)": 1, "df": 0, "Holm p": 4, "R² without": 4, "R² full": 4, "ΔR²": 4,
                            "95% CI low": 4, "95% CI high": 4})
-    tab = pd.DataFrame({"Term": labels})
+    tab = pd.DataFrame({"Term": [_pretty(t) for t in terms]})
     for mod, lab in (("s1x_ols_full", "OLS"), ("s1x_mixed", "Mixed"), ("s1x_quantile_10", "q10"),
                      ("s1x_quantile_50", "q50"), ("s1x_quantile_90", "q90")):
         c = coefs[coefs["model"] == mod].set_index("term").reindex(terms)
         tab[lab] = c["estimate"].to_numpy()
         if mod == "s1x_ols_full":
-            tab["OLS 95% CI"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(c["conf_low"], c["conf_high"])]
+            tab["OLS SE"] = c["std_error"].to_numpy()
             tab["OLS Holm p"] = c["p_holm"].to_numpy()
-    ctx.save_table(tab, "s1x_coefficients", digits={"OLS": 3, "Mixed": 3, "q10": 3, "q50": 3, "q90": 3, "OLS Holm p": 4})
+    first = np.array([_is_quality(t) or t.startswith(("C(gender", "C(age_band")) for t in terms])
+    dg = {"OLS": 3, "OLS SE": 3, "Mixed": 3, "q10": 3, "q50": 3, "q90": 3, "OLS Holm p": 4}
+    ctx.save_table(tab[first], "s1x_coefficients_a", digits=dg)
+    ctx.save_table(tab[~first], "s1x_coefficients_b", digits=dg)
     qt = res["ffhq_strat_quality_tests"]
     ctx.save_table(pd.DataFrame({"Measure": qt["label"], "n": qt["n_obs"], "Spline terms": qt["df_num"],
                                  "F (HC3)": qt["statistic"], "Holm p": qt["p_holm"], "R²": qt["estimate"]}),
