@@ -704,7 +704,11 @@ def _values(d, info, groups, shares, qtests, reg, m, timings, ctx) -> dict:
                    near_zero=bool(var.loc["var(cell intercept)", "near_zero"]),
                    max_diff=float(var.loc["var(cell intercept)", "max_abs_diff_vs_ols"]),
                    converged=bool(var.loc["var(cell intercept)", "converged"]),
-                   n_groups=int(var.loc["var(cell intercept)", "n_groups"])),
+                   n_groups=int(var.loc["var(cell intercept)", "n_groups"]),
+                   optimizer=str(coefs.loc[coefs["model"] == "s1x_mixed", "optimizer"].iloc[0]),
+                   n_optimizers=len(MIXED_OPTIMIZERS),
+                   optimizer_note=next((w for w in str(var.loc["var(cell intercept)", "warnings"]).split("; ")
+                                        if w.startswith("optimizer ")), "")),
         claims=claims, min_delta_r2=MIN_DELTA_R2, alpha=ALPHA, n_boot=N_BOOT,
         quantiles_converged=bool(coefs.loc[coefs["model"].str.startswith("s1x_quantile"), "converged"].all()),
         timings=timings,
