@@ -521,17 +521,18 @@ def fit_mixed(m: pd.DataFrame, ols_fit, base_warnings: list[str]) -> tuple[pd.Da
                 caught_all[opt] = [f"{'+'.join(opt)} failed: {exc}"]
                 continue
         # A singular fit can report an infinite log-likelihood: rank it last.
-        fits.append((float(f.llf) if np.isfinite(f.llf) else -np.inf, opt, f))
+        fits.append((float(f.llf) if np.isfinite(f.llf) else -np.inf, opt, f, float(f.llf)))
         caught_all[opt] = sorted({str(w.message).splitlines()[0] for w in caught})
     if not fits:
         raise RuntimeError(f"MixedLM failed with every optimizer: {caught_all}")
-    llf, best, fit = max(fits, key=lambda t: t[0])
+    llf, best, fit, _ = max(fits, key=lambda t: t[0])
     warns = list(base_warnings) + caught_all[best]
-    for other_llf, opt, other in fits:
+    for other_llf, opt, other, raw_llf in fits:
         if opt != best and (llf - other_llf > 1e-3 or abs(float(other.cov_re.iloc[0, 0]) - float(fit.cov_re.iloc[0, 0]))
                             > 1e-3 * max(float(fit.cov_re.iloc[0, 0]), 1e-12)):
             warns.append(f"optimizer {'+'.join(opt)} stopped elsewhere (cell variance {float(other.cov_re.iloc[0, 0]):.3g}, "
-                         f"REML log-lik {other_llf:.2f}, converged={other.converged}); kept {'+'.join(best)} "
+                         f"REML log-lik {raw_llf:.2f}{'' if np.isfinite(raw_llf) else ' (not finite: singular fit)'}, "
+                         f"converged={other.converged}); kept {'+'.join(best)} "
                          f"(variance {float(fit.cov_re.iloc[0, 0]):.3g}, log-lik {llf:.2f})")
     group_var = float(fit.cov_re.iloc[0, 0])
     resid_var = float(fit.scale)
