@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+#: Kinds of source: a single file checked by sha256, or a tree of JSON files checked by a content digest.
+SOURCE_KINDS = ("file", "json_tree")
+_SOURCE_KEYS = {"file", "sha256", "url", "rows", "description", "path", "kind", "content_digest"}
+
+
 class ConfigError(ValueError):
     """A study configuration is missing a field or names an unknown source."""
 
@@ -31,6 +36,16 @@ class Source:
         Expected sha256 of the file's bytes.
     rows : int or None
         Expected number of data rows (checked by the adapters).
+    kind : str
+        ``"file"`` (default): the bytes must have ``sha256``. ``"json_tree"``: an archive
+        (``.tar``/``.tar.gz``) or an extracted folder of JSON files, verified by
+        ``content_digest`` over the files (archive bytes differ between packers); ``sha256`` is
+        then the digest of the mirror's archive, accepted as a fast path.
+    content_digest : str
+        For ``kind = "json_tree"``: sha256 of the lines ``<file name>\\0<sha256 of the file>\\n``
+        over the member files sorted by name (see :func:`discbias.fetch.content_digest`).
+    meta : dict
+        Any other keys of the source's table (``member_dir``, ``files``, ``licence``...).
     """
 
     name: str
@@ -40,6 +55,9 @@ class Source:
     rows: int | None = None
     description: str = ""
     upstream_path: str = ""
+    kind: str = "file"
+    content_digest: str = ""
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -134,6 +152,11 @@ def load_config(path: str | Path) -> StudyConfig:
                 commit=upstream.get("commit", ""),
                 path=s.get("path", s["file"]),
             )
+        kind = s.get("kind", "file")
+        if kind not in SOURCE_KINDS:
+            raise ConfigError(f"{path}: [sources.{name}] kind = {kind!r}; known kinds: {list(SOURCE_KINDS)}")
+        if kind == "json_tree" and not s.get("content_digest"):
+            raise ConfigError(f"{path}: [sources.{name}] has kind = \"json_tree\" and needs `content_digest`")
         sources[name] = Source(
             name=name,
             file=s["file"],
@@ -142,6 +165,9 @@ def load_config(path: str | Path) -> StudyConfig:
             rows=s.get("rows"),
             description=s.get("description", ""),
             upstream_path=s.get("path", s["file"]),
+            kind=kind,
+            content_digest=str(s.get("content_digest", "")).lower(),
+            meta={k: v for k, v in s.items() if k not in _SOURCE_KEYS},
         )
     roles = dict(raw.get("roles", {}))
     for role, src in roles.items():

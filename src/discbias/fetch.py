@@ -4,14 +4,22 @@ Offline, set ``DISCBIAS_DATA_MIRROR`` to a folder holding the files under their 
 names; files are copied from there and verified exactly like downloads. A file is only ever
 moved into ``data/raw/`` after its checksum matched, so a good file is never replaced by a bad
 one and nothing half-written is left behind.
+
+A source of kind ``"json_tree"`` (for example the FFHQ face attributes, 70,000 JSON files) is
+verified by a *content digest* over its member files instead of the archive's bytes, because
+archives of the same files made by different packers differ. It may be found as the mirror's
+tarball, an upstream archive (``<repo>-<commit>/json/...``) or an extracted ``json/`` folder; what
+is installed in ``data/raw`` is always an archive whose content digest matched.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -19,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+from typing import Iterable, Iterator
 
 from .config import Source, StudyConfig
 
@@ -42,6 +52,20 @@ class ChecksumError(FetchError):
         super().__init__(
             f"checksum mismatch for {file} (from {origin}): expected sha256 {expected}, "
             f"got {actual}. The file was not installed; check the source or the configured hash."
+        )
+
+
+class ContentDigestError(ChecksumError):
+    """The files of an archive or folder do not have the configured content digest."""
+
+    def __init__(self, file: str, expected: str, actual: str, origin: str, n_files: int | None = None):
+        self.file, self.expected, self.actual, self.origin, self.n_files = file, expected, actual, origin, n_files
+        RuntimeError.__init__(
+            self,
+            f"content digest mismatch for {file} (from {origin}): expected {expected}, got {actual}"
+            + (f" over {n_files} member files" if n_files is not None else "")
+            + ". Nothing was installed; the archive or folder holds other files than the pinned upstream commit "
+            "(or is incomplete). Check the source or the configured content_digest.",
         )
 
 
@@ -112,7 +136,10 @@ def fetch_source(source: Source, raw_dir: str | os.PathLike, *, mirror: str | os
     """Make ``raw_dir/<source.file>`` exist with the configured sha256.
 
     Order: an existing verified file is kept; else the mirror's copy is verified and copied;
-    else the URL is downloaded and verified.
+    else the URL is downloaded and verified. Sources of kind ``"json_tree"`` are verified by
+    their content digest (see :func:`verify_tree`) and may also be found in ``raw_dir`` or the
+    mirror under the names listed in the source's ``alternatives`` (an upstream archive, an
+    extracted ``json/`` folder, which is packed into a tarball).
 
     Parameters
     ----------
@@ -149,6 +176,10 @@ def fetch_source(source: Source, raw_dir: str | os.PathLike, *, mirror: str | os
     """
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
+    if mirror is None:
+        mirror = os.environ.get(MIRROR_ENV) or None
+    if source.kind == "json_tree":
+        return _fetch_json_tree(source, raw_dir, mirror, allow_download, progress)
     dest = raw_dir / source.file
     if dest.exists():
         actual = sha256_file(dest)
@@ -156,8 +187,6 @@ def fetch_source(source: Source, raw_dir: str | os.PathLike, *, mirror: str | os
             return FetchResult(source.name, dest, actual, "cached", dest.stat().st_size)
         # A present but wrong file is left in place (it may be the user's); say what to do.
         raise ChecksumError(source.file, source.sha256, actual, f"existing file {dest}; delete it to refetch")
-    if mirror is None:
-        mirror = os.environ.get(MIRROR_ENV) or None
     if mirror is not None:
         candidate = Path(mirror) / source.file
         if candidate.exists():
@@ -185,6 +214,191 @@ def fetch_source(source: Source, raw_dir: str | os.PathLike, *, mirror: str | os
     finally:
         tmp.unlink(missing_ok=True)
     return FetchResult(source.name, dest, actual, source.url, dest.stat().st_size)
+
+
+def digest_of_hashes(hashes: dict[str, str]) -> str:
+    """Content digest from ``{file name: sha256 hex}``: sha256 of the lines ``<name>\\0<hex>\\n``
+    over the names sorted.
+
+    Examples
+    --------
+    >>> digest_of_hashes({"b.json": "22", "a.json": "11"}) == hashlib.sha256(b"a.json\\x0011\\nb.json\\x0022\\n").hexdigest()
+    True
+    """
+    h = hashlib.sha256()
+    for name in sorted(hashes):
+        h.update(f"{name}\0{hashes[name]}\n".encode())
+    return h.hexdigest()
+
+
+def _member_name(path: str, member_dir: str, suffix: str) -> str | None:
+    parts = path.replace("\\", "/").split("/")
+    if len(parts) >= 2 and parts[-2] == member_dir and parts[-1].endswith(suffix) and not parts[-1].startswith("."):
+        return parts[-1]
+    return None
+
+
+def _tree_folder(path: Path, member_dir: str) -> Path:
+    if path.name == member_dir:
+        return path
+    if (path / member_dir).is_dir():
+        return path / member_dir
+    subs = [d / member_dir for d in sorted(path.iterdir()) if d.is_dir() and (d / member_dir).is_dir()]
+    if len(subs) == 1:
+        return subs[0]
+    raise FetchError(f"{path}: no '{member_dir}/' folder in it (nor in exactly one sub-folder); "
+                     f"point at the folder holding the {member_dir}/ files")
+
+
+def iter_tree_files(path: str | os.PathLike, *, member_dir: str = "json", suffix: str = ".json"
+                    ) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(file name, bytes)`` of the files ``.../<member_dir>/<name><suffix>`` of a tree.
+
+    ``path`` is a tar archive (any compression; read as a stream, in archive order) or a folder
+    (``<member_dir>/`` itself, a folder holding it, or an extracted upstream archive holding
+    ``<top>/<member_dir>/``; read in name order). Other members (README, LICENSE) are skipped.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "json").mkdir(); _ = (d / "json" / "1.json").write_text("[]")
+    >>> list(iter_tree_files(d))
+    [('1.json', b'[]')]
+    """
+    path = Path(path)
+    if path.is_dir():
+        folder = _tree_folder(path, member_dir)
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.name.endswith(suffix) and not f.name.startswith("."):
+                yield f.name, f.read_bytes()
+        return
+    try:
+        with tarfile.open(path, "r|*") as tf:
+            for m in tf:
+                if m.isfile():
+                    name = _member_name(m.name, member_dir, suffix)
+                    if name is not None:
+                        yield name, tf.extractfile(m).read()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise FetchError(f"{path}: not a readable tar archive ({exc}); expected a .tar/.tar.gz or a folder") from exc
+
+
+def content_digest(path: str | os.PathLike, *, member_dir: str = "json", suffix: str = ".json") -> tuple[str, int]:
+    """Content digest and file count of the member files of an archive or folder.
+
+    Raises :class:`FetchError` if a file name occurs twice (two ``json/`` folders in one archive).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "json"; d.mkdir(); _ = (d / "a.json").write_text("[]")
+    >>> content_digest(d)[1]
+    1
+    """
+    hashes: dict[str, str] = {}
+    for name, data in iter_tree_files(path, member_dir=member_dir, suffix=suffix):
+        if name in hashes:
+            raise FetchError(f"{path}: member file {name} occurs twice; the archive holds more than one {member_dir}/ folder")
+        hashes[name] = hashlib.sha256(data).hexdigest()
+    return digest_of_hashes(hashes), len(hashes)
+
+
+def pack_tree(folder: str | os.PathLike, dest: str | os.PathLike, *, member_dir: str = "json",
+              suffix: str = ".json") -> int:
+    """Write the member files of ``folder`` to a gzip tar ``dest`` as ``<member_dir>/<name>`` (sorted).
+
+    Returns the number of files packed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "json").mkdir(); _ = (d / "json" / "a.json").write_text("[]")
+    >>> pack_tree(d, d / "t.tar.gz"), content_digest(d / "t.tar.gz") == content_digest(d)
+    (1, True)
+    """
+    n = 0
+    with tarfile.open(dest, "w:gz", compresslevel=6) as tf:
+        for name, data in iter_tree_files(folder, member_dir=member_dir, suffix=suffix):
+            info = tarfile.TarInfo(f"{member_dir}/{name}")
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tf.addfile(info, io.BytesIO(data))
+            n += 1
+    return n
+
+
+def _tree_opts(source: Source) -> dict:
+    return dict(member_dir=source.meta.get("member_dir", "json"), suffix=source.meta.get("suffix", ".json"))
+
+
+def verify_tree(path: str | os.PathLike, source: Source, origin: str) -> str:
+    """Check an archive or folder against ``source.content_digest``; return how it matched.
+
+    An archive whose bytes have the configured ``sha256`` (the mirror's tarball) matches without
+    reading its members (``"sha256"``); anything else is read and its content digest compared
+    (``"content digest"``).
+
+    Raises
+    ------
+    ContentDigestError
+        Naming the expected and the actual digest.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from discbias.config import Source
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "json"; d.mkdir(); _ = (d / "a.json").write_text("[]")
+    >>> src = Source("t", "t.tar.gz", "", "00", kind="json_tree", content_digest=content_digest(d)[0])
+    >>> verify_tree(d, src, "demo")
+    'content digest'
+    """
+    path = Path(path)
+    if path.is_file() and source.sha256 and sha256_file(path) == source.sha256:
+        return "sha256"
+    actual, n = content_digest(path, **_tree_opts(source))
+    if actual != source.content_digest:
+        raise ContentDigestError(source.file, source.content_digest, actual, origin, n)
+    return "content digest"
+
+
+def _fetch_json_tree(source: Source, raw_dir: Path, mirror, allow_download: bool, progress: bool) -> FetchResult:
+    dest = raw_dir / source.file
+    if dest.exists():
+        how = verify_tree(dest, source, f"existing file {dest}; delete it to refetch")
+        return FetchResult(source.name, dest, sha256_file(dest), f"cached ({how})", dest.stat().st_size)
+    names = [source.file, *source.meta.get("alternatives", [])]
+    places = [raw_dir] + ([Path(mirror)] if mirror is not None else [])
+    for place in places:
+        for name in names:
+            candidate = place / name
+            if not candidate.exists() or candidate == dest:
+                continue
+            tmp = _tmp_beside(dest)
+            try:
+                if candidate.is_dir():
+                    pack_tree(candidate, tmp, **_tree_opts(source))
+                else:
+                    shutil.copyfile(candidate, tmp)
+                how = verify_tree(tmp, source, str(candidate))
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+            kind = "folder" if candidate.is_dir() else "archive"
+            return FetchResult(source.name, dest, sha256_file(dest), f"{kind} {candidate} ({how})", dest.stat().st_size)
+    looked = ", ".join(str(p / n) for p in places for n in names)
+    if not allow_download or not source.url:
+        raise MissingFileError(
+            f"{source.file} not found (looked for {looked}) and downloading is off. Set {MIRROR_ENV} to a folder "
+            f"holding it (or an upstream archive or extracted json/ folder), or download "
+            f"{source.url or '(no URL configured)'} into {raw_dir}."
+        )
+    tmp = _tmp_beside(dest)
+    try:
+        _download(source.url, tmp, source.file, progress)
+        how = verify_tree(tmp, source, source.url)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return FetchResult(source.name, dest, sha256_file(dest), f"{source.url} ({how})", dest.stat().st_size)
 
 
 def fetch_all(config: StudyConfig, raw_dir: str | os.PathLike, **kwargs) -> list[FetchResult]:

@@ -1,0 +1,938 @@
+"""Study 1 extended: how the released scores stratify all 70,000 FFHQ images.
+
+The released scores (``RGB_format_images_data.csv``) are joined with the Face API attributes of
+each image (:mod:`discbias.studies.ffhq_features`). Four analyses, each a tidy result table:
+
+* **Disaggregation** (fairlearn's MetricFrame, by hand): score n, mean, median, SD and a t CI for
+  every cell of gender x age band x glasses (the full cross, empty cells kept with n = 0) and
+  for each attribute alone; each group's share of every score decile and of the top and bottom
+  1% (``ffhq_strat_groups``, ``ffhq_strat_cells``, ``ffhq_strat_bin_shares``).
+* **Image-quality stratification**: score against exposure, blur, noise and the blue-channel
+  mean, as binned means with CIs and a cubic B-spline fit with HC3 bands
+  (``ffhq_strat_quality_bins``, ``ffhq_strat_quality_curves``, ``ffhq_strat_quality_tests``).
+* **Regression** of the standardized score on standardized image-quality and face attributes:
+  OLS with HC3 standard errors; a linear mixed model (statsmodels MixedLM, REML) with gender and
+  age band as fixed effects and random intercepts for the 14 gender x age band cells, which
+  partially pools their interaction; quantile regressions at the 10th, 50th and 90th
+  percentiles (``ffhq_strat_coefficients``, ``ffhq_strat_variance``).
+* **Blocks**: robust (HC3) Wald F-tests of the image-quality block and of the face block in the
+  full OLS model, and each block's incremental R^2 with a bootstrap CI (``ffhq_strat_blocks``);
+  these decide the claims ``S1-stratified-quality`` and ``S1-stratified-face``.
+
+Multiple testing: Holm within each family (the terms of one model; the four quality curves; the
+two blocks), written in the ``p_holm`` and ``multiple_testing`` columns.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from ..claims import Claim, Estimate
+from ..results import result_frame
+from ..stats.groups import cell_summary
+from ..stats.quantile import quantreg
+from ..stats.regression import ols
+from ..studies.ffhq_features import GENDERS, GLASSES, HAIR_COLORS, read_ffhq_features
+
+NO_FACE = "no face"
+NO_HAIR_COLOUR = "none given"
+AGE_BANDS = ["0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60+"]
+_AGE_EDGES = [-np.inf, 10, 20, 30, 40, 50, 60, np.inf]
+QUALITY_MEASURES = {"exposure_value": "Face API exposure", "blur_value": "Face API blur",
+                    "noise_value": "Face API noise", "blue_mean": "blue-channel mean (0-255)"}
+BINS = ["bottom 1%"] + [f"D{k}" for k in range(1, 11)] + ["top 1%"]
+QUANTILES = (0.1, 0.5, 0.9)
+#: Minimum incremental R^2 (share of score variance) for a block to count as stratifying scores.
+MIN_DELTA_R2 = 0.01
+ALPHA = 0.05
+N_BOOT = 200
+SEED = 20240215
+
+#: Predictors (after :func:`prepare`): continuous ones are z-scores over the model sample.
+QUALITY_TERMS = ["exposure_z", "I(exposure_z ** 2)", "blur_z", "noise_z", "blue_z"]
+FACE_TERMS = ["C(gender, Treatment('female'))", "C(age_band, Treatment('20-29'))", "smile_z", "abs_yaw_z",
+              "pitch_z", "abs_roll_z", "C(glasses, Treatment('NoGlasses'))", "facial_hair_z", "eye_makeup",
+              "lip_makeup", "headwear", "bald_z", "C(hair_colour, Treatment('brown'))",
+              "face_area_z", "multi_face", "occluded"]
+# ``hair_invisible`` is left out: in the released files it equals ``headwear`` (headwear
+# confidence >= 0.5) for every face, so the two cannot be separated.
+DEMOGRAPHIC_TERMS = FACE_TERMS[:2]
+CLAIM_IDS = ("S1-stratified-quality", "S1-stratified-face")
+#: BLAS threads while fitting. The fits are chains of small dense products (70k x 35); with
+#: several BLAS threads on a shared 2-core machine they ran 10x slower than single-threaded.
+BLAS_THREADS = 1
+
+
+# ----------------------------------------------------------------------------------------- data
+def measure(ctx):
+    """Adapter: the face-attribute table (cached as Parquet keyed by the archive's sha256)."""
+    src = ctx.config.role("ffhq_features")
+    res = read_ffhq_features(ctx.raw("ffhq_features"), expected_files=src.meta.get("files"),
+                             content_digest=src.content_digest or None, cache_dir=ctx.paths.build / "cache",
+                             on_invalid=ctx.on_invalid)
+    return res.tables, res.issues
+
+
+def _z(s: pd.Series) -> pd.Series:
+    s = s.astype(float)
+    sd = s.std()
+    return (s - s.mean()) / sd if sd > 0 else s * 0.0
+
+
+def _with_level(s: pd.Series, levels: list[str], fill: str, fill_mask: pd.Series) -> pd.Categorical:
+    out = s.astype(object).where(~fill_mask, fill)
+    return pd.Categorical(out, categories=levels + [fill])
+
+
+def prepare(scores: pd.DataFrame, features: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Join scores and face attributes; add grouping variables and standardized predictors.
+
+    Returns ``(data, info)``: one row per valid score (``has_features`` False where no attribute
+    file matched) and counts of what matched.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"image_id": ["00000", "00001"], "score": [1.0, 2.0], "blue_mean": [90.0, 100.0],
+    ...                   "valid": [True, True]})
+    >>> f = pd.DataFrame({"image_id": ["00000"], "no_face": [True], "multi_face": [False]})
+    >>> d, info = prepare(s, f); info["n_scores_without_features"], str(d.loc[0, "gender"])
+    (1, 'no face')
+    """
+    sc = scores[scores["valid"]] if "valid" in scores else scores
+    d = sc.merge(features, on="image_id", how="left", indicator=True)
+    info = dict(n_scores=int(len(sc)), n_features=int(len(features)),
+                n_scores_without_features=int((d["_merge"] == "left_only").sum()),
+                n_features_without_score=int((~features["image_id"].isin(sc["image_id"])).sum()))
+    d["has_features"] = d["_merge"] == "both"
+    d = d.drop(columns="_merge")
+    for c, default in (("no_face", False), ("multi_face", False)):
+        d[c] = d[c].astype("boolean").fillna(default).astype(bool) if c in d else default
+    for c in ("gender", "glasses", "age", "hair_color", "smile", "beard", "moustache", "sideburns", "eye_makeup",
+              "lip_makeup", "accessory_headwear", "bald", "hair_invisible", "exposure_value", "blur_value",
+              "noise_value", "head_yaw", "head_pitch", "head_roll", "face_area_share", "forehead_occluded",
+              "eye_occluded", "mouth_occluded", "blur_level", "exposure_level", "noise_level", "face_status"):
+        if c not in d:
+            d[c] = np.nan
+    no = d["no_face"] | ~d["has_features"]
+    d["gender"] = _with_level(d["gender"], GENDERS, NO_FACE, no)
+    d["glasses"] = _with_level(d["glasses"], GLASSES, NO_FACE, no)
+    band = pd.cut(d["age"].astype(float), _AGE_EDGES, right=False, labels=AGE_BANDS)
+    d["age_band"] = _with_level(band, AGE_BANDS, NO_FACE, no)
+    hc = d["hair_color"].astype(object).where(d["hair_color"].notna(), NO_HAIR_COLOUR)
+    d["hair_colour"] = _with_level(hc, HAIR_COLORS + [NO_HAIR_COLOUR], NO_FACE, no)
+    d["cell"] = (d["gender"].astype(str) + " | " + d["age_band"].astype(str) + " | " + d["glasses"].astype(str))
+    d["gender_age"] = d["gender"].astype(str) + ":" + d["age_band"].astype(str)
+
+    def flag(s, yes, no_, thr=0.5):
+        v = s.astype(float)
+        return _with_level(pd.Series(np.where(v >= thr, yes, no_), index=d.index).where(v.notna()),
+                           [yes, no_], NO_FACE, no)
+
+    d["smiling"] = flag(d["smile"], "smiling", "not smiling")
+    fh = d[["beard", "moustache", "sideburns"]].astype(float)
+    d["facial_hair"] = flag(fh.max(axis=1, skipna=False), "facial hair", "no facial hair")
+    mk = d["eye_makeup"].astype("boolean") | d["lip_makeup"].astype("boolean")
+    d["makeup"] = flag(mk.astype("Float64").astype(float), "makeup", "no makeup")
+    d["headwear_g"] = flag(d["accessory_headwear"], "headwear", "no headwear")
+    for c, levels in (("blur_level", ["low", "medium", "high"]),
+                      ("exposure_level", ["underExposure", "goodExposure", "overExposure"]),
+                      ("noise_level", ["low", "medium", "high"])):
+        d[c] = _with_level(d[c], levels, NO_FACE, no)
+    d["face_status"] = pd.Categorical(np.where(~d["has_features"], "no attribute file",
+                                               d["face_status"].astype(object)),
+                                      categories=["one", "several", "none", "no attribute file"])
+    # Model variables (z-scored over the rows that have a face; refitted samples re-standardize).
+    f = ~no
+    num = {"exposure_z": "exposure_value", "blur_z": "blur_value", "noise_z": "noise_value", "blue_z": "blue_mean",
+           "smile_z": "smile", "bald_z": "bald", "face_area_z": "face_area_share"}
+    for z, c in num.items():
+        d[z] = np.nan
+        d.loc[f, z] = _z(d.loc[f, c])
+    d["abs_yaw_z"] = np.nan
+    d.loc[f, "abs_yaw_z"] = _z(d.loc[f, "head_yaw"].astype(float).abs())
+    d["abs_roll_z"] = np.nan
+    d.loc[f, "abs_roll_z"] = _z(d.loc[f, "head_roll"].astype(float).abs())
+    d["pitch_z"] = np.nan
+    d.loc[f, "pitch_z"] = _z(d.loc[f, "head_pitch"])
+    d["facial_hair_z"] = np.nan
+    d.loc[f, "facial_hair_z"] = _z(fh.loc[f].mean(axis=1))
+    for c in ("eye_makeup", "lip_makeup", "hair_invisible"):
+        d[c] = d[c].astype("Float64").astype(float)
+    d["headwear"] = (d["accessory_headwear"].astype(float) >= 0.5).astype(float).where(d["accessory_headwear"].notna())
+    occ = d[["forehead_occluded", "eye_occluded", "mouth_occluded"]].astype("Float64").astype(float)
+    d["occluded"] = occ.max(axis=1, skipna=False)
+    d["multi_face"] = d["multi_face"].astype(float)
+    d["score_z"] = _z(d["score"])
+    d["in_model"] = f
+    return d, info
+
+
+# ------------------------------------------------------------------------------ disaggregation
+#: Attributes summarized one at a time (column -> label).
+ATTRIBUTES = {"gender": "gender", "age_band": "age band", "glasses": "glasses", "face_status": "faces found",
+              "smiling": "smile", "facial_hair": "facial hair", "makeup": "makeup", "headwear_g": "headwear",
+              "hair_colour": "top hair colour", "blur_level": "blur level", "exposure_level": "exposure level",
+              "noise_level": "noise level"}
+CROSS = ["gender", "age_band", "glasses"]
+#: How the per-attribute table is split in the paper.
+GROUP_TABLE_PARTS = {"a": ["gender", "age_band", "glasses"],
+                     "b": ["face_status", "smiling", "facial_hair", "makeup", "headwear_g"],
+                     "c": ["hair_colour", "blur_level", "exposure_level", "noise_level"]}
+
+
+def group_summaries(d: pd.DataFrame) -> pd.DataFrame:
+    """Score n, mean, median, SD and 95% t CI for each level of each attribute alone (all levels).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"score": [1.0, 2.0, 3.0],
+    ...                   "gender": pd.Categorical(["male", "male", "female"], ["female", "male", "no face"])})
+    >>> group_summaries(d[["score", "gender"]].assign(**{a: d["gender"] for a in ATTRIBUTES if a != "gender"}))["n"].tolist()[:3]
+    [1, 2, 0]
+    """
+    out = []
+    # cell_summary is given a constant second key: with a single key, pandas' groupby index does
+    # not align with the one-level MultiIndex it reindexes to (every n would read 0).
+    dd = d.assign(_all="all")
+    for col, label in ATTRIBUTES.items():
+        s = cell_summary(dd, "score", [col, "_all"], {col: list(d[col].cat.categories), "_all": ["all"]})
+        out.append(s.drop(columns="_all").rename(columns={col: "level"}).assign(attribute=col, attribute_label=label))
+    df = pd.concat(out, ignore_index=True)
+    df["level"] = df["level"].astype(str)
+    return df[["attribute", "attribute_label", "level", "n", "mean", "median", "sd", "conf_low", "conf_high",
+               "conf_level"]]
+
+
+def cross_summary(d: pd.DataFrame) -> pd.DataFrame:
+    """Score summary for every cell of gender x age band x glasses (full cross, n = 0 kept)."""
+    levels = {c: list(d[c].cat.categories) for c in CROSS}
+    s = cell_summary(d, "score", CROSS, levels)
+    for c in CROSS:
+        s[c] = s[c].astype(str)
+    s["structurally_empty"] = (s[CROSS].eq(NO_FACE).any(axis=1) & ~s[CROSS].eq(NO_FACE).all(axis=1))
+    return s
+
+
+def score_bins(score: pd.Series) -> pd.DataFrame:
+    """Decile (``D1``..``D10``, by rank, ties broken by order) and extreme-1% membership.
+
+    Examples
+    --------
+    >>> b = score_bins(pd.Series(np.arange(1000.0)))
+    >>> int(b["decile"].value_counts().min()), int(b["top1"].sum()), int(b["bottom1"].sum())
+    (100, 10, 10)
+    """
+    r = score.rank(method="first")
+    n = score.notna().sum()
+    dec = np.ceil(r / n * 10).clip(1, 10)
+    return pd.DataFrame({"decile": pd.Categorical("D" + dec.astype("Int64").astype(str), BINS[1:-1]),
+                         "bottom1": r <= np.floor(0.01 * n), "top1": r > n - np.floor(0.01 * n)}, index=score.index)
+
+
+def bin_shares(d: pd.DataFrame) -> pd.DataFrame:
+    """Each group's share of every score bin (deciles, bottom and top 1%), for each attribute alone
+    and for the gender x age band x glasses cells; every level x bin appears.
+
+    Columns: ``grouping, level, bin, n, bin_total, share, overall_share, ratio`` (share / overall
+    share: 1 means represented as in the whole set), with a Wilson 95% CI of ``share``.
+    """
+    b = score_bins(d["score"])
+    masks = {"bottom 1%": b["bottom1"].to_numpy()}
+    for k in range(1, 11):
+        masks[f"D{k}"] = (b["decile"] == f"D{k}").to_numpy()
+    masks["top 1%"] = b["top1"].to_numpy()
+    groupings = {c: d[c] for c in ATTRIBUTES} | {"gender x age band x glasses": pd.Categorical(
+        d["cell"], categories=[" | ".join(x) for x in pd.MultiIndex.from_product(
+            [list(d[c].cat.categories) for c in CROSS])])}
+    rows = []
+    z = stats.norm.ppf(0.975)
+    N = len(d)
+    for gname, g in groupings.items():
+        g = pd.Categorical(g)
+        codes = g.codes
+        overall = np.bincount(codes[codes >= 0], minlength=len(g.categories))
+        for bname, m in masks.items():
+            cnt = np.bincount(codes[m & (codes >= 0)], minlength=len(g.categories))
+            tot = int(m.sum())
+            for lev, c, o in zip(g.categories, cnt, overall):
+                if tot:
+                    p = c / tot
+                    den = 1 + z**2 / tot
+                    centre = (p + z**2 / (2 * tot)) / den
+                    half = z * np.sqrt(p * (1 - p) / tot + z**2 / (4 * tot**2)) / den
+                else:
+                    p = centre = half = np.nan
+                rows.append(dict(grouping=gname, level=str(lev), bin=bname, n=int(c), bin_total=tot, share=p,
+                                 share_low=centre - half, share_high=centre + half, overall_n=int(o),
+                                 overall_share=o / N, ratio=p / (o / N) if o else np.nan))
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ image quality
+def _spline_formula(x: pd.Series, name: str) -> tuple[str, tuple]:
+    lo, hi = float(x.min()), float(x.max())
+    qs = np.quantile(x, [0.01, 0.99])
+    knots = tuple(np.round(np.linspace(qs[0], qs[1], 6)[1:-1], 6))
+    return f"score ~ bs({name}, knots={knots}, degree=3, lower_bound={lo}, upper_bound={hi})", knots
+
+
+def quality_curves(d: pd.DataFrame, n_bins: int = 20) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Score against each image-quality measure: binned means, a spline fit and its test.
+
+    Returns ``(bins, curves, tests)``: quantile bins of the measure (ties merged) with the mean
+    score and a t CI; the spline's fitted mean with a 95% HC3 band on a grid; and one tidy row
+    per measure with the robust Wald F-test that the curve is flat, its R^2 and a Holm p-value
+    over the four measures.
+    """
+    import statsmodels.formula.api as smf
+
+    bins, curves, tests = [], [], []
+    for x, label in QUALITY_MEASURES.items():
+        s = d[["score", x]].dropna()
+        q = pd.qcut(s[x], n_bins, duplicates="drop")
+        g = s.groupby(q, observed=False)
+        agg = pd.DataFrame({"n": g["score"].count(), "mean": g["score"].mean(), "sd": g["score"].std(),
+                            "x_mean": g[x].mean()}).reset_index(drop=True)
+        se = agg["sd"] / np.sqrt(agg["n"])
+        tq = stats.t.ppf(0.975, (agg["n"] - 1).clip(lower=1))
+        agg["conf_low"], agg["conf_high"] = agg["mean"] - tq * se, agg["mean"] + tq * se
+        agg.insert(0, "measure", x)
+        agg["bin"] = np.arange(len(agg))
+        bins.append(agg)
+        formula, knots = _spline_formula(s[x], x)
+        warns = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = smf.ols(formula, data=s).fit(cov_type="HC3")
+        warns += [str(w.message) for w in caught]
+        k = len(fit.params) - 1
+        wt = fit.wald_test(np.eye(len(fit.params))[1:], use_f=True, scalar=True)
+        grid = pd.DataFrame({x: np.linspace(s[x].quantile(0.005), s[x].quantile(0.995), 80)})
+        pr = fit.get_prediction(grid).summary_frame(alpha=0.05)
+        curves.append(pd.DataFrame({"measure": x, "x": grid[x], "fit": pr["mean"], "conf_low": pr["mean_ci_lower"],
+                                    "conf_high": pr["mean_ci_upper"]}))
+        tests.append(dict(model=f"s1x_spline_{x}", term=f"bs({x}) (all {k} terms)", estimate=fit.rsquared,
+                          statistic=float(wt.statistic), p_value=float(wt.pvalue), method=(
+                              "OLS cubic B-spline (interior knots at equal steps between the 1st and 99th "
+                              "percentiles); HC3 Wald F-test of flatness; estimate: R^2"),
+                          n_obs=int(fit.nobs), converged=True, warnings=warns, df_num=k, df_den=float(fit.df_resid),
+                          measure=x, label=label, knots=str(knots)))
+    tests = result_frame(tests)
+    tests["p_holm"] = multipletests(tests["p_value"], method="holm")[1]
+    tests["multiple_testing"] = "Holm over the four quality curves"
+    return pd.concat(bins, ignore_index=True), pd.concat(curves, ignore_index=True), tests
+
+
+# ---------------------------------------------------------------------------------- regression
+def model_data(d: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Rows with a face and every model variable present (and what was dropped, as warnings)."""
+    cols = ["score_z", "exposure_z", "blur_z", "noise_z", "blue_z", "gender", "age_band", "smile_z", "abs_yaw_z",
+            "pitch_z", "abs_roll_z", "glasses", "facial_hair_z", "eye_makeup", "lip_makeup", "headwear", "bald_z",
+            "hair_invisible", "hair_colour", "face_area_z", "multi_face", "occluded", "gender_age"]
+    face = d[d["in_model"]]
+    m = face[cols].dropna().copy()
+    warns = [f"{int((~d['in_model']).sum())} image(s) without a detected face (or attribute file) excluded"]
+    if len(m) < len(face):
+        warns.append(f"{len(face) - len(m)} image(s) with a face dropped for missing attribute values")
+    for c in ("gender", "age_band", "glasses", "hair_colour"):
+        m[c] = m[c].cat.remove_unused_categories()
+    return m, warns
+
+
+def _formula(terms: list[str]) -> str:
+    return "score_z ~ " + " + ".join(terms)
+
+
+def _block_columns(names: list[str], terms: list[str]) -> list[int]:
+    keys = [t.split(",")[0].replace("C(", "") if t.startswith("C(") else t for t in terms]
+    out = []
+    for i, n in enumerate(names):
+        base = n.split("[")[0]
+        base = base.split(",")[0].replace("C(", "") if base.startswith("C(") else base
+        if base in keys:
+            out.append(i)
+    return out
+
+
+def _r2_from_gram(G: np.ndarray, idx: np.ndarray, tss: float) -> float:
+    # G is the (weighted) Gram matrix of [X, y]; idx selects the columns of X in the model.
+    A = G[np.ix_(idx, idx)]
+    b = G[idx, -1]
+    coef = np.linalg.lstsq(A, b, rcond=None)[0]
+    rss = G[-1, -1] - coef @ b
+    return 1 - rss / tss
+
+
+def delta_r2_bootstrap(X: np.ndarray, y: np.ndarray, full: np.ndarray, reduced: list[np.ndarray], *,
+                       n_boot: int = N_BOOT, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Incremental R^2 of the columns ``full`` of ``X`` over each column set in ``reduced``, and
+    bootstrap replicates.
+
+    The bootstrap resamples rows (multinomial weights), so a replicate needs one weighted Gram
+    matrix; every model is solved from a sub-block of it. ``X`` must hold an intercept column in
+    every model. Returns ``(estimates, replicates)`` of shapes ``(k,)`` and ``(n_boot, k)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0); X = np.c_[np.ones(500), rng.normal(size=(500, 2))]
+    >>> y = X[:, 1] + 0.5 * X[:, 2] + rng.normal(size=500)
+    >>> est, reps = delta_r2_bootstrap(X, y, np.array([0, 1, 2]), [np.array([0, 1])], n_boot=50)
+    >>> bool(0.05 < est[0] < 0.25), reps.shape
+    (True, (50, 1))
+    """
+    Z = np.c_[X, y]
+    rng = np.random.default_rng(seed)
+
+    def one(w):
+        G = (Z * w[:, None]).T @ Z
+        n = w.sum()
+        tss = G[-1, -1] - (w @ y) ** 2 / n
+        r2 = _r2_from_gram(G, full, tss)
+        return np.array([r2 - _r2_from_gram(G, r, tss) for r in reduced])
+
+    n = len(y)
+    est = one(np.ones(n))
+    reps = np.array([one(np.bincount(rng.integers(0, n, n), minlength=n).astype(float)) for _ in range(n_boot)])
+    return est, reps.reshape(n_boot, len(reduced))
+
+
+def fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int = N_BOOT,
+                    quantiles=QUANTILES) -> dict:
+    """OLS (HC3), MixedLM and quantile regressions of the standardized score; block tests.
+
+    Returns a dict of tidy frames: ``coefficients``, ``blocks``, ``variance``, plus ``timings``
+    (seconds per model) and ``info``. BLAS is limited to :data:`BLAS_THREADS` threads meanwhile.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=BLAS_THREADS):
+        return _fit_regressions(m, base_warnings, n_boot=n_boot, quantiles=quantiles)
+
+
+def _fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int = N_BOOT,
+                     quantiles=QUANTILES) -> dict:
+    """OLS (HC3), MixedLM and quantile regressions of the standardized score; block tests.
+
+    Returns a dict of tidy frames: ``coefficients``, ``blocks``, ``variance``, plus ``timings``
+    (seconds per model) and ``info``.
+    """
+    import statsmodels.formula.api as smf
+
+    timings = {}
+    out = []
+    full_terms = QUALITY_TERMS + FACE_TERMS
+    t0 = time.perf_counter()
+    fits = {}
+    for name, terms in (("s1x_ols_full", full_terms), ("s1x_ols_quality", QUALITY_TERMS),
+                        ("s1x_ols_face", FACE_TERMS)):
+        tidy, fit = ols(_formula(terms), m, model=name, cov_type="HC3")
+        tidy["warnings"] = ["; ".join([w for w in [*base_warnings, x] if w]) for x in tidy["warnings"]]
+        fits[name] = fit
+        if name == "s1x_ols_full":
+            out.append(tidy)
+    timings["ols"] = time.perf_counter() - t0
+    full = fits["s1x_ols_full"]
+    names = list(full.model.exog_names)
+
+    # Blocks: robust Wald F in the full model; incremental R^2 with a bootstrap CI.
+    t0 = time.perf_counter()
+    X, y = full.model.exog, full.model.endog
+    q_idx = np.array(_block_columns(names, QUALITY_TERMS))
+    f_idx = np.array(_block_columns(names, FACE_TERMS))
+    all_idx = np.arange(X.shape[1])
+    blocks = []
+    ests, reps = delta_r2_bootstrap(X, y, all_idx, [np.setdiff1d(all_idx, q_idx), np.setdiff1d(all_idx, f_idx)],
+                                    n_boot=n_boot)
+    for k, (block, idx, reduced_name, label) in enumerate((("image quality", q_idx, "s1x_ols_face", "quality"),
+                                                           ("face attributes", f_idx, "s1x_ols_quality", "face"))):
+        R = np.zeros((len(idx), X.shape[1]))
+        R[np.arange(len(idx)), idx] = 1
+        wt = full.wald_test(R, use_f=True, scalar=True)
+        est = float(ests[k])
+        lo, hi = np.quantile(reps[:, k], [0.025, 0.975]) if n_boot else (np.nan, np.nan)
+        blocks.append(dict(model="s1x_ols_full", term=f"block:{label}", estimate=est,
+                           std_error=reps[:, k].std(ddof=1) if n_boot > 1 else np.nan,
+                           statistic=float(wt.statistic), p_value=float(wt.pvalue), conf_low=lo, conf_high=hi,
+                           conf_level=0.95, method=("HC3 Wald F-test of the block in the full OLS model; estimate: "
+                                                    f"incremental R^2 (full - {reduced_name}), percentile bootstrap CI "
+                                                    f"({n_boot} resamples of images)"),
+                           n_obs=int(full.nobs), converged=True, warnings=base_warnings, block=block,
+                           df_num=len(idx), df_den=float(full.df_resid), r2_full=full.rsquared,
+                           r2_reduced=fits[reduced_name].rsquared,
+                           terms="; ".join(names[i] for i in idx)))
+    blocks = result_frame(blocks)
+    blocks["p_holm"] = multipletests(blocks["p_value"], method="holm")[1]
+    blocks["multiple_testing"] = "Holm over the two blocks"
+    timings["blocks_bootstrap"] = time.perf_counter() - t0
+
+    # Mixed model: gender and age band fixed, random intercepts for the gender x age band cells.
+    t0 = time.perf_counter()
+    mixed_tidy, variance = fit_mixed(m, full, base_warnings)
+    out.append(mixed_tidy)
+    timings["mixedlm"] = time.perf_counter() - t0
+
+    # Quantile regressions.
+    t0 = time.perf_counter()
+    for q in quantiles:
+        out.append(fit_quantile(m, full_terms, q, base_warnings))
+    timings["quantreg"] = time.perf_counter() - t0
+
+    coefs = pd.concat(out, ignore_index=True)
+    coefs = coefs[coefs["term"] != "Intercept"].reset_index(drop=True)
+    coefs["p_holm"] = np.nan
+    for mod, idx in coefs.groupby("model").groups.items():
+        ok = coefs.loc[idx, "p_value"].notna()
+        if ok.any():
+            coefs.loc[ok[ok].index, "p_holm"] = multipletests(coefs.loc[ok[ok].index, "p_value"], method="holm")[1]
+    coefs["multiple_testing"] = "Holm over the terms of each model (intercept excluded)"
+    coefs["block"] = np.where(coefs["term"].isin([n.replace("[T.", "[") for n in np.array(names)[q_idx]]),
+                              "image quality", "face attributes")
+    return dict(coefficients=coefs, blocks=blocks, variance=variance, timings=timings,
+                info=dict(r2_full=full.rsquared, r2_quality=fits["s1x_ols_quality"].rsquared,
+                          r2_face=fits["s1x_ols_face"].rsquared, n_obs=int(full.nobs)))
+
+
+#: Optimizer sequences tried for MixedLM; the fit with the highest REML log-likelihood is kept.
+MIXED_OPTIMIZERS = (("lbfgs",), ("powell",))
+
+
+def fit_mixed(m: pd.DataFrame, ols_fit, base_warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MixedLM (REML) with random intercepts for gender x age band cells; tidy fixed effects and
+    the variance components, with the near-zero-variance check of DESIGN.md's known traps."""
+    import statsmodels.formula.api as smf
+
+    formula = _formula(QUALITY_TERMS + FACE_TERMS)
+    mod = smf.mixedlm(formula, m, groups=m["gender_age"])
+    # Two optimizers, keeping the higher REML log-likelihood: on these data L-BFGS alone stops at
+    # a zero variance (a boundary point with a lower likelihood) while reporting convergence.
+    fits, caught_all = [], {}
+    for opt in MIXED_OPTIMIZERS:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                f = mod.fit(reml=True, method=list(opt))
+            except (np.linalg.LinAlgError, ValueError) as exc:
+                caught_all[opt] = [f"{'+'.join(opt)} failed: {exc}"]
+                continue
+        # A singular fit can report an infinite log-likelihood: rank it last.
+        fits.append((float(f.llf) if np.isfinite(f.llf) else -np.inf, opt, f, float(f.llf)))
+        caught_all[opt] = sorted({str(w.message).splitlines()[0] for w in caught})
+    if not fits:
+        raise RuntimeError(f"MixedLM failed with every optimizer: {caught_all}")
+    llf, best, fit, _ = max(fits, key=lambda t: t[0])
+    warns = list(base_warnings) + caught_all[best]
+    for other_llf, opt, other, raw_llf in fits:
+        if opt != best and (llf - other_llf > 1e-3 or abs(float(other.cov_re.iloc[0, 0]) - float(fit.cov_re.iloc[0, 0]))
+                            > 1e-3 * max(float(fit.cov_re.iloc[0, 0]), 1e-12)):
+            warns.append(f"optimizer {'+'.join(opt)} stopped elsewhere (cell variance {float(other.cov_re.iloc[0, 0]):.3g}, "
+                         f"REML log-lik {raw_llf:.2f}{'' if np.isfinite(raw_llf) else ' (not finite: singular fit)'}, "
+                         f"converged={other.converged}); kept {'+'.join(best)} "
+                         f"(variance {float(fit.cov_re.iloc[0, 0]):.3g}, log-lik {llf:.2f})")
+    group_var = float(fit.cov_re.iloc[0, 0])
+    resid_var = float(fit.scale)
+    icc = group_var / (group_var + resid_var)
+    near_zero = icc < 1e-3
+    shared = [t for t in fit.fe_params.index if t in ols_fit.params.index and t != "Intercept"]
+    max_diff = float(np.max(np.abs(fit.fe_params[shared] - ols_fit.params[shared])))
+    if near_zero:
+        warns.append(f"random-intercept variance near zero (share {icc:.2g} of the residual + cell variance): "
+                     f"the cells' interaction is pooled away (max |fixed effect - OLS| = {max_diff:.2g})")
+    n_groups = int(m["gender_age"].nunique())
+    ci = fit.conf_int()
+    rows = []
+    for t in fit.fe_params.index:
+        rows.append(dict(model="s1x_mixed", term=t.replace("[T.", "["), estimate=fit.fe_params[t],
+                         std_error=fit.bse_fe[t], statistic=fit.tvalues[t], p_value=fit.pvalues[t],
+                         conf_low=ci.loc[t, 0], conf_high=ci.loc[t, 1], conf_level=0.95,
+                         method="Linear mixed model (statsmodels MixedLM, REML): random intercepts for gender x age band cells",
+                         n_obs=int(fit.nobs), n_groups=n_groups, converged=bool(fit.converged), warnings=warns,
+                         formula=formula + " + (1 | gender:age_band)", optimizer="+".join(best)))
+    try:
+        blups = sorted((g, float(v.iloc[0])) for g, v in fit.random_effects.items())
+    except (ValueError, np.linalg.LinAlgError):
+        # statsmodels refuses to predict from a singular (zero) covariance: every BLUP is 0.
+        blups = [(g, 0.0) for g in sorted(m["gender_age"].unique())]
+        warns.append("random-effect covariance singular: predicted cell intercepts set to 0")
+    inter = _interaction_test(m)
+    variance = result_frame(
+        [dict(model="s1x_mixed", term="var(cell intercept)", estimate=group_var, method="REML variance component",
+              n_obs=int(fit.nobs), n_groups=n_groups, converged=bool(fit.converged), warnings=warns,
+              icc=icc, near_zero=near_zero, max_abs_diff_vs_ols=max_diff),
+         dict(model="s1x_mixed", term="var(residual)", estimate=resid_var, method="REML residual variance",
+              n_obs=int(fit.nobs), n_groups=n_groups, converged=bool(fit.converged), warnings=warns,
+              icc=icc, near_zero=near_zero, max_abs_diff_vs_ols=max_diff)]
+        + [dict(model="s1x_mixed", term=f"BLUP[{g}]", estimate=v, method="predicted cell intercept (BLUP)",
+                n_obs=int((m["gender_age"] == g).sum()), n_groups=n_groups, converged=bool(fit.converged),
+                warnings="") for g, v in blups]
+        + [inter])
+    return result_frame(rows), variance
+
+
+def _interaction_test(m: pd.DataFrame) -> dict:
+    """OLS check of what the random intercepts model: the gender x age band interaction, added
+    to the full OLS model as fixed effects, tested with an HC3 Wald F-test."""
+    import statsmodels.formula.api as smf
+
+    formula = _formula(QUALITY_TERMS + FACE_TERMS) + " + " + ":".join(DEMOGRAPHIC_TERMS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = smf.ols(formula, m).fit(cov_type="HC3")
+        names = fit.model.exog_names
+        idx = [i for i, n in enumerate(names) if ":" in n and "C(gender" in n and "C(age_band" in n]
+        R = np.zeros((len(idx), len(names)))
+        R[np.arange(len(idx)), idx] = 1
+        wt = fit.wald_test(R, use_f=True, scalar=True)
+    rank = int(np.linalg.matrix_rank(fit.model.exog))
+    df_num = len(idx) - (fit.model.exog.shape[1] - rank)
+    return dict(model="s1x_ols_interaction", term="gender x age band interaction (fixed)",
+                estimate=float(np.nan), statistic=float(wt.statistic), p_value=float(wt.pvalue),
+                method="HC3 Wald F-test of the gender x age band interaction added to the full OLS model",
+                n_obs=int(fit.nobs), n_groups=int(m["gender_age"].nunique()), converged=True,
+                warnings=sorted({str(w.message).splitlines()[0] for w in caught}), df_num=df_num)
+
+
+def fit_quantile(m: pd.DataFrame, terms: list[str], q: float, base_warnings: list[str]) -> pd.DataFrame:
+    """Quantile regression of the standardized score (Frisch-Newton; robust sandwich SEs as
+    statsmodels' QuantReg; see :mod:`discbias.stats.quantile`)."""
+    tidy = quantreg(_formula(terms), m, q, model=f"s1x_quantile_{int(round(q * 100)):02d}")
+    tidy["warnings"] = ["; ".join([w for w in [*base_warnings, x] if w]) for x in tidy["warnings"]]
+    return tidy
+
+
+# --------------------------------------------------------------------------------------- stage
+def fit(ctx):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=BLAS_THREADS):
+        _fit(ctx)
+
+
+def _fit(ctx):
+    scores = ctx.measures["ffhq_scores"]
+    features = ctx.measures["ffhq_features"]
+    d, info = prepare(scores, features)
+    timings = {}
+    t0 = time.perf_counter()
+    groups = group_summaries(d)
+    cells = cross_summary(d)
+    shares = bin_shares(d)
+    timings["disaggregation"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    qbins, qcurves, qtests = quality_curves(d[d["in_model"]])
+    timings["quality_curves"] = time.perf_counter() - t0
+    m, base_warns = model_data(d)
+    reg = fit_regressions(m, base_warns)
+    timings.update(reg["timings"])
+    ctx.results.update(ffhq_strat_groups=groups, ffhq_strat_cells=cells, ffhq_strat_bin_shares=shares,
+                       ffhq_strat_quality_bins=qbins, ffhq_strat_quality_curves=qcurves,
+                       ffhq_strat_quality_tests=qtests, ffhq_strat_coefficients=reg["coefficients"],
+                       ffhq_strat_blocks=reg["blocks"], ffhq_strat_variance=reg["variance"])
+    coefs = reg["coefficients"]
+    for mod, desc in (("s1x_ols_full", "OLS of standardized score on image quality + face attributes (HC3), 70k FFHQ"),
+                      ("s1x_mixed", "MixedLM, random intercepts for gender x age band cells, 70k FFHQ"),
+                      *[(f"s1x_quantile_{int(q * 100):02d}", f"Quantile regression q = {q:g}, 70k FFHQ") for q in QUANTILES]):
+        t = coefs[coefs["model"] == mod]
+        ctx.add_model(mod, desc, f"score_z ~ image quality ({len(QUALITY_TERMS)} terms) + face attributes ({len(FACE_TERMS)} terms)"
+                      + (" + (1 | gender:age band)" if mod == "s1x_mixed" else ""), t)
+    for _, r in qtests.iterrows():
+        ctx.add_model(r["model"], f"Score vs {r['label']}: cubic B-spline (HC3)", f"score ~ bs({r['measure']})",
+                      qtests[qtests["model"] == r["model"]])
+    ctx.values["ffhq_strat"] = _values(d, info, groups, shares, qtests, reg, m, timings, ctx)
+
+
+def _values(d, info, groups, shares, qtests, reg, m, timings, ctx) -> dict:
+    src = ctx.config.role("ffhq_features")
+    blocks = reg["blocks"].set_index("term")
+    var = reg["variance"].set_index("term")
+    coefs = reg["coefficients"]
+    ols_c = coefs[coefs["model"] == "s1x_ols_full"].set_index("term")
+    top = ols_c.reindex(ols_c["estimate"].abs().sort_values(ascending=False).index).head(3)
+    sh = shares.set_index(["grouping", "level", "bin"])
+
+    def share(gr, lev, b):
+        return float(sh.loc[(gr, lev, b), "share"])
+
+    def overall(gr, lev):
+        return float(sh.loc[(gr, lev, "D1"), "overall_share"])
+
+    g = groups.set_index(["attribute", "level"])
+    qt = qtests.set_index("measure")
+    quant = coefs[coefs["model"].str.startswith("s1x_quantile")]
+    blue_q = quant[quant["term"] == "blue_z"].set_index("quantile")["estimate"]
+    exp_q = quant[quant["term"] == "exposure_z"].set_index("quantile")["estimate"]
+    claims = {cid: _claim_numbers(reg["blocks"], cid) for cid in CLAIM_IDS}
+    return dict(
+        source=dict(repository=src.meta.get("repository", ""), commit=src.meta.get("commit", ""),
+                    licence=src.meta.get("licence", ""), content_digest=src.content_digest, file=src.file),
+        **info,
+        n_rows=int(len(d)), n_with_face=int(d["in_model"].sum()), n_no_face=int(d["no_face"].sum()),
+        n_multi_face=int((d["multi_face"] > 0).sum()), n_model=int(len(m)),
+        n_cells=int(len(ctx.results["ffhq_strat_cells"])),
+        n_cells_empty=int((ctx.results["ffhq_strat_cells"]["n"] == 0).sum()),
+        female_share=overall("gender", "female"),
+        female_share_top1=share("gender", "female", "top 1%"), female_share_bottom1=share("gender", "female", "bottom 1%"),
+        child_share=overall("age_band", "0-9"), child_share_top1=share("age_band", "0-9", "top 1%"),
+        child_share_bottom1=share("age_band", "0-9", "bottom 1%"),
+        sunglasses_share=overall("glasses", "Sunglasses"),
+        sunglasses_share_bottom1=share("glasses", "Sunglasses", "bottom 1%"),
+        sunglasses_share_top1=share("glasses", "Sunglasses", "top 1%"),
+        mean_female=float(g.loc[("gender", "female"), "mean"]), mean_male=float(g.loc[("gender", "male"), "mean"]),
+        mean_no_face=float(g.loc[("gender", NO_FACE), "mean"]),
+        spline_r2={k: float(qt.loc[k, "estimate"]) for k in QUALITY_MEASURES},
+        spline_p={k: float(qt.loc[k, "p_holm"]) for k in QUALITY_MEASURES},
+        quality=dict(delta_r2=float(blocks.loc["block:quality", "estimate"]),
+                     low=float(blocks.loc["block:quality", "conf_low"]), high=float(blocks.loc["block:quality", "conf_high"]),
+                     F=float(blocks.loc["block:quality", "statistic"]), df=int(blocks.loc["block:quality", "df_num"]),
+                     p=float(blocks.loc["block:quality", "p_value"])),
+        face=dict(delta_r2=float(blocks.loc["block:face", "estimate"]),
+                  low=float(blocks.loc["block:face", "conf_low"]), high=float(blocks.loc["block:face", "conf_high"]),
+                  F=float(blocks.loc["block:face", "statistic"]), df=int(blocks.loc["block:face", "df_num"]),
+                  p=float(blocks.loc["block:face", "p_value"])),
+        top_terms=[dict(term=t, label=_pretty(t), estimate=float(r["estimate"]), low=float(r["conf_low"]), high=float(r["conf_high"]))
+                   for t, r in top.iterrows()],
+        blue=dict(ols=float(ols_c.loc["blue_z", "estimate"]), q10=float(blue_q.get(0.1, np.nan)),
+                  q50=float(blue_q.get(0.5, np.nan)), q90=float(blue_q.get(0.9, np.nan))),
+        exposure=dict(ols=float(ols_c.loc["exposure_z", "estimate"]), q10=float(exp_q.get(0.1, np.nan)),
+                      q90=float(exp_q.get(0.9, np.nan))),
+        mixed=dict(group_var=float(var.loc["var(cell intercept)", "estimate"]),
+                   resid_var=float(var.loc["var(residual)", "estimate"]), icc=float(var.loc["var(cell intercept)", "icc"]),
+                   near_zero=bool(var.loc["var(cell intercept)", "near_zero"]),
+                   max_diff=float(var.loc["var(cell intercept)", "max_abs_diff_vs_ols"]),
+                   converged=bool(var.loc["var(cell intercept)", "converged"]),
+                   n_groups=int(var.loc["var(cell intercept)", "n_groups"]),
+                   optimizer=str(coefs.loc[coefs["model"] == "s1x_mixed", "optimizer"].iloc[0]),
+                   n_optimizers=len(MIXED_OPTIMIZERS),
+                   optimizer_note=next((w for w in str(var.loc["var(cell intercept)", "warnings"]).split("; ")
+                                        if w.startswith("optimizer ")), "")),
+        claims=claims, min_delta_r2=MIN_DELTA_R2, alpha=ALPHA, n_boot=N_BOOT,
+        quantiles_converged=bool(coefs.loc[coefs["model"].str.startswith("s1x_quantile"), "converged"].all()),
+        timings=timings,
+    )
+
+
+# ------------------------------------------------------------------------------------- figures
+_BIN_ORDER = BINS
+
+
+def figures(ctx):
+    import matplotlib.pyplot as plt
+
+    res = ctx.results
+    # Quality curves.
+    bins, curves, tests = res["ffhq_strat_quality_bins"], res["ffhq_strat_quality_curves"], res["ffhq_strat_quality_tests"]
+    fig, axes = plt.subplots(2, 2, figsize=(8, 6), sharey=True)
+    for ax, (x, label) in zip(axes.ravel(), QUALITY_MEASURES.items()):
+        b = bins[bins["measure"] == x]
+        c = curves[curves["measure"] == x]
+        t = tests[tests["measure"] == x].iloc[0]
+        ax.fill_between(c["x"], c["conf_low"], c["conf_high"], color="#4c72b0", alpha=0.25, lw=0)
+        ax.plot(c["x"], c["fit"], color="#4c72b0", lw=1.5, label="cubic B-spline (95% HC3 band)")
+        ax.errorbar(b["x_mean"], b["mean"], yerr=[b["mean"] - b["conf_low"], b["conf_high"] - b["mean"]], fmt="o",
+                    ms=3, color="#dd8452", capsize=2, label="quantile-bin means (95% CI)")
+        ax.set_xlabel(label)
+        ax.set_title(f"R$^2$ = {t['estimate']:.3f}, n = {int(t['n_obs']):,}", fontsize=8)
+    axes[0, 0].set_ylabel("released score")
+    axes[1, 0].set_ylabel("released score")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    ctx.save_figure(fig, "s1x_quality_curves")
+
+    # Shares of groups across score bins.
+    shares = res["ffhq_strat_bin_shares"]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), sharey=False)
+    for ax, gr in zip(axes, ("gender", "age_band", "glasses")):
+        s = shares[shares["grouping"] == gr]
+        x = np.arange(len(_BIN_ORDER))
+        for lev in dict.fromkeys(s["level"]):
+            v = s[s["level"] == lev].set_index("bin").reindex(_BIN_ORDER)
+            if v["overall_n"].iloc[0] == 0:
+                continue
+            ax.errorbar(x, v["share"], yerr=[v["share"] - v["share_low"], v["share_high"] - v["share"]], marker="o",
+                        ms=3, lw=1, capsize=1.5, label=f"{lev} ({v['overall_share'].iloc[0]:.1%})")
+        ax.set_xticks(x, _BIN_ORDER, rotation=60, fontsize=7)
+        ax.set_title(ATTRIBUTES[gr], fontsize=9)
+        ax.legend(fontsize=6)
+    axes[0].set_ylabel("share of the bin's images (95% Wilson CI)")
+    fig.tight_layout()
+    ctx.save_figure(fig, "s1x_bin_shares")
+
+    # Forest plot: OLS (HC3) and MixedLM standardized effects; quantile coefficients.
+    coefs = res["ffhq_strat_coefficients"]
+    ols_c = coefs[coefs["model"] == "s1x_ols_full"].reset_index(drop=True)
+    terms = sorted(ols_c["term"], key=lambda t: (not _is_quality(t), _order(t)))
+    labels = [_pretty(t) for t in terms]
+    y = np.arange(len(terms))[::-1]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.22 * len(terms) + 1.2), sharey=True)
+    for k, (mod, colr, lab) in enumerate((("s1x_ols_full", "#4c72b0", "OLS (HC3)"),
+                                          ("s1x_mixed", "#c44e52", "MixedLM (cell intercepts)"))):
+        c = coefs[coefs["model"] == mod].set_index("term").reindex(terms)
+        axes[0].errorbar(c["estimate"], y + (0.15 if k == 0 else -0.15),
+                         xerr=[c["estimate"] - c["conf_low"], c["conf_high"] - c["estimate"]],
+                         fmt="o", ms=3, color=colr, capsize=1.5, label=lab)
+    axes[0].axvline(0, color="k", lw=0.5)
+    axes[0].set_yticks(y, labels, fontsize=6.5)
+    axes[0].set_xlabel("effect on score (SD) per SD / vs reference")
+    axes[0].legend(fontsize=7)
+    for k, q in enumerate(QUANTILES):
+        c = coefs[coefs["model"] == f"s1x_quantile_{int(round(q * 100)):02d}"].set_index("term").reindex(terms)
+        axes[1].errorbar(c["estimate"], y + (k - 1) * 0.2, xerr=[c["estimate"] - c["conf_low"], c["conf_high"] - c["estimate"]],
+                         fmt="o", ms=2.5, capsize=1, label=f"q = {q:g}", color=plt.get_cmap("viridis")(k / 2.5))
+    axes[1].axvline(0, color="k", lw=0.5)
+    axes[1].set_xlabel("quantile-regression coefficient (SD of score)")
+    axes[1].legend(fontsize=7)
+    for ax in axes:
+        nq = sum(1 for t in terms if _is_quality(t))
+        ax.axhspan(y[nq - 1] - 0.5, y[0] + 0.5, color="0.92", zorder=-1)
+    fig.tight_layout()
+    ctx.save_figure(fig, "s1x_forest")
+
+    # Tables.
+    g = res["ffhq_strat_groups"]
+    t = pd.DataFrame({"Attribute": g["attribute_label"], "Level": g["level"], "n": g["n"], "Mean": g["mean"],
+                      "Median": g["median"], "SD": g["sd"], "95% CI low": g["conf_low"], "95% CI high": g["conf_high"]})
+    # Long tables do not break across pages in the Typst output: the paper gets them in parts.
+    for part, attrs in GROUP_TABLE_PARTS.items():
+        ctx.save_table(t[g["attribute"].isin(attrs)], f"s1x_groups_{part}",
+                       digits={"n": 0, "Mean": 1, "Median": 1, "SD": 1, "95% CI low": 1, "95% CI high": 1})
+    cells = res["ffhq_strat_cells"]
+    piv = cells.copy()
+    piv["text"] = [("—" if n == 0 else f"{mu:.1f} ({n})") for mu, n in zip(piv["mean"], piv["n"])]
+    for gender in dict.fromkeys(piv["gender"]):
+        sub = piv[piv["gender"] == gender]
+        wide = sub.pivot_table(index="age_band", columns="glasses", values="text", aggfunc="first",
+                               sort=False).reset_index()
+        wide.columns.name = None
+        ctx.save_table(wide.rename(columns={"age_band": "Age band"}), f"s1x_cells_{gender.replace(' ', '_')}", digits=1)
+    sh = res["ffhq_strat_bin_shares"]
+    sel = sh[sh["grouping"].isin(["gender", "age_band", "glasses"]) & sh["bin"].isin(["bottom 1%", "D1", "D10", "top 1%"])]
+    w = sel.pivot_table(index=["grouping", "level"], columns="bin", values="share", sort=False)
+    w = w[["bottom 1%", "D1", "D10", "top 1%"]]
+    ov = sel.groupby(["grouping", "level"], sort=False)["overall_share"].first()
+    st = pd.DataFrame({"Attribute": [ATTRIBUTES[a] for a, _ in w.index], "Level": [lv for _, lv in w.index],
+                       "All images": ov.reindex(w.index).to_numpy(), "Bottom 1%": w["bottom 1%"].to_numpy(),
+                       "D1": w["D1"].to_numpy(), "D10": w["D10"].to_numpy(), "Top 1%": w["top 1%"].to_numpy()})
+    ctx.save_table(st, "s1x_extreme_shares", digits=3)
+    bl = res["ffhq_strat_blocks"]
+    ctx.save_table(pd.DataFrame({"Block": bl["block"], "Terms": bl["df_num"], "F (HC3)": bl["statistic"],
+                                 "df": bl["df_den"], "Holm p": bl["p_holm"], "R² without": bl["r2_reduced"],
+                                 "R² full": bl["r2_full"], "ΔR²": bl["estimate"], "95% CI low": bl["conf_low"],
+                                 "95% CI high": bl["conf_high"]}), "s1x_blocks",
+                   digits={"Terms": 0, "F (HC3)": 1, "df": 0, "Holm p": 4, "R² without": 4, "R² full": 4, "ΔR²": 4,
+                           "95% CI low": 4, "95% CI high": 4})
+    tab = pd.DataFrame({"Term": [_pretty(t) for t in terms]})
+    for mod, lab in (("s1x_ols_full", "OLS"), ("s1x_mixed", "Mixed"), ("s1x_quantile_10", "q10"),
+                     ("s1x_quantile_50", "q50"), ("s1x_quantile_90", "q90")):
+        c = coefs[coefs["model"] == mod].set_index("term").reindex(terms)
+        tab[lab] = c["estimate"].to_numpy()
+        if mod == "s1x_ols_full":
+            tab["OLS SE"] = c["std_error"].to_numpy()
+            tab["OLS Holm p"] = c["p_holm"].to_numpy()
+    first = np.array([_is_quality(t) or t.startswith(("C(gender", "C(age_band")) for t in terms])
+    dg = {"OLS": 3, "OLS SE": 3, "Mixed": 3, "q10": 3, "q50": 3, "q90": 3, "OLS Holm p": 4}
+    ctx.save_table(tab[first], "s1x_coefficients_a", digits=dg)
+    ctx.save_table(tab[~first], "s1x_coefficients_b", digits=dg)
+    qt = res["ffhq_strat_quality_tests"]
+    ctx.save_table(pd.DataFrame({"Measure": qt["label"], "n": qt["n_obs"], "Spline terms": qt["df_num"],
+                                 "F (HC3)": qt["statistic"], "Holm p": qt["p_holm"], "R²": qt["estimate"]}),
+                   "s1x_quality_tests", digits={"n": 0, "Spline terms": 0, "F (HC3)": 1, "Holm p": 4, "R²": 4})
+
+
+def _order(term: str) -> int:
+    # Position of a model term's variable in QUALITY_TERMS + FACE_TERMS (for display).
+    base = term.split("[")[0]
+    for i, t in enumerate(QUALITY_TERMS + FACE_TERMS):
+        if base == t or (t.startswith("C(") and base == t):
+            return i
+    return len(QUALITY_TERMS + FACE_TERMS)
+
+
+def _is_quality(term: str) -> bool:
+    return term.split("[")[0] in {"exposure_z", "I(exposure_z ** 2)", "blur_z", "noise_z", "blue_z"}
+
+
+_PRETTY = {"exposure_z": "exposure", "I(exposure_z ** 2)": "exposure²", "blur_z": "blur", "noise_z": "noise",
+           "blue_z": "blue-channel mean", "smile_z": "smile", "abs_yaw_z": "|yaw|", "pitch_z": "pitch",
+           "abs_roll_z": "|roll|", "facial_hair_z": "facial hair", "eye_makeup": "eye makeup",
+           "lip_makeup": "lip makeup", "headwear": "headwear", "bald_z": "baldness", "hair_invisible": "hair invisible",
+           "face_area_z": "face area share", "multi_face": "two faces found", "occluded": "any occlusion"}
+
+
+def _pretty(term: str) -> str:
+    if term in _PRETTY:
+        return _PRETTY[term]
+    if term.startswith("C("):
+        var = term[2:].split(",")[0]
+        lev = term.split("[")[-1].rstrip("]")
+        name = {"hair_colour": "hair", "age_band": "age", "gender": "gender", "glasses": "glasses"}.get(var, var)
+        return f"{name}: {lev}"
+    return term
+
+
+# -------------------------------------------------------------------------------------- claims
+def _claim_numbers(blocks: pd.DataFrame, claim_id: str) -> dict:
+    term = "block:quality" if claim_id == "S1-stratified-quality" else "block:face"
+    r = blocks[blocks["term"] == term].iloc[0]
+    return dict(delta_r2=float(r["estimate"]), low=float(r["conf_low"]), high=float(r["conf_high"]),
+                p=float(r["p_value"]), p_holm=float(r["p_holm"]),
+                verdict=block_verdict(float(r["p_holm"]), float(r["conf_low"]), float(r["conf_high"])))
+
+
+def block_verdict(p: float, low: float, high: float, *, alpha: float = ALPHA, min_delta: float = MIN_DELTA_R2) -> str:
+    """The verdict rule of the two stratification claims.
+
+    ``reproduced`` if the block's robust Wald test is significant (Holm p < ``alpha``) and the
+    lower bound of the incremental R^2's bootstrap CI is at least ``min_delta``; ``not
+    reproduced`` if the test is not significant or the upper bound is below ``min_delta``
+    (the block adds less than ``min_delta`` of the score variance); otherwise ``inconclusive``.
+
+    Examples
+    --------
+    >>> block_verdict(1e-9, 0.03, 0.05), block_verdict(0.2, 0.0, 0.001), block_verdict(1e-9, 0.001, 0.004)
+    ('reproduced', 'not reproduced', 'not reproduced')
+    >>> block_verdict(1e-9, 0.008, 0.012)
+    'inconclusive'
+    """
+    if not np.all(np.isfinite([p, low, high])):
+        return "inconclusive"
+    if p < alpha and low >= min_delta:
+        return "reproduced"
+    if p >= alpha or high < min_delta:
+        return "not reproduced"
+    return "inconclusive"
+
+
+def _claim(claim_id):
+    def evaluate(results):
+        df = results.get("ffhq_strat_blocks")
+        if df is None or not len(df):
+            return None
+        n = _claim_numbers(df, claim_id)
+        what = "image-quality block (exposure, exposure², blur, noise, blue mean)" if claim_id.endswith("quality") \
+            else f"face-attribute block ({len(FACE_TERMS)} terms) beyond image quality"
+        return Estimate(n["delta_r2"], n["low"], n["high"], n["verdict"],
+                        f"ffhq_strat_blocks: s1x_ols_full {what}; estimate = incremental R^2")
+    return evaluate
+
+
+_RULE = ("HC3 Wald F-test of the {block} in the full OLS model of the standardized score (Holm over the two "
+         f"blocks) p < {ALPHA} AND the lower 95% bootstrap bound of its incremental R^2 >= {MIN_DELTA_R2} -> "
+         f"reproduced; p >= {ALPHA} or upper bound < {MIN_DELTA_R2} -> not reproduced; else inconclusive")
+
+CLAIMS = [
+    Claim("S1-stratified-quality",
+          "D's scores are stratified by image-level qualities (all 70k FFHQ images; exposure, blur, noise, blue mean).",
+          "abstract: D 'systematically stratifies scores by both image- and face-level qualities' (qualitative; "
+          "FFHQ inspected only through the top and bottom 100)",
+          _RULE.format(block="image-quality block"), _claim("S1-stratified-quality")),
+    Claim("S1-stratified-face",
+          "D's scores are stratified by face-level qualities beyond image quality (all 70k FFHQ images).",
+          "abstract: stratification by face-level qualities 'disproportionately affects images across gender, race, "
+          "and other categories' (qualitative)",
+          _RULE.format(block="face-attribute block"), _claim("S1-stratified-face")),
+]
