@@ -258,3 +258,20 @@ def test_quantreg_tidy_and_bad_quantile():
     assert (t["conf_low"] < t["estimate"]).all()
     with pytest.raises(ValueError, match="quantile"):
         rq_fnb(np.ones((3, 1)), np.zeros(3), 1.0)
+
+
+def test_study_without_face_attributes_skips_the_section(tmp_path):
+    from types import SimpleNamespace
+
+    from discbias.analyses import ffhq_strat
+    from discbias.config import load_config
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('[study]\nid = "t"\n[sources.a]\nfile = "a.csv"\nsha256 = "0"\n[roles]\nstudy1_scores = "a"\n')
+    config = load_config(cfg)
+    tables, issues = ffhq_strat.measure(SimpleNamespace(config=config))
+    assert tables == {} and issues.empty
+    ctx = SimpleNamespace(config=config, measures={"ffhq_scores": pd.DataFrame()}, values={})
+    ffhq_strat.fit(ctx)
+    assert ctx.values["ffhq_strat"] == {"available": False}
+    ffhq_strat.figures(SimpleNamespace(values=ctx.values))  # draws nothing, raises nothing

@@ -71,7 +71,12 @@ BLAS_THREADS = 1
 
 # ----------------------------------------------------------------------------------------- data
 def measure(ctx):
-    """Adapter: the face-attribute table (cached as Parquet keyed by the archive's sha256)."""
+    """Adapter: the face-attribute table (cached as Parquet keyed by the archive's sha256).
+
+    A study without an ``ffhq_features`` role has no such section: nothing is read.
+    """
+    if not ctx.config.has_role("ffhq_features"):
+        return {}, pd.DataFrame()
     src = ctx.config.role("ffhq_features")
     res = read_ffhq_features(ctx.raw("ffhq_features"), expected_files=src.meta.get("files"),
                              content_digest=src.content_digest or None, cache_dir=ctx.paths.build / "cache",
@@ -197,12 +202,9 @@ def group_summaries(d: pd.DataFrame) -> pd.DataFrame:
     [1, 2, 0]
     """
     out = []
-    # cell_summary is given a constant second key: with a single key, pandas' groupby index does
-    # not align with the one-level MultiIndex it reindexes to (every n would read 0).
-    dd = d.assign(_all="all")
     for col, label in ATTRIBUTES.items():
-        s = cell_summary(dd, "score", [col, "_all"], {col: list(d[col].cat.categories), "_all": ["all"]})
-        out.append(s.drop(columns="_all").rename(columns={col: "level"}).assign(attribute=col, attribute_label=label))
+        s = cell_summary(d, "score", [col], {col: list(d[col].cat.categories)})
+        out.append(s.rename(columns={col: "level"}).assign(attribute=col, attribute_label=label))
     df = pd.concat(out, ignore_index=True)
     df["level"] = df["level"].astype(str)
     return df[["attribute", "attribute_label", "level", "n", "mean", "median", "sd", "conf_low", "conf_high",
@@ -268,8 +270,9 @@ def bin_shares(d: pd.DataFrame) -> pd.DataFrame:
                     half = z * np.sqrt(p * (1 - p) / tot + z**2 / (4 * tot**2)) / den
                 else:
                     p = centre = half = np.nan
+                # The Wilson interval contains p; min/max only absorb floating-point rounding at p = 0 or 1.
                 rows.append(dict(grouping=gname, level=str(lev), bin=bname, n=int(c), bin_total=tot, share=p,
-                                 share_low=centre - half, share_high=centre + half, overall_n=int(o),
+                                 share_low=min(centre - half, p), share_high=max(centre + half, p), overall_n=int(o),
                                  overall_share=o / N, ratio=p / (o / N) if o else np.nan))
     return pd.DataFrame(rows)
 
@@ -609,6 +612,9 @@ def fit_quantile(m: pd.DataFrame, terms: list[str], q: float, base_warnings: lis
 def fit(ctx):
     from threadpoolctl import threadpool_limits
 
+    if "ffhq_features" not in ctx.measures:
+        ctx.values["ffhq_strat"] = dict(available=False)
+        return
     with threadpool_limits(limits=BLAS_THREADS):
         _fit(ctx)
 
@@ -648,6 +654,7 @@ def _fit(ctx):
 
 def _values(d, info, groups, shares, qtests, reg, m, timings, ctx) -> dict:
     src = ctx.config.role("ffhq_features")
+    available = True
     blocks = reg["blocks"].set_index("term")
     var = reg["variance"].set_index("term")
     coefs = reg["coefficients"]
@@ -667,7 +674,7 @@ def _values(d, info, groups, shares, qtests, reg, m, timings, ctx) -> dict:
     blue_q = quant[quant["term"] == "blue_z"].set_index("quantile")["estimate"]
     exp_q = quant[quant["term"] == "exposure_z"].set_index("quantile")["estimate"]
     claims = {cid: _claim_numbers(reg["blocks"], cid) for cid in CLAIM_IDS}
-    return dict(
+    return dict(available=available,
         source=dict(repository=src.meta.get("repository", ""), commit=src.meta.get("commit", ""),
                     licence=src.meta.get("licence", ""), content_digest=src.content_digest, file=src.file),
         **info,
@@ -723,6 +730,8 @@ _BIN_ORDER = BINS
 def figures(ctx):
     import matplotlib.pyplot as plt
 
+    if not ctx.values.get("ffhq_strat", {}).get("available", False):
+        return
     res = ctx.results
     # Quality curves.
     bins, curves, tests = res["ffhq_strat_quality_bins"], res["ffhq_strat_quality_curves"], res["ffhq_strat_quality_tests"]

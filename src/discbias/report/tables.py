@@ -36,12 +36,42 @@ def format_value(x, digits: int = 2) -> str:
     return str(x)
 
 
+def is_p_column(name: str) -> bool:
+    """Whether a display column holds p-values (``p``, ``Holm p``, ``p (Holm)``, ``p_value``...).
+
+    Examples
+    --------
+    >>> is_p_column("Holm p"), is_p_column("p_value"), is_p_column("Partial eta sq")
+    (True, True, False)
+    """
+    n = str(name).strip().lower().replace("_", " ")
+    return n in ("p", "p value", "pr(>f)") or n.endswith(" p") or n.startswith("p ")
+
+
+def format_p(x, digits: int = 4) -> str:
+    """A p-value for a table: ``<0.0001`` below the display precision (0 included).
+
+    Examples
+    --------
+    >>> format_p(0.0), format_p(0.01234), format_p(float("nan"))
+    ('<0.0001', '0.0123', '—')
+    """
+    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    x = float(x)
+    return f"<{10 ** -digits:.{digits}f}" if x < 10 ** -digits else f"{x:.{digits}f}"
+
+
 def format_frame(df: pd.DataFrame, digits: dict[str, int] | int = 2) -> pd.DataFrame:
-    """Format every cell of ``df`` as text (see :func:`format_value`)."""
+    """Format every cell of ``df`` as text (see :func:`format_value`; p-value columns by
+    :func:`format_p`, at least 4 decimals)."""
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
         d = digits.get(c, 2) if isinstance(digits, dict) else digits
         col = df[c]
+        if is_p_column(c) and pd.api.types.is_numeric_dtype(col):
+            out[c] = [format_p(v, max(d, 4)) for v in col]
+            continue
         if pd.api.types.is_float_dtype(col) and col.dropna().apply(float.is_integer).all() and c not in (digits if isinstance(digits, dict) else {}):
             out[c] = [format_value(int(v) if pd.notna(v) else v) for v in col]
         else:

@@ -143,8 +143,11 @@ def cell_summary(data: pd.DataFrame, value: str, by: list[str], levels: dict[str
     for b in by:
         levels.setdefault(b, sorted(data[b].dropna().unique()))
     idx = pd.MultiIndex.from_product([levels[b] for b in by], names=by)
-    g = data.groupby(by)[value]
+    # Group by a list even for one key, so the result has a (one-level) MultiIndex like ``idx``.
+    g = data.groupby(list(by), observed=True)[value]
     agg = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(), "median": g.median()})
+    if not isinstance(agg.index, pd.MultiIndex):
+        agg.index = pd.MultiIndex.from_arrays([agg.index], names=by)
     agg = agg.reindex(idx)
     agg["n"] = agg["n"].fillna(0).astype(int)
     se = agg["sd"] / np.sqrt(agg["n"].where(agg["n"] > 0))

@@ -9,6 +9,9 @@ known built-in effects, plus a study configuration carrying their sha256.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,71 @@ def _ratings(rng, n, slots, race_labels, prefix_style="underscore"):
                 vals = np.where(present, rng.integers(1, 8, n).astype(float), np.nan)
             cols[name] = vals
     return pd.DataFrame(cols)
+
+
+def face_record(rng, *, exposure: float, box: int | None = None) -> dict:
+    """One synthetic Microsoft Face API v1.0 ``detect`` record (the schema of the FFHQ features).
+
+    Examples
+    --------
+    >>> sorted(face_record(np.random.default_rng(0), exposure=0.5)["faceAttributes"])[:3]
+    ['accessories', 'age', 'blur']
+    """
+    box = int(rng.integers(50, 90)) if box is None else box
+    smile = float(rng.uniform())
+    glasses = rng.choice(["NoGlasses", "ReadingGlasses", "Sunglasses", "SwimmingGoggles"], p=[0.8, 0.12, 0.06, 0.02])
+    headwear = bool(rng.uniform() < 0.08)
+    hair = rng.choice(["brown", "black", "blond", "gray", "red", "other"], size=2, replace=False)
+    blur, noise = float(rng.uniform(0, 0.8)), float(rng.uniform(0, 0.8))
+    level = lambda v, names: names[0] if v < 0.25 else (names[1] if v < 0.75 else names[2])  # noqa: E731
+    return {
+        "faceId": "00000000-0000-0000-0000-000000000000",
+        "faceRectangle": {"top": int(rng.integers(20, 40)), "left": int(rng.integers(20, 40)), "width": box,
+                          "height": box},
+        "faceAttributes": {
+            "smile": smile, "headPose": {"pitch": float(rng.normal(0, 5)), "roll": float(rng.normal(0, 5)),
+                                         "yaw": float(rng.normal(0, 15))},
+            "gender": str(rng.choice(["female", "male"])), "age": float(rng.uniform(1, 80)),
+            "facialHair": {"moustache": float(rng.uniform(0, 0.5)), "beard": float(rng.uniform(0, 0.5)),
+                           "sideburns": float(rng.uniform(0, 0.5))},
+            "glasses": str(glasses),
+            "emotion": {"anger": 0.0, "contempt": 0.0, "disgust": 0.0, "fear": 0.0, "happiness": smile,
+                        "neutral": 1 - smile, "sadness": 0.0, "surprise": 0.0},
+            "blur": {"blurLevel": level(blur, ["low", "medium", "high"]), "value": blur},
+            "exposure": {"exposureLevel": level(exposure, ["underExposure", "goodExposure", "overExposure"]),
+                         "value": float(exposure)},
+            "noise": {"noiseLevel": level(noise, ["low", "medium", "high"]), "value": noise},
+            "makeup": {"eyeMakeup": bool(rng.uniform() < 0.4), "lipMakeup": bool(rng.uniform() < 0.4)},
+            "accessories": [{"type": "headwear", "confidence": 0.99}] if headwear else [],
+            "occlusion": {"foreheadOccluded": bool(rng.uniform() < 0.05), "eyeOccluded": False,
+                          "mouthOccluded": bool(rng.uniform() < 0.05)},
+            "hair": {"bald": float(rng.uniform(0, 0.3)), "invisible": headwear,
+                     "hairColor": [{"color": str(c), "confidence": float(p)} for c, p in zip(hair, (0.95, 0.4))]},
+        },
+    }
+
+
+def write_face_features(path: str | Path, exposures: np.ndarray, rng) -> str:
+    """Write ``json/<id>.json`` for each image into a gzip tarball; returns the content digest.
+
+    About 1% of the files are empty and 0.5% hold two faces, as in the real set.
+    """
+    from ..fetch import digest_of_hashes
+
+    hashes = {}
+    with tarfile.open(path, "w:gz") as tf:
+        for i, e in enumerate(exposures):
+            u = rng.uniform()
+            faces = [] if u < 0.01 else [face_record(rng, exposure=e)]
+            if 0.01 <= u < 0.015:
+                faces.append(face_record(rng, exposure=e, box=30))
+            data = json.dumps(faces).encode()
+            name = f"{i:05d}.json"
+            hashes[name] = hashlib.sha256(data).hexdigest()
+            info = tarfile.TarInfo(f"json/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return digest_of_hashes(hashes)
 
 
 def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000, n_per_cell: int = 20) -> Path:
@@ -68,8 +136,13 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
     rgb = rng.uniform(20, 230, size=(n_ffhq, 3))
     lum = (0.2126 * rgb[:, 0] + 0.7152 * rgb[:, 1] + 0.0722 * rgb[:, 2]) / 255
     score = 100 + 120 * lum + rng.normal(0, 10, n_ffhq)
-    ids = [f"{i:05d}.png" for i in rng.permutation(n_ffhq)]
+    perm = rng.permutation(n_ffhq)
+    ids = [f"{i:05d}.png" for i in perm]
     pd.DataFrame({"image_id": ids, "scores": score, "luminance": rgb[:, 2]}).to_csv(mirror / "ffhq.csv")
+    # Face attributes per image id; the Face API's exposure follows the image's luminance.
+    exposure = np.empty(n_ffhq)
+    exposure[perm] = np.clip(lum + rng.normal(0, 0.05, n_ffhq), 0, 1)
+    features_digest = write_face_features(mirror / "features.tar.gz", exposure, rng)
     order = np.argsort(score)
     ext = np.concatenate([order[:100], order[-100:]])
     tb = pd.DataFrame({"discriminator_score": score[ext], "image": [ids[i] for i in ext], "red_mean": rgb[ext, 0],
@@ -126,9 +199,14 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
     for name, (fname, rows_) in files.items():
         digest = hashlib.sha256((mirror / fname).read_bytes()).hexdigest()
         lines += [f"[sources.{name}]", f'file = "{fname}"', f'sha256 = "{digest}"', f"rows = {rows_}", ""]
+    lines += ["[sources.ffhq_features]", 'kind = "json_tree"', 'file = "features.tar.gz"',
+              f'sha256 = "{hashlib.sha256((mirror / "features.tar.gz").read_bytes()).hexdigest()}"',
+              f'content_digest = "{features_digest}"', 'member_dir = "json"', f"files = {n_ffhq}",
+              f"rows = {n_ffhq}", 'repository = "example/synthetic-features"', 'commit = "0000000"',
+              'licence = "synthetic data"', ""]
     lines += ["[roles]", 'study1_scores = "ffhq_scores"', 'study1_top_bottom = "ffhq_top_bottom"',
               'study1_ratings = "all_faces_matched"', 'study2_images = "study2_unbalanced"',
-              'study2_aggregated = "study2_aggregated"', ""]
+              'study2_aggregated = "study2_aggregated"', 'ffhq_features = "ffhq_features"', ""]
     cfg = root / "analysis" / "synthetic.toml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text("\n".join(lines))
