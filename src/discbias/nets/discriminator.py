@@ -1,0 +1,450 @@
+"""The StyleGAN2 discriminator used by every StyleGAN3 configuration (clean room).
+
+Architecture (Karras et al., *Analyzing and Improving the Image Quality of
+StyleGAN*, 2020; *Alias-Free GANs*, 2021, which reuses it unchanged):
+
+* one block per resolution from the input resolution down to 8; block ``r``
+  maps ``channels(r)`` to ``channels(r / 2)`` channels with
+  ``channels(r) = min(channel_base // r, channel_max)``;
+* a block is ``fromrgb`` (1x1, only on the first block, or on every block
+  for ``skip``), ``conv0`` (3x3) and ``conv1`` (3x3, FIR low-pass then
+  stride 2); ``resnet`` adds a ``skip`` path (FIR + decimate, 1x1, no bias)
+  and sums both paths scaled by ``sqrt(0.5)``; ``skip`` downsamples the
+  image alongside and adds ``fromrgb(image)`` at every resolution;
+* the 4x4 epilogue ``b4``: minibatch standard deviation, ``conv`` (3x3),
+  ``fc`` (flatten -> channels(4)) and ``out`` (-> 1 logit, or -> ``cmap_dim``
+  which is then projected onto the mapped class label and scaled by
+  ``1 / sqrt(cmap_dim)``).
+
+Parameter and buffer names and shapes equal NVIDIA's, so an official
+``state_dict`` loads with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from .fir import downsample2d, setup_filter
+from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer
+
+__all__ = ["Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "discriminator_flops"]
+
+_ARCHITECTURES = ("orig", "skip", "resnet")
+
+
+def _check_architecture(architecture: str) -> None:
+    if architecture not in _ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {_ARCHITECTURES}, got {architecture!r}")
+
+
+class DiscriminatorBlock(torch.nn.Module):
+    """One resolution of the discriminator: ``[N, in, r, r] -> [N, out, r/2, r/2]``.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels; 0 for the first block (which reads the image).
+    tmp_channels, out_channels : int
+        Width inside the block and at its output.
+    resolution, img_channels : int
+        Input resolution and image channels.
+    first_layer_idx : int
+        Index of the block's first layer (only used by ``freeze_layers``).
+    architecture : {"orig", "skip", "resnet"}
+    activation : str
+    resample_filter : sequence of float
+    conv_clamp : float, optional
+    use_fp16 : bool
+        Run in float16 on CUDA unless ``force_fp32``.
+    fp16_channels_last : bool
+        Use channels-last memory format when running in float16.
+    freeze_layers : int
+        Accepted for compatibility; has no effect at inference.
+
+    Examples
+    --------
+    >>> blk = DiscriminatorBlock(0, 16, 32, resolution=32, img_channels=3, first_layer_idx=0)
+    >>> x, img = blk(None, torch.randn(2, 3, 32, 32))
+    >>> x.shape, img is None
+    (torch.Size([2, 32, 16, 16]), True)
+    """
+
+    nvidia_class_name = "DiscriminatorBlock"
+
+    def __init__(
+        self,
+        in_channels: int,
+        tmp_channels: int,
+        out_channels: int,
+        resolution: int,
+        img_channels: int,
+        first_layer_idx: int,
+        architecture: str = "resnet",
+        activation: str = "lrelu",
+        resample_filter: Sequence[float] = (1, 3, 3, 1),
+        conv_clamp: float | None = None,
+        use_fp16: bool = False,
+        fp16_channels_last: bool = False,
+        freeze_layers: int = 0,
+    ):
+        super().__init__()
+        _check_architecture(architecture)
+        if in_channels not in (0, tmp_channels):
+            raise ValueError(f"in_channels must be 0 or tmp_channels ({tmp_channels}), got {in_channels}")
+        self.in_channels = in_channels
+        self.resolution = resolution
+        self.img_channels = img_channels
+        self.first_layer_idx = first_layer_idx
+        self.architecture = architecture
+        self.use_fp16 = use_fp16
+        self.channels_last = use_fp16 and fp16_channels_last
+        self.freeze_layers = freeze_layers
+        rf = list(resample_filter)
+        self.register_buffer("resample_filter", setup_filter(rf))
+        self.num_layers = 0
+        if in_channels == 0 or architecture == "skip":
+            self.fromrgb = Conv2dLayer(
+                img_channels, tmp_channels, kernel_size=1, activation=activation, conv_clamp=conv_clamp
+            )
+            self.num_layers += 1
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(
+            tmp_channels, out_channels, kernel_size=3, activation=activation, down=2,
+            resample_filter=rf, conv_clamp=conv_clamp,
+        )
+        self.num_layers += 2
+        if architecture == "resnet":
+            self.skip = Conv2dLayer(
+                tmp_channels, out_channels, kernel_size=1, bias=False, down=2, resample_filter=rf
+            )
+            self.num_layers += 1
+
+    def forward(
+        self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Process one resolution; returns the features and (for ``skip``) the downsampled image."""
+        ref = x if x is not None else img
+        fp16 = self.use_fp16 and not force_fp32 and ref.device.type == "cuda"
+        dtype = torch.float16 if fp16 else torch.float32
+        fmt = torch.channels_last if (fp16 and self.channels_last) else torch.contiguous_format
+        if x is not None:
+            x = x.to(dtype=dtype, memory_format=fmt)
+        if self.in_channels == 0 or self.architecture == "skip":
+            img = img.to(dtype=dtype, memory_format=fmt)
+            y = self.fromrgb(img)
+            x = y if x is None else x + y
+            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+        if self.architecture == "resnet":
+            half = math.sqrt(0.5)
+            y = self.skip(x, gain=half)
+            x = self.conv1(self.conv0(x), gain=half)
+            x = y.add_(x)
+        else:
+            x = self.conv1(self.conv0(x))
+        return x, img
+
+    def extra_repr(self) -> str:
+        return f"resolution={self.resolution}, architecture={self.architecture}"
+
+
+class DiscriminatorEpilogue(torch.nn.Module):
+    """The 4x4 head: minibatch std, conv, fc and the output projection.
+
+    Parameters
+    ----------
+    in_channels : int
+    cmap_dim : int
+        Size of the mapped label (0 = unconditional, one logit).
+    resolution, img_channels : int
+    architecture : {"orig", "skip", "resnet"}
+    mbstd_group_size : int or None
+        Minibatch-std group size (None = whole batch).
+    mbstd_num_channels : int
+        Number of minibatch-std feature maps (0 disables the layer).
+    activation : str
+    conv_clamp : float, optional
+
+    Examples
+    --------
+    >>> ep = DiscriminatorEpilogue(32, cmap_dim=0, resolution=4, img_channels=3)
+    >>> ep(torch.randn(4, 32, 4, 4), None, None).shape
+    torch.Size([4, 1])
+    """
+
+    nvidia_class_name = "DiscriminatorEpilogue"
+
+    def __init__(
+        self,
+        in_channels: int,
+        cmap_dim: int,
+        resolution: int,
+        img_channels: int,
+        architecture: str = "resnet",
+        mbstd_group_size: int | None = 4,
+        mbstd_num_channels: int = 1,
+        activation: str = "lrelu",
+        conv_clamp: float | None = None,
+    ):
+        super().__init__()
+        _check_architecture(architecture)
+        self.in_channels = in_channels
+        self.cmap_dim = cmap_dim
+        self.resolution = resolution
+        self.img_channels = img_channels
+        self.architecture = architecture
+        if architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation)
+        self.mbstd = (
+            MinibatchStdLayer(group_size=mbstd_group_size, num_channels=mbstd_num_channels)
+            if mbstd_num_channels > 0
+            else None
+        )
+        self.conv = Conv2dLayer(
+            in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp
+        )
+        self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=activation)
+        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+
+    def forward(
+        self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None, force_fp32: bool = False
+    ) -> torch.Tensor:
+        """Return logits ``[N, 1]`` (always float32)."""
+        x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+        if self.architecture == "skip":
+            x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.conv(x)
+        x = self.fc(x.flatten(1))
+        x = self.out(x)
+        if self.cmap_dim > 0:
+            x = (x * cmap).sum(dim=1, keepdim=True) * (1.0 / math.sqrt(self.cmap_dim))
+        return x
+
+    def extra_repr(self) -> str:
+        return f"resolution={self.resolution}, architecture={self.architecture}"
+
+
+class Discriminator(torch.nn.Module):
+    """StyleGAN2/StyleGAN3 discriminator with NVIDIA's constructor and state-dict layout.
+
+    Parameters
+    ----------
+    c_dim : int
+        Class-label size (0 = unconditional).
+    img_resolution : int
+        Input resolution (a power of two, >= 8).
+    img_channels : int
+        Image channels.
+    architecture : {"orig", "skip", "resnet"}
+        Block architecture; the official pickles use ``resnet``.
+    channel_base, channel_max : int
+        ``channels(r) = min(channel_base // r, channel_max)``.
+    num_fp16_res : int
+        Number of highest resolutions that run in float16 on CUDA.
+    conv_clamp : float, optional
+        Clamp of convolution outputs (256 in the official configs).
+    cmap_dim : int, optional
+        Size of the mapped label; defaults to ``channels(4)``; forced to 0
+        when ``c_dim == 0``.
+    block_kwargs, mapping_kwargs, epilogue_kwargs : dict
+        Extra arguments of :class:`DiscriminatorBlock`, the label
+        :class:`~discbias.nets.layers.MappingNetwork` and
+        :class:`DiscriminatorEpilogue` (e.g. ``mbstd_group_size``).
+
+    Notes
+    -----
+    ``D(img, c)`` expects float NCHW images in ``[-1, 1]`` (uint8 pixels map
+    as ``p / 127.5 - 1``) and returns float32 logits ``[N, 1]``. Because of
+    the minibatch-std layer an image's logit depends on the other images of
+    its group (images ``i`` and ``j`` share a group when ``i % (N // G) ==
+    j % (N // G)``); score single images or fixed batches accordingly.
+
+    Examples
+    --------
+    >>> D = Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=512, channel_max=64)
+    >>> with torch.inference_mode():
+    ...     logits = D(torch.rand(4, 3, 32, 32) * 2 - 1)
+    >>> logits.shape, logits.dtype
+    (torch.Size([4, 1]), torch.float32)
+    >>> "b32.fromrgb.weight" in D.state_dict() and "b4.out.bias" in D.state_dict()
+    True
+    """
+
+    nvidia_class_name = "Discriminator"
+
+    def __init__(
+        self,
+        c_dim: int,
+        img_resolution: int,
+        img_channels: int,
+        architecture: str = "resnet",
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        num_fp16_res: int = 4,
+        conv_clamp: float | None = 256,
+        cmap_dim: int | None = None,
+        block_kwargs: Mapping[str, Any] | None = None,
+        mapping_kwargs: Mapping[str, Any] | None = None,
+        epilogue_kwargs: Mapping[str, Any] | None = None,
+    ):
+        super().__init__()
+        _check_architecture(architecture)
+        #: Constructor arguments, JSON-serialisable; ``Discriminator(**D.init_kwargs)`` rebuilds the network.
+        self.init_kwargs = dict(
+            c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels, architecture=architecture,
+            channel_base=channel_base, channel_max=channel_max, num_fp16_res=num_fp16_res,
+            conv_clamp=conv_clamp, cmap_dim=cmap_dim, block_kwargs=dict(block_kwargs or {}),
+            mapping_kwargs=dict(mapping_kwargs or {}), epilogue_kwargs=dict(epilogue_kwargs or {}),
+        )
+        log2 = int(round(math.log2(img_resolution))) if img_resolution > 0 else 0
+        if img_resolution < 8 or 2**log2 != img_resolution:
+            raise ValueError(f"img_resolution must be a power of two >= 8, got {img_resolution}")
+        block_kwargs = dict(block_kwargs or {})
+        mapping_kwargs = dict(mapping_kwargs or {})
+        epilogue_kwargs = dict(epilogue_kwargs or {})
+        self.c_dim = c_dim
+        self.img_resolution = img_resolution
+        self.img_resolution_log2 = log2
+        self.img_channels = img_channels
+        self.architecture = architecture
+        self.num_fp16_res = num_fp16_res
+        self.block_resolutions = [2**i for i in range(log2, 2, -1)]
+        channels = {r: min(channel_base // r, channel_max) for r in self.block_resolutions + [4]}
+        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
+        if cmap_dim is None:
+            cmap_dim = channels[4]
+        if c_dim == 0:
+            cmap_dim = 0
+        self.cmap_dim = cmap_dim
+        common = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
+        layer_idx = 0
+        for res in self.block_resolutions:
+            block = DiscriminatorBlock(
+                channels[res] if res < img_resolution else 0,
+                channels[res],
+                channels[res // 2],
+                resolution=res,
+                first_layer_idx=layer_idx,
+                use_fp16=res >= fp16_resolution,
+                **block_kwargs,
+                **common,
+            )
+            self.add_module(f"b{res}", block)
+            layer_idx += block.num_layers
+        if c_dim > 0:
+            self.mapping = MappingNetwork(
+                z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **mapping_kwargs
+            )
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+
+    def forward(
+        self,
+        img: torch.Tensor,
+        c: torch.Tensor | None = None,
+        force_fp32: bool = False,
+        update_emas: bool = False,
+    ) -> torch.Tensor:
+        """Score images.
+
+        Parameters
+        ----------
+        img : torch.Tensor
+            ``[N, img_channels, img_resolution, img_resolution]`` float, range ``[-1, 1]``.
+        c : torch.Tensor, optional
+            ``[N, c_dim]`` labels (one-hot for the official conditional
+            networks); required when ``c_dim > 0``, ignored otherwise.
+        force_fp32 : bool
+            Run every block in float32 even on CUDA.
+        update_emas : bool
+            Ignored (accepted for call compatibility).
+
+        Returns
+        -------
+        torch.Tensor
+            float32 logits ``[N, 1]``.
+        """
+        del update_emas
+        expected = (self.img_channels, self.img_resolution, self.img_resolution)
+        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
+            raise ValueError(
+                f"expected images of shape [N, {expected[0]}, {expected[1]}, {expected[2]}], "
+                f"got {list(img.shape)}; resize/convert images to the network's resolution first"
+            )
+        if not img.is_floating_point():
+            raise TypeError(f"expected float images in [-1, 1], got dtype {img.dtype}; use img / 127.5 - 1")
+        cmap = None
+        if self.c_dim > 0:
+            if c is None or c.ndim != 2 or tuple(c.shape) != (img.shape[0], self.c_dim):
+                raise ValueError(
+                    f"this discriminator is conditional: pass labels c of shape [{img.shape[0]}, {self.c_dim}], "
+                    f"got {None if c is None else list(c.shape)}"
+                )
+            cmap = self.mapping(None, c.to(img.device))
+        x = None
+        for res in self.block_resolutions:
+            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32)
+        return self.b4(x, img, cmap)
+
+    def extra_repr(self) -> str:
+        return f"c_dim={self.c_dim}, img_resolution={self.img_resolution}, img_channels={self.img_channels}"
+
+
+def discriminator_flops(D: Discriminator) -> dict[str, float]:
+    """Count the floating-point operations of one image's forward pass.
+
+    Multiply-adds count as 2 FLOPs. Convolutions and fully connected layers
+    are counted exactly from the layer shapes; the FIR filtering passes are
+    counted for the separable implementation (two 4-tap passes).
+
+    Parameters
+    ----------
+    D : Discriminator
+
+    Returns
+    -------
+    dict
+        ``{"conv_fc": ..., "fir": ..., "total": ...}`` in FLOPs per image.
+
+    Examples
+    --------
+    >>> D = Discriminator(0, 32, 3, channel_base=512, channel_max=64)
+    >>> f = discriminator_flops(D)
+    >>> f["total"] == f["conv_fc"] + f["fir"] and f["conv_fc"] > 0
+    True
+    """
+    conv_fc = 0.0
+    fir = 0.0
+
+    def conv_cost(layer: Conv2dLayer, res: int) -> tuple[float, float]:
+        k = layer.kernel_size
+        out_res = res // layer.down
+        macs = layer.in_channels * layer.out_channels * k * k * out_res * out_res
+        taps = layer.resample_filter.shape[0]
+        if layer.down == 1:
+            fir_macs = 0.0
+        elif k == 1:  # strided separable FIR: rows then columns, only kept samples
+            fir_macs = layer.in_channels * (res + 2) * out_res * taps + layer.in_channels * out_res * out_res * taps
+        else:  # full-rate separable FIR on the padded input
+            fir_macs = layer.in_channels * (res + 4) * (res + 1) * taps + layer.in_channels * (res + 1) ** 2 * taps
+        return 2.0 * macs, 2.0 * fir_macs
+
+    for res in D.block_resolutions:
+        blk = getattr(D, f"b{res}")
+        for name in ("fromrgb", "conv0", "conv1", "skip"):
+            layer = getattr(blk, name, None)
+            if layer is not None:
+                a, b = conv_cost(layer, res)
+                conv_fc += a
+                fir += b
+    ep = D.b4
+    for name in ("fromrgb", "conv"):
+        layer = getattr(ep, name, None)
+        if layer is not None:
+            a, _ = conv_cost(layer, 4)
+            conv_fc += a
+    conv_fc += 2.0 * (ep.fc.in_features * ep.fc.out_features + ep.out.in_features * ep.out.out_features)
+    return {"conv_fc": conv_fc, "fir": fir, "total": conv_fc + fir}
