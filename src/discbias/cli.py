@@ -25,6 +25,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 #: sets ``func=<callable(args) -> int>`` with ``set_defaults``; a new stage is one line here.
 PLUGINS: list[str] = [
     "discbias.measures.cli",
+    "discbias.probes.cli",
 ]
 
 

@@ -64,7 +64,8 @@ def _fit_mixed(d: pd.DataFrame, exog: pd.DataFrame, random_slopes: bool):
 
 def fit_dose_response(df: pd.DataFrame, *, probe: str, protocol: str, spline_df: int | None = None,
                       n_boot: int = 2000, grid_n: int = 201, seed: int = 0,
-                      conf_level: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      conf_level: float = 0.95, slope_points: dict[str, float] | None = None,
+                      model_name: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit the dose-response mixed model of one probe under one protocol.
 
     Parameters
@@ -76,6 +77,9 @@ def fit_dose_response(df: pd.DataFrame, *, probe: str, protocol: str, spline_df:
         Degrees of freedom of the level spline (default ``min(4, n_levels - 1)``).
     n_boot : int
         Parametric-bootstrap draws for the argmax interval.
+    slope_points : dict of str to float, optional
+        Derivatives of the population curve to report (term name -> level); default
+        ``{"slope_at_level_0": 0.0}`` (only points inside the probed range are reported).
 
     Returns
     -------
@@ -98,7 +102,7 @@ def fit_dose_response(df: pd.DataFrame, *, probe: str, protocol: str, spline_df:
     """
     d = df[(df["probe"] == probe) & (df["protocol"] == protocol)][["base", "level", "score"]].dropna().copy()
     d["base"] = d["base"].astype(str)
-    model = f"probe:{probe}:{protocol}"
+    model = model_name or f"probe:{probe}:{protocol}"
     n_levels = d["level"].nunique()
     formula = _spline_formula(n_levels, spline_df)
     n_groups = d["base"].nunique()
@@ -169,11 +173,14 @@ def fit_dose_response(df: pd.DataFrame, *, probe: str, protocol: str, spline_df:
     except np.linalg.LinAlgError as exc:
         warn.append(f"joint Wald test failed: {exc}")
     # Slope at the original (level 0), when 0 is in the range.
-    if lo <= 0 <= hi:
+    for term, at in (slope_points if slope_points is not None else {"slope_at_level_0": 0.0}).items():
+        if not lo <= at <= hi:
+            warn.append(f"{term}: {at:.4g} lies outside the probed range [{lo:.4g}, {hi:.4g}]; not estimated")
+            continue
         h = 1e-4 * (hi - lo)
-        g = (X(np.array([h]))[0] - X(np.array([-h]))[0]) / (2 * h)
+        g = (X(np.array([at + h]))[0] - X(np.array([at - h]))[0]) / (2 * h)
         sl, sls = float(g @ beta), float(np.sqrt(g @ cov @ g))
-        rows.append(dict(term="slope_at_level_0", estimate=sl, std_error=sls, statistic=sl / sls if sls else np.nan,
+        rows.append(dict(term=term, at=at, estimate=sl, std_error=sls, statistic=sl / sls if sls else np.nan,
                          p_value=2 * stats.norm.sf(abs(sl / sls)) if sls else np.nan, conf_low=sl - z * sls,
                          conf_high=sl + z * sls, **common))
     # Argmax of the population curve, with a parametric bootstrap interval.
