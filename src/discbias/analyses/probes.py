@@ -250,35 +250,36 @@ def figures(ctx):
     scores = ctx.measures["probe_scores"]
     probes = v["probes"]
     protocols = v["protocols"]
-    ncol = min(3, len(probes))
+    ncol = min(4, len(probes))
     nrow = int(np.ceil(len(probes) / ncol))
     colours = {"nvidia": "#1f77b4", "grissom2024": "#d62728"}
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)
-    for ax, probe in zip(axes.ravel(), probes):
-        for protocol in protocols:
+    for protocol in protocols:
+        col = colours.get(protocol, "#2ca02c")
+        fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.7 * nrow), squeeze=False)
+        for ax, probe in zip(axes.ravel(), probes):
             c = curves[(curves["probe"] == probe) & (curves["protocol"] == protocol)]
             pts = scores[(scores["probe"] == probe) & (scores["protocol"] == protocol)]
-            col = colours.get(protocol, None)
             if len(pts):
                 # Centre each base image on its own mean so the random intercepts do not hide the curve.
                 centred = pts["score"] - pts.groupby("base")["score"].transform("mean") + pts["score"].mean()
                 ax.scatter(pts["level"], centred, s=8, alpha=0.5, color=col)
             if len(c):
-                ax.plot(c["level"], c["estimate"], color=col, label=protocol)
+                ax.plot(c["level"], c["estimate"], color=col)
                 ax.fill_between(c["level"], c["conf_low"], c["conf_high"], color=col, alpha=0.2)
             r = tidy[(tidy["probe"] == probe) & (tidy["protocol"] == protocol) & (tidy["term"] == "argmax_level")]
             if len(r) and pd.notna(r["estimate"].iloc[0]):
-                ax.axvline(r["estimate"].iloc[0], color=col, ls=":", lw=1)
-        ax.set_title(probe.replace("_", " "))
-        ax.set_xlabel(LEVEL_UNITS.get(probe, "level"))
-        ax.set_ylabel("D score (logit)")
-    for ax in axes.ravel()[len(probes):]:
-        ax.axis("off")
-    axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    if demo:
-        watermark(fig)
-    ctx.save_figure(fig, "probes_dose_response")
+                ax.axvline(r["estimate"].iloc[0], color="k", ls=":", lw=1)
+            ax.set_title(probe.replace("_", " "), fontsize=9)
+            ax.set_xlabel(LEVEL_UNITS.get(probe, "level"), fontsize=8)
+            ax.set_ylabel("D score (logit)", fontsize=8)
+            ax.tick_params(labelsize=7)
+        for ax in axes.ravel()[len(probes):]:
+            ax.axis("off")
+        fig.suptitle(f"{protocol} protocol")
+        fig.tight_layout()
+        if demo:
+            watermark(fig)
+        ctx.save_figure(fig, f"probes_dose_response_{protocol}")
     if "probe_fields" in ctx.results:
         f = ctx.results["probe_fields"]
         fig, axes = plt.subplots(1, len(protocols), figsize=(4.5 * len(protocols), 3.4), squeeze=False)
