@@ -66,7 +66,8 @@ def settings(config, paths) -> dict:
             path = weights_path(name) if name in KNOWN_WEIGHTS else cand
     out["weights_path"] = str(path)
     if not path.is_file():
-        out["reason"] = f"the weights file {name} is not present (looked for {path})"
+        shown = os.path.relpath(path, paths.root) if str(path).startswith(str(paths.root)) else str(path)
+        out["reason"] = f"the weights file {name} is not present (looked for {shown})"
         return out
     images = p.get("images")
     if not images:

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .color import REC709, XYZ_FROM_RGB, lab_chroma_hue, srgb_to_linear, xyz_to_lab
+from .color import _EPS, _KAPPA, REC709, WHITE_D65, XYZ_FROM_RGB, srgb_to_linear
+
+_LIN_LUT = srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 
 #: The whole-image measures, in output order.
 IMAGE_MEASURES = [
@@ -75,25 +77,30 @@ def _colour_stats(px: np.ndarray, dark_level: int, bright_level: int) -> dict[st
     if n == 0:
         return {k: float("nan") for k in REGION_MEASURES}
     # Per-level lookup tables make the gamma decoding exact and cheap.
-    lut = np.arange(256, dtype=np.float64) / 255.0
-    lin_lut = srgb_to_linear(lut)
     f = px.astype(np.float32)
     mean = f.mean(axis=0, dtype=np.float64)
     luma = (f @ (REC709 / 255.0).astype(np.float32))
-    lin = np.stack([lin_lut[px[:, i]] for i in range(3)], axis=1)
-    xyz = lin @ XYZ_FROM_RGB.T
-    lab = xyz_to_lab(xyz)
-    chroma, _ = lab_chroma_hue(lab)
-    lab_mean = lab.mean(axis=0)
+    # float32 per pixel (means accumulate in float64): 8-bit input carries no more precision.
+    lin = _LIN_LUT[px]
+    xyz = lin @ (XYZ_FROM_RGB.T / WHITE_D65[None, :]).astype(np.float32)  # XYZ / white
+    fx = np.cbrt(xyz)
+    small = xyz <= _EPS
+    if small.any():
+        fx[small] = xyz[small] * _KAPPA + np.float32(4.0 / 29.0)
+    L = 116.0 * fx[:, 1] - 16.0
+    a = 500.0 * (fx[:, 0] - fx[:, 1])
+    b = 200.0 * (fx[:, 1] - fx[:, 2])
+    chroma = np.hypot(a, b)
+    lab_mean = np.array([L.mean(dtype=np.float64), a.mean(dtype=np.float64), b.mean(dtype=np.float64)])
     rg = f[:, 0] - f[:, 1]
     yb = 0.5 * (f[:, 0] + f[:, 1]) - f[:, 2]
     colorfulness = float(np.hypot(rg.std(dtype=np.float64), yb.std(dtype=np.float64))
                          + 0.3 * np.hypot(rg.mean(dtype=np.float64), yb.mean(dtype=np.float64)))
     return dict(
         mean_r=float(mean[0]), mean_g=float(mean[1]), mean_b=float(mean[2]),
-        luma_709=float(luma.mean(dtype=np.float64)), rel_luminance=float(xyz[:, 1].mean()),
+        luma_709=float(luma.mean(dtype=np.float64)), rel_luminance=float(xyz[:, 1].mean(dtype=np.float64)),
         lab_l=float(lab_mean[0]), lab_a=float(lab_mean[1]), lab_b=float(lab_mean[2]),
-        chroma=float(chroma.mean()),
+        chroma=float(chroma.mean(dtype=np.float64)),
         hue_deg=float(np.degrees(np.arctan2(lab_mean[2], lab_mean[1])) % 360.0),
         colorfulness=colorfulness, rms_contrast=float(luma.std(dtype=np.float64)),
         clipped_dark=float((px <= dark_level).all(axis=1).mean()),
