@@ -108,7 +108,7 @@ def evaluate_claims(ctx_or_results) -> pd.DataFrame:
 
     Examples
     --------
-    >>> evaluate_claims({})["verdict"].eq("not yet estimated").all()
+    >>> bool(evaluate_claims({})["verdict"].eq("not yet estimated").all())
     True
     """
     results = getattr(ctx_or_results, "results", ctx_or_results)

@@ -79,6 +79,7 @@ def _install_verified(tmp: Path, dest: Path, source: Source, origin: str) -> str
     if actual != source.sha256:
         tmp.unlink(missing_ok=True)
         raise ChecksumError(source.file, source.sha256, actual, origin)
+    os.chmod(tmp, 0o444)  # raw data is immutable
     os.replace(tmp, dest)  # atomic on one filesystem
     return actual
 
@@ -193,7 +194,14 @@ def fetch_all(config: StudyConfig, raw_dir: str | os.PathLike, **kwargs) -> list
 
     Examples
     --------
-    >>> # fetch_all(load_config("analysis/grissom2024.toml"), "data/raw")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from discbias.config import load_config
+    >>> from discbias.studies.synthetic import make_synthetic_study
+    >>> cfg = make_synthetic_study(tempfile.mkdtemp(), n_ffhq=300, n_per_cell=3)
+    >>> res = fetch_all(load_config(cfg), cfg.parent.parent / "data" / "raw",
+    ...                 mirror=cfg.parent.parent / "mirror", allow_download=False, progress=False)
+    >>> sorted({r.origin.split(":")[0] for r in res})
+    ['mirror']
     """
     results, errors = [], []
     for src in config.sources.values():

@@ -202,6 +202,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
     ctx.values["meta"] = dict(
         study_id=config.id, title=config.title, paper=config.study.get("paper", ""),
         discbias_version=__version__, software=software_versions(),
+        build_date=time.strftime("%Y-%m-%d"),
         upstream=config.upstream, n_sources=len(prov), n_data_issues=int(len(issues)),
         fit_seconds=timings,
     )

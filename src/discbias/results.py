@@ -45,6 +45,12 @@ def result_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write text to ``path`` through a temporary file and an atomic rename.
 
@@ -60,6 +66,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -83,6 +90,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         os.close(fd)
         try:
             df.to_parquet(tmp, index=False)
+            os.chmod(tmp, _umask_mode())
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)

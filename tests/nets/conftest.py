@@ -140,6 +140,7 @@ def nvidia_modules(monkeypatch):
         raise AssertionError("the fake NVIDIA reconstructor was called while reading")
 
     _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
     persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
     torch_utils.persistence = persistence
     dnnlib = types.ModuleType("dnnlib")
@@ -181,4 +182,4 @@ def _small_kwargs(**over) -> dict:
 @pytest.fixture
 def helpers():
     """``randomize(D, seed)`` and ``small_kwargs(**over)`` (test files cannot import conftest by name)."""
-    return types.SimpleNamespace(randomize=_randomize, small_kwargs=_small_kwargs)
+    return types.SimpleNamespace(randomize=_randomize, small_kwargs=_small_kwargs, fake_source=FAKE_SOURCE)

@@ -82,6 +82,7 @@ def fit(ctx):
         n_race_ratings=int(len(race)), race_chisq=float(chi.loc[0, "statistic"]), race_chisq_p=float(chi.loc[0, "p_value"]),
         race_chisq_df=int(chi.loc[0, "df"]), race_cramers_v=float(chi.loc[0, "estimate"]),
         n_images_rated=int(race["image_id"].nunique()),
+        n_extremes=int(len(tb)), n_extremes_joined=int(tb["rated_name"].notna().sum()),
     )
 
 

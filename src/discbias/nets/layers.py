@@ -238,13 +238,16 @@ class Conv2dLayer(_FirMixin, torch.nn.Module):
             else:
                 x = fir_filter2d(x, f, pad, down=1, factors=self._fir_factors())
                 x = F.conv2d(x, w, b, stride=self.down)
+        # In-place activation/clamp saves memory traffic, but only when no autograd graph is recorded
+        # (leaky ReLU's backward needs its output, which an in-place clamp would overwrite).
+        inplace = not (torch.is_grad_enabled() and x.requires_grad)
         if self.activation != "linear":
-            x = spec.inplace(x, spec.def_alpha)
+            x = spec.inplace(x, spec.def_alpha) if inplace else spec.func(x, spec.def_alpha)
         if not spec.homogeneous and out_gain != 1:
             x = x * out_gain
         if self.conv_clamp is not None:
             limit = self.conv_clamp * gain
-            x = x.clamp_(-limit, limit)
+            x = x.clamp_(-limit, limit) if inplace else x.clamp(-limit, limit)
         return x
 
     def extra_repr(self) -> str:

@@ -293,8 +293,8 @@ class SafeNetworkUnpickler(pickle.Unpickler):
     Examples
     --------
     >>> import io, pickle, collections
-    >>> SafeNetworkUnpickler(io.BytesIO(pickle.dumps(collections.OrderedDict(a=1)))).load()
-    OrderedDict({'a': 1})
+    >>> dict(SafeNetworkUnpickler(io.BytesIO(pickle.dumps(collections.OrderedDict(a=1)))).load())
+    {'a': 1}
     >>> SafeNetworkUnpickler(io.BytesIO(pickle.dumps(print))).load()
     Traceback (most recent call last):
     ...

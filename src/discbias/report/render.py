@@ -159,6 +159,7 @@ def render_pdf(qmd: Path, root: Path) -> Path:
 
     typ = qmd.with_suffix(".typ")
     _pandoc(qmd, "typst", typ, ["-V", "papersize=a4", "-V", "fontsize=10pt", "--number-sections",
+                                f"--include-in-header={Path(__file__).with_name('typst-header.typ')}",
                                 "-V", "section-numbering=1.1", "--toc"])
     out = qmd.with_suffix(".pdf")
     try:
@@ -176,7 +177,9 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
 
     Examples
     --------
-    >>> # render(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
+    >>> from discbias.config import load_config
+    >>> from discbias.paths import project_paths
+    >>> render(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
     """
     qmd = render_qmd(paths, template_dir)
     if use_quarto is None:

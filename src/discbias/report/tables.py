@@ -68,7 +68,10 @@ def to_markdown(df_text: pd.DataFrame) -> str:
         return bool(vals) and all(v.replace(",", "").replace(".", "", 1).replace("-", "", 1).replace("<", "")
                                   .replace("e", "", 1).replace("+", "").isdigit() for v in vals)
     head = "| " + " | ".join(_md_escape(c) for c in df_text.columns) + " |"
-    align = "|" + "|".join("--:" if is_num(c) else ":--" for c in df_text.columns) + "|"
+    # Dash counts set pandoc's relative column widths when a table is wider than the page.
+    width = {c: max([len(str(c))] + [len(str(v)) for v in df_text[c]]) for c in df_text.columns}
+    dashes = {c: "-" * max(2, min(40, width[c]) - 1) for c in df_text.columns}
+    align = "|" + "|".join(dashes[c] + ":" if is_num(c) else ":" + dashes[c] for c in df_text.columns) + "|"
     body = ["| " + " | ".join(_md_escape(v) for v in r) + " |" for r in df_text.itertuples(index=False)]
     return "\n".join([head, align, *body])
 
@@ -120,13 +123,13 @@ def common_tables(ctx) -> None:
                           "Source": claims["source"].fillna("")})
     ctx.save_table(rules, "claim_rules")
     prov = ctx.results["provenance"]
-    ctx.save_table(pd.DataFrame({"Source": prov["source"], "File": prov["file"], "Rows": prov["rows_expected"],
+    ctx.save_table(pd.DataFrame({"File": prov["file"], "Rows": prov["rows_expected"],
                                  "sha256": prov["sha256"]}), "provenance")
     models = ctx.results["models"]
     cols = [c for c in ("model", "formula", "method", "n_obs", "converged", "warnings") if c in models]
     m = models[cols].copy()
     if "warnings" in m:
-        m["warnings"] = m["warnings"].fillna("").replace("", "none")
+        m["warnings"] = [w if isinstance(w, str) and w else "none" for w in m["warnings"]]
     ctx.save_table(m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
                                      "converged": "Converged", "warnings": "Warnings"}), "models", digits=0)
     issues = ctx.results["data_issues"]

@@ -201,8 +201,9 @@ def summarise_ratings(long: pd.DataFrame, ids) -> pd.DataFrame:
     Examples
     --------
     >>> long = pd.DataFrame({"image": ["a", "a"], "slot": [1, 2], "item": ["hair_length"] * 2, "value": [2.0, 4.0]})
-    >>> summarise_ratings(long, ["a"]).loc["a", ["hair_length_mean", "hair_length_n"]].tolist()
-    [3.0, 2]
+    >>> s = summarise_ratings(long, ["a"])
+    >>> float(s.loc["a", "hair_length_mean"]), int(s.loc["a", "hair_length_n"])
+    (3.0, 2)
     """
     agg = long.groupby(["image", "item"])["value"].agg(["mean", "std", "count"]).unstack("item")
     out = pd.DataFrame(index=pd.Index(list(ids), name="image"))
@@ -237,7 +238,12 @@ def read_top_bottom(top_bottom_path: str | Path, ratings_path: str | Path, *,
 
     Examples
     --------
-    >>> # read_top_bottom("data/raw/bottom_top_100_data.csv", "data/raw/all_face_data_matched.csv")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from discbias.studies.synthetic import make_synthetic_study
+    >>> m = make_synthetic_study(tempfile.mkdtemp(), n_ffhq=300, n_per_cell=3).parent.parent / "mirror"
+    >>> r = read_top_bottom(m / "top_bottom.csv", m / "rated.csv")
+    >>> r.tables["top_bottom"]["group"].value_counts().to_dict()
+    {'bottom': 100, 'top': 100}
     """
     tb_name = Path(getattr(top_bottom_path, "name", "bottom_top_100_data.csv")).name
     log = IssueLog(tb_name)
@@ -318,7 +324,12 @@ def read_study2(path: str | Path, *, expected_rows: int | None = None, on_invali
 
     Examples
     --------
-    >>> # read_study2("data/raw/Study2_GoogleFaces_full_unbalanced.csv")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from discbias.studies.synthetic import make_synthetic_study
+    >>> m = make_synthetic_study(tempfile.mkdtemp(), n_ffhq=300, n_per_cell=3).parent.parent / "mirror"
+    >>> im = read_study2(m / "study2.csv").tables["study2_images"]
+    >>> int(im.groupby("cell").size().min())
+    3
     """
     name = Path(getattr(path, "name", "study2.csv")).name
     log = IssueLog(name)

@@ -1,0 +1,64 @@
+# discbias: `make setup` once, then `make report`. `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CLI    := $(VENV)/bin/discbias
+CONFIG ?= analysis/grissom2024.toml
+
+# Code that the expensive stages depend on (report/ code only feeds figures and render).
+FIT_SRC := $(shell find src/discbias -name '*.py' -not -path '*/report/*' 2>/dev/null)
+ALL_SRC := $(shell find src/discbias -type f 2>/dev/null)
+TEMPLATES := $(shell find report -type f 2>/dev/null)
+
+.PHONY: help setup report fetch measure fit figures render test test-fast bench clean distclean
+
+help: ## list every target
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## create .venv and install the project with its test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+data/raw/.fetched: $(CONFIG) | $(VENV)/.installed
+	$(CLI) fetch --config $(CONFIG)
+	touch $@
+
+build/measures/.done: data/raw/.fetched $(FIT_SRC)
+	$(CLI) measure --config $(CONFIG)
+	touch $@
+
+build/values.json: build/measures/.done $(FIT_SRC) $(CONFIG)
+	$(CLI) fit --config $(CONFIG)
+
+build/figures/.done: build/values.json $(ALL_SRC)
+	$(CLI) figures --config $(CONFIG)
+	touch $@
+
+build/report/paper.pdf build/report/paper.html &: build/figures/.done $(TEMPLATES) $(ALL_SRC)
+	$(CLI) render --config $(CONFIG)
+
+fetch: data/raw/.fetched ## download the released data (or copy it from the DISCBIAS_DATA_MIRROR folder), sha256-verified
+measure: build/measures/.done ## tidy tables from the raw files (build/measures)
+fit: build/values.json ## fit every model (build/results, build/values.json)
+figures: build/figures/.done ## figures and publication tables (build/figures, build/tables)
+render: build/report/paper.pdf ## render the paper (build/report/paper.{qmd,html,pdf})
+report: build/report/paper.pdf build/report/paper.html ## run every stage that is out of date and render the paper
+
+test: | $(VENV)/.installed ## run the test suite (unit, integration through the data mirror, end to end)
+	$(PY) -m pytest
+
+bench: | $(VENV)/.installed ## run every benchmark in benchmarks/ (results in benchmarks/results/)
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean: ## remove build outputs (keeps downloaded data and the environment)
+	rm -rf build
+
+distclean: clean ## remove build outputs, downloaded data and the environment
+	rm -rf data $(VENV)

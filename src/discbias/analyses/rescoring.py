@@ -1,0 +1,332 @@
+"""Scores from the score cache, and the paper's scoring-protocol sensitivity section.
+
+``measure``
+    Imports the released scores (Study 1: the 70,000 FFHQ scores; Study 2: the scraped faces'
+    scores) into the score cache with provenance ``released`` (keyed by study and image id) and
+    reads them back: the ``ffhq_scores`` and ``study2_images`` tables that the Study 1 and Study 2
+    analyses fit take their ``score`` column from the cache (same values as the CSVs; a mismatch
+    is a data issue). When the study configuration's ``[scoring]`` table names weights and an
+    image set, the images are scored under each configured protocol (through the cache, so a
+    rerun only scores what is missing): tables ``rescored_scores`` and ``rescored_images``
+    (colour statistics measured on the images).
+``fit``
+    With rescored images: agreement of each protocol with the released scores (Pearson r,
+    Spearman rho, absolute differences, overlap of the top and bottom groups), and the Study 1
+    claims re-evaluated under each protocol with the same claim code as the main claims table:
+    top vs bottom ``top_n`` by that protocol's score (luminance measured on the images), and,
+    among the rated extremes, the images above vs below that protocol's median score (rated
+    race). Without weights or images the section says what it needs; nothing is computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..results import result_frame
+from ..stats.groups import correlation, welch_ttest
+from ..studies.validation import ISSUE_COLUMNS
+
+RELEASED = "released"
+
+
+def _scoring(ctx):
+    from ..scoring.config import scoring_config
+
+    return scoring_config(ctx.config, ctx.paths.root)
+
+
+def _cache(ctx, sc):
+    from ..scoring import ScoreCache, default_cache_dir
+
+    return ScoreCache(sc.cache if sc.cache is not None else default_cache_dir(ctx.paths.root))
+
+
+def study_key(config, study: str) -> str:
+    """Study name under which released scores are cached, e.g. ``grissom2024:study1``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> study_key(SimpleNamespace(id="grissom2024"), "study1")
+    'grissom2024:study1'
+    """
+    return f"{config.id}:{study}"
+
+
+def _from_cache(cache, study, table, id_col, path, issues, file_label):
+    """Import ``table``'s valid released scores and return the table with its score read back."""
+    from ..fetch import sha256_file
+
+    valid = table[table["valid"]]
+    cache.import_released(study, valid, source=path.name, source_sha256=sha256_file(path), id_column=id_col)
+    back = cache.released(study).set_index("image_id")["score"]
+    out = table.copy()
+    cached = out[id_col].astype(str).map(back)
+    mismatch = out["valid"] & ~np.isclose(cached.to_numpy(float), out["score"].to_numpy(float), rtol=0, atol=0)
+    for i in np.flatnonzero(mismatch.to_numpy()):
+        issues.append(dict(file=file_label, line=np.nan, column="score", value=out[id_col].iloc[i],
+                           problem="score read back from the score cache differs from the released file",
+                           action="cache value used"))
+    out["score"] = cached.where(out["valid"], out["score"]).astype(float)
+    out["score_provenance"] = pd.Series("released (score cache)", index=out.index).where(out["valid"])
+    return out
+
+
+def measure(ctx):
+    from ..studies.grissom2024 import read_ffhq_scores, read_study2
+
+    sc = _scoring(ctx)
+    cfg = ctx.config
+    tables: dict[str, pd.DataFrame] = {}
+    issues: list[dict] = []
+    if not (cfg.has_role("study1_scores") or cfg.has_role("study2_images") or sc.enabled):
+        return tables, pd.DataFrame(columns=ISSUE_COLUMNS)
+    cache = _cache(ctx, sc)
+    # The adapters' own data issues are reported by study1/study2's measure; here only the cache.
+    if cfg.has_role("study1_scores"):
+        path = ctx.raw("study1_scores")
+        a = read_ffhq_scores(path, expected_rows=ctx.expected_rows("study1_scores"), on_invalid="report")
+        tables["ffhq_scores"] = _from_cache(cache, study_key(cfg, "study1"), a.tables["ffhq_scores"], "image_id", path,
+                                            issues, path.name)
+    if cfg.has_role("study2_images"):
+        path = ctx.raw("study2_images")
+        b = read_study2(path, expected_rows=ctx.expected_rows("study2_images"), on_invalid="report",
+                        table_prefix="study2")
+        im = b.tables["study2_images"]
+        tables["study2_images"] = _from_cache(cache, study_key(cfg, "study2"), im, "image", path, issues, path.name)
+    if sc.enabled:
+        tables.update(_rescore(sc, cache, issues))
+    cache.close()
+    return tables, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+
+
+def _rescore(sc, cache, issues) -> dict[str, pd.DataFrame]:
+    import sys
+
+    import torch
+
+    from ..scoring import Scorer, discover
+
+    if sc.threads:
+        torch.set_num_threads(int(sc.threads))
+    items = discover(sc.images)
+    parts = []
+    for npro in sc.protocols:
+        scorer = Scorer(sc.weights, npro.protocol, device=sc.device, fp32=sc.fp32, reference=npro.reference,
+                        batch_size=sc.batch_size, num_workers=sc.workers, min_side=sc.min_side)
+        run = scorer.score_items(items, cache, progress=sys.stderr.isatty())
+        print(f"[discbias] rescoring {npro.name} ({run.protocol.label}): {run.scored} scored, {run.from_cache} from "
+              f"cache, {run.failed} failed", file=sys.stderr, flush=True)
+        for f in run.failures.itertuples():
+            issues.append(dict(file=str(sc.images), line=np.nan, column="image", value=f.image, problem=f.reason,
+                               action=f"not scored under protocol {npro.name}"))
+        t = run.table.assign(protocol_name=npro.name, n_failed=run.failed)
+        parts.append(t)
+    rescored = pd.concat(parts, ignore_index=True)
+    keep = ["protocol_name", "image", "image_id", "image_sha256", "score", "score_sd", "n_draws", "protocol", "grouping",
+            "resize", "filter", "flip", "precision", "label", "weights_sha256", "discbias_version", "from_cache",
+            "conversion", "n_failed"]
+    stats = cache.image_stats(rescored["image_sha256"].unique())
+    images = (rescored[["image", "image_id", "image_sha256"]].drop_duplicates("image")
+              .merge(stats, on="image_sha256", how="left"))
+    return {"rescored_scores": rescored[keep], "rescored_images": images}
+
+
+# ---- fit -------------------------------------------------------------------------------------
+def _weights_note(ctx, sc) -> dict:
+    name = sc.weights or ctx.config.study.get("weights") or "stylegan3-r-ffhq-1024x1024.pkl"
+    url = ""
+    try:
+        from ..nets import KNOWN_WEIGHTS
+
+        if str(name) in KNOWN_WEIGHTS:
+            url = KNOWN_WEIGHTS[str(name)].url
+    except ImportError:  # the nets package is optional for the released-data analyses
+        pass
+    return dict(weights_name=str(name).rsplit("/", 1)[-1], weights_url=url)
+
+
+def _score_tables(ctx) -> dict[str, pd.DataFrame]:
+    """One (image_id -> score) table per protocol, released first, on the common image set."""
+    rs = ctx.measures["rescored_scores"]
+    out = {}
+    if "ffhq_scores" in ctx.measures:
+        rel = ctx.measures["ffhq_scores"]
+        out[RELEASED] = rel.loc[rel["valid"], ["image_id", "score"]].astype({"image_id": str})
+    for name, g in rs.groupby("protocol_name", sort=False):
+        out[name] = g[["image_id", "score", "score_sd"]].astype({"image_id": str})
+    common = set.intersection(*(set(t["image_id"]) for t in out.values()))
+    return {k: t[t["image_id"].isin(common)].drop_duplicates("image_id").set_index("image_id") for k, t in out.items()}
+
+
+def _tests_for(name, scores, images, race, k):
+    """Study 1's top-vs-bottom tests with groups formed by this protocol's scores."""
+    from .study1 import black_share_per_image
+
+    d = images.join(scores["score"], how="inner").sort_values("score", ascending=False)
+    tests, notes = [], []
+    d["group"] = None
+    d.iloc[:k, d.columns.get_loc("group")] = "top"
+    d.iloc[len(d) - k:, d.columns.get_loc("group")] = "bottom"
+    tb = d[d["group"].notna()]
+    try:
+        tests.append(welch_ttest(tb, "luminance", "group", "top", "bottom", model="s1_top_bottom_luminance"))
+    except ValueError as exc:
+        notes.append(str(exc))
+    n_rated = 0
+    if race is not None and len(race):
+        rated = pd.Index(race["image_id"].astype(str).unique()).intersection(scores.index)
+        n_rated = len(rated)
+        s = scores.loc[rated, "score"].sort_values(ascending=False)
+        half = len(s) // 2
+        grp = pd.Series("bottom", index=s.index)
+        grp.iloc[:half] = "top"
+        r = race[race["image_id"].astype(str).isin(rated)].copy()
+        r["group"] = r["image_id"].astype(str).map(grp)
+        share = black_share_per_image(r)
+        try:
+            tests.append(welch_ttest(share, "black_share", "group", "bottom", "top", model="s1_black_share"))
+        except ValueError as exc:
+            notes.append(str(exc))
+    t = pd.concat(tests, ignore_index=True) if tests else result_frame([])
+    t.insert(0, "protocol", name)
+    return t, tb, n_rated, notes
+
+
+def fit(ctx):
+    from ..claims import all_claims
+
+    sc = _scoring(ctx)
+    v = dict(enabled=False, **_weights_note(ctx, sc))
+    for key, table in (("n_released_study1", "ffhq_scores"), ("n_released_study2", "study2_images")):
+        t = ctx.measures.get(table)
+        v[key] = int(t["score_provenance"].notna().sum()) if t is not None and "score_provenance" in t else 0
+    rs = ctx.measures.get("rescored_scores")
+    if rs is None or rs.empty:
+        ctx.values["rescoring"] = v
+        return
+    scores = _score_tables(ctx)
+    images = ctx.measures["rescored_images"].astype({"image_id": str}).drop_duplicates("image_id").set_index("image_id")
+    n_common = len(next(iter(scores.values())))
+    k = max(0, min(sc.top_n, n_common // 2))
+    race = ctx.measures.get("top_bottom_race")
+    s1_claims = [c for c in all_claims() if c.claim_id.startswith("S1-")]
+
+    agree_rows, tests, claim_rows, summary, groups = [], [], [], [], {}
+    for name, s in scores.items():
+        t, tb, n_rated, notes = _tests_for(name, s, images, race, k)
+        tests.append(t)
+        groups[name] = tb
+        results = {"study1_top_bottom_tests": t}
+        for c in s1_claims:
+            est = c.evaluate(results)
+            claim_rows.append(dict(protocol=name, claim_id=c.claim_id, description=c.description, rule=c.rule,
+                                   estimate=getattr(est, "estimate", np.nan), conf_low=getattr(est, "conf_low", np.nan),
+                                   conf_high=getattr(est, "conf_high", np.nan),
+                                   verdict=est.verdict if est else "not estimable", n_images=n_common, top_n=k,
+                                   n_rated=n_rated, warnings="; ".join(notes)))
+        blue = correlation(images.join(s["score"], how="inner"), "blue_mean", "score", model=f"rs_{name}_blue")
+        blue.insert(0, "protocol", name)
+        tests.append(blue)
+        part = rs[rs["protocol_name"] == name]
+        summary.append(dict(protocol=name, label="released scores (cache)" if name == RELEASED else part["label"].iloc[0],
+                            n_scored=int(len(s)) if name == RELEASED else int(len(part)),
+                            n_failed=0 if name == RELEASED else int(part["n_failed"].iloc[0]) if len(part) else 0,
+                            mean=float(s["score"].mean()), sd=float(s["score"].std()),
+                            weights_sha256="" if name == RELEASED else part["weights_sha256"].iloc[0]))
+    base_name = RELEASED if RELEASED in scores else None
+    for name, s in scores.items():
+        if base_name is None or name == base_name:
+            continue
+        b = scores[base_name]["score"]
+        x = s["score"].reindex(b.index)
+        diff = (x - b).abs()
+        top_b, top_x = set(groups[base_name].query("group == 'top'").index), set(groups[name].query("group == 'top'").index)
+        bot_b, bot_x = (set(groups[base_name].query("group == 'bottom'").index),
+                        set(groups[name].query("group == 'bottom'").index))
+        corr = correlation(pd.DataFrame({"released": b, "rescored": x}), "released", "rescored", model=f"rs_agree_{name}")
+        common = dict(model=f"rs_agree_{name}", n_obs=int(diff.notna().sum()), converged=True, warnings="")
+        rows = [dict(corr.iloc[0].to_dict(), term="pearson_r"), dict(corr.iloc[1].to_dict(), term="spearman_rho"),
+                dict(common, term="max_abs_diff", estimate=float(diff.max()), method="max |rescored - released|"),
+                dict(common, term="mean_abs_diff", estimate=float(diff.mean()), method="mean |rescored - released|"),
+                dict(common, term="mean_diff", estimate=float((x - b).mean()), method="mean (rescored - released)"),
+                dict(common, term="top_overlap", estimate=len(top_b & top_x) / max(k, 1),
+                     method=f"share of the released top {k} in this protocol's top {k}"),
+                dict(common, term="bottom_overlap", estimate=len(bot_b & bot_x) / max(k, 1),
+                     method=f"share of the released bottom {k} in this protocol's bottom {k}")]
+        agree_rows += [dict(r, protocol=name) for r in rows]
+    agreement = result_frame(agree_rows) if agree_rows else result_frame([])
+    tests = pd.concat(tests, ignore_index=True)
+    claims = pd.DataFrame(claim_rows)
+    ctx.results["rescoring_agreement"] = agreement
+    ctx.results["rescoring_tests"] = tests
+    ctx.results["rescoring_claims"] = claims
+    ctx.results["rescoring_summary"] = pd.DataFrame(summary)
+    for name in scores:
+        t = tests[(tests["protocol"] == name) & (tests["model"] == "s1_top_bottom_luminance")]
+        if len(t):
+            ctx.add_model(f"rs_{name}_luminance", f"Welch t-test of luminance, top vs bottom {k} by {name} scores",
+                          "luminance ~ group", t)
+
+    a = agreement.set_index(["protocol", "term"])["estimate"] if len(agreement) else pd.Series(dtype=float)
+    protos = {}
+    for srow in summary:
+        name = srow["protocol"]
+        p = dict(srow)
+        for term in ("pearson_r", "spearman_rho", "max_abs_diff", "mean_abs_diff", "mean_diff", "top_overlap",
+                     "bottom_overlap"):
+            p[term] = float(a[(name, term)]) if (name, term) in a.index else None
+        cl = claims[claims["protocol"] == name].set_index("claim_id")
+        p["verdicts"] = cl["verdict"].to_dict()
+        p["estimates"] = {cid: float(e) if pd.notna(e) else None for cid, e in cl["estimate"].items()}
+        protos[name] = p
+    v.update(enabled=True, images=str(sc.images), n_images=int(rs["image"].nunique()), n_common=int(n_common),
+             top_n=int(k), protocols=protos, protocol_names=list(scores), has_released=base_name is not None,
+             n_rated=int(claims["n_rated"].max()) if len(claims) else 0,
+             weights_sha256=str(rs["weights_sha256"].iloc[0]))
+    ctx.values["rescoring"] = v
+
+
+def figures(ctx):
+    import matplotlib.pyplot as plt
+
+    rs = ctx.measures.get("rescored_scores")
+    if rs is None or rs.empty or "rescoring_summary" not in ctx.results:
+        return
+    summary = ctx.results["rescoring_summary"]
+    names = [n for n in summary["protocol"] if n != RELEASED]
+    rel = ctx.measures.get("ffhq_scores")
+    if rel is not None and names:
+        rel = rel[rel["valid"]].astype({"image_id": str}).set_index("image_id")["score"]
+        fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            s = rs[rs["protocol_name"] == name].astype({"image_id": str}).set_index("image_id")["score"]
+            j = pd.concat([rel.rename("released"), s.rename("rescored")], axis=1, join="inner")
+            ax.scatter(j["released"], j["rescored"], s=4, alpha=0.5, color="#4c72b0", edgecolor="none")
+            lo, hi = np.nanmin(j.to_numpy()), np.nanmax(j.to_numpy())
+            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+            ax.set_xlabel("released score")
+            ax.set_ylabel(f"rescored ({name})")
+            ax.set_title(f"{name}, n = {len(j):,}", fontsize=9)
+        ctx.save_figure(fig, "rs_scatter")
+    ag = ctx.results["rescoring_agreement"]
+    if len(ag):
+        piv = ag.pivot(index="protocol", columns="term", values="estimate").reindex(names)
+        n = ag.groupby("protocol")["n_obs"].max().reindex(names)
+        tab = pd.DataFrame({"Protocol": piv.index, "n": n.to_numpy(), "Pearson r": piv["pearson_r"].to_numpy(),
+                            "Spearman rho": piv["spearman_rho"].to_numpy(),
+                            "Mean diff": piv["mean_diff"].to_numpy(), "Mean abs diff": piv["mean_abs_diff"].to_numpy(),
+                            "Max abs diff": piv["max_abs_diff"].to_numpy(), "Top overlap": piv["top_overlap"].to_numpy(),
+                            "Bottom overlap": piv["bottom_overlap"].to_numpy()})
+        ctx.save_table(tab, "rs_agreement", digits={"Pearson r": 6, "Spearman rho": 6, "Mean diff": 4,
+                                                    "Mean abs diff": 4, "Max abs diff": 4, "Top overlap": 2,
+                                                    "Bottom overlap": 2})
+    cl = ctx.results["rescoring_claims"]
+    tab = pd.DataFrame({"Protocol": cl["protocol"], "Claim": cl["claim_id"], "Estimate": cl["estimate"],
+                        "95% CI low": cl["conf_low"], "95% CI high": cl["conf_high"], "Verdict": cl["verdict"],
+                        "Images": cl["n_images"], "Rated": cl["n_rated"]})
+    ctx.save_table(tab, "rs_claims", digits={"Estimate": 3, "95% CI low": 3, "95% CI high": 3})
+    ctx.save_table(summary.rename(columns={"protocol": "Protocol", "label": "Settings", "n_scored": "Scored",
+                                           "n_failed": "Failed", "mean": "Mean score", "sd": "SD"})
+                   .drop(columns=["weights_sha256"]), "rs_summary", digits={"Mean score": 3, "SD": 3})

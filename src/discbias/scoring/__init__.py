@@ -1,0 +1,21 @@
+"""Scoring images with a discriminator: image sources, input protocols, batched scoring, the cache.
+
+Examples
+--------
+>>> from discbias.scoring import ScoringProtocol
+>>> ScoringProtocol(input="grissom2024").label
+'grissom2024/single/stretch-lanczos'
+"""
+
+from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, default_cache_dir, released_key
+from .images import DEFAULT_MIN_SIDE, ImageError, colour_stats, decode_rgb, load_for_scoring, resize_square, sha256_file
+from .protocols import CACHE_SCHEMA_VERSION, ProtocolError, ScoringProtocol, protocol_from_settings, score_key
+from .scorer import OUTPUT_COLUMNS, Scorer, ScoreRun, resolve_weights, score_folder
+from .sources import ImageItem, SourceError, discover, parse_shard, shard
+
+__all__ = [
+    "CACHE_ENV", "CACHE_SCHEMA_VERSION", "CacheError", "DEFAULT_MIN_SIDE", "ImageError", "ImageItem", "OUTPUT_COLUMNS",
+    "ProtocolError", "ScoreCache", "ScoreRun", "Scorer", "ScoringProtocol", "SourceError", "cache_path", "colour_stats",
+    "decode_rgb", "default_cache_dir", "discover", "load_for_scoring", "parse_shard", "protocol_from_settings",
+    "released_key", "resize_square", "resolve_weights", "score_folder", "score_key", "sha256_file", "shard",
+]

@@ -1,0 +1,214 @@
+"""``discbias score`` and ``discbias cache {ls,export,verify,merge}``.
+
+Exit status of ``score``: 0 when every input was scored (now or from the cache), 3 when some
+inputs failed (their number and reasons are in the summary and the ``failures`` output), 2 on a
+usage or setup error, 130 when interrupted (every committed batch stays in the cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path
+from .images import DEFAULT_MIN_SIDE, IMAGE_SUFFIXES
+from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ProtocolError, ScoringProtocol
+from .sources import SourceError, discover, parse_shard, shard
+
+EXIT_FAILED_INPUTS = 3
+
+
+def _err(stage: str, exc: BaseException) -> int:
+    print(f"discbias {stage}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def write_table(df: pd.DataFrame, out: str | Path) -> Path:
+    """Write ``df`` as CSV or Parquet, chosen by the suffix (``.csv``, ``.parquet``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        df.to_parquet(out, index=False)
+    elif out.suffix == ".csv":
+        df.to_csv(out, index=False)
+    else:
+        raise ValueError(f"--out {out}: use a .csv or .parquet file name")
+    return out
+
+
+def _add_cache_arg(p):
+    p.add_argument("--cache-dir", default=None,
+                   help=f"score cache folder or .sqlite file (default: ${CACHE_ENV} or data/cache under --root)")
+    p.add_argument("--root", default=None, help="project root (default: $DISCBIAS_ROOT or cwd)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score", help="score images with a discriminator into the score cache",
+                       description="Score a folder (recursive; " + "/".join(s[1:] for s in IMAGE_SUFFIXES)
+                       + "), an FFHQ-layout folder or a manifest CSV (`image` column). Scores already in the "
+                       "cache are not recomputed; rerunning an interrupted run resumes it.")
+    p.add_argument("source", help="image folder or manifest CSV")
+    p.add_argument("--weights", required=True, help="weights file or registry name (e.g. stylegan3-r-ffhq-1024x1024.pkl)")
+    p.add_argument("--protocol", choices=INPUTS, default="nvidia",
+                   help="input scaling: nvidia = x/127.5-1 (as trained); grissom2024 = unscaled 0..255, one image per pass")
+    p.add_argument("--resize", choices=RESIZES, default="stretch", help="rule for non-square or wrong-size images")
+    p.add_argument("--filter", choices=FILTERS, default="lanczos", help="resampling filter (antialiased)")
+    p.add_argument("--grouping", choices=GROUPINGS, default="single", help="minibatch-std grouping protocol")
+    p.add_argument("--reference", default=None, help="reference images (folder or CSV) for --grouping reference-group")
+    p.add_argument("--draws", type=int, default=8, help="reference draws R averaged per image (reference-group)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the reference draws")
+    p.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--fp32", action="store_true", help="on CUDA, run every block in float32 (default: fp16 blocks as NVIDIA)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (scores do not depend on it)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader decoding workers (0 = main process)")
+    p.add_argument("--min-side", type=int, default=DEFAULT_MIN_SIDE, help="smaller images are recorded as failures")
+    p.add_argument("--shard", default=None, help="i/N: score only shard i (0-based) of N, partitioned by image name")
+    p.add_argument("--out", default=None, help="write the score table to this .csv or .parquet "
+                   "(failures go to <out stem>.failures.csv)")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+    p.add_argument("--rehash", action="store_true",
+                   help="hash every file again (default: reuse the hash of files whose path, size and mtime are unchanged)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_cache_arg(p)
+    p.set_defaults(func=cmd_score)
+
+    c = sub.add_parser("cache", help="inspect, export, verify and merge score caches")
+    csub = c.add_subparsers(dest="cache_cmd", required=True)
+    q = csub.add_parser("ls", help="one line per provenance, study, weights and protocol, with counts")
+    _add_cache_arg(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_cache_ls)
+    q = csub.add_parser("export", help="write every score (or a filtered subset) to CSV/Parquet")
+    _add_cache_arg(q)
+    q.add_argument("--out", required=True, help=".csv or .parquet")
+    q.add_argument("--provenance", choices=["computed", "released"], default=None)
+    q.add_argument("--study", default=None, help="only released scores of this study")
+    q.add_argument("--weights", default=None, help="only scores from weights whose sha256 starts with this")
+    q.add_argument("--failures", action="store_true", help="export the failures table instead")
+    q.set_defaults(func=cmd_cache_export)
+    q = csub.add_parser("verify", help="SQLite integrity check and recomputation of every key")
+    _add_cache_arg(q)
+    q.set_defaults(func=cmd_cache_verify)
+    q = csub.add_parser("merge", help="merge caches (e.g. from --shard runs) into this one")
+    _add_cache_arg(q)
+    q.add_argument("sources", nargs="+", help="cache folders or .sqlite files to merge in")
+    q.set_defaults(func=cmd_cache_merge)
+
+
+def _cache(args) -> ScoreCache:
+    return ScoreCache(cache_path(args.cache_dir, args.root))
+
+
+def cmd_score(args) -> int:
+    from .scorer import Scorer
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        protocol = ScoringProtocol(input=args.protocol, resize=args.resize, filter=args.filter,
+                                   grouping=args.grouping, flip=args.flip,
+                                   draws=args.draws if args.grouping == "reference-group" else 1,
+                                   seed=args.seed if args.grouping == "reference-group" else 0)
+        items = discover(args.source)
+        sh = parse_shard(args.shard)
+        if sh:
+            items = shard(items, *sh)
+        cache = _cache(args)
+        scorer = Scorer(args.weights, protocol, device=args.device, fp32=args.fp32, reference=args.reference,
+                        batch_size=args.batch_size, num_workers=args.workers, min_side=args.min_side)
+    except (ProtocolError, SourceError, CacheError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        return _err("score", exc)
+    done = [0]
+    try:
+        run = scorer.score_items(items, cache, progress=not args.no_progress, rehash=args.rehash,
+                                 on_batch=lambda n: done.__setitem__(0, done[0] + n))
+    except KeyboardInterrupt:
+        print(f"\ndiscbias score: interrupted; {done[0]} images of this run are saved in {cache.path}; "
+              f"rerun the same command to resume", file=sys.stderr)
+        return 130
+    s = run.summary()
+    s.update(cache=str(cache.path), shard=args.shard)
+    if args.out:
+        out = write_table(run.table, args.out)
+        s["out"] = str(out)
+        if run.failed:
+            fpath = out.with_name(out.stem + ".failures.csv")
+            run.failures.to_csv(fpath, index=False)
+            s["failures_out"] = str(fpath)
+    print(f"discbias score: {s['scored']} scored, {s['from_cache']} from cache, {s['failed']} failed "
+          f"({s['seconds']:.1f}s; {run.protocol.label}; weights {run.weights_sha256[:12]}; cache {cache.path})",
+          file=sys.stderr)
+    for r in run.failures.itertuples():
+        print(f"  failed: {r.image}: {r.reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(s, indent=2))
+    return EXIT_FAILED_INPUTS if run.failed else 0
+
+
+def cmd_cache_ls(args) -> int:
+    try:
+        cache = _cache(args)
+    except CacheError as exc:
+        return _err("cache ls", exc)
+    df = cache.summary()
+    if args.json:
+        print(df.to_json(orient="records", indent=2))
+    else:
+        print(f"# {cache.path}: {cache.count()} scores, {len(cache.failures())} failures")
+        print(df.to_string(index=False) if len(df) else "(empty)")
+    return 0
+
+
+def cmd_cache_export(args) -> int:
+    try:
+        cache = _cache(args)
+        if args.failures:
+            df = cache.failures()
+        else:
+            where, params = [], []
+            if args.provenance:
+                where.append("provenance = ?"), params.append(args.provenance)
+            if args.study:
+                where.append("study = ?"), params.append(args.study)
+            if args.weights:
+                where.append("weights_sha256 LIKE ?"), params.append(args.weights.lower() + "%")
+            df = cache.frame(" AND ".join(where), tuple(params))
+        out = write_table(df, args.out)
+    except (CacheError, ValueError) as exc:
+        return _err("cache export", exc)
+    print(f"discbias cache export: {len(df)} rows -> {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_cache_verify(args) -> int:
+    try:
+        cache = _cache(args)
+    except CacheError as exc:
+        return _err("cache verify", exc)
+    problems = cache.verify()
+    for pr in problems:
+        print(f"  {pr}", file=sys.stderr)
+    print(f"discbias cache verify: {cache.count()} scores, {len(problems)} problems ({cache.path})", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_cache_merge(args) -> int:
+    try:
+        cache = _cache(args)
+        total = 0
+        for src in args.sources:
+            n = cache.merge_from(src)
+            total += n
+            print(f"discbias cache merge: {n} new scores from {cache_path(src)}", file=sys.stderr)
+    except (CacheError, FileNotFoundError) as exc:
+        return _err("cache merge", exc)
+    print(f"discbias cache merge: {total} new scores; {cache.count()} in {cache.path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,257 @@
+"""Decoding image files into RGB uint8 arrays, with documented conversion rules.
+
+Every file is either converted by one of the rules below (the applied rules are returned and
+recorded as ``conversion`` with the score) or rejected with an :class:`ImageError` whose message
+becomes the ``reason`` in the cache's ``failures`` table.
+
+=====================  ==========================================================================
+Input                  Rule
+=====================  ==========================================================================
+zero-byte file         rejected: ``empty file (0 bytes)``
+not an image           rejected: ``not a readable image (...)``
+truncated / corrupt    rejected: ``corrupt or truncated image (...)`` (never partially decoded)
+EXIF orientation       pixels rotated/mirrored upright first (``exif-transpose``)
+grayscale (L, 1)       replicated to three channels (``gray->rgb``)
+16-bit (I;16, I)       scaled to 8 bits, ``round(v / 257)`` (``16bit->8bit``), then as grayscale
+48-bit RGB PNG         Pillow decodes these to 8-bit RGB itself
+float (F)              rejected: ``floating-point image`` (no defined 8-bit mapping)
+palette (P)            expanded to its colours (``palette->rgb``; with transparency as RGBA)
+alpha (RGBA, LA, PA)   composited over opaque white (``alpha-over-white``)
+CMYK                   Pillow's naive conversion, no ICC profile (``cmyk->rgb``)
+YCbCr, LAB, HSV        Pillow's conversion to RGB (``<mode>->rgb``)
+smaller than min_side  rejected: ``too small: WxH, smaller than min_side=...`` (never upsampled
+                       from a few pixels); default ``min_side`` is 32
+multi-frame (GIF/TIF)  first frame (``first-frame``)
+=====================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+DEFAULT_MIN_SIDE = 32
+
+
+class ImageError(ValueError):
+    """A file cannot be turned into an RGB image; the message is the recorded reason."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    """sha256 hex digest of bytes.
+
+    Examples
+    --------
+    >>> sha256_bytes(b"")[:8]
+    'e3b0c442'
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, streamed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "x"; _ = p.write_bytes(b"")
+    >>> sha256_file(p)[:8]
+    'e3b0c442'
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def decode_rgb(data: bytes, *, min_side: int = DEFAULT_MIN_SIDE) -> tuple[np.ndarray, list[str]]:
+    """Decode image bytes into an upright ``H x W x 3`` uint8 RGB array.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's bytes.
+    min_side : int
+        Smallest accepted width and height.
+
+    Returns
+    -------
+    (numpy.ndarray, list of str)
+        The pixels and the conversion rules applied (see the module docstring).
+
+    Raises
+    ------
+    ImageError
+        The file is empty, not an image, corrupt, truncated, floating point or too small.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.new("L", (40, 32), 7).save(buf, "PNG")
+    >>> arr, notes = decode_rgb(buf.getvalue())
+    >>> arr.shape, arr.dtype, notes
+    ((32, 40, 3), dtype('uint8'), ['gray->rgb'])
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if len(data) == 0:
+        raise ImageError("empty file (0 bytes)")
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+                notes.append("first-frame")
+            img.load()
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"not a readable image ({exc.__class__.__name__})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"corrupt or truncated image ({exc})") from None
+    try:
+        transposed = ImageOps.exif_transpose(img)
+    except Exception as exc:  # malformed EXIF blocks raise many kinds of errors
+        raise ImageError(f"unreadable EXIF orientation ({exc})") from None
+    if transposed is not None and transposed is not img:
+        orientation = img.getexif().get(0x0112, 1)
+        if orientation not in (None, 1):
+            notes.append("exif-transpose")
+        img = transposed
+    mode = img.mode
+    if mode == "F":
+        raise ImageError("floating-point image (mode F): no defined mapping to 8-bit RGB")
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img).astype(np.int64)
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+            raise ImageError(f"32-bit integer image (mode {mode}) with values outside 0..65535")
+        arr8 = np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
+        notes += ["16bit->8bit", "gray->rgb"]
+        return _check_size(np.repeat(arr8[..., None], 3, axis=2), min_side), notes
+    if mode == "P":
+        has_alpha = "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+        notes.append("palette->rgb")
+        mode = img.mode
+    if mode == "PA":
+        img = img.convert("RGBA")
+        notes.append("palette->rgb")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(bg, rgba).convert("RGB")
+        notes.append("alpha-over-white")
+        mode = "RGB"
+    if mode in ("L", "1"):
+        img = img.convert("L").convert("RGB")
+        notes.append("gray->rgb")
+    elif mode == "CMYK":
+        img = img.convert("RGB")
+        notes.append("cmyk->rgb")
+    elif mode != "RGB":
+        try:
+            img = img.convert("RGB")
+        except (ValueError, OSError) as exc:
+            raise ImageError(f"image mode {mode} cannot be converted to RGB ({exc})") from None
+        notes.append(f"{mode.lower()}->rgb")
+    arr = np.asarray(img, dtype=np.uint8)
+    return _check_size(arr, min_side), notes
+
+
+def _check_size(arr: np.ndarray, min_side: int) -> np.ndarray:
+    h, w = arr.shape[:2]
+    if min(h, w) < min_side:
+        raise ImageError(f"too small: {w}x{h} pixels, smaller than min_side={min_side}")
+    return np.ascontiguousarray(arr)
+
+
+def resize_square(arr: np.ndarray, resolution: int, resize: str = "stretch",
+                  filter: str = "lanczos") -> tuple[np.ndarray, str | None]:
+    """Bring an RGB uint8 image to ``resolution x resolution`` by the named rule.
+
+    Returns the pixels and a note (``None`` when the image already had the right size).
+
+    Examples
+    --------
+    >>> a = np.zeros((20, 40, 3), np.uint8)
+    >>> [resize_square(a, 16, r)[0].shape for r in ("stretch", "center-crop", "pad")]
+    [(16, 16, 3), (16, 16, 3), (16, 16, 3)]
+    >>> resize_square(np.zeros((16, 16, 3), np.uint8), 16)[1] is None
+    True
+    """
+    from PIL import Image
+
+    h, w = arr.shape[:2]
+    if h == resolution and w == resolution:
+        return arr, None
+    resample = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC}[filter]
+    img = Image.fromarray(arr, "RGB")
+    if resize == "stretch":
+        out = img.resize((resolution, resolution), resample=resample)
+    elif resize == "center-crop":
+        s = resolution / min(h, w)
+        nw, nh = max(resolution, round(w * s)), max(resolution, round(h * s))
+        img = img.resize((nw, nh), resample=resample)
+        left, top = (nw - resolution) // 2, (nh - resolution) // 2
+        out = img.crop((left, top, left + resolution, top + resolution))
+    elif resize == "pad":
+        s = resolution / max(h, w)
+        nw, nh = min(resolution, max(1, round(w * s))), min(resolution, max(1, round(h * s)))
+        img = img.resize((nw, nh), resample=resample)
+        out = Image.new("RGB", (resolution, resolution), (0, 0, 0))
+        out.paste(img, ((resolution - nw) // 2, (resolution - nh) // 2))
+    else:
+        raise ValueError(f"unknown resize rule {resize!r}")
+    return np.asarray(out, dtype=np.uint8), f"{resize}-{filter} {w}x{h}->{resolution}"
+
+
+def colour_stats(arr: np.ndarray) -> dict[str, float]:
+    """Mean R, G, B (0-255) and luminance (Rec. 709 weights on gamma-encoded values in [0, 1]).
+
+    The same definition as the released files' ``luminance`` column (not linear light).
+
+    Examples
+    --------
+    >>> colour_stats(np.full((2, 2, 3), 255, np.uint8))["luminance"]
+    1.0
+    """
+    m = arr.reshape(-1, 3).mean(axis=0, dtype=np.float64)
+    lum = (0.2126 * m[0] + 0.7152 * m[1] + 0.0722 * m[2]) / 255.0
+    return dict(red_mean=float(m[0]), green_mean=float(m[1]), blue_mean=float(m[2]), luminance=float(round(lum, 12)))
+
+
+def load_for_scoring(path: str | Path, resolution: int, resize: str, filter: str, *,
+                     min_side: int = DEFAULT_MIN_SIDE) -> tuple[str, np.ndarray, list[str], dict]:
+    """Read a file once: its sha256, the ``R x R x 3`` uint8 input, conversion notes, colour stats.
+
+    Colour statistics are computed on the decoded image before resizing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> p = Path(tempfile.mkdtemp()) / "a.png"; Image.new("RGB", (48, 40), (10, 20, 30)).save(p)
+    >>> sha, arr, notes, stats = load_for_scoring(p, 32, "stretch", "lanczos")
+    >>> arr.shape, notes, stats["red_mean"]
+    ((32, 32, 3), ['stretch-lanczos 48x40->32'], 10.0)
+    """
+    data = Path(path).read_bytes()
+    sha = sha256_bytes(data)
+    arr, notes = decode_rgb(data, min_side=min_side)
+    stats = colour_stats(arr)
+    arr, note = resize_square(arr, resolution, resize, filter)
+    if note:
+        notes.append(note)
+    return sha, arr, notes, stats

@@ -1,0 +1,429 @@
+"""Batched, resumable scoring of image sets into the score cache.
+
+Decoding and preprocessing run in :class:`torch.utils.data.DataLoader` workers, overlapped with
+the forward pass; every batch's scores, failures and image statistics are committed in one
+transaction, so an interrupted run loses at most the batch in flight and a rerun scores only what
+is missing (images are looked up by the sha256 of their bytes, so renaming or moving files does
+not trigger rescoring, and changing a file does).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from .cache import ScoreCache
+from .images import DEFAULT_MIN_SIDE, ImageError, colour_stats, decode_rgb, resize_square, sha256_bytes, sha256_file
+from .protocols import ProtocolError, ScoringProtocol
+from .sources import ImageItem, discover
+
+OUTPUT_COLUMNS = ["image", "image_id", "image_sha256", "score", "score_sd", "n_draws", "protocol", "grouping", "resize",
+                  "filter", "flip", "precision", "label", "weights_sha256", "discbias_version", "from_cache",
+                  "conversion"]
+FAILURE_COLUMNS = ["image", "image_sha256", "reason"]
+
+
+def resolve_weights(weights: str | os.PathLike) -> Path:
+    """A weights file by path, or by registry name (looked up in the weights directory).
+
+    Raises :class:`FileNotFoundError` naming the download command when a registry file is absent.
+
+    Examples
+    --------
+    >>> resolve_weights("/nonexistent/d.pt")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: weights file /nonexistent/d.pt does not exist (give a path or a registry name such as stylegan3-r-ffhq-1024x1024.pkl)
+    """
+    p = Path(weights).expanduser()
+    if p.is_file():
+        return p
+    from ..nets import KNOWN_WEIGHTS, weights_path
+
+    if str(weights) in KNOWN_WEIGHTS:
+        q = weights_path(str(weights))
+        if q.is_file():
+            return q
+        raise FileNotFoundError(
+            f"registry weights {weights} are not in {q.parent}; download them with "
+            f"`python -c \"from discbias.nets import download_weights; download_weights('{weights}')\"` "
+            f"(or set DISCBIAS_WEIGHTS_DIR to where they are)")
+    raise FileNotFoundError(f"weights file {p} does not exist (give a path or a registry name such as "
+                            f"stylegan3-r-ffhq-1024x1024.pkl)")
+
+
+def _mbstd_layers(D: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in D.modules() if type(m).__name__ == "MinibatchStdLayer"]
+
+
+@dataclass
+class ScoreRun:
+    """What a scoring run produced.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per scored image (columns :data:`OUTPUT_COLUMNS` plus manifest metadata).
+    failures : DataFrame
+        ``image, image_sha256, reason`` for every input that could not be scored.
+    scored, from_cache, failed : int
+        Counts (scored now, found in the cache, failed).
+    seconds : float
+        Wall time.
+    """
+
+    table: pd.DataFrame
+    failures: pd.DataFrame
+    scored: int
+    from_cache: int
+    failed: int
+    seconds: float
+    weights_sha256: str = ""
+    protocol: ScoringProtocol | None = None
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """Counts and settings as a JSON-ready dict."""
+        return dict(scored=self.scored, from_cache=self.from_cache, failed=self.failed, total=len(self.table) + self.failed,
+                    seconds=round(self.seconds, 3), weights_sha256=self.weights_sha256,
+                    protocol=self.protocol.label if self.protocol else None,
+                    settings=self.protocol.settings() if self.protocol else None)
+
+
+class _Files(torch.utils.data.Dataset):
+    """Reads, hashes, decodes and resizes one file per item (runs in DataLoader workers)."""
+
+    def __init__(self, paths: Sequence[Path], resolution: int, resize: str, filter: str, min_side: int):
+        self.paths = list(paths)
+        self.resolution, self.resize, self.filter, self.min_side = resolution, resize, filter, min_side
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        out = dict(i=i, sha=None, x=None, reason=None, notes="", stats=None)
+        try:
+            data = Path(self.paths[i]).read_bytes()
+        except OSError as exc:
+            out["reason"] = f"cannot read file ({exc.strerror or exc})"
+            return out
+        out["sha"] = sha256_bytes(data)
+        try:
+            arr, notes = decode_rgb(data, min_side=self.min_side)
+            stats = colour_stats(arr)
+            stats.update(width=int(arr.shape[1]), height=int(arr.shape[0]))
+            arr, note = resize_square(arr, self.resolution, self.resize, self.filter)
+        except ImageError as exc:
+            out["reason"] = str(exc)
+            return out
+        if note:
+            notes.append(note)
+        out.update(x=torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))), notes="; ".join(notes),
+                   stats=stats)
+        return out
+
+
+def _collate(batch):
+    return batch
+
+
+class Scorer:
+    """Score images with one discriminator under one protocol, through the cache.
+
+    Parameters
+    ----------
+    weights : path-like or str
+        Weights file (NVIDIA pickle, our ``.safetensors``/``.pt``) or registry name.
+    protocol : ScoringProtocol
+        Input, resize and grouping settings (``precision`` and the reference identity are
+        filled in here).
+    device : str
+        ``cpu``, ``cuda`` or ``cuda:N``.
+    fp32 : bool
+        On CUDA, force float32 in every block (otherwise the high-resolution blocks run in
+        float16 as in NVIDIA's code). Always float32 on the CPU.
+    reference : path-like, optional
+        Folder or manifest of reference images (``reference-group`` only).
+    batch_size : int
+        Images per forward pass (does not change any score).
+    num_workers : int
+        DataLoader worker processes for decoding (0: in the main process).
+    min_side : int
+        Smallest accepted image side (smaller images are recorded as failures).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> from discbias.nets import Discriminator, save_discriminator
+    >>> d = Path(tempfile.mkdtemp())
+    >>> torch.manual_seed(0) and None
+    >>> save_discriminator(Discriminator(0, 16, 3, channel_base=128, channel_max=16), d / "D.pt")
+    >>> for k in range(3): Image.new("RGB", (40, 40), (60 * k, 20, 90)).save(d / f"{k}.png")
+    >>> s = Scorer(d / "D.pt", ScoringProtocol(), min_side=8)
+    >>> run = s.score_items(discover(d), ScoreCache(d / "cache"), progress=False)
+    >>> run.scored, run.from_cache, run.failed
+    (3, 0, 0)
+    >>> s.score_items(discover(d), ScoreCache(d / "cache"), progress=False).from_cache
+    3
+    """
+
+    def __init__(self, weights, protocol: ScoringProtocol | None = None, *, device: str = "cpu", fp32: bool = False,
+                 reference=None, batch_size: int = 8, num_workers: int = 0, min_side: int = DEFAULT_MIN_SIDE,
+                 network: torch.nn.Module | None = None, weights_sha256: str | None = None):
+        from ..nets import load_discriminator
+
+        protocol = protocol or ScoringProtocol()
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+        if network is None:
+            self.weights_path = resolve_weights(weights)
+            self.weights_sha256 = sha256_file(self.weights_path)
+            self.D = load_discriminator(self.weights_path, device=self.device)
+        else:
+            if not weights_sha256:
+                raise ValueError("pass weights_sha256 together with network")
+            self.weights_path, self.weights_sha256, self.D = None, weights_sha256, network.to(self.device).eval()
+        if getattr(self.D, "c_dim", 0):
+            raise ValueError(f"this discriminator is conditional (c_dim={self.D.c_dim}); scoring without labels "
+                             f"is only defined for unconditional networks")
+        self.resolution = int(self.D.img_resolution)
+        self.force_fp32 = fp32 or self.device.type != "cuda"
+        precision = "fp32" if self.force_fp32 or not getattr(self.D, "num_fp16_res", 0) else "fp16-blocks"
+        protocol = protocol.with_(precision=precision)
+        self.batch_size = max(1, int(batch_size))
+        self.num_workers = max(0, int(num_workers))
+        self.min_side = int(min_side)
+        layers = _mbstd_layers(self.D)
+        self.refs = None
+        if protocol.grouping == "single":
+            for m in layers:  # group of one == one image per forward pass, whatever the batch size
+                m.group_size = 1
+        else:
+            sizes = {m.group_size for m in layers}
+            if not layers or sizes == {None} or len(sizes) != 1:
+                raise ProtocolError(f"reference-group needs a network with a fixed minibatch-std group size "
+                                    f"(found {sorted(map(str, sizes)) or 'no minibatch-std layer'})")
+            G = int(sizes.pop())
+            if reference is None:
+                raise ProtocolError("grouping 'reference-group' needs a reference set (--reference FOLDER|CSV)")
+            refs, ref_sha = self._load_references(reference, protocol, G)
+            protocol = protocol.with_(group_size=G, reference_sha256=ref_sha)
+            self.refs = refs  # uint8 [draws, G-1, 3, R, R]
+        self.protocol = protocol
+
+    # ---- references -----------------------------------------------------------------------
+    def _load_references(self, reference, protocol: ScoringProtocol, G: int):
+        items = discover(reference)
+        shas = [sha256_file(it.path) for it in items]
+        ref_sha = sha256_bytes("\n".join(sorted(shas)).encode())
+        if G - 1 > len(items):
+            raise ProtocolError(f"reference set {reference} has {len(items)} images; group size {G} needs at least {G - 1}")
+        order = sorted(range(len(items)), key=lambda i: shas[i])  # draws do not depend on file names
+        draws = []
+        cache: dict[int, torch.Tensor] = {}
+        for d in range(protocol.draws):
+            rng = np.random.default_rng([int(protocol.seed), d])
+            pick = rng.choice(len(order), size=G - 1, replace=False) if G > 1 else []
+            imgs = []
+            for j in pick:
+                k = order[int(j)]
+                if k not in cache:
+                    try:
+                        arr, _ = decode_rgb(items[k].path.read_bytes(), min_side=self.min_side)
+                    except ImageError as exc:
+                        raise ProtocolError(f"reference image {items[k].path}: {exc}; remove it from the reference set") from None
+                    arr, _ = resize_square(arr, self.resolution, protocol.resize, protocol.filter)
+                    cache[k] = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+                imgs.append(cache[k])
+            draws.append(torch.stack(imgs) if imgs else torch.zeros(0, 3, self.resolution, self.resolution,
+                                                                   dtype=torch.uint8))
+        return torch.stack(draws), ref_sha
+
+    # ---- forward --------------------------------------------------------------------------
+    def _scale(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True).float()
+        if self.protocol.input == "nvidia":
+            x = x / 127.5 - 1
+        return x
+
+    def _d(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.D(x, None, force_fp32=self.force_fp32)[:, 0].float()
+        if self.protocol.flip:
+            out = (out + self.D(x.flip(3), None, force_fp32=self.force_fp32)[:, 0].float()) / 2
+        return out
+
+    @torch.inference_mode()
+    def forward_uint8(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of a uint8 batch ``[B, 3, R, R]`` under the protocol: (mean, SD over draws).
+
+        The SD is NaN unless ``reference-group`` with more than one draw.
+        """
+        x = self._scale(x)
+        B = x.shape[0]
+        if self.protocol.grouping == "single":
+            s = self._d(x).cpu().numpy().astype(np.float64)
+            return s, np.full(B, np.nan)
+        per_draw = []
+        for d in range(self.refs.shape[0]):
+            refs = self._scale(self.refs[d])  # [G-1, 3, R, R]
+            # Image k's group must be {x_k, ref_1..ref_{G-1}}: the layer puts positions k, B+k, 2B+k...
+            # in one group when the batch is G*B, so stack the references as G-1 blocks of B copies.
+            parts = [x] + [refs[j:j + 1].expand(B, -1, -1, -1) for j in range(refs.shape[0])]
+            per_draw.append(self._d(torch.cat(parts))[:B].cpu().numpy().astype(np.float64))
+        arr = np.stack(per_draw)
+        sd = arr.std(axis=0, ddof=1) if arr.shape[0] > 1 else np.full(B, np.nan)
+        return arr.mean(axis=0), sd
+
+    # ---- the run --------------------------------------------------------------------------
+    @staticmethod
+    def _hashes(items: Sequence[ImageItem], cache: ScoreCache, rehash: bool) -> list[str | None]:
+        """sha256 of every file; unchanged files (same path, size, mtime) come from the cache's memo."""
+        keys, stats = [], []
+        for it in items:
+            try:
+                st = os.stat(it.path)
+                stats.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                stats.append(None)
+            keys.append(str(Path(it.path).resolve()))
+        memo = {} if rehash else cache.known_hashes(keys)
+        shas: list[str | None] = [None] * len(items)
+        todo = []
+        for i, (k, st) in enumerate(zip(keys, stats)):
+            m = memo.get(k)
+            if st is not None and m is not None and (m[0], m[1]) == st:
+                shas[i] = m[2]
+            elif st is not None:
+                todo.append(i)
+
+        def _hash(i):
+            try:
+                return sha256_file(items[i].path)
+            except OSError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as ex:
+            for i, sha in zip(todo, ex.map(_hash, todo, chunksize=64)):
+                shas[i] = sha
+        cache.remember_hashes([(keys[i], stats[i][0], stats[i][1], shas[i]) for i in todo if shas[i]])
+        return shas
+
+    def score_items(self, items: Sequence[ImageItem], cache: ScoreCache, *, progress: bool = True,
+                    on_batch: Callable[[int], None] | None = None, rehash: bool = False) -> ScoreRun:
+        """Score every item not yet in ``cache``; return the full table (cached and new rows).
+
+        Parameters
+        ----------
+        items : sequence of ImageItem
+            From :func:`~discbias.scoring.sources.discover` (optionally sharded).
+        cache : ScoreCache
+        progress : bool
+            Progress bar (images/s, ETA) on stderr.
+        on_batch : callable, optional
+            Called with the number of images committed after each batch.
+        rehash : bool
+            Read and hash every file even if its path, size and modification time are unchanged
+            since the cache last hashed it.
+        """
+        t0 = time.perf_counter()
+        p, wsha = self.protocol, self.weights_sha256
+        items = list(items)
+
+        shas = self._hashes(items, cache, rehash)
+        cached = cache.get_scores([s for s in shas if s], wsha, p)
+        rows: list[dict] = []
+        failures: list[dict] = []
+        todo = []
+        for it, sha in zip(items, shas):
+            hit = cached.get(sha) if sha else None
+            if hit is not None:
+                rows.append(self._row(it, sha, hit["score"], hit["score_sd"], hit["n_draws"], True,
+                                      hit["conversion"] or "", hit["discbias_version"]))
+            else:
+                todo.append(it)
+        n_cached = len(rows)
+        bar = None
+        if progress and todo:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=f"scoring ({p.label})", smoothing=0.1)
+        n_scored = 0
+        if todo:
+            ds = _Files([it.path for it in todo], self.resolution, p.resize, p.filter, self.min_side)
+            loader = torch.utils.data.DataLoader(
+                ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=_collate,
+                prefetch_factor=2 if self.num_workers else None, pin_memory=self.device.type == "cuda")
+            try:
+                for batch in loader:
+                    ok = [b for b in batch if b["x"] is not None]
+                    bad = [b for b in batch if b["x"] is None]
+                    new_rows, db_rows, stats = [], [], []
+                    if ok:
+                        mean, sd = self.forward_uint8(torch.stack([b["x"] for b in ok]))
+                        for b, m, s in zip(ok, mean, sd):
+                            it = todo[b["i"]]
+                            s = None if np.isnan(s) else float(s)
+                            nd = p.draws if p.grouping == "reference-group" else 1
+                            new_rows.append(self._row(it, b["sha"], float(m), s, nd, False, b["notes"], __version__))
+                            db_rows.append(dict(image=it.image, image_sha256=b["sha"], weights_sha256=wsha, protocol=p,
+                                                score=float(m), score_sd=s, n_draws=nd, conversion=b["notes"],
+                                                source=str(it.path)))
+                            stats.append(dict(image_sha256=b["sha"], **b["stats"]))
+                    fails = [dict(image=todo[b["i"]].image, image_sha256=b["sha"] or "", weights_sha256=wsha,
+                                  protocol=p, reason=b["reason"]) for b in bad]
+                    cache.put_batch(db_rows, fails, stats)
+                    rows += new_rows
+                    failures += [dict(image=f["image"], image_sha256=f["image_sha256"], reason=f["reason"]) for f in fails]
+                    n_scored += len(new_rows)
+                    if bar is not None:
+                        bar.update(len(batch))
+                    if on_batch is not None:
+                        on_batch(len(batch))
+            finally:
+                if bar is not None:
+                    bar.close()
+        table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS + sorted({k for it in items for k in it.meta}))
+        if len(table):
+            table = table.sort_values("image", kind="stable").reset_index(drop=True)
+        fail = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+        return ScoreRun(table, fail, n_scored, n_cached, len(fail), time.perf_counter() - t0, wsha, p)
+
+    def _row(self, it: ImageItem, sha, score, sd, n_draws, from_cache, conversion, version) -> dict:
+        p = self.protocol
+        r = dict(image=it.image, image_id=it.image_id, image_sha256=sha, score=score,
+                 score_sd=np.nan if sd is None else sd, n_draws=n_draws, protocol=p.input, grouping=p.grouping,
+                 resize=p.resize, filter=p.filter, flip=bool(p.flip), precision=p.precision, label=p.label,
+                 weights_sha256=self.weights_sha256, discbias_version=version, from_cache=from_cache,
+                 conversion=conversion)
+        r.update(it.meta)
+        return r
+
+
+def score_folder(source, weights, protocol: ScoringProtocol | None = None, *, cache: ScoreCache | str | None = None,
+                 shard: tuple[int, int] | None = None, progress: bool = False, **kwargs) -> ScoreRun:
+    """Convenience wrapper: discover ``source``, score it with ``weights`` into ``cache``.
+
+    Examples
+    --------
+    See :class:`Scorer`.
+    """
+    from .sources import shard as _shard
+
+    items = discover(source)
+    if shard is not None:
+        items = _shard(items, *shard)
+    if not isinstance(cache, ScoreCache):
+        cache = ScoreCache(cache)
+    return Scorer(weights, protocol, **kwargs).score_items(items, cache, progress=progress)

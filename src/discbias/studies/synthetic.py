@@ -1,0 +1,135 @@
+"""Synthetic studies in the released schema of Grissom II et al. (2024).
+
+Used by the tests and the end-to-end check: files with the same columns, names and quirks as
+the released CSVs (``luminance`` = blue mean in the 70k file, ``top<k>``/``bot<k>`` names,
+per-rater slots, ``<race><m|w><l|s|b><k>.png`` names), filled with seeded random values with
+known built-in effects, plus a study configuration carrying their sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .grissom2024 import RACE_CATEGORIES, RATING_ITEMS
+
+_RACES = ["Asian", "Black", "White"]
+
+
+def _ratings(rng, n, slots, race_labels, prefix_style="underscore"):
+    cols = {}
+    for k in range(1, slots + 1):
+        present = rng.random(n) < (0.9 if k <= 3 else 0.3)
+        for item in ["Skintone", "Race", "RaceTextbox"] + RATING_ITEMS[1:]:
+            name = (f"{item}_{k}" if item not in ("Race", "RaceTextbox") else f"{item}.{k}") \
+                if prefix_style == "underscore" else f"{item} {k}"
+            if item == "Race":
+                vals = np.where(present, race_labels(rng, n), None)
+            elif item == "RaceTextbox":
+                vals = np.array([None] * n)
+            else:
+                vals = np.where(present, rng.integers(1, 8, n).astype(float), np.nan)
+            cols[name] = vals
+    return pd.DataFrame(cols)
+
+
+def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000, n_per_cell: int = 20) -> Path:
+    """Write a synthetic study into ``root`` and return its configuration path.
+
+    Creates ``root/mirror/*.csv`` (released schema) and ``root/analysis/synthetic.toml`` whose
+    sources point at them with the right sha256 (set ``DISCBIAS_DATA_MIRROR=root/mirror``).
+    Built-in effects: score rises with luminance and red; Black long-haired men score lower.
+
+    Parameters
+    ----------
+    root : path
+    seed : int
+    n_ffhq : int
+        Rows of the synthetic 70k-style file (at least 200).
+    n_per_cell : int
+        Images per race x gender x hair cell of Study 2.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cfg = make_synthetic_study(tempfile.mkdtemp(), n_ffhq=300, n_per_cell=5)
+    >>> cfg.name
+    'synthetic.toml'
+    """
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    mirror = root / "mirror"
+    mirror.mkdir(parents=True, exist_ok=True)
+
+    # Study 1: 70k-style file; blue mean drives the score.
+    rgb = rng.uniform(20, 230, size=(n_ffhq, 3))
+    lum = (0.2126 * rgb[:, 0] + 0.7152 * rgb[:, 1] + 0.0722 * rgb[:, 2]) / 255
+    score = 100 + 120 * lum + rng.normal(0, 10, n_ffhq)
+    ids = [f"{i:05d}.png" for i in rng.permutation(n_ffhq)]
+    pd.DataFrame({"image_id": ids, "scores": score, "luminance": rgb[:, 2]}).to_csv(mirror / "ffhq.csv")
+    order = np.argsort(score)
+    ext = np.concatenate([order[:100], order[-100:]])
+    tb = pd.DataFrame({"discriminator_score": score[ext], "image": [ids[i] for i in ext], "red_mean": rgb[ext, 0],
+                       "green_mean": rgb[ext, 1], "blue_mean": rgb[ext, 2], "luminance": lum[ext]})
+    tb.sample(frac=1, random_state=seed).to_csv(mirror / "top_bottom.csv", index=False)
+    names = [f"bot{k}.png" for k in rng.permutation(100) + 1] + [f"top{k}.png" for k in rng.permutation(100) + 1]
+    is_bottom = np.array([True] * 100 + [False] * 100)
+
+    def race_for_extremes(r, n):
+        p_bottom = [0.25, 0.45, 0.15, 0.05, 0.05, 0.05]
+        p_top = [0.7, 0.05, 0.15, 0.04, 0.03, 0.03]
+        return np.array([r.choice(RACE_CATEGORIES, p=p_bottom if b else p_top) for b in is_bottom])
+
+    rated = pd.concat([pd.DataFrame({"image": names, "matches_prompt": "Yes", "discriminator_Score": score[ext],
+                                     "red_mean": rgb[ext, 0], "green_mean": rgb[ext, 1], "blue_mean": rgb[ext, 2],
+                                     "luminance": lum[ext]}),
+                       _ratings(rng, 200, 5, race_for_extremes, "space")], axis=1)
+    rated.to_csv(mirror / "rated.csv", index=False)
+
+    # Study 2: race x gender x hair cells.
+    rows = []
+    for race in _RACES:
+        for gen in ("men", "women"):
+            for hair in ("long", "short"):
+                code = "b" if (gen == "women" and hair == "short") else hair[0]
+                for k in range(1, n_per_cell + 1):
+                    rows.append(dict(race=race, gen=gen, hair=hair, name=f"{race[0].lower()}{gen[0]}{code}{k}.png"))
+    s2 = pd.DataFrame(rows)
+    n2 = len(s2)
+    c = rng.uniform(40, 220, size=(n2, 3))
+    lum2 = (0.2126 * c[:, 0] + 0.7152 * c[:, 1] + 0.0722 * c[:, 2]) / 255
+    sc2 = 60 + 0.6 * c[:, 0] - 0.3 * c[:, 1] + 0.2 * c[:, 2] + rng.normal(0, 8, n2)
+    sc2 -= 45 * ((s2["race"] == "Black") & (s2["gen"] == "men") & (s2["hair"] == "long")).to_numpy()
+    base = pd.DataFrame({"X": np.arange(1, n2 + 1), "stim.race": s2["race"], "stim.gen": s2["gen"],
+                         "hairlength": s2["hair"], "stim.num": [n.split(".")[0][3:] + ".png" for n in s2["name"]],
+                         "fullstimname": s2["name"], "men.low.agree": "No", "dup": "No", "matches_prompt": "Yes",
+                         "discriminator_score": sc2, "red_mean": c[:, 0], "green_mean": c[:, 1], "blue_mean": c[:, 2],
+                         "luminance": lum2})
+    study2 = pd.concat([base, _ratings(rng, n2, 6, lambda r, n: r.choice(RACE_CATEGORIES[:3], n))], axis=1)
+    study2.to_csv(mirror / "study2.csv")
+    agg = study2.copy()
+    for item in RATING_ITEMS:
+        slots = agg[[f"{item}_{k}" for k in range(1, 7)]].astype(float)
+        agg[f"{item}Std"] = slots.std(axis=1)
+        agg[f"{item}Mean"] = slots.mean(axis=1)
+    agg.to_csv(mirror / "study2_agg.csv")
+
+    files = {"ffhq_scores": ("ffhq.csv", n_ffhq), "ffhq_top_bottom": ("top_bottom.csv", 200),
+             "all_faces_matched": ("rated.csv", 200), "study2_unbalanced": ("study2.csv", n2),
+             "study2_aggregated": ("study2_agg.csv", n2)}
+    lines = ['[study]', 'id = "synthetic"', 'title = "Synthetic study in the released schema"',
+             'paper = "none (synthetic data)"', '', '[upstream]', 'repository = "example/synthetic"',
+             'commit = "0000000"', 'url = ""', 'licence = "synthetic data, no licence needed"', '']
+    for name, (fname, rows_) in files.items():
+        digest = hashlib.sha256((mirror / fname).read_bytes()).hexdigest()
+        lines += [f"[sources.{name}]", f'file = "{fname}"', f'sha256 = "{digest}"', f"rows = {rows_}", ""]
+    lines += ["[roles]", 'study1_scores = "ffhq_scores"', 'study1_top_bottom = "ffhq_top_bottom"',
+              'study1_ratings = "all_faces_matched"', 'study2_images = "study2_unbalanced"',
+              'study2_aggregated = "study2_aggregated"', ""]
+    cfg = root / "analysis" / "synthetic.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("\n".join(lines))
+    return cfg

@@ -1,0 +1,40 @@
+"""Shared fixtures: the real data mirror (integration tests) and synthetic studies (unit tests)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from discbias.fetch import MIRROR_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def real_mirror() -> Path:
+    """The released data through DISCBIAS_DATA_MIRROR; skips with the reason when unavailable."""
+    value = os.environ.get(MIRROR_ENV)
+    if not value:
+        pytest.skip(f"{MIRROR_ENV} is not set: integration tests need the released data "
+                    f"(set it to ../shared/paper-data or another folder holding the files)")
+    path = Path(value)
+    if not (path / "RGB_format_images_data.csv").exists():
+        pytest.skip(f"{MIRROR_ENV}={value} does not hold the released files")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_config():
+    from discbias.config import load_config
+
+    return load_config(REPO / "analysis" / "grissom2024.toml")
+
+
+@pytest.fixture(scope="session")
+def synthetic_study(tmp_path_factory) -> Path:
+    """A synthetic study in the released schema: returns its configuration path (root = parent.parent)."""
+    from discbias.studies.synthetic import make_synthetic_study
+
+    return make_synthetic_study(tmp_path_factory.mktemp("synthetic"), n_ffhq=1500, n_per_cell=15)

@@ -1,0 +1,77 @@
+"""Template filling and rendering: missing values fail loudly; cross-references resolve."""
+
+import json
+import shutil
+
+import pytest
+
+from discbias.paths import ProjectPaths
+from discbias.report.render import RenderError, render_html, render_pdf, render_qmd
+
+
+@pytest.fixture
+def build(tmp_path):
+    paths = ProjectPaths(tmp_path).ensure()
+    paths.values.write_text(json.dumps({"a": {"b": 1.2345}, "n": None}))
+    (paths.tables / "t.md").write_text("| x | y |\n|:--|--:|\n| a | 1.0 |\n")
+    tdir = tmp_path / "templates"
+    (tdir / "sections").mkdir(parents=True)
+    return paths, tdir
+
+
+def _write(tdir, body, sections=()):
+    (tdir / "paper.qmd.j2").write_text('---\ntitle: "T"\n---\n\n' + body +
+                                       "\n<% for s in section_files() %>\n<% include s %>\n<% endfor %>\n")
+    for name, text in sections:
+        (tdir / "sections" / name).write_text(text)
+
+
+def test_values_and_tables_fill_the_template(build):
+    paths, tdir = build
+    _write(tdir, "Value << values.a.b | num(2) >>.\n\n<< table('t') >>\n\n: Cap. {#tbl-t}\n\nSee @tbl-t.\n",
+           [("10-x.qmd.j2", "Section << values.a.b | num(1) >>\n")])
+    qmd = render_qmd(paths, tdir).read_text()
+    assert "Value 1.23." in qmd and "| a | 1.0 |" in qmd and "Section 1.2" in qmd
+
+
+def test_missing_value_is_a_render_error_naming_it(build):
+    paths, tdir = build
+    _write(tdir, "<< values.a.missing_key >>")
+    with pytest.raises(RenderError, match="missing_key"):
+        render_qmd(paths, tdir)
+
+
+def test_null_value_is_a_render_error_not_a_blank(build):
+    paths, tdir = build
+    _write(tdir, "<< values.n | num >>")
+    with pytest.raises(RenderError, match="missing"):
+        render_qmd(paths, tdir)
+
+
+def test_missing_table_and_figure_are_errors(build):
+    paths, tdir = build
+    _write(tdir, "<< table('nope') >>")
+    with pytest.raises(RenderError, match="table 'nope' is missing"):
+        render_qmd(paths, tdir)
+    _write(tdir, "<< figure('nope') >>")
+    with pytest.raises(RenderError, match="figure 'nope' is missing"):
+        render_qmd(paths, tdir)
+
+
+@pytest.mark.slow
+def test_crossrefs_resolve_in_html_and_pdf(build):
+    paths, tdir = build
+    _write(tdir, "# Intro {#sec-intro}\n\nSee @tbl-t and @sec-intro.\n\n<< table('t') >>\n\n: Cap. {#tbl-t}\n")
+    qmd = render_qmd(paths, tdir)
+    html = render_html(qmd).read_text()
+    assert 'href="#tbl-t"' in html and "Table\u00a01" in html and "Table 1:" in html
+    pdf = render_pdf(qmd, paths.build)
+    assert pdf.read_bytes()[:4] == b"%PDF"
+    assert "#link(<tbl-t>)" in qmd.with_suffix(".typ").read_text()
+
+
+def test_unresolved_crossref_fails(build):
+    paths, tdir = build
+    _write(tdir, "See @fig-nothing.\n")
+    with pytest.raises(RenderError, match="fig-nothing"):
+        render_html(render_qmd(paths, tdir))
