@@ -1,4 +1,5 @@
-"""Benchmark: probe generation (images/s) per probe at 256 and 1024 px, and cached vs uncached scoring.
+"""Benchmark: probe generation (images/s) per probe at 256 and 1024 px, and cached vs uncached scoring
+through the scoring stage (Scorer.score_arrays and its ScoreCache).
 
 Run: ``PYTHONPATH=src python benchmarks/bench_probes.py``. Prints a table and writes
 ``benchmarks/results/bench_probes.json``.
@@ -40,16 +41,18 @@ def main():
     import torch
 
     from discbias.nets import Discriminator, save_discriminator
-    from discbias.probes.scoring import score_images
+    from discbias.scoring import ScoreCache, Scorer, ScoringProtocol
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as d:
         w = Path(d) / "d.safetensors"
         save_discriminator(Discriminator(0, 256, 3, channel_base=2048, channel_max=128, num_fp16_res=0, conv_clamp=256), w)
         imgs = [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(a.score_n)]
+        scorer = Scorer(w, ScoringProtocol(input="nvidia"))
+        cache = ScoreCache(Path(d) / "cache")
         for label in ("score 256 px, uncached", "score 256 px, cached"):
             t = time.perf_counter()
-            score_images(imgs, weights=w, cache=Path(d) / "c.sqlite")
+            scorer.score_arrays(imgs, cache)
             res[label] = a.score_n / (time.perf_counter() - t)
             print(f"{label:30s} {res[label]:9.2f} images/s")
     out = Path(__file__).parent / "results"

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from discbias.measures import ImageSourceError, discover_images, image_measures, measure_images
+from discbias.measures import discover_images, image_measures, measure_images
+from discbias.scoring import ImageError, SourceError
 from discbias.measures.image import IMAGE_MEASURES, laplacian_variance
 
 skimage_color = pytest.importorskip("skimage.color")
@@ -97,8 +98,8 @@ def folder(tmp_path):
     (tmp_path / "00000").mkdir()
     (tmp_path / "01000").mkdir()
     for i, sub in enumerate(["00000", "00000", "01000"]):
-        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / sub / f"{i:05d}.png")
-    Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), "L").save(tmp_path / "01000" / "00003.png")
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / sub / f"{i:05d}.png")
+    Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8), "L").save(tmp_path / "01000" / "00003.png")
     return tmp_path
 
 
@@ -106,29 +107,59 @@ def test_measure_images_parallel_equals_serial_and_streams(folder, tmp_path_fact
     out = tmp_path_factory.mktemp("o") / "m.parquet"
     serial, _ = measure_images(folder, workers=1, progress=False)
     par, errors = measure_images(folder, workers=2, chunk=2, out=out, progress=False)
-    assert serial["image"].tolist() == ["00000", "00001", "00002", "00003"] and errors.empty
+    assert serial["image_id"].tolist() == ["00000", "00001", "00002", "00003"] and errors.empty
+    assert serial["image"].iloc[3] == "01000/00003.png" and serial["conversion"].tolist()[2:] == ["", "gray->rgb"]
     pd.testing.assert_frame_equal(serial, par)
     pd.testing.assert_frame_equal(pd.read_parquet(out), par)
     assert not out.with_name(out.name + ".partial").exists()
 
 
-def test_bad_files_reported_or_fatal(folder):
+def test_same_images_and_hashes_as_the_scoring_stage(folder):
+    """measure-images sees exactly the files `discbias score` sees, with the score cache's image sha256."""
+    from discbias.scoring import discover, sha256_file
+
+    (folder / "notes.txt").write_text("x")
+    (folder / "01000" / "x.bmp").write_bytes(b"BM")  # not a scoring suffix: ignored by both
+    m, _ = measure_images(folder, workers=1, progress=False)
+    items = discover(folder)
+    assert m["image"].tolist() == [it.image for it in items]
+    assert m["image_sha256"].tolist() == [sha256_file(it.path) for it in items]
+
+
+def test_bad_files_handled_as_in_scoring(folder, weights_for_failures):
+    """The same files fail, with the same reasons, in measure-images and in the scoring stage."""
+    from discbias.scoring import ScoreCache, Scorer, ScoringProtocol, discover
+
     (folder / "01000" / "00009.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-    m, errors = measure_images(folder, workers=1, progress=False)
-    assert len(m) == 4 and errors["image"].tolist() == ["00009"]
-    assert "cannot read image" in errors["error"].iloc[0]
-    with pytest.raises(ImageSourceError, match="00009.png"):
+    (folder / "01000" / "00010.png").write_bytes(b"")
+    Image.new("RGB", (12, 12)).save(folder / "01000" / "00011.png")
+    m, failures = measure_images(folder, workers=1, progress=False)
+    assert len(m) == 4 and failures["image"].tolist() == ["01000/00009.png", "01000/00010.png", "01000/00011.png"]
+    assert failures["reason"].iloc[1] == "empty file (0 bytes)" and "too small" in failures["reason"].iloc[2]
+    run = Scorer(weights_for_failures, ScoringProtocol(), num_workers=0).score_items(
+        discover(folder), ScoreCache(folder.parent / "cache"), progress=False)
+    pd.testing.assert_frame_equal(failures.reset_index(drop=True), run.failures.reset_index(drop=True))
+    with pytest.raises(ImageError, match="00009.png"):
         measure_images(folder, workers=1, progress=False, on_error="error")
+
+
+@pytest.fixture(scope="module")
+def weights_for_failures(tmp_path_factory):
+    from discbias.scoring.testing import save_random_discriminator
+
+    return save_random_discriminator(tmp_path_factory.mktemp("w") / "D.pt", resolution=16)
 
 
 def test_manifest_and_errors(folder, tmp_path):
     man = folder / "manifest.csv"
-    pd.DataFrame({"path": ["00000/00000.png", "01000/00002.png"], "image": ["a", "b"]}).to_csv(man, index=False)
-    assert discover_images(man)["image"].tolist() == ["a", "b"]
+    pd.DataFrame({"image": ["00000/00000.png", "01000/00002.png"], "group": ["a", "b"]}).to_csv(man, index=False)
+    d = discover_images(man)
+    assert d["image_id"].tolist() == ["00000", "00002"] and d["group"].tolist() == ["a", "b"]
+    assert measure_images(man, workers=1, progress=False)[0]["image"].tolist() == ["00000/00000.png", "01000/00002.png"]
     pd.DataFrame({"file": ["x"]}).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(ImageSourceError, match="'path' column"):
+    with pytest.raises(SourceError, match="`image` column"):
         discover_images(tmp_path / "bad.csv")
-    with pytest.raises(ImageSourceError, match="does not exist"):
+    with pytest.raises(SourceError, match="does not exist"):
         discover_images(tmp_path / "nope")
 
 
@@ -139,10 +170,14 @@ def test_faces_option_adds_face_and_region_columns(folder):
     assert m["face_found"].all()
 
 
-def test_cli_measure_images(folder, tmp_path):
+def test_cli_measure_images(folder, tmp_path, capsys):
     from discbias.cli import main
 
     out = tmp_path / "cli.parquet"
     assert main(["measure-images", str(folder), "--out", str(out), "--workers", "1", "--quiet"]) == 0
-    assert len(pd.read_parquet(out)) == 4
+    assert len(pd.read_parquet(out)) == 4 and not (tmp_path / "cli.failures.csv").exists()
+    (folder / "bad.png").write_bytes(b"")
+    assert main(["measure-images", str(folder), "--out", str(out), "--workers", "1", "--quiet"]) == 3
+    assert "failed: bad.png: empty file (0 bytes)" in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "cli.failures.csv")["image"].tolist() == ["bad.png"]
     assert main(["measure-images", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 2

@@ -1,7 +1,7 @@
-"""Probe runs on a tiny random discriminator: cached scoring, the mixed-model table, the analysis."""
+"""Probe runs on a tiny random discriminator: scoring through the scoring stage's cache, the
+mixed-model table, the analysis."""
 
 import json
-import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -12,8 +12,8 @@ from PIL import Image
 from discbias.nets import Discriminator, save_discriminator
 from discbias.probes.generate import base_from_array
 from discbias.probes.model import fit_all
-from discbias.probes.run import run_probes
-from discbias.probes.scoring import score_images
+from discbias.probes.run import probe_protocols, probe_scorers, run_probes
+from discbias.scoring import ProtocolError, ScoreCache, Scorer, ScoringProtocol
 from discbias.probes.training import ReferenceDistribution, compare_to_training
 
 RES = 16
@@ -33,25 +33,32 @@ def _bases(n=3):
     return [base_from_array(f"b{i}", rng.integers(30, 220, (RES, RES, 3), dtype=np.uint8)) for i in range(n)]
 
 
-def test_scoring_batch_equals_single_and_protocols_differ(weights):
+def test_scoring_batch_equals_single_and_protocols_differ(weights, tmp_path):
     from discbias.nets import load_discriminator
 
     imgs = [b.rgb for b in _bases(5)]
-    s8, _ = score_images(imgs, weights=weights, batch_size=8)
-    s1, _ = score_images(imgs, weights=weights, batch_size=1)
-    np.testing.assert_allclose(s8, s1, rtol=1e-5, atol=1e-5)
+    s8 = probe_scorers(weights, ["nvidia", "grissom2024"], batch_size=8)
+    s1 = probe_scorers(weights, ["nvidia"], batch_size=1)
+    a8 = s8["nvidia"].score_arrays(imgs, ScoreCache(tmp_path / "c8")).table["score"].to_numpy()
+    a1 = s1["nvidia"].score_arrays(imgs, ScoreCache(tmp_path / "c1")).table["score"].to_numpy()
+    np.testing.assert_allclose(a8, a1, rtol=1e-5, atol=1e-5)
+    # single grouping: the same as one image per forward pass through the network as saved
     D = load_discriminator(weights)
     with torch.inference_mode():
         direct = D(torch.from_numpy(imgs[2]).permute(2, 0, 1)[None].float() / 127.5 - 1).item()
-    assert s1[2] == pytest.approx(direct, rel=1e-5, abs=1e-5)
-    g, _ = score_images(imgs, weights=weights, protocol="grissom2024")
-    assert not np.allclose(g, s1)
-    with pytest.raises(ValueError, match="unknown input protocol"):
-        score_images(imgs, weights=weights, protocol="tf")
+    assert a1[2] == pytest.approx(direct, rel=1e-5, abs=1e-5)
+    g = s8["grissom2024"].score_arrays(imgs, ScoreCache(tmp_path / "c8")).table
+    assert not np.allclose(g["score"], a1) and set(g["label"]) == {"grissom2024/single/stretch-lanczos"}
+    with pytest.raises(ProtocolError, match="unknown input"):
+        probe_protocols(["tf"])
+    with pytest.raises(ProtocolError, match="grouping 'single'"):
+        probe_protocols([{"input": "nvidia", "grouping": "reference-group"}])
 
 
 def test_cache_makes_a_rerun_free(weights, tmp_path):
-    cache = tmp_path / "c.sqlite"
+    """Scores live in the scoring stage's cache (keyed by pixel sha256, weights, protocol): a rerun
+    computes nothing, and a plain Scorer over the same cache finds the probe images there."""
+    cache = tmp_path / "cache"
     bases = _bases(2)
     kw = dict(weights=weights, protocols=("nvidia", "grissom2024"), levels={"exposure": [-1, 1], "gamma": [1]},
               cache=cache, progress=False)
@@ -59,14 +66,39 @@ def test_cache_makes_a_rerun_free(weights, tmp_path):
     b = run_probes(bases, **kw)
     # Level 0 is shared by the two probes, so 2 bases x 4 distinct images x 2 protocols were computed.
     assert a.attrs["n_computed"] == 16 and b.attrs["n_computed"] == 0
+    assert not a["from_cache"].iloc[[0, 1, 2]].any() and b["from_cache"].all()
     pd.testing.assert_series_equal(a["score"], b["score"])
-    n = sqlite3.connect(cache).execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-    assert n == 16
+    with ScoreCache(cache) as c:
+        assert c.count() == 16 and c.verify() == []
+        rows = c.frame()
+        assert set(rows["protocol"]) == {"nvidia/single/stretch-lanczos", "grissom2024/single/stretch-lanczos"}
+        assert rows["image"].str.startswith("probe/").all()
+        hits = c.get_scores(a["image_sha256"], a["weights_sha256"].iloc[0], ScoringProtocol(input="nvidia"))
+        nv = a[a["protocol"] == "nvidia"]
+        assert set(hits) == set(nv["image_sha256"])
+        assert all(hits[r.image_sha256]["score"] == r.score for r in nv.itertuples())
+    # A changed network (other weights sha256) is not served from the cache.
+    other = tmp_path / "other.safetensors"
+    torch.manual_seed(1)
+    save_discriminator(Discriminator(0, RES, 3, channel_base=256, channel_max=16), other)
+    c2 = run_probes(bases, **{**kw, "weights": other, "protocols": ("nvidia",)})
+    assert c2.attrs["n_computed"] == 8
 
 
-def test_probe_run_produces_the_mixed_model_table(weights):
+def test_probe_images_are_regenerated_identically(weights, tmp_path):
+    """Determinism end to end: the same bases give the same probe ids, pixel hashes and scores from a
+    fresh cache."""
+    kw = dict(weights=weights, levels={"hue_rotation": [60, 120], "shuffle": [0.5]}, fields=True, field_size=RES,
+              progress=False)
+    a = run_probes(_bases(2), cache=tmp_path / "c1", **kw)
+    b = run_probes(_bases(2), cache=tmp_path / "c2", **kw)
+    assert b.attrs["n_computed"] == a.attrs["n_computed"] > 0
+    pd.testing.assert_frame_equal(a[["probe_id", "image_sha256", "score"]], b[["probe_id", "image_sha256", "score"]])
+
+
+def test_probe_run_produces_the_mixed_model_table(weights, tmp_path):
     df = run_probes(_bases(4), weights=weights, levels={"exposure": [-2, -1, -0.5, 0.5, 1, 2], "desaturation": [0.5, 1]},
-                    progress=False)
+                    cache=tmp_path / "cache", progress=False)
     tidy, curves = fit_all(df, n_boot=200)
     assert set(tidy["model"]) == {f"probe:{p}:nvidia" for p in ("exposure", "desaturation")}
     for col in ("estimate", "std_error", "conf_low", "conf_high", "converged", "warnings", "n_obs", "n_groups"):
@@ -128,7 +160,9 @@ def _project(tmp_path, weights, with_weights=True, protocols='["nvidia", "grisso
         Image.fromarray(b.rgb).save(root / "imgs" / f"{b.image}.png")
     rng = np.random.default_rng(9)
     for i in range(12):
-        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / "ref" / f"r{i}.png")
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / "ref" / f"r{i}.png")
+    (root / "ref" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")  # skipped as scoring skips it
+    (root / "imgs" / "empty.png").write_bytes(b"")
     w = f'weights = "{weights}"' if with_weights else 'weights = "stylegan3-r-ffhq-1024x1024.pkl"'
     (root / "analysis" / "p.toml").write_text(f"""
 [study]
@@ -146,17 +180,23 @@ exposure = [-1, -0.5, 0.5, 1]
     return root
 
 
-def test_analysis_end_to_end_with_weights(weights, tmp_path):
+def test_analysis_end_to_end_with_weights(weights, tmp_path, monkeypatch):
     from discbias.analyses import probes as analysis
     from discbias.config import load_config
     from discbias.paths import project_paths
     from discbias.pipeline import FigureContext, FitContext, MeasureContext, load_measures, load_results
     from discbias.results import write_table
 
+    monkeypatch.delenv("DISCBIAS_CACHE_DIR", raising=False)
     root = _project(tmp_path, weights, protocols='["nvidia"]')
     cfg, paths = load_config(root / "analysis" / "p.toml"), project_paths(root).ensure()
     made, issues = analysis.measure(MeasureContext(cfg, paths))
-    assert set(made) == {"probe_scores", "probe_reference"} and issues.empty
+    assert set(made) == {"probe_scores", "probe_reference"}
+    assert issues["problem"].tolist() == ["empty file (0 bytes)"] and "empty" in issues["file"].iloc[0]
+    assert len(made["probe_reference"]) == 12
+    # the default cache is the scoring stage's (data/cache under the root unless configured)
+    with ScoreCache(analysis.cache_path(cfg, paths, analysis.settings(cfg, paths))) as c:
+        assert c.path == root / "data" / "cache" / "scores.sqlite" and c.count() == len(made["probe_scores"])
     for k, v in made.items():
         write_table(v, paths.measures / f"{k}.parquet")
     fctx = FitContext(cfg, paths, load_measures(paths))

@@ -10,8 +10,16 @@ Configured by a ``[probes]`` table in the study configuration::
     fields = true                                # uniform colour fields over lightness x hue
     reference = "data/ffhq-sample"               # training-distribution reference (see below)
     reference_measure = "luma_709"
+    # cache = "data/cache"                       # default: [scoring] cache, else $DISCBIAS_CACHE_DIR or data/cache
+    # device = "cpu"; batch_size = 8; resolution = 1024
     [probes.levels]                              # optional: override default level grids
     exposure = [-2, -1, 0, 1, 2]
+
+Probe images are scored by the scoring stage (:mod:`discbias.scoring`, ``single`` grouping) into
+its score cache, the one ``discbias score`` and the rescoring analysis use; protocols are input
+names or tables of :class:`~discbias.scoring.ScoringProtocol` settings with a ``name``. Base and
+reference images are found and decoded by the scoring stage's rules, so a bad file is skipped with
+its reason exactly as in scoring.
 
 ``reference`` is an image folder/manifest (measured here), a CSV/Parquet table holding a
 ``reference_measure`` column (values), or a CSV with ``quantile, value`` columns (released summary
@@ -81,9 +89,16 @@ def settings(config, paths) -> dict:
     return out
 
 
-def cache_path(paths, s) -> Path:
-    c = s.get("cache")
-    return (paths.root / c) if c else paths.build / "cache" / "probe-scores.sqlite"
+def cache_path(config, paths, s) -> Path:
+    """The score cache probes use: ``[probes] cache``, else ``[scoring] cache``, else the scoring
+    stage's default (``$DISCBIAS_CACHE_DIR`` or ``data/cache``): one cache for every score."""
+    from ..scoring import cache_path as _cache_path, default_cache_dir
+
+    c = s.get("cache") or config.raw.get("scoring", {}).get("cache")
+    if c:
+        c = Path(str(c)).expanduser()
+        return _cache_path(c if c.is_absolute() else paths.root / c)
+    return _cache_path(default_cache_dir(paths.root))
 
 
 def _reference(s, paths) -> tuple[pd.DataFrame | None, str]:
@@ -100,14 +115,15 @@ def _reference(s, paths) -> tuple[pd.DataFrame | None, str]:
             return t.assign(kind="quantiles")[["kind", "quantile", "value"]], str(ref)
         if measure in t.columns:
             return pd.DataFrame({"kind": "values", "value": t[measure].astype(float)}), str(ref)
-        if "path" not in t.columns:
+        if "image" not in t.columns or p.suffix != ".csv":
             raise ValueError(f"[probes] reference {ref}: needs a '{measure}' column, 'quantile'/'value' columns, "
-                             "or a 'path' column (a manifest of images)")
+                             "or (CSV only) an 'image' column listing image files, as `discbias score` reads")
     from ..measures.io import measure_images
 
     m, errors = measure_images(p, workers=int(s.get("workers", os.cpu_count() or 1)), progress=False)
     if len(errors):
-        _log(f"{len(errors)} unreadable reference images skipped")
+        _log(f"{len(errors)} reference images skipped (as the scoring stage skips them): "
+             + "; ".join(f"{r.image}: {r.reason}" for r in errors.head(5).itertuples()))
     return pd.DataFrame({"kind": "values", "value": m[measure].astype(float), "image": m["image"]}), str(ref)
 
 
@@ -118,28 +134,35 @@ def measure(ctx):
     if not s["available"]:
         _log(f"skipped: {s['reason']}")
         return {}, empty
-    from ..nets import load_discriminator
+    issues: list[dict] = []
     from ..probes.generate import load_bases
-    from ..probes.run import run_probes
+    from ..probes.run import probe_scorers, run_probes
+    from ..scoring import ScoreCache
 
-    D = load_discriminator(s["weights_path"])
-    res = int(s.get("resolution", D.img_resolution))
-    bases = load_bases(s["images_path"], res, s.get("face_method", "template"))
+    scorers = probe_scorers(s["weights_path"], s.get("protocols", ["nvidia"]), device=str(s.get("device", "cpu")),
+                            batch_size=int(s.get("batch_size", 8)))
+    res = int(s.get("resolution", next(iter(scorers.values())).resolution))
+    bases, failed = load_bases(s["images_path"], res, s.get("face_method", "template"))
+    for f in failed.itertuples():
+        _log(f"base image {f.image} skipped: {f.reason}")
+        issues.append(dict(file=f"[probes] images: {f.image}", line="", column="", value="", problem=f.reason,
+                           action="base image skipped (as the scoring stage skips bad files)"))
     levels = s.get("levels")
     if levels is not None:
         from ..probes.interventions import DEFAULT_LEVELS
 
         levels = {k: v for k, v in levels.items()} if s.get("levels_only", True) else {**DEFAULT_LEVELS, **levels}
-    df = run_probes(bases, weights=s["weights_path"], protocols=tuple(s.get("protocols", ["nvidia"])), levels=levels,
-                    cache=cache_path(ctx.paths, s), fields=bool(s.get("fields", True)), field_size=res,
-                    batch_size=int(s.get("batch_size", 8)))
-    _log(f"{len(df)} scores ({df.attrs.get('n_computed', 0)} computed, the rest from the cache)")
+    cpath = cache_path(ctx.config, ctx.paths, s)
+    with ScoreCache(cpath) as cache:
+        df = run_probes(bases, scorers=scorers, cache=cache, levels=levels, fields=bool(s.get("fields", True)),
+                        field_size=res, batch_size=int(s.get("batch_size", 8)))
+    _log(f"{len(df)} scores ({df.attrs.get('n_computed', 0)} computed, the rest from the score cache {cpath})")
     df["n_computed_this_run"] = df.attrs.get("n_computed", 0)
     tables = {"probe_scores": df}
     ref, _ = _reference(s, ctx.paths)
     if ref is not None:
         tables["probe_reference"] = ref
-    return tables, empty
+    return tables, pd.DataFrame(issues, columns=ISSUE_COLUMNS) if issues else empty
 
 
 def _note_values(s) -> dict:
@@ -198,6 +221,9 @@ def fit(ctx):
              n_images=int(scores["image_sha256"].nunique()), n_scores=int(len(scores)),
              n_computed_last_run=int(scores["n_computed_this_run"].iloc[0]) if "n_computed_this_run" in scores else None,
              protocols=sorted(scores["protocol"].unique().tolist()),
+             protocol_labels=(scores.drop_duplicates("protocol").set_index("protocol")["protocol_label"].to_dict()
+                              if "protocol_label" in scores else {}),
+             weights_sha256=str(scores["weights_sha256"].iloc[0]) if "weights_sha256" in scores else "",
              probes=sorted(p for p in scores["probe"].unique() if p != "uniform_field"),
              n_models=int(tidy["model"].nunique()), n_not_converged=int((~am["converged"].fillna(False).astype(bool)).sum()),
              n_with_warnings=int((am["warnings"].fillna("") != "").sum()), has_fields=bool(len(fields)),

@@ -1,10 +1,19 @@
 """Image sources and the streaming, parallel measurement of many images.
 
-A source is a folder (searched recursively, so the FFHQ layout ``00000/00012.png`` works), a
-manifest CSV with a ``path`` column (relative to the manifest; optional ``image`` id column), or
-one image file. Bad files (unreadable, truncated, not an image) are handled as the scoring stage
-does: with ``on_error="report"`` they are listed with the reason and skipped; with
-``on_error="error"`` the run stops naming the file.
+Images are found and decoded by the scoring stage's rules, so a file is measured if and only if
+``discbias score`` would score it, and bad files are handled exactly as in scoring:
+
+* sources: :func:`discbias.scoring.discover` (a folder searched recursively for png, jpg, jpeg
+  and webp, so the FFHQ layout ``00000/00012.png`` works, or a manifest CSV with an ``image``
+  column of paths relative to the manifest and any metadata columns);
+* decoding: :func:`discbias.scoring.decode_rgb` (EXIF orientation, grayscale, 16-bit, palette,
+  alpha over white, CMYK... with the applied rules recorded in ``conversion``; empty, corrupt,
+  truncated, floating-point and too-small images rejected with a reason);
+* failures: one row ``image, image_sha256, reason`` per rejected file, the columns of the
+  scoring stage's failures; ``on_error="error"`` stops at the first one instead.
+
+Each row carries the file's ``image_sha256`` (the score cache's image identity), so measures join
+scores by content.
 """
 
 from __future__ import annotations
@@ -17,20 +26,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..scoring.images import DEFAULT_MIN_SIDE, ImageError, decode_rgb, sha256_bytes
+from ..scoring.scorer import FAILURE_COLUMNS
+from ..scoring.sources import SourceError, discover
 from .image import image_measures
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-
-
-class ImageSourceError(ValueError):
-    """An image source (folder, manifest) is missing or malformed, or an image cannot be read."""
+#: Columns that identify an image in :func:`measure_images`' output (the measures follow).
+ID_COLUMNS = ["image", "image_id", "path", "image_sha256", "conversion", "width", "height"]
 
 
 def discover_images(source: str | os.PathLike) -> pd.DataFrame:
-    """List the images of a source as a frame with columns ``image`` (id) and ``path``.
+    """List the images of a source as the scoring stage does: ``image, image_id, path`` (+ manifest columns).
 
-    The id is the file stem when stems are unique (FFHQ: ``00012``), else the path relative to
-    the folder without its suffix.
+    ``image`` is the path relative to the folder (or as written in the manifest), ``image_id`` the
+    file stem (FFHQ: ``00012``). Raises :class:`~discbias.scoring.SourceError` for a missing or
+    empty folder or a manifest without an ``image`` column.
 
     Examples
     --------
@@ -38,80 +48,82 @@ def discover_images(source: str | os.PathLike) -> pd.DataFrame:
     >>> from PIL import Image
     >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "00000").mkdir()
     >>> Image.new("RGB", (4, 4)).save(d / "00000" / "00012.png")
-    >>> discover_images(d)["image"].tolist()
-    ['00012']
+    >>> discover_images(d)[["image", "image_id"]].values.tolist()
+    [['00000/00012.png', '00012']]
     """
-    source = Path(source)
-    if not source.exists():
-        raise ImageSourceError(f"image source {source} does not exist; give a folder, a manifest CSV or an image file")
-    if source.is_file() and source.suffix.lower() == ".csv":
-        man = pd.read_csv(source)
-        if "path" not in man.columns:
-            raise ImageSourceError(f"manifest {source} needs a 'path' column (image paths relative to the manifest)")
-        paths = [str((source.parent / p).resolve()) if not os.path.isabs(str(p)) else str(p) for p in man["path"]]
-        ids = man["image"].astype(str).tolist() if "image" in man.columns else [Path(p).stem for p in paths]
-        df = pd.DataFrame({"image": ids, "path": paths})
-    elif source.is_file():
-        df = pd.DataFrame({"image": [source.stem], "path": [str(source.resolve())]})
-    else:
-        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not files:
-            raise ImageSourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {source}")
-        stems = [p.stem for p in files]
-        ids = stems if len(set(stems)) == len(stems) else [p.relative_to(source).with_suffix("").as_posix() for p in files]
-        df = pd.DataFrame({"image": ids, "path": [str(p.resolve()) for p in files]})
+    items = discover(source)
+    df = pd.DataFrame([dict(image=it.image, image_id=it.image_id, path=str(it.path), **it.meta) for it in items],
+                      columns=None if items else ["image", "image_id", "path"])
     if df["image"].duplicated().any():
         dup = df.loc[df["image"].duplicated(), "image"].iloc[0]
-        raise ImageSourceError(f"{source}: image id {dup!r} appears twice; ids must be unique")
+        raise SourceError(f"{source}: image {dup!r} appears twice; each image must be listed once")
     return df
 
 
-def read_rgb8(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as an ``(H, W, 3)`` uint8 array (fully decoded; truncation is an error)."""
-    from PIL import Image
+def read_rgb8(path: str | os.PathLike, *, min_side: int = 1) -> np.ndarray:
+    """Read an image file as an ``(H, W, 3)`` uint8 array by the scoring stage's rules.
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except Exception as exc:  # PIL raises several types for bad files
-        raise ImageSourceError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
+    Raises :class:`~discbias.scoring.ImageError` (the reason scoring would record) or ``OSError``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "g.png"; Image.new("L", (3, 2), 9).save(p)
+    >>> read_rgb8(p).shape
+    (2, 3, 3)
+    """
+    return decode_rgb(Path(path).read_bytes(), min_side=min_side)[0]
 
 
 def _measure_one(args):
-    image, path, face_method, mask_dir, kw = args
+    """Measure one file; bad files (unreadable, or rejected by the scoring stage's decoder) come back
+    as a failure row. Any other exception is a bug and propagates."""
+    image, image_id, path, face_method, mask_dir, min_side, kw = args
+    sha = ""
     try:
-        rgb = read_rgb8(path)
-        masks = {}
-        row = {"image": image, "path": path}
-        if face_method:
-            from .faces import face_measures, face_regions
+        data = Path(path).read_bytes()
+        sha = sha256_bytes(data)
+        rgb, notes = decode_rgb(data, min_side=min_side)
+    except OSError as exc:
+        return None, dict(image=image, image_sha256=sha, reason=f"cannot read file ({exc.strerror or exc})")
+    except ImageError as exc:
+        return None, dict(image=image, image_sha256=sha, reason=str(exc))
+    masks = {}
+    row = dict(image=image, image_id=image_id, path=path, image_sha256=sha, conversion="; ".join(notes),
+               width=int(rgb.shape[1]), height=int(rgb.shape[0]))
+    if face_method:
+        from .faces import face_measures, face_regions
 
-            regions = face_regions(rgb, face_method)
-            if regions is not None:
-                masks = {"skin": regions.skin, "bg": regions.background}
-            row.update(face_measures(rgb, face_method, regions=regions))
-        if mask_dir:
-            mp = Path(mask_dir) / f"{image}.png"
-            if mp.exists():
+        regions = face_regions(rgb, face_method)
+        if regions is not None:
+            masks = {"skin": regions.skin, "bg": regions.background}
+        row.update(face_measures(rgb, face_method, regions=regions))
+    if mask_dir:
+        mp = Path(mask_dir) / f"{image_id}.png"
+        if mp.exists():
+            try:
                 m = read_rgb8(mp)[..., 0] > 127
-                masks = {"skin": m, "bg": ~m}
-        row.update(image_measures(rgb, masks, **kw))
-        return row, None
-    except Exception as exc:
-        return None, {"image": image, "path": path, "error": f"{type(exc).__name__}: {exc}"}
+            except (OSError, ImageError) as exc:
+                return None, dict(image=image, image_sha256=sha, reason=f"mask {mp}: {exc}")
+            if m.shape != rgb.shape[:2]:
+                return None, dict(image=image, image_sha256=sha,
+                                  reason=f"mask {mp} is {m.shape[1]}x{m.shape[0]}, the image {rgb.shape[1]}x{rgb.shape[0]}")
+            masks = {"skin": m, "bg": ~m}
+    row.update(image_measures(rgb, masks, **kw))
+    return row, None
 
 
 def measure_images(source, *, out: str | os.PathLike | None = None, workers: int | None = None,
                    faces: str | None = None, mask_dir: str | os.PathLike | None = None,
                    on_error: str = "report", chunk: int = 256, progress: bool = True,
-                   **measure_kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   min_side: int = DEFAULT_MIN_SIDE, **measure_kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Measure every image of a source; stream the rows to a Parquet file when ``out`` is given.
 
     Parameters
     ----------
     source : path
-        Folder, manifest CSV or image (see :func:`discover_images`).
+        Folder or manifest CSV (see :func:`discover_images`).
     out : path, optional
         Parquet file written chunk by chunk (a crash keeps the chunks written so far in
         ``<out>.partial``; the file appears under its name only when complete).
@@ -120,30 +132,35 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
     faces : {"template", "mediapipe", "haar"}, optional
         Also compute face measures and skin/background region measures.
     mask_dir : path, optional
-        Folder of ``<image>.png`` skin masks (white = skin) for region measures.
+        Folder of ``<image_id>.png`` skin masks (white = skin) for region measures.
     on_error : {"report", "error"}
-        Bad files: list and skip, or stop.
+        Bad files: list and skip, or stop (:class:`~discbias.scoring.ImageError` naming the file).
+    min_side : int
+        Smallest accepted side, as in scoring (default 32).
 
     Returns
     -------
-    measures, errors : DataFrame
-        One row per image (in source order) and one per bad file (``image, path, error``).
+    measures, failures : DataFrame
+        One row per image (in source order; :data:`ID_COLUMNS`, then the measures) and one per
+        bad file (``image, image_sha256, reason``, as the scoring stage's failures).
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> from PIL import Image
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> Image.new("RGB", (8, 8), (255, 0, 0)).save(d / "a.png"); _ = (d / "b.png").write_text("no")
+    >>> Image.new("RGB", (32, 32), (255, 0, 0)).save(d / "a.png"); _ = (d / "b.png").write_text("no")
+    >>> Image.new("RGB", (8, 8)).save(d / "c.png")
     >>> m, e = measure_images(d, workers=1, progress=False)
-    >>> m["mean_r"].tolist(), e["image"].tolist()
-    ([255.0], ['b'])
+    >>> m["mean_r"].tolist(), e["image"].tolist(), e["reason"].str[:14].tolist()
+    ([255.0], ['b.png', 'c.png'], ['not a readable', 'too small: 8x8'])
     """
     if on_error not in ("report", "error"):
         raise ValueError(f"on_error must be 'report' or 'error', not {on_error!r}")
     files = discover_images(source)
     workers = workers or os.cpu_count() or 1
-    tasks = [(r.image, r.path, faces, str(mask_dir) if mask_dir else None, measure_kwargs) for r in files.itertuples()]
+    tasks = [(r.image, r.image_id, r.path, faces, str(mask_dir) if mask_dir else None, int(min_side), measure_kwargs)
+             for r in files.itertuples()]
     rows, errors = [], []
     writer, tmp = None, None
     if out is not None:
@@ -165,7 +182,8 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
             for row, err in results:
                 if err is not None:
                     if on_error == "error":
-                        raise ImageSourceError(f"{err['path']}: {err['error']} (use on_error='report' to skip bad files)")
+                        raise ImageError(f"{err['image']}: {err['reason']} (use on_error='report' to skip bad files, "
+                                         f"as the scoring stage does)")
                     errors.append(err)
                 else:
                     got.append(row)
@@ -191,4 +209,4 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
         if writer is None:
             pd.DataFrame(rows).to_parquet(tmp, index=False)
         os.replace(tmp, out)
-    return pd.DataFrame(rows), pd.DataFrame(errors, columns=["image", "path", "error"])
+    return pd.DataFrame(rows), pd.DataFrame(errors, columns=FAILURE_COLUMNS)

@@ -1,8 +1,9 @@
 """Deterministic probe images: base images x probes x levels, and uniform colour fields.
 
 A probe image is a pure function of (the base image's content hash, the probe, the level) and
-:data:`GENERATOR_VERSION`: the same inputs give the same bytes on every run, so the scoring
-stage's content-addressed cache makes a rerun free.
+:data:`GENERATOR_VERSION`: the same inputs give the same pixels on every run, so the scoring
+stage's content-addressed cache (keyed for in-memory images by
+:func:`~discbias.scoring.sha256_pixels`) makes a rerun free.
 """
 
 from __future__ import annotations
@@ -22,17 +23,19 @@ GENERATOR_VERSION = "1"
 
 
 def image_sha256(img: np.ndarray) -> str:
-    """sha256 of a decoded 8-bit image: its shape then its row-major RGB bytes.
+    """The content hash of a decoded 8-bit image: :func:`discbias.scoring.sha256_pixels`.
+
+    The same identity the score cache uses for in-memory images, so a probe's ``image_sha256``
+    is the ``image_sha256`` of its score in the cache.
 
     Examples
     --------
     >>> image_sha256(np.zeros((1, 1, 3), np.uint8))[:12]
     'db7d0f6944d1'
     """
-    img = np.ascontiguousarray(img, dtype=np.uint8)
-    h = hashlib.sha256(f"{img.shape[0]}x{img.shape[1]}x{img.shape[2]}:".encode())
-    h.update(img.tobytes())
-    return h.hexdigest()
+    from ..scoring.images import sha256_pixels
+
+    return sha256_pixels(np.ascontiguousarray(img, dtype=np.uint8))
 
 
 @dataclass
@@ -50,34 +53,75 @@ class BaseImage:
 
 
 def resize_square(rgb: np.ndarray, resolution: int) -> np.ndarray:
-    """Resize to ``resolution`` x ``resolution`` with Lanczos (no-op when already that size)."""
-    if rgb.shape[0] == resolution and rgb.shape[1] == resolution:
-        return rgb
-    from PIL import Image
+    """Resize to ``resolution`` x ``resolution`` by the scoring stage's default rule (stretch, Lanczos).
 
-    return np.asarray(Image.fromarray(rgb).resize((resolution, resolution), Image.LANCZOS))
+    A no-op when the image already has that size.
+
+    Examples
+    --------
+    >>> resize_square(np.zeros((20, 30, 3), np.uint8), 16).shape
+    (16, 16, 3)
+    """
+    from ..scoring.images import resize_square as _resize
+
+    return _resize(np.ascontiguousarray(rgb, dtype=np.uint8), resolution, "stretch", "lanczos")[0]
 
 
-def load_bases(source, resolution: int, face_method: str | None = "template") -> list[BaseImage]:
-    """Read base images (folder, manifest or file), resize to ``resolution``, add skin/background masks.
+def load_bases(source, resolution: int, face_method: str | None = "template", *,
+               min_side: int | None = None) -> tuple[list[BaseImage], pd.DataFrame]:
+    """Read base images, resize to ``resolution``, add skin/background masks.
+
+    Images are found by the scoring stage's :func:`~discbias.scoring.discover` (a folder,
+    searched recursively, or a manifest CSV with an ``image`` column) and decoded by its
+    :func:`~discbias.scoring.decode_rgb`, so bad files are handled exactly as in scoring: they
+    are skipped and returned with the reason.
+
+    Parameters
+    ----------
+    min_side : int, optional
+        Smallest accepted side (default: the scoring stage's ``DEFAULT_MIN_SIDE``, or
+        ``resolution`` when that is smaller).
+
+    Returns
+    -------
+    bases : list of BaseImage
+        Named by the file stem (``image_id``).
+    failures : DataFrame
+        ``image, image_sha256, reason`` of files that could not be used.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> from PIL import Image
     >>> d = pathlib.Path(tempfile.mkdtemp()); Image.new("RGB", (20, 20), (9, 9, 9)).save(d / "x.png")
-    >>> b = load_bases(d, 16)[0]
-    >>> b.image, b.rgb.shape, sorted(b.masks)
-    ('x', (16, 16, 3), ['background', 'skin'])
+    >>> _ = (d / "bad.png").write_bytes(b"")
+    >>> bases, failed = load_bases(d, 16)
+    >>> bases[0].image, bases[0].rgb.shape, sorted(bases[0].masks), failed["reason"].tolist()
+    ('x', (16, 16, 3), ['background', 'skin'], ['empty file (0 bytes)'])
     """
-    from ..measures.faces import face_regions
-    from ..measures.io import discover_images, read_rgb8
+    from ..scoring import DEFAULT_MIN_SIDE, FAILURE_COLUMNS, ImageError, decode_rgb, discover, sha256_bytes
 
-    out = []
-    for r in discover_images(source).itertuples():
-        rgb = resize_square(read_rgb8(r.path), resolution)
-        out.append(base_from_array(r.image, rgb, face_method, source=r.path))
-    return out
+    min_side = min(DEFAULT_MIN_SIDE, resolution) if min_side is None else int(min_side)
+    out, failed = [], []
+    for it in discover(source):
+        sha = ""
+        try:
+            data = it.path.read_bytes()
+            sha = sha256_bytes(data)
+            rgb, _ = decode_rgb(data, min_side=min_side)
+        except OSError as exc:
+            failed.append(dict(image=it.image, image_sha256=sha, reason=f"cannot read file ({exc.strerror or exc})"))
+            continue
+        except ImageError as exc:
+            failed.append(dict(image=it.image, image_sha256=sha, reason=str(exc)))
+            continue
+        out.append(base_from_array(it.image_id, resize_square(rgb, resolution), face_method, source=str(it.path)))
+    names = [b.image for b in out]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"{source}: base image names {dup} appear more than once (names are file stems); rename "
+                         f"the files")
+    return out, pd.DataFrame(failed, columns=FAILURE_COLUMNS)
 
 
 def base_from_array(image: str, rgb: np.ndarray, face_method: str | None = "template", source: str = "") -> BaseImage:
