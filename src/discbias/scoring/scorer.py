@@ -5,6 +5,10 @@ the forward pass; every batch's scores, failures and image statistics are commit
 transaction, so an interrupted run loses at most the batch in flight and a rerun scores only what
 is missing (images are looked up by the sha256 of their bytes, so renaming or moving files does
 not trigger rescoring, and changing a file does).
+
+Images made in memory (the controlled probes) go through :meth:`Scorer.score_arrays` /
+:func:`score_arrays`: the same preprocessing, grouping, cache and batch transactions, with the
+sha256 of the decoded pixels (:func:`~discbias.scoring.images.sha256_pixels`) as their identity.
 """
 
 from __future__ import annotations
