@@ -23,7 +23,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 #: Modules that add subcommands. Each defines ``register(subparsers)``, which adds its parsers and
 #: sets ``func=<callable(args) -> int>`` with ``set_defaults``; a new stage is one line here.
-PLUGINS: list[str] = ["discbias.scoring.cli"]
+PLUGINS: list[str] = [
+    "discbias.scoring.cli",
+    "discbias.measures.cli",
+    "discbias.probes.cli",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,14 +8,18 @@ Examples
 """
 
 from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, default_cache_dir, released_key
-from .images import DEFAULT_MIN_SIDE, ImageError, colour_stats, decode_rgb, load_for_scoring, resize_square, sha256_file
+from .images import (DEFAULT_MIN_SIDE, ImageError, check_rgb8, colour_stats, decode_rgb, load_for_scoring, resize_square,
+                     sha256_bytes, sha256_file, sha256_pixels)
 from .protocols import CACHE_SCHEMA_VERSION, ProtocolError, ScoringProtocol, protocol_from_settings, score_key
-from .scorer import OUTPUT_COLUMNS, Scorer, ScoreRun, resolve_weights, score_folder
+from .scorer import FAILURE_COLUMNS, OUTPUT_COLUMNS, Scorer, ScoreRun, resolve_weights, score_arrays, score_folder
 from .sources import ImageItem, SourceError, discover, parse_shard, shard
 
 __all__ = [
-    "CACHE_ENV", "CACHE_SCHEMA_VERSION", "CacheError", "DEFAULT_MIN_SIDE", "ImageError", "ImageItem", "OUTPUT_COLUMNS",
-    "ProtocolError", "ScoreCache", "ScoreRun", "Scorer", "ScoringProtocol", "SourceError", "cache_path", "colour_stats",
+    "CACHE_ENV", "CACHE_SCHEMA_VERSION", "CacheError", "DEFAULT_MIN_SIDE", "FAILURE_COLUMNS", "ImageError", "ImageItem",
+    "OUTPUT_COLUMNS",
+    "ProtocolError", "ScoreCache", "ScoreRun", "Scorer", "ScoringProtocol", "SourceError", "cache_path", "check_rgb8",
+    "colour_stats",
     "decode_rgb", "default_cache_dir", "discover", "load_for_scoring", "parse_shard", "protocol_from_settings",
-    "released_key", "resize_square", "resolve_weights", "score_folder", "score_key", "sha256_file", "shard",
+    "released_key", "resize_square", "resolve_weights", "score_arrays", "score_folder", "score_key", "sha256_bytes",
+    "sha256_file", "sha256_pixels", "shard",
 ]

@@ -3,8 +3,10 @@
 One table ``scores`` holds every discriminator score, whichever way it was obtained:
 
 * ``provenance = 'computed'``: keyed by :func:`~discbias.scoring.protocols.score_key` (sha256 of
-  the image file's sha256, the weights file's sha256, the protocol settings and
-  :data:`CACHE_SCHEMA_VERSION`); never by a name the user picks;
+  the image's sha256, the weights file's sha256, the protocol settings and
+  :data:`CACHE_SCHEMA_VERSION`); never by a name the user picks. The image's sha256 is that of
+  the file for images on disk, and that of the decoded pixels
+  (:func:`~discbias.scoring.images.sha256_pixels`) for images made in memory (probes);
 * ``provenance = 'released'``: scores published with a paper, which carry no image hash; keyed by
   ``released:<study>:<image_id>``.
 

@@ -74,6 +74,51 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def sha256_pixels(arr: np.ndarray) -> str:
+    """sha256 of decoded 8-bit RGB pixels: the header ``"<H>x<W>x<C>:"`` then the row-major bytes.
+
+    This is the cache's image identity for images that exist only in memory (the probes): the
+    contract "sha256 of the decoded image bytes". The header keeps two images with the same bytes
+    but different shapes apart. A file scored from disk is identified by the sha256 of the file
+    instead, so the same pixels scored once as a file and once as an array are two cache rows
+    (with equal scores; see :meth:`Scorer.score_arrays`).
+
+    Examples
+    --------
+    >>> sha256_pixels(np.zeros((1, 1, 3), np.uint8))[:12]
+    'db7d0f6944d1'
+    >>> sha256_pixels(np.zeros((1, 2, 3), np.uint8)) == sha256_pixels(np.zeros((2, 1, 3), np.uint8))
+    False
+    """
+    arr = check_rgb8(arr)
+    h = hashlib.sha256(f"{arr.shape[0]}x{arr.shape[1]}x{arr.shape[2]}:".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def check_rgb8(arr) -> np.ndarray:
+    """Validate an in-memory image: an ``H x W x 3`` uint8 array (returned C-contiguous).
+
+    Raises :class:`TypeError` for another dtype and :class:`ValueError` for another shape: an
+    array is made by code, so a wrong one is a programming error, not a bad input file.
+
+    Examples
+    --------
+    >>> check_rgb8(np.zeros((2, 2, 3), np.uint8)).shape
+    (2, 2, 3)
+    >>> check_rgb8(np.zeros((2, 2), np.uint8))
+    Traceback (most recent call last):
+    ...
+    ValueError: expected an H x W x 3 RGB array, got shape (2, 2)
+    """
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 numpy array, got {getattr(arr, 'dtype', type(arr).__name__)}; "
+                        f"convert with np.clip(np.rint(x), 0, 255).astype(np.uint8)")
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an H x W x 3 RGB array, got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
 def decode_rgb(data: bytes, *, min_side: int = DEFAULT_MIN_SIDE) -> tuple[np.ndarray, list[str]]:
     """Decode image bytes into an upright ``H x W x 3`` uint8 RGB array.
 

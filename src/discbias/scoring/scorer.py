@@ -5,6 +5,10 @@ the forward pass; every batch's scores, failures and image statistics are commit
 transaction, so an interrupted run loses at most the batch in flight and a rerun scores only what
 is missing (images are looked up by the sha256 of their bytes, so renaming or moving files does
 not trigger rescoring, and changing a file does).
+
+Images made in memory (the controlled probes) go through :meth:`Scorer.score_arrays` /
+:func:`score_arrays`: the same preprocessing, grouping, cache and batch transactions, with the
+sha256 of the decoded pixels (:func:`~discbias.scoring.images.sha256_pixels`) as their identity.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import torch
 
 from .. import __version__
 from .cache import ScoreCache
-from .images import DEFAULT_MIN_SIDE, ImageError, colour_stats, decode_rgb, resize_square, sha256_bytes, sha256_file
+from .images import (DEFAULT_MIN_SIDE, ImageError, _check_size, check_rgb8, colour_stats, decode_rgb, resize_square,
+                     sha256_bytes, sha256_file, sha256_pixels)
 from .protocols import ProtocolError, ScoringProtocol
 from .sources import ImageItem, discover
 
@@ -400,6 +405,135 @@ class Scorer:
         fail = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
         return ScoreRun(table, fail, n_scored, n_cached, len(fail), time.perf_counter() - t0, wsha, p)
 
+    def score_arrays(self, arrays: Sequence[np.ndarray], cache: ScoreCache, *, names: Sequence[str] | None = None,
+                     image_sha256s: Sequence[str] | None = None, source: str = "memory", progress: bool = False,
+                     on_batch: Callable[[int], None] | None = None) -> ScoreRun:
+        """Score in-memory RGB images (never written to disk) through the cache.
+
+        The in-memory counterpart of :meth:`score_items`, for images made by code (the probes):
+        the same protocol, preprocessing (:func:`~discbias.scoring.images.resize_square`, colour
+        statistics before resizing), grouping, ``min_side`` rule, cache and batch transactions.
+        Each image's cache identity is :func:`~discbias.scoring.images.sha256_pixels` (sha256 of
+        the decoded bytes); identical arrays are scored once. An image smaller than ``min_side``
+        is recorded as a failure, as a small file would be.
+
+        Parameters
+        ----------
+        arrays : sequence of ndarray
+            ``H x W x 3`` uint8 images (a wrong dtype or shape raises ``TypeError``/``ValueError``).
+        cache : ScoreCache
+        names : sequence of str, optional
+            Name of each image in the outputs and the cache's ``image`` column (default
+            ``array-<i>``).
+        image_sha256s : sequence of str, optional
+            Precomputed :func:`~discbias.scoring.images.sha256_pixels` of the arrays (saves
+            hashing twice; not checked).
+        source : str
+            Recorded as the ``source`` of new cache rows.
+        progress, on_batch
+            As in :meth:`score_items`.
+
+        Returns
+        -------
+        ScoreRun
+            ``table`` has one row per scored input, in input order (duplicates included);
+            ``scored`` counts the distinct images computed now, ``from_cache`` the inputs whose
+            score was already cached, ``failed`` the inputs rejected.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from discbias.scoring.testing import save_random_discriminator
+        >>> d = Path(tempfile.mkdtemp())
+        >>> s = Scorer(save_random_discriminator(d / "D.pt", resolution=16), ScoringProtocol(), min_side=8)
+        >>> imgs = [np.full((16, 16, 3), v, np.uint8) for v in (0, 128, 255, 128)]
+        >>> run = s.score_arrays(imgs, ScoreCache(d / "cache"))
+        >>> run.scored, run.from_cache, len(run.table)
+        (3, 0, 4)
+        >>> again = s.score_arrays(imgs, ScoreCache(d / "cache"))
+        >>> again.scored, again.from_cache, bool((again.table["score"] == run.table["score"]).all())
+        (0, 4, True)
+        """
+        t0 = time.perf_counter()
+        p, wsha = self.protocol, self.weights_sha256
+        arrays = [check_rgb8(a) for a in arrays]
+        names = [f"array-{i}" for i in range(len(arrays))] if names is None else [str(n) for n in names]
+        if len(names) != len(arrays):
+            raise ValueError(f"{len(names)} names for {len(arrays)} arrays")
+        if image_sha256s is None:
+            shas = [sha256_pixels(a) for a in arrays]
+        else:
+            shas = list(image_sha256s)
+            if len(shas) != len(arrays):
+                raise ValueError(f"{len(shas)} image_sha256s for {len(arrays)} arrays")
+        cached = cache.get_scores(shas, wsha, p)
+        first: dict[str, int] = {}
+        for i, sha in enumerate(shas):
+            if sha not in cached:
+                first.setdefault(sha, i)
+        todo = list(first.values())  # one forward pass per distinct uncached image
+        new: dict[str, dict] = {}
+        reasons: dict[str, str] = {}
+        bar = None
+        if progress and todo:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=f"scoring ({p.label})", smoothing=0.1)
+        try:
+            for start in range(0, len(todo), self.batch_size):
+                batch = todo[start:start + self.batch_size]
+                ok, xs, notes, stats, fails = [], [], [], [], []
+                for i in batch:
+                    a = arrays[i]
+                    try:
+                        _check_size(a, self.min_side)
+                    except ImageError as exc:
+                        reasons[shas[i]] = str(exc)
+                        fails.append(dict(image=names[i], image_sha256=shas[i], weights_sha256=wsha, protocol=p,
+                                          reason=str(exc)))
+                        continue
+                    st = colour_stats(a)
+                    st.update(width=int(a.shape[1]), height=int(a.shape[0]))
+                    x, note = resize_square(a, self.resolution, p.resize, p.filter)
+                    ok.append(i), notes.append(note or ""), stats.append(dict(image_sha256=shas[i], **st))
+                    xs.append(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))))
+                db_rows = []
+                if ok:
+                    mean, sd = self.forward_uint8(torch.stack(xs))
+                    nd = p.draws if p.grouping == "reference-group" else 1
+                    for i, m, sdv, note in zip(ok, mean, sd, notes):
+                        sdv = None if np.isnan(sdv) else float(sdv)
+                        rec = dict(image=names[i], image_sha256=shas[i], weights_sha256=wsha, protocol=p,
+                                   score=float(m), score_sd=sdv, n_draws=nd, conversion=note, source=source)
+                        db_rows.append(rec)
+                        new[shas[i]] = dict(score=float(m), score_sd=sdv, n_draws=nd, conversion=note,
+                                            discbias_version=__version__)
+                cache.put_batch(db_rows, fails, stats)
+                if bar is not None:
+                    bar.update(len(batch))
+                if on_batch is not None:
+                    on_batch(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        rows, failures, n_cached = [], [], 0
+        for i, (name, sha) in enumerate(zip(names, shas)):
+            it = ImageItem(name, Path(source), name)
+            if sha in cached:
+                h = cached[sha]
+                n_cached += 1
+                rows.append(self._row(it, sha, h["score"], h["score_sd"], h["n_draws"], True, h["conversion"] or "",
+                                      h["discbias_version"]))
+            elif sha in new:
+                h = new[sha]
+                rows.append(self._row(it, sha, h["score"], h["score_sd"], h["n_draws"], False, h["conversion"],
+                                      h["discbias_version"]))
+            else:
+                failures.append(dict(image=name, image_sha256=sha, reason=reasons[sha]))
+        table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+        fail = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+        return ScoreRun(table, fail, len(new), n_cached, len(fail), time.perf_counter() - t0, wsha, p)
+
     def _row(self, it: ImageItem, sha, score, sd, n_draws, from_cache, conversion, version) -> dict:
         p = self.protocol
         r = dict(image=it.image, image_id=it.image_id, image_sha256=sha, score=score,
@@ -409,6 +543,30 @@ class Scorer:
                  conversion=conversion)
         r.update(it.meta)
         return r
+
+
+def score_arrays(arrays: Sequence[np.ndarray], weights, protocol: ScoringProtocol | None = None, *,
+                 cache: ScoreCache | str | None = None, names: Sequence[str] | None = None, progress: bool = False,
+                 **kwargs) -> ScoreRun:
+    """Convenience wrapper: score in-memory images with ``weights`` into ``cache``.
+
+    ``kwargs`` go to :class:`Scorer` (``device``, ``batch_size``, ``min_side``...). To score many
+    sets with one network, build a :class:`Scorer` once and call :meth:`Scorer.score_arrays`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from discbias.scoring.testing import save_random_discriminator
+    >>> d = Path(tempfile.mkdtemp())
+    >>> w = save_random_discriminator(d / "D.pt", resolution=16)
+    >>> imgs = [np.full((16, 16, 3), v, np.uint8) for v in (10, 200)]
+    >>> run = score_arrays(imgs, w, ScoringProtocol(input="grissom2024"), cache=d / "cache", min_side=8)
+    >>> run.table["label"].tolist()
+    ['grissom2024/single/stretch-lanczos', 'grissom2024/single/stretch-lanczos']
+    """
+    if not isinstance(cache, ScoreCache):
+        cache = ScoreCache(cache)
+    return Scorer(weights, protocol, **kwargs).score_arrays(arrays, cache, names=names, progress=progress)
 
 
 def score_folder(source, weights, protocol: ScoringProtocol | None = None, *, cache: ScoreCache | str | None = None,
