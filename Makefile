@@ -13,7 +13,7 @@ FIT_SRC := $(shell find src/discbias -name '*.py' -not -path '*/report/*' 2>/dev
 ALL_SRC := $(shell find src/discbias -type f 2>/dev/null)
 TEMPLATES := $(shell find report -type f 2>/dev/null)
 
-.PHONY: help setup report fetch measure fit figures render test test-fast bench clean distclean
+.PHONY: help setup report fetch measure fit figures render test bench probes-demo clean distclean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ report: build/report/paper.pdf build/report/paper.html ## run every stage that i
 
 test: | $(VENV)/.installed ## run the test suite (unit, integration through the data mirror, end to end)
 	$(PY) -m pytest
+
+probes-demo: | $(VENV)/.installed ## mechanics demo of the probes on an untrained D, watermarked (build/probes-demo/)
+	$(PY) -m discbias.probes.demo --config analysis/probes-demo.toml
 
 bench: | $(VENV)/.installed ## run every benchmark in benchmarks/ (results in benchmarks/results/)
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
