@@ -143,6 +143,33 @@ def write_publication_table(df: pd.DataFrame, out_dir: str | Path, name: str, *,
     atomic_write_text(out_dir / f"{name}.md", to_markdown(text))
 
 
+def issue_summary(issues: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
+    """Data issues grouped by source file, problem and action, with a count and a few examples.
+
+    Members of an archive (``archive.tar.gz:json/00001.json``) are grouped under the archive; the
+    full list stays in ``build/results/data_issues.csv``.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"file": ["a.tgz:x/1.json", "a.tgz:x/2.json"], "line": [0, 0], "column": ["c", "c"],
+    ...                   "value": ["[]", "[]"], "problem": ["empty", "empty"], "action": ["kept", "kept"]})
+    >>> issue_summary(d)[["File", "n", "Examples"]].values.tolist()
+    [['a.tgz', 2, 'x/1.json, x/2.json']]
+    """
+    if not len(issues):
+        return pd.DataFrame({"File": ["(all files)"], "Problem": ["none found"], "Action": ["—"], "n": [0],
+                             "Examples": ["—"]})
+    d = issues.copy()
+    parts = d["file"].astype(str).str.split(":", n=1, expand=True)
+    d["source"] = parts[0]
+    member = parts[1] if parts.shape[1] > 1 else pd.Series(None, index=d.index)
+    d["where"] = [m if isinstance(m, str) else f"line {ln}" for m, ln in zip(member, d["line"])]
+    g = d.groupby(["source", "problem", "action"], sort=True)
+    out = g.agg(n=("where", "size"), Examples=("where", lambda w: ", ".join(list(w)[:examples])
+                                                 + (", ..." if len(w) > examples else ""))).reset_index()
+    return out.rename(columns={"source": "File", "problem": "Problem", "action": "Action"})
+
+
 def common_tables(ctx) -> None:
     """Tables every paper has: claims, provenance, models, data issues, software versions."""
     claims = ctx.results["claims"]
@@ -162,11 +189,6 @@ def common_tables(ctx) -> None:
         m["warnings"] = [w if isinstance(w, str) and w else "none" for w in m["warnings"]]
     ctx.save_table(m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
                                      "converged": "Converged", "warnings": "Warnings"}), "models", digits=0)
-    issues = ctx.results["data_issues"]
-    if len(issues):
-        summary = issues.groupby(["file", "problem", "action"]).size().reset_index(name="n")
-    else:
-        summary = pd.DataFrame({"file": ["(all files)"], "problem": ["none found"], "action": ["—"], "n": [0]})
-    ctx.save_table(summary.rename(columns={"file": "File", "problem": "Problem", "action": "Action"}), "data_issues")
+    ctx.save_table(issue_summary(ctx.results["data_issues"]), "data_issues")
     sw = ctx.values["meta"]["software"]
     ctx.save_table(pd.DataFrame({"Package": list(sw), "Version": list(sw.values())}), "software")
