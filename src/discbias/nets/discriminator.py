@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from .fir import downsample2d, setup_filter
-from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer
+from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer, _FirMixin
 
 __all__ = ["Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "discriminator_flops"]
 
@@ -40,7 +40,7 @@ def _check_architecture(architecture: str) -> None:
         raise ValueError(f"architecture must be one of {_ARCHITECTURES}, got {architecture!r}")
 
 
-class DiscriminatorBlock(torch.nn.Module):
+class DiscriminatorBlock(_FirMixin, torch.nn.Module):
     """One resolution of the discriminator: ``[N, in, r, r] -> [N, out, r/2, r/2]``.
 
     Parameters
@@ -104,6 +104,7 @@ class DiscriminatorBlock(torch.nn.Module):
         self.freeze_layers = freeze_layers
         rf = list(resample_filter)
         self.register_buffer("resample_filter", setup_filter(rf))
+        self._init_fir()
         self.num_layers = 0
         if in_channels == 0 or architecture == "skip":
             self.fromrgb = Conv2dLayer(
@@ -136,7 +137,11 @@ class DiscriminatorBlock(torch.nn.Module):
             img = img.to(dtype=dtype, memory_format=fmt)
             y = self.fromrgb(img)
             x = y if x is None else x + y
-            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+            img = (
+                downsample2d(img, self.resample_filter, impl=self._fir_impl(), factors=self._fir_factors())
+                if self.architecture == "skip"
+                else None
+            )
         if self.architecture == "resnet":
             half = math.sqrt(0.5)
             y = self.skip(x, gain=half)

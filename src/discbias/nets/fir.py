@@ -185,7 +185,13 @@ def fir_filter2d(
     return F.conv2d(x, k, stride=down, groups=c)
 
 
-def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, impl: str = "auto") -> torch.Tensor:
+def downsample2d(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    down: int = 2,
+    impl: str = "auto",
+    factors: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Low-pass filter and decimate an image by ``down`` (size ``H`` -> ``H // down``).
 
     Parameters
@@ -197,6 +203,8 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, impl: str = "a
     down : int
         Decimation factor.
     impl : str
+        See :func:`fir_filter2d`.
+    factors : tuple of torch.Tensor, optional
         See :func:`fir_filter2d`.
 
     Returns
@@ -211,4 +219,4 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, impl: str = "a
     fh, fw = (f.shape[0], f.shape[-1]) if f.ndim == 2 else (f.numel(), f.numel())
     px = downsample_padding(fw, down)
     py = downsample_padding(fh, down)
-    return fir_filter2d(x, f, padding=(px[0], px[1], py[0], py[1]), down=down, impl=impl)
+    return fir_filter2d(x, f, padding=(px[0], px[1], py[0], py[1]), down=down, impl=impl, factors=factors)
