@@ -155,8 +155,11 @@ def run_variants(res: int, batch: int, reps: int) -> list[dict]:
     with torch.inference_mode():
         for fn in variants.values():
             fn()
-        for _ in range(reps):
-            for name, fn in variants.items():
+        names = list(variants)
+        for rep in range(reps):
+            order = names[rep % len(names):] + names[:rep % len(names)]  # rotate: no position bias
+            for name in order:
+                fn = variants[name]
                 t0 = _CLOCK()
                 fn()
                 times[name].append(_CLOCK() - t0)
