@@ -402,8 +402,9 @@ def discriminator_flops(D: Discriminator) -> dict[str, float]:
     """Count the floating-point operations of one image's forward pass.
 
     Multiply-adds count as 2 FLOPs. Convolutions and fully connected layers
-    are counted exactly from the layer shapes; the FIR filtering passes are
-    counted for the separable implementation (two 4-tap passes).
+    are counted exactly from the layer shapes; the FIR low-pass filters are
+    counted as the depthwise 2-D convolutions that implement them (16 taps
+    for ``[1, 3, 3, 1]``).
 
     Parameters
     ----------
@@ -428,13 +429,14 @@ def discriminator_flops(D: Discriminator) -> dict[str, float]:
         k = layer.kernel_size
         out_res = res // layer.down
         macs = layer.in_channels * layer.out_channels * k * k * out_res * out_res
-        taps = layer.resample_filter.shape[0]
+        f = layer.resample_filter
+        taps = f.numel() if f.ndim == 2 else f.numel() ** 2
         if layer.down == 1:
             fir_macs = 0.0
-        elif k == 1:  # strided separable FIR: rows then columns, only kept samples
-            fir_macs = layer.in_channels * (res + 2) * out_res * taps + layer.in_channels * out_res * out_res * taps
-        else:  # full-rate separable FIR on the padded input
-            fir_macs = layer.in_channels * (res + 4) * (res + 1) * taps + layer.in_channels * (res + 1) ** 2 * taps
+        elif k == 1:  # strided FIR: only the kept samples are computed
+            fir_macs = layer.in_channels * out_res * out_res * taps
+        else:  # full-rate FIR on the padded input, then the strided 3x3 convolution
+            fir_macs = layer.in_channels * (res + 1) ** 2 * taps
         return 2.0 * macs, 2.0 * fir_macs
 
     for res in D.block_resolutions:
