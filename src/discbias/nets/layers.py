@@ -242,6 +242,8 @@ class Conv2dLayer(_FirMixin, torch.nn.Module):
         out_gain = self.act_gain * gain
         fold = out_gain if spec.homogeneous else 1.0
         w = (self.weight * (self.weight_gain * fold)).to(x.dtype)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            w = w.contiguous(memory_format=torch.channels_last)  # keep oneDNN/cuDNN in one layout
         b = None
         if self.bias is not None:
             b = (self.bias * fold).to(x.dtype) if fold != 1.0 else self.bias.to(x.dtype)
