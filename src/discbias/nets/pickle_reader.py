@@ -39,14 +39,13 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 
 from .discriminator import Discriminator
 from .errors import (
     MissingNetworkError,
-    NetworkLoadError,
     NotAPickleError,
     StateDictMismatchError,
     TensorFlowPickleError,
