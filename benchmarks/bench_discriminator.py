@@ -41,6 +41,9 @@ CONFIGS = {
 }
 
 
+_CLOCK = time.perf_counter
+
+
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as fh:
@@ -73,10 +76,10 @@ def run_one(res: int, batch: int, device_name: str, reps: int, force_fp32: bool,
         rss_before = _rss_bytes()
         times = []
         for _ in range(reps):
-            t0 = time.perf_counter()
+            t0 = _CLOCK()
             out = D(img, force_fp32=force_fp32)
             _sync(device)
-            times.append(time.perf_counter() - t0)
+            times.append(_CLOCK() - t0)
     assert out.shape == (batch, 1) and torch.isfinite(out).all()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     best = min(times)
@@ -91,8 +94,12 @@ def run_one(res: int, batch: int, device_name: str, reps: int, force_fp32: bool,
     return rec
 
 
+_CLOCK_NAME = "wall"
+
+
 def _subprocess(res: int, batch: int, device: str, reps: int, force_fp32: bool, channels_last: bool) -> dict:
-    cmd = [sys.executable, __file__, "--one", str(res), str(batch), "--device", device, "--reps", str(reps)]
+    cmd = [sys.executable, __file__, "--one", str(res), str(batch), "--device", device, "--reps", str(reps),
+           "--clock", _CLOCK_NAME, "--threads", str(torch.get_num_threads())]
     if force_fp32:
         cmd.append("--force-fp32")
     if channels_last:
@@ -109,22 +116,21 @@ def run_variants(res: int, batch: int, reps: int) -> list[dict]:
     torch.manual_seed(0)
     D = Discriminator(**CONFIGS[res]).eval().requires_grad_(False)
     img = torch.rand(batch, 3, res, res) * 2 - 1
-    D_cl = Discriminator(**CONFIGS[res]).eval().requires_grad_(False)
-    D_cl.load_state_dict(D.state_dict())
-    D_cl = D_cl.to(memory_format=torch.channels_last)
-    img_cl = img.contiguous(memory_format=torch.channels_last)
+    D_nchw = Discriminator(**CONFIGS[res]).eval().requires_grad_(False)
+    D_nchw.load_state_dict(D.state_dict())
+    D_nchw.channels_last_cpu = False
     orig_fir = fir_mod.fir_filter2d
 
-    def direct_fir(x, f, padding=(0, 0, 0, 0), down=1, impl="auto", factors=None):
-        return orig_fir(x, f, padding, down=down, impl="direct")
+    def separable_fir(x, f, padding=(0, 0, 0, 0), down=1, impl="auto", factors=None):
+        return orig_fir(x, f, padding, down=down, impl="separable", factors=factors)
 
     def use_fir(fn):
         layers_mod.fir_filter2d = fn
 
     variants = {
-        "default (inference_mode, separable strided FIR)": lambda: (use_fir(orig_fir), D(img)),
-        "direct 4x4 depthwise FIR (as the reference)": lambda: (use_fir(direct_fir), D(img)),
-        "channels_last": lambda: (use_fir(orig_fir), D_cl(img_cl)),
+        "default (channels_last, strided 2-D FIR, inference_mode)": lambda: (use_fir(orig_fir), D(img)),
+        "NCHW memory format": lambda: (use_fir(orig_fir), D_nchw(img)),
+        "separable FIR (two strided 1-D passes)": lambda: (use_fir(separable_fir), D(img)),
     }
 
     def no_grad_run():
@@ -148,11 +154,14 @@ def run_variants(res: int, batch: int, reps: int) -> list[dict]:
     with torch.inference_mode():
         for fn in variants.values():
             fn()
-        for _ in range(reps):
-            for name, fn in variants.items():
-                t0 = time.perf_counter()
+        names = list(variants)
+        for rep in range(reps):
+            order = names[rep % len(names):] + names[:rep % len(names)]  # rotate: no position bias
+            for name in order:
+                fn = variants[name]
+                t0 = _CLOCK()
                 fn()
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(_CLOCK() - t0)
     use_fir(orig_fir)
     base = min(times[next(iter(times))])
     out = []
@@ -172,37 +181,50 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="timed repetitions per configuration")
     ap.add_argument("--variants", action="store_true", help="run the implementation ablation instead")
     ap.add_argument("--variant-res", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: perf_counter; cpu: process CPU time (robust on a shared machine; use with --threads 1)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_discriminator.json")
     ap.add_argument("--one", nargs=2, type=int, metavar=("RES", "BATCH"), help=argparse.SUPPRESS)
     ap.add_argument("--force-fp32", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--channels-last", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global _CLOCK, _CLOCK_NAME
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _CLOCK_NAME = args.clock
+    _CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.clock == "cpu" and args.device == "cuda":
+        ap.error("--clock cpu measures CPU time; use --clock wall for CUDA")
 
     if args.one:
         res, batch = args.one
         print(json.dumps(run_one(res, batch, args.device, args.reps or 1, args.force_fp32, args.channels_last)))
         return 0
 
-    meta = dict(torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
+    meta = dict(clock=args.clock, torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
                 processor=platform.processor(), cpu_threads=torch.get_num_threads(),
                 load_average=os.getloadavg() if hasattr(os, "getloadavg") else None,
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
-    results: dict = dict(meta=meta)
+    results: dict = {}
     if args.variants:
         reps = args.reps or 3
+        print(f"clock={args.clock} threads={torch.get_num_threads()} load_average={meta['load_average']}")
         rows = run_variants(args.variant_res, 1, reps)
-        results["variants"] = rows
+        results["variants"] = dict(meta=meta, rows=rows)
         print(f"{'variant':50s} {'best s':>8s} {'vs default':>10s}")
         for r in rows:
             print(f"{r['variant']:50s} {r['best_s']:8.3f} {r['relative_to_default']:10.2f}")
     else:
         devices = ["cpu"] if args.device == "auto" else [args.device]
-        if args.device == "auto" and torch.cuda.is_available():
+        if args.device == "auto" and torch.cuda.is_available() and args.clock == "wall":
             devices.append("cuda")
         plan = [(256, 1), (256, 4), (1024, 1)] if args.quick else [(r, b) for r in (256, 1024) for b in (1, 4, 8)]
         rows = []
         header = (f"{'device':6s} {'dtype':5s} {'res':>5s} {'batch':>5s} {'img/s':>8s} {'s/batch':>8s} "
                   f"{'GFLOP/img':>9s} {'GFLOP/s':>8s} {'peak MiB':>9s} {'fwd +MiB':>9s}")
+        print(f"clock={args.clock} threads={torch.get_num_threads()} load_average={meta['load_average']}"
+              + (" (rates are per CPU-second)" if args.clock == "cpu" else ""))
         print(header)
         for device in devices:
             modes = [False] if device == "cpu" else [False, True]
@@ -217,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{device:6s} {r['dtype']:5s} {res:5d} {batch:5d} {r['images_per_s']:8.3f} {r['best_s']:8.3f} "
                           f"{r['gflop_per_image']:9.1f} {r['gflop_per_s']:8.1f} {peak:9.0f} "
                           f"{r['forward_rss_increase_mib']:9.0f}", flush=True)
-        results["runs"] = rows
+        results["quick" if args.quick else "runs"] = dict(meta=meta, rows=rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     existing = {}
     if args.out.exists():

@@ -31,7 +31,7 @@ from discbias.nets import Discriminator
 FAKE_SOURCE = "# embedded module source -- must never be executed\nraise SystemExit('executed!')\n"
 
 # Attributes of our modules that have no counterpart in NVIDIA's and do not pickle.
-_SKIP_ATTRS = {"_act", "_fir_cache", "init_kwargs"}
+_SKIP_ATTRS = {"_act", "_fir_separable", "init_kwargs"}
 
 
 class _FakePersistent:
@@ -78,8 +78,12 @@ class NvidiaPickleFactory:
                 )
             elif key == "_parameters":
                 value = collections.OrderedDict(value)
-            elif key == "_buffers":
-                value = collections.OrderedDict(value)
+            elif key == "_buffers":  # NVIDIA's modules have only persistent buffers
+                value = collections.OrderedDict(
+                    (k, v) for k, v in value.items() if k not in module._non_persistent_buffers_set
+                )
+            elif key == "_non_persistent_buffers_set":
+                value = set()
             elif isinstance(value, float):
                 value = np.float64(value)  # NVIDIA computes gains with numpy
             state[key] = value
@@ -183,3 +187,12 @@ def _small_kwargs(**over) -> dict:
 def helpers():
     """``randomize(D, seed)`` and ``small_kwargs(**over)`` (test files cannot import conftest by name)."""
     return types.SimpleNamespace(randomize=_randomize, small_kwargs=_small_kwargs, fake_source=FAKE_SOURCE)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """The test networks are tiny: one intra-op thread is faster, and far faster on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

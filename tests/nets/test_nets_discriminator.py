@@ -104,3 +104,14 @@ def test_init_kwargs_rebuild_identical_network(helpers):
     D = Discriminator(**helpers.small_kwargs(architecture="skip", epilogue_kwargs=dict(mbstd_group_size=2)))
     D2 = Discriminator(**D.init_kwargs)
     assert {k: v.shape for k, v in D.state_dict().items()} == {k: v.shape for k, v in D2.state_dict().items()}
+
+
+def test_channels_last_and_nchw_agree(helpers):
+    D = helpers.randomize(Discriminator(**helpers.small_kwargs(architecture="skip")), seed=4).eval()
+    img = torch.rand(4, 3, 32, 32) * 2 - 1
+    with torch.inference_mode():
+        assert D.channels_last_cpu
+        a = D(img)
+        D.channels_last_cpu = False
+        b = D(img)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -117,3 +117,20 @@ def test_down_conv1x1_equals_fir_decimate_then_1x1():
     w = layer.weight.detach().double().numpy() / np.sqrt(3)
     want = direct_conv(dec, w, stride=1) * np.sqrt(0.5)
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_loaded_resample_filter_is_used_even_if_not_separable():
+    """The FIR factors cache follows load_state_dict; a non-separable filter falls back to 2-D FIR."""
+    torch.manual_seed(2)
+    layer = Conv2dLayer(2, 3, kernel_size=1, bias=False, down=2)
+    k = torch.tensor([[1.0, 0.0, 2.0, 0.0], [0.0, 3.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0], [0.0, 2.0, 1.0, 4.0]])
+    sd = layer.state_dict()
+    assert set(sd) == {"weight", "resample_filter"}  # the cached factors are not part of the state
+    sd["resample_filter"] = k / k.sum()
+    layer.load_state_dict(sd)
+    x = torch.randn(1, 2, 8, 8)
+    with torch.inference_mode():
+        got = layer(x).double().numpy()
+    dec = direct_fir(x.double().numpy(), (k / k.sum()).double().numpy(), (1, 1, 1, 1), 2)
+    want = direct_conv(dec, layer.weight.detach().double().numpy() / np.sqrt(2), stride=1)
+    np.testing.assert_allclose(got, want, atol=1e-5)

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from .fir import downsample2d, setup_filter
-from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer
+from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer, _FirMixin
 
 __all__ = ["Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "discriminator_flops"]
 
@@ -40,7 +40,7 @@ def _check_architecture(architecture: str) -> None:
         raise ValueError(f"architecture must be one of {_ARCHITECTURES}, got {architecture!r}")
 
 
-class DiscriminatorBlock(torch.nn.Module):
+class DiscriminatorBlock(_FirMixin, torch.nn.Module):
     """One resolution of the discriminator: ``[N, in, r, r] -> [N, out, r/2, r/2]``.
 
     Parameters
@@ -104,6 +104,7 @@ class DiscriminatorBlock(torch.nn.Module):
         self.freeze_layers = freeze_layers
         rf = list(resample_filter)
         self.register_buffer("resample_filter", setup_filter(rf))
+        self._init_fir()
         self.num_layers = 0
         if in_channels == 0 or architecture == "skip":
             self.fromrgb = Conv2dLayer(
@@ -123,20 +124,33 @@ class DiscriminatorBlock(torch.nn.Module):
             self.num_layers += 1
 
     def forward(
-        self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False
+        self,
+        x: torch.Tensor | None,
+        img: torch.Tensor | None,
+        force_fp32: bool = False,
+        channels_last: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Process one resolution; returns the features and (for ``skip``) the downsampled image."""
+        """Process one resolution; returns the features and (for ``skip``) the downsampled image.
+
+        ``channels_last`` runs the float32 path in channels-last memory format
+        (the float16 path follows ``fp16_channels_last`` as in the original).
+        """
         ref = x if x is not None else img
         fp16 = self.use_fp16 and not force_fp32 and ref.device.type == "cuda"
         dtype = torch.float16 if fp16 else torch.float32
-        fmt = torch.channels_last if (fp16 and self.channels_last) else torch.contiguous_format
+        use_cl = self.channels_last if fp16 else channels_last
+        fmt = torch.channels_last if use_cl else torch.contiguous_format
         if x is not None:
             x = x.to(dtype=dtype, memory_format=fmt)
         if self.in_channels == 0 or self.architecture == "skip":
             img = img.to(dtype=dtype, memory_format=fmt)
             y = self.fromrgb(img)
             x = y if x is None else x + y
-            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+            img = (
+                downsample2d(img, self.resample_filter, impl=self._fir_impl(), factors=self._fir_factors())
+                if self.architecture == "skip"
+                else None
+            )
         if self.architecture == "resnet":
             half = math.sqrt(0.5)
             y = self.skip(x, gain=half)
@@ -320,6 +334,9 @@ class Discriminator(torch.nn.Module):
         if c_dim == 0:
             cmap_dim = 0
         self.cmap_dim = cmap_dim
+        #: Run float32 CPU inference in channels-last memory format (oneDNN convolutions and the
+        #: depthwise FIR measured 5-15 % faster than NCHW on CPU); set False to use NCHW.
+        self.channels_last_cpu = True
         common = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
         layer_idx = 0
         for res in self.block_resolutions:
@@ -384,9 +401,10 @@ class Discriminator(torch.nn.Module):
                     f"got {None if c is None else list(c.shape)}"
                 )
             cmap = self.mapping(None, c.to(img.device))
+        channels_last = self.channels_last_cpu and img.device.type == "cpu"
         x = None
         for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32)
+            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32, channels_last=channels_last)
         return self.b4(x, img, cmap)
 
     def extra_repr(self) -> str:
@@ -397,8 +415,9 @@ def discriminator_flops(D: Discriminator) -> dict[str, float]:
     """Count the floating-point operations of one image's forward pass.
 
     Multiply-adds count as 2 FLOPs. Convolutions and fully connected layers
-    are counted exactly from the layer shapes; the FIR filtering passes are
-    counted for the separable implementation (two 4-tap passes).
+    are counted exactly from the layer shapes; the FIR low-pass filters are
+    counted as the depthwise 2-D convolutions that implement them (16 taps
+    for ``[1, 3, 3, 1]``).
 
     Parameters
     ----------
@@ -423,13 +442,14 @@ def discriminator_flops(D: Discriminator) -> dict[str, float]:
         k = layer.kernel_size
         out_res = res // layer.down
         macs = layer.in_channels * layer.out_channels * k * k * out_res * out_res
-        taps = layer.resample_filter.shape[0]
+        f = layer.resample_filter
+        taps = f.numel() if f.ndim == 2 else f.numel() ** 2
         if layer.down == 1:
             fir_macs = 0.0
-        elif k == 1:  # strided separable FIR: rows then columns, only kept samples
-            fir_macs = layer.in_channels * (res + 2) * out_res * taps + layer.in_channels * out_res * out_res * taps
-        else:  # full-rate separable FIR on the padded input
-            fir_macs = layer.in_channels * (res + 4) * (res + 1) * taps + layer.in_channels * (res + 1) ** 2 * taps
+        elif k == 1:  # strided FIR: only the kept samples are computed
+            fir_macs = layer.in_channels * out_res * out_res * taps
+        else:  # full-rate FIR on the padded input, then the strided 3x3 convolution
+            fir_macs = layer.in_channels * (res + 1) ** 2 * taps
         return 2.0 * macs, 2.0 * fir_macs
 
     for res in D.block_resolutions:

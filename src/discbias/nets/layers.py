@@ -138,18 +138,38 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 
 
 class _FirMixin:
-    """Caches the separable factors of the ``resample_filter`` buffer."""
+    """Keeps the separable factors of the ``resample_filter`` buffer as non-persistent buffers.
+
+    They move with ``.to()``, never appear in ``state_dict()``, are refreshed
+    whenever a state dict is loaded, and keep the forward pass free of
+    data-dependent Python branches (so ``torch.compile`` traces it once).
+    """
 
     resample_filter: torch.Tensor
 
+    def _init_fir(self) -> None:
+        self.register_buffer("_fir_col", torch.empty(0), persistent=False)
+        self.register_buffer("_fir_row", torch.empty(0), persistent=False)
+        self._fir_separable = False
+        self.refresh_fir()
+
+    def refresh_fir(self) -> None:
+        """Recompute the cached factors (call after editing ``resample_filter`` in place)."""
+        fac = separable_factors(self.resample_filter)
+        dev = self.resample_filter.device
+        self._fir_separable = fac is not None
+        self._fir_col = fac[0].to(dev) if fac is not None else torch.empty(0, device=dev)
+        self._fir_row = fac[1].to(dev) if fac is not None else torch.empty(0, device=dev)
+
     def _fir_factors(self):
-        f = self.resample_filter
-        key = (f.data_ptr(), f._version, f.device, tuple(f.shape))
-        cache = getattr(self, "_fir_cache", None)
-        if cache is None or cache[0] != key:
-            cache = (key, separable_factors(f))
-            object.__setattr__(self, "_fir_cache", cache)
-        return cache[1]
+        return (self._fir_col, self._fir_row) if self._fir_separable else None
+
+    def _fir_impl(self) -> str:
+        return "auto" if self._fir_separable else "direct"
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[misc]
+        self.refresh_fir()
 
 
 class Conv2dLayer(_FirMixin, torch.nn.Module):
@@ -212,6 +232,7 @@ class Conv2dLayer(_FirMixin, torch.nn.Module):
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
         self.act_gain = self._act.def_gain
         self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
+        self._init_fir()
         self.weight = torch.nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = torch.nn.Parameter(torch.zeros(out_channels)) if bias else None
 
@@ -221,6 +242,8 @@ class Conv2dLayer(_FirMixin, torch.nn.Module):
         out_gain = self.act_gain * gain
         fold = out_gain if spec.homogeneous else 1.0
         w = (self.weight * (self.weight_gain * fold)).to(x.dtype)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            w = w.contiguous(memory_format=torch.channels_last)  # keep oneDNN/cuDNN in one layout
         b = None
         if self.bias is not None:
             b = (self.bias * fold).to(x.dtype) if fold != 1.0 else self.bias.to(x.dtype)
@@ -233,10 +256,10 @@ class Conv2dLayer(_FirMixin, torch.nn.Module):
             py = downsample_padding(fh, self.down, self.padding)
             pad = (px[0], px[1], py[0], py[1])
             if self.kernel_size == 1:
-                x = fir_filter2d(x, f, pad, down=self.down, factors=self._fir_factors())
+                x = fir_filter2d(x, f, pad, down=self.down, impl=self._fir_impl(), factors=self._fir_factors())
                 x = F.conv2d(x, w, b)
             else:
-                x = fir_filter2d(x, f, pad, down=1, factors=self._fir_factors())
+                x = fir_filter2d(x, f, pad, down=1, impl=self._fir_impl(), factors=self._fir_factors())
                 x = F.conv2d(x, w, b, stride=self.down)
         # In-place activation/clamp saves memory traffic, but only when no autograd graph is recorded
         # (leaky ReLU's backward needs its output, which an in-place clamp would overwrite).

@@ -39,14 +39,13 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 
 from .discriminator import Discriminator
 from .errors import (
     MissingNetworkError,
-    NetworkLoadError,
     NotAPickleError,
     StateDictMismatchError,
     TensorFlowPickleError,
@@ -177,7 +176,7 @@ def _record_persistent(meta: Any) -> PersistentRecord:
         raise UnsafePickleError(f"persistent object {meta['class_name']!r} has a non-dict state")
     return PersistentRecord(
         class_name=str(meta["class_name"]),
-        version=int(meta.get("version", -1) or -1),
+        version=int(meta.get("version", -1)),
         source_sha256=hashlib.sha256(bytes(src)).hexdigest(),
         state=dict(state),
         kind=str(meta.get("type", "class")),
