@@ -13,6 +13,6 @@ A new analysis is a new module added to :data:`ANALYSES`; its report section is 
 template in ``report/sections/``.
 """
 
-from . import study1, study2
+from . import models, study1, study2
 
-ANALYSES = [study1, study2]
+ANALYSES = [study1, study2, models]

@@ -115,8 +115,10 @@ def _image_stats(data: pd.DataFrame, value: str, image: str, cell: str) -> pd.Da
     if (cells > 1).any():
         bad = cells[cells > 1].index[0]
         raise ValueError(f"image {bad!r} appears in more than one {cell!r}; images must be nested in cells")
+    v = data[value].astype(float)
     st = pd.DataFrame({"n": g[value].count(), "mean": g[value].mean(), "cell": g[cell].first()})
-    st["within_ss"] = g[value].apply(lambda v: float(((v - v.mean()) ** 2).sum()))
+    ss = (v ** 2).groupby(data[image], sort=True).sum()
+    st["within_ss"] = np.maximum(ss - st["n"] * st["mean"] ** 2, 0.0)
     return st[st["n"] > 0]
 
 
@@ -298,17 +300,21 @@ def cell_marginal_means(fit, data: pd.DataFrame, cells: list[str], *, model: str
     grid = data.copy()
     for k, v in at.items():
         grid[k] = v
-    is_mixed = hasattr(fit, "random_effects")
+    is_mixed = hasattr(fit, "cov_re")
     rows = []
     if is_mixed:
         import patsy
 
-        design_info = fit.model.data.design_info
+        mdata = fit.model.data
+        design_info = getattr(mdata, "design_info", None) or mdata.model_spec
         X = np.asarray(patsy.build_design_matrices([design_info], grid, return_type="dataframe")[0])
         fe = fit.fe_params.to_numpy()
         cov = fit.cov_params().iloc[:len(fe), :len(fe)].to_numpy()
-        re = fit.random_effects
         re_var = float(fit.cov_re.iloc[0, 0])
+        try:
+            re = fit.random_effects
+        except (ValueError, np.linalg.LinAlgError):  # singular (zero) random-effect variance: BLUPs are 0
+            re = {}
         scale = float(fit.scale)
         group_col = fit.model.data.frame.columns  # unused but keeps intent clear
         del group_col
@@ -316,7 +322,7 @@ def cell_marginal_means(fit, data: pd.DataFrame, cells: list[str], *, model: str
             label = ":".join(str(g[c]) for c in cells)
             blup = float(np.asarray(re[label])[0]) if label in re else 0.0
             n_c = float(g["n"])
-            cond_var = 1.0 / (1.0 / re_var + n_c / scale) if re_var > 0 else 0.0
+            cond_var = 1.0 / (1.0 / re_var + n_c / scale) if re_var > 1e-12 else 0.0
             est = float(X[i] @ fe) + blup
             se = float(np.sqrt(X[i] @ cov @ X[i] + cond_var))
             rows.append(dict({c: g[c] for c in cells}, model=model, term=label, estimate=est, std_error=se,

@@ -21,12 +21,14 @@ def tree_splits(tree, features: list[str]) -> pd.DataFrame:
     """
     t = tree.tree_
     depth = np.zeros(t.node_count, int)
+    parent = np.full(t.node_count, -1)
     rows = []
     for node in range(t.node_count):
         left, right = t.children_left[node], t.children_right[node]
         if left != -1:
             depth[left] = depth[right] = depth[node] + 1
-            rows.append(dict(node=node, depth=int(depth[node]), feature=features[t.feature[node]],
+            parent[left] = parent[right] = node
+            rows.append(dict(node=node, parent=int(parent[node]), depth=int(depth[node]), feature=features[t.feature[node]],
                              threshold=float(t.threshold[node]), n_samples=int(t.n_node_samples[node]),
                              value=float(t.value[node].ravel()[0]),
                              left_value=float(t.value[left].ravel()[0]), right_value=float(t.value[right].ravel()[0])))
