@@ -28,7 +28,7 @@ def _clean_term(t: str) -> str:
 
 
 def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: bool = True,
-            conf_level: float = 0.95, method: tuple[str, ...] = ("lbfgs", "bfgs", "powell")) -> tuple[pd.DataFrame, object]:
+            conf_level: float = 0.95, method: tuple[str, ...] = ("bfgs", "lbfgs", "powell")) -> tuple[pd.DataFrame, object]:
     """Fit a random-intercept linear mixed model and return ``(tidy, fit)``.
 
     The equivalent lme4 call is ``lmer(formula + (1 | groups), data, REML = reml)``.
@@ -47,7 +47,9 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     conf_level : float
         Level of the Wald intervals of the fixed effects.
     method : tuple of str
-        Optimizers tried in order by statsmodels.
+        Optimizers tried one at a time, in order; the first fit with a finite log-likelihood that
+        reports convergence is kept (statsmodels' ``lbfgs`` can return a zero random-effect
+        variance with an infinite log-likelihood and ``converged=True``; the tests cover it).
 
     Returns
     -------
@@ -71,10 +73,25 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mod = smf.mixedlm(formula, data=data, groups=data[groups], missing="drop")
-        fit = mod.fit(reml=reml, method=list(method))
+        fit, used, rejected = None, None, []
+        for m in method:
+            try:
+                cand = mod.fit(reml=reml, method=m)
+            except (np.linalg.LinAlgError, ValueError) as exc:
+                rejected.append(f"{m}: {exc}")
+                continue
+            if np.isfinite(cand.llf) and cand.converged:
+                fit, used = cand, m
+                break
+            rejected.append(f"{m}: log-likelihood {cand.llf}, converged={cand.converged}")
+            fit = fit or cand
+        if fit is None:
+            raise RuntimeError(f"MixedLM {formula} | {groups}: every optimizer failed ({'; '.join(rejected)})")
     n_used = int(mod.nobs)
     dropped = len(data) - n_used
     warns = sorted({str(w.message).splitlines()[0] for w in caught})
+    if rejected:
+        warns.append("optimizer(s) rejected: " + "; ".join(rejected) + (f"; kept {used}" if used else "; none converged"))
     if dropped:
         warns.append(f"{dropped} row(s) dropped for missing values in {sorted(cols)}")
     re_var = float(fit.cov_re.iloc[0, 0])
@@ -84,7 +101,7 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     if near_zero:
         warns.append(f"random-intercept variance near zero ({re_var:.3g} vs residual {scale:.3g}): "
                      "compare with the OLS fit")
-    converged = bool(fit.converged)
+    converged = bool(fit.converged) and used is not None
     if not converged:
         warns.append("optimizer did not converge")
     z = stats.norm.ppf(0.5 + conf_level / 2)
