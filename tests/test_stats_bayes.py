@@ -9,6 +9,7 @@ from discbias.stats.bayes import SamplerSettings, elicited_bayes, posterior_tabl
 FAST = SamplerSettings(draws=200, tune=200, chains=2, cores=1, seed=1)
 
 
+@pytest.mark.slow  # ~45 s on a busy 2-core machine (PyTensor compile + 2 fits)
 def test_rgb_bayes_recovers_slopes():
     rng = np.random.default_rng(0)
     n = 400
@@ -29,6 +30,7 @@ def test_rgb_bayes_recovers_slopes():
     assert tidy2["estimate"].tolist() == tidy["estimate"].tolist()
 
 
+@pytest.mark.slow  # ~45 s on a busy 2-core machine (two models)
 def test_elicited_bayes_both_specs_recover_truth():
     rng = np.random.default_rng(2)
     n = 500

@@ -34,7 +34,7 @@ import pandas as pd
 from ..results import result_frame
 
 #: Sampler settings of the pipeline (``make report``); tests pass smaller ones.
-SAMPLER_DEFAULTS = dict(draws=1000, tune=1000, chains=4, cores=2, target_accept=0.9, seed=20240215)
+SAMPLER_DEFAULTS = dict(draws=1000, tune=1000, chains=4, cores=2, target_accept=0.8, seed=20240215)
 #: A fit is called converged when every reported parameter has R-hat <= this, bulk and tail ESS
 #: >= ``MIN_ESS`` and there are no divergent transitions.
 MAX_RHAT = 1.01
