@@ -60,8 +60,13 @@ def _fake_bayes(df, y, xs, **kw):
     return t, None
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        yield _fit_project(tmp_path_factory.mktemp("proj"), mp)
+
+
+def _fit_project(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)

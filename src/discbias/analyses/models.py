@@ -67,7 +67,7 @@ def read_uncleaned(path, *, on_invalid: str = "report") -> tuple[pd.DataFrame, p
 
     Examples
     --------
-    >>> # read_uncleaned("data/raw/all_face_data_matched.csv")  # doctest: +SKIP
+    >>> images, issues = read_uncleaned("data/raw/all_face_data_matched.csv")  # doctest: +SKIP
     """
     from pathlib import Path
 

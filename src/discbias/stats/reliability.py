@@ -55,7 +55,7 @@ def icc_average(wide: np.ndarray, conf_level: float = 0.95) -> dict:
     --------
     >>> out = icc_average(np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6],
     ...                              [10, 5, 6, 9], [6, 2, 4, 7]], float))
-    >>> round(out["ICC1k"]["icc"], 3), round(out["ICC2k"]["icc"], 3)
+    >>> round(float(out["ICC1k"]["icc"]), 3), round(float(out["ICC2k"]["icc"]), 3)
     (0.443, 0.62)
     """
     from scipy import stats
