@@ -420,10 +420,11 @@ def figures(ctx):
     rows = []
     for term in ["Intercept"] + AXIS_COLS:
         r = {"Term": _short(term)}
-        for m in ["elicited_bayes", "elicited_bayes_centred", "elicited_ols", "elicited_ols_cluster"]:
+        for m, lab in (("elicited_bayes", "Bayes, paper"), ("elicited_bayes_centred", "Bayes, centred"),
+                       ("elicited_ols", "OLS"), ("elicited_ols_cluster", "OLS, cell-clustered")):
             x = el[(el["model"] == m) & (el["term"] == term)]
-            r[m] = (f"{x['estimate'].iloc[0]:.2f} [{x['conf_low'].iloc[0]:.2f}, {x['conf_high'].iloc[0]:.2f}]"
-                    if len(x) else "—")
+            r[lab] = (f"{x['estimate'].iloc[0]:.1f} [{x['conf_low'].iloc[0]:.1f}, {x['conf_high'].iloc[0]:.1f}]"
+                      if len(x) else "—")
         rows.append(r)
     ctx.save_table(pd.DataFrame(rows), "models_elicited")
 

@@ -163,8 +163,14 @@ def _fit_reml(n, ybar, wss, cell_idx, n_cells, start=None):
     x0 = np.log(np.maximum(start if start is not None else [total / 3, total / 3, within], 1e-6))
     # BFGS on log variances (L-BFGS-B is several times slower here for three parameters)
     res = optimize.minimize(_reml_negloglik, x0, args=(n, ybar, wss, cell_idx, n_cells), method="BFGS")
+    ok = bool(res.success)
+    if not ok:  # BFGS often stops on "precision loss" at the optimum; confirm with Nelder-Mead from there
+        res2 = optimize.minimize(_reml_negloglik, res.x, args=(n, ybar, wss, cell_idx, n_cells), method="Nelder-Mead",
+                                 options=dict(xatol=1e-7, fatol=1e-9, maxiter=4000))
+        ok = bool(res2.success) and np.isfinite(res2.fun)
+        if res2.fun < res.fun:
+            res = res2
     s = np.exp(np.clip(res.x, -30, 30))
-    ok = bool(res.success) or abs(float(res.fun)) < np.inf and np.linalg.norm(res.jac) < 1e-3
     # the mean at the optimum
     s_a, s_b, s_e = s
     d = s_e + n * s_b
