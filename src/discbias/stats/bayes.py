@@ -1,0 +1,314 @@
+"""Bayesian regressions of the 2024 paper, in PyMC with NUTS, returned in the tidy results schema.
+
+The priors follow the authors' public scripts (repository ``acgrissom/projects``,
+``ganfaces/scripts/rgb_linear_regression.py`` and ``ordinal_linear_regression.py``):
+
+* :func:`rgb_bayes` (the paper's colour model): ``score ~ Normal(b0 + sum_c b_c x_c, sigma)``,
+  ``b0 ~ Normal(mean(score), sigma_0)``, ``b_c ~ Normal(0, sigma_c)``, every ``sigma_*`` (and the
+  residual ``sigma``) ``~ HalfStudentT(nu=10, sigma=1)``.
+* :func:`elicited_bayes` (the paper's Figure 7 model): ``b_c ~ StudentT(nu, mu_c, sigma_c)``,
+  ``mu_c ~ Normal(0, sigma_c)``, ``sigma_c ~ HalfStudentT(10, 1)`` (femininity shares
+  masculinity's ``sigma_c``), one ``nu ~ HalfCauchy(2)`` for all slopes and the intercept,
+  ``b0 ~ StudentT(nu, mu_0, s_0)``, ``mu_0 ~ Normal(mean(score), sigma_0)``,
+  ``sigma_0, s_0 ~ HalfStudentT(10, 1)``, residual ``sigma ~ HalfNormal(sd(score))``. (The script
+  also creates an unused ``HalfCauchy("sigma", 10)``; it does not enter the likelihood and has no
+  effect on the other parameters' posterior, so it is left out.) With ``spec="centred"`` the
+  predictors are centred and the intercept gets a weakly informative ``Normal(mean(score),
+  2.5 sd(score))`` prior; the slope priors are unchanged.
+
+The hyper-means ``mu_c`` and ``mu_0`` are sampled non-centred (``mu = sigma * z``), and the
+intercept and slopes are sampled in OLS-whitened coordinates (:func:`_whitened_coefficients`) with
+the priors added as potentials: the same posterior, with a geometry NUTS handles (uncentred,
+strongly correlated colour channels otherwise leave the chains unmixed).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..results import result_frame
+
+#: Sampler settings of the pipeline (``make report``); tests pass smaller ones.
+SAMPLER_DEFAULTS = dict(draws=1000, tune=1000, chains=4, cores=2, target_accept=0.8, seed=20240215)
+#: A fit is called converged when every reported parameter has R-hat <= this, bulk and tail ESS
+#: >= ``MIN_ESS`` and there are no divergent transitions.
+MAX_RHAT = 1.01
+MIN_ESS = 400
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """NUTS settings: draws and tuning steps per chain, chains, worker processes, seed."""
+
+    draws: int = SAMPLER_DEFAULTS["draws"]
+    tune: int = SAMPLER_DEFAULTS["tune"]
+    chains: int = SAMPLER_DEFAULTS["chains"]
+    cores: int = SAMPLER_DEFAULTS["cores"]
+    target_accept: float = SAMPLER_DEFAULTS["target_accept"]
+    seed: int = SAMPLER_DEFAULTS["seed"]
+    init: str = "jitter+adapt_diag"
+
+    def describe(self) -> str:
+        return (f"NUTS, {self.chains} chains x {self.draws} draws after {self.tune} tuning steps, "
+                f"target_accept {self.target_accept}, seed {self.seed}")
+
+
+def _check(df: pd.DataFrame, y: str, xs: list[str], who: str) -> tuple[pd.DataFrame, list[str]]:
+    missing = [c for c in [y, *xs] if c not in df.columns]
+    if missing:
+        raise KeyError(f"{who}: missing columns {missing}")
+    used = df[[y, *xs]].apply(pd.to_numeric, errors="coerce")
+    bad = used.isna().any(axis=1)
+    warns = []
+    if bad.any():
+        warns.append(f"{int(bad.sum())} row(s) dropped for missing values")
+    return used[~bad], warns
+
+
+def _sample(model, settings: SamplerSettings):
+    import pymc as pm
+
+    loggers = [logging.getLogger(n) for n in ("pymc", "pymc.sampling.mcmc", "pytensor")]
+    old = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=settings.cores,
+                             random_seed=settings.seed, progressbar=False, target_accept=settings.target_accept,
+                             init=settings.init, compute_convergence_checks=False)
+    finally:
+        for lg, lv in zip(loggers, old):
+            lg.setLevel(lv)
+
+
+def _whitened_coefficients(X: np.ndarray, y: np.ndarray):
+    """Intercept and slopes as ``ols + L @ theta`` with flat ``theta`` (call inside a model).
+
+    ``L`` is the Cholesky factor of the OLS covariance of the coefficients. The priors are then
+    added as ``Potential`` terms on the coefficients, so the posterior is exactly the model's
+    (a linear map has a constant Jacobian); only the coordinates NUTS moves in change, which
+    removes the strong intercept-slope and between-channel correlations of uncentred predictors.
+    """
+    import pymc as pm
+
+    X1 = np.column_stack([np.ones(len(X)), X])
+    beta, *_ = np.linalg.lstsq(X1, y, rcond=None)
+    resid = y - X1 @ beta
+    s2 = float(resid @ resid) / max(len(y) - X1.shape[1], 1)
+    L = np.linalg.cholesky(s2 * np.linalg.inv(X1.T @ X1))
+    theta = pm.Flat("theta", shape=X1.shape[1])
+    return pm.math.constant(beta) + pm.math.dot(pm.math.constant(L), theta)
+
+
+def posterior_table(idata, terms: dict[str, str], *, model: str, method: str, n_obs: int,
+                    hdi_prob: float = 0.95, extra: dict | None = None, warnings_: list[str] | None = None) -> pd.DataFrame:
+    """Tidy posterior summary: mean, SD, HDI, R-hat, bulk/tail ESS and divergences per parameter.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+    terms : dict
+        Posterior variable name -> term name in the table (in this order).
+    model, method : str
+    n_obs : int
+    hdi_prob : float
+    extra : dict, optional
+        Extra columns for every row.
+    warnings_ : list of str, optional
+        Warnings known before sampling (dropped rows).
+
+    Returns
+    -------
+    DataFrame
+        ``estimate`` = posterior mean, ``std_error`` = posterior SD, ``conf_low/high`` = HDI,
+        ``p_value`` empty, extra columns ``r_hat``, ``ess_bulk``, ``ess_tail``, ``divergences``,
+        ``prob_positive`` (posterior probability that the parameter is > 0). ``converged`` is
+        true when every listed parameter has R-hat <= 1.01, ESS >= 400 and no divergences.
+
+    Examples
+    --------
+    >>> import arviz as az
+    >>> rng = np.random.default_rng(0)
+    >>> idata = az.from_dict(posterior={"b": rng.normal(1, 0.1, (2, 500))},
+    ...                      sample_stats={"diverging": np.zeros((2, 500), bool)})
+    >>> t = posterior_table(idata, {"b": "x"}, model="m", method="demo", n_obs=10)
+    >>> round(float(t.loc[0, "estimate"]), 1), bool(t.loc[0, "converged"])
+    (1.0, True)
+    """
+    import arviz as az
+
+    names = list(terms)
+    summ = az.summary(idata, var_names=names, hdi_prob=hdi_prob, round_to="none", kind="all")
+    hdi_cols = [c for c in summ.columns if c.startswith("hdi_")]
+    div = int(np.asarray(idata.sample_stats["diverging"]).sum()) if "diverging" in idata.sample_stats else 0
+    n_draws = int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
+    warns = list(warnings_ or [])
+    if div:
+        warns.append(f"{div} divergent transition(s) of {n_draws}")
+    worst_rhat = float(summ["r_hat"].max())
+    low_ess = float(min(summ["ess_bulk"].min(), summ["ess_tail"].min()))
+    if not np.isfinite(worst_rhat) or worst_rhat > MAX_RHAT:
+        warns.append(f"max R-hat {worst_rhat:.3f} > {MAX_RHAT}")
+    if low_ess < MIN_ESS:
+        warns.append(f"min ESS {low_ess:.0f} < {MIN_ESS}")
+    converged = bool(div == 0 and np.isfinite(worst_rhat) and worst_rhat <= MAX_RHAT and low_ess >= MIN_ESS)
+    rows = []
+    post = idata.posterior
+    for var, term in terms.items():
+        s = summ.loc[var]
+        draws = np.asarray(post[var]).ravel()
+        rows.append(dict(model=model, term=term, estimate=float(s["mean"]), std_error=float(s["sd"]),
+                         statistic=np.nan, p_value=np.nan, conf_low=float(s[hdi_cols[0]]),
+                         conf_high=float(s[hdi_cols[1]]), conf_level=hdi_prob,
+                         method=method, n_obs=n_obs, n_groups=np.nan, converged=converged, warnings=list(warns),
+                         r_hat=float(s["r_hat"]), ess_bulk=float(s["ess_bulk"]), ess_tail=float(s["ess_tail"]),
+                         divergences=div, n_draws=n_draws, prob_positive=float((draws > 0).mean()), **(extra or {})))
+    return result_frame(rows)
+
+
+def rgb_bayes(df: pd.DataFrame, y: str = "score", xs: tuple[str, ...] = ("red_mean", "green_mean", "blue_mean"), *,
+              model: str = "rgb_bayes", settings: SamplerSettings | None = None) -> tuple[pd.DataFrame, object]:
+    """The paper's Bayesian regression of score on the colour channel means (normal likelihood).
+
+    Parameters
+    ----------
+    df : DataFrame
+    y : str
+        Outcome column.
+    xs : tuple of str
+        Predictor columns (uncentred, as in the paper).
+    model : str
+        Model id.
+    settings : SamplerSettings, optional
+
+    Returns
+    -------
+    tidy : DataFrame
+        Rows for ``Intercept``, each predictor and ``sigma`` (see :func:`posterior_table`).
+    idata : arviz.InferenceData
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"r": rng.uniform(0, 10, 200)}); df["y"] = 5 + 0.5 * df.r + rng.normal(size=200)
+    >>> tidy, _ = rgb_bayes(df, "y", ("r",), settings=SamplerSettings(200, 200, 2, 1))  # doctest: +SKIP
+    """
+    import pymc as pm
+
+    settings = settings or SamplerSettings()
+    xs = list(xs)
+    d, warns = _check(df, y, xs, model)
+    yv = d[y].to_numpy(float)
+    X = d[xs].to_numpy(float)
+    with pm.Model() as m:
+        sigma_c = pm.HalfStudentT("sigma_c", nu=10, sigma=1, shape=len(xs))
+        sigma_0 = pm.HalfStudentT("sigma_0", nu=10, sigma=1)
+        coefs = _whitened_coefficients(X, yv)
+        b0, b = coefs[0], coefs[1:]
+        pm.Potential("prior_b0", pm.logp(pm.Normal.dist(mu=float(yv.mean()), sigma=sigma_0), b0))
+        pm.Potential("prior_b", pm.logp(pm.Normal.dist(mu=0.0, sigma=sigma_c), b).sum())
+        sigma = pm.HalfStudentT("sigma", nu=10, sigma=1)
+        pm.Normal("y", mu=b0 + pm.math.dot(X, b), sigma=sigma, observed=yv)
+        pm.Deterministic("b0", b0)
+        for j in range(len(xs)):
+            pm.Deterministic(f"b_{j}", b[j])
+    idata = _sample(m, settings)
+    terms = {"b0": "Intercept", **{f"b_{j}": x for j, x in enumerate(xs)}, "sigma": "sigma"}
+    method = ("Bayesian linear regression, paper's priors (posterior mean, 95% HDI); " + settings.describe())
+    tidy = posterior_table(idata, terms, model=model, method=method, n_obs=len(d), warnings_=warns,
+                           extra=dict(formula=f"{y} ~ {' + '.join(xs)}", spec="paper"))
+    return tidy, idata
+
+
+def elicited_bayes(df: pd.DataFrame, y: str, xs: list[str], *, shared_scale: dict[str, str] | None = None,
+                   spec: str = "paper", model: str = "elicited_bayes",
+                   settings: SamplerSettings | None = None) -> tuple[pd.DataFrame, object]:
+    """The paper's Figure 7 model: score on per-image mean ratings with Student-t slopes.
+
+    Parameters
+    ----------
+    df : DataFrame
+    y : str
+        Outcome column.
+    xs : list of str
+        Predictor columns.
+    shared_scale : dict, optional
+        ``{predictor: other}``: ``predictor`` uses ``other``'s ``sigma_c`` (the paper ties
+        femininity to masculinity).
+    spec : {"paper", "centred"}
+        ``"paper"``: uncentred predictors, t intercept centred on the mean score with scale
+        ``~HalfStudentT(10, 1)``. ``"centred"``: centred predictors and a
+        ``Normal(mean(y), 2.5 sd(y))`` intercept (the slopes' priors unchanged).
+    model : str
+    settings : SamplerSettings, optional
+
+    Returns
+    -------
+    tidy : DataFrame
+        Rows ``Intercept``, each predictor, ``sigma`` and ``nu``.
+    idata : arviz.InferenceData
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"m": rng.uniform(1, 7, 200), "f": rng.uniform(1, 7, 200)})
+    >>> df["y"] = 150 - 2 * df.m + rng.normal(0, 5, 200)
+    >>> tidy, _ = elicited_bayes(df, "y", ["m", "f"], shared_scale={"f": "m"},
+    ...                          settings=SamplerSettings(200, 200, 2, 1))  # doctest: +SKIP
+    """
+    import pymc as pm
+
+    if spec not in ("paper", "centred"):
+        raise ValueError(f"spec must be 'paper' or 'centred', not {spec!r}")
+    settings = settings or SamplerSettings()
+    shared_scale = dict(shared_scale or {})
+    for k, v in shared_scale.items():
+        if k not in xs or v not in xs:
+            raise ValueError(f"shared_scale {k!r} -> {v!r}: both must be predictors ({xs})")
+    d, warns = _check(df, y, xs, model)
+    yv = d[y].to_numpy(float)
+    X = d[xs].to_numpy(float)
+    means = X.mean(axis=0)
+    if spec == "centred":
+        X = X - means
+    own = [x for x in xs if x not in shared_scale]
+    idx = np.array([own.index(shared_scale.get(x, x)) for x in xs])
+    with pm.Model() as m:
+        nu = pm.HalfCauchy("nu", beta=2)
+        sigma_c = pm.HalfStudentT("sigma_c", nu=10, sigma=1, shape=len(own))
+        s = sigma_c[idx]
+        z_mu = pm.Normal("z_mu", 0, 1, shape=len(xs))
+        mu_c = pm.Deterministic("mu_c", s * z_mu)
+        coefs = _whitened_coefficients(X, yv)
+        b0, b = coefs[0], coefs[1:]
+        pm.Potential("prior_b", pm.logp(pm.StudentT.dist(nu=nu, mu=mu_c, sigma=s), b).sum())
+        if spec == "paper":
+            sigma_0 = pm.HalfStudentT("sigma_0", nu=10, sigma=1)
+            z0 = pm.Normal("z0", 0, 1)
+            mu_0 = pm.Deterministic("mu_0", float(yv.mean()) + sigma_0 * z0)
+            s_0 = pm.HalfStudentT("s_0", nu=10, sigma=1)
+            pm.Potential("prior_b0", pm.logp(pm.StudentT.dist(nu=nu, mu=mu_0, sigma=s_0), b0))
+        else:
+            pm.Potential("prior_b0", pm.logp(pm.Normal.dist(mu=float(yv.mean()), sigma=2.5 * float(yv.std())), b0))
+        pm.Deterministic("b0", b0)
+        sigma = pm.HalfNormal("sigma", sigma=float(yv.std(ddof=1)))
+        pm.Normal("y", mu=b0 + pm.math.dot(X, b), sigma=sigma, observed=yv)
+        for j in range(len(xs)):
+            pm.Deterministic(f"b_{j}", b[j])
+    idata = _sample(m, settings)
+    terms = {"b0": "Intercept", **{f"b_{j}": x for j, x in enumerate(xs)}, "sigma": "sigma", "nu": "nu"}
+    what = ("paper's specification (uncentred predictors, t intercept centred on the mean score)" if spec == "paper"
+            else "centred predictors, weakly informative Normal intercept")
+    method = f"Bayesian regression with Student-t slopes, {what} (posterior mean, 95% HDI); " + settings.describe()
+    tidy = posterior_table(idata, terms, model=model, method=method, n_obs=len(d), warnings_=warns,
+                           extra=dict(formula=f"{y} ~ {' + '.join(xs)}", spec=spec))
+    if spec == "centred":
+        tidy["predictor_mean"] = tidy["term"].map(dict(zip(xs, means)))
+    return tidy, idata

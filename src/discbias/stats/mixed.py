@@ -1,0 +1,363 @@
+"""Mixed-effects models in the tidy results schema.
+
+* :func:`mixedlm`: a statsmodels ``MixedLM`` random-intercept model (REML by default), with the
+  fixed effects and the random-intercept variance as rows, a flag when that variance is near zero
+  (the known trap where ``converged=True`` hides a degenerate fit), and the dropped rows.
+* :func:`nested_variance_components`: a fast REML fit of ``y = mu + a[cell] + b[image in cell] + e``
+  from per-image sufficient statistics, with parametric-bootstrap intervals for the variance
+  shares. It is validated against ``MixedLM`` in the tests (same REML criterion).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from scipy import optimize, stats
+
+from ..results import result_frame
+
+#: A random-effect variance below this fraction of the residual variance is flagged as near zero.
+NEAR_ZERO_SHARE = 1e-3
+
+
+def _clean_term(t: str) -> str:
+    return t.replace("[T.", "[")
+
+
+def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: bool = True,
+            conf_level: float = 0.95, method: tuple[str, ...] = ("bfgs", "lbfgs", "powell")) -> tuple[pd.DataFrame, object]:
+    """Fit a random-intercept linear mixed model and return ``(tidy, fit)``.
+
+    The equivalent lme4 call is ``lmer(formula + (1 | groups), data, REML = reml)``.
+
+    Parameters
+    ----------
+    formula : str
+        Patsy formula of the fixed effects, e.g. ``"z_score ~ z_masculinity + z_hair_length"``.
+    data : DataFrame
+    groups : str
+        Column naming the grouping factor of the random intercept.
+    model : str
+        Model id.
+    reml : bool
+        REML (default, as lme4) or maximum likelihood.
+    conf_level : float
+        Level of the Wald intervals of the fixed effects.
+    method : tuple of str
+        Optimizers tried one at a time, in order; the first fit with a finite log-likelihood that
+        reports convergence is kept (statsmodels' ``lbfgs`` can return a zero random-effect
+        variance with an infinite log-likelihood and ``converged=True``; the tests cover it).
+
+    Returns
+    -------
+    tidy : DataFrame
+        One row per fixed effect (Wald z statistics, as statsmodels reports them) and a row
+        ``"Group Var"`` holding the random-intercept variance (``estimate``) and the residual
+        variance (column ``residual_var``). Extra columns: ``re_var``, ``residual_var``,
+        ``re_share`` (random-intercept share of the total variance), ``re_near_zero``.
+    fit : MixedLMResults
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(10), 20); x = rng.normal(size=200)
+    >>> y = 1 + 0.5 * x + rng.normal(size=10)[g] + rng.normal(size=200)
+    >>> tidy, fit = mixedlm("y ~ x", pd.DataFrame({"y": y, "x": x, "g": g}), "g", model="demo")
+    >>> round(float(tidy.set_index("term").loc["x", "estimate"]), 1)
+    0.5
+    """
+    cols = [c for c in data.columns if c in formula or c == groups]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mod = smf.mixedlm(formula, data=data, groups=data[groups], missing="drop")
+        fit, used, rejected = None, None, []
+        for m in method:
+            try:
+                cand = mod.fit(reml=reml, method=m)
+            except (np.linalg.LinAlgError, ValueError) as exc:
+                rejected.append(f"{m}: {exc}")
+                continue
+            if np.isfinite(cand.llf) and cand.converged:
+                fit, used = cand, m
+                break
+            rejected.append(f"{m}: log-likelihood {cand.llf}, converged={cand.converged}")
+            fit = fit or cand
+        if fit is None:
+            raise RuntimeError(f"MixedLM {formula} | {groups}: every optimizer failed ({'; '.join(rejected)})")
+    n_used = int(mod.nobs)
+    dropped = len(data) - n_used
+    warns = sorted({str(w.message).splitlines()[0] for w in caught})
+    if rejected:
+        warns.append("optimizer(s) rejected: " + "; ".join(rejected) + (f"; kept {used}" if used else "; none converged"))
+    if dropped:
+        warns.append(f"{dropped} row(s) dropped for missing values in {sorted(cols)}")
+    re_var = float(fit.cov_re.iloc[0, 0])
+    scale = float(fit.scale)
+    share = re_var / (re_var + scale) if re_var + scale > 0 else np.nan
+    near_zero = bool(re_var < NEAR_ZERO_SHARE * scale)
+    if near_zero:
+        warns.append(f"random-intercept variance near zero ({re_var:.3g} vs residual {scale:.3g}): "
+                     "compare with the OLS fit")
+    converged = bool(fit.converged) and used is not None
+    if not converged:
+        warns.append("optimizer did not converge")
+    z = stats.norm.ppf(0.5 + conf_level / 2)
+    n_groups = int(len(fit.model.group_labels))
+    rows = []
+    common = dict(model=model, conf_level=conf_level, n_obs=n_used, n_groups=n_groups, converged=converged,
+                  warnings=list(warns), re_var=re_var, residual_var=scale, re_share=share, re_near_zero=near_zero,
+                  formula=f"{formula} + (1 | {groups})",
+                  method=f"linear mixed model, random intercept for {groups} ({'REML' if reml else 'ML'}; Wald z CI)")
+    fe = fit.fe_params
+    bse = fit.bse_fe
+    for term in fe.index:
+        est, se = float(fe[term]), float(bse[term])
+        rows.append(dict(common, term=_clean_term(term), estimate=est, std_error=se, statistic=est / se,
+                         p_value=2 * stats.norm.sf(abs(est / se)), conf_low=est - z * se, conf_high=est + z * se))
+    rows.append(dict(common, term="Group Var", estimate=re_var, std_error=np.nan, statistic=np.nan, p_value=np.nan,
+                     conf_low=np.nan, conf_high=np.nan))
+    return result_frame(rows), fit
+
+
+# ----------------------------------------------------------------------------------------------
+# Nested variance components: y = mu + a[cell] + b[image] + e, REML from sufficient statistics.
+
+
+def _image_stats(data: pd.DataFrame, value: str, image: str, cell: str) -> pd.DataFrame:
+    g = data.groupby(image, sort=True)
+    cells = g[cell].nunique()
+    if (cells > 1).any():
+        bad = cells[cells > 1].index[0]
+        raise ValueError(f"image {bad!r} appears in more than one {cell!r}; images must be nested in cells")
+    v = data[value].astype(float)
+    st = pd.DataFrame({"n": g[value].count(), "mean": g[value].mean(), "cell": g[cell].first()})
+    ss = (v ** 2).groupby(data[image], sort=True).sum()
+    st["within_ss"] = np.maximum(ss - st["n"] * st["mean"] ** 2, 0.0)
+    return st[st["n"] > 0]
+
+
+def _reml_negloglik(theta: np.ndarray, n, ybar, wss, cell_idx, n_cells: int) -> float:
+    s_a, s_b, s_e = np.exp(theta)
+    d = s_e + n * s_b                      # per image
+    w = n / d                              # 1' V_i^-1 1
+    logdet = ((n - 1) * np.log(s_e) + np.log(d)).sum()
+    quad_i = (wss + n * ybar ** 2) / s_e - s_b * (n * ybar) ** 2 / (s_e * d)   # y' V_i^-1 y
+    A = np.bincount(cell_idx, w, n_cells)
+    B = np.bincount(cell_idx, w * ybar, n_cells)
+    Q = np.bincount(cell_idx, quad_i, n_cells)
+    k = s_a / (1 + s_a * A)
+    one_v_one = (A - k * A ** 2).sum()
+    one_v_y = (B - k * A * B).sum()
+    y_v_y = (Q - k * B ** 2).sum()
+    logdet += np.log1p(s_a * A).sum()
+    quad = y_v_y - one_v_y ** 2 / one_v_one
+    return 0.5 * (logdet + np.log(one_v_one) + quad)
+
+
+def _fit_reml(n, ybar, wss, cell_idx, n_cells, start=None):
+    total = np.var(ybar) if len(ybar) > 1 else 1.0
+    within = wss.sum() / max((n - 1).sum(), 1)
+    x0 = np.log(np.maximum(start if start is not None else [total / 3, total / 3, within], 1e-6))
+    # BFGS on log variances (L-BFGS-B is several times slower here for three parameters)
+    res = optimize.minimize(_reml_negloglik, x0, args=(n, ybar, wss, cell_idx, n_cells), method="BFGS")
+    ok = bool(res.success)
+    if not ok:  # BFGS often stops on "precision loss" at the optimum; confirm with Nelder-Mead from there
+        res2 = optimize.minimize(_reml_negloglik, res.x, args=(n, ybar, wss, cell_idx, n_cells), method="Nelder-Mead",
+                                 options=dict(xatol=1e-7, fatol=1e-9, maxiter=4000))
+        ok = bool(res2.success) and np.isfinite(res2.fun)
+        if res2.fun < res.fun:
+            res = res2
+    s = np.exp(np.clip(res.x, -30, 30))
+    # the mean at the optimum
+    s_a, s_b, s_e = s
+    d = s_e + n * s_b
+    w = n / d
+    A = np.bincount(cell_idx, w, n_cells)
+    B = np.bincount(cell_idx, w * ybar, n_cells)
+    k = s_a / (1 + s_a * A)
+    mu = (B - k * A * B).sum() / (A - k * A ** 2).sum()
+    return s, mu, ok, -float(res.fun)
+
+
+def nested_variance_components(data: pd.DataFrame, value: str = "value", image: str = "image", cell: str = "cell", *,
+                               model: str = "nested_vc", n_boot: int = 200, seed: int = 0,
+                               conf_level: float = 0.95) -> pd.DataFrame:
+    """Variance components of ``value`` between cells, between images within cells and within images.
+
+    Fits ``value ~ 1 + (1 | cell) + (1 | cell:image)`` by REML (the lme4 call), using only the
+    per-image count, mean and within-image sum of squares (so it is fast on 40,000 ratings), and
+    gives parametric-bootstrap percentile intervals (``n_boot`` simulated data sets from the fitted
+    model, refitted) for each variance and its share of the total.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Long table, one row per rating.
+    value, image, cell : str
+        Columns: the rating, the rated image (nested in cells), the design cell.
+    model : str
+        Model id.
+    n_boot : int
+        Bootstrap replicates (0 for none).
+    seed : int
+    conf_level : float
+
+    Returns
+    -------
+    DataFrame
+        Rows ``var(cell)``, ``var(image)``, ``var(residual)`` (``estimate`` = variance) and
+        ``share(cell)``, ``share(image)``, ``share(residual)``, plus ``(Intercept)``; columns
+        ``n_obs`` (ratings), ``n_groups`` (cells), ``n_images``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> cell = np.repeat(np.arange(6), 200); image = np.repeat(np.arange(300), 4)
+    >>> y = rng.normal(0, 1, 6)[cell] + rng.normal(0, 1, 300)[image] + rng.normal(0, 1, 1200)
+    >>> vc = nested_variance_components(pd.DataFrame({"value": y, "image": image, "cell": cell}), n_boot=0)
+    >>> vc["term"].tolist()[:3]
+    ['var(cell)', 'var(image)', 'var(residual)']
+    """
+    need = {value, image, cell} - set(data.columns)
+    if need:
+        raise KeyError(f"nested_variance_components: missing columns {sorted(need)}")
+    d = data[[value, image, cell]]
+    n_missing = int(d[value].isna().sum())
+    d = d.dropna()
+    st = _image_stats(d, value, image, cell)
+    codes, uniques = pd.factorize(st["cell"])
+    n = st["n"].to_numpy(float)
+    ybar = st["mean"].to_numpy(float)
+    wss = st["within_ss"].to_numpy(float)
+    n_cells = len(uniques)
+    s, mu, ok, ll = _fit_reml(n, ybar, wss, codes, n_cells)
+    warns = []
+    if n_missing:
+        warns.append(f"{n_missing} missing rating(s) dropped")
+    if not ok:
+        warns.append("REML optimizer did not report success")
+    for nm, v in zip(("cell", "image"), s[:2]):
+        if v < NEAR_ZERO_SHARE * s.sum():
+            warns.append(f"var({nm}) near zero (boundary)")
+    boot = np.full((n_boot, 4), np.nan)
+    if n_boot:
+        rng = np.random.default_rng(seed)
+        for b in range(n_boot):
+            a = rng.normal(0, np.sqrt(s[0]), n_cells)[codes]
+            u = rng.normal(0, np.sqrt(s[1]), len(n))
+            yb = mu + a + u + rng.normal(0, np.sqrt(s[2] / n))
+            wb = s[2] * rng.chisquare(np.maximum(n - 1, 1e-12)) * (n > 1)
+            sb, mub, _, _ = _fit_reml(n, yb, wb, codes, n_cells, start=s)
+            boot[b] = [*sb, mub]
+    alpha = 1 - conf_level
+    method = (f"REML nested variance components (cell, image within cell, residual); "
+              f"{'parametric bootstrap percentile CI, ' + str(n_boot) + ' replicates' if n_boot else 'no CI'}")
+    common = dict(model=model, conf_level=conf_level, method=method, n_obs=int(n.sum()), n_groups=n_cells,
+                  n_images=int(len(n)), converged=ok, warnings=list(warns), loglik_reml=ll)
+    rows = []
+    total = s.sum()
+
+    def ci(x):
+        x = x[np.isfinite(x)]
+        if not len(x):
+            return np.nan, np.nan
+        return float(np.quantile(x, alpha / 2)), float(np.quantile(x, 1 - alpha / 2))
+
+    labels = ["cell", "image", "residual"]
+    for j, nm in enumerate(labels):
+        lo, hi = ci(boot[:, j])
+        rows.append(dict(common, term=f"var({nm})", estimate=float(s[j]), std_error=float(np.nanstd(boot[:, j], ddof=1)) if n_boot > 1 else np.nan,
+                         conf_low=lo, conf_high=hi))
+    shares = boot[:, :3] / boot[:, :3].sum(axis=1, keepdims=True)
+    for j, nm in enumerate(labels):
+        lo, hi = ci(shares[:, j])
+        rows.append(dict(common, term=f"share({nm})", estimate=float(s[j] / total),
+                         std_error=float(np.nanstd(shares[:, j], ddof=1)) if n_boot > 1 else np.nan, conf_low=lo, conf_high=hi))
+    lo, hi = ci(boot[:, 3])
+    rows.append(dict(common, term="(Intercept)", estimate=float(mu), std_error=float(np.nanstd(boot[:, 3], ddof=1)) if n_boot > 1 else np.nan,
+                     conf_low=lo, conf_high=hi))
+    return result_frame(rows)
+
+
+def cell_marginal_means(fit, data: pd.DataFrame, cells: list[str], *, model: str, at: dict[str, float],
+                        conf_level: float = 0.95) -> pd.DataFrame:
+    """Estimated marginal mean of each design cell from a fitted OLS or MixedLM model.
+
+    Each cell's mean is predicted with the other covariates held at ``at`` (e.g. their sample
+    means). For OLS, the interval is the Wald interval of the linear prediction. For a
+    random-intercept MixedLM, the cell mean adds the cell's predicted random intercept (BLUP);
+    its variance is approximated as the variance of the fixed part plus the conditional variance
+    of the BLUP, ``(1/var_re + n_cell/var_resid)^-1`` (uncertainty of the variance parameters
+    ignored, as in ``lme4``'s ``predict``-based intervals).
+
+    Parameters
+    ----------
+    fit : statsmodels results (OLS or MixedLM)
+    data : DataFrame
+        One row per cell with the design columns, and ``n`` (rows of the data in that cell).
+    cells : list of str
+        Design columns that identify a cell.
+    model : str
+    at : dict
+        Values of the continuous covariates.
+    conf_level : float
+
+    Returns
+    -------
+    DataFrame
+        Tidy rows, ``term`` = ``"race:gender:hair"`` label of the cell, plus the design columns.
+
+    Examples
+    --------
+    >>> import statsmodels.formula.api as smf
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": list("ab") * 50, "x": rng.normal(size=100)}); df["y"] = (df.g == "b") + rng.normal(size=100)
+    >>> f = smf.ols("y ~ g + x", df).fit()
+    >>> cell_marginal_means(f, pd.DataFrame({"g": ["a", "b"], "n": [50, 50]}), ["g"], model="m", at={"x": 0.0})["term"].tolist()
+    ['a', 'b']
+    """
+    z = stats.norm.ppf(0.5 + conf_level / 2)
+    grid = data.copy()
+    for k, v in at.items():
+        grid[k] = v
+    is_mixed = hasattr(fit, "cov_re")
+    rows = []
+    if is_mixed:
+        import patsy
+
+        mdata = fit.model.data
+        design_info = getattr(mdata, "design_info", None) or mdata.model_spec
+        X = np.asarray(patsy.build_design_matrices([design_info], grid, return_type="dataframe")[0])
+        fe = fit.fe_params.to_numpy()
+        cov = fit.cov_params().iloc[:len(fe), :len(fe)].to_numpy()
+        re_var = float(fit.cov_re.iloc[0, 0])
+        try:
+            re = fit.random_effects
+        except (ValueError, np.linalg.LinAlgError):  # singular (zero) random-effect variance: BLUPs are 0
+            re = {}
+        scale = float(fit.scale)
+        group_col = fit.model.data.frame.columns  # unused but keeps intent clear
+        del group_col
+        for i, (_, g) in enumerate(grid.iterrows()):
+            label = ":".join(str(g[c]) for c in cells)
+            blup = float(np.asarray(re[label])[0]) if label in re else 0.0
+            n_c = float(g["n"])
+            cond_var = 1.0 / (1.0 / re_var + n_c / scale) if re_var > 1e-12 else 0.0
+            est = float(X[i] @ fe) + blup
+            se = float(np.sqrt(X[i] @ cov @ X[i] + cond_var))
+            rows.append(dict({c: g[c] for c in cells}, model=model, term=label, estimate=est, std_error=se,
+                             conf_low=est - z * se, conf_high=est + z * se, conf_level=conf_level, n=g["n"],
+                             method="mixed-model cell mean: fixed part + BLUP (Wald, approximate)",
+                             n_obs=int(fit.nobs), converged=bool(fit.converged)))
+    else:
+        pred = fit.get_prediction(grid).summary_frame(alpha=1 - conf_level)
+        for i, (_, g) in enumerate(grid.iterrows()):
+            label = ":".join(str(g[c]) for c in cells)
+            rows.append(dict({c: g[c] for c in cells}, model=model, term=label, estimate=float(pred["mean"].iloc[i]),
+                             std_error=float(pred["mean_se"].iloc[i]), conf_low=float(pred["mean_ci_lower"].iloc[i]),
+                             conf_high=float(pred["mean_ci_upper"].iloc[i]), conf_level=conf_level, n=g["n"],
+                             method="OLS cell mean at covariate means (t CI)", n_obs=int(fit.nobs), converged=True))
+    return result_frame(rows)
