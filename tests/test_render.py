@@ -75,3 +75,10 @@ def test_unresolved_crossref_fails(build):
     _write(tdir, "See @fig-nothing.\n")
     with pytest.raises(RenderError, match="fig-nothing"):
         render_html(render_qmd(paths, tdir))
+
+
+def test_crossref_glued_to_text_is_an_error(build):
+    paths, tdir = build
+    _write(tdir, "<< table('t') >>\n\n: Cap. {#tbl-t}\n\nSee the data.@tbl-t for more.\n")
+    with pytest.raises(RenderError, match="glued"):
+        render_qmd(paths, tdir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,6 +130,10 @@ def render_qmd(paths, template_dir: str | Path | None = None, template: str = "p
         text = env.get_template(template).render(values=values)
     except jinja2.UndefinedError as exc:
         raise RenderError(f"the paper template uses a value that does not exist: {exc.message}") from None
+    glued = re.findall(r"[^\s\[(;>-]@(?:fig|tbl|sec)-[\w-]+", text)
+    if glued:
+        raise RenderError(f"cross-reference(s) glued to the preceding text, so pandoc would not see them: "
+                          f"{sorted(set(glued))}; put a space before the '@' in the template")
     paths.report.mkdir(parents=True, exist_ok=True)
     out = paths.report / "paper.qmd"
     atomic_write_text(out, text)
