@@ -11,16 +11,6 @@ from discbias.scoring.testing import random_image, save_random_discriminator
 RES = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one torch thread is faster than several contending on a shared 2-core machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):

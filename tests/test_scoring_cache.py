@@ -20,7 +20,6 @@ from discbias.scoring import ScoreCache, ScoringProtocol, cache_path, default_ca
 from discbias.scoring.cache import CacheError
 from discbias.scoring.testing import make_images, save_random_discriminator
 
-torch.set_num_threads(1)
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 

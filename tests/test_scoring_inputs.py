@@ -16,7 +16,6 @@ from discbias.scoring.images import ImageError, decode_rgb
 from discbias.scoring.sources import SourceError, parse_shard, shard
 from discbias.scoring.testing import make_images, random_image, save_random_discriminator
 
-torch.set_num_threads(1)
 RNG = np.random.default_rng(0)
 
 

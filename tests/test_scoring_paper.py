@@ -25,7 +25,6 @@ from discbias.report.render import make_environment
 from discbias.scoring import ScoreCache, Scorer, ScoringProtocol, colour_stats, discover
 from discbias.scoring.testing import make_images, save_random_discriminator
 
-torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 N, TOP = 40, 8
 BLACK, WHITE = "Black or African-American", "White"

@@ -17,7 +17,6 @@ from discbias.scoring.protocols import ProtocolError
 from discbias.scoring.testing import make_images, save_random_discriminator
 
 RES = 16
-torch.set_num_threads(1)  # tiny networks: threads only add contention on a shared 2-core machine
 
 
 @pytest.fixture(scope="module")

@@ -69,8 +69,8 @@ class ContentDigestError(ChecksumError):
         )
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Return the hex sha256 of a file, read in 1 MiB chunks.
+def sha256_file(path: str | os.PathLike, chunk: int = _CHUNK) -> str:
+    """Return the hex sha256 of a file, read in chunks (1 MiB by default).
 
     Examples
     --------
@@ -82,8 +82,8 @@ def sha256_file(path: str | os.PathLike) -> str:
     """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
     return h.hexdigest()
 
 

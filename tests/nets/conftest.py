@@ -188,11 +188,3 @@ def helpers():
     """``randomize(D, seed)`` and ``small_kwargs(**over)`` (test files cannot import conftest by name)."""
     return types.SimpleNamespace(randomize=_randomize, small_kwargs=_small_kwargs, fake_source=FAKE_SOURCE)
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """The test networks are tiny: one intra-op thread is faster, and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -161,7 +161,16 @@ def standardized(tidy: pd.DataFrame, data: pd.DataFrame, y: str = "score", alrea
     return pd.DataFrame(rows)
 
 
+#: Fewest rows for a sensitivity refit (the elicited OLS has 8 coefficients).
+MIN_SENSITIVITY_ROWS = 20
+
+
 def _sensitivity(ctx, images: pd.DataFrame, agg: pd.DataFrame | None, dataset: str, note: str) -> list[pd.DataFrame]:
+    if len(images) < MIN_SENSITIVITY_ROWS:
+        return [result_frame([dict(model=f"rgb_ols__{dataset}", term="(not fitted)", n_obs=len(images),
+                                   converged=False, method="OLS",
+                                   warnings=f"{note}: only {len(images)} row(s), fewer than "
+                                            f"{MIN_SENSITIVITY_ROWS}; not fitted")])]
     out = []
     t, _ = ols("score ~ " + " + ".join(RGB), images, model=f"rgb_ols__{dataset}")
     out.append(t)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ChecksumMismatchError, WeightsNotFoundError
+from ..fetch import sha256_file  # one implementation for the whole package
 
 __all__ = [
     "KnownWeights",
@@ -190,24 +191,6 @@ def weights_path(name: str, dest_dir: str | os.PathLike | None = None, must_exis
             f"(set ${WEIGHTS_DIR_ENV} to use another directory). Licence: {entry.license}"
         )
     return path
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with tempfile.NamedTemporaryFile(delete=False) as f:
-    ...     _ = f.write(b"abc")
-    >>> sha256_file(f.name)[:16]
-    'ba7816bf8f01cfea'
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _progress_printer(name: str) -> Callable[[int, int | None], None]:

@@ -34,6 +34,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from ..fetch import sha256_file  # one implementation for the whole package
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 DEFAULT_MIN_SIDE = 32
@@ -52,26 +53,6 @@ def sha256_bytes(data: bytes) -> str:
     'e3b0c442'
     """
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, streamed.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> p = Path(tempfile.mkdtemp()) / "x"; _ = p.write_bytes(b"")
-    >>> sha256_file(p)[:8]
-    'e3b0c442'
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def sha256_pixels(arr: np.ndarray) -> str:

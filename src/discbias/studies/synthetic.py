@@ -160,7 +160,6 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
                                      "red_mean": rgb[ext, 0], "green_mean": rgb[ext, 1], "blue_mean": rgb[ext, 2],
                                      "luminance": lum[ext]}),
                        _ratings(rng, 200, 5, race_for_extremes, "space")], axis=1)
-    rated.to_csv(mirror / "rated.csv", index=False)
 
     # Study 2: race x gender x hair cells.
     rows = []
@@ -183,6 +182,14 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
                          "luminance": lum2})
     study2 = pd.concat([base, _ratings(rng, n2, 6, lambda r, n: r.choice(RACE_CATEGORIES[:3], n))], axis=1)
     study2.to_csv(mirror / "study2.csv")
+    # The uncleaned rated set (all_face_data_matched.csv) holds the extremes and the scraped
+    # images, before the matches_prompt exclusion.
+    scraped = pd.concat([pd.DataFrame({"image": s2["name"], "matches_prompt": np.where(rng.random(n2) < 0.8, "Yes", "No"),
+                                       "discriminator_Score": sc2, "red_mean": c[:, 0], "green_mean": c[:, 1],
+                                       "blue_mean": c[:, 2], "luminance": lum2}),
+                         _ratings(rng, n2, 5, lambda r, n: r.choice(RACE_CATEGORIES[:3], n), "space")], axis=1)
+    rated = pd.concat([rated, scraped], ignore_index=True)
+    rated.to_csv(mirror / "rated.csv", index=False)
     agg = study2.copy()
     for item in RATING_ITEMS:
         slots = agg[[f"{item}_{k}" for k in range(1, 7)]].astype(float)
@@ -191,7 +198,7 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
     agg.to_csv(mirror / "study2_agg.csv")
 
     files = {"ffhq_scores": ("ffhq.csv", n_ffhq), "ffhq_top_bottom": ("top_bottom.csv", 200),
-             "all_faces_matched": ("rated.csv", 200), "study2_unbalanced": ("study2.csv", n2),
+             "all_faces_matched": ("rated.csv", 200 + n2), "study2_unbalanced": ("study2.csv", n2),
              "study2_aggregated": ("study2_agg.csv", n2)}
     lines = ['[study]', 'id = "synthetic"', 'title = "Synthetic study in the released schema"',
              'paper = "none (synthetic data)"', '', '[upstream]', 'repository = "example/synthetic"',
