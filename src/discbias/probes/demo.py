@@ -150,6 +150,7 @@ def run_demo(config_path: str | Path = DEFAULT_CONFIG, root: str | Path | None =
         write_table(df, paths.results / f"{name}.csv")
     t_fit = time.perf_counter() - t0 - t_inputs - t_measure
     fctx.values["meta"] = dict(title=config.title, study_id=config.id, software=software_versions(),
+                               build_date=time.strftime("%Y-%m-%d"),
                                demo_network=dict(info, network_kwargs=json.dumps(info["network_kwargs"])),
                                seconds=dict(inputs=t_inputs, measure=t_measure, fit=t_fit))
     write_values(fctx.values, paths.values)

@@ -164,8 +164,11 @@ def render_pdf(qmd: Path, root: Path) -> Path:
 
     typ = qmd.with_suffix(".typ")
     _pandoc(qmd, "typst", typ, ["-V", "papersize=a4", "-V", "fontsize=10pt", "--number-sections",
-                                f"--include-in-header={Path(__file__).with_name('typst-header.typ')}",
                                 "-V", "section-numbering=1.1", "--toc"])
+    # Our table style goes first in the file (show rules apply to everything after them); passing
+    # it with --include-in-header would replace a template's own `header-includes` metadata.
+    style = Path(__file__).with_name("typst-header.typ").read_text()
+    typ.write_text(style + "\n" + typ.read_text())
     out = qmd.with_suffix(".pdf")
     try:
         typst.compile(str(typ), output=str(out), root=str(root))
