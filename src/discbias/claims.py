@@ -85,6 +85,23 @@ def row(results: dict[str, pd.DataFrame], table: str, model: str, term: str) -> 
     return None if hit.empty else hit.iloc[0]
 
 
+def sign_estimate(results: dict[str, pd.DataFrame], table: str, model: str, term: str, expected_sign: int,
+                  source: str) -> Estimate | None:
+    """The common claim: the row ``(model, term)`` judged by :func:`sign_rule`; ``None`` if absent.
+
+    Examples
+    --------
+    >>> res = {"t": pd.DataFrame([dict(model="m", term="x", estimate=1.0, conf_low=0.5, conf_high=1.5)])}
+    >>> sign_estimate(res, "t", "m", "x", +1, "t: m x").verdict
+    'reproduced'
+    """
+    r = row(results, table, model, term)
+    if r is None:
+        return None
+    return Estimate(r["estimate"], r["conf_low"], r["conf_high"],
+                    sign_rule(r["estimate"], r["conf_low"], r["conf_high"], expected_sign), source)
+
+
 def all_claims() -> list[Claim]:
     """Every claim defined by the registered analyses, in order."""
     from .analyses import ANALYSES

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from ..claims import Claim, Estimate, row, sign_rule
+from ..claims import Claim, sign_estimate
 from ..results import result_frame
 from ..stats.groups import category_shares, chisq_independence, correlation, describe, welch_ttest
 from ..studies.grissom2024 import RACE_CATEGORIES, read_ffhq_scores, read_top_bottom
@@ -157,21 +157,13 @@ def figures(ctx):
 
 
 def _claim_luminance(results):
-    r = row(results, "study1_top_bottom_tests", "s1_top_bottom_luminance", "luminance")
-    if r is None:
-        return None
-    return Estimate(r["estimate"], r["conf_low"], r["conf_high"],
-                    sign_rule(r["estimate"], r["conf_low"], r["conf_high"], +1),
-                    "study1_top_bottom_tests: s1_top_bottom_luminance (top - bottom mean luminance)")
+    return sign_estimate(results, "study1_top_bottom_tests", "s1_top_bottom_luminance", "luminance", +1,
+                         "study1_top_bottom_tests: s1_top_bottom_luminance (top - bottom mean luminance)")
 
 
 def _claim_race(results):
-    r = row(results, "study1_top_bottom_tests", "s1_black_share", "black_share")
-    if r is None:
-        return None
-    return Estimate(r["estimate"], r["conf_low"], r["conf_high"],
-                    sign_rule(r["estimate"], r["conf_low"], r["conf_high"], +1),
-                    "study1_top_bottom_tests: s1_black_share (bottom - top per-image share of 'Black' ratings)")
+    return sign_estimate(results, "study1_top_bottom_tests", "s1_black_share", "black_share", +1,
+                         "study1_top_bottom_tests: s1_black_share (bottom - top per-image share of 'Black' ratings)")
 
 
 CLAIMS = [
