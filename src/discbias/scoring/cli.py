@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from ..nets.errors import NetworkLoadError
 from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path
 from .images import DEFAULT_MIN_SIDE, IMAGE_SUFFIXES
 from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ProtocolError, ScoringProtocol
@@ -124,7 +126,8 @@ def cmd_score(args) -> int:
         cache = _cache(args)
         scorer = Scorer(args.weights, protocol, device=args.device, fp32=args.fp32, reference=args.reference,
                         batch_size=args.batch_size, num_workers=args.workers, min_side=args.min_side)
-    except (ProtocolError, SourceError, CacheError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (ProtocolError, SourceError, CacheError, FileNotFoundError, ValueError, RuntimeError,
+            pickle.UnpicklingError, NetworkLoadError, OSError) as exc:  # the reader's refusals are one line
         return _err("score", exc)
     done = [0]
     try:
