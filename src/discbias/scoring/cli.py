@@ -94,8 +94,10 @@ def register(sub) -> None:
     q.add_argument("--weights", default=None, help="only scores from weights whose sha256 starts with this")
     q.add_argument("--failures", action="store_true", help="export the failures table instead")
     q.set_defaults(func=cmd_cache_export)
-    q = csub.add_parser("verify", help="SQLite integrity check and recomputation of every key")
+    q = csub.add_parser("verify", help="SQLite integrity check, every row's checksum and key recomputed")
     _add_cache_arg(q)
+    q.add_argument("--drop-damaged", action="store_true",
+                   help="delete the rows that fail their checksum or key (the next `discbias score` recomputes them)")
     q.set_defaults(func=cmd_cache_verify)
     q = csub.add_parser("merge", help="merge caches (e.g. from --shard runs) into this one")
     _add_cache_arg(q)
@@ -133,6 +135,9 @@ def cmd_score(args) -> int:
     try:
         run = scorer.score_items(items, cache, progress=not args.no_progress, rehash=args.rehash,
                                  on_batch=lambda n: done.__setitem__(0, done[0] + n))
+    except CacheError as exc:
+        print(f"discbias score: error: {exc} ({done[0]} images of this run were saved before it)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ndiscbias score: interrupted; {done[0]} images of this run are saved in {cache.path}; "
               f"rerun the same command to resume", file=sys.stderr)
@@ -159,13 +164,14 @@ def cmd_score(args) -> int:
 def cmd_cache_ls(args) -> int:
     try:
         cache = _cache(args)
+        df = cache.summary()
+        head = f"# {cache.path}: {cache.count()} scores, {len(cache.failures())} failures"
     except CacheError as exc:
         return _err("cache ls", exc)
-    df = cache.summary()
     if args.json:
         print(df.to_json(orient="records", indent=2))
     else:
-        print(f"# {cache.path}: {cache.count()} scores, {len(cache.failures())} failures")
+        print(head)
         print(df.to_string(index=False) if len(df) else "(empty)")
     return 0
 
@@ -199,7 +205,19 @@ def cmd_cache_verify(args) -> int:
     problems = cache.verify()
     for pr in problems:
         print(f"  {pr}", file=sys.stderr)
-    print(f"discbias cache verify: {cache.count()} scores, {len(problems)} problems ({cache.path})", file=sys.stderr)
+    try:
+        n = str(cache.count())
+    except CacheError:
+        n = "?"
+    print(f"discbias cache verify: {n} scores, {len(problems)} problems ({cache.path})", file=sys.stderr)
+    if problems and args.drop_damaged:
+        try:
+            dropped = cache.drop_damaged()
+        except CacheError as exc:
+            return _err("cache verify", exc)
+        print(f"discbias cache verify: deleted {dropped} damaged rows; rerun `discbias score` to recompute them",
+              file=sys.stderr)
+        return 0 if not cache.verify() else 1
     return 1 if problems else 0
 
 
