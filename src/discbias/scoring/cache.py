@@ -235,7 +235,9 @@ class ScoreCache:
         self.timeout = timeout
         if self.path.is_dir():
             raise CacheError(f"{self.path} is a directory, not a score cache file")
-        if self.path.exists() and self.path.stat().st_size == 0:
+        if not self.path.exists():
+            self._create(self.path)
+        if self.path.stat().st_size == 0:  # discbias never leaves one (new caches appear complete): not ours
             raise CacheError(f"{self.path} is empty (0 bytes), not a score cache; delete it to start a new cache "
                              f"there, or pick another --cache-dir")
         self._con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
@@ -251,6 +253,35 @@ class ScoreCache:
         except CacheError:
             self._con.close()
             raise
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        """Create a new cache under a temporary name and link it into place, so that no other process
+        ever sees a half-made (zero-byte) cache; if another process wins the race, its cache is used."""
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            con = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                con.execute("PRAGMA journal_mode = WAL")
+                con.executescript(_SCHEMA)
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(CACHE_SCHEMA_VERSION),))
+                con.execute("INSERT INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),))
+            finally:
+                con.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            except OSError:  # no hard links on this filesystem: rename (a narrow race remains)
+                if not path.exists():
+                    os.replace(tmp, path)
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(tmp + suffix).unlink(missing_ok=True)
 
     def _open(self) -> None:
         con = self._con
