@@ -172,6 +172,28 @@ def row_checksum(row: Mapping[str, Any] | tuple) -> str:
     return hashlib.sha256(json.dumps([_canon(v) for v in vals], separators=(",", ":")).encode()).hexdigest()
 
 
+def integrity_problems(path: str | os.PathLike, con: sqlite3.Connection | None = None) -> list[str]:
+    """SQLite's ``integrity_check`` of a database file, opened read-only (never raises for damage).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> integrity_problems(ScoreCache(tempfile.mkdtemp()).path)
+    []
+    """
+    own = con is None
+    try:
+        if own:
+            con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        out = [f"sqlite integrity: {m}" for (m,) in con.execute("PRAGMA integrity_check") if m != "ok"]
+    except sqlite3.DatabaseError as exc:
+        out = [f"sqlite integrity check could not run: {exc}"]
+    finally:
+        if own and con is not None:
+            con.close()
+    return out
+
+
 class CacheError(RuntimeError):
     """The cache file is unusable (wrong schema version, not a score cache, damaged, a row fails its checksum)."""
 
@@ -301,6 +323,9 @@ class ScoreCache:
             row = con.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None:
                 if tables:
+                    bad = integrity_problems(self.path, con)
+                    if bad:
+                        raise _damaged(self.path, sqlite3.DatabaseError(bad[0]))
                     raise CacheError(f"{self.path} has a scores table but no schema version; not a score cache")
                 con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(CACHE_SCHEMA_VERSION),))
             elif int(row[0]) != CACHE_SCHEMA_VERSION:
@@ -501,13 +526,7 @@ class ScoreCache:
         Never raises for damage: every problem found (including a database too damaged to read
         further) is a line of the returned list, which is empty when the cache is sound.
         """
-        problems = []
-        try:
-            for (msg,) in self._con.execute("PRAGMA integrity_check"):
-                if msg != "ok":
-                    problems.append(f"sqlite integrity: {msg}")
-        except sqlite3.DatabaseError as exc:
-            problems.append(f"sqlite integrity check could not run: {exc}")
+        problems = integrity_problems(self.path, self._con)
         try:
             for r in self._con.execute("SELECT * FROM scores"):
                 problems += self._row_problems(r)

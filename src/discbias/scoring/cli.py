@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..nets.errors import NetworkLoadError
-from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path
+from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, integrity_problems
 from .images import DEFAULT_MIN_SIDE, IMAGE_SUFFIXES
 from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ProtocolError, ScoringProtocol
 from .sources import SourceError, discover, parse_shard, shard
@@ -110,6 +109,7 @@ def _cache(args) -> ScoreCache:
 
 
 def cmd_score(args) -> int:
+    from ..nets.errors import NetworkLoadError
     from .scorer import Scorer
 
     if args.threads:
@@ -201,7 +201,12 @@ def cmd_cache_verify(args) -> int:
     try:
         cache = _cache(args)
     except CacheError as exc:
-        return _err("cache verify", exc)
+        path = cache_path(args.cache_dir, args.root)
+        found = integrity_problems(path) if path.is_file() and path.stat().st_size else []
+        for pr in found[:50]:
+            print(f"  {pr}", file=sys.stderr)
+        _err("cache verify", exc)
+        return 1 if found else 2
     problems = cache.verify()
     for pr in problems:
         print(f"  {pr}", file=sys.stderr)
