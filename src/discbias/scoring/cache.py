@@ -142,6 +142,31 @@ def released_key(study: str, image_id: str) -> str:
     return f"released:{study}:{image_id}"
 
 
+def db_text(name: str | None) -> str | bytes | None:
+    """A file name or path as stored: text, or its exact bytes when it is not valid UTF-8.
+
+    File names on POSIX are bytes; Python keeps undecodable bytes as surrogate escapes, which
+    SQLite cannot store as text. Such names are stored as a BLOB of the original bytes (lossless).
+
+    Examples
+    --------
+    >>> db_text("a.png"), db_text(b"\\xff.png".decode("utf-8", "surrogateescape"))
+    ('a.png', b'\\xff.png')
+    """
+    if name is None:
+        return None
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape")
+
+
+def _shown(v: Any) -> Any:
+    """A stored name as printable text (BLOB names: undecodable bytes as ``\\xNN``)."""
+    return v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
+
+
 def _canon(v: Any) -> Any:
     if isinstance(v, float):
         return v.hex()
@@ -407,12 +432,12 @@ class ScoreCache:
         recs = []
         for r in rows:
             p = r["protocol"]
-            rec = (score_key(r["image_sha256"], r["weights_sha256"], p), "computed", None, None, r["image"],
+            rec = (score_key(r["image_sha256"], r["weights_sha256"], p), "computed", None, None, db_text(r["image"]),
                    r["image_sha256"], r["weights_sha256"], p.label, p.key(), float(r["score"]),
                    None if r.get("score_sd") is None else float(r["score_sd"]), int(r.get("n_draws", 1)),
-                   r.get("conversion", ""), r.get("source"), __version__, CACHE_SCHEMA_VERSION, now)
+                   r.get("conversion", ""), db_text(r.get("source")), __version__, CACHE_SCHEMA_VERSION, now)
             recs.append(rec + (row_checksum(rec),))
-        frecs = [(f["image"], f.get("image_sha256") or "", f["weights_sha256"], f["protocol"].key(), f["reason"],
+        frecs = [(db_text(f["image"]), f.get("image_sha256") or "", f["weights_sha256"], f["protocol"].key(), f["reason"],
                   __version__, now) for f in failures]
         srecs = [(s["image_sha256"], s["red_mean"], s["green_mean"], s["blue_mean"], s["luminance"],
                   s.get("width"), s.get("height")) for s in stats]
@@ -422,7 +447,7 @@ class ScoreCache:
             added = con.total_changes - before
             if rows:
                 con.executemany("DELETE FROM failures WHERE image = ? AND weights_sha256 = ? AND settings = ?",
-                                [(r["image"], r["weights_sha256"], r["protocol"].key()) for r in rows])
+                                [(db_text(r["image"]), r["weights_sha256"], r["protocol"].key()) for r in rows])
             con.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)", frecs)
             con.executemany("INSERT OR IGNORE INTO image_stats VALUES (?,?,?,?,?,?,?)", srecs)
         return added
@@ -432,11 +457,13 @@ class ScoreCache:
     def known_hashes(self, paths: list[str]) -> dict[str, tuple[int, int, str]]:
         """Memoised ``(size, mtime_ns, sha256)`` of these absolute paths."""
         out = {}
-        for i in range(0, len(paths), 500):
-            chunk = paths[i:i + 500]
+        stored = {db_text(p): p for p in paths}
+        keys = list(stored)
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
             q = f"SELECT * FROM file_hashes WHERE path IN ({','.join('?' * len(chunk))})"
             for r in self._con.execute(q, chunk):
-                out[r["path"]] = (r["size"], r["mtime_ns"], r["sha256"])
+                out[stored[r["path"]]] = (r["size"], r["mtime_ns"], r["sha256"])
         return out
 
     @_db_errors
@@ -444,7 +471,8 @@ class ScoreCache:
         """Store ``(path, size, mtime_ns, sha256)`` rows in the memo (one transaction)."""
         if rows:
             with self.transaction() as con:
-                con.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", rows)
+                con.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)",
+                                [(db_text(p), *rest) for p, *rest in rows])
 
     # ---- released scores -------------------------------------------------------------------
     @_db_errors
@@ -492,11 +520,17 @@ class ScoreCache:
         q = "SELECT * FROM scores" + (f" WHERE {where}" if where else "") + " ORDER BY key"
         rows = [dict(r) for r in self._con.execute(q, params)]
         self._check_rows(rows)
-        return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+        df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+        for c in ("image", "source"):
+            df[c] = df[c].map(_shown)
+        return df
 
     @_db_errors
     def failures(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM failures ORDER BY image", self._con)
+        """Every recorded failure (names that are not UTF-8 shown with ``\\xNN`` escapes)."""
+        df = pd.read_sql_query("SELECT * FROM failures ORDER BY image", self._con)
+        df["image"] = df["image"].map(_shown)
+        return df
 
     @_db_errors
     def image_stats(self, shas: Iterable[str] | None = None) -> pd.DataFrame:
