@@ -415,9 +415,7 @@ class Scorer:
         table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS + sorted({k for it in items for k in it.meta}))
         if len(table):
             table = table.sort_values("image", kind="stable").reset_index(drop=True)
-            table["image"] = table["image"].map(display_name)  # names that are not UTF-8: \xNN escapes
-        fail = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
-        fail["image"] = fail["image"].map(display_name)
+        fail = pd.DataFrame([dict(f, image=display_name(f["image"])) for f in failures], columns=FAILURE_COLUMNS)
         return ScoreRun(table, fail, n_scored, n_cached, len(fail), time.perf_counter() - t0, wsha, p)
 
     def _as_stored(self, new_rows: list[dict], cache: ScoreCache) -> None:
@@ -571,7 +569,7 @@ class Scorer:
 
     def _row(self, it: ImageItem, sha, score, sd, n_draws, from_cache, conversion, version) -> dict:
         p = self.protocol
-        r = dict(image=it.image, image_id=it.image_id, image_sha256=sha, score=score,
+        r = dict(image=display_name(it.image), image_id=display_name(it.image_id), image_sha256=sha, score=score,
                  score_sd=np.nan if sd is None else sd, n_draws=n_draws, protocol=p.input, grouping=p.grouping,
                  resize=p.resize, filter=p.filter, flip=bool(p.flip), precision=p.precision, label=p.label,
                  weights_sha256=self.weights_sha256, discbias_version=version, from_cache=from_cache,
