@@ -66,7 +66,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--fp32", action="store_true", help="on CUDA, run every block in float32 (default: fp16 blocks as NVIDIA)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (scores do not depend on it)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (scores agree across batch sizes to float32 rounding, "
+                   "within 1e-5 x max(1, |score|); see the README)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader decoding workers (0 = main process)")
     p.add_argument("--min-side", type=int, default=DEFAULT_MIN_SIDE, help="smaller images are recorded as failures")
     p.add_argument("--shard", default=None, help="i/N: score only shard i (0-based) of N, partitioned by image name")
