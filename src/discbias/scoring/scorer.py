@@ -235,7 +235,13 @@ class Scorer:
     # ---- references -----------------------------------------------------------------------
     def _load_references(self, reference, protocol: ScoringProtocol, G: int):
         items = discover(reference)
-        shas = [sha256_file(it.path) for it in items]
+        bad = [it for it in items if it.error is not None]
+        if bad:
+            raise ProtocolError(f"reference image {bad[0].path}: {bad[0].error}; remove it from the reference set")
+        try:
+            shas = [sha256_regular_file(it.path) for it in items]
+        except (OSError, ImageError) as exc:
+            raise ProtocolError(f"reference set {reference}: {exc}") from None
         ref_sha = sha256_bytes("\n".join(sorted(shas)).encode())
         if G - 1 > len(items):
             raise ProtocolError(f"reference set {reference} has {len(items)} images; group size {G} needs at least {G - 1}")
@@ -250,8 +256,8 @@ class Scorer:
                 k = order[int(j)]
                 if k not in cache:
                     try:
-                        arr, _ = decode_rgb(items[k].path.read_bytes(), min_side=self.min_side)
-                    except ImageError as exc:
+                        arr, _ = decode_rgb(read_regular_file(items[k].path), min_side=self.min_side)
+                    except (ImageError, OSError) as exc:
                         raise ProtocolError(f"reference image {items[k].path}: {exc}; remove it from the reference set") from None
                     arr, _ = resize_square(arr, self.resolution, protocol.resize, protocol.filter)
                     cache[k] = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
