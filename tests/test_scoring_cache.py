@@ -195,6 +195,15 @@ def test_cli_ls_export_verify(folder, capsys):
     con.commit()
     con.close()
     assert main(["cache", "verify", "--cache-dir", str(tmp / "cache")]) == 1
+    assert "checksum mismatch" in capsys.readouterr().err
+    # a tampered row whose checksum was recomputed by the tamperer is still caught by its key
+    from discbias.scoring.cache import SCORE_COLUMNS, row_checksum
+    con = sqlite3.connect(tmp / "cache" / "scores.sqlite")
+    r = con.execute(f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores WHERE rowid = 1").fetchone()
+    con.execute("UPDATE scores SET checksum = ? WHERE rowid = 1", (row_checksum(r),))
+    con.commit()
+    con.close()
+    assert main(["cache", "verify", "--cache-dir", str(tmp / "cache")]) == 1
     assert "key does not match" in capsys.readouterr().err
 
 

@@ -219,9 +219,9 @@ def test_unchanged_files_are_not_rehashed(setup, tmp_path, monkeypatch):
     make_images(src, 4, size=(RES, RES), seed=12)
     cache = ScoreCache(tmp_path / "c")
     calls = []
-    real = scorer_mod.sha256_file
+    real = scorer_mod.sha256_regular_file
     s = Scorer(w, min_side=1)
-    monkeypatch.setattr(scorer_mod, "sha256_file", lambda p: (calls.append(str(p)), real(p))[1])
+    monkeypatch.setattr(scorer_mod, "sha256_regular_file", lambda p: (calls.append(str(p)), real(p))[1])
     assert s.score_items(discover(src), cache, progress=False).scored == 4 and len(calls) == 4
     calls.clear()
     assert s.score_items(discover(src), cache, progress=False).from_cache == 4 and calls == []

@@ -108,6 +108,28 @@ def _install_verified(tmp: Path, dest: Path, source: Source, origin: str) -> str
     return actual
 
 
+def _copy_mirror_entry(candidate: Path, tmp: Path) -> None:
+    """Copy a mirror file to ``tmp``; a directory, special file or unreadable entry is a
+    :class:`FetchError` naming the mirror path (a FIFO is never opened for reading)."""
+    import stat
+
+    try:
+        mode = candidate.stat().st_mode
+    except OSError as exc:
+        raise FetchError(f"cannot read mirror entry {candidate}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise FetchError(f"mirror entry {candidate} is a folder, not the file {candidate.name}; put the file itself "
+                         f"in the mirror")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+            "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise FetchError(f"mirror entry {candidate} is {kind}, not a regular file; special files are never read")
+    try:
+        shutil.copyfile(candidate, tmp)
+    except OSError as exc:
+        raise FetchError(f"cannot read mirror entry {candidate}: {exc.strerror or exc}") from None
+
+
 def _tmp_beside(dest: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     os.close(fd)
@@ -189,10 +211,10 @@ def fetch_source(source: Source, raw_dir: str | os.PathLike, *, mirror: str | os
         raise ChecksumError(source.file, source.sha256, actual, f"existing file {dest}; delete it to refetch")
     if mirror is not None:
         candidate = Path(mirror) / source.file
-        if candidate.exists():
+        if candidate.exists() or candidate.is_symlink():
             tmp = _tmp_beside(dest)
             try:
-                shutil.copyfile(candidate, tmp)
+                _copy_mirror_entry(candidate, tmp)
                 actual = _install_verified(tmp, dest, source, f"mirror {candidate}")
             finally:
                 tmp.unlink(missing_ok=True)
@@ -377,9 +399,15 @@ def _fetch_json_tree(source: Source, raw_dir: Path, mirror, allow_download: bool
                 if candidate.is_dir():
                     pack_tree(candidate, tmp, **_tree_opts(source))
                 else:
-                    shutil.copyfile(candidate, tmp)
+                    _copy_mirror_entry(candidate, tmp)
                 how = verify_tree(tmp, source, str(candidate))
                 os.replace(tmp, dest)
+            except ContentDigestError:
+                raise
+            except FetchError as exc:  # name the mirror entry, not the temporary copy (deleted below)
+                raise FetchError(str(exc).replace(str(tmp), str(candidate))) from None
+            except OSError as exc:
+                raise FetchError(f"cannot read {candidate}: {exc.strerror or exc}") from None
             finally:
                 tmp.unlink(missing_ok=True)
             kind = "folder" if candidate.is_dir() else "archive"
@@ -423,6 +451,8 @@ def fetch_all(config: StudyConfig, raw_dir: str | os.PathLike, **kwargs) -> list
             results.append(fetch_source(src, raw_dir, **kwargs))
         except FetchError as exc:
             errors.append(str(exc))
+        except OSError as exc:  # anything the file system throws stays this file's error; the others are tried
+            errors.append(f"{src.file}: {exc}")
     if errors:
         raise FetchError(f"{len(errors)} of {len(config.sources)} files failed:\n- " + "\n- ".join(errors))
     return results

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..scoring.images import DEFAULT_MIN_SIDE, ImageError, decode_rgb, sha256_bytes
+from ..scoring.images import DEFAULT_MIN_SIDE, ImageError, decode_rgb, display_name, read_regular_file, sha256_bytes
 from ..scoring.scorer import FAILURE_COLUMNS
 from ..scoring.sources import SourceError, discover
 from .image import image_measures
@@ -35,7 +35,7 @@ from .image import image_measures
 ID_COLUMNS = ["image", "image_id", "path", "image_sha256", "conversion", "width", "height"]
 
 
-def discover_images(source: str | os.PathLike) -> pd.DataFrame:
+def discover_images(source: str | os.PathLike, *, failures: list | None = None) -> pd.DataFrame:
     """List the images of a source as the scoring stage does: ``image, image_id, path`` (+ manifest columns).
 
     ``image`` is the path relative to the folder (or as written in the manifest), ``image_id`` the
@@ -51,9 +51,13 @@ def discover_images(source: str | os.PathLike) -> pd.DataFrame:
     >>> discover_images(d)[["image", "image_id"]].values.tolist()
     [['00000/00012.png', '00012']]
     """
-    items = discover(source)
+    found = discover(source)
+    items = [it for it in found if it.error is None]
+    if failures is not None:  # special files, broken links, unlistable folders: listed, never opened
+        failures += [dict(image=display_name(it.image), image_sha256="", reason=it.error) for it in found if it.error]
     df = pd.DataFrame([dict(image=it.image, image_id=it.image_id, path=str(it.path), **it.meta) for it in items],
-                      columns=None if items else ["image", "image_id", "path"])
+                      columns=None if items else ["image", "image_id", "path"],
+                      dtype=object)  # Python strings: names that are not UTF-8 keep their surrogate escapes
     if df["image"].duplicated().any():
         dup = df.loc[df["image"].duplicated(), "image"].iloc[0]
         raise SourceError(f"{source}: image {dup!r} appears twice; each image must be listed once")
@@ -73,7 +77,7 @@ def read_rgb8(path: str | os.PathLike, *, min_side: int = 1) -> np.ndarray:
     >>> read_rgb8(p).shape
     (2, 3, 3)
     """
-    return decode_rgb(Path(path).read_bytes(), min_side=min_side)[0]
+    return decode_rgb(read_regular_file(path), min_side=min_side)[0]
 
 
 def _measure_one(args):
@@ -81,8 +85,10 @@ def _measure_one(args):
     as a failure row. Any other exception is a bug and propagates."""
     image, image_id, path, face_method, mask_dir, min_side, kw = args
     sha = ""
+    read_path, image, path = path, display_name(image), display_name(path)  # outputs: printable names
+    image_id = display_name(image_id)
     try:
-        data = Path(path).read_bytes()
+        data = read_regular_file(read_path)
         sha = sha256_bytes(data)
         rgb, notes = decode_rgb(data, min_side=min_side)
     except OSError as exc:
@@ -157,11 +163,15 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
     """
     if on_error not in ("report", "error"):
         raise ValueError(f"on_error must be 'report' or 'error', not {on_error!r}")
-    files = discover_images(source)
+    listed: list[dict] = []
+    files = discover_images(source, failures=listed)
+    if listed and on_error == "error":
+        raise ImageError(f"{listed[0]['image']}: {listed[0]['reason']} (use on_error='report' to skip bad files, "
+                         f"as the scoring stage does)")
     workers = workers or os.cpu_count() or 1
     tasks = [(r.image, r.image_id, r.path, faces, str(mask_dir) if mask_dir else None, int(min_side), measure_kwargs)
              for r in files.itertuples()]
-    rows, errors = [], []
+    rows, errors = [], list(listed)
     writer, tmp = None, None
     if out is not None:
         out = Path(out)

@@ -30,9 +30,178 @@ import torch
 from .fir import downsample2d, setup_filter
 from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer, _FirMixin
 
-__all__ = ["Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "discriminator_flops"]
+__all__ = ["Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "check_init_kwargs", "discriminator_flops",
+           "estimate_parameters"]
 
 _ARCHITECTURES = ("orig", "skip", "resnet")
+
+#: Accepted ranges of the constructor arguments read from a file (every official network is far inside).
+INIT_LIMITS = dict(
+    c_dim=(0, 1 << 16), img_resolution=(8, 1 << 14), img_channels=(1, 16), channel_base=(1, 1 << 20),
+    channel_max=(1, 1 << 13), num_fp16_res=(0, 32), cmap_dim=(0, 1 << 13),
+)
+_SUB_LIMITS = {
+    "block_kwargs": dict(freeze_layers=(0, 1 << 10)),
+    "mapping_kwargs": dict(num_layers=(0, 64), embed_features=(0, 1 << 13), layer_features=(0, 1 << 13)),
+    "epilogue_kwargs": dict(mbstd_group_size=(1, 1 << 10), mbstd_num_channels=(0, 64)),
+}
+_SUB_KEYS = {
+    "block_kwargs": {"activation", "resample_filter", "conv_clamp", "fp16_channels_last", "freeze_layers"},
+    "mapping_kwargs": {"num_layers", "embed_features", "layer_features", "activation", "lr_multiplier"},
+    "epilogue_kwargs": {"mbstd_group_size", "mbstd_num_channels", "activation", "conv_clamp"},
+}
+
+
+def _is_int(v: Any) -> bool:
+    import numbers
+
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _check_range(where: str, v: Any, lo: int, hi: int, *, optional: bool = False) -> None:
+    if v is None and optional:
+        return
+    if not _is_int(v) or not lo <= int(v) <= hi:
+        raise ValueError(f"{where} must be an integer in [{lo}, {hi}]{' or None' if optional else ''}, got {v!r:.80}")
+
+
+def _check_real(where: str, v: Any, *, optional: bool = True) -> None:
+    import numbers
+
+    if v is None and optional:
+        return
+    if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(float(v)) or float(v) <= 0:
+        raise ValueError(f"{where} must be a finite positive number{' or None' if optional else ''}, got {v!r:.80}")
+
+
+def check_init_kwargs(kwargs: Mapping[str, Any]) -> dict:
+    """Check constructor arguments read from a file against the architecture's ranges, before building.
+
+    A network file is untrusted input: a crafted configuration could otherwise make the
+    constructor allocate gigabytes or fail deep inside (``img_resolution=2**20`` leaves blocks with
+    zero channels). Every size is bounded by :data:`INIT_LIMITS`; sub-dicts may hold only the
+    arguments :class:`DiscriminatorBlock`, :class:`~discbias.nets.layers.MappingNetwork` and
+    :class:`DiscriminatorEpilogue` take.
+
+    Parameters
+    ----------
+    kwargs : mapping
+        ``Discriminator`` keyword arguments.
+
+    Returns
+    -------
+    dict
+        The same arguments (a copy).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, its value and the accepted range.
+
+    Examples
+    --------
+    >>> check_init_kwargs(dict(c_dim=0, img_resolution=64, img_channels=3))["img_resolution"]
+    64
+    >>> check_init_kwargs(dict(c_dim=0, img_resolution=2**20, img_channels=3))
+    Traceback (most recent call last):
+    ...
+    ValueError: img_resolution must be an integer in [8, 16384], got 1048576
+    """
+    if not isinstance(kwargs, Mapping):
+        raise ValueError(f"init_kwargs must be a dict, got {type(kwargs).__name__}")
+    kw = dict(kwargs)
+    for name in ("c_dim", "img_resolution", "img_channels"):
+        if name not in kw:
+            raise ValueError(f"init_kwargs lacks {name!r}")
+    for name, (lo, hi) in INIT_LIMITS.items():
+        if name in kw:
+            _check_range(name, kw[name], lo, hi, optional=name == "cmap_dim")
+    res = int(kw["img_resolution"])
+    if res & (res - 1):
+        raise ValueError(f"img_resolution must be a power of two, got {res}")
+    arch = kw.get("architecture", "resnet")
+    if arch not in _ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {_ARCHITECTURES}, got {arch!r:.80}")
+    if int(kw.get("channel_base", 32768)) // res < 1:
+        raise ValueError(f"channel_base={kw.get('channel_base', 32768)} gives the {res}px block no channels "
+                         f"(channel_base // img_resolution must be >= 1)")
+    _check_real("conv_clamp", kw.get("conv_clamp"))
+    for sub, keys in _SUB_KEYS.items():
+        d = kw.get(sub)
+        if d is None:
+            continue
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{sub} must be a dict, got {type(d).__name__}")
+        unknown = sorted(str(k)[:40] for k in d if k not in keys)
+        if unknown:
+            raise ValueError(f"{sub} has unknown arguments {unknown[:5]}; accepted: {sorted(keys)}")
+        for k, (lo, hi) in _SUB_LIMITS[sub].items():
+            if k in d:
+                _check_range(f"{sub}.{k}", d[k], lo, hi, optional=k != "freeze_layers")
+        if "conv_clamp" in d:
+            _check_real(f"{sub}.conv_clamp", d["conv_clamp"])
+        if "lr_multiplier" in d:
+            _check_real(f"{sub}.lr_multiplier", d["lr_multiplier"], optional=False)
+        for k in ("activation",):
+            if k in d and not isinstance(d[k], str):
+                raise ValueError(f"{sub}.{k} must be a string, got {type(d[k]).__name__}")
+        if "resample_filter" in d:
+            f = d["resample_filter"]
+            if not isinstance(f, (list, tuple)) or not 1 <= len(f) <= 16:
+                raise ValueError(f"{sub}.resample_filter must be a list of 1-16 taps, got {f!r:.80}")
+    return kw
+
+
+def estimate_parameters(kwargs: Mapping[str, Any]) -> int:
+    """Number of parameter and persistent-buffer values ``Discriminator(**kwargs)`` would allocate.
+
+    Computed from the configuration alone (nothing is built), so a loader can compare it with the
+    number of values a file actually stores before allocating. Exact for filters of up to 7 taps
+    (the official ``[1, 3, 3, 1]``), approximate for longer ones. Call :func:`check_init_kwargs` first.
+
+    Examples
+    --------
+    >>> kw = dict(c_dim=0, img_resolution=32, img_channels=3, channel_base=512, channel_max=32)
+    >>> D = Discriminator(**kw)
+    >>> estimate_parameters(kw) == sum(v.numel() for v in D.state_dict().values())
+    True
+    """
+    res = int(kwargs["img_resolution"])
+    c_dim, img_ch = int(kwargs["c_dim"]), int(kwargs["img_channels"])
+    arch = kwargs.get("architecture", "resnet")
+    base, cmax = int(kwargs.get("channel_base", 32768)), int(kwargs.get("channel_max", 512))
+    ch = lambda r: min(base // r, cmax)  # noqa: E731
+    bk = dict(kwargs.get("block_kwargs") or {})
+    taps = len(bk.get("resample_filter", (1, 3, 3, 1)))
+    fir = taps if taps >= 8 else taps * taps
+    n = 0
+    r = res
+    while r > 4:
+        t, o = ch(r), ch(r // 2)
+        if r == res or arch == "skip":
+            n += img_ch * t + t + fir  # fromrgb (every conv layer stores a filter buffer)
+        n += 9 * t * t + t + 9 * t * o + o + 3 * fir  # conv0, conv1 and the block's own filter
+        if arch == "resnet":
+            n += t * o + fir
+        r //= 2
+    c4 = ch(4)
+    cmap = kwargs.get("cmap_dim")
+    cmap = c4 if cmap is None else int(cmap)
+    cmap = 0 if c_dim == 0 else cmap
+    ep = dict(kwargs.get("epilogue_kwargs") or {})
+    mb = int(ep.get("mbstd_num_channels", 1))
+    if arch == "skip":
+        n += img_ch * c4 + c4 + fir
+    n += 9 * (c4 + mb) * c4 + c4 + fir + 16 * c4 * c4 + c4 + c4 * max(cmap, 1) + max(cmap, 1)
+    if c_dim > 0:
+        mk = dict(kwargs.get("mapping_kwargs") or {})
+        layers = int(mk.get("num_layers", 8))
+        emb = int(mk.get("embed_features") or cmap)
+        feat = int(mk.get("layer_features") or cmap)
+        n += c_dim * emb + emb
+        sizes = [emb] + [feat] * (layers - 1) + [cmap]
+        n += sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return n
 
 
 def _check_architecture(architecture: str) -> None:

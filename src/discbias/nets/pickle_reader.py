@@ -23,6 +23,16 @@ globals a network pickle legitimately needs:
 Any other global raises :class:`~discbias.nets.errors.UnsafePickleError`
 before it is imported, so nothing from the file runs.
 
+Nor can the file make the reader allocate more than it holds: the opcode stream is
+checked first (every declared length must fit in the rest of the file, memo indices
+must be plausible), each allowed callable is wrapped so that the sizes it would
+allocate (``bytearray(n)``, numpy shapes and scalars, tensor views, embedded torch
+storages) are bounded by the file's own size, containers may nest at most
+:data:`MAX_NESTING` levels, and a discriminator's ``init_kwargs`` are checked against
+the architecture's ranges (:func:`~discbias.nets.discriminator.check_init_kwargs`) and
+against the number of values the file stores before anything is built. Directories,
+FIFOs and devices are refused without being opened for reading.
+
 The discriminator is then rebuilt as ``Discriminator(**init_kwargs)`` from
 the ``D`` record and its flattened state is loaded strictly.
 """
@@ -33,8 +43,11 @@ import collections
 import hashlib
 import io
 import json
+import mmap
 import os
 import pickle
+import pickletools
+import stat
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -43,9 +56,10 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-from .discriminator import Discriminator
+from .discriminator import Discriminator, check_init_kwargs, estimate_parameters
 from .errors import (
     MissingNetworkError,
+    NetworkLoadError,
     NotAPickleError,
     StateDictMismatchError,
     TensorFlowPickleError,
@@ -72,6 +86,13 @@ NETWORK_KEYS = ("G", "D", "G_ema", "augment_pipe", "training_set_kwargs")
 SUPPORTED_D_CLASSES = ("Discriminator",)
 
 _OUR_FORMAT = "discbias.nets.Discriminator"
+
+#: Deepest container nesting accepted in a pickle (NVIDIA's networks need about 15 levels).
+MAX_NESTING = 100
+#: Largest numpy scalar (bytes) a pickle may declare.
+_MAX_SCALAR_BYTES = 1024
+#: Default bound on any size a stream declares when the stream's own size is unknown.
+_DEFAULT_MAX_BYTES = 1 << 30
 _D_ARG_ORDER = (
     "c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
     "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs",
@@ -166,9 +187,15 @@ def _record_persistent(meta: Any) -> PersistentRecord:
         raise UnsafePickleError(
             "malformed persistent-object record (expected a dict with 'class_name' and 'state')"
         )
-    src = meta.get("module_src") or ""
+    src = meta.get("module_src")
+    if src is None:
+        src = b""
     if isinstance(src, str):
         src = src.encode("utf-8", errors="surrogatepass")
+    if not isinstance(src, (bytes, bytearray)):
+        raise UnsafePickleError(f"persistent object's module_src is a {type(src).__name__}, not source text")
+    if not isinstance(meta["class_name"], str) or not isinstance(meta.get("version", -1), int):
+        raise UnsafePickleError("persistent object's class_name must be a string and its version an integer")
     state = meta["state"]
     if state is None:
         state = {}
@@ -183,29 +210,115 @@ def _record_persistent(meta: Any) -> PersistentRecord:
     )
 
 
+_TORCH_ADVICE = ("weights_only=False", "Re-running", "re-running", "WeightsUnpickler error", "Please file an issue",
+                 "In PyTorch 2.6", "Check the documentation")
+
+
+def _torch_message(exc: BaseException) -> str:
+    """torch's refusal in one line, without its advice to retry with ``weights_only=False``."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    keep = [ln for ln in lines if not any(a in ln for a in _TORCH_ADVICE)]
+    return " ".join(keep or lines[-1:])[:300]
+
+
+class _StorageHeaderReader(pickle.Unpickler):
+    """Reads the small pickles of a legacy ``torch.save`` storage payload; resolves nothing."""
+
+    def __init__(self, fh, declared: list):
+        super().__init__(fh)
+        self.declared = declared
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name.endswith("Storage") and isinstance(getattr(torch, name, None), type):
+            return ("storage-type", name)
+        raise UnsafePickleError(f"refused global '{module}.{name}' in an embedded tensor storage")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise UnsafePickleError("an embedded tensor storage has a malformed storage record")
+        stype, key, numel = pid[1], pid[2], pid[4]
+        if not (isinstance(stype, tuple) and stype[0] == "storage-type") or not isinstance(numel, int) or numel < 0:
+            raise UnsafePickleError("an embedded tensor storage has a malformed storage record")
+        self.declared.append((str(key), stype[1], numel))
+        return None
+
+
+def _check_storage_payload(data: bytes) -> None:
+    """Bound the sizes a legacy ``torch.save`` storage payload declares by the payload's length.
+
+    The payload is: magic number, protocol version, system info, the storage record(s), the list
+    of storage keys, then per storage an 8-byte element count and the raw data. torch would
+    allocate the declared size before noticing the data is missing; this checks first.
+    """
+    fh = io.BytesIO(data)
+    declared: list = []
+    try:
+        for _ in range(4):
+            _StorageHeaderReader(fh, declared).load()
+        keys = _StorageHeaderReader(fh, declared).load()
+    except UnsafePickleError:
+        raise
+    except Exception as exc:  # any malformation of the header pickles: refuse, never allocate
+        raise TruncatedFileError(f"an embedded tensor storage is incomplete or corrupt ({type(exc).__name__})") from None
+    by_key = {k: (t, n) for k, t, n in declared}
+    if not isinstance(keys, list) or set(map(str, keys)) != set(by_key):
+        raise UnsafePickleError("an embedded tensor storage lists other storages than it declares")
+    for key in keys:
+        stype, numel = by_key[str(key)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy storage classes warn that TypedStorage is deprecated
+            elsize = torch._utils._element_size(getattr(torch, stype).dtype)
+        head = fh.read(8)
+        remaining = len(data) - fh.tell()
+        if len(head) != 8:
+            raise TruncatedFileError("an embedded tensor storage is incomplete (no element count)")
+        (count,) = struct.unpack("<q", head)
+        if count != numel or count * elsize > remaining:
+            raise UnsafePickleError(
+                f"an embedded tensor storage declares {numel} elements of {elsize} bytes ({numel * elsize} bytes) "
+                f"but holds {remaining} bytes"
+            )
+        fh.seek(count * elsize, io.SEEK_CUR)
+
+
 def _load_storage_bytes(data: bytes) -> Any:
     """Read a tensor storage serialised by ``torch.save`` with torch's weights-only unpickler."""
     if not isinstance(data, (bytes, bytearray)):
         raise UnsafePickleError("torch.storage._load_from_bytes called with a non-bytes payload")
+    _check_storage_payload(bytes(data))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise UnsafePickleError(f"an embedded tensor storage was refused by torch's weights-only loader: {exc}") from exc
+        raise UnsafePickleError(
+            f"an embedded tensor storage was refused by torch's weights-only loader: {_torch_message(exc)}"
+        ) from None
     except (EOFError, RuntimeError) as exc:
-        raise TruncatedFileError(f"an embedded tensor storage is incomplete or corrupt: {exc}") from exc
+        raise TruncatedFileError(f"an embedded tensor storage is incomplete or corrupt: {_torch_message(exc)}") from None
 
 
 def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any, *_ignored: Any) -> torch.Tensor:
     if not isinstance(storage, (torch.storage.TypedStorage, torch.UntypedStorage)):
         raise UnsafePickleError(f"tensor rebuilt from a {type(storage).__name__}, expected a torch storage")
+    ints = lambda v: isinstance(v, (tuple, list, torch.Size)) and len(v) <= 32 and all(  # noqa: E731
+        isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)
+    if not (isinstance(storage_offset, int) and storage_offset >= 0 and ints(size) and ints(stride)
+            and len(size) == len(stride)):
+        raise UnsafePickleError("a tensor has a malformed offset, size or stride")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if isinstance(storage, torch.storage.TypedStorage):
             dtype, untyped = storage.dtype, storage.untyped()
         else:
             dtype, untyped = torch.uint8, storage
+        n_avail = untyped.nbytes() // max(1, torch._utils._element_size(dtype))
+        if all(int(n) > 0 for n in size):
+            last = int(storage_offset) + sum((int(n) - 1) * int(st) for n, st in zip(size, stride))
+            if last >= n_avail:
+                raise UnsafePickleError(
+                    f"a tensor of shape {list(size)} reaches element {last} of a storage of {n_avail} elements"
+                )
         t = torch.empty((0,), dtype=dtype, device=untyped.device)
         return t.set_(untyped, int(storage_offset), tuple(size), tuple(stride))
 
@@ -233,29 +346,113 @@ def _torch_globals() -> dict[tuple[str, str], Any]:
     return out
 
 
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        return {}
+def _numpy_module():
     try:
         from numpy._core import multiarray as ma  # numpy >= 2
     except ImportError:  # pragma: no cover
         from numpy.core import multiarray as ma  # type: ignore[no-redef]
+    return ma
+
+
+class _NdarrayToken:
+    """Stands in for ``numpy.ndarray`` in a pickle: only numpy's reconstructor may receive it."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise UnsafePickleError("refused a direct numpy.ndarray(...) call: network pickles never allocate arrays that way")
+
+
+def _make_safe_array_class(max_bytes: int) -> type:
+    import numpy as np
+
+    class _CheckedArray(np.ndarray):
+        """An ndarray whose pickled state is checked against the file's size before numpy reads it."""
+
+        def __setstate__(self, state: Any) -> None:
+            if not (isinstance(state, tuple) and len(state) == 5):
+                raise UnsafePickleError("a numpy array has a malformed pickled state")
+            _version, shape, dtype, _fortran, raw = state
+            if not isinstance(dtype, np.dtype) or not isinstance(shape, tuple) or len(shape) > 32 or not all(
+                    isinstance(n, int) and 0 <= n <= max_bytes for n in shape):
+                raise UnsafePickleError("a numpy array has a malformed shape or dtype")
+            count = 1
+            for n in shape:
+                count *= n
+            nbytes = count * max(dtype.itemsize, 1)
+            if nbytes > max_bytes or (isinstance(raw, (bytes, bytearray)) and len(raw) != count * dtype.itemsize) or (
+                    isinstance(raw, list) and len(raw) != count):
+                raise UnsafePickleError(
+                    f"a numpy array declares shape {list(shape)} of {dtype} ({nbytes} bytes) but the file holds "
+                    f"{len(raw) if hasattr(raw, '__len__') else '?'} values for it"
+                )
+            super().__setstate__(state)
+
+    return _CheckedArray
+
+
+def _numpy_globals(max_bytes: int) -> dict[tuple[str, str], Any]:
+    import numpy as np
+
+    ma = _numpy_module()
+    checked = _make_safe_array_class(max_bytes)
+
+    def reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
+        if subtype is not _NdarrayToken:
+            raise UnsafePickleError("numpy's array reconstructor called for something other than numpy.ndarray")
+        if not (isinstance(shape, tuple) and len(shape) == 1 and shape[0] == 0):
+            raise UnsafePickleError(f"numpy's array reconstructor called with shape {shape!r:.60} (pickles use (0,))")
+        return np.ndarray.__new__(checked, (0,), np.uint8)
+
+    def scalar(dtype: Any, *data: Any) -> Any:
+        if not isinstance(dtype, np.dtype) or dtype.itemsize > _MAX_SCALAR_BYTES or len(data) > 1:
+            raise UnsafePickleError(f"a numpy scalar declares a {getattr(dtype, 'itemsize', '?')}-byte type")
+        if dtype.hasobject:
+            raise UnsafePickleError("a numpy object scalar: network pickles hold only numeric scalars")
+        if data and (not isinstance(data[0], (bytes, bytearray)) or len(data[0]) != dtype.itemsize):
+            raise UnsafePickleError("a numpy scalar's data does not match its type")
+        return ma.scalar(dtype, *data)
+
     out: dict[tuple[str, str], Any] = {}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        out[(mod, "_reconstruct")] = ma._reconstruct
-        out[(mod, "scalar")] = ma.scalar
-    out[("numpy", "ndarray")] = np.ndarray
+        out[(mod, "_reconstruct")] = reconstruct
+        out[(mod, "scalar")] = scalar
+    out[("numpy", "ndarray")] = _NdarrayToken
     out[("numpy", "dtype")] = np.dtype
     for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool_"):
         out[("numpy", name)] = getattr(np, name)
     return out
 
 
-def _safe_globals() -> dict[tuple[str, str], Any]:
-    import _codecs
+def _bounded_globals(max_bytes: int) -> dict[tuple[str, str], Any]:
+    """The allowed callables that could allocate, each bounded by ``max_bytes`` (the file's size)."""
 
+    def safe_bytearray(*args: Any) -> bytearray:
+        if not args:
+            return bytearray()
+        if isinstance(args[0], (bytes, bytearray)) and len(args) == 1:
+            return bytearray(args[0])
+        if isinstance(args[0], str) and len(args) == 2 and args[1] in ("latin1", "latin-1"):
+            return bytearray(args[0], args[1])
+        if isinstance(args[0], int) and len(args) == 1 and 0 <= args[0] <= max_bytes:
+            return bytearray(args[0])
+        raise UnsafePickleError(
+            f"refused bytearray{tuple(type(a).__name__ for a in args)!r}: "
+            + (f"it declares {args[0]} bytes in a file of {max_bytes} bytes" if isinstance(args[0], int)
+               else "network pickles only copy bytes into a bytearray")
+        )
+
+    def safe_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
+        import _codecs
+
+        if not isinstance(obj, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+            raise UnsafePickleError("refused _codecs.encode other than of a string to latin1 (pickle protocol 2 bytes)")
+        return _codecs.encode(obj, encoding)
+
+    out = {("builtins", "bytearray"): safe_bytearray, ("_codecs", "encode"): safe_encode}
+    out.update(_numpy_globals(max_bytes))
+    return out
+
+
+def _safe_globals() -> dict[tuple[str, str], Any]:
     allowed: dict[tuple[str, str], Any] = {
         ("torch_utils.persistence", "_reconstruct_persistent_obj"): _record_persistent,
         ("dnnlib.util", "EasyDict"): EasyDict,
@@ -263,13 +460,10 @@ def _safe_globals() -> dict[tuple[str, str], Any]:
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("builtins", "set"): set,
         ("builtins", "frozenset"): frozenset,
-        ("builtins", "bytearray"): bytearray,
         ("builtins", "complex"): complex,
         ("builtins", "slice"): slice,
-        ("_codecs", "encode"): _codecs.encode,
     }
     allowed.update(_torch_globals())
-    allowed.update(_numpy_globals())
     return allowed
 
 
@@ -281,6 +475,16 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     if _ALLOWED is None:
         _ALLOWED = _safe_globals()
     return _ALLOWED
+
+
+def _stream_size(fh: Any) -> int | None:
+    try:
+        pos = fh.tell()
+        end = fh.seek(0, io.SEEK_END)
+        fh.seek(pos)
+        return int(end)
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 class SafeNetworkUnpickler(pickle.Unpickler):
@@ -300,8 +504,16 @@ class SafeNetworkUnpickler(pickle.Unpickler):
     discbias.nets.errors.UnsafePickleError: refused global 'builtins.print': ...
     """
 
+    def __init__(self, file: Any, *, max_bytes: int | None = None):
+        super().__init__(file)
+        if max_bytes is None:
+            max_bytes = _stream_size(file) or _DEFAULT_MAX_BYTES
+        #: Bound on any size the stream may declare (its own size when known).
+        self.max_bytes = int(max_bytes)
+        self._bounded = _bounded_globals(self.max_bytes)
+
     def find_class(self, module: str, name: str) -> Any:
-        obj = _allowed_globals().get((module, name))
+        obj = self._bounded.get((module, name)) or _allowed_globals().get((module, name))
         if obj is not None:
             return obj
         if module.startswith("dnnlib.tflib") or module.startswith("tensorflow"):
@@ -328,16 +540,34 @@ class SafeNetworkUnpickler(pickle.Unpickler):
 # --------------------------------------------------------------------------- file sniffing
 
 
-def _sniff(path: Path) -> str:
-    """Return 'pickle', 'torch_zip', 'safetensors' or raise a specific error."""
+def _regular_file_size(path: Path) -> int:
+    """Size of ``path`` if it is a regular file; a specific error for anything else (never opened)."""
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except FileNotFoundError:
         raise FileNotFoundError(f"network file not found: {path}") from None
+    except OSError as exc:
+        raise NetworkLoadError(f"cannot read network file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise NotAPickleError(f"{path} is a directory, not a network file; give the .pkl/.pt/.safetensors file inside it")
+    if not stat.S_ISREG(st.st_mode):
+        raise NotAPickleError(
+            f"{path} is not a regular file (a FIFO, socket or device); network files are read only from regular "
+            "files -- copy the network to a file first"
+        )
+    return st.st_size
+
+
+def _sniff(path: Path) -> str:
+    """Return 'pickle', 'torch_zip', 'safetensors' or raise a specific error."""
+    size = _regular_file_size(path)
     if size == 0:
         raise TruncatedFileError(f"{path} is empty (0 bytes); the download was probably interrupted -- delete it and download again")
-    with open(path, "rb") as fh:
-        head = fh.read(16)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise NetworkLoadError(f"cannot read network file {path}: {exc.strerror or exc}") from None
     if head[:1] == b"\x80":
         return "pickle"
     if head[:4] == b"PK\x03\x04":
@@ -356,6 +586,89 @@ def _sniff(path: Path) -> str:
         f"{path} is not a network pickle or a discbias state-dict file (starts with {head[:8]!r}).{hint} "
         "Expected an NVIDIA StyleGAN2-ADA/StyleGAN3 .pkl, or a .pt/.safetensors written by save_discriminator()."
     )
+
+
+_MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _check_opcodes(stream: Any, size: int, path: Path) -> None:
+    """Walk the opcode stream once before unpickling: every declared length must fit in the file.
+
+    ``pickletools.genops`` reads each declared length from ``stream`` (an mmap, which returns at
+    most what is left, so nothing is allocated for a lie) and raises when fewer bytes remain; memo
+    indices must not exceed the number of opcodes read so far (the C unpickler would grow its memo
+    table to the index). Raises :class:`TruncatedFileError` or :class:`UnsafePickleError`.
+    """
+    n_ops = 0
+    try:
+        for op, arg, _pos in pickletools.genops(stream):
+            n_ops += 1
+            if op.name in _MEMO_PUT and isinstance(arg, int) and arg > n_ops:
+                raise UnsafePickleError(
+                    f"{path}: memo index {arg} after {n_ops} opcodes; a network pickle numbers its memo entries in order"
+                )
+    except UnsafePickleError:
+        raise
+    except (ValueError, EOFError, struct.error) as exc:
+        msg = str(exc)
+        raise TruncatedFileError(
+            f"{path} is truncated or declares more data than it holds ({msg[:160]}; file is {size} bytes); "
+            "if it is a download, delete it and download it again"
+        ) from None
+
+
+def _check_nesting(root: Any, path: Path, limit: int = MAX_NESTING) -> None:
+    """Refuse containers nested deeper than ``limit`` (or cyclic) without recursing."""
+    import numpy as np
+
+    def children(obj: Any) -> list:
+        if isinstance(obj, PersistentRecord):
+            return [obj.state]
+        if isinstance(obj, Mapping):
+            return [*obj.keys(), *obj.values()]
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            return list(obj)
+        if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
+            return list(obj.flat)
+        return []
+
+    def is_container(obj: Any) -> bool:
+        return isinstance(obj, (PersistentRecord, Mapping, list, tuple, set, frozenset)) or (
+            isinstance(obj, np.ndarray) and obj.dtype.hasobject)
+
+    if not is_container(root):
+        return
+    height: dict[int, int] = {}
+    on_path = {id(root)}
+    stack = [(root, iter(children(root)))]
+    while stack:
+        obj, it = stack[-1]
+        pushed = False
+        for child in it:
+            if not is_container(child):
+                continue
+            cid = id(child)
+            if cid in on_path:
+                raise UnsafePickleError(f"{path}: a container contains itself (a reference cycle); network pickles have none")
+            if cid in height:
+                if len(stack) + height[cid] > limit:
+                    break
+                continue
+            if len(stack) >= limit:
+                break
+            on_path.add(cid)
+            stack.append((child, iter(children(child))))
+            pushed = True
+            break
+        else:
+            stack.pop()
+            on_path.discard(id(obj))
+            height[id(obj)] = 1 + max((height.get(id(c), 0) for c in children(obj) if is_container(c)), default=0)
+            continue
+        if not pushed:
+            raise UnsafePickleError(
+                f"{path}: containers nested more than {limit} levels deep; network pickles nest about 15"
+            )
 
 
 def read_network_pickle(path: str | os.PathLike) -> dict[str, Any]:
@@ -395,24 +708,36 @@ def read_network_pickle(path: str | os.PathLike) -> dict[str, Any]:
             "network pickle; load it with load_discriminator()"
         )
     try:
-        with open(path, "rb") as fh:
-            data = SafeNetworkUnpickler(fh).load()
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise NetworkLoadError(f"cannot read network file {path}: {exc.strerror or exc}") from None
+    try:
+        with fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            size = len(mm)
+            _check_opcodes(mm, size, path)
+            mm.seek(0)
+            data = SafeNetworkUnpickler(mm, max_bytes=size).load()
+        _check_nesting(data, path)
     except UnsafePickleError as exc:
-        raise type(exc)(f"{path}: {exc}") from None
-    except EOFError as exc:
+        msg = str(exc)
+        raise type(exc)(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+    except EOFError:
         raise TruncatedFileError(
             f"{path} ends before the pickle does ({path.stat().st_size} bytes): the file is truncated, probably an "
             "interrupted download -- delete it and download it again"
-        ) from exc
-    except TruncatedFileError as exc:
-        raise TruncatedFileError(f"{path}: {exc}") from None
-    except (pickle.UnpicklingError, ValueError, struct.error, IndexError, KeyError, TypeError) as exc:
+        ) from None
+    except NetworkLoadError as exc:
         msg = str(exc)
+        raise type(exc)(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+    except MemoryError:
+        raise UnsafePickleError(f"{path}: reading it needed more memory than is available; refused") from None
+    except RecursionError:
+        raise UnsafePickleError(f"{path}: nested too deeply to read; network pickles nest about 15 levels") from None
+    except Exception as exc:  # anything else the stream provokes is a malformed file, reported as such
+        msg = str(exc).splitlines()[0][:200] if str(exc) else ""
         if "truncated" in msg or "ran out of input" in msg.lower():
-            raise TruncatedFileError(
-                f"{path} is truncated ({msg}); delete it and download it again"
-            ) from exc
-        raise NotAPickleError(f"{path} is not a readable network pickle: {type(exc).__name__}: {msg}") from exc
+            raise TruncatedFileError(f"{path} is truncated ({msg}); delete it and download it again") from None
+        raise NotAPickleError(f"{path} is not a readable network pickle: {type(exc).__name__}: {msg}") from None
     if not isinstance(data, Mapping):
         raise MissingNetworkError(
             f"{path} holds a {type(data).__name__}, not the dict of networks (G, D, G_ema, ...) that NVIDIA's "
@@ -521,13 +846,27 @@ def _check_state(D: torch.nn.Module, state: Mapping[str, torch.Tensor], path: Pa
         )
 
 
-def _build(init_kwargs: Mapping[str, Any], path: Path) -> Discriminator:
+def _build(init_kwargs: Mapping[str, Any], path: Path, stored_values: int | None = None) -> Discriminator:
+    """Build ``Discriminator(**init_kwargs)`` after checking the arguments' ranges and, when given,
+    that the network would not hold many more values than the file stores (``stored_values``)."""
     try:
-        return Discriminator(**init_kwargs)
-    except (TypeError, ValueError) as exc:
+        kwargs = check_init_kwargs(init_kwargs)
+    except ValueError as exc:
+        raise UnsupportedNetworkError(f"{path}: the stored init_kwargs are outside what discbias builds: {exc}") from None
+    if stored_values is not None:
+        need = estimate_parameters(kwargs)
+        if need > 4 * stored_values + (1 << 20):
+            raise StateDictMismatchError(
+                f"{path}: the stored init_kwargs describe a network of {need:,} values but the file stores only "
+                f"{stored_values:,} for it; refused before building (the config and the weights disagree)"
+            )
+    try:
+        return Discriminator(**kwargs)
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        shown = repr(dict(kwargs))[:300]
         raise UnsupportedNetworkError(
-            f"{path}: cannot build Discriminator from the stored init_kwargs {dict(init_kwargs)!r}: {exc}"
-        ) from exc
+            f"{path}: cannot build Discriminator from the stored init_kwargs {shown}: {exc}"
+        ) from None
 
 
 def _finish(D: Discriminator, state: Mapping[str, torch.Tensor], path: Path, device: Any) -> Discriminator:
@@ -557,9 +896,10 @@ def _load_pickle(path: Path, device: Any) -> Discriminator:
     if len(args) > len(_D_ARG_ORDER):
         raise UnsupportedNetworkError(f"{path}: D was built with {len(args)} positional arguments; at most {len(_D_ARG_ORDER)} are known")
     kwargs = {**dict(zip(_D_ARG_ORDER, args)), **kwargs}
-    D = _build(kwargs, path)
+    state = flatten_record_state(rec)
+    D = _build(kwargs, path, stored_values=sum(int(t.numel()) for t in state.values()))
     _check_class_names(D, rec, path)
-    return _finish(D, flatten_record_state(rec), path, device)
+    return _finish(D, state, path, device)
 
 
 def _load_ours(path: Path, kind: str, device: Any, init_kwargs: Mapping[str, Any] | None) -> Discriminator:
@@ -576,9 +916,11 @@ def _load_ours(path: Path, kind: str, device: Any, init_kwargs: Mapping[str, Any
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            raise UnsafePickleError(f"{path}: torch's weights-only loader refused the file: {exc}") from exc
+            raise UnsafePickleError(f"{path}: torch's weights-only loader refused the file: {_torch_message(exc)}") from None
         except (RuntimeError, EOFError) as exc:
-            raise TruncatedFileError(f"{path} could not be read as a torch.save file ({exc}); it may be truncated") from exc
+            raise TruncatedFileError(
+                f"{path} could not be read as a torch.save file ({_torch_message(exc)}); it may be truncated"
+            ) from None
         if isinstance(obj, Mapping) and "state_dict" in obj:
             state = obj["state_dict"]
             stored = obj.get("init_kwargs")
@@ -592,7 +934,8 @@ def _load_ours(path: Path, kind: str, device: Any, init_kwargs: Mapping[str, Any
             f"{path} is a bare state dict with no stored configuration; pass init_kwargs=dict(c_dim=..., "
             "img_resolution=..., img_channels=..., ...) to load_discriminator, or save it with save_discriminator()"
         )
-    return _finish(_build(kwargs, path), state, path, device)
+    stored = sum(int(t.numel()) for t in state.values() if isinstance(t, torch.Tensor))
+    return _finish(_build(kwargs, path, stored_values=stored), state, path, device)
 
 
 def load_discriminator(

@@ -103,10 +103,15 @@ def load_bases(source, resolution: int, face_method: str | None = "template", *,
 
     min_side = min(DEFAULT_MIN_SIDE, resolution) if min_side is None else int(min_side)
     out, failed = [], []
+    from ..scoring.images import read_regular_file
+
     for it in discover(source):
         sha = ""
+        if it.error is not None:  # a special file or unlistable folder: listed, never opened
+            failed.append(dict(image=it.image, image_sha256="", reason=it.error))
+            continue
         try:
-            data = it.path.read_bytes()
+            data = read_regular_file(it.path)
             sha = sha256_bytes(data)
             rgb, _ = decode_rgb(data, min_side=min_side)
         except OSError as exc:

@@ -16,17 +16,31 @@ statistics of each decoded image (by image sha256), ``file_hashes`` a memo of fi
 read them again (``--rehash`` ignores the memo). Each batch is written in one transaction
 (``BEGIN IMMEDIATE``), so a crash loses at most the batch in flight; rows are ``INSERT OR IGNORE``
 on the primary key, so concurrent writers never duplicate a score.
+
+Integrity: every score row carries a ``checksum``, the sha256 of its key and values
+(:func:`row_checksum`). Every read (:meth:`ScoreCache.get_scores`, :meth:`~ScoreCache.frame`,
+:meth:`~ScoreCache.released`) and :meth:`~ScoreCache.verify` recompute it, so a changed bit in a
+stored score is never served: reads raise :class:`CacheError` naming the row, ``verify`` lists every
+damaged row and ``discbias cache verify --drop-damaged`` deletes them (the next ``discbias score``
+recomputes them). Caches written before checksums existed (format 1) are upgraded in place when
+opened: the column is added and every existing row's checksum is computed, with a note on stderr.
+A damaged database file (a broken b-tree page, random byte flips) is reported as one
+:class:`CacheError` naming the file; a zero-byte file or an SQLite database that is not a score
+cache is refused, never used or modified; caches merged in are opened read-only.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import sqlite3
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import pandas as pd
 
@@ -38,7 +52,10 @@ CACHE_FILE = "scores.sqlite"
 
 SCORE_COLUMNS = ["key", "provenance", "study", "image_id", "image", "image_sha256", "weights_sha256", "protocol",
                  "settings", "score", "score_sd", "n_draws", "conversion", "source", "discbias_version",
-                 "schema_version", "created_at"]
+                 "schema_version", "created_at", "checksum"]
+#: Version of the database layout (not of the keys): 2 added the per-row ``checksum``.
+CACHE_FORMAT = 2
+_TABLES = {"meta", "scores", "failures", "file_hashes", "image_stats"}
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,7 +76,8 @@ CREATE TABLE IF NOT EXISTS scores (
     source TEXT,
     discbias_version TEXT NOT NULL,
     schema_version INTEGER NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    checksum TEXT
 );
 CREATE INDEX IF NOT EXISTS scores_released ON scores (study, image_id) WHERE provenance = 'released';
 CREATE TABLE IF NOT EXISTS failures (
@@ -124,8 +142,114 @@ def released_key(study: str, image_id: str) -> str:
     return f"released:{study}:{image_id}"
 
 
+def db_text(name: str | None) -> str | bytes | None:
+    """A file name or path as stored: text, or its exact bytes when it is not valid UTF-8.
+
+    File names on POSIX are bytes; Python keeps undecodable bytes as surrogate escapes, which
+    SQLite cannot store as text. Such names are stored as a BLOB of the original bytes (lossless).
+
+    Examples
+    --------
+    >>> db_text("a.png"), db_text(b"\\xff.png".decode("utf-8", "surrogateescape"))
+    ('a.png', b'\\xff.png')
+    """
+    if name is None:
+        return None
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape")
+
+
+def _shown(v: Any) -> Any:
+    """A stored name as printable text (BLOB names: undecodable bytes as ``\\xNN``)."""
+    return v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
+
+
+def _canon(v: Any) -> Any:
+    if isinstance(v, float):
+        return v.hex()
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
+
+
+def row_checksum(row: Mapping[str, Any] | tuple) -> str:
+    """sha256 of a score row's key and values (every column but ``checksum``), as stored.
+
+    ``row`` is a mapping with the :data:`SCORE_COLUMNS` or a tuple in that order (the checksum
+    itself, if present, is ignored). Floats enter as their exact hex form, so a one-bit change in
+    a stored score changes the checksum.
+
+    Examples
+    --------
+    >>> r = dict(zip(SCORE_COLUMNS, ["k", "computed", None, None, "a.png", "a", "b", "p", "{}", 1.5, None, 1, "",
+    ...                              None, "0", 1, 0.0, None]))
+    >>> c = row_checksum(r)
+    >>> c == row_checksum(dict(r, score=1.5000000000000002)), len(c)
+    (False, 64)
+    """
+    if isinstance(row, Mapping):
+        vals = [row[c] for c in SCORE_COLUMNS[:-1]]
+    else:
+        vals = list(row)[:len(SCORE_COLUMNS) - 1]
+    return hashlib.sha256(json.dumps([_canon(v) for v in vals], separators=(",", ":")).encode()).hexdigest()
+
+
+def integrity_problems(path: str | os.PathLike, con: sqlite3.Connection | None = None) -> list[str]:
+    """SQLite's ``integrity_check`` of a database file, opened read-only (never raises for damage).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> integrity_problems(ScoreCache(tempfile.mkdtemp()).path)
+    []
+    """
+    own = con is None
+    try:
+        if own:
+            con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        out = [f"sqlite integrity: {m}" for (m,) in con.execute("PRAGMA integrity_check") if m != "ok"]
+    except sqlite3.DatabaseError as exc:
+        out = [f"sqlite integrity check could not run: {exc}"]
+    finally:
+        if own and con is not None:
+            con.close()
+    return out
+
+
 class CacheError(RuntimeError):
-    """The cache file is unusable (wrong schema version, not a database)."""
+    """The cache file is unusable (wrong schema version, not a score cache, damaged, a row fails its checksum)."""
+
+
+def _damaged(path: Path, exc: BaseException) -> CacheError:
+    return CacheError(f"score cache {path} is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                      f"`discbias cache verify --cache-dir {path}` lists what is readable; restore it from a backup or "
+                      f"move it away and rescore (released scores are reimported by `discbias measure`)")
+
+
+def _db_errors(method):
+    """Turn SQLite's errors on a damaged file into one :class:`CacheError` naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                raise CacheError(f"score cache {self.path} is locked by another process ({exc}); retry later") from None
+            raise _damaged(self.path, exc) from None
+
+    return wrapper
+
+
+def _bad_rows_message(path: Path, bad: list[dict]) -> str:
+    first = bad[0]
+    return (f"score cache {path}: {len(bad)} row(s) fail their checksum (first: key {first['key']}, image "
+            f"{first.get('image')}): the stored values were changed outside discbias (a disk error or an edit) and "
+            f"are not used. Run `discbias cache verify --cache-dir {path}` to list them and "
+            f"`discbias cache verify --drop-damaged --cache-dir {path}` to delete them (rescore or reimport after)")
 
 
 class ScoreCache:
@@ -156,27 +280,94 @@ class ScoreCache:
         self.path = cache_path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
+        if self.path.is_dir():
+            raise CacheError(f"{self.path} is a directory, not a score cache file")
+        if not self.path.exists():
+            self._create(self.path)
+        if self.path.stat().st_size == 0:  # discbias never leaves one (new caches appear complete): not ours
+            raise CacheError(f"{self.path} is empty (0 bytes), not a score cache; delete it to start a new cache "
+                             f"there, or pick another --cache-dir")
         self._con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         self._con.row_factory = sqlite3.Row
-        self._con.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         try:
-            mode = self._con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._open()
         except sqlite3.DatabaseError as exc:
-            raise CacheError(f"{self.path} is not a score cache database ({exc}); move it away or pick "
-                             f"another --cache-dir") from None
+            self._con.close()
+            if "not a database" in str(exc):
+                raise CacheError(f"{self.path} is not a score cache database ({exc}); move it away or pick "
+                                 f"another --cache-dir") from None
+            raise _damaged(self.path, exc) from None
+        except CacheError:
+            self._con.close()
+            raise
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        """Create a new cache under a temporary name and link it into place, so that no other process
+        ever sees a half-made (zero-byte) cache; if another process wins the race, its cache is used."""
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            con = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                con.execute("PRAGMA journal_mode = WAL")
+                con.executescript(_SCHEMA)
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(CACHE_SCHEMA_VERSION),))
+                con.execute("INSERT INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),))
+            finally:
+                con.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            except OSError:  # no hard links on this filesystem: rename (a narrow race remains)
+                if not path.exists():
+                    os.replace(tmp, path)
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(tmp + suffix).unlink(missing_ok=True)
+
+    def _open(self) -> None:
+        con = self._con
+        con.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and not ({"meta", "scores"} <= tables):
+            raise CacheError(f"{self.path} is an SQLite database but not a score cache (tables: "
+                             f"{sorted(tables)[:8]}); it was left unchanged. Pick another --cache-dir")
+        mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise CacheError(f"{self.path}: could not switch to WAL mode (got {mode}); is it on a network drive?")
-        self._con.execute("PRAGMA synchronous = NORMAL")
+        con.execute("PRAGMA synchronous = NORMAL")
         with self.transaction() as con:
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
                     con.execute(stmt)
             row = con.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None:
+                if tables:
+                    bad = integrity_problems(self.path, con)
+                    if bad:
+                        raise _damaged(self.path, sqlite3.DatabaseError(bad[0]))
+                    raise CacheError(f"{self.path} has a scores table but no schema version; not a score cache")
                 con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(CACHE_SCHEMA_VERSION),))
             elif int(row[0]) != CACHE_SCHEMA_VERSION:
                 raise CacheError(f"{self.path} has cache schema version {row[0]}, this discbias uses "
                                  f"{CACHE_SCHEMA_VERSION}; export it with the old version or use a new --cache-dir")
+            cols = [r[1] for r in con.execute("PRAGMA table_info(scores)")]
+            if "checksum" not in cols:  # format 1: add the column and checksum the existing rows
+                con.execute("ALTER TABLE scores ADD COLUMN checksum TEXT")
+            if cols != SCORE_COLUMNS and "checksum" in cols:
+                raise CacheError(f"{self.path}: the scores table has columns {cols}, expected {SCORE_COLUMNS}")
+            todo = con.execute(f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores WHERE checksum IS NULL").fetchall()
+            if todo:
+                con.executemany("UPDATE scores SET checksum = ? WHERE key = ?",
+                                [(row_checksum(tuple(r)), r["key"]) for r in todo])
+                print(f"discbias: score cache {self.path}: added row checksums to {len(todo)} rows written by an "
+                      f"older discbias (cache format {CACHE_FORMAT})", file=sys.stderr)
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),))
 
     def close(self) -> None:
         self._con.close()
@@ -209,6 +400,7 @@ class ScoreCache:
             con.execute("COMMIT")
 
     # ---- computed scores -------------------------------------------------------------------
+    @_db_errors
     def get_scores(self, image_sha256s: Iterable[str], weights_sha256: str, protocol) -> dict[str, dict]:
         """Cached scores for these images under ``weights_sha256`` and ``protocol`` (by image sha256)."""
         shas = list(dict.fromkeys(image_sha256s))
@@ -220,8 +412,15 @@ class ScoreCache:
             q = f"SELECT * FROM scores WHERE key IN ({','.join('?' * len(chunk))})"
             for r in self._con.execute(q, chunk):
                 out[keys[r["key"]]] = dict(r)
+        self._check_rows(out.values())
         return out
 
+    def _check_rows(self, rows: Iterable[Mapping]) -> None:
+        bad = [dict(r) for r in rows if r["checksum"] != row_checksum(r)]
+        if bad:
+            raise CacheError(_bad_rows_message(self.path, bad))
+
+    @_db_errors
     def put_batch(self, rows: list[dict], failures: list[dict] = (), stats: list[dict] = ()) -> int:
         """Write one batch of scores (and failures, image stats) in one transaction.
 
@@ -233,11 +432,12 @@ class ScoreCache:
         recs = []
         for r in rows:
             p = r["protocol"]
-            recs.append((score_key(r["image_sha256"], r["weights_sha256"], p), "computed", None, None, r["image"],
-                         r["image_sha256"], r["weights_sha256"], p.label, p.key(), float(r["score"]),
-                         r.get("score_sd"), r.get("n_draws", 1), r.get("conversion", ""), r.get("source"),
-                         __version__, CACHE_SCHEMA_VERSION, now))
-        frecs = [(f["image"], f.get("image_sha256") or "", f["weights_sha256"], f["protocol"].key(), f["reason"],
+            rec = (score_key(r["image_sha256"], r["weights_sha256"], p), "computed", None, None, db_text(r["image"]),
+                   r["image_sha256"], r["weights_sha256"], p.label, p.key(), float(r["score"]),
+                   None if r.get("score_sd") is None else float(r["score_sd"]), int(r.get("n_draws", 1)),
+                   r.get("conversion", ""), db_text(r.get("source")), __version__, CACHE_SCHEMA_VERSION, now)
+            recs.append(rec + (row_checksum(rec),))
+        frecs = [(db_text(f["image"]), f.get("image_sha256") or "", f["weights_sha256"], f["protocol"].key(), f["reason"],
                   __version__, now) for f in failures]
         srecs = [(s["image_sha256"], s["red_mean"], s["green_mean"], s["blue_mean"], s["luminance"],
                   s.get("width"), s.get("height")) for s in stats]
@@ -247,29 +447,35 @@ class ScoreCache:
             added = con.total_changes - before
             if rows:
                 con.executemany("DELETE FROM failures WHERE image = ? AND weights_sha256 = ? AND settings = ?",
-                                [(r["image"], r["weights_sha256"], r["protocol"].key()) for r in rows])
+                                [(db_text(r["image"]), r["weights_sha256"], r["protocol"].key()) for r in rows])
             con.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)", frecs)
             con.executemany("INSERT OR IGNORE INTO image_stats VALUES (?,?,?,?,?,?,?)", srecs)
         return added
 
     # ---- file hash memo -------------------------------------------------------------------
+    @_db_errors
     def known_hashes(self, paths: list[str]) -> dict[str, tuple[int, int, str]]:
         """Memoised ``(size, mtime_ns, sha256)`` of these absolute paths."""
         out = {}
-        for i in range(0, len(paths), 500):
-            chunk = paths[i:i + 500]
+        stored = {db_text(p): p for p in paths}
+        keys = list(stored)
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
             q = f"SELECT * FROM file_hashes WHERE path IN ({','.join('?' * len(chunk))})"
             for r in self._con.execute(q, chunk):
-                out[r["path"]] = (r["size"], r["mtime_ns"], r["sha256"])
+                out[stored[r["path"]]] = (r["size"], r["mtime_ns"], r["sha256"])
         return out
 
+    @_db_errors
     def remember_hashes(self, rows: list[tuple[str, int, int, str]]) -> None:
         """Store ``(path, size, mtime_ns, sha256)`` rows in the memo (one transaction)."""
         if rows:
             with self.transaction() as con:
-                con.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)", rows)
+                con.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)",
+                                [(db_text(p), *rest) for p, *rest in rows])
 
     # ---- released scores -------------------------------------------------------------------
+    @_db_errors
     def import_released(self, study: str, scores: pd.DataFrame, *, source: str, source_sha256: str = "",
                         id_column: str = "image_id", score_column: str = "score") -> int:
         """Import released scores (no image hash) keyed by ``study`` and image id.
@@ -294,36 +500,52 @@ class ScoreCache:
         recs = [(released_key(study, str(i)), "released", study, str(i), str(i), None, None, "released", settings,
                  float(s), None, None, "", source, __version__, CACHE_SCHEMA_VERSION, now)
                 for i, s in zip(df[id_column], df[score_column])]
+        recs = [r + (row_checksum(r),) for r in recs]
         with self.transaction() as con:
             con.executemany(f"INSERT OR REPLACE INTO scores VALUES ({','.join('?' * len(SCORE_COLUMNS))})", recs)
         return len(recs)
 
+    @_db_errors
     def released(self, study: str) -> pd.DataFrame:
-        """Released scores of a study: ``image_id, score, provenance, source, settings``."""
-        return pd.read_sql_query(
-            "SELECT image_id, score, provenance, source, settings FROM scores "
-            "WHERE provenance = 'released' AND study = ? ORDER BY image_id", self._con, params=(study,))
+        """Released scores of a study: ``image_id, score, provenance, source, settings`` (checksums checked)."""
+        rows = [dict(r) for r in self._con.execute(
+            "SELECT * FROM scores WHERE provenance = 'released' AND study = ? ORDER BY image_id", (study,))]
+        self._check_rows(rows)
+        return pd.DataFrame(rows, columns=SCORE_COLUMNS)[["image_id", "score", "provenance", "source", "settings"]]
 
     # ---- reading, listing, verifying ---------------------------------------------------------
+    @_db_errors
     def frame(self, where: str = "", params: tuple = ()) -> pd.DataFrame:
-        """All score rows (optionally filtered by an SQL ``where`` clause) as a DataFrame."""
+        """All score rows (optionally filtered by an SQL ``where`` clause) as a DataFrame (checksums checked)."""
         q = "SELECT * FROM scores" + (f" WHERE {where}" if where else "") + " ORDER BY key"
-        return pd.read_sql_query(q, self._con, params=params)
+        rows = [dict(r) for r in self._con.execute(q, params)]
+        self._check_rows(rows)
+        df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+        for c in ("image", "source"):
+            df[c] = df[c].map(_shown)
+        return df
 
+    @_db_errors
     def failures(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM failures ORDER BY image", self._con)
+        """Every recorded failure (names that are not UTF-8 shown with ``\\xNN`` escapes)."""
+        df = pd.read_sql_query("SELECT * FROM failures ORDER BY image", self._con)
+        df["image"] = df["image"].map(_shown)
+        return df
 
+    @_db_errors
     def image_stats(self, shas: Iterable[str] | None = None) -> pd.DataFrame:
         df = pd.read_sql_query("SELECT * FROM image_stats", self._con)
         if shas is not None:
             df = df[df["image_sha256"].isin(set(shas))]
         return df
 
+    @_db_errors
     def count(self, provenance: str | None = None) -> int:
         if provenance:
             return self._con.execute("SELECT COUNT(*) FROM scores WHERE provenance = ?", (provenance,)).fetchone()[0]
         return self._con.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
 
+    @_db_errors
     def summary(self) -> pd.DataFrame:
         """One row per (provenance, study, weights, protocol) with the number of scores."""
         return pd.read_sql_query(
@@ -333,49 +555,105 @@ class ScoreCache:
             self._con)
 
     def verify(self) -> list[str]:
-        """Check the database: SQLite integrity, every key recomputed from its row, schema versions.
+        """Check the database: SQLite integrity, every row's checksum and key, schema versions.
 
-        Returns a list of problems (empty when the cache is sound).
+        Never raises for damage: every problem found (including a database too damaged to read
+        further) is a line of the returned list, which is empty when the cache is sound.
         """
-        problems = []
-        for (msg,) in self._con.execute("PRAGMA integrity_check"):
-            if msg != "ok":
-                problems.append(f"sqlite integrity: {msg}")
-        for r in self._con.execute("SELECT * FROM scores"):
+        problems = integrity_problems(self.path, self._con)
+        try:
+            for r in self._con.execute("SELECT * FROM scores"):
+                problems += self._row_problems(r)
+        except (sqlite3.DatabaseError, ValueError, OverflowError, UnicodeDecodeError) as exc:
+            problems.append(f"reading the scores table stopped: {exc} (the file is damaged; rows after this point "
+                            f"could not be checked)")
+        return problems
+
+    @staticmethod
+    def _row_problems(r: Mapping) -> list[str]:
+        try:
+            if r["checksum"] != row_checksum(r):
+                return [f"{r['key']}: checksum mismatch (stored values changed) for image {r['image']}"]
             if r["schema_version"] != CACHE_SCHEMA_VERSION:
-                problems.append(f"{r['key']}: schema version {r['schema_version']} != {CACHE_SCHEMA_VERSION}")
-                continue
+                return [f"{r['key']}: schema version {r['schema_version']} != {CACHE_SCHEMA_VERSION}"]
             if r["provenance"] == "released":
                 expect = released_key(r["study"], r["image_id"])
             else:
-                try:
-                    expect = score_key(r["image_sha256"], r["weights_sha256"], protocol_from_settings(r["settings"]))
-                except (ValueError, TypeError) as exc:
-                    problems.append(f"{r['key']}: unreadable settings ({exc})")
-                    continue
-            if expect != r["key"]:
-                problems.append(f"{r['key']}: key does not match its row (expected {expect}) for image {r['image']}")
-            if r["score"] is None or r["score"] != r["score"]:
-                problems.append(f"{r['key']}: missing score")
-        return problems
+                expect = score_key(r["image_sha256"], r["weights_sha256"], protocol_from_settings(r["settings"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            return [f"{r['key']}: unreadable row ({exc})"]
+        out = []
+        if expect != r["key"]:
+            out.append(f"{r['key']}: key does not match its row (expected {expect}) for image {r['image']}")
+        if r["score"] is None or r["score"] != r["score"]:
+            out.append(f"{r['key']}: missing score")
+        return out
+
+    @_db_errors
+    def drop_damaged(self) -> int:
+        """Delete every score row whose checksum or key does not match its values; returns how many.
+
+        The next ``discbias score`` recomputes them (released scores: the next ``discbias measure``).
+        """
+        bad = [r["key"] for r in self._con.execute("SELECT * FROM scores") if self._row_problems(r)]
+        with self.transaction() as con:
+            con.executemany("DELETE FROM scores WHERE key = ?", [(k,) for k in bad])
+        return len(bad)
 
     def merge_from(self, other: str | os.PathLike) -> int:
-        """Copy every row of another cache into this one (existing keys kept); returns new score rows."""
+        """Copy every row of another cache into this one (existing keys kept); returns new score rows.
+
+        The other cache is opened read-only and never modified; it must be a score cache of the
+        same schema version, and every row's checksum must match (a damaged source is refused
+        before anything is copied).
+        """
         other = cache_path(other)
         if not other.is_file():
             raise FileNotFoundError(f"no cache database at {other}")
-        src = ScoreCache(other)  # checks the schema version and applies WAL recovery
-        src.close()
-        self._con.execute("ATTACH DATABASE ? AS other", (str(other),))
+        if other.resolve() == self.path.resolve():
+            raise CacheError(f"{other} is this cache; nothing to merge")
+        if other.stat().st_size == 0:
+            raise CacheError(f"{other} is empty (0 bytes), not a score cache; nothing merged")
+        try:
+            src = sqlite3.connect(f"{other.resolve().as_uri()}?mode=ro", uri=True, timeout=self.timeout)
+        except sqlite3.Error as exc:
+            raise CacheError(f"cannot open {other} read-only: {exc}") from None
+        src.row_factory = sqlite3.Row
+        try:
+            tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"meta", "scores", "failures", "image_stats"} <= tables:
+                raise CacheError(f"{other} is not a score cache (tables: {sorted(tables)[:8]}); nothing merged, "
+                                 f"the file was left unchanged")
+            row = src.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            if row is None or str(row[0]) != str(CACHE_SCHEMA_VERSION):
+                raise CacheError(f"{other} has cache schema version {None if row is None else row[0]}, this discbias "
+                                 f"uses {CACHE_SCHEMA_VERSION}; nothing merged")
+            cols = [r[1] for r in src.execute("PRAGMA table_info(scores)")]
+            if cols not in (SCORE_COLUMNS, SCORE_COLUMNS[:-1]):
+                raise CacheError(f"{other}: its scores table has columns {cols[:20]}, not a score cache's; nothing merged")
+            recs, bad = [], []
+            for r in src.execute(f"SELECT {', '.join(cols)} FROM scores"):
+                vals = tuple(r)[:len(SCORE_COLUMNS) - 1]
+                if "checksum" in cols and r["checksum"] != row_checksum(r):
+                    bad.append(dict(r))
+                recs.append(vals + (row_checksum(vals),))
+            if bad:
+                raise CacheError("nothing merged: " + _bad_rows_message(other, bad))
+            stats = [tuple(r) for r in src.execute("SELECT * FROM image_stats")]
+            fails = [tuple(r) for r in src.execute("SELECT * FROM failures")]
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(f"cannot merge {other}: {_damaged(other, exc)}") from None
+        finally:
+            src.close()
         try:
             with self.transaction() as con:
                 before = con.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-                con.execute("INSERT OR IGNORE INTO scores SELECT * FROM other.scores")
-                con.execute("INSERT OR IGNORE INTO image_stats SELECT * FROM other.image_stats")
-                con.execute("INSERT OR IGNORE INTO failures SELECT * FROM other.failures f WHERE NOT EXISTS "
-                            "(SELECT 1 FROM scores s WHERE s.image = f.image AND s.weights_sha256 = f.weights_sha256 "
-                            "AND s.settings = f.settings)")
+                con.executemany(f"INSERT OR IGNORE INTO scores VALUES ({','.join('?' * len(SCORE_COLUMNS))})", recs)
+                con.executemany(f"INSERT OR IGNORE INTO image_stats VALUES ({','.join('?' * 7)})", stats)
+                scored = {(r[4], r[6], r[8]) for r in con.execute("SELECT * FROM scores WHERE provenance = 'computed'")}
+                con.executemany(f"INSERT OR IGNORE INTO failures VALUES ({','.join('?' * 7)})",
+                                [f for f in fails if (f[0], f[2], f[3]) not in scored])
                 after = con.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-        finally:
-            self._con.execute("DETACH DATABASE other")
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, exc) from None
         return after - before

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path
+from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, integrity_problems
 from .images import DEFAULT_MIN_SIDE, IMAGE_SUFFIXES
 from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ProtocolError, ScoringProtocol
 from .sources import SourceError, discover, parse_shard, shard
@@ -65,7 +66,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--fp32", action="store_true", help="on CUDA, run every block in float32 (default: fp16 blocks as NVIDIA)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (scores do not depend on it)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (scores agree across batch sizes to float32 rounding, "
+                   "within 1e-5 x max(1, |score|); see the README)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader decoding workers (0 = main process)")
     p.add_argument("--min-side", type=int, default=DEFAULT_MIN_SIDE, help="smaller images are recorded as failures")
     p.add_argument("--shard", default=None, help="i/N: score only shard i (0-based) of N, partitioned by image name")
@@ -92,8 +94,10 @@ def register(sub) -> None:
     q.add_argument("--weights", default=None, help="only scores from weights whose sha256 starts with this")
     q.add_argument("--failures", action="store_true", help="export the failures table instead")
     q.set_defaults(func=cmd_cache_export)
-    q = csub.add_parser("verify", help="SQLite integrity check and recomputation of every key")
+    q = csub.add_parser("verify", help="SQLite integrity check, every row's checksum and key recomputed")
     _add_cache_arg(q)
+    q.add_argument("--drop-damaged", action="store_true",
+                   help="delete the rows that fail their checksum or key (the next `discbias score` recomputes them)")
     q.set_defaults(func=cmd_cache_verify)
     q = csub.add_parser("merge", help="merge caches (e.g. from --shard runs) into this one")
     _add_cache_arg(q)
@@ -106,6 +110,7 @@ def _cache(args) -> ScoreCache:
 
 
 def cmd_score(args) -> int:
+    from ..nets.errors import NetworkLoadError
     from .scorer import Scorer
 
     if args.threads:
@@ -124,12 +129,16 @@ def cmd_score(args) -> int:
         cache = _cache(args)
         scorer = Scorer(args.weights, protocol, device=args.device, fp32=args.fp32, reference=args.reference,
                         batch_size=args.batch_size, num_workers=args.workers, min_side=args.min_side)
-    except (ProtocolError, SourceError, CacheError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (ProtocolError, SourceError, CacheError, FileNotFoundError, ValueError, RuntimeError,
+            pickle.UnpicklingError, NetworkLoadError, OSError) as exc:  # the reader's refusals are one line
         return _err("score", exc)
     done = [0]
     try:
         run = scorer.score_items(items, cache, progress=not args.no_progress, rehash=args.rehash,
                                  on_batch=lambda n: done.__setitem__(0, done[0] + n))
+    except CacheError as exc:
+        print(f"discbias score: error: {exc} ({done[0]} images of this run were saved before it)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ndiscbias score: interrupted; {done[0]} images of this run are saved in {cache.path}; "
               f"rerun the same command to resume", file=sys.stderr)
@@ -156,13 +165,14 @@ def cmd_score(args) -> int:
 def cmd_cache_ls(args) -> int:
     try:
         cache = _cache(args)
+        df = cache.summary()
+        head = f"# {cache.path}: {cache.count()} scores, {len(cache.failures())} failures"
     except CacheError as exc:
         return _err("cache ls", exc)
-    df = cache.summary()
     if args.json:
         print(df.to_json(orient="records", indent=2))
     else:
-        print(f"# {cache.path}: {cache.count()} scores, {len(cache.failures())} failures")
+        print(head)
         print(df.to_string(index=False) if len(df) else "(empty)")
     return 0
 
@@ -192,11 +202,28 @@ def cmd_cache_verify(args) -> int:
     try:
         cache = _cache(args)
     except CacheError as exc:
-        return _err("cache verify", exc)
+        path = cache_path(args.cache_dir, args.root)
+        found = integrity_problems(path) if path.is_file() and path.stat().st_size else []
+        for pr in found[:50]:
+            print(f"  {pr}", file=sys.stderr)
+        _err("cache verify", exc)
+        return 1 if found else 2
     problems = cache.verify()
     for pr in problems:
         print(f"  {pr}", file=sys.stderr)
-    print(f"discbias cache verify: {cache.count()} scores, {len(problems)} problems ({cache.path})", file=sys.stderr)
+    try:
+        n = str(cache.count())
+    except CacheError:
+        n = "?"
+    print(f"discbias cache verify: {n} scores, {len(problems)} problems ({cache.path})", file=sys.stderr)
+    if problems and args.drop_damaged:
+        try:
+            dropped = cache.drop_damaged()
+        except CacheError as exc:
+            return _err("cache verify", exc)
+        print(f"discbias cache verify: deleted {dropped} damaged rows; rerun `discbias score` to recompute them",
+              file=sys.stderr)
+        return 0 if not cache.verify() else 1
     return 1 if problems else 0
 
 

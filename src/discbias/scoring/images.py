@@ -31,6 +31,7 @@ import hashlib
 import io
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,89 @@ DEFAULT_MIN_SIDE = 32
 
 class ImageError(ValueError):
     """A file cannot be turned into an RGB image; the message is the recorded reason."""
+
+
+@contextmanager
+def _open_regular(path: str | os.PathLike):
+    """Open ``path`` non-blocking and yield a binary file object, only if it is a regular file."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(f"not a regular file ({special_kind(st.st_mode)}); special files are never read")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            yield fh
+    finally:
+        os.close(fd)
+
+
+def read_regular_file(path: str | os.PathLike) -> bytes:
+    """Read a file's bytes only if it is a regular file; never block on a FIFO or read a device.
+
+    The file is opened non-blocking and checked with ``fstat`` on the open descriptor (so a file
+    swapped for a FIFO after discovery is caught too). Raises :class:`ImageError` naming the kind
+    of special file, or ``OSError`` (unreadable, missing, a symlink loop).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.png"; _ = p.write_bytes(b"abc")
+    >>> read_regular_file(p)
+    b'abc'
+    >>> read_regular_file("/dev/null")
+    Traceback (most recent call last):
+    ...
+    discbias.scoring.images.ImageError: not a regular file (a character device); special files are never read
+    """
+    with _open_regular(path) as fh:
+        return fh.read()
+
+
+def sha256_regular_file(path: str | os.PathLike) -> str:
+    """sha256 of a regular file, read in chunks (special files refused as by :func:`read_regular_file`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a"; _ = p.write_bytes(b"abc")
+    >>> sha256_regular_file(p)[:16]
+    'ba7816bf8f01cfea'
+    """
+    with _open_regular(path) as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def special_kind(mode: int) -> str:
+    """Words for a non-regular file mode (``a FIFO``, ``a character device``...).
+
+    Examples
+    --------
+    >>> import stat
+    >>> special_kind(stat.S_IFIFO)
+    'a FIFO'
+    """
+    import stat
+
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def display_name(name: str) -> str:
+    """A file name as printable text: bytes that are not UTF-8 (kept as surrogate escapes) appear as ``\\xNN``.
+
+    Examples
+    --------
+    >>> print(display_name(b"caf\\xe9.png".decode("utf-8", "surrogateescape")))
+    caf\\xe9.png
+    >>> display_name("ok.png")
+    'ok.png'
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -273,7 +357,7 @@ def load_for_scoring(path: str | Path, resolution: int, resize: str, filter: str
     >>> arr.shape, notes, stats["red_mean"]
     ((32, 32, 3), ['stretch-lanczos 48x40->32'], 10.0)
     """
-    data = Path(path).read_bytes()
+    data = read_regular_file(path)
     sha = sha256_bytes(data)
     arr, notes = decode_rgb(data, min_side=min_side)
     stats = colour_stats(arr)

@@ -14,6 +14,7 @@ sha256 of the decoded pixels (:func:`~discbias.scoring.images.sha256_pixels`) as
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +28,8 @@ import torch
 
 from .. import __version__
 from .cache import ScoreCache
-from .images import (DEFAULT_MIN_SIDE, ImageError, _check_size, check_rgb8, colour_stats, decode_rgb, resize_square,
-                     sha256_bytes, sha256_file, sha256_pixels)
+from .images import (DEFAULT_MIN_SIDE, ImageError, _check_size, check_rgb8, colour_stats, decode_rgb, display_name,
+                     read_regular_file, resize_square, sha256_bytes, sha256_file, sha256_pixels, sha256_regular_file)
 from .protocols import ProtocolError, ScoringProtocol
 from .sources import ImageItem, discover
 
@@ -118,9 +119,12 @@ class _Files(torch.utils.data.Dataset):
     def __getitem__(self, i):
         out = dict(i=i, sha=None, x=None, reason=None, notes="", stats=None)
         try:
-            data = Path(self.paths[i]).read_bytes()
+            data = read_regular_file(self.paths[i])
         except OSError as exc:
             out["reason"] = f"cannot read file ({exc.strerror or exc})"
+            return out
+        except ImageError as exc:
+            out["reason"] = str(exc)
             return out
         out["sha"] = sha256_bytes(data)
         try:
@@ -160,7 +164,7 @@ class Scorer:
     reference : path-like, optional
         Folder or manifest of reference images (``reference-group`` only).
     batch_size : int
-        Images per forward pass (does not change any score).
+        Images per forward pass (scores agree across batch sizes within 1e-5 x max(1, |score|), float32 rounding).
     num_workers : int
         DataLoader worker processes for decoding (0: in the main process).
     min_side : int
@@ -231,7 +235,13 @@ class Scorer:
     # ---- references -----------------------------------------------------------------------
     def _load_references(self, reference, protocol: ScoringProtocol, G: int):
         items = discover(reference)
-        shas = [sha256_file(it.path) for it in items]
+        bad = [it for it in items if it.error is not None]
+        if bad:
+            raise ProtocolError(f"reference image {bad[0].path}: {bad[0].error}; remove it from the reference set")
+        try:
+            shas = [sha256_regular_file(it.path) for it in items]
+        except (OSError, ImageError) as exc:
+            raise ProtocolError(f"reference set {reference}: {exc}") from None
         ref_sha = sha256_bytes("\n".join(sorted(shas)).encode())
         if G - 1 > len(items):
             raise ProtocolError(f"reference set {reference} has {len(items)} images; group size {G} needs at least {G - 1}")
@@ -246,8 +256,8 @@ class Scorer:
                 k = order[int(j)]
                 if k not in cache:
                     try:
-                        arr, _ = decode_rgb(items[k].path.read_bytes(), min_side=self.min_side)
-                    except ImageError as exc:
+                        arr, _ = decode_rgb(read_regular_file(items[k].path), min_side=self.min_side)
+                    except (ImageError, OSError) as exc:
                         raise ProtocolError(f"reference image {items[k].path}: {exc}; remove it from the reference set") from None
                     arr, _ = resize_square(arr, self.resolution, protocol.resize, protocol.filter)
                     cache[k] = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
@@ -299,10 +309,13 @@ class Scorer:
         for it in items:
             try:
                 st = os.stat(it.path)
-                stats.append((st.st_size, st.st_mtime_ns))
+                stats.append((st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None)
             except OSError:
                 stats.append(None)
-            keys.append(str(Path(it.path).resolve()))
+            try:
+                keys.append(str(Path(it.path).resolve()))
+            except (OSError, RuntimeError):  # a symbolic-link loop: no memo, the read reports it
+                keys.append(os.path.abspath(it.path))
         memo = {} if rehash else cache.known_hashes(keys)
         shas: list[str | None] = [None] * len(items)
         todo = []
@@ -315,8 +328,8 @@ class Scorer:
 
         def _hash(i):
             try:
-                return sha256_file(items[i].path)
-            except OSError:
+                return sha256_regular_file(items[i].path)
+            except (OSError, ImageError):
                 return None
 
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as ex:
@@ -345,11 +358,16 @@ class Scorer:
         t0 = time.perf_counter()
         p, wsha = self.protocol, self.weights_sha256
         items = list(items)
+        listed = [it for it in items if it.error is not None]  # known unreadable at discovery: never opened
+        items = [it for it in items if it.error is None]
+        if listed:
+            cache.put_batch([], [dict(image=it.image, image_sha256="", weights_sha256=wsha, protocol=p, reason=it.error)
+                                 for it in listed])
 
         shas = self._hashes(items, cache, rehash)
         cached = cache.get_scores([s for s in shas if s], wsha, p)
         rows: list[dict] = []
-        failures: list[dict] = []
+        failures: list[dict] = [dict(image=it.image, image_sha256="", reason=it.error) for it in listed]
         todo = []
         for it, sha in zip(items, shas):
             hit = cached.get(sha) if sha else None
@@ -389,6 +407,7 @@ class Scorer:
                     fails = [dict(image=todo[b["i"]].image, image_sha256=b["sha"] or "", weights_sha256=wsha,
                                   protocol=p, reason=b["reason"]) for b in bad]
                     cache.put_batch(db_rows, fails, stats)
+                    self._as_stored(new_rows, cache)
                     rows += new_rows
                     failures += [dict(image=f["image"], image_sha256=f["image_sha256"], reason=f["reason"]) for f in fails]
                     n_scored += len(new_rows)
@@ -402,8 +421,24 @@ class Scorer:
         table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS + sorted({k for it in items for k in it.meta}))
         if len(table):
             table = table.sort_values("image", kind="stable").reset_index(drop=True)
-        fail = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+        fail = pd.DataFrame([dict(f, image=display_name(f["image"])) for f in failures], columns=FAILURE_COLUMNS)
         return ScoreRun(table, fail, n_scored, n_cached, len(fail), time.perf_counter() - t0, wsha, p)
+
+    def _as_stored(self, new_rows: list[dict], cache: ScoreCache) -> None:
+        """Replace freshly computed scores by the values the cache holds for them.
+
+        Another process may have stored the same key first (``INSERT OR IGNORE`` keeps the first
+        value, which can differ in the last bits; see the README on batch size), so the table a run
+        reports is always the cache's value.
+        """
+        if not new_rows:
+            return
+        stored = cache.get_scores([r["image_sha256"] for r in new_rows], self.weights_sha256, self.protocol)
+        for r in new_rows:
+            h = stored.get(r["image_sha256"])
+            if h is not None:
+                r["score"] = h["score"]
+                r["score_sd"] = np.nan if h["score_sd"] is None else h["score_sd"]
 
     def score_arrays(self, arrays: Sequence[np.ndarray], cache: ScoreCache, *, names: Sequence[str] | None = None,
                      image_sha256s: Sequence[str] | None = None, source: str = "memory", progress: bool = False,
@@ -509,6 +544,10 @@ class Scorer:
                         new[shas[i]] = dict(score=float(m), score_sd=sdv, n_draws=nd, conversion=note,
                                             discbias_version=__version__)
                 cache.put_batch(db_rows, fails, stats)
+                if db_rows:  # report what the cache holds (another writer may have stored the key first)
+                    held = cache.get_scores([r["image_sha256"] for r in db_rows], wsha, p)
+                    for sha, h in held.items():
+                        new[sha].update(score=h["score"], score_sd=h["score_sd"])
                 if bar is not None:
                     bar.update(len(batch))
                 if on_batch is not None:
@@ -536,7 +575,7 @@ class Scorer:
 
     def _row(self, it: ImageItem, sha, score, sd, n_draws, from_cache, conversion, version) -> dict:
         p = self.protocol
-        r = dict(image=it.image, image_id=it.image_id, image_sha256=sha, score=score,
+        r = dict(image=display_name(it.image), image_id=display_name(it.image_id), image_sha256=sha, score=score,
                  score_sd=np.nan if sd is None else sd, n_draws=n_draws, protocol=p.input, grouping=p.grouping,
                  resize=p.resize, filter=p.filter, flip=bool(p.flip), precision=p.precision, label=p.label,
                  weights_sha256=self.weights_sha256, discbias_version=version, from_cache=from_cache,

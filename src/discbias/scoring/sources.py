@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, special_kind
 
 
 class SourceError(ValueError):
@@ -30,25 +31,76 @@ class ImageItem:
         File stem (for FFHQ ``00000/00012.png`` -> ``00012``).
     meta : dict
         Other manifest columns.
+    error : str or None
+        Set when discovery already knows the entry cannot be read (a FIFO, device, socket, broken
+        link or symbolic-link loop named like an image, or a sub-folder that cannot be listed):
+        the entry is listed as a failure with this reason and never opened.
     """
 
     image: str
     path: Path
     image_id: str
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    error: str | None = field(default=None, compare=False, hash=False)
+
+
+def _entry_problem(entry: os.DirEntry) -> str | None:
+    """Why a directory entry named like an image cannot be an image file (None if it is a regular file)."""
+    import stat
+
+    try:
+        st = entry.stat()  # follows symbolic links
+    except OSError as exc:
+        if entry.is_symlink():
+            if exc.errno == errno.ELOOP:
+                return "symbolic link loop; not read"
+            return f"broken symbolic link ({exc.strerror}); not read"
+        return f"cannot read file ({exc.strerror or exc})"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    link = "symbolic link to " if entry.is_symlink() else ""
+    return f"{link}{special_kind(st.st_mode)}, not a regular file; special files are never read"
 
 
 def _folder(root: Path) -> list[ImageItem]:
+    """Walk ``root`` (not following links to folders) listing images and the entries that cannot be read."""
     items = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for f in sorted(filenames):
-            if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."):
-                p = Path(dirpath) / f
-                rel = p.relative_to(root).as_posix()
-                items.append(ImageItem(rel, p, Path(f).stem))
+    todo = [root]
+    while todo:
+        d = todo.pop()
+        rel_d = d.relative_to(root).as_posix()
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            items.append(ImageItem(f"{rel_d}/", d, "", error=f"cannot list folder ({exc.strerror or exc}); "
+                                   f"the images in it were not included"))
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            p = Path(e.path)
+            rel = p.relative_to(root).as_posix()
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                todo.append(p)
+            elif e.is_symlink() and _is_dir_link(p):
+                if e.name.lower().endswith(IMAGE_SUFFIXES):
+                    items.append(ImageItem(rel, p, Path(e.name).stem, error="symbolic link to a folder; not followed"))
+            elif e.name.lower().endswith(IMAGE_SUFFIXES):
+                items.append(ImageItem(rel, p, Path(e.name).stem, error=_entry_problem(e)))
     items.sort(key=lambda it: it.image)
     return items
+
+
+def _is_dir_link(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:
+        return False
 
 
 def _manifest(path: Path) -> list[ImageItem]:
@@ -82,6 +134,9 @@ def discover(source: str | os.PathLike) -> list[ImageItem]:
     Returns
     -------
     list of ImageItem
+        Including, with ``error`` set, entries named like images that cannot be read (special
+        files, broken links, link loops) and sub-folders that cannot be listed; the caller lists
+        them as failures. File names that are not valid UTF-8 are kept exactly (surrogate escapes).
 
     Examples
     --------
@@ -133,4 +188,5 @@ def shard(items: list[ImageItem], i: int, n: int) -> list[ImageItem]:
     >>> sum(len(p) for p in parts), len(set().union(*[{x.image for x in p} for p in parts]))
     (100, 100)
     """
-    return [it for it in items if int(hashlib.sha256(it.image.encode()).hexdigest(), 16) % n == i]
+    return [it for it in items
+            if int(hashlib.sha256(it.image.encode("utf-8", "surrogateescape")).hexdigest(), 16) % n == i]
