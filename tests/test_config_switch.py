@@ -1,0 +1,85 @@
+"""Switching ``--config`` never reports a previous configuration's tables (issue 10)."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from discbias.config import load_config
+from discbias.paths import project_paths
+from discbias.pipeline import StaleBuildError, run_fetch, run_figures, run_fit, run_measure
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def two_configs(tmp_path, monkeypatch):
+    """Config A (the synthetic study) and B (same files, another id, no face-attribute role)."""
+    from discbias.studies.synthetic import make_synthetic_study
+
+    a = make_synthetic_study(tmp_path, n_ffhq=300, n_per_cell=3)
+    b = a.with_name("synthetic_b.toml")
+    text = a.read_text().replace('id = "synthetic"', 'id = "synthetic-b"')
+    b.write_text(text.replace('ffhq_features = "ffhq_features"\n', ""))
+    monkeypatch.setenv("DISCBIAS_DATA_MIRROR", str(tmp_path / "mirror"))
+    return tmp_path, a, b
+
+
+def test_measure_a_then_b_then_a_keeps_only_the_current_configs_tables(two_configs):
+    root, a, b = two_configs
+    paths = project_paths(root)
+    cfg_a, cfg_b = load_config(a), load_config(b)
+    run_fetch(cfg_a, paths, allow_download=False)
+    run_measure(cfg_a, paths)
+    assert (paths.measures / "ffhq_features.parquet").exists()
+    assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic"
+    # a table an earlier fit of A wrote must not survive into B's build
+    (paths.results / "ffhq_strat_blocks.csv").write_text("model\nstale\n")
+    run_measure(cfg_b, paths)
+    assert not (paths.measures / "ffhq_features.parquet").exists()
+    assert not (paths.results / "ffhq_strat_blocks.csv").exists()
+    assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic-b"
+    # the later stages refuse a build made by another configuration
+    with pytest.raises(StaleBuildError, match="synthetic_b.toml"):
+        run_fit(cfg_a, paths)
+    with pytest.raises(StaleBuildError, match="discbias measure --config"):
+        run_figures(cfg_a, paths)
+    run_measure(cfg_a, paths)
+    assert (paths.measures / "ffhq_features.parquet").exists()
+    assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic"
+
+
+def test_editing_the_config_is_a_switch(two_configs):
+    root, a, _ = two_configs
+    paths = project_paths(root)
+    run_fetch(load_config(a), paths, allow_download=False)
+    run_measure(load_config(a), paths)
+    a.write_text(a.read_text().replace('title = "Synthetic', 'title = "Edited synthetic'))
+    with pytest.raises(StaleBuildError, match="changed"):
+        run_fit(load_config(a), paths)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_makefile_config_stamp_changes_on_switch_and_switch_back(tmp_path):
+    """The Makefile's ``build/.config`` is rewritten (so every stage reruns) exactly when CONFIG
+    or its content changes, including a switch back to an earlier configuration."""
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "a.toml").write_text("a")
+    (tmp_path / "b.toml").write_text("b")
+    stamp = tmp_path / "build" / ".config"
+
+    def make(cfg):
+        subprocess.run(["make", "-s", "build/.config", f"CONFIG={cfg}"], cwd=tmp_path, check=True,
+                       capture_output=True)
+        return stamp.read_text(), stamp.stat().st_mtime_ns
+
+    first = make("a.toml")
+    assert make("a.toml") == first  # unchanged: not rewritten, nothing reruns
+    second = make("b.toml")
+    assert second[0] != first[0] and second[1] >= first[1]
+    back = make("a.toml")
+    assert back[0] == first[0] and back[1] >= second[1] and back != second
+    (tmp_path / "a.toml").write_text("a edited")
+    assert make("a.toml")[0] != back[0]
