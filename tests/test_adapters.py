@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from discbias.studies.grissom2024 import read_ffhq_scores, read_study2, read_top_bottom, summarise_ratings
-from discbias.studies.validation import DataValidationError
+from discbias.studies.validation import CsvFormatError, DataValidationError
 
 
 def _csv(text, name):
@@ -119,7 +119,7 @@ def test_study2_unknown_category_and_name_mismatch_reported():
 
 
 def test_study2_missing_columns_is_a_clear_error():
-    with pytest.raises(KeyError, match="missing columns"):
+    with pytest.raises(CsvFormatError, match=r"x\.csv line 1: missing column\(s\)"):
         read_study2(_csv("a,b\n1,2\n", "x.csv"))
 
 

@@ -89,7 +89,7 @@ def test_lookalike_rater_column_is_not_a_rater():
     assert im.loc["bml1.png", "hair_length_n"] == 2 and im.loc["bml1.png", "skintone_n"] == 2
     ignored = r.issues[r.issues["line"] == 1]
     assert set(ignored["column"]) == {"Hair_99", "Skintone_3"}
-    assert ignored["problem"].str.contains("rater slots 1-2").all()
+    assert ignored["problem"].str.contains("rater slots are 1-2").all()
     with pytest.raises(DataValidationError, match="Hair_99"):
         read_study2(_csv(_study2_csv(extra_col=",Hair_99", extra_val=",4"), "Study2.csv"))
 
