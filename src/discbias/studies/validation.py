@@ -153,7 +153,7 @@ def read_released_csv(source, *, name: str | None = None) -> tuple[pd.DataFrame,
     (['2', nan], [2, 4])
     """
     name = name or _display_name(source)
-    fix = "Fix the file (or fetch it again: `discbias fetch` replaces only missing files)"
+    fix = "Correct the file, or use the released file (see the configuration's url and sha256)"
     fh = source if hasattr(source, "read") else open(source, newline="", encoding="utf-8-sig")
     header, header_line, records, lines = None, 0, [], []
     prev = 0
