@@ -731,7 +731,7 @@ def _gender_values(gender: pd.DataFrame) -> dict:
                         p=float(r["p_value"]))
         if term == "score":
             out[key].update(mean_men=float(r["mean_a"]), mean_women=float(r["mean_b"]), n_men=int(r["n_a"]),
-                            n_women=int(r["n_b"]))
+                            n_women=int(r["n_b"]), direction="higher" if r["estimate"] > 0 else "lower")
     out["study2_available"] = "study2" in out
     out["opposite_signs"] = bool(out["study2_available"] and np.sign(out["ffhq"]["diff"]) != np.sign(out["study2"]["diff"]))
     return out
