@@ -148,7 +148,7 @@ def read_released_csv(source, *, name: str | None = None) -> tuple[pd.DataFrame,
 
     Examples
     --------
-    >>> df, lines = read_released_csv(io.StringIO("a,b\n1,2\n\n3,NA\n"), name="x.csv")
+    >>> df, lines = read_released_csv(io.StringIO("a,b\\n1,2\\n\\n3,NA\\n"), name="x.csv")
     >>> df["b"].tolist(), lines.tolist()
     (['2', nan], [2, 4])
     """
