@@ -8,7 +8,6 @@ changed raw file did not stop ``measure``, and a missing ``luminance`` column on
 
 import io
 import os
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,7 @@ from discbias.paths import project_paths
 from discbias.pipeline import run_fetch, run_measure
 from discbias.studies.grissom2024 import read_ffhq_scores, read_study2, read_top_bottom
 from discbias.studies.validation import CsvFormatError, DataValidationError
+from test_adapters import _top_bottom_files
 
 
 def _csv(text, name):
@@ -128,7 +128,6 @@ def test_missing_luminance_is_reported_by_the_adapter():
     with pytest.raises(CsvFormatError, match=r"Study2\.csv line 1: missing column\(s\) \['luminance'\]"):
         read_study2(_csv(_study2_csv(luminance=False), "Study2.csv"))
     tb, rated = _top_bottom_files()
-    head, rest = tb.getvalue().split("\n", 1)
     cut = "\n".join(",".join(line.split(",")[:-1]) for line in tb.getvalue().splitlines()) + "\n"
     with pytest.raises(CsvFormatError, match=r"bottom_top_100_data\.csv line 1: .*'luminance'"):
         read_top_bottom(_csv(cut, "bottom_top_100_data.csv"), rated)
@@ -152,20 +151,6 @@ def test_rating_issue_lines_are_the_ratings_files_lines():
     r = read_top_bottom(tb, _csv(reordered, "all_face_data_matched.csv"), on_invalid="report")
     problems = r.issues.set_index("value")
     assert problems.loc["9", "line"] == 6 and problems.loc["Martian", "line"] == 6
-
-
-def _top_bottom_files(score="10.5"):
-    tb = ("discriminator_score,image,red_mean,green_mean,blue_mean,luminance\n"
-          f"{score},00010.png,10,10,10,0.1\n200.25,00020.png,200,150,100,0.6\n"
-          "20.75,00030.png,20,20,20,0.2\n190.125,00040.png,190,140,90,0.55\n")
-    rated = ("image,matches_prompt,discriminator_Score,red_mean,green_mean,blue_mean,luminance,"
-             "Skintone 1,Race 1,RaceTextbox 1,Hair 1,Skintone 2,Race 2,RaceTextbox 2,Hair 2\n"
-             "top1.png,Yes,190.125,190,140,90,0.55,2,White,,3,1,Asian,,4\n"
-             "top2.png,Yes,200.25,200,150,100,0.6,1,White,,2,,,,\n"
-             "bot1.png,Yes,20.75,20,20,20,0.2,6,Black or African-American,,5,7,Black or African-American,,2\n"
-             "bot2.png,Yes,10.5,10,10,10,0.1,5,White,,1,9,Martian,,3\n"
-             "aml1.png,Yes,150,1,1,1,0.1,1,White,,1,1,White,,1\n")
-    return _csv(tb, "bottom_top_100_data.csv"), _csv(rated, "all_face_data_matched.csv")
 
 
 # --------------------------------------------------------------------------- through the pipeline
