@@ -317,7 +317,6 @@ def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | N
     write_table(pd.concat(issues, ignore_index=True), paths.results / "data_issues.csv")
     rows = []
     for src in config.sources.values():
-        f = paths.raw / src.file
         rows.append(dict(source=src.name, file=src.file, url=src.url, sha256_expected=src.sha256,
                          sha256=hashes.get(src.name), rows_expected=src.rows,
                          description=src.description))
