@@ -221,3 +221,31 @@ def test_missing_luminance_stops_measure_not_fit(small_study, capsys):
     assert main(["measure", *args]) == 2
     err = capsys.readouterr().err
     assert "study2.csv" in err and "luminance" in err and "Traceback" not in err
+
+
+def test_json_tree_archive_is_checked_by_content_at_measure(small_study):
+    """A repacked face-attribute archive (other bytes, same files) passes; a changed member stops
+    measure; the memo does not hide a later change."""
+    import io as _io
+    import tarfile
+
+    from discbias.fetch import pack_tree
+    from discbias.pipeline import RawFileChangedError, verify_raw
+
+    root = small_study.parent.parent
+    config, paths = load_config(small_study), project_paths(root)
+    run_fetch(config, paths, allow_download=False)
+    raw = paths.raw / config.sources["ffhq_features"].file
+    repacked = root / "repacked.tar.gz"
+    pack_tree(raw, repacked)
+    os.chmod(raw, 0o644)
+    os.replace(repacked, raw)
+    assert verify_raw(config, paths)["ffhq_features"] != config.sources["ffhq_features"].sha256
+    assert verify_raw(config, paths)  # second call: from the memo
+    with tarfile.open(raw, "w:gz") as tf:  # same name, other files (one changed member, the rest gone)
+        data = b'[{"faceAttributes": {}}]'
+        info = tarfile.TarInfo("json/00000.json")
+        info.size = len(data)
+        tf.addfile(info, _io.BytesIO(data))
+    with pytest.raises(RawFileChangedError, match="content digest"):
+        verify_raw(config, paths)
