@@ -55,25 +55,46 @@ def test_measure_a_then_b_then_a_keeps_only_the_current_configs_tables(two_confi
         run_fit(load_config(a), paths)
 
 
+FAKE_CLI = """#!/bin/bash
+echo "$1" >> calls.log
+case "$1" in
+  measure) mkdir -p build/measures;;
+  fit) touch build/values.json;;
+  figures) mkdir -p build/figures;;
+  render) mkdir -p build/report; touch build/report/paper.pdf build/report/paper.html;;
+esac
+"""
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_makefile_config_stamp_changes_on_switch_and_switch_back(tmp_path):
-    """The Makefile's ``build/.config`` is rewritten (so every stage reruns) exactly when CONFIG
-    or its content changes, including a switch back to an earlier configuration."""
+def test_make_report_reruns_every_stage_on_a_switch_and_a_switch_back(tmp_path):
+    """The Makefile (with a stand-in for the discbias command that records the stages it runs):
+    an unchanged CONFIG reruns nothing; another CONFIG, a switch back, or an edit reruns every
+    stage."""
     shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / ".installed").write_text("")
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    cli = tmp_path / "fakecli"
+    cli.write_text(FAKE_CLI)
+    cli.chmod(0o755)
     (tmp_path / "a.toml").write_text("a")
     (tmp_path / "b.toml").write_text("b")
-    stamp = tmp_path / "build" / ".config"
+    log = tmp_path / "calls.log"
 
     def make(cfg):
-        subprocess.run(["make", "-s", "build/.config", f"CONFIG={cfg}"], cwd=tmp_path, check=True,
-                       capture_output=True)
-        return stamp.read_text(), stamp.stat().st_mtime_ns
+        log.unlink(missing_ok=True)
+        subprocess.run(["make", "-s", "report", "VENV=venv", "CLI=./fakecli", f"CONFIG={cfg}"], cwd=tmp_path,
+                       check=True, capture_output=True)
+        return log.read_text().split() if log.exists() else []
 
-    first = make("a.toml")
-    assert make("a.toml") == first  # unchanged: not rewritten, nothing reruns
-    second = make("b.toml")
-    assert second[0] != first[0] and second[1] >= first[1]
-    back = make("a.toml")
-    assert back[0] == first[0] and back[1] >= second[1] and back != second
-    (tmp_path / "a.toml").write_text("a edited")
-    assert make("a.toml")[0] != back[0]
+    every = ["fetch", "measure", "fit", "figures", "render"]
+    assert make("a.toml") == every
+    assert make("a.toml") == []
+    assert make("b.toml") == every
+    assert make("b.toml") == []
+    assert make("a.toml") == every  # switching back
+    (tmp_path / "a.toml").write_text("a, edited")
+    assert make("a.toml") == every
+    assert make("a.toml") == []
