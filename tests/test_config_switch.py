@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from discbias.cli import main
 from discbias.config import load_config
 from discbias.paths import project_paths
 from discbias.pipeline import StaleBuildError, run_fetch, run_figures, run_fit, run_measure
@@ -46,6 +47,7 @@ def test_measure_a_then_b_then_a_keeps_only_the_current_configs_tables(two_confi
         run_fit(cfg_a, paths)
     with pytest.raises(StaleBuildError, match="discbias measure --config"):
         run_figures(cfg_a, paths)
+    assert main(["render", "--config", str(a), "--root", str(root)]) == 2  # one error line, no traceback
     run_measure(cfg_a, paths)
     assert (paths.measures / "ffhq_features.parquet").exists()
     assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic"
