@@ -7,13 +7,18 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/discbias
 CONFIG ?= analysis/grissom2024.toml
+# Which configuration the build is for: its path and the sha256 of its bytes. build/.config is
+# rewritten only when this changes (CONFIG=other.toml, an edit, or a switch back), and every stage
+# depends on it, so a switch reruns fetch and measure (which clears the previous configuration's
+# tables) and never reports the previous configuration's results.
+CONFIG_ID := $(abspath $(CONFIG)) $(shell sha256sum $(CONFIG) 2>/dev/null | cut -c1-64)
 
 # Code that the expensive stages depend on (report/ code only feeds figures and render).
 FIT_SRC := $(shell find src/discbias -name '*.py' -not -path '*/report/*' 2>/dev/null)
 ALL_SRC := $(shell find src/discbias -type f 2>/dev/null)
 TEMPLATES := $(shell find report -type f 2>/dev/null)
 
-.PHONY: help setup report fetch measure fit figures render test bench probes-demo clean distclean
+.PHONY: help setup report fetch measure fit figures render test bench probes-demo clean distclean FORCE
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,11 +31,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-data/raw/.fetched: $(CONFIG) | $(VENV)/.installed
+build/.config: FORCE
+	@mkdir -p build
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG_ID)" ]; then echo "$(CONFIG_ID)" > $@; fi
+
+data/raw/.fetched: $(CONFIG) build/.config | $(VENV)/.installed
 	$(CLI) fetch --config $(CONFIG)
 	touch $@
 
-build/measures/.done: data/raw/.fetched $(FIT_SRC)
+build/measures/.done: data/raw/.fetched build/.config $(FIT_SRC)
 	$(CLI) measure --config $(CONFIG)
 	touch $@
 

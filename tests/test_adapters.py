@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from discbias.studies.grissom2024 import read_ffhq_scores, read_study2, read_top_bottom, summarise_ratings
-from discbias.studies.validation import DataValidationError
+from discbias.studies.validation import CsvFormatError, DataValidationError
 
 
 def _csv(text, name):
@@ -50,9 +50,10 @@ def test_row_count_mismatch_is_reported():
     assert "expected 70000 data rows, found 1" in r.issues["problem"].iloc[0]
 
 
-def _top_bottom_files():
+def _top_bottom_files(score="10.5"):
+    """The two Study 1 extreme files; ``score`` is the first image's released score."""
     tb = ("discriminator_score,image,red_mean,green_mean,blue_mean,luminance\n"
-          "10.5,00010.png,10,10,10,0.1\n200.25,00020.png,200,150,100,0.6\n"
+          f"{score},00010.png,10,10,10,0.1\n200.25,00020.png,200,150,100,0.6\n"
           "20.75,00030.png,20,20,20,0.2\n190.125,00040.png,190,140,90,0.55\n")
     rated = ("image,matches_prompt,discriminator_Score,red_mean,green_mean,blue_mean,luminance,"
              "Skintone 1,Race 1,RaceTextbox 1,Hair 1,Skintone 2,Race 2,RaceTextbox 2,Hair 2\n"
@@ -119,7 +120,7 @@ def test_study2_unknown_category_and_name_mismatch_reported():
 
 
 def test_study2_missing_columns_is_a_clear_error():
-    with pytest.raises(KeyError, match="missing columns"):
+    with pytest.raises(CsvFormatError, match=r"x\.csv line 1: missing column\(s\)"):
         read_study2(_csv("a,b\n1,2\n", "x.csv"))
 
 

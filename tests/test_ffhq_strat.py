@@ -161,6 +161,41 @@ def test_blocks_recover_planted_effects(planted):
         reg["coefficients"]["p_holm"].notna()] - 1e-15).all()
 
 
+def test_face_block_split_into_demographic_and_other(planted):
+    reg, _ = planted
+    b = reg["blocks"].set_index("term")
+    assert list(b.index) == ["block:quality", "block:face", "block:face_demographic", "block:face_other"]
+    # the planted effect is on gender (and a gender x age cell): the demographic part carries it
+    assert b.loc["block:face_demographic", "conf_low"] > fs.MIN_DELTA_R2
+    assert b.loc["block:face_other", "conf_high"] < b.loc["block:face_demographic", "conf_low"]
+    assert b.loc["block:face_demographic", "df_num"] == 1 + m_age_levels(planted)
+    # each part adds no more than the whole face block
+    assert b.loc["block:face_demographic", "estimate"] <= b.loc["block:face", "estimate"] + 1e-12
+    assert b["multiple_testing"].eq("Holm over the 4 block tests").all()
+    claims = evaluate_claims({"ffhq_strat_blocks": reg["blocks"]}).set_index("claim_id")
+    assert claims.loc["S1-stratified-face", "estimate"] == pytest.approx(b.loc["block:face_demographic", "estimate"])
+
+
+def m_age_levels(planted):
+    return planted[1]["age_band"].nunique() - 1
+
+
+def test_gender_contrast_ffhq_and_study2_signs(planted):
+    reg, m = planted
+    s, f = synthetic(n=1500, seed=1, face_effect=6.0, interaction=4.0)
+    d, _ = fs.prepare(s, f)
+    study2 = pd.DataFrame({"score": [100.0, 102, 98, 120, 118, 122], "gender": ["men"] * 3 + ["women"] * 3,
+                           "valid": [True] * 6})
+    g = fs.gender_contrast(d, reg["coefficients"], study2)
+    raw = g[g["term"] == "score"].set_index("model")
+    assert raw.loc["s1x_gender_ffhq", "estimate"] > 0 and raw.loc["s2_gender", "estimate"] == pytest.approx(-20.0)
+    adj = g[g["term"] == fs.MALE_TERM]
+    assert len(adj) == 1 and adj["conf_low"].iloc[0] > 0
+    v = fs._gender_values(g)
+    assert v["opposite_signs"] and v["study2"]["mean_women"] == pytest.approx(120.0)
+    assert not fs._gender_values(fs.gender_contrast(d, reg["coefficients"]))["study2_available"]
+
+
 def test_no_face_effect_gives_small_face_block():
     s, f = synthetic(n=1200, seed=2, face_effect=0.0)
     d, _ = fs.prepare(s, f)

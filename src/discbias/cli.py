@@ -87,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.stage == "figures":
             pipeline.run_figures(config, paths)
         elif args.stage == "render":
+            pipeline.require_current_build(config, paths)
             render(config, paths, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
                    template_dir=args.templates, use_quarto=False if args.no_quarto else None)
         elif args.stage == "report":
             pipeline.run_all(args.config, args.root)
-    except (ConfigError, FetchError, RenderError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (ConfigError, FetchError, RenderError, pipeline.StaleBuildError, FileNotFoundError, KeyError,
+            ValueError) as exc:
         print(f"discbias {args.stage}: error: {exc}", file=sys.stderr)
         return 2
     return 0

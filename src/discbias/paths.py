@@ -66,6 +66,20 @@ class ProjectPaths:
     def report(self) -> Path:
         return self.build / "report"
 
+    @property
+    def stamp(self) -> Path:
+        """Which configuration made the tables in ``build/`` (``build/config-stamp.json``, written by measure)."""
+        return self.build / "config-stamp.json"
+
+    @property
+    def cache(self) -> Path:
+        """Content-keyed caches that survive a configuration switch (``build/cache``)."""
+        return self.build / "cache"
+
+    def derived(self) -> tuple[Path, ...]:
+        """What a configuration's stages write (removed when the configuration changes)."""
+        return (self.measures, self.results, self.values, self.figures, self.tables, self.report)
+
     def ensure(self) -> "ProjectPaths":
         """Create every output folder; returns ``self``."""
         for d in (self.raw, self.measures, self.results, self.figures, self.tables, self.report):

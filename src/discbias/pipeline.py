@@ -8,9 +8,12 @@ Each stage reads the files the previous one wrote, so each can be run alone
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as md
 import json
+import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ import pandas as pd
 
 from . import __version__
 from .config import StudyConfig, load_config
-from .fetch import fetch_all, sha256_file
+from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileError, fetch_all, sha256_file, verify_tree
 from .paths import ProjectPaths, project_paths
 from .results import write_table, write_values
 from .studies.validation import ISSUE_COLUMNS
@@ -32,6 +35,155 @@ PACKAGES = ["discbias", "numpy", "pandas", "scipy", "statsmodels", "pingouin", "
 
 def _log(msg: str) -> None:
     print(f"[discbias] {msg}", file=sys.stderr, flush=True)
+
+
+class StaleBuildError(RuntimeError):
+    """``build/`` was made by another configuration (or an earlier version of this one)."""
+
+
+class RawFileChangedError(ChecksumError):
+    """A file in ``data/raw`` no longer has the configured sha256 (or content digest)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        RuntimeError.__init__(self, f"{len(problems)} raw file(s) differ from the configuration; nothing was "
+                                    "measured:\n- " + "\n- ".join(problems))
+
+
+def config_stamp(config: StudyConfig) -> dict:
+    """What identifies a configuration's build: its path, the sha256 of its bytes and its id.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from discbias.studies.synthetic import make_synthetic_study
+    >>> cfg = load_config(make_synthetic_study(tempfile.mkdtemp(), n_ffhq=300, n_per_cell=3))
+    >>> sorted(config_stamp(cfg))
+    ['config', 'sha256', 'study_id']
+    """
+    path = Path(config.path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+    return dict(config=str(path.resolve()), sha256=digest, study_id=config.id)
+
+
+def read_stamp(paths: ProjectPaths) -> dict | None:
+    """The stamp of the configuration that made ``build/`` (None if there is none)."""
+    try:
+        return json.loads(paths.stamp.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def require_current_build(config: StudyConfig, paths: ProjectPaths) -> None:
+    """Raise :class:`StaleBuildError` unless ``build/`` was measured with this configuration as it is now.
+
+    Fit, figures and render call this, so a switch of ``--config`` never reports the tables of
+    the previous configuration.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from discbias.paths import project_paths
+    >>> from discbias.studies.synthetic import make_synthetic_study
+    >>> cfg = load_config(make_synthetic_study(tempfile.mkdtemp(), n_ffhq=300, n_per_cell=3))
+    >>> require_current_build(cfg, project_paths(tempfile.mkdtemp()))
+    Traceback (most recent call last):
+    ...
+    discbias.pipeline.StaleBuildError: ...
+    """
+    now, made = config_stamp(config), read_stamp(paths)
+    if made == now:
+        return
+    redo = f"run `discbias measure --config {config.path}` (or `make report CONFIG={config.path}`)"
+    if made is None:
+        raise StaleBuildError(f"{paths.build} has no record of the configuration that made it ({paths.stamp} is "
+                              f"missing); {redo} first")
+    if made.get("config") == now["config"]:
+        raise StaleBuildError(f"{now['config']} changed since {paths.build} was measured with it; {redo} again")
+    raise StaleBuildError(f"{paths.build} was made with {made.get('config')} (study '{made.get('study_id')}'), "
+                          f"not {now['config']}; {redo}")
+
+
+def _clear_derived(paths: ProjectPaths) -> None:
+    for d in paths.derived():
+        if d.is_dir():
+            shutil.rmtree(d)
+        elif d.exists():
+            d.unlink()
+    paths.stamp.unlink(missing_ok=True)
+
+
+_MEMO = "raw-verified.json"
+
+
+def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
+    """Check every configured source in ``data/raw`` against the configuration; return its sha256.
+
+    A file of kind ``"file"`` must have the configured sha256; a ``"json_tree"`` archive its
+    sha256 or, failing that, the configured content digest over its member files. Hashes of files
+    whose path, size and modification time are unchanged since they last matched come from a memo
+    (``build/cache/raw-verified.json``), so a large archive is not reread by every measure.
+
+    Raises
+    ------
+    RawFileChangedError
+        Naming each differing file, the expected and the actual hash, and the fix.
+    MissingFileError
+        A configured file is not in ``data/raw``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from discbias.paths import project_paths
+    >>> from discbias.studies.synthetic import make_synthetic_study
+    >>> cfg_path = make_synthetic_study(tempfile.mkdtemp(), n_ffhq=300, n_per_cell=3)
+    >>> cfg, paths = load_config(cfg_path), project_paths(cfg_path.parent.parent)
+    >>> _ = fetch_all(cfg, paths.raw, mirror=cfg_path.parent.parent / "mirror", allow_download=False, progress=False)
+    >>> len(verify_raw(cfg, paths))
+    6
+    """
+    memo_path = paths.cache / _MEMO
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        memo = {}
+    hashes, problems, missing = {}, [], []
+    fix = (f"Delete it and run `discbias fetch --config {config.path}` to install the configured file again, "
+           f"or, if the new file is intended, correct sha256 in {config.path}")
+    for src in config.sources.values():
+        f = paths.raw / src.file
+        if not f.exists():
+            missing.append(src.file)
+            continue
+        st = f.stat()
+        key = str(f.resolve())
+        want = [src.sha256, src.content_digest]
+        m = memo.get(key)
+        if m and m.get("size") == st.st_size and m.get("mtime_ns") == st.st_mtime_ns and m.get("matched") == want:
+            hashes[src.name] = m["sha256"]
+            continue
+        actual = sha256_file(f)
+        hashes[src.name] = actual
+        if actual != src.sha256:
+            if src.kind != "json_tree":
+                problems.append(f"{f}: sha256 {actual}, the configuration expects {src.sha256}. {fix}.")
+                continue
+            try:
+                verify_tree(f, src, str(f))
+            except (ContentDigestError, FetchError) as exc:
+                problems.append(f"{f}: neither its sha256 ({actual}, expected {src.sha256}) nor its content digest "
+                                f"matches ({exc}). {fix} (or content_digest).")
+                continue
+        memo[key] = dict(size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=actual, matched=want)
+    if missing:
+        raise MissingFileError(f"not in {paths.raw}: {', '.join(missing)}; run `discbias fetch --config {config.path}`")
+    if problems:
+        raise RawFileChangedError(problems)
+    paths.cache.mkdir(parents=True, exist_ok=True)
+    tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
+    os.replace(tmp, memo_path)
+    return hashes
 
 
 @dataclass
@@ -132,8 +284,16 @@ def run_fetch(config: StudyConfig, paths: ProjectPaths, *, allow_download: bool 
 
 
 def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | None = None) -> dict[str, pd.DataFrame]:
-    """Run every adapter; write ``build/measures/*.parquet``, data issues and provenance."""
-    paths.ensure()
+    """Verify the raw files, run every adapter; write ``build/measures/*.parquet``, data issues,
+    provenance and the configuration stamp.
+
+    Every file in ``data/raw`` is checked against the configuration first (:func:`verify_raw`):
+    a changed file stops the stage before anything is written. When the configuration differs
+    from the one that made ``build/`` (see :func:`require_current_build`), that configuration's
+    outputs (measures, results, values, figures, tables, report) are removed once the adapters have
+    succeeded, so no later stage can report them; ``build/cache`` is kept (content-keyed).
+    """
+    hashes = verify_raw(config, paths)
     on_invalid = on_invalid or config.study.get("on_invalid", "report")
     ctx = MeasureContext(config, paths, on_invalid)
     tables: dict[str, pd.DataFrame] = {}
@@ -145,16 +305,23 @@ def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | N
             tables.update(made)
             issues.append(found)
             _log(f"measure {analysis.__name__.rsplit('.', 1)[-1]}: {len(made)} tables in {time.perf_counter() - t0:.1f}s")
+    stamp = config_stamp(config)
+    if read_stamp(paths) != stamp:
+        _clear_derived(paths)
+    paths.ensure()
     for name, df in tables.items():
         write_table(df, paths.measures / f"{name}.parquet")
+    for old in paths.measures.glob("*.parquet"):
+        if old.stem not in tables:  # a table this configuration (or this code) no longer makes
+            old.unlink()
     write_table(pd.concat(issues, ignore_index=True), paths.results / "data_issues.csv")
     rows = []
     for src in config.sources.values():
-        f = paths.raw / src.file
         rows.append(dict(source=src.name, file=src.file, url=src.url, sha256_expected=src.sha256,
-                         sha256=sha256_file(f) if f.exists() else None, rows_expected=src.rows,
+                         sha256=hashes.get(src.name), rows_expected=src.rows,
                          description=src.description))
     write_table(pd.DataFrame(rows), paths.results / "provenance.csv")
+    paths.stamp.write_text(json.dumps(stamp, indent=1))
     return tables
 
 
@@ -181,6 +348,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
     """Run every analysis's ``fit``, evaluate the claims, write results and ``values.json``."""
     from .claims import evaluate_claims
 
+    require_current_build(config, paths)
     paths.ensure()
     ctx = FitContext(config, paths, load_measures(paths))
     if not ctx.measures:
@@ -203,7 +371,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
         study_id=config.id, title=config.title, paper=config.study.get("paper", ""),
         discbias_version=__version__, software=software_versions(),
         build_date=time.strftime("%Y-%m-%d"),
-        upstream=config.upstream, n_sources=len(prov), n_data_issues=int(len(issues)),
+        upstream=config.upstream, config=config_stamp(config), n_sources=len(prov), n_data_issues=int(len(issues)),
         fit_seconds=timings,
     )
     ctx.values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
@@ -217,6 +385,7 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    require_current_build(config, paths)
     paths.ensure()
     values = json.loads(paths.values.read_text())
     fctx = FigureContext(config, paths, load_measures(paths), load_results(paths), values)

@@ -25,7 +25,6 @@ from ..stats.regression import ols
 from ..stats.reliability import item_reliability
 from ..stats.trees import regression_tree
 from ..studies.grissom2024 import ITEM_NAMES, read_study2
-from ..studies.validation import IssueLog
 
 #: The rated axes, in the order of the paper's Figure 7 model.
 AXES = ["masculinity", "femininity", "skintone", "afrocentric", "eurocentric", "asiocentric", "hair_length"]
@@ -73,15 +72,14 @@ def read_uncleaned(path, *, on_invalid: str = "report") -> tuple[pd.DataFrame, p
     from pathlib import Path
 
     from ..studies.grissom2024 import _NAME_GEN, _NAME_HAIR, _NAME_RACE, _NAME_RE, _read, ratings_long, summarise_ratings
-    from ..studies.validation import numeric_column
+    from ..studies.validation import numeric_column, require_columns
 
     name = Path(str(path)).name
-    log = IssueLog(name)
-    df = _read(path)
-    if "matches_prompt" not in df.columns:
-        raise KeyError(f"{name}: no matches_prompt column; point the ratings role at all_face_data_matched.csv")
+    df, log = _read(path, name)
+    require_columns(df, ["image", "matches_prompt", *RGB, "luminance"], name,
+                    "Point the ratings role at all_face_data_matched.csv")
     keep = df["image"].astype(str).str.match(_NAME_RE.pattern)
-    df = df[keep].reset_index(drop=True)
+    df = df[keep]  # the file's row labels are kept, so that issues name the file's own lines
     parts = df["image"].str.extract(_NAME_RE.pattern)
     out = pd.DataFrame({"image": df["image"]})
     out["race"] = parts["race"].map(_NAME_RACE)
@@ -90,13 +88,13 @@ def read_uncleaned(path, *, on_invalid: str = "report") -> tuple[pd.DataFrame, p
     out["hair"] = np.where(out["hair_prompt"] == "long", "long", "short")
     out["cell"] = out["race"] + ":" + out["gender"] + ":" + out["hair_prompt"]
     score_col = next(c for c in ("discriminator_score", "discriminator_Score", "scores") if c in df.columns)
-    out["score"] = numeric_column(df, score_col, log, what="score").to_numpy()
+    out["score"] = numeric_column(df, score_col, log, what="score", required=True).to_numpy()
     for c in RGB:
         out[c] = numeric_column(df, c, log, what="channel mean", low=0, high=255).to_numpy()
     out["luminance"] = numeric_column(df, "luminance", log, what="luminance", low=0, high=1).to_numpy()
     out["matches_prompt"] = df["matches_prompt"].map({"Yes": True, "No": False}).to_numpy()
     numeric, _ = ratings_long(df, out["image"], log)
-    out = out.join(summarise_ratings(numeric, out["image"]), on="image")
+    out = out.join(summarise_ratings(numeric, out["image"]), on="image").reset_index(drop=True)
     return out, log.finish(on_invalid)
 
 

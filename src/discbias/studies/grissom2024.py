@@ -9,7 +9,11 @@ Each adapter reads one released CSV and returns tidy tables plus the list of dat
 * ``all_face_data*.csv``: the FFHQ extremes are named ``top<k>.png`` and ``bot<k>.png``; ``k`` is
   not the score rank, so rows are joined to ``bottom_top_100_data.csv`` by their (identical)
   released score. The score column is spelled ``discriminator_Score`` there.
-* Study 2: per-rater columns ``<Item>_<k>`` / ``Race.<k>`` (or ``<Item> <k>``) become a long table;
+* Study 2: per-rater columns ``<Item>_<k>`` / ``Race.<k>`` (or ``<Item> <k>``) become a long table.
+  The file's rater slots are ``1..K``, where ``K`` is the largest number for which every rated
+  item of the file (every item with a slot-1 column) has a column for each slot ``1..K``; a
+  column that merely looks like a slot (``Hair_99`` past ``K``, an item without slot 1) is not
+  read as a rater and is listed in the data issues (line 1, the header);
   the hair prompt (long / short / buzz) is read from ``fullstimname``
   (``<race><m|w><l|s|b><k>.png``) because for women the released ``hairlength`` "short" is the
   buzz-cut prompt; a disagreement between the name and the design columns is an issue.
@@ -24,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .validation import IssueLog, categorical_column, duplicated_ids, numeric_column
+from .validation import (CsvFormatError, IssueLog, categorical_column, duplicated_ids, numeric_column, read_released_csv,
+                         require_columns)
 
 #: Numeric rating items (1-7 scales) of the Study 2 survey.
 RATING_ITEMS = ["Skintone", "Afrocentric", "Eurocentric", "Asiocentric", "Masculinity", "Femininity", "Hair"]
@@ -49,6 +54,8 @@ RACE_CATEGORIES = [
 ]
 RATING_MIN, RATING_MAX = 1, 7
 SCORE_COLUMNS = ("discriminator_score", "scores", "discriminator_Score")
+#: Colour columns every per-image file except the 70k one must have (the models read them).
+COLOUR_COLUMNS = ("red_mean", "green_mean", "blue_mean", "luminance")
 
 _RACE = {"Asian": "Asian", "Black": "Black", "White": "White", "asian": "Asian", "black": "Black", "white": "White"}
 _GENDER = {"men": "men", "women": "women"}
@@ -76,16 +83,19 @@ class AdapterResult:
     issues: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def _read(path: str | Path) -> pd.DataFrame:
-    # Read everything as text first so that nothing is coerced before validation.
-    return pd.read_csv(path, dtype=str, keep_default_na=True, low_memory=False)
+def _read(path, name: str) -> tuple[pd.DataFrame, IssueLog]:
+    # Everything is read as text so that nothing is coerced before validation; the log maps each
+    # row to its physical line (see :func:`validation.read_released_csv`).
+    df, lines = read_released_csv(path, name=name)
+    return df, IssueLog(name, lines)
 
 
-def _score_column(df: pd.DataFrame, path) -> str:
+def _score_column(df: pd.DataFrame, name: str) -> str:
     for c in SCORE_COLUMNS:
         if c in df.columns:
             return c
-    raise KeyError(f"{path}: no score column (expected one of {SCORE_COLUMNS}); columns are {list(df.columns)[:12]}")
+    raise CsvFormatError(name, 1, f"no score column (expected one of {list(SCORE_COLUMNS)})",
+                         "Use the released file (or name the score column like it)")
 
 
 def _check_rows(df: pd.DataFrame, expected: int | None, log: IssueLog) -> None:
@@ -120,14 +130,11 @@ def read_ffhq_scores(path: str | Path, *, expected_rows: int | None = None,
     ['image_id', 'score', 'blue_mean', 'valid']
     """
     name = Path(getattr(path, "name", "RGB_format_images_data.csv")).name
-    log = IssueLog(name)
-    df = _read(path)
-    missing = {"image_id", "scores", "luminance"} - set(df.columns)
-    if missing:
-        raise KeyError(f"{name}: missing columns {sorted(missing)}; is this RGB_format_images_data.csv?")
+    df, log = _read(path, name)
+    require_columns(df, ["image_id", "scores", "luminance"], name, "Is this RGB_format_images_data.csv?")
     _check_rows(df, expected_rows, log)
     out = pd.DataFrame({"image_id": df["image_id"].astype(str).str.replace(r"\.png$", "", regex=True)})
-    out["score"] = numeric_column(df, "scores", log, what="score")
+    out["score"] = numeric_column(df, "scores", log, what="score", required=True)
     out["blue_mean"] = numeric_column(df, "luminance", log, what="blue-channel mean", low=0, high=255)
     dup = duplicated_ids(out.rename(columns={}), "image_id", log)
     out["valid"] = out["score"].notna() & ~dup
@@ -137,17 +144,40 @@ def read_ffhq_scores(path: str | Path, *, expected_rows: int | None = None,
 def _colour_columns(df: pd.DataFrame, log: IssueLog, out: pd.DataFrame) -> None:
     for c in ("red_mean", "green_mean", "blue_mean"):
         out[c] = numeric_column(df, c, log, what="channel mean", low=0, high=255).to_numpy()
-    if "luminance" in df.columns:
-        out["luminance"] = numeric_column(df, "luminance", log, what="luminance", low=0, high=1).to_numpy()
+    out["luminance"] = numeric_column(df, "luminance", log, what="luminance", low=0, high=1).to_numpy()
 
 
-def _slot_columns(df: pd.DataFrame) -> dict[tuple[str, int], str]:
+def rater_slots(columns) -> tuple[dict[tuple[str, int], str], list[str], int]:
+    """The file's rater-slot columns, and the columns that only look like one.
+
+    The slots are ``1..K``: ``K`` is the largest number for which every rated item of the file
+    (every item of :data:`RATING_ITEMS`, ``Race`` and ``RaceTextbox`` that has a slot-1 column)
+    has a column for each slot ``1..K``. Other columns named like a slot (``Hair_99`` past ``K``,
+    an item without slot 1) are returned as look-alikes.
+
+    Returns
+    -------
+    (dict, list, int)
+        ``{(item, slot): column}`` of the real slots, the look-alike column names, and ``K``.
+
+    Examples
+    --------
+    >>> slots, ignored, k = rater_slots(["Hair_1", "Skintone_1", "Hair_2", "Skintone_2", "Hair_99", "Skintone_3"])
+    >>> k, sorted(slots), ignored
+    (2, [('Hair', 1), ('Hair', 2), ('Skintone', 1), ('Skintone', 2)], ['Hair_99', 'Skintone_3'])
+    """
     found = {}
-    for c in df.columns:
-        m = _SLOT_RE.match(c)
+    for c in columns:
+        m = _SLOT_RE.match(str(c))
         if m and m["item"] in RATING_ITEMS + ["Race", "RaceTextbox"]:
             found[(m["item"], int(m["slot"]))] = c
-    return found
+    items = {item for item, slot in found if slot == 1}
+    k = 0
+    while items and all((item, k + 1) in found for item in items):
+        k += 1
+    real = {key: c for key, c in found.items() if key[0] in items and key[1] <= k}
+    ignored = [c for key, c in found.items() if key not in real]
+    return real, ignored, k
 
 
 def ratings_long(df: pd.DataFrame, ids: pd.Series, log: IssueLog) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -158,7 +188,10 @@ def ratings_long(df: pd.DataFrame, ids: pd.Series, log: IssueLog) -> tuple[pd.Da
     (``image, slot, race, race_text``). Out-of-range and non-numeric ratings, and unknown race
     labels, are logged and left out of the long tables (the wide row keeps its other values).
     """
-    slots = _slot_columns(df)
+    slots, ignored, k = rater_slots(df.columns)
+    for col in ignored:
+        log.add(1, col, "", f"column looks like a rater slot but the file's rater slots are 1-{k} (every rated "
+                "item has a column for each of them)", "ignored: not read as a rater")
     numeric_parts, race_parts = [], []
     ids = ids.reset_index(drop=True)
     for (item, slot), col in sorted(slots.items()):
@@ -174,7 +207,7 @@ def ratings_long(df: pd.DataFrame, ids: pd.Series, log: IssueLog) -> tuple[pd.Da
             present = raw.notna().to_numpy()
             known = raw.isin(RACE_CATEGORIES).to_numpy()
             for idx in raw.index[present & ~known]:
-                log.add(idx + 2, col, raw.loc[idx], "unknown rated race category", "left out of race ratings")
+                log.add(log.line(idx), col, raw.loc[idx], "unknown rated race category", "left out of race ratings")
             keep = present & known
             text_col = slots.get(("RaceTextbox", slot))
             text = df[text_col] if text_col else pd.Series(np.nan, index=df.index)
@@ -246,11 +279,11 @@ def read_top_bottom(top_bottom_path: str | Path, ratings_path: str | Path, *,
     {'bottom': 100, 'top': 100}
     """
     tb_name = Path(getattr(top_bottom_path, "name", "bottom_top_100_data.csv")).name
-    log = IssueLog(tb_name)
-    tb = _read(top_bottom_path)
+    tb, log = _read(top_bottom_path, tb_name)
+    require_columns(tb, ["image", *COLOUR_COLUMNS], tb_name, "Is this bottom_top_100_data.csv?")
     _check_rows(tb, expected_rows, log)
     out = pd.DataFrame({"image_id": tb["image"].astype(str).str.replace(r"\.png$", "", regex=True)})
-    out["score"] = numeric_column(tb, _score_column(tb, tb_name), log, what="score").to_numpy()
+    out["score"] = numeric_column(tb, _score_column(tb, tb_name), log, what="score", required=True).to_numpy()
     _colour_columns(tb, log, out)
     dup = duplicated_ids(out, "image_id", log)
     # The 100 highest scores are "top", the rest "bottom" (the file holds both, unlabelled).
@@ -259,11 +292,11 @@ def read_top_bottom(top_bottom_path: str | Path, ratings_path: str | Path, *,
     out["group"] = np.where(order <= n_top, "top", "bottom")
 
     r_name = Path(getattr(ratings_path, "name", "all_face_data_matched.csv")).name
-    rlog = IssueLog(r_name)
-    ratings = _read(ratings_path)
+    ratings, rlog = _read(ratings_path, r_name)
+    require_columns(ratings, ["image"], r_name, "Is this all_face_data_matched.csv (or all_face_data.csv)?")
     is_extreme = ratings["image"].astype(str).str.match(r"^(top|bot)\d+\.png$")
     ext = ratings.loc[is_extreme]
-    ext_score = numeric_column(ext, _score_column(ext, r_name), rlog, what="score")
+    ext_score = numeric_column(ext, _score_column(ext, r_name), rlog, what="score", required=True)
     # Join by released score (identical floats written by the same script); tolerance 1e-6.
     key_tb = np.round(out["score"].to_numpy(), 6)
     lookup = {k: i for i, k in enumerate(key_tb)}
@@ -271,22 +304,22 @@ def read_top_bottom(top_bottom_path: str | Path, ratings_path: str | Path, *,
     for idx, s in ext_score.items():
         j = lookup.get(np.round(s, 6)) if pd.notna(s) else None
         if j is None:
-            rlog.add(idx + 2, "image", ratings.loc[idx, "image"], "no FFHQ image in the top/bottom file has this score",
+            rlog.add(rlog.line(idx), "image", ratings.loc[idx, "image"], "no FFHQ image in the top/bottom file has this score",
                      "left out of rated race")
             continue
         name = ratings.loc[idx, "image"]
         prefix = "top" if name.startswith("top") else "bottom"
         if prefix != out.loc[j, "group"]:
-            rlog.add(idx + 2, "image", name, f"named {prefix} but its score is in the {out.loc[j, 'group']} 100",
+            rlog.add(rlog.line(idx), "image", name, f"named {prefix} but its score is in the {out.loc[j, 'group']} 100",
                      "kept with the score's group")
         rated_name.iloc[j] = name
     out["rated_name"] = rated_name
     out["valid"] = out["score"].notna() & ~dup
     joined = ext.assign(image_id=[out.loc[lookup[np.round(s, 6)], "image_id"] if pd.notna(s) and np.round(s, 6) in lookup
                                   else pd.NA for s in ext_score])
-    joined = joined[joined["image_id"].notna()].reset_index()
-    numeric, race = ratings_long(joined.drop(columns=["index"]).reset_index(drop=True), joined["image_id"], rlog)
-    # carry the CSV line numbers of the ratings file for any later issue
+    # keep the ratings file's row labels, so that issues name the file's own lines
+    joined = joined[joined["image_id"].notna()]
+    numeric, race = ratings_long(joined, joined["image_id"], rlog)
     group = out.set_index("image_id")["group"]
     race["group"] = race["image"].map(group)
     numeric["group"] = numeric["image"].map(group)
@@ -332,12 +365,9 @@ def read_study2(path: str | Path, *, expected_rows: int | None = None, on_invali
     3
     """
     name = Path(getattr(path, "name", "study2.csv")).name
-    log = IssueLog(name)
-    df = _read(path)
-    need = {"stim.race", "stim.gen", "hairlength", "fullstimname", "red_mean", "green_mean", "blue_mean"}
-    missing = need - set(df.columns)
-    if missing:
-        raise KeyError(f"{name}: missing columns {sorted(missing)}; is this a Study 2 file?")
+    df, log = _read(path, name)
+    require_columns(df, ["stim.race", "stim.gen", "hairlength", "fullstimname", *COLOUR_COLUMNS], name,
+                    "Is this a Study 2 file?")
     _check_rows(df, expected_rows, log)
     out = pd.DataFrame({"image": df["fullstimname"].astype(str)})
     out["race"] = categorical_column(df, "stim.race", _RACE, log, what="race").to_numpy()
@@ -347,7 +377,7 @@ def read_study2(path: str | Path, *, expected_rows: int | None = None, on_invali
     for idx, nm in df["fullstimname"].items():
         m = _NAME_RE.match(str(nm))
         if not m:
-            log.add(idx + 2, "fullstimname", nm, "image name is not <race><m|w><l|s|b><k>.png", "hair prompt missing")
+            log.add(log.line(idx), "fullstimname", nm, "image name is not <race><m|w><l|s|b><k>.png", "hair prompt missing")
             prompts.append(pd.NA)
             continue
         r, g, h = _NAME_RACE[m["race"]], _NAME_GEN[m["gen"]], _NAME_HAIR[m["hair"]]
@@ -355,13 +385,13 @@ def read_study2(path: str | Path, *, expected_rows: int | None = None, on_invali
         row = out.loc[idx]
         if (r, g, expected_hair) != (row["race"], row["gender"], row["hair"]) and pd.notna(row["race"]) \
                 and pd.notna(row["gender"]) and pd.notna(row["hair"]):
-            log.add(idx + 2, "fullstimname", nm,
+            log.add(log.line(idx), "fullstimname", nm,
                     f"name says {r}/{g}/{h} but columns say {row['race']}/{row['gender']}/{row['hair']}",
                     "design columns kept")
         prompts.append(h)
     out["hair_prompt"] = pd.array(prompts, dtype=object)
     out["cell"] = out["race"].astype(str) + ":" + out["gender"].astype(str) + ":" + out["hair_prompt"].astype(str)
-    out["score"] = numeric_column(df, _score_column(df, name), log, what="score").to_numpy()
+    out["score"] = numeric_column(df, _score_column(df, name), log, what="score", required=True).to_numpy()
     _colour_columns(df, log, out)
     for raw_col, col in (("matches_prompt", "matches_prompt"), ("dup", "dup"), ("men.low.agree", "men_low_agree")):
         if raw_col in df.columns:

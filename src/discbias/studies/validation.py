@@ -6,11 +6,20 @@ was done. With ``on_invalid="error"`` the adapter raises :class:`DataValidationE
 them; with ``"report"`` the offending value is set to missing (the row is kept and flagged) and
 the issues are returned so the pipeline writes them to ``build/results/data_issues.csv`` and the
 paper shows them.
+
+A file that is not a well-formed table (a row with more or fewer fields than the header, a quote
+that is never closed, a required column missing) cannot be read row by row at all: it raises one
+:class:`CsvFormatError` naming the file and the physical line, which the command line prints as
+one line (exit status 2). Line numbers are always physical lines of the file: blank lines and
+line breaks inside quoted fields count (:func:`read_released_csv`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +39,32 @@ class DataIssue:
     action: str
 
 
-class DataValidationError(ValueError):
+#: Cells read as missing: pandas' default missing-value strings (what ``pd.read_csv`` used).
+NA_STRINGS = frozenset(["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"])
+
+
+class DataError(ValueError):
+    """A released file cannot be used as it is (base class of the two errors below)."""
+
+
+class CsvFormatError(DataError):
+    """A file is not a well-formed table: the message names the file, the physical line and the fix.
+
+    Attributes
+    ----------
+    file : str
+    line : int
+        1-based physical line (the header is line 1 when the file has no leading blank lines).
+    problem : str
+    """
+
+    def __init__(self, file: str, line: int, problem: str, fix: str):
+        self.file, self.line, self.problem = file, int(line), problem
+        super().__init__(f"{file} line {line}: {problem}. {fix}")
+
+
+class DataValidationError(DataError):
     """A released file has values the adapter will not guess about."""
 
     def __init__(self, issues: list[DataIssue]):
@@ -57,9 +91,14 @@ class IssueLog:
     (1, 6)
     """
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, lines: np.ndarray | None = None):
         self.file = file
+        self.lines = lines
         self.issues: list[DataIssue] = []
+
+    def line(self, index) -> int:
+        """Physical line of the row with RangeIndex label ``index`` (``index + 2`` without a line map)."""
+        return int(self.lines[index]) if self.lines is not None else int(index) + 2
 
     def add(self, line: int, column: str, value, problem: str, action: str) -> None:
         self.issues.append(DataIssue(self.file, int(line), column, str(value), problem, action))
@@ -75,37 +114,146 @@ class IssueLog:
         return self.frame()
 
 
-def csv_line(index: pd.Index) -> np.ndarray:
-    """CSV line numbers (header is line 1) of rows read with a default RangeIndex."""
-    return np.asarray(index) + 2
+def _display_name(source) -> str:
+    return Path(getattr(source, "name", None) or str(source)).name
+
+
+def read_released_csv(source, *, name: str | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read a released CSV as text, checking its shape; return the table and each row's line.
+
+    Every cell is kept as the text in the file (nothing is coerced before validation); the
+    strings in :data:`NA_STRINGS` become missing, as with ``pandas.read_csv``. An empty header
+    name becomes ``Unnamed: <position>`` (pandas' name for the index column pandas wrote).
+
+    Parameters
+    ----------
+    source : path or text file object
+        The CSV (a file object's ``name`` is used in messages when it has one).
+    name : str, optional
+        File name for messages (default: the path's or file object's name).
+
+    Returns
+    -------
+    (DataFrame, numpy.ndarray)
+        The table with a RangeIndex, and the 1-based physical line where each row starts
+        (blank lines and line breaks inside quoted fields are counted, so a line number in an
+        issue is the line an editor shows).
+
+    Raises
+    ------
+    CsvFormatError
+        A row with more or fewer fields than the header, a quote that is never closed, other
+        malformed quoting, text that is not UTF-8, duplicate or no header names; naming the file
+        and the line.
+
+    Examples
+    --------
+    >>> df, lines = read_released_csv(io.StringIO("a,b\\n1,2\\n\\n3,NA\\n"), name="x.csv")
+    >>> df["b"].tolist(), lines.tolist()
+    (['2', nan], [2, 4])
+    """
+    name = name or _display_name(source)
+    fix = "Correct the file, or use the released file (see the configuration's url and sha256)"
+    fh = source if hasattr(source, "read") else open(source, newline="", encoding="utf-8-sig")
+    header, header_line, records, lines = None, 0, [], []
+    prev = 0
+    try:
+        reader = csv.reader(fh, strict=True)
+        try:
+            for rec in reader:
+                start, prev = prev + 1, reader.line_num
+                if not rec:
+                    continue  # a blank line: counted, not a row
+                if header is None:
+                    header, header_line = rec, start
+                    continue
+                if len(rec) != len(header):
+                    raise CsvFormatError(name, start, f"{len(rec)} fields, the header has {len(header)}",
+                                         fix + "; a value containing a comma must be quoted")
+                records.append(rec)
+                lines.append(start)
+        except csv.Error as exc:
+            start = prev + 1
+            if "unexpected end of data" in str(exc):
+                raise CsvFormatError(name, start, "unterminated quote (a field opened with \" is never closed)",
+                                     fix) from None
+            raise CsvFormatError(name, start, f"malformed CSV ({exc})", fix) from None
+        except UnicodeDecodeError as exc:
+            raise CsvFormatError(name, prev + 1, f"not UTF-8 text ({exc.reason})",
+                                 "Save the file as UTF-8") from None
+    finally:
+        if fh is not source:
+            fh.close()
+    if header is None:
+        raise CsvFormatError(name, 1, "no header line (the file is empty)", fix)
+    columns = [c if c != "" else f"Unnamed: {i}" for i, c in enumerate(header)]
+    dup = sorted({c for c in columns if columns.count(c) > 1})
+    if dup:
+        raise CsvFormatError(name, header_line, f"duplicate column name(s) {dup}", "Rename the columns")
+    df = pd.DataFrame(records, columns=columns, dtype=object)
+    if len(df):
+        df = df.mask(df.isin(NA_STRINGS))
+    return df, np.asarray(lines, dtype=int)
+
+
+def require_columns(df: pd.DataFrame, columns, file: str, hint: str = "") -> None:
+    """Raise :class:`CsvFormatError` (line 1, the header) if any of ``columns`` is missing.
+
+    Examples
+    --------
+    >>> require_columns(pd.DataFrame(columns=["a"]), ["a", "image"], "x.csv")
+    Traceback (most recent call last):
+    ...
+    discbias.studies.validation.CsvFormatError: x.csv line 1: missing column(s) ['image']; the header has ['a']. Use the released file (or a file with the same columns)
+    """
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        shown = list(df.columns)[:20]
+        more = f" and {len(df.columns) - 20} more" if len(df.columns) > 20 else ""
+        raise CsvFormatError(file, 1, f"missing column(s) {missing}; the header has {shown}{more}",
+                             hint or "Use the released file (or a file with the same columns)")
 
 
 def numeric_column(df: pd.DataFrame, column: str, log: IssueLog, *, what: str,
-                   low: float | None = None, high: float | None = None) -> pd.Series:
-    """Parse ``df[column]`` as float; log non-numeric and out-of-range values and set them missing.
+                   low: float | None = None, high: float | None = None, required: bool = False) -> pd.Series:
+    """Parse ``df[column]`` as float; log invalid values and set them missing.
 
-    Missing cells (empty) stay missing and are not issues.
+    Logged: non-numeric text, values that are not finite (``inf``, ``-inf``, or a number too
+    large for a float such as ``1e309``), values outside ``[low, high]`` and, when ``required``,
+    missing cells (empty, ``NA``, ``NaN``). Otherwise missing cells stay missing and are not
+    issues (an unused rater slot, for example).
 
     Examples
     --------
     >>> log = IssueLog("f.csv")
-    >>> s = numeric_column(pd.DataFrame({"r": ["1", "9", "x", None]}), "r", log, what="rating", low=1, high=7)
-    >>> s.tolist()[:1], len(log.issues)
-    ([1.0], 2)
+    >>> s = numeric_column(pd.DataFrame({"r": ["1", "9", "x", None, "inf"]}), "r", log, what="rating", low=1, high=7)
+    >>> s.tolist()[:1], [i.problem for i in log.issues]
+    ([1.0], ['non-numeric rating', 'rating is not finite (inf, -inf or too large for a float)', 'rating outside 1-7'])
     """
     raw = df[column]
     parsed = pd.to_numeric(raw, errors="coerce").astype(float)
-    bad_parse = parsed.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    empty = raw.isna() | (raw.astype(str).str.strip() == "")
+    bad_parse = parsed.isna() & ~empty & ~raw.astype(str).str.strip().isin(NA_STRINGS)
+    missing = parsed.isna() & ~bad_parse
     for idx in raw.index[bad_parse]:
-        log.add(idx + 2, column, raw.loc[idx], f"non-numeric {what}", "set to missing")
+        log.add(log.line(idx), column, raw.loc[idx], f"non-numeric {what}", "set to missing")
+    non_finite = pd.Series(np.isinf(parsed.to_numpy()), index=raw.index)
+    for idx in raw.index[non_finite]:
+        log.add(log.line(idx), column, raw.loc[idx], f"{what} is not finite (inf, -inf or too large for a float)",
+                "set to missing")
+    if required:
+        for idx in raw.index[missing]:
+            log.add(log.line(idx), column, "" if pd.isna(raw.loc[idx]) else raw.loc[idx],
+                    f"missing {what} (empty, NA or NaN)", "row flagged invalid")
     out_of_range = pd.Series(False, index=raw.index)
     if low is not None:
         out_of_range |= parsed < low
     if high is not None:
         out_of_range |= parsed > high
+    out_of_range &= ~non_finite
     for idx in raw.index[out_of_range]:
-        log.add(idx + 2, column, raw.loc[idx], f"{what} outside {low}-{high}", "set to missing")
-    return parsed.mask(out_of_range | bad_parse)
+        log.add(log.line(idx), column, raw.loc[idx], f"{what} outside {low}-{high}", "set to missing")
+    return parsed.mask(out_of_range | bad_parse | non_finite)
 
 
 def categorical_column(df: pd.DataFrame, column: str, allowed: dict[str, str], log: IssueLog, *,
@@ -121,7 +269,7 @@ def categorical_column(df: pd.DataFrame, column: str, allowed: dict[str, str], l
     raw = df[column]
     mapped = raw.map(allowed)
     for idx in raw.index[mapped.isna()]:
-        log.add(idx + 2, column, raw.loc[idx], f"unknown {what} (expected one of {sorted(set(allowed))})",
+        log.add(log.line(idx), column, raw.loc[idx], f"unknown {what} (expected one of {sorted(set(allowed))})",
                 "set to missing")
     return mapped.astype(object)
 
@@ -130,5 +278,5 @@ def duplicated_ids(df: pd.DataFrame, column: str, log: IssueLog) -> pd.Series:
     """Flag every row whose id occurs more than once; log each such row."""
     dup = df[column].duplicated(keep=False) & df[column].notna()
     for idx in df.index[dup]:
-        log.add(idx + 2, column, df.loc[idx, column], "duplicate image id", "row flagged invalid")
+        log.add(log.line(idx), column, df.loc[idx, column], "duplicate image id", "row flagged invalid")
     return dup

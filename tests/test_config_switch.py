@@ -1,0 +1,102 @@
+"""Switching ``--config`` never reports a previous configuration's tables (issue 10)."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from discbias.cli import main
+from discbias.config import load_config
+from discbias.paths import project_paths
+from discbias.pipeline import StaleBuildError, run_fetch, run_figures, run_fit, run_measure
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def two_configs(tmp_path, monkeypatch):
+    """Config A (the synthetic study) and B (same files, another id, no face-attribute role)."""
+    from discbias.studies.synthetic import make_synthetic_study
+
+    a = make_synthetic_study(tmp_path, n_ffhq=300, n_per_cell=3)
+    b = a.with_name("synthetic_b.toml")
+    text = a.read_text().replace('id = "synthetic"', 'id = "synthetic-b"')
+    b.write_text(text.replace('ffhq_features = "ffhq_features"\n', ""))
+    monkeypatch.setenv("DISCBIAS_DATA_MIRROR", str(tmp_path / "mirror"))
+    return tmp_path, a, b
+
+
+def test_measure_a_then_b_then_a_keeps_only_the_current_configs_tables(two_configs):
+    root, a, b = two_configs
+    paths = project_paths(root)
+    cfg_a, cfg_b = load_config(a), load_config(b)
+    run_fetch(cfg_a, paths, allow_download=False)
+    run_measure(cfg_a, paths)
+    assert (paths.measures / "ffhq_features.parquet").exists()
+    assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic"
+    # a table an earlier fit of A wrote must not survive into B's build
+    (paths.results / "ffhq_strat_blocks.csv").write_text("model\nstale\n")
+    run_measure(cfg_b, paths)
+    assert not (paths.measures / "ffhq_features.parquet").exists()
+    assert not (paths.results / "ffhq_strat_blocks.csv").exists()
+    assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic-b"
+    # the later stages refuse a build made by another configuration
+    with pytest.raises(StaleBuildError, match="synthetic_b.toml"):
+        run_fit(cfg_a, paths)
+    with pytest.raises(StaleBuildError, match="discbias measure --config"):
+        run_figures(cfg_a, paths)
+    assert main(["render", "--config", str(a), "--root", str(root)]) == 2  # one error line, no traceback
+    run_measure(cfg_a, paths)
+    assert (paths.measures / "ffhq_features.parquet").exists()
+    assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic"
+    # editing the configuration is a switch too
+    a.write_text(a.read_text().replace('title = "Synthetic', 'title = "Edited synthetic'))
+    with pytest.raises(StaleBuildError, match="changed"):
+        run_fit(load_config(a), paths)
+
+
+FAKE_CLI = """#!/bin/bash
+echo "$1" >> calls.log
+case "$1" in
+  measure) mkdir -p build/measures;;
+  fit) touch build/values.json;;
+  figures) mkdir -p build/figures;;
+  render) mkdir -p build/report; touch build/report/paper.pdf build/report/paper.html;;
+esac
+"""
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_report_reruns_every_stage_on_a_switch_and_a_switch_back(tmp_path):
+    """The Makefile (with a stand-in for the discbias command that records the stages it runs):
+    an unchanged CONFIG reruns nothing; another CONFIG, a switch back, or an edit reruns every
+    stage."""
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / ".installed").write_text("")
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    cli = tmp_path / "fakecli"
+    cli.write_text(FAKE_CLI)
+    cli.chmod(0o755)
+    (tmp_path / "a.toml").write_text("a")
+    (tmp_path / "b.toml").write_text("b")
+    log = tmp_path / "calls.log"
+
+    def make(cfg):
+        log.unlink(missing_ok=True)
+        subprocess.run(["make", "-s", "report", "VENV=venv", "CLI=./fakecli", f"CONFIG={cfg}"], cwd=tmp_path,
+                       check=True, capture_output=True)
+        return log.read_text().split() if log.exists() else []
+
+    every = ["fetch", "measure", "fit", "figures", "render"]
+    assert make("a.toml") == every
+    assert make("a.toml") == []
+    assert make("b.toml") == every
+    assert make("b.toml") == []
+    assert make("a.toml") == every  # switching back
+    (tmp_path / "a.toml").write_text("a, edited")
+    assert make("a.toml") == every
+    assert make("a.toml") == []
