@@ -32,6 +32,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -130,10 +131,6 @@ class _ScoreActor:
         return dict(meta=np.array(out, dtype=object))
 
 
-def _spread() -> dict:
-    return {"scheduling_strategy": "SPREAD"}
-
-
 def _expected_protocol(probe: Scorer, *, gpu: bool, fp32: bool) -> ScoringProtocol:
     """The protocol a worker on a GPU (or CPU) will record; the driver's probe scorer runs on the CPU."""
     if not gpu:
@@ -155,19 +152,11 @@ def _init_ray(address: str | None):
     return ray
 
 
-def score_items_ray(items: Sequence[ImageItem], cache: ScoreCache, weights, protocol: ScoringProtocol | None = None, *,
-                    device: str = "cpu", fp32: bool = False, reference=None, batch_size: int = 8,
-                    min_side: int = DEFAULT_MIN_SIDE, address: str | None = None, num_gpus_per_worker: float = 0,
-                    actors: int | None = None, threads: int | None = None, progress: bool = True,
-                    on_batch: Callable[[int], None] | None = None, rehash: bool = False) -> ScoreRun:
-    """Score every item not yet in ``cache`` on a Ray cluster; same keys, scores and outputs as the local engine.
+class RayScorer:
+    """Score images on a Ray cluster; same keys, scores, outputs and cache as :class:`~discbias.scoring.scorer.Scorer`.
 
     Parameters
     ----------
-    items : sequence of ImageItem
-        From :func:`~discbias.scoring.sources.discover` (optionally sharded).
-    cache : ScoreCache
-        Written by this process only (the driver), one transaction per batch.
     weights, protocol, fp32, reference, batch_size, min_side
         As for :class:`~discbias.scoring.scorer.Scorer`.
     device : str
@@ -176,133 +165,146 @@ def score_items_ray(items: Sequence[ImageItem], cache: ScoreCache, weights, prot
         Ray cluster address (``auto``, ``ray://host:10001``); ``None`` starts a local cluster
         unless Ray is already initialised in this process.
     num_gpus_per_worker : float
-        GPUs per scoring actor (0: CPU actors).
+        GPUs per scoring actor (0: CPU actors, unless ``device`` is ``cuda``).
     actors : int, optional
-        Number of scoring actors (default: every GPU of the cluster divided by
+        Number of scoring actors (default: the cluster's GPUs divided by
         ``num_gpus_per_worker``, or on CPUs the cluster's CPUs divided by ``threads``, minus
         one slot for decoding).
     threads : int, optional
-        torch threads per CPU actor (default 1; also the CPUs each CPU actor reserves).
-    progress : bool
-        Progress bar (images/s, ETA) on stderr, counting committed images.
-    on_batch : callable, optional
-        Called with the number of images committed after each batch.
-    rehash : bool
-        As for :meth:`~discbias.scoring.scorer.Scorer.score_items`.
-
-    Returns
-    -------
-    ScoreRun
+        torch threads (and reserved CPUs) per CPU actor (default 1). CPU float32 scores can
+        differ in the last bit with the thread count and the batch size, so use the same
+        ``threads`` and ``batch_size`` as a local run you compare against.
 
     Examples
     --------
     >>> import tempfile, ray
-    >>> from pathlib import Path
-    >>> from discbias.scoring import ScoringProtocol, ScoreCache, discover
+    >>> from discbias.scoring import ScoreCache, ScoringProtocol, discover
     >>> from discbias.scoring.testing import make_images, save_random_discriminator
     >>> d = Path(tempfile.mkdtemp())
     >>> w = save_random_discriminator(d / "D.pt", resolution=16)
     >>> _ = make_images(d / "img", 6, size=(20, 20))
-    >>> _ = ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")  # doctest: +SKIP
-    >>> run = score_items_ray(discover(d / "img"), ScoreCache(d / "cache"), w, ScoringProtocol(),
-    ...                       min_side=8, progress=False)  # doctest: +SKIP
+    >>> rs = RayScorer(w, ScoringProtocol(), min_side=8, batch_size=4)
+    >>> rs.protocol.label
+    'nvidia/single/stretch-lanczos'
+    >>> _ = ray.init(num_cpus=2, include_dashboard=False)  # doctest: +SKIP
+    >>> run = rs.score_items(discover(d / "img"), ScoreCache(d / "cache"), progress=False)  # doctest: +SKIP
     >>> run.scored, run.failed  # doctest: +SKIP
     (6, 0)
     """
-    t0 = time.perf_counter()
-    gpu = num_gpus_per_worker > 0 or str(device).startswith("cuda")
-    if gpu and num_gpus_per_worker <= 0:
-        num_gpus_per_worker = 1
-    if not ray_available():
-        raise ImportError(RAY_MISSING)
-    probe = Scorer(weights, protocol, device="cpu", fp32=fp32, reference=reference, batch_size=batch_size,
-                   min_side=min_side)  # weights sha256 and the protocol's reference identity, on the driver
-    p = _expected_protocol(probe, gpu=gpu, fp32=fp32)
-    probe.protocol = p  # the rows' protocol columns
-    wsha = probe.weights_sha256
-    items = list(items)
-    shas = Scorer._hashes(items, cache, rehash)
-    cached = cache.get_scores([s for s in shas if s], wsha, p)
-    rows: list[dict] = []
-    failures: list[dict] = []
-    todo: list[ImageItem] = []
-    for it, sha in zip(items, shas):
-        hit = cached.get(sha) if sha else None
-        if hit is not None:
-            rows.append(probe._row(it, sha, hit["score"], hit["score_sd"], hit["n_draws"], True,
-                                   hit["conversion"] or "", hit["discbias_version"]))
-        else:
-            todo.append(it)
-    n_cached, n_scored = len(rows), 0
-    if todo:
-        ray = _init_ray(address)
-        res = ray.cluster_resources()
-        threads = int(threads or 1)
-        if actors is None:
-            if gpu:
-                actors = int(res.get("GPU", 0) // num_gpus_per_worker)
-                if actors < 1:
-                    raise RuntimeError(f"the Ray cluster has {res.get('GPU', 0)} GPUs; --num-gpus-per-worker "
-                                       f"{num_gpus_per_worker} needs at least that many (or use --device cpu)")
-            else:
-                actors = max(1, int(res.get("CPU", 1) // threads) - 1)
-        jobs = [json.dumps([[k, str(todo[k].path)] for k in range(a, min(a + batch_size, len(todo)))])
-                for a in range(0, len(todo), batch_size)]
-        ds = ray.data.from_items([dict(job=j) for j in jobs], override_num_blocks=max(1, min(len(jobs), 8 * actors)))
-        ds = ds.map_batches(_decode_batch, batch_size=1, batch_format="numpy", num_cpus=1,
-                            # spread decoding over the nodes; a remote-args function also keeps Ray from
-                            # fusing decoding into the scoring actors (decoding then overlaps scoring)
-                            ray_remote_args_fn=_spread,
-                            fn_kwargs=dict(resolution=probe.resolution, resize=p.resize, filter=p.filter,
-                                           min_side=min_side))
-        ds = ds.map_batches(_ScoreActor, batch_size=1, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=int(actors)),
-                            num_gpus=num_gpus_per_worker if gpu else 0, num_cpus=1 if gpu else threads,
-                            fn_constructor_args=(str(probe.weights_path), protocol or ScoringProtocol(), p.key()),
-                            fn_constructor_kwargs=dict(device="cuda" if gpu else "cpu", fp32=fp32,
-                                                       reference=reference, batch_size=batch_size,
-                                                       min_side=min_side, threads=None if gpu else threads))
-        del probe.D  # the driver needs no network from here on
-        bar = None
-        if progress:
-            from tqdm import tqdm
 
-            bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=f"scoring on Ray ({p.label})", smoothing=0.1)
-        nd = p.draws if p.grouping == "reference-group" else 1
-        try:
-            for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                for meta in b["meta"]:
-                    meta = json.loads(meta)
-                    new_rows, db_rows, stats, fails = [], [], [], []
-                    for m in meta:
-                        it = todo[int(m["i"])]
-                        if m["reason"]:
-                            fails.append(dict(image=it.image, image_sha256=m["sha"], weights_sha256=wsha, protocol=p,
-                                              reason=m["reason"]))
-                            continue
-                        new_rows.append(probe._row(it, m["sha"], m["score"], m["score_sd"], nd, False, m["notes"],
-                                                   __version__))
-                        db_rows.append(dict(image=it.image, image_sha256=m["sha"], weights_sha256=wsha, protocol=p,
-                                            score=m["score"], score_sd=m["score_sd"], n_draws=nd,
-                                            conversion=m["notes"], source=str(it.path)))
-                        stats.append(dict(image_sha256=m["sha"], **m["stats"]))
-                    cache.put_batch(db_rows, fails, stats)
-                    rows += new_rows
-                    failures += [dict(image=f["image"], image_sha256=f["image_sha256"], reason=f["reason"])
-                                 for f in fails]
-                    n_scored += len(new_rows)
-                    if bar is not None:
-                        bar.update(len(meta))
-                    if on_batch is not None:
-                        on_batch(len(meta))
-        finally:
-            if bar is not None:
-                bar.close()
-    table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS + sorted({k for it in items for k in it.meta}))
-    if len(table):
-        table = table.sort_values("image", kind="stable").reset_index(drop=True)
-    fail = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
-    if len(fail):
-        fail = fail.sort_values("image", kind="stable").reset_index(drop=True)
-    return ScoreRun(table, fail, n_scored, n_cached, len(fail), time.perf_counter() - t0, wsha, p,
-                    extra=dict(engine="ray", actors=actors if todo else 0))
+    def __init__(self, weights, protocol: ScoringProtocol | None = None, *, device: str = "cpu", fp32: bool = False,
+                 reference=None, batch_size: int = 8, min_side: int = DEFAULT_MIN_SIDE, address: str | None = None,
+                 num_gpus_per_worker: float = 0, actors: int | None = None, threads: int | None = None):
+        if not ray_available():
+            raise RuntimeError(RAY_MISSING)
+        self.gpu = num_gpus_per_worker > 0 or str(device).startswith("cuda")
+        self.num_gpus_per_worker = num_gpus_per_worker if num_gpus_per_worker > 0 else (1 if self.gpu else 0)
+        self.user_protocol = protocol or ScoringProtocol()
+        self.fp32, self.reference, self.min_side = fp32, reference, int(min_side)
+        self.batch_size = max(1, int(batch_size))
+        self.address, self.actors, self.threads = address, actors, int(threads or 1)
+        # the weights' sha256 and the protocol's reference identity, computed on the driver
+        self.probe = Scorer(weights, self.user_protocol, device="cpu", fp32=fp32, reference=reference,
+                            batch_size=self.batch_size, min_side=min_side)
+        self.probe.protocol = _expected_protocol(self.probe, gpu=self.gpu, fp32=fp32)
+        self.protocol = self.probe.protocol
+        self.weights_sha256 = self.probe.weights_sha256
+        self.resolution = self.probe.resolution
+        del self.probe.D  # the driver never runs the network
+
+    def score_items(self, items: Sequence[ImageItem], cache: ScoreCache, *, progress: bool = True,
+                    on_batch: Callable[[int], None] | None = None, rehash: bool = False) -> ScoreRun:
+        """Score every item not yet in ``cache``; return the full table (cached and new rows).
+
+        The arguments and the result are those of
+        :meth:`~discbias.scoring.scorer.Scorer.score_items`. This process (the driver) is the
+        only writer of ``cache``: one transaction per scored batch, as soon as it arrives.
+        """
+        probe, batch_size, min_side, gpu = self.probe, self.batch_size, self.min_side, self.gpu
+        fp32, reference, threads, actors = self.fp32, self.reference, self.threads, self.actors
+        num_gpus_per_worker = self.num_gpus_per_worker
+        t0 = time.perf_counter()
+        p = probe.protocol
+        wsha = probe.weights_sha256
+        items = list(items)
+        shas = Scorer._hashes(items, cache, rehash)
+        cached = cache.get_scores([s for s in shas if s], wsha, p)
+        rows: list[dict] = []
+        failures: list[dict] = []
+        todo: list[ImageItem] = []
+        for it, sha in zip(items, shas):
+            hit = cached.get(sha) if sha else None
+            if hit is not None:
+                rows.append(probe._row(it, sha, hit["score"], hit["score_sd"], hit["n_draws"], True,
+                                       hit["conversion"] or "", hit["discbias_version"]))
+            else:
+                todo.append(it)
+        n_cached, n_scored = len(rows), 0
+        if todo:
+            ray = _init_ray(self.address)
+            res = ray.cluster_resources()
+            if actors is None:
+                if gpu:
+                    actors = int(res.get("GPU", 0) // num_gpus_per_worker)
+                    if actors < 1:
+                        raise RuntimeError(f"the Ray cluster has {res.get('GPU', 0)} GPUs; --num-gpus-per-worker "
+                                           f"{num_gpus_per_worker} needs at least that many (or use --device cpu)")
+                else:
+                    actors = max(1, int(res.get("CPU", 1) // threads) - 1)
+            jobs = [json.dumps([[k, str(todo[k].path)] for k in range(a, min(a + batch_size, len(todo)))])
+                    for a in range(0, len(todo), batch_size)]
+            ds = ray.data.from_items([dict(job=j) for j in jobs], override_num_blocks=max(1, min(len(jobs), 8 * actors)))
+            ds = ds.map_batches(_decode_batch, batch_size=1, batch_format="numpy", num_cpus=1,
+                                fn_kwargs=dict(resolution=probe.resolution, resize=p.resize, filter=p.filter,
+                                               min_side=min_side))
+            ds = ds.map_batches(_ScoreActor, batch_size=1, batch_format="numpy",
+                                compute=ray.data.ActorPoolStrategy(size=int(actors)),
+                                num_gpus=num_gpus_per_worker if gpu else 0, num_cpus=1 if gpu else threads,
+                                fn_constructor_args=(str(probe.weights_path), self.user_protocol, p.key()),
+                                fn_constructor_kwargs=dict(device="cuda" if gpu else "cpu", fp32=fp32,
+                                                           reference=reference, batch_size=batch_size,
+                                                           min_side=min_side, threads=None if gpu else threads))
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=f"scoring on Ray ({p.label})",
+                           smoothing=0.1)
+            nd = p.draws if p.grouping == "reference-group" else 1
+            try:
+                for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                    for meta in b["meta"]:
+                        meta = json.loads(meta)
+                        new_rows, db_rows, stats, fails = [], [], [], []
+                        for m in meta:
+                            it = todo[int(m["i"])]
+                            if m["reason"]:
+                                fails.append(dict(image=it.image, image_sha256=m["sha"], weights_sha256=wsha, protocol=p,
+                                                  reason=m["reason"]))
+                                continue
+                            new_rows.append(probe._row(it, m["sha"], m["score"], m["score_sd"], nd, False, m["notes"],
+                                                       __version__))
+                            db_rows.append(dict(image=it.image, image_sha256=m["sha"], weights_sha256=wsha, protocol=p,
+                                                score=m["score"], score_sd=m["score_sd"], n_draws=nd,
+                                                conversion=m["notes"], source=str(it.path)))
+                            stats.append(dict(image_sha256=m["sha"], **m["stats"]))
+                        cache.put_batch(db_rows, fails, stats)
+                        rows += new_rows
+                        failures += [dict(image=f["image"], image_sha256=f["image_sha256"], reason=f["reason"])
+                                     for f in fails]
+                        n_scored += len(new_rows)
+                        if bar is not None:
+                            bar.update(len(meta))
+                        if on_batch is not None:
+                            on_batch(len(meta))
+            finally:
+                if bar is not None:
+                    bar.close()
+        table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS + sorted({k for it in items for k in it.meta}))
+        if len(table):
+            table = table.sort_values("image", kind="stable").reset_index(drop=True)
+        fail = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+        if len(fail):
+            fail = fail.sort_values("image", kind="stable").reset_index(drop=True)
+        return ScoreRun(table, fail, n_scored, n_cached, len(fail), time.perf_counter() - t0, wsha, p,
+                        extra=dict(engine="ray", actors=actors if todo else 0))
