@@ -253,7 +253,8 @@ class RayScorer:
                     actors = max(1, int(res.get("CPU", 1) // threads) - 1)
             jobs = [json.dumps([[k, str(todo[k].path)] for k in range(a, min(a + batch_size, len(todo)))])
                     for a in range(0, len(todo), batch_size)]
-            ds = ray.data.from_items([dict(job=j) for j in jobs], override_num_blocks=max(1, min(len(jobs), 8 * actors)))
+            # one block per batch (up to 20,000 blocks): results stream back, and are committed, batch by batch
+            ds = ray.data.from_items([dict(job=j) for j in jobs], override_num_blocks=min(len(jobs), 20_000))
             ds = ds.map_batches(_decode_batch, batch_size=1, batch_format="numpy", num_cpus=1,
                                 fn_kwargs=dict(resolution=probe.resolution, resize=p.resize, filter=p.filter,
                                                min_side=min_side))
