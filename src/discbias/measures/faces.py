@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .color import lab_chroma_hue, linear_to_xyz, srgb_to_lab, srgb_to_linear, xyz_to_lab
-from .image import colour_histogram
+from .image import ColourHistograms
 
 #: FFHQ alignment template (fractions of width/height). FFHQ's aligner centres the crop on the
 #: eye midpoint moved 10% towards the mouth, with side four times the eye distance, so the eyes sit
@@ -264,18 +264,14 @@ def _lab64(colours: np.ndarray) -> np.ndarray:
     return xyz_to_lab(linear_to_xyz(_LIN64[colours]))
 
 
-def _mean_lab(px: np.ndarray) -> np.ndarray:
-    """Mean float64 CIELAB of ``(N, 3)`` uint8 pixels, computed once per distinct colour."""
-    colours, counts = colour_histogram(px)
-    return counts @ _lab64(colours) / counts.sum()
-
-
-def face_measures(img, method: str = "template", regions: FaceRegions | None = None) -> dict:
+def face_measures(img, method: str = "template", regions: FaceRegions | None = None, *,
+                  histograms=None) -> dict:
     """Per-face measures: skin L*, a*, b*, chroma, hue angle, ITA and its class, nearest Monk tone,
     face box area share and background lightness.
 
     The skin colour is the mean CIELAB colour of the skin pixels; ITA and the Monk tone are those
-    of that mean colour.
+    of that mean colour. ``histograms`` (a :class:`~discbias.measures.image.ColourHistograms` of
+    this image) reuses region histograms that :func:`~discbias.measures.image_measures` made.
 
     Examples
     --------
@@ -295,13 +291,15 @@ def face_measures(img, method: str = "template", regions: FaceRegions | None = N
     if r is None or not r.skin.any():
         out["face_found"] = False
         return out
-    lab = _mean_lab(rgb[r.skin])
+    hists = histograms if histograms is not None else ColourHistograms(rgb)
+    skin_colours, skin_counts = hists.of(r.skin)
+    lab = skin_counts @ _lab64(skin_colours) / skin_counts.sum()
     c, hue = lab_chroma_hue(lab)
     ita = float(ita_degrees(lab[0], lab[2]))
     tone, de = nearest_monk(lab)
     x0, y0, x1, y1 = r.box
     box = max(0.0, min(x1, w) - max(x0, 0)) * max(0.0, min(y1, h) - max(y0, 0))
-    bg_colours, bg_counts = colour_histogram(rgb[r.background])
+    bg_colours, bg_counts = hists.of(r.background)
     bg_n = int(bg_counts.sum())
     out.update(skin_L=float(lab[0]), skin_a=float(lab[1]), skin_b=float(lab[2]), skin_chroma=float(c),
                skin_hue_deg=float(hue), ita_deg=ita, ita_class=ita_class(ita), monk_tone=tone, monk_delta_e=de,

@@ -93,14 +93,51 @@ def colour_histogram(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> c.tolist(), n.tolist()
     ([[0, 0, 0], [9, 0, 1]], [1, 2])
     """
-    px = np.asarray(px)
-    code = (px[:, 0].astype(np.uint32) << 16) | (px[:, 1].astype(np.uint32) << 8) | px[:, 2]
+    return _histogram_of_codes(_colour_codes(np.asarray(px)))
+
+
+def _colour_codes(px: np.ndarray) -> np.ndarray:
+    return (px[:, 0].astype(np.uint32) << 16) | (px[:, 1].astype(np.uint32) << 8) | px[:, 2]
+
+
+def _histogram_of_codes(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     code.sort()
     starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1]))) if len(code) else np.zeros(0, np.int64)
     uniq = code[starts]
     counts = np.diff(np.append(starts, len(code))).astype(np.int64)
     colours = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.uint8)
     return colours, counts
+
+
+class ColourHistograms:
+    """The colour histograms of one image and of regions of it, each made once.
+
+    :func:`image_measures` and :func:`~discbias.measures.faces.face_measures` both need the
+    skin and background histograms; :func:`~discbias.measures.measure_images` gives both the
+    same instance. A region is recognised by its mask object (the same array, not equal values).
+
+    Examples
+    --------
+    >>> img = np.zeros((2, 2, 3), np.uint8); img[0, 0] = 255
+    >>> h = ColourHistograms(img)
+    >>> h.of()[1].tolist(), h.of(np.array([[True, False], [False, False]]))[0].tolist()
+    ([3, 1], [[255, 255, 255]])
+    """
+
+    def __init__(self, rgb: np.ndarray):
+        self.shape = rgb.shape[:2]
+        self._codes = _colour_codes(rgb.reshape(-1, 3))
+        self._memo: dict[int, tuple] = {}
+
+    def of(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(colours, counts)`` of the whole image (``mask=None``) or of the pixels where ``mask``."""
+        hit = self._memo.get(id(mask))
+        if hit is not None and hit[0] is mask:
+            return hit[1]
+        codes = self._codes.copy() if mask is None else self._codes[np.asarray(mask, dtype=bool).reshape(-1)]
+        res = _histogram_of_codes(codes)
+        self._memo[id(mask)] = (mask, res)  # the mask is kept alive, so its id is not reused
+        return res
 
 
 def _wmean(w: np.ndarray, v: np.ndarray, n: int) -> float:
@@ -115,10 +152,13 @@ def _wstd(w: np.ndarray, v: np.ndarray, n: int) -> float:
 
 def _colour_stats(px: np.ndarray, dark_level: int, bright_level: int) -> dict[str, float]:
     """Colour measures of an (N, 3) uint8 pixel array (per distinct colour, weighted by counts)."""
-    n = px.shape[0]
+    return _histogram_stats(*colour_histogram(px), dark_level, bright_level)
+
+
+def _histogram_stats(colours: np.ndarray, counts: np.ndarray, dark_level: int, bright_level: int) -> dict[str, float]:
+    n = int(counts.sum())
     if n == 0:
         return {k: float("nan") for k in REGION_MEASURES}
-    colours, counts = colour_histogram(px)
     w = counts.astype(np.float64)
     # float32 per colour (means accumulate in float64): 8-bit input carries no more precision.
     f = colours.astype(np.float32)
@@ -168,7 +208,7 @@ def laplacian_variance(gray: np.ndarray) -> float:
 
 
 def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_level: int = 2,
-                   bright_level: int = 253) -> dict[str, float]:
+                   bright_level: int = 253, histograms: ColourHistograms | None = None) -> dict[str, float]:
     """Measure one image (see the module docstring for the definitions).
 
     Parameters
@@ -180,6 +220,8 @@ def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_leve
         ``<name>_share`` (fraction of pixels in the region).
     dark_level, bright_level : int
         Clipping thresholds on the 0-255 scale.
+    histograms : ColourHistograms, optional
+        This image's histograms, when another measure already made some of them.
 
     Returns
     -------
@@ -194,8 +236,8 @@ def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_leve
     """
     rgb = as_rgb8(img)
     h, w = rgb.shape[:2]
-    px = rgb.reshape(-1, 3)
-    out = _colour_stats(px, dark_level, bright_level)
+    hists = histograms if histograms is not None else ColourHistograms(rgb)
+    out = _histogram_stats(*hists.of(), dark_level, bright_level)
     out["sharpness"] = laplacian_variance(rgb.astype(np.float32) @ REC709.astype(np.float32))
     out.update(width=float(w), height=float(h), n_pixels=float(h * w))
     out = {k: out[k] for k in IMAGE_MEASURES}
@@ -203,7 +245,7 @@ def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_leve
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (h, w):
             raise ValueError(f"mask '{name}' has shape {mask.shape}, the image is {(h, w)}")
-        stats = _colour_stats(px[mask.reshape(-1)], dark_level, bright_level)
+        stats = _histogram_stats(*hists.of(mask), dark_level, bright_level)
         out.update({f"{name}_{k}": stats[k] for k in REGION_MEASURES})
         out[f"{name}_share"] = float(mask.mean())
     return out
