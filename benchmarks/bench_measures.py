@@ -55,6 +55,9 @@ def main():
                 masks = {"skin": r.skin, "bg": r.background}
             image_measures(img, masks, histograms=h)
 
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # as measure_images does: BLAS threads only contend with the measure workers
     rows.append(("image_measures, photos (in memory, 1 process)", _rate(a.n, lambda: in_memory(False))))
     rows.append(("image + face measures, photos (in memory, 1 process)", _rate(a.n, lambda: in_memory(True))))
     noise = samples["noise"]

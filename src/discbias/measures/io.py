@@ -182,6 +182,9 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
     # Each worker process reads, decodes and measures whole images, so decoding overlaps measuring;
     # BLAS runs single-threaded in the workers (its threads would only contend for the same cores).
     pool = ProcessPoolExecutor(workers, initializer=_single_threaded_blas) if workers > 1 else None
+    from threadpoolctl import threadpool_limits
+
+    limit = threadpool_limits(1) if pool is None else None  # serial: BLAS single-threaded here too, restored after
     try:
         for start in range(0, len(tasks), chunk):
             batch = tasks[start:start + chunk]
@@ -208,6 +211,8 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
             if bar:
                 bar.update(len(batch))
     finally:
+        if limit is not None:
+            limit.restore_original_limits()
         if pool:
             pool.shutdown()
         if bar:
