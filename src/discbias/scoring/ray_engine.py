@@ -32,17 +32,15 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
+from pathlib import Path  # noqa: F401 (the examples use it)
 from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 
-from .. import __version__
 from .cache import ScoreCache
 from .images import DEFAULT_MIN_SIDE
 from .protocols import ScoringProtocol
-from .scorer import FAILURE_COLUMNS, OUTPUT_COLUMNS, Scorer, ScoreRun, _Files
+from .scorer import Scorer, ScoreRun, _Files
 from .sources import ImageItem
 
 RAY_MISSING = ("--engine ray needs the optional Ray extra: pip install 'discbias[ray]' "
@@ -225,20 +223,9 @@ class RayScorer:
         num_gpus_per_worker = self.num_gpus_per_worker
         t0 = time.perf_counter()
         p = probe.protocol
-        wsha = probe.weights_sha256
         items = list(items)
-        shas = Scorer._hashes(items, cache, rehash)
-        cached = cache.get_scores([s for s in shas if s], wsha, p)
-        rows: list[dict] = []
+        rows, todo = probe._plan(items, cache, rehash)
         failures: list[dict] = []
-        todo: list[ImageItem] = []
-        for it, sha in zip(items, shas):
-            hit = cached.get(sha) if sha else None
-            if hit is not None:
-                rows.append(probe._row(it, sha, hit["score"], hit["score_sd"], hit["n_draws"], True,
-                                       hit["conversion"] or "", hit["discbias_version"]))
-            else:
-                todo.append(it)
         n_cached, n_scored = len(rows), 0
         if todo:
             ray = _init_ray(self.address)
@@ -271,28 +258,13 @@ class RayScorer:
 
                 bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=f"scoring on Ray ({p.label})",
                            smoothing=0.1)
-            nd = p.draws if p.grouping == "reference-group" else 1
             try:
                 for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
                     for meta in b["meta"]:
                         meta = json.loads(meta)
-                        new_rows, db_rows, stats, fails = [], [], [], []
-                        for m in meta:
-                            it = todo[int(m["i"])]
-                            if m["reason"]:
-                                fails.append(dict(image=it.image, image_sha256=m["sha"], weights_sha256=wsha, protocol=p,
-                                                  reason=m["reason"]))
-                                continue
-                            new_rows.append(probe._row(it, m["sha"], m["score"], m["score_sd"], nd, False, m["notes"],
-                                                       __version__))
-                            db_rows.append(dict(image=it.image, image_sha256=m["sha"], weights_sha256=wsha, protocol=p,
-                                                score=m["score"], score_sd=m["score_sd"], n_draws=nd,
-                                                conversion=m["notes"], source=str(it.path)))
-                            stats.append(dict(image_sha256=m["sha"], **m["stats"]))
-                        cache.put_batch(db_rows, fails, stats)
+                        new_rows, fails = probe._commit(cache, todo, meta)
                         rows += new_rows
-                        failures += [dict(image=f["image"], image_sha256=f["image_sha256"], reason=f["reason"])
-                                     for f in fails]
+                        failures += fails
                         n_scored += len(new_rows)
                         if bar is not None:
                             bar.update(len(meta))
@@ -301,11 +273,5 @@ class RayScorer:
             finally:
                 if bar is not None:
                     bar.close()
-        table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS + sorted({k for it in items for k in it.meta}))
-        if len(table):
-            table = table.sort_values("image", kind="stable").reset_index(drop=True)
-        fail = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
-        if len(fail):
-            fail = fail.sort_values("image", kind="stable").reset_index(drop=True)
-        return ScoreRun(table, fail, n_scored, n_cached, len(fail), time.perf_counter() - t0, wsha, p,
-                        extra=dict(engine="ray", actors=actors if todo else 0))
+        return probe._result(items, rows, failures, n_scored, n_cached, t0, engine="ray",
+                             actors=actors if todo else 0)
