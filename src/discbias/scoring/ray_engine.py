@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path  # noqa: F401 (the examples use it)
 from typing import Callable, Sequence
@@ -252,26 +251,14 @@ class RayScorer:
                                 fn_constructor_kwargs=dict(device="cuda" if gpu else "cpu", fp32=fp32,
                                                            reference=reference, batch_size=batch_size,
                                                            min_side=min_side, threads=None if gpu else threads))
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=f"scoring on Ray ({p.label})",
-                           smoothing=0.1)
-            try:
+            def scored():
                 for b in ds.iter_batches(batch_size=None, batch_format="numpy"):
                     for meta in b["meta"]:
-                        meta = json.loads(meta)
-                        new_rows, fails = probe._commit(cache, todo, meta)
-                        rows += new_rows
-                        failures += fails
-                        n_scored += len(new_rows)
-                        if bar is not None:
-                            bar.update(len(meta))
-                        if on_batch is not None:
-                            on_batch(len(meta))
-            finally:
-                if bar is not None:
-                    bar.close()
+                        yield json.loads(meta)
+
+            new_rows, failures = probe._commit_all(cache, todo, scored(), progress=progress, on_batch=on_batch,
+                                                   desc=f"scoring on Ray ({p.label})")
+            rows += new_rows
+            n_scored = len(new_rows)
         return probe._result(items, rows, failures, n_scored, n_cached, t0, engine="ray",
                              actors=actors if todo else 0)

@@ -347,34 +347,25 @@ class Scorer:
         items = list(items)
         rows, todo = self._plan(items, cache, rehash)
         n_cached, n_scored, failures = len(rows), 0, []
-        bar = None
-        if progress and todo:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=f"scoring ({p.label})", smoothing=0.1)
         if todo:
             ds = _Files([it.path for it in todo], self.resolution, p.resize, p.filter, self.min_side)
             loader = torch.utils.data.DataLoader(
                 ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=_collate,
                 prefetch_factor=2 if self.num_workers else None, pin_memory=self.device.type == "cuda")
-            try:
+
+            def scored():
                 for batch in loader:
                     ok = [b for b in batch if b["x"] is not None]
                     if ok:
                         mean, sd = self.forward_uint8(torch.stack([b["x"] for b in ok]))
                         for b, m, s in zip(ok, mean, sd):
                             b.update(score=float(m), score_sd=None if np.isnan(s) else float(s))
-                    new_rows, fails = self._commit(cache, todo, batch)
-                    rows += new_rows
-                    failures += fails
-                    n_scored += len(new_rows)
-                    if bar is not None:
-                        bar.update(len(batch))
-                    if on_batch is not None:
-                        on_batch(len(batch))
-            finally:
-                if bar is not None:
-                    bar.close()
+                    yield batch
+
+            new_rows, failures = self._commit_all(cache, todo, scored(), progress=progress, on_batch=on_batch,
+                                                  desc=f"scoring ({p.label})")
+            rows += new_rows
+            n_scored = len(new_rows)
         return self._result(items, rows, failures, n_scored, n_cached, t0)
 
     def _plan(self, items: list[ImageItem], cache: ScoreCache, rehash: bool) -> tuple[list[dict], list[ImageItem]]:
@@ -390,6 +381,28 @@ class Scorer:
             else:
                 todo.append(it)
         return rows, todo
+
+    def _commit_all(self, cache: ScoreCache, todo: list[ImageItem], batches, *, progress: bool,
+                    on_batch: Callable[[int], None] | None, desc: str) -> tuple[list[dict], list[dict]]:
+        """:meth:`_commit` every batch of results as it comes, with a progress bar (images/s, ETA)."""
+        rows, failures, bar = [], [], None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=desc, smoothing=0.1)
+        try:
+            for batch in batches:
+                new_rows, fails = self._commit(cache, todo, batch)
+                rows += new_rows
+                failures += fails
+                if bar is not None:
+                    bar.update(len(batch))
+                if on_batch is not None:
+                    on_batch(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        return rows, failures
 
     def _commit(self, cache: ScoreCache, todo: list[ImageItem], results: list[dict]) -> tuple[list[dict], list[dict]]:
         """Write one batch into the cache in one transaction; return its (output rows, failures).
