@@ -303,7 +303,7 @@ def face_measures(img, method: str = "template", regions: FaceRegions | None = N
     bg_n = int(bg_counts.sum())
     out.update(skin_L=float(lab[0]), skin_a=float(lab[1]), skin_b=float(lab[2]), skin_chroma=float(c),
                skin_hue_deg=float(hue), ita_deg=ita, ita_class=ita_class(ita), monk_tone=tone, monk_delta_e=de,
-               face_box_share=box / (h * w), skin_pixels=int(r.skin.sum()),
+               face_box_share=box / (h * w), skin_pixels=int(skin_counts.sum()),
                background_L=float(bg_counts @ _lab64(bg_colours)[:, 0] / bg_n) if bg_n else float("nan"),
                background_luma_709=float(bg_counts @ ((bg_colours / 255.0) @ np.array([0.2126, 0.7152, 0.0722])) / bg_n)
                if bg_n else float("nan"))

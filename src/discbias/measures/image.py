@@ -128,6 +128,7 @@ class ColourHistograms:
         self.shape = rgb.shape[:2]
         self._codes = _colour_codes(rgb.reshape(-1, 3))
         self._memo: dict[int, tuple] = {}
+        self._table: dict[str, np.ndarray] | None = None
 
     def of(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(colours, counts)`` of the whole image (``mask=None``) or of the pixels where ``mask``."""
@@ -138,6 +139,16 @@ class ColourHistograms:
         res = _histogram_of_codes(codes)
         self._memo[id(mask)] = (mask, res)  # the mask is kept alive, so its id is not reused
         return res
+
+    def table(self, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per-colour quantities for the colours of :meth:`of` (``mask``), made once for the whole image."""
+        if self._table is None:
+            self._table = _colour_table(self.of()[0])
+        if mask is None:
+            return self._table
+        whole, part = self.of()[0], self.of(mask)[0]
+        idx = np.searchsorted(_colour_codes(whole), _colour_codes(part))  # region colours are image colours
+        return {k: v[idx] for k, v in self._table.items()}
 
 
 def _wmean(w: np.ndarray, v: np.ndarray, n: int) -> float:
@@ -155,14 +166,10 @@ def _colour_stats(px: np.ndarray, dark_level: int, bright_level: int) -> dict[st
     return _histogram_stats(*colour_histogram(px), dark_level, bright_level)
 
 
-def _histogram_stats(colours: np.ndarray, counts: np.ndarray, dark_level: int, bright_level: int) -> dict[str, float]:
-    n = int(counts.sum())
-    if n == 0:
-        return {k: float("nan") for k in REGION_MEASURES}
-    w = counts.astype(np.float64)
+def _colour_table(colours: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-colour float32 quantities of ``(U, 3)`` uint8 colours (each row a function of its colour only)."""
     # float32 per colour (means accumulate in float64): 8-bit input carries no more precision.
     f = colours.astype(np.float32)
-    mean = (counts[:, None] * colours).sum(axis=0) / n  # exact integer sums
     luma = f @ (REC709 / 255.0).astype(np.float32)
     # Per-level lookup tables make the gamma decoding exact and cheap.
     lin = _LIN_LUT[colours]
@@ -171,24 +178,36 @@ def _histogram_stats(colours: np.ndarray, counts: np.ndarray, dark_level: int, b
     small = xyz <= _EPS
     if small.any():
         fx[small] = xyz[small] * _KAPPA + np.float32(4.0 / 29.0)
-    L = 116.0 * fx[:, 1] - 16.0
     a = 500.0 * (fx[:, 0] - fx[:, 1])
     b = 200.0 * (fx[:, 1] - fx[:, 2])
-    chroma = np.hypot(a, b)
-    lab_mean = np.array([_wmean(w, L, n), _wmean(w, a, n), _wmean(w, b, n)])
-    rg = f[:, 0] - f[:, 1]
-    yb = 0.5 * (f[:, 0] + f[:, 1]) - f[:, 2]
+    return dict(luma=luma, Y=xyz[:, 1], L=116.0 * fx[:, 1] - 16.0, a=a, b=b, chroma=np.hypot(a, b),
+                rg=f[:, 0] - f[:, 1], yb=0.5 * (f[:, 0] + f[:, 1]) - f[:, 2])
+
+
+def _histogram_stats(colours: np.ndarray, counts: np.ndarray, dark_level: int, bright_level: int,
+                     table: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    n = int(counts.sum())
+    if n == 0:
+        return {k: float("nan") for k in REGION_MEASURES}
+    t = table if table is not None else _colour_table(colours)
+    w = counts.astype(np.float64)
+    mean = colours.T.astype(np.int64) @ counts / n  # exact integer sums
+    lab_mean = np.array([_wmean(w, t["L"], n), _wmean(w, t["a"], n), _wmean(w, t["b"], n)])
+    rg, yb = t["rg"], t["yb"]
     colorfulness = float(np.hypot(_wstd(w, rg, n), _wstd(w, yb, n))
                          + 0.3 * np.hypot(_wmean(w, rg, n), _wmean(w, yb, n)))
+    r, g, b = colours[:, 0], colours[:, 1], colours[:, 2]
+    dark = (r <= dark_level) & (g <= dark_level) & (b <= dark_level)
+    bright = (r >= bright_level) & (g >= bright_level) & (b >= bright_level)
     return dict(
         mean_r=float(mean[0]), mean_g=float(mean[1]), mean_b=float(mean[2]),
-        luma_709=_wmean(w, luma, n), rel_luminance=_wmean(w, xyz[:, 1], n),
+        luma_709=_wmean(w, t["luma"], n), rel_luminance=_wmean(w, t["Y"], n),
         lab_l=float(lab_mean[0]), lab_a=float(lab_mean[1]), lab_b=float(lab_mean[2]),
-        chroma=_wmean(w, chroma, n),
+        chroma=_wmean(w, t["chroma"], n),
         hue_deg=float(np.degrees(np.arctan2(lab_mean[2], lab_mean[1])) % 360.0),
-        colorfulness=colorfulness, rms_contrast=_wstd(w, luma, n),
-        clipped_dark=float(counts[(colours <= dark_level).all(axis=1)].sum() / n),
-        clipped_bright=float(counts[(colours >= bright_level).all(axis=1)].sum() / n),
+        colorfulness=colorfulness, rms_contrast=_wstd(w, t["luma"], n),
+        clipped_dark=float(counts[dark].sum() / n),
+        clipped_bright=float(counts[bright].sum() / n),
     )
 
 
@@ -237,7 +256,7 @@ def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_leve
     rgb = as_rgb8(img)
     h, w = rgb.shape[:2]
     hists = histograms if histograms is not None else ColourHistograms(rgb)
-    out = _histogram_stats(*hists.of(), dark_level, bright_level)
+    out = _histogram_stats(*hists.of(), dark_level, bright_level, hists.table())
     out["sharpness"] = laplacian_variance(rgb.astype(np.float32) @ REC709.astype(np.float32))
     out.update(width=float(w), height=float(h), n_pixels=float(h * w))
     out = {k: out[k] for k in IMAGE_MEASURES}
@@ -245,7 +264,7 @@ def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_leve
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (h, w):
             raise ValueError(f"mask '{name}' has shape {mask.shape}, the image is {(h, w)}")
-        stats = _histogram_stats(*hists.of(mask), dark_level, bright_level)
+        stats = _histogram_stats(*hists.of(mask), dark_level, bright_level, hists.table(mask))
         out.update({f"{name}_{k}": stats[k] for k in REGION_MEASURES})
-        out[f"{name}_share"] = float(mask.mean())
+        out[f"{name}_share"] = np.count_nonzero(mask) / mask.size  # = mask.mean()
     return out
