@@ -18,11 +18,13 @@ not of the person: it moves with exposure and white balance (the probes measure 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from .color import lab_chroma_hue, srgb_to_lab
+from .color import lab_chroma_hue, linear_to_xyz, srgb_to_lab, srgb_to_linear, xyz_to_lab
+from .image import ColourHistograms
 
 #: FFHQ alignment template (fractions of width/height). FFHQ's aligner centres the crop on the
 #: eye midpoint moved 10% towards the mouth, with side four times the eye distance, so the eyes sit
@@ -136,6 +138,15 @@ def template_regions(height: int, width: int, template: dict | None = None) -> F
     return FaceRegions(skin, background, box, "template")
 
 
+@functools.lru_cache(maxsize=8)
+def _template_cached(height: int, width: int) -> FaceRegions:
+    """:func:`template_regions` for the default template, made once per image size (read-only masks)."""
+    r = template_regions(height, width)
+    r.skin.setflags(write=False)
+    r.background.setflags(write=False)
+    return r
+
+
 def _require(module: str):
     import importlib
 
@@ -223,13 +234,15 @@ FACE_METHODS = ("template", "mediapipe", "haar")
 def face_regions(rgb: np.ndarray, method: str = "template") -> FaceRegions | None:
     """Find the skin and background regions of a face image with ``method`` (see module docstring).
 
+    The template's masks are made once per image size and shared (read-only arrays).
+
     Examples
     --------
     >>> face_regions(np.zeros((32, 32, 3), np.uint8)).method
     'template'
     """
     if method == "template":
-        return template_regions(*rgb.shape[:2])
+        return _template_cached(*rgb.shape[:2])
     if method == "haar":
         return haar_regions(rgb)
     if method == "mediapipe":
@@ -242,12 +255,23 @@ FACE_COLUMNS = ["face_method", "face_found", "skin_L", "skin_a", "skin_b", "skin
                 "background_luma_709", "skin_pixels"]
 
 
-def face_measures(img, method: str = "template", regions: FaceRegions | None = None) -> dict:
+_LIN64 = srgb_to_linear(np.arange(256) / 255.0)
+
+
+def _lab64(colours: np.ndarray) -> np.ndarray:
+    """float64 CIELAB of ``(U, 3)`` uint8 colours; the numbers of ``srgb_to_lab(colours / 255.0)``
+    (the gamma decoding by lookup: the same function of the same 256 values)."""
+    return xyz_to_lab(linear_to_xyz(_LIN64[colours]))
+
+
+def face_measures(img, method: str = "template", regions: FaceRegions | None = None, *,
+                  histograms=None) -> dict:
     """Per-face measures: skin L*, a*, b*, chroma, hue angle, ITA and its class, nearest Monk tone,
     face box area share and background lightness.
 
     The skin colour is the mean CIELAB colour of the skin pixels; ITA and the Monk tone are those
-    of that mean colour.
+    of that mean colour. ``histograms`` (a :class:`~discbias.measures.image.ColourHistograms` of
+    this image) reuses region histograms that :func:`~discbias.measures.image_measures` made.
 
     Examples
     --------
@@ -267,16 +291,20 @@ def face_measures(img, method: str = "template", regions: FaceRegions | None = N
     if r is None or not r.skin.any():
         out["face_found"] = False
         return out
-    lab = srgb_to_lab(rgb[r.skin].astype(np.float64) / 255.0).mean(axis=0)
+    hists = histograms if histograms is not None else ColourHistograms(rgb)
+    skin_colours, skin_counts = hists.of(r.skin)
+    lab = skin_counts @ _lab64(skin_colours) / skin_counts.sum()
     c, hue = lab_chroma_hue(lab)
     ita = float(ita_degrees(lab[0], lab[2]))
     tone, de = nearest_monk(lab)
     x0, y0, x1, y1 = r.box
     box = max(0.0, min(x1, w) - max(x0, 0)) * max(0.0, min(y1, h) - max(y0, 0))
-    bg = rgb[r.background].astype(np.float64) / 255.0
+    bg_colours, bg_counts = hists.of(r.background)
+    bg_n = int(bg_counts.sum())
     out.update(skin_L=float(lab[0]), skin_a=float(lab[1]), skin_b=float(lab[2]), skin_chroma=float(c),
                skin_hue_deg=float(hue), ita_deg=ita, ita_class=ita_class(ita), monk_tone=tone, monk_delta_e=de,
-               face_box_share=box / (h * w), skin_pixels=int(r.skin.sum()),
-               background_L=float(srgb_to_lab(bg).mean(axis=0)[0]) if len(bg) else float("nan"),
-               background_luma_709=float((bg @ np.array([0.2126, 0.7152, 0.0722])).mean()) if len(bg) else float("nan"))
+               face_box_share=box / (h * w), skin_pixels=int(skin_counts.sum()),
+               background_L=float(bg_counts @ _lab64(bg_colours)[:, 0] / bg_n) if bg_n else float("nan"),
+               background_luma_709=float(bg_counts @ ((bg_colours / 255.0) @ np.array([0.2126, 0.7152, 0.0722])) / bg_n)
+               if bg_n else float("nan"))
     return out

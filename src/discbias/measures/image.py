@@ -71,40 +71,143 @@ def as_rgb8(img) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
+def colour_histogram(px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct colours of an ``(N, 3)`` uint8 pixel array and how many pixels have each.
+
+    Every colour measure is a mean or a standard deviation of a function of the pixel's colour,
+    so it is computed once per distinct colour and weighted by the counts: a photograph of
+    1024 x 1024 pixels has a few hundred thousand distinct colours, and the per-colour
+    quantities are the very float32/float64 numbers the per-pixel code computed (the means
+    differ from a per-pixel sum only in the order of the float64 additions).
+
+    Returns
+    -------
+    colours : ndarray
+        ``(U, 3)`` uint8, sorted by ``R * 65536 + G * 256 + B``.
+    counts : ndarray
+        ``(U,)`` int64, summing to ``N``.
+
+    Examples
+    --------
+    >>> c, n = colour_histogram(np.array([[9, 0, 1], [0, 0, 0], [9, 0, 1]], np.uint8))
+    >>> c.tolist(), n.tolist()
+    ([[0, 0, 0], [9, 0, 1]], [1, 2])
+    """
+    return _histogram_of_codes(_colour_codes(np.asarray(px)))
+
+
+def _colour_codes(px: np.ndarray) -> np.ndarray:
+    return (px[:, 0].astype(np.uint32) << 16) | (px[:, 1].astype(np.uint32) << 8) | px[:, 2]
+
+
+def _histogram_of_codes(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    code.sort()
+    starts = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1]))) if len(code) else np.zeros(0, np.int64)
+    uniq = code[starts]
+    counts = np.diff(np.append(starts, len(code))).astype(np.int64)
+    colours = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.uint8)
+    return colours, counts
+
+
+class ColourHistograms:
+    """The colour histograms of one image and of regions of it, each made once.
+
+    :func:`image_measures` and :func:`~discbias.measures.faces.face_measures` both need the
+    skin and background histograms; :func:`~discbias.measures.measure_images` gives both the
+    same instance. A region is recognised by its mask object (the same array, not equal values).
+
+    Examples
+    --------
+    >>> img = np.zeros((2, 2, 3), np.uint8); img[0, 0] = 255
+    >>> h = ColourHistograms(img)
+    >>> h.of()[1].tolist(), h.of(np.array([[True, False], [False, False]]))[0].tolist()
+    ([3, 1], [[255, 255, 255]])
+    """
+
+    def __init__(self, rgb: np.ndarray):
+        self.shape = rgb.shape[:2]
+        self._codes = _colour_codes(rgb.reshape(-1, 3))
+        self._memo: dict[int, tuple] = {}
+        self._table: dict[str, np.ndarray] | None = None
+
+    def of(self, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(colours, counts)`` of the whole image (``mask=None``) or of the pixels where ``mask``."""
+        hit = self._memo.get(id(mask))
+        if hit is not None and hit[0] is mask:
+            return hit[1]
+        codes = self._codes.copy() if mask is None else self._codes[np.asarray(mask, dtype=bool).reshape(-1)]
+        res = _histogram_of_codes(codes)
+        self._memo[id(mask)] = (mask, res)  # the mask is kept alive, so its id is not reused
+        return res
+
+    def table(self, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Per-colour quantities for the colours of :meth:`of` (``mask``), made once for the whole image."""
+        if self._table is None:
+            self._table = _colour_table(self.of()[0])
+        if mask is None:
+            return self._table
+        whole, part = self.of()[0], self.of(mask)[0]
+        idx = np.searchsorted(_colour_codes(whole), _colour_codes(part))  # region colours are image colours
+        return {k: v[idx] for k, v in self._table.items()}
+
+
+def _wmean(w: np.ndarray, v: np.ndarray, n: int) -> float:
+    return float(w @ v.astype(np.float64) / n)
+
+
+def _wstd(w: np.ndarray, v: np.ndarray, n: int) -> float:
+    v = v.astype(np.float64)
+    m = w @ v / n
+    return float(np.sqrt(w @ np.square(v - m) / n))
+
+
 def _colour_stats(px: np.ndarray, dark_level: int, bright_level: int) -> dict[str, float]:
-    """Colour measures of an (N, 3) uint8 pixel array."""
-    n = px.shape[0]
-    if n == 0:
-        return {k: float("nan") for k in REGION_MEASURES}
+    """Colour measures of an (N, 3) uint8 pixel array (per distinct colour, weighted by counts)."""
+    return _histogram_stats(*colour_histogram(px), dark_level, bright_level)
+
+
+def _colour_table(colours: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-colour float32 quantities of ``(U, 3)`` uint8 colours (each row a function of its colour only)."""
+    # float32 per colour (means accumulate in float64): 8-bit input carries no more precision.
+    f = colours.astype(np.float32)
+    luma = f @ (REC709 / 255.0).astype(np.float32)
     # Per-level lookup tables make the gamma decoding exact and cheap.
-    f = px.astype(np.float32)
-    mean = f.mean(axis=0, dtype=np.float64)
-    luma = (f @ (REC709 / 255.0).astype(np.float32))
-    # float32 per pixel (means accumulate in float64): 8-bit input carries no more precision.
-    lin = _LIN_LUT[px]
+    lin = _LIN_LUT[colours]
     xyz = lin @ (XYZ_FROM_RGB.T / WHITE_D65[None, :]).astype(np.float32)  # XYZ / white
     fx = np.cbrt(xyz)
     small = xyz <= _EPS
     if small.any():
         fx[small] = xyz[small] * _KAPPA + np.float32(4.0 / 29.0)
-    L = 116.0 * fx[:, 1] - 16.0
     a = 500.0 * (fx[:, 0] - fx[:, 1])
     b = 200.0 * (fx[:, 1] - fx[:, 2])
-    chroma = np.hypot(a, b)
-    lab_mean = np.array([L.mean(dtype=np.float64), a.mean(dtype=np.float64), b.mean(dtype=np.float64)])
-    rg = f[:, 0] - f[:, 1]
-    yb = 0.5 * (f[:, 0] + f[:, 1]) - f[:, 2]
-    colorfulness = float(np.hypot(rg.std(dtype=np.float64), yb.std(dtype=np.float64))
-                         + 0.3 * np.hypot(rg.mean(dtype=np.float64), yb.mean(dtype=np.float64)))
+    return dict(luma=luma, Y=xyz[:, 1], L=116.0 * fx[:, 1] - 16.0, a=a, b=b, chroma=np.hypot(a, b),
+                rg=f[:, 0] - f[:, 1], yb=0.5 * (f[:, 0] + f[:, 1]) - f[:, 2])
+
+
+def _histogram_stats(colours: np.ndarray, counts: np.ndarray, dark_level: int, bright_level: int,
+                     table: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    n = int(counts.sum())
+    if n == 0:
+        return {k: float("nan") for k in REGION_MEASURES}
+    t = table if table is not None else _colour_table(colours)
+    w = counts.astype(np.float64)
+    mean = colours.T.astype(np.int64) @ counts / n  # exact integer sums
+    lab_mean = np.array([_wmean(w, t["L"], n), _wmean(w, t["a"], n), _wmean(w, t["b"], n)])
+    rg, yb = t["rg"], t["yb"]
+    colorfulness = float(np.hypot(_wstd(w, rg, n), _wstd(w, yb, n))
+                         + 0.3 * np.hypot(_wmean(w, rg, n), _wmean(w, yb, n)))
+    r, g, b = colours[:, 0], colours[:, 1], colours[:, 2]
+    dark = (r <= dark_level) & (g <= dark_level) & (b <= dark_level)
+    bright = (r >= bright_level) & (g >= bright_level) & (b >= bright_level)
     return dict(
         mean_r=float(mean[0]), mean_g=float(mean[1]), mean_b=float(mean[2]),
-        luma_709=float(luma.mean(dtype=np.float64)), rel_luminance=float(xyz[:, 1].mean(dtype=np.float64)),
+        luma_709=_wmean(w, t["luma"], n), rel_luminance=_wmean(w, t["Y"], n),
         lab_l=float(lab_mean[0]), lab_a=float(lab_mean[1]), lab_b=float(lab_mean[2]),
-        chroma=float(chroma.mean(dtype=np.float64)),
+        chroma=_wmean(w, t["chroma"], n),
         hue_deg=float(np.degrees(np.arctan2(lab_mean[2], lab_mean[1])) % 360.0),
-        colorfulness=colorfulness, rms_contrast=float(luma.std(dtype=np.float64)),
-        clipped_dark=float((px <= dark_level).all(axis=1).mean()),
-        clipped_bright=float((px >= bright_level).all(axis=1).mean()),
+        colorfulness=colorfulness, rms_contrast=_wstd(w, t["luma"], n),
+        clipped_dark=float(counts[dark].sum() / n),
+        clipped_bright=float(counts[bright].sum() / n),
     )
 
 
@@ -124,7 +227,7 @@ def laplacian_variance(gray: np.ndarray) -> float:
 
 
 def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_level: int = 2,
-                   bright_level: int = 253) -> dict[str, float]:
+                   bright_level: int = 253, histograms: ColourHistograms | None = None) -> dict[str, float]:
     """Measure one image (see the module docstring for the definitions).
 
     Parameters
@@ -136,6 +239,8 @@ def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_leve
         ``<name>_share`` (fraction of pixels in the region).
     dark_level, bright_level : int
         Clipping thresholds on the 0-255 scale.
+    histograms : ColourHistograms, optional
+        This image's histograms, when another measure already made some of them.
 
     Returns
     -------
@@ -150,8 +255,8 @@ def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_leve
     """
     rgb = as_rgb8(img)
     h, w = rgb.shape[:2]
-    px = rgb.reshape(-1, 3)
-    out = _colour_stats(px, dark_level, bright_level)
+    hists = histograms if histograms is not None else ColourHistograms(rgb)
+    out = _histogram_stats(*hists.of(), dark_level, bright_level, hists.table())
     out["sharpness"] = laplacian_variance(rgb.astype(np.float32) @ REC709.astype(np.float32))
     out.update(width=float(w), height=float(h), n_pixels=float(h * w))
     out = {k: out[k] for k in IMAGE_MEASURES}
@@ -159,7 +264,7 @@ def image_measures(img, masks: dict[str, np.ndarray] | None = None, *, dark_leve
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (h, w):
             raise ValueError(f"mask '{name}' has shape {mask.shape}, the image is {(h, w)}")
-        stats = _colour_stats(px[mask.reshape(-1)], dark_level, bright_level)
+        stats = _histogram_stats(*hists.of(mask), dark_level, bright_level, hists.table(mask))
         out.update({f"{name}_{k}": stats[k] for k in REGION_MEASURES})
-        out[f"{name}_share"] = float(mask.mean())
+        out[f"{name}_share"] = np.count_nonzero(mask) / mask.size  # = mask.mean()
     return out

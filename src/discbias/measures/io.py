@@ -29,7 +29,7 @@ import pandas as pd
 from ..scoring.images import DEFAULT_MIN_SIDE, ImageError, decode_rgb, display_name, read_regular_file, sha256_bytes
 from ..scoring.scorer import FAILURE_COLUMNS
 from ..scoring.sources import SourceError, discover
-from .image import image_measures
+from .image import ColourHistograms, image_measures
 
 #: Columns that identify an image in :func:`measure_images`' output (the measures follow).
 ID_COLUMNS = ["image", "image_id", "path", "image_sha256", "conversion", "width", "height"]
@@ -80,6 +80,12 @@ def read_rgb8(path: str | os.PathLike, *, min_side: int = 1) -> np.ndarray:
     return decode_rgb(read_regular_file(path), min_side=min_side)[0]
 
 
+def _single_threaded_blas() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def _measure_one(args):
     """Measure one file; bad files (unreadable, or rejected by the scoring stage's decoder) come back
     as a failure row. Any other exception is a bug and propagates."""
@@ -96,6 +102,7 @@ def _measure_one(args):
     except ImageError as exc:
         return None, dict(image=image, image_sha256=sha, reason=str(exc))
     masks = {}
+    hists = ColourHistograms(rgb)  # shared by the face and the image measures
     row = dict(image=image, image_id=image_id, path=path, image_sha256=sha, conversion="; ".join(notes),
                width=int(rgb.shape[1]), height=int(rgb.shape[0]))
     if face_method:
@@ -104,7 +111,7 @@ def _measure_one(args):
         regions = face_regions(rgb, face_method)
         if regions is not None:
             masks = {"skin": regions.skin, "bg": regions.background}
-        row.update(face_measures(rgb, face_method, regions=regions))
+        row.update(face_measures(rgb, face_method, regions=regions, histograms=hists))
     if mask_dir:
         mp = Path(mask_dir) / f"{image_id}.png"
         if mp.exists():
@@ -116,7 +123,7 @@ def _measure_one(args):
                 return None, dict(image=image, image_sha256=sha,
                                   reason=f"mask {mp} is {m.shape[1]}x{m.shape[0]}, the image {rgb.shape[1]}x{rgb.shape[0]}")
             masks = {"skin": m, "bg": ~m}
-    row.update(image_measures(rgb, masks, **kw))
+    row.update(image_measures(rgb, masks, histograms=hists, **kw))
     return row, None
 
 
@@ -182,7 +189,12 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
         from tqdm import tqdm
 
         bar = tqdm(total=len(tasks), desc="measure images", file=sys.stderr, unit="img")
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    # Each worker process reads, decodes and measures whole images, so decoding overlaps measuring;
+    # BLAS runs single-threaded in the workers (its threads would only contend for the same cores).
+    pool = ProcessPoolExecutor(workers, initializer=_single_threaded_blas) if workers > 1 else None
+    from threadpoolctl import threadpool_limits
+
+    limit = threadpool_limits(1) if pool is None else None  # serial: BLAS single-threaded here too, restored after
     try:
         for start in range(0, len(tasks), chunk):
             batch = tasks[start:start + chunk]
@@ -209,6 +221,8 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
             if bar:
                 bar.update(len(batch))
     finally:
+        if limit is not None:
+            limit.restore_original_limits()
         if pool:
             pool.shutdown()
         if bar:

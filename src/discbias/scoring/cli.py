@@ -77,6 +77,17 @@ def register(sub) -> None:
     p.add_argument("--rehash", action="store_true",
                    help="hash every file again (default: reuse the hash of files whose path, size and mtime are unchanged)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    g = p.add_argument_group("distributed scoring (--engine ray; pip install 'discbias[ray]')")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process and its DataLoader workers; ray: decode in Ray tasks, score in a pool "
+                        "of Ray actors (same keys and scores), this process writes the cache")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster to join: auto, ray://host:10001 (default: start a local Ray instance)")
+    g.add_argument("--num-gpus-per-worker", type=float, default=0,
+                   help="GPUs per scoring actor (0: CPU actors; --device cuda implies 1)")
+    g.add_argument("--ray-actors", type=int, default=None,
+                   help="number of scoring actors (default: the cluster's GPUs / --num-gpus-per-worker, or its "
+                        "CPUs / --threads minus one for decoding)")
     _add_cache_arg(p)
     p.set_defaults(func=cmd_score)
 
@@ -127,8 +138,16 @@ def cmd_score(args) -> int:
         if sh:
             items = shard(items, *sh)
         cache = _cache(args)
-        scorer = Scorer(args.weights, protocol, device=args.device, fp32=args.fp32, reference=args.reference,
-                        batch_size=args.batch_size, num_workers=args.workers, min_side=args.min_side)
+        if getattr(args, "engine", "local") == "ray":
+            from .ray_engine import RayScorer
+
+            scorer = RayScorer(args.weights, protocol, device=args.device, fp32=args.fp32, reference=args.reference,
+                               batch_size=args.batch_size, min_side=args.min_side, address=args.address,
+                               num_gpus_per_worker=args.num_gpus_per_worker, actors=args.ray_actors,
+                               threads=args.threads)
+        else:
+            scorer = Scorer(args.weights, protocol, device=args.device, fp32=args.fp32, reference=args.reference,
+                            batch_size=args.batch_size, num_workers=args.workers, min_side=args.min_side)
     except (ProtocolError, SourceError, CacheError, FileNotFoundError, ValueError, RuntimeError,
             pickle.UnpicklingError, NetworkLoadError, OSError) as exc:  # the reader's refusals are one line
         return _err("score", exc)

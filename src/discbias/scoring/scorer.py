@@ -356,19 +356,49 @@ class Scorer:
             since the cache last hashed it.
         """
         t0 = time.perf_counter()
-        p, wsha = self.protocol, self.weights_sha256
+        p = self.protocol
         items = list(items)
-        listed = [it for it in items if it.error is not None]  # known unreadable at discovery: never opened
+        rows, todo, failures = self._plan(items, cache, rehash)
+        n_cached, n_scored = len(rows), 0
+        if todo:
+            ds = _Files([it.path for it in todo], self.resolution, p.resize, p.filter, self.min_side)
+            loader = torch.utils.data.DataLoader(
+                ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=_collate,
+                prefetch_factor=2 if self.num_workers else None, pin_memory=self.device.type == "cuda")
+
+            def scored():
+                for batch in loader:
+                    ok = [b for b in batch if b["x"] is not None]
+                    if ok:
+                        mean, sd = self.forward_uint8(torch.stack([b["x"] for b in ok]))
+                        for b, m, s in zip(ok, mean, sd):
+                            b.update(score=float(m), score_sd=None if np.isnan(s) else float(s))
+                    yield batch
+
+            new_rows, new_failures = self._commit_all(cache, todo, scored(), progress=progress, on_batch=on_batch,
+                                                      desc=f"scoring ({p.label})")
+            rows += new_rows
+            failures += new_failures
+            n_scored = len(new_rows)
+        return self._result(items, rows, failures, n_scored, n_cached, t0)
+
+    def _plan(self, items: list[ImageItem], cache: ScoreCache,
+              rehash: bool) -> tuple[list[dict], list[ImageItem], list[dict]]:
+        """Hash the items and look them up in the cache.
+
+        Returns (output rows of the cached ones, items to score, failures of the items that
+        discovery already found unreadable: those are recorded in the cache and never opened).
+        """
+        wsha, p = self.weights_sha256, self.protocol
+        listed = [it for it in items if it.error is not None]
         items = [it for it in items if it.error is None]
         if listed:
             cache.put_batch([], [dict(image=it.image, image_sha256="", weights_sha256=wsha, protocol=p, reason=it.error)
                                  for it in listed])
-
+        failures = [dict(image=it.image, image_sha256="", reason=it.error) for it in listed]
         shas = self._hashes(items, cache, rehash)
-        cached = cache.get_scores([s for s in shas if s], wsha, p)
-        rows: list[dict] = []
-        failures: list[dict] = [dict(image=it.image, image_sha256="", reason=it.error) for it in listed]
-        todo = []
+        cached = cache.get_scores([s for s in shas if s], self.weights_sha256, self.protocol)
+        rows, todo = [], []
         for it, sha in zip(items, shas):
             hit = cached.get(sha) if sha else None
             if hit is not None:
@@ -376,53 +406,65 @@ class Scorer:
                                       hit["conversion"] or "", hit["discbias_version"]))
             else:
                 todo.append(it)
-        n_cached = len(rows)
-        bar = None
-        if progress and todo:
+        return rows, todo, failures
+
+    def _commit_all(self, cache: ScoreCache, todo: list[ImageItem], batches, *, progress: bool,
+                    on_batch: Callable[[int], None] | None, desc: str) -> tuple[list[dict], list[dict]]:
+        """:meth:`_commit` every batch of results as it comes, with a progress bar (images/s, ETA)."""
+        rows, failures, bar = [], [], None
+        if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=f"scoring ({p.label})", smoothing=0.1)
-        n_scored = 0
-        if todo:
-            ds = _Files([it.path for it in todo], self.resolution, p.resize, p.filter, self.min_side)
-            loader = torch.utils.data.DataLoader(
-                ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=_collate,
-                prefetch_factor=2 if self.num_workers else None, pin_memory=self.device.type == "cuda")
-            try:
-                for batch in loader:
-                    ok = [b for b in batch if b["x"] is not None]
-                    bad = [b for b in batch if b["x"] is None]
-                    new_rows, db_rows, stats = [], [], []
-                    if ok:
-                        mean, sd = self.forward_uint8(torch.stack([b["x"] for b in ok]))
-                        for b, m, s in zip(ok, mean, sd):
-                            it = todo[b["i"]]
-                            s = None if np.isnan(s) else float(s)
-                            nd = p.draws if p.grouping == "reference-group" else 1
-                            new_rows.append(self._row(it, b["sha"], float(m), s, nd, False, b["notes"], __version__))
-                            db_rows.append(dict(image=it.image, image_sha256=b["sha"], weights_sha256=wsha, protocol=p,
-                                                score=float(m), score_sd=s, n_draws=nd, conversion=b["notes"],
-                                                source=str(it.path)))
-                            stats.append(dict(image_sha256=b["sha"], **b["stats"]))
-                    fails = [dict(image=todo[b["i"]].image, image_sha256=b["sha"] or "", weights_sha256=wsha,
-                                  protocol=p, reason=b["reason"]) for b in bad]
-                    cache.put_batch(db_rows, fails, stats)
-                    self._as_stored(new_rows, cache)
-                    rows += new_rows
-                    failures += [dict(image=f["image"], image_sha256=f["image_sha256"], reason=f["reason"]) for f in fails]
-                    n_scored += len(new_rows)
-                    if bar is not None:
-                        bar.update(len(batch))
-                    if on_batch is not None:
-                        on_batch(len(batch))
-            finally:
+            bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=desc, smoothing=0.1)
+        try:
+            for batch in batches:
+                new_rows, fails = self._commit(cache, todo, batch)
+                rows += new_rows
+                failures += fails
                 if bar is not None:
-                    bar.close()
+                    bar.update(len(batch))
+                if on_batch is not None:
+                    on_batch(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        return rows, failures
+
+    def _commit(self, cache: ScoreCache, todo: list[ImageItem], results: list[dict]) -> tuple[list[dict], list[dict]]:
+        """Write one batch into the cache in one transaction; return its (output rows, failures).
+
+        ``results``: one dict per image, ``i`` (index into ``todo``), ``sha``, ``reason`` (empty
+        when decoded), ``notes``, ``stats`` and, when decoded, ``score`` and ``score_sd``.
+        """
+        p, wsha = self.protocol, self.weights_sha256
+        nd = p.draws if p.grouping == "reference-group" else 1
+        new_rows, db_rows, stats, fails = [], [], [], []
+        for b in results:
+            it = todo[int(b["i"])]
+            if b["reason"]:
+                fails.append(dict(image=it.image, image_sha256=b["sha"] or "", weights_sha256=wsha, protocol=p,
+                                  reason=b["reason"]))
+                continue
+            new_rows.append(self._row(it, b["sha"], b["score"], b["score_sd"], nd, False, b["notes"], __version__))
+            db_rows.append(dict(image=it.image, image_sha256=b["sha"], weights_sha256=wsha, protocol=p,
+                                score=b["score"], score_sd=b["score_sd"], n_draws=nd, conversion=b["notes"],
+                                source=str(it.path)))
+            stats.append(dict(image_sha256=b["sha"], **b["stats"]))
+        cache.put_batch(db_rows, fails, stats)
+        self._as_stored(new_rows, cache)
+        return new_rows, [dict(image=f["image"], image_sha256=f["image_sha256"], reason=f["reason"]) for f in fails]
+
+    def _result(self, items: list[ImageItem], rows: list[dict], failures: list[dict], n_scored: int, n_cached: int,
+                t0: float, **extra) -> ScoreRun:
+        """The run's table (sorted by image) and failures (in input order)."""
         table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS + sorted({k for it in items for k in it.meta}))
         if len(table):
             table = table.sort_values("image", kind="stable").reset_index(drop=True)
+        order = {it.image: k for k, it in enumerate(items)}
+        failures = sorted(failures, key=lambda f: order.get(f["image"], len(order)))
         fail = pd.DataFrame([dict(f, image=display_name(f["image"])) for f in failures], columns=FAILURE_COLUMNS)
-        return ScoreRun(table, fail, n_scored, n_cached, len(fail), time.perf_counter() - t0, wsha, p)
+        return ScoreRun(table, fail, n_scored, n_cached, len(fail), time.perf_counter() - t0, self.weights_sha256,
+                        self.protocol, extra=extra)
 
     def _as_stored(self, new_rows: list[dict], cache: ScoreCache) -> None:
         """Replace freshly computed scores by the values the cache holds for them.
@@ -570,7 +612,7 @@ class Scorer:
             else:
                 failures.append(dict(image=name, image_sha256=sha, reason=reasons[sha]))
         table = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
-        fail = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+        fail = pd.DataFrame([dict(f, image=display_name(f["image"])) for f in failures], columns=FAILURE_COLUMNS)
         return ScoreRun(table, fail, len(new), n_cached, len(fail), time.perf_counter() - t0, wsha, p)
 
     def _row(self, it: ImageItem, sha, score, sd, n_draws, from_cache, conversion, version) -> dict:
