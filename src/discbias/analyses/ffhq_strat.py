@@ -749,7 +749,6 @@ def figures(ctx):
     axes[0, 0].set_ylabel("released score")
     axes[1, 0].set_ylabel("released score")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
     ctx.save_figure(fig, "s1x_quality_curves")
 
     # Shares of groups across score bins.
@@ -768,7 +767,6 @@ def figures(ctx):
         ax.set_title(ATTRIBUTES[gr], fontsize=9)
         ax.legend(fontsize=6)
     axes[0].set_ylabel("share of the bin's images (95% Wilson CI)")
-    fig.tight_layout()
     ctx.save_figure(fig, "s1x_bin_shares")
 
     # Forest plot: OLS (HC3) and MixedLM standardized effects; quantile coefficients.
@@ -798,7 +796,6 @@ def figures(ctx):
     for ax in axes:
         nq = sum(1 for t in terms if _is_quality(t))
         ax.axhspan(y[nq - 1] - 0.5, y[0] + 0.5, color="0.92", zorder=-1)
-    fig.tight_layout()
     ctx.save_figure(fig, "s1x_forest")
 
     # Tables.

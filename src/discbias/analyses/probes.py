@@ -303,7 +303,6 @@ def figures(ctx):
         for ax in axes.ravel()[len(probes):]:
             ax.axis("off")
         fig.suptitle(f"{protocol} protocol")
-        fig.tight_layout()
         if demo:
             watermark(fig)
         ctx.save_figure(fig, f"probes_dose_response_{protocol}")
@@ -319,7 +318,6 @@ def figures(ctx):
             ax.set_ylabel("L*")
             ax.set_title(f"uniform fields ({protocol})")
             fig.colorbar(im, ax=ax, label="D score")
-        fig.tight_layout()
         if demo:
             watermark(fig)
         ctx.save_figure(fig, "probes_fields")
@@ -342,7 +340,6 @@ def figures(ctx):
                 ax2.axvline(t["preferred"], color=col, ls=":")
         ax2.set_ylabel("D score (population curve)")
         ax2.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
         if demo:
             watermark(fig)
         ctx.save_figure(fig, "probes_training")

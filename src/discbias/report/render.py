@@ -38,15 +38,16 @@ def num(x, digits: int = 2) -> str:
 
     Examples
     --------
-    >>> num(3.14159), num(2, 0), num(12345.6, 0)
-    ('3.14', '2', '12,346')
+    >>> num(3.14159), num(2, 0), num(12345.6, 0), num(-0.5)
+    ('3.14', '2', '12,346', '−0.50')
     """
     if x is None or isinstance(x, jinja2.Undefined):
         raise RenderError("a value used in the paper is missing (null in values.json)")
     x = float(x)
-    if digits == 0:
-        return f"{x:,.0f}"
-    return f"{x:,.{digits}f}"
+    s = f"{x:,.0f}" if digits == 0 else f"{x:,.{digits}f}"
+    if float(s.replace(",", "")) == 0:
+        s = s.lstrip("-")
+    return s.replace("-", "\u2212")  # a true minus sign
 
 
 def pval(p) -> str:
@@ -68,8 +69,8 @@ def pval(p) -> str:
 def make_environment(template_dir: str | Path, paths) -> jinja2.Environment:
     """The Jinja2 environment of the paper, with its helpers bound to ``paths``.
 
-    Helpers: ``table(name)`` (Markdown from ``build/tables``), ``figure(name)`` (path from the
-    report folder to ``build/figures/<name>.png``), ``result(name)`` (a results table as a list of
+    Helpers: ``table(name)`` (``build/tables/<name>.md``: a captioned publication table), ``figure(name)``
+    (path from the report folder to ``build/figures/<name>.svg``), ``result(name)`` (a results table as a list of
     row dicts); filters ``num``, ``pval``, ``int`` (thousands separators).
     """
     env = jinja2.Environment(
@@ -83,13 +84,17 @@ def make_environment(template_dir: str | Path, paths) -> jinja2.Environment:
     )
 
     def table(name: str) -> str:
+        # a PubTable's .md: its caption, label, Typst and HTML blocks (or a pipe table without caption)
         p = paths.tables / f"{name}.md"
         if not p.exists():
             raise RenderError(f"table '{name}' is missing ({p}); run `discbias figures`")
         return p.read_text().rstrip("\n")
 
     def figure(name: str) -> str:
-        p = paths.figures / f"{name}.png"
+        # SVG: vector in the HTML and in Typst's PDF; PNG for figures saved before SVG existed
+        p = paths.figures / f"{name}.svg"
+        if not p.exists():
+            p = paths.figures / f"{name}.png"
         if not p.exists():
             raise RenderError(f"figure '{name}' is missing ({p}); run `discbias figures`")
         return os.path.relpath(p, paths.report)

@@ -476,7 +476,7 @@ class PubTable:
         head += [_typst_str(h) for h in self.headers()] + ["table.hline(stroke: 0.5pt)"]
         rows = [", ".join(_typst_str(v) for v in r) + "," for r in self.body()]
         notes = (f"\n  block(width: 100%, inset: (top: 3pt), align(left, text(size: {TABLE_FONT_PT}pt, "
-                 f"{_typst_str(minus_signs(self.notes))}))),") if self.notes else ""
+                 f"{_typst_str(minus_signs(self.notes))})))") if self.notes else ""
         return ("{\n  table(\n    columns: (" + ", ".join(self._typst_columns()) + ",),\n"
                 f"    align: ({', '.join(aligns)},),\n    stroke: none,\n    inset: (x: 4pt, y: 2.2pt),\n"
                 "    table.header(repeat: true, " + ", ".join(head) + "),\n    "
@@ -486,7 +486,8 @@ class PubTable:
         """Typst before and after the caption's markup."""
         breakable = len(self.df) > 25
         pre = "#page(flipped: true)[\n" if self.is_landscape() else ""
-        pre += "#[\n#show figure: set block(breakable: true)\n" if breakable else "#[\n"
+        # a long table breaks across pages (its header repeats); a short one stays with its caption
+        pre += f"#[\n#show figure: set block(breakable: {'true' if breakable else 'false'})\n"
         pre += "#figure(\n  kind: table,\n  caption: figure.caption(position: top)["
         post = "],\n" + self._typst_table() + "\n)" + (f" <{self.label}>" if self.label else "") + "\n]"
         post += "\n]" if self.is_landscape() else ""
