@@ -190,6 +190,23 @@ GROUP_TABLE_PARTS = {"a": ["gender", "age_band", "glasses"],
                      "b": ["face_status", "smiling", "facial_hair", "makeup", "headwear_g"],
                      "c": ["hair_colour", "blur_level", "exposure_level", "noise_level"]}
 
+#: Label and caption of each part of the group table (GROUP_TABLE_PARTS).
+GROUP_TABLE_CAPTIONS = {
+    "a": ("tbl-s1x-groups", 'Score by gender, age band and glasses, each alone (all levels; "no face": no face detected).'),
+    "b": ("tbl-s1x-groups-b", "Score by faces found, smile, facial hair, makeup and headwear, each alone (smile, facial "
+                              "hair, headwear: Face API value \u2265 0.5; makeup: eye or lip)."),
+    "c": ("tbl-s1x-groups-c", 'Score by top hair colour ("none given": bald or hair invisible) and the Face API\'s blur, '
+                              "exposure and noise levels."),
+}
+#: Label and caption of the gender x age band x glasses cell tables, by gender.
+CELL_TABLE_CAPTIONS = {
+    "female": ("tbl-s1x-cells", "Mean score (n) in every cell of age band \u00d7 glasses for faces labelled female; "
+                                '"\u2014" marks an empty cell.'),
+    "male": ("tbl-s1x-cells-male", "As @tbl-s1x-cells, faces labelled male."),
+    "no face": ("tbl-s1x-cells-noface", "As @tbl-s1x-cells, images without a detected face (structurally empty except "
+                                        'the "no face" cell).'),
+}
+
 
 def group_summaries(d: pd.DataFrame) -> pd.DataFrame:
     """Score n, mean, median, SD and 95% t CI for each level of each attribute alone (all levels).
@@ -804,8 +821,10 @@ def figures(ctx):
                       "Median": g["median"], "SD": g["sd"], "95% CI low": g["conf_low"], "95% CI high": g["conf_high"]})
     # Long tables do not break across pages in the Typst output: the paper gets them in parts.
     for part, attrs in GROUP_TABLE_PARTS.items():
+        label, caption = GROUP_TABLE_CAPTIONS[part]
         ctx.save_table(t[g["attribute"].isin(attrs)], f"s1x_groups_{part}",
-                       digits={"n": 0, "Mean": 1, "Median": 1, "SD": 1, "95% CI low": 1, "95% CI high": 1})
+                       digits={"n": 0, "Mean": 1, "Median": 1, "SD": 1, "95% CI low": 1, "95% CI high": 1},
+                       caption=caption, label=label)
     cells = res["ffhq_strat_cells"]
     piv = cells.copy()
     piv["text"] = [("—" if n == 0 else f"{mu:.1f} ({n})") for mu, n in zip(piv["mean"], piv["n"])]
@@ -814,7 +833,10 @@ def figures(ctx):
         wide = sub.pivot_table(index="age_band", columns="glasses", values="text", aggfunc="first",
                                sort=False).reset_index()
         wide.columns.name = None
-        ctx.save_table(wide.rename(columns={"age_band": "Age band"}), f"s1x_cells_{gender.replace(' ', '_')}", digits=1)
+        label, caption = CELL_TABLE_CAPTIONS.get(gender, (f"tbl-s1x-cells-{gender.replace(' ', '-')}",
+                                                          f"As @tbl-s1x-cells, images labelled {gender}."))
+        ctx.save_table(wide.rename(columns={"age_band": "Age band"}), f"s1x_cells_{gender.replace(' ', '_')}", digits=1,
+                       caption=caption, label=label)
     sh = res["ffhq_strat_bin_shares"]
     sel = sh[sh["grouping"].isin(["gender", "age_band", "glasses"]) & sh["bin"].isin(["bottom 1%", "D1", "D10", "top 1%"])]
     w = sel.pivot_table(index=["grouping", "level"], columns="bin", values="share", sort=False)
@@ -823,14 +845,20 @@ def figures(ctx):
     st = pd.DataFrame({"Attribute": [ATTRIBUTES[a] for a, _ in w.index], "Level": [lv for _, lv in w.index],
                        "All images": ov.reindex(w.index).to_numpy(), "Bottom 1%": w["bottom 1%"].to_numpy(),
                        "D1": w["D1"].to_numpy(), "D10": w["D10"].to_numpy(), "Top 1%": w["top 1%"].to_numpy()})
-    ctx.save_table(st, "s1x_extreme_shares", digits=3)
+    ctx.save_table(st, "s1x_extreme_shares", digits=3,
+                   caption="Share of each group among all images, the bottom 1%, the lowest and highest deciles and the top 1% of scores.",
+                   label="tbl-s1x-extremes")
     bl = res["ffhq_strat_blocks"]
     ctx.save_table(pd.DataFrame({"Block": bl["block"], "Terms": bl["df_num"], "F (HC3)": bl["statistic"],
                                  "df": bl["df_den"], "Holm p": bl["p_holm"], "R² without": bl["r2_reduced"],
                                  "R² full": bl["r2_full"], "ΔR²": bl["estimate"], "95% CI low": bl["conf_low"],
                                  "95% CI high": bl["conf_high"]}), "s1x_blocks",
                    digits={"Terms": 0, "F (HC3)": 1, "df": 0, "Holm p": 4, "R² without": 4, "R² full": 4, "ΔR²": 4,
-                           "95% CI low": 4, "95% CI high": 4})
+                           "95% CI low": 4, "95% CI high": 4},
+                   caption="Blocks of the full OLS model: HC3 Wald F-test of the block (Holm over the two blocks), R² "
+                           "without the block and with it, and the block's incremental R² with a percentile bootstrap "
+                           f"95% CI ({ctx.values['ffhq_strat']['n_boot']:,} resamples of images).",
+                   label="tbl-s1x-blocks")
     tab = pd.DataFrame({"Term": [_pretty(t) for t in terms]})
     for mod, lab in (("s1x_ols_full", "OLS"), ("s1x_mixed", "Mixed"), ("s1x_quantile_10", "q10"),
                      ("s1x_quantile_50", "q50"), ("s1x_quantile_90", "q90")):
@@ -841,12 +869,18 @@ def figures(ctx):
             tab["OLS Holm p"] = c["p_holm"].to_numpy()
     first = np.array([_is_quality(t) or t.startswith(("C(gender", "C(age_band")) for t in terms])
     dg = {"OLS": 3, "OLS SE": 3, "Mixed": 3, "q10": 3, "q50": 3, "q90": 3, "OLS Holm p": 4}
-    ctx.save_table(tab[first], "s1x_coefficients_a", digits=dg)
-    ctx.save_table(tab[~first], "s1x_coefficients_b", digits=dg)
+    ctx.save_table(tab[first], "s1x_coefficients_a", digits=dg,
+                   caption="Standardized coefficients of the image-quality block, gender and age band: OLS (HC3 SE; Holm p over the model's terms), mixed model (fixed effects) and quantile regressions at q = 0.1, 0.5, 0.9. Full tidy results with SEs, CIs, p-values and Holm p for every model: `build/results/ffhq_strat_coefficients.csv`.",
+                   label="tbl-s1x-coefs")
+    ctx.save_table(tab[~first], "s1x_coefficients_b", digits=dg,
+                   caption="Standardized coefficients of the other face attributes (continued from @tbl-s1x-coefs).",
+                   label="tbl-s1x-coefs-b")
     qt = res["ffhq_strat_quality_tests"]
     ctx.save_table(pd.DataFrame({"Measure": qt["label"], "n": qt["n_obs"], "Spline terms": qt["df_num"],
                                  "F (HC3)": qt["statistic"], "Holm p": qt["p_holm"], "R²": qt["estimate"]}),
-                   "s1x_quality_tests", digits={"n": 0, "Spline terms": 0, "F (HC3)": 1, "Holm p": 4, "R²": 4})
+                   "s1x_quality_tests", digits={"n": 0, "Spline terms": 0, "F (HC3)": 1, "Holm p": 4, "R²": 4},
+                   caption="Score against each image-quality measure: cubic B-spline, HC3 Wald F-test that the curve is flat (Holm over the four measures), and R².",
+                   label="tbl-s1x-quality")
 
 
 def _order(term: str) -> int:

@@ -349,7 +349,9 @@ def figures(ctx):
         ctx.save_table(keep[["protocol", "term", "estimate", "conf_low", "conf_high", "p_value"]].reset_index(drop=True),
                        "probes_training", digits=3,
                        rename=dict(protocol="Protocol", term="Quantity", estimate="Estimate", conf_low="95% low",
-                                   conf_high="95% high", p_value="p"))
+                                   conf_high="95% high", p_value="p"),
+                       caption="Preferred value of the measure, its quantile in the reference distribution, the reference mode and median, and the score slope at the mode.",
+                       label="tbl-probes-training")
     rows = []
     for model, t in tidy.groupby("model", sort=False):
         t = t.set_index("term")
@@ -361,4 +363,6 @@ def figures(ctx):
                          Warnings="yes" if (t["warnings"].fillna("") != "").any() else ""))
     ctx.save_table(pd.DataFrame(rows), "probes_dose_response", digits=3,
                    rename=dict(Argmax="Preferred level", low="95% low", high="95% high", Slope0="Slope at original",
-                               Wald_p="Level effect p"))
+                               Wald_p="Level effect p"),
+                   caption="Preferred level per probe and protocol (parametric-bootstrap 95% interval), slope of the score at the original image, joint test of the level terms, and model diagnostics.",
+                   label="tbl-probes-dose")

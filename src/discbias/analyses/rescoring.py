@@ -327,12 +327,18 @@ def figures(ctx):
                             "Bottom overlap": piv["bottom_overlap"].to_numpy()})
         ctx.save_table(tab, "rs_agreement", digits={"Pearson r": 6, "Spearman rho": 6, "Mean diff": 4,
                                                     "Mean abs diff": 4, "Max abs diff": 4, "Top overlap": 2,
-                                                    "Bottom overlap": 2})
+                                                    "Bottom overlap": 2},
+                       caption="Agreement of rescored with released scores, per protocol (@fig-rs-scatter).",
+                       label="tbl-rs-agree")
     cl = ctx.results["rescoring_claims"]
     tab = pd.DataFrame({"Protocol": cl["protocol"], "Claim": cl["claim_id"], "Estimate": cl["estimate"],
                         "95% CI low": cl["conf_low"], "95% CI high": cl["conf_high"], "Verdict": cl["verdict"],
                         "Images": cl["n_images"], "Rated": cl["n_rated"]})
-    ctx.save_table(tab, "rs_claims", digits={"Estimate": 3, "95% CI low": 3, "95% CI high": 3})
+    ctx.save_table(tab, "rs_claims", digits={"Estimate": 3, "95% CI low": 3, "95% CI high": 3},
+                   caption="Study 1 claims re-evaluated under each scoring protocol (estimates: top - bottom mean luminance; bottom - top per-image share of \"Black\" ratings).",
+                   label="tbl-rs-claims")
     ctx.save_table(summary.rename(columns={"protocol": "Protocol", "label": "Settings", "n_scored": "Scored",
                                            "n_failed": "Failed", "mean": "Mean score", "sd": "SD"})
-                   .drop(columns=["weights_sha256"]), "rs_summary", digits={"Mean score": 3, "SD": 3})
+                   .drop(columns=["weights_sha256"]), "rs_summary", digits={"Mean score": 3, "SD": 3},
+                   caption="Scores per protocol on the common image set (released scores read from the cache).",
+                   label="tbl-rs-summary")

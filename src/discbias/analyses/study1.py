@@ -148,12 +148,16 @@ def figures(ctx):
         "Hedges g": tests["model"].map(g), "A vs B": tests["group_a"] + " vs " + tests["group_b"],
     })
     ctx.save_table(tab, "s1_top_bottom_tests", digits={"Mean A": 3, "Mean B": 3, "Difference": 3, "95% CI low": 3,
-                                                        "95% CI high": 3, "t": 2, "df": 1, "Holm p": 4, "Hedges g": 2})
+                                                        "95% CI high": 3, "t": 2, "df": 1, "Holm p": 4, "Hedges g": 2},
+                   caption="Welch t-tests, top vs bottom 100 FFHQ images (and bottom vs top for the per-image share of \"Black\" race ratings); Holm-adjusted over the five tests.",
+                   label="tbl-s1-tests")
     pivot = shares.pivot(index="category", columns="group", values="share").reindex(RACE_CATEGORIES)
     counts = shares.pivot(index="category", columns="group", values="n").reindex(RACE_CATEGORIES)
     rt = pd.DataFrame({"Rated race": pivot.index, "Top n": counts["top"].to_numpy(), "Top share": pivot["top"].to_numpy(),
                        "Bottom n": counts["bottom"].to_numpy(), "Bottom share": pivot["bottom"].to_numpy()})
-    ctx.save_table(rt, "s1_race_shares", digits={"Top share": 3, "Bottom share": 3})
+    ctx.save_table(rt, "s1_race_shares", digits={"Top share": 3, "Bottom share": 3},
+                   caption="Race ratings of the top and bottom 100 FFHQ images, by category (all categories shown).",
+                   label="tbl-s1-race")
 
 
 def _claim_luminance(results):

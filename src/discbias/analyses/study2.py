@@ -108,16 +108,22 @@ def figures(ctx):
     cm = cells.rename(columns={"race": "Race", "gender": "Gender", "hair": "Hair", "n": "n", "mean": "Mean",
                                "sd": "SD", "conf_low": "95% CI low", "conf_high": "95% CI high"})
     ctx.save_table(cm[["Race", "Gender", "Hair", "n", "Mean", "SD", "95% CI low", "95% CI high"]], "s2_cell_means",
-                   digits={"Mean": 1, "SD": 1, "95% CI low": 1, "95% CI high": 1})
+                   digits={"Mean": 1, "SD": 1, "95% CI low": 1, "95% CI high": 1},
+                   caption="Score by race x gender x hair (full cross; for women \"short\" is the buzz-cut prompt).",
+                   label="tbl-s2-cells")
     rgb = ctx.results["study2_rgb_ols"]
     t = pd.DataFrame({"Model": rgb["model"], "Term": rgb["term"], "Estimate": rgb["estimate"], "SE": rgb["std_error"],
                       "95% CI low": rgb["conf_low"], "95% CI high": rgb["conf_high"], "p": rgb["p_value"],
                       "n": rgb["n_obs"]})
-    ctx.save_table(t, "s2_rgb_ols", digits={"Estimate": 3, "SE": 3, "95% CI low": 3, "95% CI high": 3, "p": 4})
+    ctx.save_table(t, "s2_rgb_ols", digits={"Estimate": 3, "SE": 3, "95% CI low": 3, "95% CI high": 3, "p": 4},
+                   caption="OLS of score on mean red, green and blue (classical and HC3 standard errors).",
+                   label="tbl-s2-rgb")
     an = ctx.results["study2_anova"]
     t = pd.DataFrame({"Model": an["model"], "Term": an["term"], "df": an["df"], "Sum sq": an["sum_sq"], "F": an["statistic"],
                       "p": an["p_value"], "Partial eta sq": an["estimate"]})
-    ctx.save_table(t, "s2_anova", digits={"df": 0, "Sum sq": 0, "F": 2, "p": 4, "Partial eta sq": 3})
+    ctx.save_table(t, "s2_anova", digits={"df": 0, "Sum sq": 0, "F": 2, "p": 4, "Partial eta sq": 3},
+                   caption="Type I ANOVA of score on race x hair + luminance, for men and for women separately.",
+                   label="tbl-s2-anova")
 
 
 def _claim_red(results):

@@ -444,9 +444,9 @@ class PubTable:
         """Whether the table goes on a landscape page (explicit, or too wide even with wrapping)."""
         if self.landscape is not None:
             return bool(self.landscape)
-        w = self._widths_chars()
-        fixed = sum(min(x, 24) * TABLE_FONT_PT * 0.5 + 8 for x in w)
-        return fixed > TEXT_WIDTH_PT * 1.02
+        w = self._widths_chars()  # text columns can wrap down to about 14 characters
+        fixed = sum(min(x, 14) if c.fmt == "text" else x for x, c in zip(w, self.cols))
+        return fixed * TABLE_FONT_PT * 0.5 + 8 * len(w) > TEXT_WIDTH_PT * 1.02
 
     def _typst_columns(self) -> list[str]:
         w = self._widths_chars()
@@ -695,20 +695,32 @@ def common_tables(ctx) -> None:
     claims = ctx.results["claims"]
     t = pd.DataFrame({"Claim": claims["claim_id"], "Paper": claims["paper_value"], "Estimate": claims["estimate"],
                       "95% low": claims["conf_low"], "95% high": claims["conf_high"], "Verdict": claims["verdict"]})
-    ctx.save_table(t, "claims", digits={"Estimate": 3, "95% low": 3, "95% high": 3})
+    ctx.save_table(t, "claims", digits={"Estimate": 3, "95% low": 3, "95% high": 3},
+                   caption="Claims of Grissom II et al. (2024) and our verdicts.",
+                   label="tbl-claims")
     rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"], "Verdict rule": claims["rule"],
                           "Source": claims["source"].fillna("")})
-    ctx.save_table(rules, "claim_rules")
+    ctx.save_table(rules, "claim_rules",
+                   caption="Verdict rules, as implemented in code, and the result each claim reads.",
+                   label="tbl-claim-rules")
     prov = ctx.results["provenance"]
     ctx.save_table(pd.DataFrame({"File": prov["file"], "Rows": prov["rows_expected"],
-                                 "sha256": prov["sha256"]}), "provenance")
+                                 "sha256": prov["sha256"]}), "provenance",
+                   caption="Released inputs, expected rows and verified sha256.",
+                   label="tbl-provenance")
     models = ctx.results["models"]
     cols = [c for c in ("model", "formula", "method", "n_obs", "converged", "warnings") if c in models]
     m = models[cols].copy()
     if "warnings" in m:
         m["warnings"] = [w if isinstance(w, str) and w else "none" for w in m["warnings"]]
     ctx.save_table(m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
-                                     "converged": "Converged", "warnings": "Warnings"}), "models", digits=0)
-    ctx.save_table(issue_summary(ctx.results["data_issues"]), "data_issues")
+                                     "converged": "Converged", "warnings": "Warnings"}), "models", digits=0,
+                   caption="Every model and test fitted, with n, convergence and warnings.",
+                   label="tbl-models")
+    ctx.save_table(issue_summary(ctx.results["data_issues"]), "data_issues",
+                   caption="Data issues found by the adapters, by file and problem.",
+                   label="tbl-data-issues")
     sw = ctx.values["meta"]["software"]
-    ctx.save_table(pd.DataFrame({"Package": list(sw), "Version": list(sw.values())}), "software")
+    ctx.save_table(pd.DataFrame({"Package": list(sw), "Version": list(sw.values())}), "software",
+                   caption="Software versions used for this build.",
+                   label="tbl-software")
