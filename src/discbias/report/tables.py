@@ -305,6 +305,9 @@ def _caption_html(md: str) -> str:
 #: Width of the PDF's text block in points (A4, pandoc's Typst margins) and the table font size.
 TEXT_WIDTH_PT = 415.0
 TABLE_FONT_PT = 7.5
+#: Average character width of the table font in em, and the horizontal cell padding (estimates of width).
+CHAR_EM = 0.47
+CELL_INSET_PT = 3.0
 
 
 @dataclass
@@ -359,7 +362,7 @@ class PubTable:
     def __post_init__(self):
         self.df = self.df.reset_index(drop=True)
         if self.columns is None:
-            self.columns = [str(c) for c in self.df.columns]
+            self.columns = _default_columns(self.df)
         cols = []
         for c in self.columns:
             c = Col(c) if isinstance(c, str) else c
@@ -386,7 +389,7 @@ class PubTable:
         if _missing(x):
             return DASH
         if c.fmt == "p":
-            return fmt_p(x, max(c.digits or 3, 3))
+            return fmt_p(x, 3)  # one rule for every table: "< 0.001", else three decimals
         if c.fmt == "int":
             return fmt_int(x)
         if c.fmt == "num":
@@ -438,7 +441,7 @@ class PubTable:
 
     def estimated_width_pt(self) -> float:
         """Width of the table with every column at its natural width (rough: 0.5 em a character)."""
-        return sum(w * TABLE_FONT_PT * 0.5 + 8 for w in self._widths_chars())
+        return sum(w * TABLE_FONT_PT * CHAR_EM + 2 * CELL_INSET_PT for w in self._widths_chars())
 
     def is_landscape(self) -> bool:
         """Whether the table goes on a landscape page (explicit, or too wide even with wrapping)."""
@@ -446,7 +449,7 @@ class PubTable:
             return bool(self.landscape)
         w = self._widths_chars()  # text columns can wrap down to about 14 characters
         fixed = sum(min(x, 14) if c.fmt == "text" else x for x, c in zip(w, self.cols))
-        return fixed * TABLE_FONT_PT * 0.5 + 8 * len(w) > TEXT_WIDTH_PT * 1.02
+        return fixed * TABLE_FONT_PT * CHAR_EM + 2 * CELL_INSET_PT * len(w) > TEXT_WIDTH_PT * 1.02
 
     def _typst_columns(self) -> list[str]:
         w = self._widths_chars()
@@ -478,7 +481,7 @@ class PubTable:
         notes = (f"\n  block(width: 100%, inset: (top: 3pt), align(left, text(size: {TABLE_FONT_PT}pt, "
                  f"{_typst_str(minus_signs(self.notes))})))") if self.notes else ""
         return ("{\n  table(\n    columns: (" + ", ".join(self._typst_columns()) + ",),\n"
-                f"    align: ({', '.join(aligns)},),\n    stroke: none,\n    inset: (x: 4pt, y: 2.2pt),\n"
+                f"    align: ({', '.join(aligns)},),\n    stroke: none,\n    inset: (x: {CELL_INSET_PT}pt, y: 2.2pt),\n"
                 "    table.header(repeat: true, " + ", ".join(head) + "),\n    "
                 + "\n    ".join(rows) + "\n    table.hline(stroke: 0.8pt),\n  )" + notes + "\n}")
 
@@ -636,6 +639,31 @@ class PubTable:
         atomic_write_text(out_dir / f"{name}.typ", self.to_typst() + "\n")
         atomic_write_text(out_dir / f"{name}.html", self.to_html() + "\n")
         atomic_write_text(out_dir / f"{name}.md", self.to_qmd() + "\n")
+
+
+def _default_columns(df: pd.DataFrame) -> list[Col | str]:
+    """Every column; an adjacent ``<x> low`` / ``<x> high`` pair becomes one ``[a, b]`` column.
+
+    Examples
+    --------
+    >>> [c if isinstance(c, str) else (c.label, c.high) for c in
+    ...  _default_columns(pd.DataFrame(columns=["Estimate", "95% CI low", "95% CI high", "n"]))]
+    ['Estimate', ('95% CI', '95% CI high'), 'n']
+    """
+    names = [str(c) for c in df.columns]
+    out: list[Col | str] = []
+    k = 0
+    while k < len(names):
+        m = re.fullmatch(r"(.*?)[ _]?low", names[k])
+        if m and k + 1 < len(names) and re.fullmatch(re.escape(m[1]) + r"[ _]?high", names[k + 1]):
+            prefix = m[1].strip(" _")
+            head = {"95%": "95% CI", "": "Interval", "conf": "95% CI"}.get(prefix, prefix)
+            out.append(Col(names[k], head, fmt="interval", high=names[k + 1]))
+            k += 2
+            continue
+        out.append(names[k])
+        k += 1
+    return out
 
 
 def write_publication_table(df: pd.DataFrame, out_dir: str | Path, name: str, *,
