@@ -752,38 +752,43 @@ def figures(ctx):
     res = ctx.results
     # Quality curves.
     bins, curves, tests = res["ffhq_strat_quality_bins"], res["ffhq_strat_quality_curves"], res["ffhq_strat_quality_tests"]
-    fig, axes = plt.subplots(2, 2, figsize=(8, 6), sharey=True)
+    from ..report.style import OKABE_ITO, figsize, sequential
+
+    fig, axes = plt.subplots(2, 2, figsize=figsize(1.0, 0.72), sharey=True)
     for ax, (x, label) in zip(axes.ravel(), QUALITY_MEASURES.items()):
         b = bins[bins["measure"] == x]
         c = curves[curves["measure"] == x]
         t = tests[tests["measure"] == x].iloc[0]
-        ax.fill_between(c["x"], c["conf_low"], c["conf_high"], color="#4c72b0", alpha=0.25, lw=0)
-        ax.plot(c["x"], c["fit"], color="#4c72b0", lw=1.5, label="cubic B-spline (95% HC3 band)")
+        ax.fill_between(c["x"], c["conf_low"], c["conf_high"], color=OKABE_ITO[3], alpha=0.25, lw=0)
+        ax.plot(c["x"], c["fit"], color=OKABE_ITO[3], label="cubic B-spline (95% HC3 band)")
         ax.errorbar(b["x_mean"], b["mean"], yerr=[b["mean"] - b["conf_low"], b["conf_high"] - b["mean"]], fmt="o",
-                    ms=3, color="#dd8452", capsize=2, label="quantile-bin means (95% CI)")
+                    ms=2.5, color=OKABE_ITO[4], capsize=1.5, lw=0.8, label="quantile-bin means (95% CI)")
         ax.set_xlabel(label)
-        ax.set_title(f"R$^2$ = {t['estimate']:.3f}, n = {int(t['n_obs']):,}", fontsize=8)
+        ax.set_title(f"R² = {t['estimate']:.3f}, n = {int(t['n_obs']):,}")
     axes[0, 0].set_ylabel("released score")
     axes[1, 0].set_ylabel("released score")
-    axes[0, 0].legend(fontsize=7)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     ctx.save_figure(fig, "s1x_quality_curves")
 
-    # Shares of groups across score bins.
+    # Shares of groups across score bins (age bands are ordered: a sequential palette).
     shares = res["ffhq_strat_bin_shares"]
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), sharey=False)
+    fig, axes = plt.subplots(1, 3, figsize=figsize(1.0, 0.62), sharey=False)
     for ax, gr in zip(axes, ("gender", "age_band", "glasses")):
         s = shares[shares["grouping"] == gr]
         x = np.arange(len(_BIN_ORDER))
-        for lev in dict.fromkeys(s["level"]):
+        levels = [lev for lev in dict.fromkeys(s["level"]) if s.loc[s["level"] == lev, "overall_n"].iloc[0] > 0]
+        ordered = [lev for lev in levels if lev != NO_FACE]
+        cols = dict(zip(ordered, sequential(len(ordered)) if gr == "age_band" else OKABE_ITO))
+        cols[NO_FACE] = "0.45"
+        for lev in levels:
             v = s[s["level"] == lev].set_index("bin").reindex(_BIN_ORDER)
-            if v["overall_n"].iloc[0] == 0:
-                continue
             ax.errorbar(x, v["share"], yerr=[v["share"] - v["share_low"], v["share_high"] - v["share"]], marker="o",
-                        ms=3, lw=1, capsize=1.5, label=f"{lev} ({v['overall_share'].iloc[0]:.1%})")
-        ax.set_xticks(x, _BIN_ORDER, rotation=60, fontsize=7)
-        ax.set_title(ATTRIBUTES[gr], fontsize=9)
-        ax.legend(fontsize=6)
-    axes[0].set_ylabel("share of the bin's images (95% Wilson CI)")
+                        ms=2, lw=0.8, capsize=1, color=cols[lev],
+                        label=f"{ctx.label(lev)} ({v['overall_share'].iloc[0]:.1%})")
+        ax.set_xticks(x, [b.replace("bottom ", "bot. ") for b in _BIN_ORDER], rotation=90)
+        ax.set_title(ATTRIBUTES[gr])
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.42), ncols=1, handlelength=1.2)
+    axes[0].set_ylabel("share of the bin's images")
     ctx.save_figure(fig, "s1x_bin_shares")
 
     # Forest plot: OLS (HC3) and MixedLM standardized effects; quantile coefficients.
@@ -792,24 +797,26 @@ def figures(ctx):
     terms = sorted(ols_c["term"], key=lambda t: (not _is_quality(t), _order(t)))
     labels = [_pretty(t) for t in terms]
     y = np.arange(len(terms))[::-1]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 0.22 * len(terms) + 1.2), sharey=True)
-    for k, (mod, colr, lab) in enumerate((("s1x_ols_full", "#4c72b0", "OLS (HC3)"),
-                                          ("s1x_mixed", "#c44e52", "MixedLM (cell intercepts)"))):
+    fig, axes = plt.subplots(1, 2, figsize=(figsize()[0], 0.13 * len(terms) + 1.3), sharey=True)
+    for k, (mod, colr, lab) in enumerate((("s1x_ols_full", OKABE_ITO[3], "OLS (HC3)"),
+                                          ("s1x_mixed", OKABE_ITO[4], "mixed model (cell intercepts)"))):
         c = coefs[coefs["model"] == mod].set_index("term").reindex(terms)
         axes[0].errorbar(c["estimate"], y + (0.15 if k == 0 else -0.15),
                          xerr=[c["estimate"] - c["conf_low"], c["conf_high"] - c["estimate"]],
-                         fmt="o", ms=3, color=colr, capsize=1.5, label=lab)
+                         fmt="o", ms=2, lw=0.8, color=colr, capsize=1, label=lab)
     axes[0].axvline(0, color="k", lw=0.5)
-    axes[0].set_yticks(y, labels, fontsize=6.5)
-    axes[0].set_xlabel("effect on score (SD) per SD / vs reference")
-    axes[0].legend(fontsize=7)
+    axes[0].set_yticks(y, labels)
+    axes[0].set_xlabel("effect on score (SD)")
+    qcols = sequential(len(QUANTILES))
     for k, q in enumerate(QUANTILES):
         c = coefs[coefs["model"] == f"s1x_quantile_{int(round(q * 100)):02d}"].set_index("term").reindex(terms)
         axes[1].errorbar(c["estimate"], y + (k - 1) * 0.2, xerr=[c["estimate"] - c["conf_low"], c["conf_high"] - c["estimate"]],
-                         fmt="o", ms=2.5, capsize=1, label=f"q = {q:g}", color=plt.get_cmap("viridis")(k / 2.5))
+                         fmt="o", ms=2, lw=0.8, capsize=1, label=f"q = {q:g}", color=qcols[k])
     axes[1].axvline(0, color="k", lw=0.5)
-    axes[1].set_xlabel("quantile-regression coefficient (SD of score)")
-    axes[1].legend(fontsize=7)
+    axes[1].set_xlabel("quantile coefficient (SD of score)")
+    h0, l0 = axes[0].get_legend_handles_labels()
+    h1, l1 = axes[1].get_legend_handles_labels()
+    fig.legend(h0 + h1, l0 + l1, loc="outside lower center", ncols=5, handlelength=1.2, columnspacing=1.0)
     for ax in axes:
         nq = sum(1 for t in terms if _is_quality(t))
         ax.axhspan(y[nq - 1] - 0.5, y[0] + 0.5, color="0.92", zorder=-1)

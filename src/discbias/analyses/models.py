@@ -402,22 +402,25 @@ def figures(ctx):
     st["axis"] = st["term"].map(_short)
     el_models = ["elicited_bayes", "elicited_bayes_centred", "elicited_ols", "elicited_ols_cluster", "elicited_mixed"]
     rgb_models = ["rgb_ols", "rgb_bayes"]
-    colours = dict(zip(el_models + rgb_models, ["#c44e52", "#dd8452", "#4c72b0", "#8172b2", "#55a868", "#4c72b0", "#c44e52"]))
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 4.2), gridspec_kw=dict(width_ratios=[2.4, 1]))
+    from ..report.style import OKABE_ITO, figsize
+
+    colours = dict(zip(el_models + rgb_models, OKABE_ITO[:5] + [OKABE_ITO[2], OKABE_ITO[0]]))
+    fig, axes = plt.subplots(1, 2, figsize=figsize(1.0, 0.7), gridspec_kw=dict(width_ratios=[2.2, 1]))
     for ax, models, order in ((axes[0], el_models, AXES + ["luminance"]), (axes[1], rgb_models, ["red", "green", "blue"])):
         present = [m for m in models if m in set(st["model"])]
         for k, m in enumerate(present):
             s = st[st["model"] == m].set_index("axis").reindex(order)
             y = np.arange(len(order)) + (k - (len(present) - 1) / 2) * 0.15
             ax.errorbar(s["std_estimate"], y, xerr=[s["std_estimate"] - s["std_low"], s["std_high"] - s["std_estimate"]],
-                        fmt="o", ms=3, capsize=2, color=colours[m], label=m)
+                        fmt="o", ms=2.5, capsize=1.5, lw=0.8, color=colours[m], label=ctx.label(m))
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(range(len(order)), [_LABEL.get(o, o) for o in order])
         ax.invert_yaxis()
-        ax.set_xlabel("standardized effect (SD of score per SD)")
-        ax.legend(fontsize=6, loc="best")
-    axes[0].set_title("rated axes (aggregated set)", fontsize=9)
-    axes[1].set_title("colour (cleaned set)", fontsize=9)
+        ax.set_xlabel("SD of score per SD")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2 if len(present) > 2 else 1,
+                  handlelength=1.2, columnspacing=0.8)
+    axes[0].set_title("rated axes (aggregated set)")
+    axes[1].set_title("colour (cleaned set)")
     ctx.save_figure(fig, "models_forest")
 
     # tree figure
@@ -530,7 +533,9 @@ def _tree_figure(ctx, sp: pd.DataFrame, max_depth: int = 3):
     import matplotlib.pyplot as plt
 
     sp = sp[sp["depth"] < max_depth]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    from ..report.style import figsize
+
+    fig, ax = plt.subplots(figsize=figsize(1.0, 0.5))
     pos = {}
     # lay out nodes by depth, in node order
     for depth, g in sp.groupby("depth"):
@@ -539,8 +544,8 @@ def _tree_figure(ctx, sp: pd.DataFrame, max_depth: int = 3):
         xs = np.linspace(0, 1, len(g) + 2)[1:-1]
         for x, (_, r) in zip(xs, g.iterrows()):
             pos[r["node"]] = (x, -depth)
-            ax.text(x, -depth, f"{_short(r['feature'])}\n<= {r['threshold']:.2f}\nn={r['n_samples']}, mean {r['value']:.0f}",
-                    ha="center", va="center", fontsize=6.5, bbox=dict(boxstyle="round", fc="#eef", ec="#88a"))
+            ax.text(x, -depth, f"{_short(r['feature'])}\n\u2264 {r['threshold']:.2f}\nn = {r['n_samples']}, mean {r['value']:.0f}",
+                    ha="center", va="center", fontsize=7, bbox=dict(boxstyle="round", fc="#eef", ec="#88a"))
     for _, r in sp.iterrows():
         if r["parent"] in pos:
             (x0, y0), (x1, y1) = pos[r["parent"]], pos[r["node"]]
@@ -548,5 +553,5 @@ def _tree_figure(ctx, sp: pd.DataFrame, max_depth: int = 3):
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-max_depth + 0.4, 0.5)
     ax.axis("off")
-    ax.set_title(f"Regression tree (depth 5), first {max_depth} levels", fontsize=9)
+    ax.set_title(f"Regression tree (depth 5), first {max_depth} levels")
     ctx.save_figure(fig, "models_tree")

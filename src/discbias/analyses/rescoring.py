@@ -305,16 +305,19 @@ def figures(ctx):
     rel = ctx.measures.get("ffhq_scores")
     if rel is not None and names:
         rel = rel[rel["valid"]].astype({"image_id": str}).set_index("image_id")["score"]
-        fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
+        from ..report.style import OKABE_ITO, figsize
+
+        fig, axes = plt.subplots(1, len(names), figsize=figsize(min(1.0, 0.4 * len(names)), 0.9 / min(2.5, len(names))),
+                                 squeeze=False)
         for ax, name in zip(axes[0], names):
             s = rs[rs["protocol_name"] == name].astype({"image_id": str}).set_index("image_id")["score"]
             j = pd.concat([rel.rename("released"), s.rename("rescored")], axis=1, join="inner")
-            ax.scatter(j["released"], j["rescored"], s=4, alpha=0.5, color="#4c72b0", edgecolor="none")
+            ax.scatter(j["released"], j["rescored"], s=3, alpha=0.5, color=OKABE_ITO[3], edgecolor="none")
             lo, hi = np.nanmin(j.to_numpy()), np.nanmax(j.to_numpy())
             ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
             ax.set_xlabel("released score")
             ax.set_ylabel(f"rescored ({name})")
-            ax.set_title(f"{name}, n = {len(j):,}", fontsize=9)
+            ax.set_title(f"{name}, n = {len(j):,}")
         ctx.save_figure(fig, "rs_scatter")
     ag = ctx.results["rescoring_agreement"]
     if len(ag):

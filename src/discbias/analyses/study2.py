@@ -86,23 +86,25 @@ def figures(ctx):
     import matplotlib.pyplot as plt
 
     cells = ctx.results["study2_cell_means"]
-    colours = {"Asian": "#55a868", "Black": "#8172b2", "White": "#c44e52"}
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), sharey=True)
+    from ..report.style import colours as palette, figsize
+
+    colours = palette(LEVELS["race"])
+    fig, axes = plt.subplots(1, 2, figsize=figsize(0.9, 0.5), sharey=True)
     for ax, gender in zip(axes, LEVELS["gender"]):
         for k, race in enumerate(LEVELS["race"]):
             s = cells[(cells["gender"] == gender) & (cells["race"] == race)].set_index("hair").reindex(LEVELS["hair"])
             x = np.arange(len(LEVELS["hair"])) + (k - 1) * 0.12
             ax.errorbar(x, s["mean"], yerr=[s["mean"] - s["conf_low"], s["conf_high"] - s["mean"]], fmt="o-",
-                        color=colours[race], label=race, capsize=3)
+                        color=colours[race], label=race, capsize=2, ms=3)
             for xi, (m, n) in zip(x, zip(s["mean"], s["n"])):
                 if np.isfinite(m):
-                    ax.annotate(f"{n}", (xi, m), textcoords="offset points", xytext=(4, -9), fontsize=6,
+                    ax.annotate(f"{n}", (xi, m), textcoords="offset points", xytext=(4, -9), fontsize=7,
                                 color=colours[race])
         ax.set_xticks(range(len(LEVELS["hair"])),
                       ["long", "short" if gender == "men" else "short (buzz cut)"])
         ax.set_title(gender)
     axes[0].set_ylabel("mean score (95% CI); labels: n")
-    axes[1].legend(fontsize=8)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", title="race")
     ctx.save_figure(fig, "s2_cell_means")
 
     cm = cells.rename(columns={"race": "Race", "gender": "Gender", "hair": "Hair", "n": "n", "mean": "Mean",

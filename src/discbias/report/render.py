@@ -159,7 +159,9 @@ def render_html(qmd: Path) -> Path:
     """Self-contained HTML (embedded images, MathML; no network)."""
     out = qmd.with_suffix(".html")
     css = Path(__file__).with_name("paper.css")
-    _pandoc(qmd, "html5", out, ["--embed-resources", "--mathml", f"--css={css}", "--toc", "--number-sections"])
+    after = Path(__file__).with_name("paper-after.html")  # "Contents" link and click-to-zoom figures
+    _pandoc(qmd, "html5", out, ["--embed-resources", "--mathml", f"--css={css}", "--toc", "--number-sections",
+                                f"--include-after-body={after}"])
     return out
 
 
