@@ -772,7 +772,7 @@ def figures(ctx):
 
     # Shares of groups across score bins (age bands are ordered: a sequential palette).
     shares = res["ffhq_strat_bin_shares"]
-    fig, axes = plt.subplots(1, 3, figsize=figsize(1.0, 0.62), sharey=False)
+    fig, axes = plt.subplots(1, 3, figsize=figsize(1.0, 0.7), sharey=False)
     for ax, gr in zip(axes, ("gender", "age_band", "glasses")):
         s = shares[shares["grouping"] == gr]
         x = np.arange(len(_BIN_ORDER))
@@ -787,7 +787,8 @@ def figures(ctx):
                         label=f"{ctx.label(lev)} ({v['overall_share'].iloc[0]:.1%})")
         ax.set_xticks(x, [b.replace("bottom ", "bot. ") for b in _BIN_ORDER], rotation=90)
         ax.set_title(ATTRIBUTES[gr])
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.42), ncols=1, handlelength=1.2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.42), ncols=2 if len(levels) > 5 else 1,
+                  handlelength=1.0, columnspacing=0.6)
     axes[0].set_ylabel("share of the bin's images")
     ctx.save_figure(fig, "s1x_bin_shares")
 
@@ -917,7 +918,9 @@ def _pretty(term: str) -> str:
         var = term[2:].split(",")[0]
         lev = term.split("[")[-1].rstrip("]")
         name = {"hair_colour": "hair", "age_band": "age", "gender": "gender", "glasses": "glasses"}.get(var, var)
-        return f"{name}: {lev}"
+        from ..report.labels import label
+
+        return f"{name}: {label(lev)}"
     return term
 
 
