@@ -41,6 +41,14 @@ def test_values_and_tables_fill_the_template(build):
     assert "Value 1.23." in qmd and "| a | 1.0 |" in qmd and "Section 1.2" in qmd
 
 
+def test_printed_values_use_a_true_minus_sign(build):
+    paths, tdir = build
+    paths.values.write_text(json.dumps({"a": {"b": -1.5, "s": "paper: -2.6 [-3.4, -1.8] in 2020-21"}}))
+    _write(tdir, "A << values.a.b >>, B << values.a.b | num(1) >>, C << values.a.s >>.\n")
+    qmd = render_qmd(paths, tdir).read_text()
+    assert "A \u22121.5, B \u22121.5, C paper: \u22122.6 [\u22123.4, \u22121.8] in 2020-21." in qmd
+
+
 def test_missing_value_is_a_render_error_naming_it(build):
     paths, tdir = build
     _write(tdir, "<< values.a.missing_key >>")

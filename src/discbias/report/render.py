@@ -66,6 +66,23 @@ def pval(p) -> str:
     return "p = " + f"{p:.3f}".lstrip("0")
 
 
+def _finalize(value):
+    """Every value the template prints: a hyphen used as a minus sign becomes U+2212.
+
+    Examples
+    --------
+    >>> _finalize(-2.5), _finalize("paper: -2.6 [-3.4, -1.8]"), _finalize(True)
+    ('−2.5', 'paper: −2.6 [−3.4, −1.8]', True)
+    """
+    from .tables import minus_signs
+
+    if value is None or isinstance(value, bool) or isinstance(value, jinja2.Undefined):
+        return value
+    if isinstance(value, (int, float)):
+        value = str(value)
+    return minus_signs(value) if isinstance(value, str) else value
+
+
 def make_environment(template_dir: str | Path, paths) -> jinja2.Environment:
     """The Jinja2 environment of the paper, with its helpers bound to ``paths``.
 
@@ -80,7 +97,7 @@ def make_environment(template_dir: str | Path, paths) -> jinja2.Environment:
         variable_start_string="<<", variable_end_string=">>",
         comment_start_string="<#", comment_end_string="#>",
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-        autoescape=False,
+        autoescape=False, finalize=_finalize,
     )
 
     def table(name: str) -> str:
