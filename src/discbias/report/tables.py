@@ -232,6 +232,18 @@ def _auto_fmt(s: pd.Series, name: str) -> str:
     return "text"
 
 
+def _breakable(s: str) -> str:
+    """Allow a line break after ``_``, ``/``, ``.`` and ``~`` inside long tokens (zero-width spaces),
+    so identifiers and paths wrap inside a narrow column instead of running into the next one.
+
+    Examples
+    --------
+    >>> _breakable("s1_top_bottom") == "s1_\u200btop_\u200bbottom"
+    True
+    """
+    return re.sub(r"([_/~])(?=\w)", "\\1\u200b", str(s)) if len(str(s)) > 12 else str(s)
+
+
 def _typst_str(s: str) -> str:
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -477,7 +489,9 @@ class PubTable:
                     head.append(f"table.hline(start: {start}, end: {start + span}, stroke: 0.4pt)")
                 start += span
         head += [_typst_str(h) for h in self.headers()] + ["table.hline(stroke: 0.5pt)"]
-        rows = [", ".join(_typst_str(v) for v in r) + "," for r in self.body()]
+        wrap = [w != "auto" for w in self._typst_columns()]
+        rows = [", ".join(_typst_str(_breakable(v) if wrap[k] else v) for k, v in enumerate(r)) + ","
+                for r in self.body()]
         notes = (f"\n  block(width: 100%, inset: (top: 3pt), align(left, text(size: {TABLE_FONT_PT}pt, "
                  f"{_typst_str(minus_signs(self.notes))})))") if self.notes else ""
         return ("{\n  table(\n    columns: (" + ", ".join(self._typst_columns()) + ",),\n"
