@@ -36,14 +36,22 @@ def check_structure(tex: str) -> list[str]:
         problems.append(f"odd column specification {m[1]!r}")
     ncols = len(spec)
     body = tex[m.end():]
+    rows = []
     for line in body.splitlines():
         if line.endswith(r"\\") and not line.startswith((r"\multicolumn", r"\caption")):
-            cells = len(re.split(r"(?<!\\)&", line))
-            if cells != ncols:
-                problems.append(f"a row has {cells} cells for {ncols} columns: {line[:60]}")
+            cells = [c.strip() for c in re.split(r"(?<!\\)&", line[:-2])]
+            if len(cells) != ncols:
+                problems.append(f"a row has {len(cells)} cells for {ncols} columns: {line[:60]}")
                 break
-    if "r" not in spec and "c" not in spec and re.search(r"&\s*[\u2212\d]", body):
-        problems.append("numbers but no right-aligned column")
+            rows.append(cells)
+    # a column whose body cells are all numbers must be right- (or centre-) aligned
+    sign = r"(?:\\ensuremath\{-\})?"
+    num = sign + r"\d[\d,.]*(?:\\%)?"
+    number = re.compile(rf"^(?:\\textless\{{\}}\s*)?{num}(?:\s*[\[(]{num}(?:,\s*{num})?[\])])?$|^\[{num},\s*{num}\]$")
+    for k in range(ncols):
+        vals = [r[k] for r in rows[1:] if r[k] not in ("---", "")]  # rows[0] is the header
+        if vals and all(number.fullmatch(v) for v in vals) and spec[k] not in "rc":
+            problems.append(f"column {k + 1} holds numbers but is aligned {spec[k]!r}")
     for need in (r"\caption{", r"\label{tbl-", r"\toprule", r"\midrule", r"\bottomrule"):
         if need not in tex:
             problems.append(f"missing {need}")

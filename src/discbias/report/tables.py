@@ -423,7 +423,14 @@ class PubTable:
 
     def aligns(self) -> list[str]:
         """``left``/``right``/``center`` per column."""
-        return [c.align or ("left" if c.fmt == "text" else "right") for c in self.cols]
+        body = self.body()
+        numeric = re.compile(r"^(?:[\u2212<>\[(]?\s*[\u2212]?\d[\d,.]*(?:\s*%)?(?:\s*[\[(].*[\])])?|\u2014)$")
+
+        def looks_numeric(k):  # text cells that are numbers ("0.84 [0.83, 0.85]", "153.7 (12)")
+            vals = [r[k] for r in body]
+            return any(v != DASH for v in vals) and all(numeric.match(v) for v in vals)
+
+        return [c.align or ("right" if c.fmt != "text" or looks_numeric(k) else "left") for k, c in enumerate(self.cols)]
 
     def spanner_row(self) -> list[tuple[str, int]] | None:
         """The spanner header as ``(text, colspan)`` runs, or None."""
