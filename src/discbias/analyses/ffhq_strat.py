@@ -772,8 +772,10 @@ def figures(ctx):
 
     # Shares of groups across score bins (age bands are ordered: a sequential palette).
     shares = res["ffhq_strat_bin_shares"]
-    fig, axes = plt.subplots(1, 3, figsize=figsize(1.0, 0.7), sharey=False)
-    for ax, gr in zip(axes, ("gender", "age_band", "glasses")):
+    # legends get their own row under the panels, so they neither cover data nor run off the figure
+    fig, grid = plt.subplots(2, 3, figsize=figsize(1.0, 0.68), gridspec_kw=dict(height_ratios=[2.6, 1]))
+    axes, legend_axes = grid[0], grid[1]
+    for ax, lax, gr in zip(axes, legend_axes, ("gender", "age_band", "glasses")):
         s = shares[shares["grouping"] == gr]
         x = np.arange(len(_BIN_ORDER))
         levels = [lev for lev in dict.fromkeys(s["level"]) if s.loc[s["level"] == lev, "overall_n"].iloc[0] > 0]
@@ -787,8 +789,9 @@ def figures(ctx):
                         label=f"{ctx.label(lev)} ({v['overall_share'].iloc[0]:.1%})")
         ax.set_xticks(x, [b.replace("bottom ", "bot. ") for b in _BIN_ORDER], rotation=90)
         ax.set_title(ATTRIBUTES[gr])
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.42), ncols=2 if len(levels) > 5 else 1,
-                  handlelength=1.0, columnspacing=0.6)
+        lax.axis("off")
+        lax.legend(*ax.get_legend_handles_labels(), loc="upper center", ncols=2 if len(levels) > 5 else 1,
+                   handlelength=1.0, columnspacing=0.6, borderaxespad=0)
     axes[0].set_ylabel("share of the bin's images")
     ctx.save_figure(fig, "s1x_bin_shares")
 

@@ -51,6 +51,10 @@ DEFAULT_LABELS: dict[str, str] = {
     "s1x_quantile_50": "Quantile q = 0.5", "s1x_quantile_90": "Quantile q = 0.9",
     "tree_depth5": "Tree (depth 5)", "tree_depth4_ratings": "Tree on ratings (depth 4)",
     "all_rated": "all rated images", "matches_prompt": "images matching the prompt",
+    # probe results
+    "preferred_value": "Preferred value", "preferred_quantile": "Quantile of the preferred value",
+    "training_mode": "Reference mode", "training_median": "Reference median",
+    "slope_at_training_mode": "Slope at the reference mode", "protocol": "Protocol",
     # result-table columns
     "estimate": "Estimate", "std_error": "SE", "statistic": "Statistic", "p_value": "p",
     "conf_low": "95% CI low", "conf_high": "95% CI high", "n_obs": "n", "n_groups": "Groups",
