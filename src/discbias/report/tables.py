@@ -276,42 +276,26 @@ def latex_escape(s: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(s))
 
 
+def _convert_caption(md: str, code, ref, text) -> str:
+    """A caption's Markdown subset (code spans, ``@tbl-x`` references, text) through three formatters."""
+    parts = re.split(r"(`[^`]*`|@(?:tbl|fig|sec)-[\w-]+)", md)
+    return "".join(code(p[1:-1]) if p.startswith("`") and p.endswith("`") and len(p) > 1
+                   else ref(p[1:]) if p.startswith("@") else text(p) if p else "" for p in parts)
+
+
 def _caption_latex(md: str) -> str:
-    parts = re.split(r"(`[^`]*`)", md)
-    out = []
-    for p in parts:
-        if p.startswith("`") and p.endswith("`") and len(p) > 1:
-            out.append(r"\texttt{" + latex_escape(p[1:-1]) + "}")
-        else:
-            refs = re.split(r"(@(?:tbl|fig|sec)-[\w-]+)", p)
-            out.append("".join(r"\ref{" + r[1:] + "}" if r.startswith("@") else latex_escape(r) for r in refs))
-    return "".join(out)
+    return _convert_caption(md, lambda c: r"\texttt{" + latex_escape(c) + "}", lambda r: r"\ref{" + r + "}",
+                            latex_escape)
 
 
 def _caption_typst(md: str) -> str:
-    parts = re.split(r"(`[^`]*`|@(?:tbl|fig|sec)-[\w-]+)", md)
-    out = []
-    for p in parts:
-        if p.startswith("`") and p.endswith("`") and len(p) > 1:
-            out.append("#raw(" + _typst_str(p[1:-1]) + ")")
-        elif p.startswith("@"):
-            out.append(f"#ref(<{p[1:]}>)")
-        elif p:
-            out.append("#" + _typst_str(p))
-    return "".join(out)
+    return _convert_caption(md, lambda c: "#raw(" + _typst_str(c) + ")", lambda r: f"#ref(<{r}>)",
+                            lambda t: "#" + _typst_str(t))
 
 
 def _caption_html(md: str) -> str:
-    parts = re.split(r"(`[^`]*`|@(?:tbl|fig|sec)-[\w-]+)", md)
-    out = []
-    for p in parts:
-        if p.startswith("`") and p.endswith("`") and len(p) > 1:
-            out.append("<code>" + html.escape(p[1:-1]) + "</code>")
-        elif p.startswith("@"):
-            out.append(f'<a href="#{p[1:]}">{p[1:]}</a>')
-        else:
-            out.append(html.escape(p))
-    return "".join(out)
+    return _convert_caption(md, lambda c: "<code>" + html.escape(c) + "</code>",
+                            lambda r: f'<a href="#{r}">{r}</a>', html.escape)
 
 
 #: Width of the PDF's text block in points (A4, pandoc's Typst margins) and the table font size.
