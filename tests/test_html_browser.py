@@ -24,8 +24,9 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 
 CHROME = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROME and DRIVER),
-                                reason="no Chromium/chromedriver (Debian: apt-get install chromium chromium-driver)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (CHROME and DRIVER),
+                                 reason="no Chromium/chromedriver (Debian: apt-get install chromium chromium-driver)")]
 REPO = Path(__file__).resolve().parents[1]
 BUILT = REPO / "build" / "report" / "paper.html"
 
