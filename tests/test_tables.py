@@ -149,3 +149,11 @@ def test_built_tables_have_spec_caption_label_and_compile(tmp_path):
     if tex_engine() is not None:
         proc = compile_tables(paths, tmp_path)
         assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_code_columns_are_verbatim_and_monospace():
+    t = PubTable(pd.DataFrame({"model": ["rgb_ols"], "formula": ["score ~ red_mean - 1"]}),
+                 ["model", Col("formula", "Formula", fmt="code")], caption="C.", label="tbl-code")
+    assert t.body() == [["OLS RGB", "score ~ red_mean - 1"]]  # ids relabelled in text, verbatim in code
+    assert 'raw("score ~ red_mean - 1")' in t.to_typst() and "<code>score ~ red_mean - 1</code>" in t.to_html()
+    assert r"\texttt{score \textasciitilde{} red\_mean - 1}" in t.to_latex()

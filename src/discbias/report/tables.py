@@ -184,7 +184,8 @@ class Col:
         Header; default: the label dictionary's label of ``id``.
     fmt : str
         ``"auto"`` (from the dtype), ``"text"``, ``"num"``, ``"int"``, ``"p"``, ``"interval"``,
-        ``"pct"`` (a share shown in percent) or ``"bool"``.
+        ``"pct"`` (a share shown in percent), ``"bool"`` or ``"code"`` (shown verbatim in a
+        monospace font: formulas, file names, ids meant to be typed).
     digits, sig : int, optional
         Decimals, or significant digits (``sig`` wins).
     high : str, optional
@@ -394,6 +395,8 @@ class PubTable:
             return fmt_number(100 * float(x), c.digits, c.sig) + "%"
         if c.fmt == "bool":
             return "yes" if bool(x) else "no"
+        if c.fmt == "code":
+            return str(x)
         text = _label(str(x)) if c.relabel else str(x)
         return minus_signs(text)
 
@@ -414,7 +417,8 @@ class PubTable:
             vals = [r[k] for r in body]
             return any(v != DASH for v in vals) and all(numeric.match(v) for v in vals)
 
-        return [c.align or ("right" if c.fmt != "text" or looks_numeric(k) else "left") for k, c in enumerate(self.cols)]
+        return [c.align or ("left" if c.fmt == "code" else "right" if c.fmt != "text" or looks_numeric(k) else "left")
+                for k, c in enumerate(self.cols)]
 
     def spanner_row(self) -> list[tuple[str, int]] | None:
         """The spanner header as ``(text, colspan)`` runs, or None."""
@@ -451,7 +455,7 @@ class PubTable:
         if self.landscape is not None:
             return bool(self.landscape)
         w = self._widths_chars()  # text columns can wrap down to about 14 characters
-        fixed = sum(min(x, 14) if c.fmt == "text" else x for x, c in zip(w, self.cols))
+        fixed = sum(min(x, 14) if c.fmt in ("text", "code") else x for x, c in zip(w, self.cols))
         return fixed * TABLE_FONT_PT * CHAR_EM + 2 * CELL_INSET_PT * len(w) > TEXT_WIDTH_PT * 1.02
 
     def _typst_columns(self) -> list[str]:
@@ -460,7 +464,7 @@ class PubTable:
         room = TEXT_WIDTH_PT * (1.45 if self.is_landscape() else 1.0)
         out = []
         for k, c in enumerate(self.cols):
-            wrap = c.fmt == "text" and w[k] > 24 and natural > room
+            wrap = c.fmt in ("text", "code") and w[k] > 24 and natural > room
             out.append(f"{max(1.0, min(w[k], 80) / 10):.1f}fr" if wrap else "auto")
         return out
 
@@ -481,8 +485,9 @@ class PubTable:
                 start += span
         head += [_typst_str(h) for h in self.headers()] + ["table.hline(stroke: 0.5pt)"]
         wrap = [w != "auto" for w in self._typst_columns()]
-        rows = [", ".join(_typst_str(_breakable(v) if wrap[k] else v) for k, v in enumerate(r)) + ","
-                for r in self.body()]
+        code = [c.fmt == "code" for c in self.cols]
+        rows = [", ".join(("raw({})" if code[k] else "{}").format(_typst_str(_breakable(v) if wrap[k] else v))
+                          for k, v in enumerate(r)) + "," for r in self.body()]
         notes = (f"\n  block(width: 100%, inset: (top: 3pt), align(left, text(size: {TABLE_FONT_PT}pt, "
                  f"{_typst_str(minus_signs(self.notes))})))") if self.notes else ""
         return ("{\n  table(\n    columns: (" + ", ".join(self._typst_columns()) + ",),\n"
@@ -523,8 +528,10 @@ class PubTable:
                         + "</tr>")
         head.append("<tr>" + "".join(f'<th scope="col"{cls(a)}>{html.escape(h)}</th>'
                                      for h, a in zip(self.headers(), aligns)) + "</tr>")
-        body = ["<tr>" + "".join(f"<td{cls(a)}>{html.escape(v)}</td>" for v, a in zip(r, aligns)) + "</tr>"
-                for r in self.body()]
+        code = [c.fmt == "code" for c in self.cols]
+        body = ["<tr>" + "".join(f"<td{cls(a)}><code>{html.escape(v)}</code></td>" if code[k] else
+                                 f"<td{cls(a)}>{html.escape(v)}</td>" for k, (v, a) in enumerate(zip(r, aligns)))
+                + "</tr>" for r in self.body()]
         notes = f'\n<p class="table-notes">{html.escape(minus_signs(self.notes))}</p>' if self.notes else ""
         return ('<div class="table-scroll" tabindex="0">\n<table class="pubtable">\n<thead>\n' + "\n".join(head)
                 + "\n</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n</div>" + notes)
@@ -565,7 +572,9 @@ class PubTable:
                     head.append(rf"\cmidrule(lr){{{start}-{start + span - 1}}}")
                 start += span
         head.append(" & ".join(latex_escape(h) for h in self.headers()) + r" \\")
-        body = [" & ".join(latex_escape(v) for v in r) + r" \\" for r in self.body()]
+        code = [c.fmt == "code" for c in self.cols]
+        body = [" & ".join(rf"\texttt{{{latex_escape(v)}}}" if code[k] else latex_escape(v) for k, v in enumerate(r))
+                + r" \\" for r in self.body()]
         cap = rf"\caption{{{_caption_latex(minus_signs(self.caption))}}}" if self.caption else ""
         lab = rf"\label{{{self.label}}}" if self.label else ""
         notes = (rf"\par\smallskip{{\footnotesize\raggedright {latex_escape(minus_signs(self.notes))}\par}}"
@@ -733,7 +742,7 @@ def common_tables(ctx) -> None:
                    label="tbl-claims")
     rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"], "Verdict rule": claims["rule"],
                           "Source": claims["source"].fillna("")})
-    ctx.save_table(rules, "claim_rules",
+    ctx.save_table(rules, "claim_rules", columns=["Claim", "Statement", "Verdict rule", Col("Source", "Source", fmt="code")],
                    caption="Verdict rules, as implemented in code, and the result each claim reads.",
                    label="tbl-claim-rules")
     prov = ctx.results["provenance"]
@@ -746,8 +755,9 @@ def common_tables(ctx) -> None:
     m = models[cols].copy()
     if "warnings" in m:
         m["warnings"] = [w if isinstance(w, str) and w else "none" for w in m["warnings"]]
-    ctx.save_table(m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
-                                     "converged": "Converged", "warnings": "Warnings"}), "models", digits=0,
+    m = m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
+                          "converged": "Converged", "warnings": "Warnings"})
+    ctx.save_table(m, "models", digits=0, columns=[Col(c, c, fmt="code") if c == "Formula" else c for c in m.columns],
                    caption="Every model and test fitted, with n, convergence and warnings.",
                    label="tbl-models")
     ctx.save_table(issue_summary(ctx.results["data_issues"]), "data_issues",
