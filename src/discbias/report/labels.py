@@ -82,7 +82,14 @@ def set_labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def labels_from_config(config) -> dict[str, str]:
-    """The ``[labels]`` table of a study configuration (empty when it has none)."""
+    """The ``[labels]`` table of a study configuration (empty when it has none).
+
+    Examples
+    --------
+    >>> from discbias.config import load_config
+    >>> labels_from_config(load_config("analysis/grissom2024.toml"))["s1_top_bottom_red_mean"]
+    'Top vs bottom 100: red'
+    """
     raw = getattr(config, "raw", {}) or {}
     return dict(raw.get("labels", {}))
 

@@ -401,7 +401,13 @@ class PubTable:
         return minus_signs(text)
 
     def headers(self) -> list[str]:
-        """The column headers (labels, units)."""
+        """The column headers (labels, units).
+
+        Examples
+        --------
+        >>> PubTable(pd.DataFrame({"n_obs": [1], "Mean": [2.0]}), [Col("n_obs"), Col("Mean", unit="logit")]).headers()
+        ['n', 'Mean (logit)']
+        """
         return [minus_signs(c.header()) for c in self.cols]
 
     def body(self) -> list[list[str]]:
@@ -629,7 +635,15 @@ class PubTable:
                           f"{fence}{{=typst}}", post, fence, "", f"{fence}{{=html}}", close_html, fence, "", ":::"])
 
     def to_csv(self, path: str | Path) -> None:
-        """Write the unrounded values (the frame's own columns, used columns first)."""
+        """Write the unrounded values (the frame's own columns, used columns first).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+        >>> PubTable(pd.DataFrame({"x": [1 / 3]})).to_csv(p); float(pd.read_csv(p)["x"][0]) == 1 / 3
+        True
+        """
         used = [c.id for c in self.cols] + [c.high for c in self.cols if c.high]
         rest = [c for c in self.df.columns if c not in used]
         write_table(self.df[list(dict.fromkeys(used)) + rest], Path(path))
