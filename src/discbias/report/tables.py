@@ -756,7 +756,7 @@ def common_tables(ctx) -> None:
                    label="tbl-claims")
     rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"], "Verdict rule": claims["rule"],
                           "Source": claims["source"].fillna("")})
-    ctx.save_table(rules, "claim_rules", columns=["Claim", "Statement", "Verdict rule", Col("Source", "Source", fmt="code")],
+    ctx.save_table(rules, "claim_rules",
                    caption="Verdict rules, as implemented in code, and the result each claim reads.",
                    label="tbl-claim-rules")
     prov = ctx.results["provenance"]
