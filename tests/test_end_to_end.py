@@ -1,12 +1,16 @@
 """The whole pipeline on a synthetic study in the released schema: fetch to HTML and PDF."""
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from latex_check import check_structure, compile_tables
+
 from discbias.cli import main
+from discbias.report.labels import known_ids
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,8 +35,18 @@ def test_pipeline_renders_paper_from_synthetic_study(synthetic_study, monkeypatc
     # numbers in the paper are the ones in values.json
     assert f"{values['study1']['n_images']:,}" in html
     assert "Table\u00a0" in html and "Figure\u00a0" in html
-    for name in ("claims", "s1_top_bottom_tests", "s2_cell_means"):
-        assert (build / "tables" / f"{name}.tex").read_text().startswith("\\begin{tabular}")
+    # every exported LaTeX table has its column specification, caption and label, and compiles
+    texs = sorted((build / "tables").glob("*.tex"))
+    assert {"claims.tex", "s1_top_bottom_tests.tex", "s2_cell_means.tex"} <= {p.name for p in texs}
+    assert {p.name: check_structure(p.read_text()) for p in texs if check_structure(p.read_text())} == {}
+    proc = compile_tables(texs, root)
+    assert proc is None or proc.returncode == 0, proc.stdout[-3000:]
+    # tables reach the paper with their captions; no raw model ids or hyphen minus in the tables
+    assert 'class="pubtable"' in html and "Table\u00a0" in html
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", html, re.S)]
+    ids = set(known_ids())
+    assert [c for c in cells if c.strip() in ids] == []
+    assert [c for c in cells if re.search(r"(?<![\w.\-])-\d", c)] == []
 
 
 def test_bad_config_is_a_clean_cli_error(tmp_path, capsys):

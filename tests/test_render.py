@@ -3,10 +3,12 @@
 import json
 import shutil
 
+import pandas as pd
 import pytest
 
 from discbias.paths import ProjectPaths
 from discbias.report.render import RenderError, render_html, render_pdf, render_qmd
+from discbias.report.tables import Col, PubTable
 
 
 @pytest.fixture
@@ -14,6 +16,11 @@ def build(tmp_path):
     paths = ProjectPaths(tmp_path).ensure()
     paths.values.write_text(json.dumps({"a": {"b": 1.2345}, "n": None}))
     (paths.tables / "t.md").write_text("| x | y |\n|:--|--:|\n| a | 1.0 |\n")
+    df = pd.DataFrame({"term": ["red_mean", "C(race)[T.Black]:C(hair)[short]"], "estimate": [-0.5, 1234.5],
+                       "conf_low": [-0.9, 1000.0], "conf_high": [-0.1, 1500.0], "p_value": [1e-6, 0.04]})
+    PubTable(df, [Col("term", "Term"), "estimate", Col("conf_low", "95% CI", fmt="interval", high="conf_high"),
+                  Col("p_value", fmt="p")], caption="Pub caption with `code` and @tbl-t.", label="tbl-pub",
+             notes="Note: interval is a 95% CI.", spanners={"OLS": ["estimate", "conf_low"]}).write(paths.tables, "pub")
     tdir = tmp_path / "templates"
     (tdir / "sections").mkdir(parents=True)
     return paths, tdir
@@ -32,6 +39,14 @@ def test_values_and_tables_fill_the_template(build):
            [("10-x.qmd.j2", "Section << values.a.b | num(1) >>\n")])
     qmd = render_qmd(paths, tdir).read_text()
     assert "Value 1.23." in qmd and "| a | 1.0 |" in qmd and "Section 1.2" in qmd
+
+
+def test_printed_values_use_a_true_minus_sign(build):
+    paths, tdir = build
+    paths.values.write_text(json.dumps({"a": {"b": -1.5, "s": "paper: -2.6 [-3.4, -1.8] in 2020-21"}}))
+    _write(tdir, "A << values.a.b >>, B << values.a.b | num(1) >>, C << values.a.s >>.\n")
+    qmd = render_qmd(paths, tdir).read_text()
+    assert "A \u22121.5, B \u22121.5, C paper: \u22122.6 [\u22123.4, \u22121.8] in 2020-21." in qmd
 
 
 def test_missing_value_is_a_render_error_naming_it(build):
@@ -68,6 +83,26 @@ def test_crossrefs_resolve_in_html_and_pdf(build):
     pdf = render_pdf(qmd, paths.build)
     assert pdf.read_bytes()[:4] == b"%PDF"
     assert "#link(<tbl-t>)" in qmd.with_suffix(".typ").read_text()
+
+
+@pytest.mark.slow
+def test_publication_table_keeps_caption_label_and_numbering(build):
+    paths, tdir = build
+    _write(tdir, "See @tbl-pub and @tbl-t.\n\n<< table('t') >>\n\n: Cap. {#tbl-t}\n\n<< table('pub') >>\n")
+    qmd = render_qmd(paths, tdir)
+    html = render_html(qmd).read_text()
+    # the publication table is Table 2, its caption prefixed and holding the converted reference
+    assert '<div id="tbl-pub" class="pubtable">' in html and "<strong>Table 2:</strong> Pub caption" in html
+    assert 'href="#tbl-t"' in html and "<code>code</code>" in html and 'class="table-scroll"' in html
+    assert "\u22120.50" in html and "< 0.001" in html.replace("&lt;", "<") and "Mean red" in html
+    assert "red_mean" not in html and "C(race)" not in html
+    pdf = render_pdf(qmd, paths.build)
+    typ = qmd.with_suffix(".typ").read_text()
+    assert "<tbl-pub>" in typ and "table.header(repeat: true" in typ and "#link(<tbl-pub>)" in typ
+    import subprocess
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    if text:  # poppler present: caption, number and cells are in the PDF, caption before the table
+        assert "Table 2: Pub caption" in " ".join(text.split()) and text.index("Pub caption") < text.index("Mean red")
 
 
 def test_unresolved_crossref_fails(build):

@@ -249,22 +249,49 @@ class FigureContext:
     values: dict
 
     def save_figure(self, fig, name: str) -> Path:
-        """Save a matplotlib figure as ``build/figures/<name>.png`` (and ``.pdf``) and close it."""
-        import matplotlib.pyplot as plt
+        """Save a figure as ``build/figures/<name>.svg`` (HTML and Typst), ``.pdf`` and ``.png``; close it.
 
+        The figure is first made printable (:func:`discbias.report.style.fit_to_print`: at most
+        the text width, fonts >= 7 pt); scatters of many points are rasterized inside the vector
+        files. It is saved at its own size (no tight bounding box), which is its printed size.
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.collections import Collection
+
+        from .report.style import fit_to_print
+
+        fit_to_print(fig)
+        for c in fig.findobj(Collection):
+            if len(c.get_offsets()) > 3000:
+                c.set_rasterized(True)
         self.paths.figures.mkdir(parents=True, exist_ok=True)
-        out = self.paths.figures / f"{name}.png"
-        fig.savefig(out, dpi=200, bbox_inches="tight")
-        fig.savefig(self.paths.figures / f"{name}.pdf", bbox_inches="tight")
+        out = self.paths.figures / f"{name}.svg"
+        for ext in ("svg", "pdf", "png"):
+            fig.savefig(self.paths.figures / f"{name}.{ext}", dpi=300 if ext != "png" else 200,
+                        metadata={"Date": None} if ext == "svg" else None)
         plt.close(fig)
         return out
 
-    def save_table(self, df: pd.DataFrame, name: str, *, digits: dict[str, int] | int = 2,
-                   rename: dict[str, str] | None = None) -> None:
-        """Write a publication table: ``build/tables/<name>.csv`` (unrounded), ``.tex`` and ``.md``."""
-        from .report.tables import write_publication_table
+    def save_table(self, df, name: str, *, digits: dict[str, int] | int = 2,
+                   rename: dict[str, str] | None = None, **table):
+        """Write a publication table to ``build/tables/<name>.{csv,tex,typ,html,md}``.
 
-        write_publication_table(df, self.paths.tables, name, digits=digits, rename=rename)
+        ``df`` is a frame or a ready :class:`~discbias.report.tables.PubTable`. Keywords
+        ``caption``, ``label``, ``notes``, ``columns`` (list of :class:`~discbias.report.tables.Col`),
+        ``spanners`` and ``landscape`` go to ``PubTable``; the CSV is unrounded.
+        """
+        from .report.tables import PubTable, write_publication_table
+
+        if isinstance(df, PubTable):
+            df.write(self.paths.tables, name)
+            return df
+        return write_publication_table(df, self.paths.tables, name, digits=digits, rename=rename, **table)
+
+    def label(self, id_: str) -> str:
+        """The readable label of an id (the study's ``[labels]`` over the package defaults)."""
+        from .report.labels import label
+
+        return label(id_)
 
 
 def _analyses():
@@ -389,7 +416,12 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     paths.ensure()
     values = json.loads(paths.values.read_text())
     fctx = FigureContext(config, paths, load_measures(paths), load_results(paths), values)
+    from .report.labels import labels_from_config, set_labels
+    from .report.style import apply_style
     from .report.tables import common_tables
+
+    apply_style()
+    set_labels(labels_from_config(config))
 
     common_tables(fctx)
     for analysis in _analyses():

@@ -277,39 +277,39 @@ def figures(ctx):
     scores = ctx.measures["probe_scores"]
     probes = v["probes"]
     protocols = v["protocols"]
-    ncol = min(4, len(probes))
+    from ..report.style import OKABE_ITO, TEXT_WIDTH_IN, figsize
+
+    ncol = min(3, len(probes))
     nrow = int(np.ceil(len(probes) / ncol))
-    colours = {"nvidia": "#1f77b4", "grissom2024": "#d62728"}
+    colours = {"nvidia": OKABE_ITO[3], "grissom2024": OKABE_ITO[4]}
     for protocol in protocols:
-        col = colours.get(protocol, "#2ca02c")
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.7 * nrow), squeeze=False)
+        col = colours.get(protocol, OKABE_ITO[2])
+        fig, axes = plt.subplots(nrow, ncol, figsize=(TEXT_WIDTH_IN, 1.75 * nrow + 0.3), squeeze=False)
         for ax, probe in zip(axes.ravel(), probes):
             c = curves[(curves["probe"] == probe) & (curves["protocol"] == protocol)]
             pts = scores[(scores["probe"] == probe) & (scores["protocol"] == protocol)]
             if len(pts):
                 # Centre each base image on its own mean so the random intercepts do not hide the curve.
                 centred = pts["score"] - pts.groupby("base")["score"].transform("mean") + pts["score"].mean()
-                ax.scatter(pts["level"], centred, s=8, alpha=0.5, color=col)
+                ax.scatter(pts["level"], centred, s=5, alpha=0.5, color=col, edgecolor="none")
             if len(c):
                 ax.plot(c["level"], c["estimate"], color=col)
                 ax.fill_between(c["level"], c["conf_low"], c["conf_high"], color=col, alpha=0.2)
             r = tidy[(tidy["probe"] == probe) & (tidy["protocol"] == protocol) & (tidy["term"] == "argmax_level")]
             if len(r) and pd.notna(r["estimate"].iloc[0]):
                 ax.axvline(r["estimate"].iloc[0], color="k", ls=":", lw=1)
-            ax.set_title(probe.replace("_", " "), fontsize=9)
-            ax.set_xlabel(LEVEL_UNITS.get(probe, "level"), fontsize=8)
-            ax.set_ylabel("D score (logit)", fontsize=8)
-            ax.tick_params(labelsize=7)
+            ax.set_title(ctx.label(probe) if ctx.label(probe) != probe else probe.replace("_", " "))
+            ax.set_xlabel(LEVEL_UNITS.get(probe, "level"))
+            ax.set_ylabel("D score (logit)")
         for ax in axes.ravel()[len(probes):]:
             ax.axis("off")
         fig.suptitle(f"{protocol} protocol")
-        fig.tight_layout()
         if demo:
             watermark(fig)
         ctx.save_figure(fig, f"probes_dose_response_{protocol}")
     if "probe_fields" in ctx.results:
         f = ctx.results["probe_fields"]
-        fig, axes = plt.subplots(1, len(protocols), figsize=(4.5 * len(protocols), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(protocols), figsize=figsize(min(1.0, 0.5 * len(protocols)), 0.4 / min(1.0, 0.5 * len(protocols))), squeeze=False)
         for ax, protocol in zip(axes[0], protocols):
             t = f[f["protocol"] == protocol].pivot(index="field_lightness", columns="field_hue", values="score")
             im = ax.imshow(t.to_numpy(), origin="lower", aspect="auto", cmap="viridis")
@@ -319,17 +319,16 @@ def figures(ctx):
             ax.set_ylabel("L*")
             ax.set_title(f"uniform fields ({protocol})")
             fig.colorbar(im, ax=ax, label="D score")
-        fig.tight_layout()
         if demo:
             watermark(fig)
         ctx.save_figure(fig, "probes_fields")
     if "probe_training" in ctx.results and "probe_reference" in ctx.measures:
         ref = ctx.measures["probe_reference"]
         tc = ctx.results["probe_training_curves"]
-        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        fig, ax = plt.subplots(figsize=figsize(0.85, 0.55))
         if ref["kind"].iloc[0] == "values":
             ax.hist(ref["value"], bins=30, color="0.75", density=True, label="reference set")
-        ax.set_xlabel(v["reference_measure"])
+        ax.set_xlabel(ctx.label(v["reference_measure"]))
         ax.set_ylabel("density (reference)")
         ax2 = ax.twinx()
         for protocol in protocols:
@@ -341,8 +340,7 @@ def figures(ctx):
             if t:
                 ax2.axvline(t["preferred"], color=col, ls=":")
         ax2.set_ylabel("D score (population curve)")
-        ax2.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
+        fig.legend(*ax2.get_legend_handles_labels(), loc="outside lower center", ncols=len(protocols))
         if demo:
             watermark(fig)
         ctx.save_figure(fig, "probes_training")
@@ -352,7 +350,9 @@ def figures(ctx):
         ctx.save_table(keep[["protocol", "term", "estimate", "conf_low", "conf_high", "p_value"]].reset_index(drop=True),
                        "probes_training", digits=3,
                        rename=dict(protocol="Protocol", term="Quantity", estimate="Estimate", conf_low="95% low",
-                                   conf_high="95% high", p_value="p"))
+                                   conf_high="95% high", p_value="p"),
+                       caption="Preferred value of the measure, its quantile in the reference distribution, the reference mode and median, and the score slope at the mode.",
+                       label="tbl-probes-training")
     rows = []
     for model, t in tidy.groupby("model", sort=False):
         t = t.set_index("term")
@@ -364,4 +364,6 @@ def figures(ctx):
                          Warnings="yes" if (t["warnings"].fillna("") != "").any() else ""))
     ctx.save_table(pd.DataFrame(rows), "probes_dose_response", digits=3,
                    rename=dict(Argmax="Preferred level", low="95% low", high="95% high", Slope0="Slope at original",
-                               Wald_p="Level effect p"))
+                               Wald_p="Level effect p"),
+                   caption="Preferred level per probe and protocol (parametric-bootstrap 95% interval), slope of the score at the original image, joint test of the level terms, and model diagnostics.",
+                   label="tbl-probes-dose")

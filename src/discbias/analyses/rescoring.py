@@ -305,16 +305,19 @@ def figures(ctx):
     rel = ctx.measures.get("ffhq_scores")
     if rel is not None and names:
         rel = rel[rel["valid"]].astype({"image_id": str}).set_index("image_id")["score"]
-        fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
+        from ..report.style import OKABE_ITO, figsize
+
+        fig, axes = plt.subplots(1, len(names), figsize=figsize(min(1.0, 0.4 * len(names)), 0.9 / min(2.5, len(names))),
+                                 squeeze=False)
         for ax, name in zip(axes[0], names):
             s = rs[rs["protocol_name"] == name].astype({"image_id": str}).set_index("image_id")["score"]
             j = pd.concat([rel.rename("released"), s.rename("rescored")], axis=1, join="inner")
-            ax.scatter(j["released"], j["rescored"], s=4, alpha=0.5, color="#4c72b0", edgecolor="none")
+            ax.scatter(j["released"], j["rescored"], s=3, alpha=0.5, color=OKABE_ITO[3], edgecolor="none")
             lo, hi = np.nanmin(j.to_numpy()), np.nanmax(j.to_numpy())
             ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
             ax.set_xlabel("released score")
             ax.set_ylabel(f"rescored ({name})")
-            ax.set_title(f"{name}, n = {len(j):,}", fontsize=9)
+            ax.set_title(f"{name}, n = {len(j):,}")
         ctx.save_figure(fig, "rs_scatter")
     ag = ctx.results["rescoring_agreement"]
     if len(ag):
@@ -327,12 +330,18 @@ def figures(ctx):
                             "Bottom overlap": piv["bottom_overlap"].to_numpy()})
         ctx.save_table(tab, "rs_agreement", digits={"Pearson r": 6, "Spearman rho": 6, "Mean diff": 4,
                                                     "Mean abs diff": 4, "Max abs diff": 4, "Top overlap": 2,
-                                                    "Bottom overlap": 2})
+                                                    "Bottom overlap": 2},
+                       caption="Agreement of rescored with released scores, per protocol (@fig-rs-scatter).",
+                       label="tbl-rs-agree")
     cl = ctx.results["rescoring_claims"]
     tab = pd.DataFrame({"Protocol": cl["protocol"], "Claim": cl["claim_id"], "Estimate": cl["estimate"],
                         "95% CI low": cl["conf_low"], "95% CI high": cl["conf_high"], "Verdict": cl["verdict"],
                         "Images": cl["n_images"], "Rated": cl["n_rated"]})
-    ctx.save_table(tab, "rs_claims", digits={"Estimate": 3, "95% CI low": 3, "95% CI high": 3})
+    ctx.save_table(tab, "rs_claims", digits={"Estimate": 3, "95% CI low": 3, "95% CI high": 3},
+                   caption="Study 1 claims re-evaluated under each scoring protocol (estimates: top - bottom mean luminance; bottom - top per-image share of \"Black\" ratings).",
+                   label="tbl-rs-claims")
     ctx.save_table(summary.rename(columns={"protocol": "Protocol", "label": "Settings", "n_scored": "Scored",
                                            "n_failed": "Failed", "mean": "Mean score", "sd": "SD"})
-                   .drop(columns=["weights_sha256"]), "rs_summary", digits={"Mean score": 3, "SD": 3})
+                   .drop(columns=["weights_sha256"]), "rs_summary", digits={"Mean score": 3, "SD": 3},
+                   caption="Scores per protocol on the common image set (released scores read from the cache).",
+                   label="tbl-rs-summary")

@@ -30,13 +30,43 @@ local function caption_prefix(el, id)
   return el
 end
 
+-- A publication table (discbias.report.tables.PubTable.to_qmd) is a Div {#tbl-x .pubtable}
+-- holding Typst and HTML raw blocks around its Markdown caption: in HTML the caption paragraph
+-- gets the "Table N:" prefix; in Typst the Div is unwrapped (the raw figure carries <tbl-x>).
+local function pubtable(el)
+  local id = el.identifier
+  if not (el.classes:includes("pubtable") and numbers[id]) then return nil end
+  if FORMAT:match("typst") then return el.content end
+  for _, b in ipairs(el.content) do
+    if b.t == "Para" then
+      table.insert(b.content, 1, pandoc.Space())
+      table.insert(b.content, 1, pandoc.Strong({ pandoc.Str(numbers[id].kind .. " " .. numbers[id].n .. ":") }))
+      break
+    end
+  end
+  return el
+end
+
+-- Figures are sized in inches at the width they are printed at (discbias.report.style), so
+-- Typst prints them at their own size: a relative width from the template is dropped there
+-- (HTML keeps it and scales the image to the screen).
+local function natural_size(el)
+  if FORMAT:match("typst") and el.attributes["width"] and el.attributes["width"]:match("%%$") then
+    el.attributes["width"] = nil
+    return el
+  end
+end
+
 local collect = {
+  Div = function(el) if el.classes:includes("pubtable") then register(el.identifier) end end,
   Figure = function(el) register(el.identifier) end,
   Table = function(el) register(el.identifier) end,
   Header = function(el) register(el.identifier) end,
 }
 
 local resolve = {
+  Div = pubtable,
+  Image = natural_size,
   Figure = function(el) return caption_prefix(el, el.identifier) end,
   Table = function(el) return caption_prefix(el, el.identifier) end,
   Cite = function(el)

@@ -38,15 +38,16 @@ def num(x, digits: int = 2) -> str:
 
     Examples
     --------
-    >>> num(3.14159), num(2, 0), num(12345.6, 0)
-    ('3.14', '2', '12,346')
+    >>> num(3.14159), num(2, 0), num(12345.6, 0), num(-0.5)
+    ('3.14', '2', '12,346', '−0.50')
     """
     if x is None or isinstance(x, jinja2.Undefined):
         raise RenderError("a value used in the paper is missing (null in values.json)")
     x = float(x)
-    if digits == 0:
-        return f"{x:,.0f}"
-    return f"{x:,.{digits}f}"
+    s = f"{x:,.0f}" if digits == 0 else f"{x:,.{digits}f}"
+    if float(s.replace(",", "")) == 0:
+        s = s.lstrip("-")
+    return s.replace("-", "\u2212")  # a true minus sign
 
 
 def pval(p) -> str:
@@ -65,11 +66,28 @@ def pval(p) -> str:
     return "p = " + f"{p:.3f}".lstrip("0")
 
 
+def _finalize(value):
+    """Every value the template prints: a hyphen used as a minus sign becomes U+2212.
+
+    Examples
+    --------
+    >>> _finalize(-2.5), _finalize("paper: -2.6 [-3.4, -1.8]"), _finalize(True)
+    ('−2.5', 'paper: −2.6 [−3.4, −1.8]', True)
+    """
+    from .tables import minus_signs
+
+    if value is None or isinstance(value, bool) or isinstance(value, jinja2.Undefined):
+        return value
+    if isinstance(value, (int, float)):
+        value = str(value)
+    return minus_signs(value) if isinstance(value, str) else value
+
+
 def make_environment(template_dir: str | Path, paths) -> jinja2.Environment:
     """The Jinja2 environment of the paper, with its helpers bound to ``paths``.
 
-    Helpers: ``table(name)`` (Markdown from ``build/tables``), ``figure(name)`` (path from the
-    report folder to ``build/figures/<name>.png``), ``result(name)`` (a results table as a list of
+    Helpers: ``table(name)`` (``build/tables/<name>.md``: a captioned publication table), ``figure(name)``
+    (path from the report folder to ``build/figures/<name>.svg``), ``result(name)`` (a results table as a list of
     row dicts); filters ``num``, ``pval``, ``int`` (thousands separators).
     """
     env = jinja2.Environment(
@@ -79,17 +97,21 @@ def make_environment(template_dir: str | Path, paths) -> jinja2.Environment:
         variable_start_string="<<", variable_end_string=">>",
         comment_start_string="<#", comment_end_string="#>",
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-        autoescape=False,
+        autoescape=False, finalize=_finalize,
     )
 
     def table(name: str) -> str:
+        # a PubTable's .md: its caption, label, Typst and HTML blocks (or a pipe table without caption)
         p = paths.tables / f"{name}.md"
         if not p.exists():
             raise RenderError(f"table '{name}' is missing ({p}); run `discbias figures`")
         return p.read_text().rstrip("\n")
 
     def figure(name: str) -> str:
-        p = paths.figures / f"{name}.png"
+        # SVG: vector in the HTML and in Typst's PDF; PNG for figures saved before SVG existed
+        p = paths.figures / f"{name}.svg"
+        if not p.exists():
+            p = paths.figures / f"{name}.png"
         if not p.exists():
             raise RenderError(f"figure '{name}' is missing ({p}); run `discbias figures`")
         return os.path.relpath(p, paths.report)
@@ -154,7 +176,9 @@ def render_html(qmd: Path) -> Path:
     """Self-contained HTML (embedded images, MathML; no network)."""
     out = qmd.with_suffix(".html")
     css = Path(__file__).with_name("paper.css")
-    _pandoc(qmd, "html5", out, ["--embed-resources", "--mathml", f"--css={css}", "--toc", "--number-sections"])
+    after = Path(__file__).with_name("paper-after.html")  # "Contents" link and click-to-zoom figures
+    _pandoc(qmd, "html5", out, ["--embed-resources", "--mathml", f"--css={css}", "--toc", "--number-sections",
+                                f"--include-after-body={after}"])
     return out
 
 

@@ -1,43 +1,167 @@
-"""Publication tables: unrounded CSV, LaTeX (booktabs) and a Markdown pipe table for the paper."""
+"""Publication tables: one object, four outputs (Typst, HTML, LaTeX, unrounded CSV).
+
+:class:`PubTable` takes a tidy frame and per-column formats (:class:`Col`) and emits
+
+- ``to_typst()``: a Typst ``figure`` of kind table with its caption on top, a header that repeats
+  on every page (``table.header``), booktabs rules, numbers right-aligned;
+- ``to_html()``: a ``<figure>`` with a ``<figcaption>``, the table in a box that scrolls by
+  itself on a narrow screen, notes under it;
+- ``to_latex()``: booktabs with ``r`` columns for numbers, ``\\caption``, ``\\label``, notes and
+  escaped special characters (``longtable`` with a repeated head when it is long);
+- ``to_csv()``: the unrounded values;
+- ``to_qmd()``: what the paper's template includes: a pandoc Div ``{#tbl-x}`` holding the Typst
+  and HTML raw blocks around a Markdown caption, so caption and table stay one float, the
+  caption's cross-references and code are converted by pandoc, and the ``.qmd`` stays
+  Quarto-compatible. A table without a caption falls back to a pipe table.
+
+Every rendered number goes through :func:`fmt_number` (a true minus sign U+2212, one thousands
+rule: a comma from 1,000 on), p-values through :func:`fmt_p` (``< 0.001``) and intervals
+through :func:`fmt_interval` (``[a, b]``); text cells and headers go through the label
+dictionary (:func:`discbias.report.labels.label`).
+
+Why hand-written: no maintained Python library writes Typst tables (the PDF path), and
+``great_tables`` (HTML, LaTeX) formats with its own rules (ASCII hyphen minus in LaTeX, no
+notes/labels in ``as_latex``, inline CSS per table id), so the three outputs would disagree on a
+cell. Here one formatted cell grid feeds three small emitters, which keeps them identical.
+"""
 
 from __future__ import annotations
 
+import html
 import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..results import atomic_write_text, write_table
+from .labels import label as _label
+
+MINUS = "\u2212"
+DASH = "\u2014"  # a missing value
 
 
-def format_value(x, digits: int = 2) -> str:
-    """Format one cell for display: integers plainly, floats to ``digits``, p-like tiny values as
-    ``<0.0001``, missing as an em dash.
+def _missing(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, (float, np.floating)) and math.isnan(x))
+
+
+def minus_signs(text: str) -> str:
+    """Replace a hyphen used as a minus sign (before a digit, not inside a word or range) by U+2212.
 
     Examples
     --------
-    >>> format_value(3), format_value(1.23456, 3), format_value(float("nan")), format_value(1e-9, 4)
-    ('3', '1.235', '—', '<0.0001')
+    >>> minus_signs("from -0.5 to -3, in 2020-21, x-1")
+    'from −0.5 to −3, in 2020-21, x-1'
     """
-    if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
-        return "—"
+    return re.sub(r"(?<![\w.\-\u2212])-(?=\.?\d)", MINUS, str(text))
+
+
+def _group(s: str) -> str:
+    """Thousands separators in the integer part of a plain decimal string."""
+    neg = s.startswith("-")
+    s = s.lstrip("-")
+    whole, _, frac = s.partition(".")
+    if len(whole) > 3:
+        whole = f"{int(whole):,}"
+    return ("-" if neg else "") + whole + ("." + frac if frac else "")
+
+
+def fmt_number(x, digits: int | None = 2, sig: int | None = None) -> str:
+    """A number for a table: ``digits`` decimals (or ``sig`` significant digits), a true minus
+    sign, a comma every three digits from 1,000 on, ``—`` when missing; a value that would round
+    to zero is written with two significant digits as ``a × 10⁻ⁿ``.
+
+    Examples
+    --------
+    >>> fmt_number(-1.23456, 3), fmt_number(12345.678, 1), fmt_number(0.0123456, sig=3)
+    ('−1.235', '12,345.7', '0.0123')
+    >>> fmt_number(float("nan")), fmt_number(-0.00001234, 2), fmt_number(7, 0)
+    ('—', '−1.2 × 10⁻⁵', '7')
+    """
+    if _missing(x):
+        return DASH
+    x = float(x)
+    if math.isinf(x):
+        return ("" if x > 0 else MINUS) + "\u221e"
+    if sig is not None:
+        if x == 0:
+            digits = max(sig - 1, 0)
+        else:
+            digits = max(0, sig - 1 - int(math.floor(math.log10(abs(x)))))
+    digits = 2 if digits is None else digits
+    s = f"{x:.{digits}f}"
+    if x != 0 and float(s) == 0:
+        mant, exp = f"{x:.1e}".split("e")
+        sup = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+        return mant.replace("-", MINUS) + " \u00d7 10" + str(int(exp)).translate(sup)
+    if float(s) == 0:
+        s = s.lstrip("-")
+    return _group(s).replace("-", MINUS)
+
+
+def fmt_int(x) -> str:
+    """An integer count: ``12,345``; missing as ``—``.
+
+    Examples
+    --------
+    >>> fmt_int(12345.0), fmt_int(-3), fmt_int(None)
+    ('12,345', '−3', '—')
+    """
+    return DASH if _missing(x) else fmt_number(round(float(x)), 0)
+
+
+def fmt_p(p, digits: int = 3) -> str:
+    """A p-value: ``< 0.001`` below the precision (0 included), else ``digits`` decimals.
+
+    Examples
+    --------
+    >>> fmt_p(0.0), fmt_p(0.01234), fmt_p(float("nan")), fmt_p(0.5, 4)
+    ('< 0.001', '0.012', '—', '0.5000')
+    """
+    if _missing(p):
+        return DASH
+    p = float(p)
+    return f"< {10 ** -digits:.{digits}f}" if p < 10 ** -digits else f"{p:.{digits}f}"
+
+
+def fmt_interval(low, high, digits: int | None = 2, sig: int | None = None) -> str:
+    """An interval as ``[a, b]`` (``—`` when both ends are missing).
+
+    Examples
+    --------
+    >>> fmt_interval(-0.1234, 0.5, 2)
+    '[−0.12, 0.50]'
+    """
+    if _missing(low) and _missing(high):
+        return DASH
+    return f"[{fmt_number(low, digits, sig)}, {fmt_number(high, digits, sig)}]"
+
+
+# Backwards-compatible helpers (older callers and templates).
+def format_value(x, digits: int = 2) -> str:
+    """One cell of an untyped column: integers plainly, floats to ``digits``, booleans yes/no.
+
+    Examples
+    --------
+    >>> format_value(3), format_value(-1.23456, 3), format_value(float("nan")), format_value(True)
+    ('3', '−1.235', '—', 'yes')
+    """
+    if _missing(x):
+        return DASH
     if isinstance(x, (bool, np.bool_)):
         return "yes" if x else "no"
     if isinstance(x, (int, np.integer)):
-        return f"{int(x):,}" if abs(int(x)) >= 10000 else str(int(x))
+        return fmt_int(x)
     if isinstance(x, (float, np.floating)):
-        x = float(x)
-        if x != 0 and abs(x) < 10 ** (-digits) and digits >= 3:
-            return f"<{10 ** (-digits):.{digits}f}" if x > 0 else f"{x:.1e}"
-        if digits == 0:
-            return f"{x:,.0f}"
-        return f"{x:.{digits}f}"
-    return str(x)
+        return fmt_number(x, digits)
+    return minus_signs(str(x))
 
 
 def is_p_column(name: str) -> bool:
-    """Whether a display column holds p-values (``p``, ``Holm p``, ``p (Holm)``, ``p_value``...).
+    """Whether a column holds p-values (``p``, ``Holm p``, ``p (Holm)``, ``p_value``...).
 
     Examples
     --------
@@ -48,99 +172,551 @@ def is_p_column(name: str) -> bool:
     return n in ("p", "p value", "pr(>f)") or n.endswith(" p") or n.startswith("p ")
 
 
-def format_p(x, digits: int = 4) -> str:
-    """A p-value for a table: ``<0.0001`` below the display precision (0 included).
+@dataclass
+class Col:
+    """How one column of a :class:`PubTable` is shown.
+
+    Parameters
+    ----------
+    id : str
+        Column of the frame (for ``fmt="interval"``: the lower bound).
+    label : str, optional
+        Header; default: the label dictionary's label of ``id``.
+    fmt : str
+        ``"auto"`` (from the dtype), ``"text"``, ``"num"``, ``"int"``, ``"p"``, ``"interval"``,
+        ``"pct"`` (a share shown in percent), ``"bool"`` or ``"code"`` (shown verbatim in a
+        monospace font: formulas, file names, ids meant to be typed).
+    digits, sig : int, optional
+        Decimals, or significant digits (``sig`` wins).
+    high : str, optional
+        For ``fmt="interval"``: the column with the upper bound.
+    unit : str
+        Appended to the header in parentheses.
+    align : str, optional
+        ``"left"``, ``"right"`` or ``"center"``; default right for numbers, left for text.
+    relabel : bool
+        Map text cells through the label dictionary.
 
     Examples
     --------
-    >>> format_p(0.0), format_p(0.01234), format_p(float("nan"))
-    ('<0.0001', '0.0123', '—')
+    >>> Col("conf_low", "95% CI", fmt="interval", high="conf_high").header()
+    '95% CI'
+    >>> Col("score", unit="logit").header()
+    'Score (logit)'
     """
-    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    x = float(x)
-    return f"<{10 ** -digits:.{digits}f}" if x < 10 ** -digits else f"{x:.{digits}f}"
+
+    id: str
+    label: str | None = None
+    fmt: str = "auto"
+    digits: int | None = None
+    sig: int | None = None
+    high: str | None = None
+    unit: str = ""
+    align: str | None = None
+    relabel: bool = True
+
+    def header(self) -> str:
+        h = self.label if self.label is not None else _label(self.id)
+        return f"{h} ({self.unit})" if self.unit else h
 
 
-def format_frame(df: pd.DataFrame, digits: dict[str, int] | int = 2) -> pd.DataFrame:
-    """Format every cell of ``df`` as text (see :func:`format_value`; p-value columns by
-    :func:`format_p`, at least 4 decimals)."""
-    out = pd.DataFrame(index=df.index)
-    for c in df.columns:
-        d = digits.get(c, 2) if isinstance(digits, dict) else digits
-        col = df[c]
-        if is_p_column(c) and pd.api.types.is_numeric_dtype(col):
-            out[c] = [format_p(v, max(d, 4)) for v in col]
+def _auto_fmt(s: pd.Series, name: str) -> str:
+    if pd.api.types.is_bool_dtype(s):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(s):
+        if is_p_column(name):
+            return "p"
+        vals = s.dropna()
+        if pd.api.types.is_integer_dtype(s) or (len(vals) and vals.apply(lambda v: float(v).is_integer()).all()):
+            return "int"
+        return "num"
+    return "text"
+
+
+def _breakable(s: str) -> str:
+    """Allow a line break after ``_``, ``/``, ``.`` and ``~`` inside long tokens (zero-width spaces),
+    so identifiers and paths wrap inside a narrow column instead of running into the next one.
+
+    Examples
+    --------
+    >>> _breakable("s1_top_bottom") == "s1_\u200btop_\u200bbottom"
+    True
+    """
+    return re.sub(r"([_/~])(?=\w)", "\\1\u200b", str(s)) if len(str(s)) > 12 else str(s)
+
+
+def _typst_str(s: str) -> str:
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+                  MINUS: r"\ensuremath{-}", DASH: "---", "\u2013": "--", "\u00d7": r"\ensuremath{\times}",
+                  "\u2264": r"\ensuremath{\leq}", "\u2265": r"\ensuremath{\geq}", "\u00b1": r"\ensuremath{\pm}",
+                  "\u03c3": r"\ensuremath{\sigma}", "\u03bd": r"\ensuremath{\nu}", "\u0394": r"\ensuremath{\Delta}",
+                  "\u03c1": r"\ensuremath{\rho}", "\u03b7": r"\ensuremath{\eta}", "\u03b1": r"\ensuremath{\alpha}",
+                  "\u03c7": r"\ensuremath{\chi}", "\u03b2": r"\ensuremath{\beta}", "\u221e": r"\ensuremath{\infty}",
+                  "\u00b2": r"\textsuperscript{2}", "\u207b": r"\textsuperscript{\ensuremath{-}}",
+                  "\u2070": r"\textsuperscript{0}", "\u00b9": r"\textsuperscript{1}", "\u00b3": r"\textsuperscript{3}",
+                  "\u2074": r"\textsuperscript{4}", "\u2075": r"\textsuperscript{5}", "\u2076": r"\textsuperscript{6}",
+                  "\u2077": r"\textsuperscript{7}", "\u2078": r"\textsuperscript{8}", "\u2079": r"\textsuperscript{9}",
+                  "\u2019": "'", "\u2018": "`", "\u201c": "``", "\u201d": "''", "\u2026": r"\ldots{}",
+                  "\u2248": r"\ensuremath{\approx}", "\u2212": r"\ensuremath{-}", "\u00a0": "~"}
+
+
+def latex_escape(s: str) -> str:
+    """Escape text for LaTeX (special characters; minus, dashes, Greek and super-scripts to
+    commands pdflatex knows).
+
+    Examples
+    --------
+    >>> latex_escape("a_b & 50% − 1 < 2")
+    'a\\\\_b \\\\& 50\\\\% \\\\ensuremath{-} 1 \\\\textless{} 2'
+    """
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(s))
+
+
+def _convert_caption(md: str, code, ref, text) -> str:
+    """A caption's Markdown subset (code spans, ``@tbl-x`` references, text) through three formatters."""
+    parts = re.split(r"(`[^`]*`|@(?:tbl|fig|sec)-[\w-]+)", md)
+    return "".join(code(p[1:-1]) if p.startswith("`") and p.endswith("`") and len(p) > 1
+                   else ref(p[1:]) if p.startswith("@") else text(p) if p else "" for p in parts)
+
+
+def _caption_latex(md: str) -> str:
+    return _convert_caption(md, lambda c: r"\texttt{" + latex_escape(c) + "}", lambda r: r"\ref{" + r + "}",
+                            latex_escape)
+
+
+def _caption_typst(md: str) -> str:
+    return _convert_caption(md, lambda c: "#raw(" + _typst_str(c) + ")", lambda r: f"#ref(<{r}>)",
+                            lambda t: "#" + _typst_str(t))
+
+
+def _caption_html(md: str) -> str:
+    return _convert_caption(md, lambda c: "<code>" + html.escape(c) + "</code>",
+                            lambda r: f'<a href="#{r}">{r}</a>', html.escape)
+
+
+#: Width of the PDF's text block in points (A4, pandoc's Typst margins) and the table font size.
+TEXT_WIDTH_PT = 415.0
+TABLE_FONT_PT = 7.5
+#: Average character width of the table font in em, and the horizontal cell padding (estimates of width).
+CHAR_EM = 0.47
+CELL_INSET_PT = 3.0
+
+
+@dataclass
+class PubTable:
+    """A publication table: a tidy frame plus how to show it.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The values, unrounded (what ``to_csv`` writes).
+    columns : sequence of Col or str, optional
+        Columns in order; a str is ``Col(str)``. Default: every column, formats from dtypes.
+    caption : str
+        Markdown (code in backticks, ``@tbl-x`` references); without it ``to_qmd`` gives a
+        plain pipe table.
+    label : str
+        Cross-reference id, ``tbl-...``.
+    notes : str
+        Printed under the table.
+    spanners : mapping of str to list of str, optional
+        A header over adjacent columns (by ``Col.id``), e.g. one per specification.
+    digits : int or mapping
+        Decimals of ``"num"`` columns without their own (per column id or header when a mapping).
+    landscape : bool or None
+        Print the table on a landscape page; ``None``: when it is estimated wider than the text.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"term": ["red_mean", "Intercept"], "estimate": [-0.51234, 12.0],
+    ...                    "conf_low": [-0.9, 10.1], "conf_high": [-0.1, 13.9], "p_value": [0.0001, 0.2]})
+    >>> t = PubTable(df, [Col("term", "Term"), Col("estimate", digits=2),
+    ...                   Col("conf_low", "95% CI", fmt="interval", high="conf_high", digits=1),
+    ...                   Col("p_value", fmt="p")], caption="RGB model.", label="tbl-rgb")
+    >>> t.body()[0]
+    ['Mean red (0–255)', '−0.51', '[−0.9, −0.1]', '< 0.001']
+    >>> print(t.to_latex().splitlines()[4])
+    \\begin{tabular}{lrrr}
+    >>> "table.header(repeat: true" in t.to_typst() and 'class="table-scroll"' in t.to_html()
+    True
+    """
+
+    df: pd.DataFrame
+    columns: Sequence[Col | str] | None = None
+    caption: str = ""
+    label: str = ""
+    notes: str = ""
+    spanners: Mapping[str, Sequence[str]] | None = None
+    digits: int | Mapping[str, int] = 2
+    landscape: bool | None = None
+    cols: list[Col] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.df = self.df.reset_index(drop=True)
+        if self.columns is None:
+            self.columns = _default_columns(self.df)
+        cols = []
+        for c in self.columns:
+            c = Col(c) if isinstance(c, str) else c
+            if c.id not in self.df:
+                raise KeyError(f"table column {c.id!r} is not in the frame (columns: {list(self.df.columns)})")
+            if c.fmt == "interval" and (c.high is None or c.high not in self.df):
+                raise KeyError(f"interval column {c.id!r} needs `high` naming a column of the frame")
+            if c.fmt == "auto":
+                c = Col(**{**c.__dict__, "fmt": _auto_fmt(self.df[c.id], c.header())})
+            if c.digits is None and c.sig is None:
+                d = self.digits
+                dd = (d.get(c.id, d.get(c.header(), 2)) if isinstance(d, Mapping) else d)
+                c = Col(**{**c.__dict__, "digits": dd})
+            cols.append(c)
+        self.cols = cols
+        if self.label and not re.fullmatch(r"tbl-[\w-]+", self.label):
+            raise ValueError(f"table label {self.label!r} must look like 'tbl-name'")
+
+    # ---- cells -----------------------------------------------------------------------------------
+    def _cell(self, c: Col, i: int) -> str:
+        x = self.df.at[i, c.id]
+        if c.fmt == "interval":
+            return fmt_interval(x, self.df.at[i, c.high], c.digits, c.sig)
+        if _missing(x):
+            return DASH
+        if c.fmt == "p":
+            return fmt_p(x, 3)  # one rule for every table: "< 0.001", else three decimals
+        if c.fmt == "int":
+            return fmt_int(x)
+        if c.fmt == "num":
+            return fmt_number(x, c.digits, c.sig)
+        if c.fmt == "pct":
+            return fmt_number(100 * float(x), c.digits, c.sig) + "%"
+        if c.fmt == "bool":
+            return "yes" if bool(x) else "no"
+        if c.fmt == "code":
+            return str(x)
+        text = _label(str(x)) if c.relabel else str(x)
+        return minus_signs(text)
+
+    def headers(self) -> list[str]:
+        """The column headers (labels, units).
+
+        Examples
+        --------
+        >>> PubTable(pd.DataFrame({"n_obs": [1], "Mean": [2.0]}), [Col("n_obs"), Col("Mean", unit="logit")]).headers()
+        ['n', 'Mean (logit)']
+        """
+        return [minus_signs(c.header()) for c in self.cols]
+
+    def body(self) -> list[list[str]]:
+        """Every cell as rendered text (the same in every output)."""
+        return [[self._cell(c, i) for c in self.cols] for i in range(len(self.df))]
+
+    def aligns(self) -> list[str]:
+        """``left``/``right``/``center`` per column."""
+        body = self.body()
+        numeric = re.compile(r"^(?:[\u2212<>\[(]?\s*[\u2212]?\d[\d,.]*(?:\s*%)?(?:\s*[\[(].*[\])])?|\u2014)$")
+
+        def looks_numeric(k):  # text cells that are numbers ("0.84 [0.83, 0.85]", "153.7 (12)")
+            vals = [r[k] for r in body]
+            return any(v != DASH for v in vals) and all(numeric.match(v) for v in vals)
+
+        return [c.align or ("left" if c.fmt == "code" else "right" if c.fmt != "text" or looks_numeric(k) else "left")
+                for k, c in enumerate(self.cols)]
+
+    def spanner_row(self) -> list[tuple[str, int]] | None:
+        """The spanner header as ``(text, colspan)`` runs, or None."""
+        if not self.spanners:
+            return None
+        ids = [c.id for c in self.cols]
+        owner = {}
+        for name, members in self.spanners.items():
+            pos = sorted(ids.index(m) for m in members)
+            if pos != list(range(pos[0], pos[0] + len(pos))):
+                raise ValueError(f"spanner {name!r} must cover adjacent columns")
+            for p in pos:
+                owner[p] = name
+        runs: list[tuple[str, int]] = []
+        for k in range(len(ids)):
+            name = owner.get(k, "")
+            if runs and name and runs[-1][0] == name:
+                runs[-1] = (name, runs[-1][1] + 1)
+            else:
+                runs.append((name, 1))
+        return runs
+
+    def _widths_chars(self) -> list[int]:
+        body = self.body()
+        return [max([len(h) for h in self.headers()[k:k + 1]] + [len(r[k]) for r in body] + [1])
+                for k in range(len(self.cols))]
+
+    def estimated_width_pt(self) -> float:
+        """Width of the table with every column at its natural width (rough: 0.5 em a character)."""
+        return sum(w * TABLE_FONT_PT * CHAR_EM + 2 * CELL_INSET_PT for w in self._widths_chars())
+
+    def is_landscape(self) -> bool:
+        """Whether the table goes on a landscape page (explicit, or too wide even with wrapping)."""
+        if self.landscape is not None:
+            return bool(self.landscape)
+        w = self._widths_chars()  # text columns can wrap down to about 14 characters
+        fixed = sum(min(x, 14) if c.fmt in ("text", "code") else x for x, c in zip(w, self.cols))
+        return fixed * TABLE_FONT_PT * CHAR_EM + 2 * CELL_INSET_PT * len(w) > TEXT_WIDTH_PT * 1.02
+
+    def _typst_columns(self) -> list[str]:
+        w = self._widths_chars()
+        natural = self.estimated_width_pt()
+        room = TEXT_WIDTH_PT * (1.45 if self.is_landscape() else 1.0)
+        out = []
+        for k, c in enumerate(self.cols):
+            wrap = c.fmt in ("text", "code") and w[k] > 24 and natural > room
+            out.append(f"{max(1.0, min(w[k], 80) / 10):.1f}fr" if wrap else "auto")
+        return out
+
+    # ---- emitters --------------------------------------------------------------------------------
+    def _typst_table(self) -> str:
+        aligns = self.aligns()
+        head = ["table.hline(stroke: 0.8pt)"]
+        runs = self.spanner_row()
+        if runs:
+            start = 0
+            for name, span in runs:
+                head.append(f"table.cell(colspan: {span}, align: center, {_typst_str(name)})")
+                start += span
+            start = 0
+            for name, span in runs:
+                if name:
+                    head.append(f"table.hline(start: {start}, end: {start + span}, stroke: 0.4pt)")
+                start += span
+        head += [_typst_str(h) for h in self.headers()] + ["table.hline(stroke: 0.5pt)"]
+        wrap = [w != "auto" for w in self._typst_columns()]
+        code = [c.fmt == "code" for c in self.cols]
+        rows = [", ".join(("raw({})" if code[k] else "{}").format(_typst_str(_breakable(v) if wrap[k] else v))
+                          for k, v in enumerate(r)) + "," for r in self.body()]
+        notes = (f"\n  block(width: 100%, inset: (top: 3pt), align(left, text(size: {TABLE_FONT_PT}pt, "
+                 f"{_typst_str(minus_signs(self.notes))})))") if self.notes else ""
+        return ("{\n  table(\n    columns: (" + ", ".join(self._typst_columns()) + ",),\n"
+                f"    align: ({', '.join(aligns)},),\n    stroke: none,\n    inset: (x: {CELL_INSET_PT}pt, y: 2.2pt),\n"
+                "    table.header(repeat: true, " + ", ".join(head) + "),\n    "
+                + "\n    ".join(rows) + "\n    table.hline(stroke: 0.8pt),\n  )" + notes + "\n}")
+
+    def _typst_wrap(self, caption_typst: str) -> tuple[str, str]:
+        """Typst before and after the caption's markup."""
+        breakable = len(self.df) > 25
+        pre = "#page(flipped: true)[\n" if self.is_landscape() else ""
+        # a long table breaks across pages (its header repeats); a short one stays with its caption
+        pre += f"#[\n#show figure: set block(breakable: {'true' if breakable else 'false'})\n"
+        pre += "#figure(\n  kind: table,\n  caption: figure.caption(position: top)["
+        post = "],\n" + self._typst_table() + "\n)" + (f" <{self.label}>" if self.label else "") + "\n]"
+        post += "\n]" if self.is_landscape() else ""
+        return pre, post
+
+    def to_typst(self) -> str:
+        """The table as a Typst figure (caption on top, repeated header, label).
+
+        Examples
+        --------
+        >>> s = PubTable(pd.DataFrame({"x": [-1.5]}), caption="C.", label="tbl-c").to_typst()
+        >>> '"\u22121.50"' in s and s.rstrip().endswith("<tbl-c>\\n]")
+        True
+        """
+        pre, post = self._typst_wrap("")
+        return pre + _caption_typst(minus_signs(self.caption)) + post
+
+    def _html_table(self) -> str:
+        aligns = self.aligns()
+        cls = lambda a: f' class="{"num" if a == "right" else a}"'  # noqa: E731
+        head = []
+        runs = self.spanner_row()
+        if runs:
+            head.append("<tr>" + "".join(f'<th colspan="{s}" class="spanner">{html.escape(n)}</th>' for n, s in runs)
+                        + "</tr>")
+        head.append("<tr>" + "".join(f'<th scope="col"{cls(a)}>{html.escape(h)}</th>'
+                                     for h, a in zip(self.headers(), aligns)) + "</tr>")
+        code = [c.fmt == "code" for c in self.cols]
+        body = ["<tr>" + "".join(f"<td{cls(a)}><code>{html.escape(v)}</code></td>" if code[k] else
+                                 f"<td{cls(a)}>{html.escape(v)}</td>" for k, (v, a) in enumerate(zip(r, aligns)))
+                + "</tr>" for r in self.body()]
+        notes = f'\n<p class="table-notes">{html.escape(minus_signs(self.notes))}</p>' if self.notes else ""
+        return ('<div class="table-scroll" tabindex="0">\n<table class="pubtable">\n<thead>\n' + "\n".join(head)
+                + "\n</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n</div>" + notes)
+
+    def to_html(self) -> str:
+        """The table as an HTML ``<figure>`` (caption, scrolling box, notes).
+
+        Examples
+        --------
+        >>> s = PubTable(pd.DataFrame({"a": ["x<y"], "b": [-2.0]}), caption="C.").to_html()
+        >>> "x&lt;y" in s and '<td class="num">\u22122</td>' in s
+        True
+        """
+        ident = f' id="{self.label}"' if self.label else ""
+        return (f'<figure class="pubtable"{ident}>\n<figcaption>{_caption_html(minus_signs(self.caption))}'
+                "</figcaption>\n" + self._html_table() + "\n</figure>")
+
+    def to_latex(self) -> str:
+        """The table as LaTeX (booktabs; ``longtable`` when it has more than 40 rows).
+
+        Examples
+        --------
+        >>> s = PubTable(pd.DataFrame({"a_b": ["x"], "n": [3]}), caption="C.", label="tbl-c").to_latex()
+        >>> r"\\begin{tabular}{lr}" in s and r"\\label{tbl-c}" in s and r"a\\_b" in s
+        True
+        """
+        aligns = self.aligns()
+        w = self._widths_chars()
+        spec = "".join({"left": "l", "right": "r", "center": "c"}[a] if not (a == "left" and w[k] > 40)
+                       else r"p{0.3\linewidth}" for k, a in enumerate(aligns))
+        head = []
+        runs = self.spanner_row()
+        if runs:
+            head.append(" & ".join(rf"\multicolumn{{{s}}}{{c}}{{{latex_escape(n)}}}" for n, s in runs) + r" \\")
+            start = 1
+            for name, span in runs:
+                if name:
+                    head.append(rf"\cmidrule(lr){{{start}-{start + span - 1}}}")
+                start += span
+        head.append(" & ".join(latex_escape(h) for h in self.headers()) + r" \\")
+        code = [c.fmt == "code" for c in self.cols]
+        body = [" & ".join(rf"\texttt{{{latex_escape(v)}}}" if code[k] else latex_escape(v) for k, v in enumerate(r))
+                + r" \\" for r in self.body()]
+        cap = rf"\caption{{{_caption_latex(minus_signs(self.caption))}}}" if self.caption else ""
+        lab = rf"\label{{{self.label}}}" if self.label else ""
+        notes = (rf"\par\smallskip{{\footnotesize\raggedright {latex_escape(minus_signs(self.notes))}\par}}"
+                 if self.notes else "")
+        if len(self.df) > 40:
+            lines = [rf"\begin{{longtable}}{{{spec}}}", cap + lab + (r" \\" if cap or lab else ""), r"\toprule",
+                     *head, r"\midrule", r"\endfirsthead", r"\toprule", *head, r"\midrule", r"\endhead",
+                     *body, r"\bottomrule", r"\end{longtable}"]
+            if notes:
+                lines.append(notes)
+            return "\n".join(lines) + "\n"
+        lines = [r"\begin{table}[htbp]", r"\centering", cap, lab, rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+                 *head, r"\midrule", *body, r"\bottomrule", r"\end{tabular}", notes, r"\end{table}"]
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self) -> str:
+        """A pandoc pipe table (no caption): the fallback for a table without one.
+
+        Examples
+        --------
+        >>> print(PubTable(pd.DataFrame({"a": ["x"], "b": [-1.0]})).to_markdown())
+        | a | b |
+        |:--|--:|
+        | x | −1 |
+        """
+        esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        w = self._widths_chars()
+        dashes = ["-" * max(2, min(40, x) - 1) for x in w]
+        align = "|" + "|".join(d + ":" if a == "right" else ":" + d for d, a in zip(dashes, self.aligns())) + "|"
+        head = "| " + " | ".join(esc(h) for h in self.headers()) + " |"
+        return "\n".join([head, align, *("| " + " | ".join(esc(v) for v in r) + " |" for r in self.body())])
+
+    def to_qmd(self) -> str:
+        """What the paper includes: a Div holding Typst and HTML raw blocks around the Markdown
+        caption (a pipe table when there is no caption).
+
+        Examples
+        --------
+        >>> s = PubTable(pd.DataFrame({"a": [1]}), caption="Cap @tbl-b.", label="tbl-a").to_qmd()
+        >>> s.splitlines()[0], "```{=typst}" in s and "```{=html}" in s and "Cap @tbl-b." in s
+        ('::: {#tbl-a .pubtable}', True)
+        """
+        if not self.caption:
+            return self.to_markdown()
+        pre, post = self._typst_wrap("")
+        open_html = '<figure class="pubtable">\n<figcaption>'
+        close_html = "</figcaption>\n" + self._html_table() + "\n</figure>"
+        ident = f"#{self.label} " if self.label else ""
+        fence = "````"
+        return "\n".join([f"::: {{{ident}.pubtable}}", "", f"{fence}{{=typst}}", pre, fence, "",
+                          f"{fence}{{=html}}", open_html, fence, "", minus_signs(self.caption), "",
+                          f"{fence}{{=typst}}", post, fence, "", f"{fence}{{=html}}", close_html, fence, "", ":::"])
+
+    def to_csv(self, path: str | Path) -> None:
+        """Write the unrounded values (the frame's own columns, used columns first).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+        >>> PubTable(pd.DataFrame({"x": [1 / 3]})).to_csv(p); float(pd.read_csv(p)["x"][0]) == 1 / 3
+        True
+        """
+        used = [c.id for c in self.cols] + [c.high for c in self.cols if c.high]
+        rest = [c for c in self.df.columns if c not in used]
+        write_table(self.df[list(dict.fromkeys(used)) + rest], Path(path))
+
+    def write(self, out_dir: str | Path, name: str) -> None:
+        """Write ``<name>.csv`` (unrounded), ``.tex`` (LaTeX), ``.typ`` (Typst), ``.html`` and
+        ``.md`` (what the template includes) in ``out_dir``.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> PubTable(pd.DataFrame({"x": [1.23456]}), caption="X.", label="tbl-x").write(d, "t")
+        >>> sorted(p.suffix for p in d.iterdir())
+        ['.csv', '.html', '.md', '.tex', '.typ']
+        """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.to_csv(out_dir / f"{name}.csv")
+        atomic_write_text(out_dir / f"{name}.tex", self.to_latex())
+        atomic_write_text(out_dir / f"{name}.typ", self.to_typst() + "\n")
+        atomic_write_text(out_dir / f"{name}.html", self.to_html() + "\n")
+        atomic_write_text(out_dir / f"{name}.md", self.to_qmd() + "\n")
+
+
+def _default_columns(df: pd.DataFrame) -> list[Col | str]:
+    """Every column; an adjacent ``<x> low`` / ``<x> high`` pair becomes one ``[a, b]`` column.
+
+    Examples
+    --------
+    >>> [c if isinstance(c, str) else (c.label, c.high) for c in
+    ...  _default_columns(pd.DataFrame(columns=["Estimate", "95% CI low", "95% CI high", "n"]))]
+    ['Estimate', ('95% CI', '95% CI high'), 'n']
+    """
+    names = [str(c) for c in df.columns]
+    out: list[Col | str] = []
+    k = 0
+    while k < len(names):
+        m = re.fullmatch(r"(.*?)[ _]?low", names[k])
+        if m and k + 1 < len(names) and re.fullmatch(re.escape(m[1]) + r"[ _]?high", names[k + 1]):
+            prefix = m[1].strip(" _")
+            head = {"95%": "95% CI", "": "Interval", "conf": "95% CI"}.get(prefix, prefix)
+            out.append(Col(names[k], head, fmt="interval", high=names[k + 1]))
+            k += 2
             continue
-        if pd.api.types.is_float_dtype(col) and col.dropna().apply(float.is_integer).all() and c not in (digits if isinstance(digits, dict) else {}):
-            out[c] = [format_value(int(v) if pd.notna(v) else v) for v in col]
-        else:
-            out[c] = [format_value(v, d) for v in col]
+        out.append(names[k])
+        k += 1
     return out
 
 
-def _md_escape(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(df_text: pd.DataFrame) -> str:
-    """A pandoc/Quarto pipe table from an all-text frame (numbers right-aligned).
-
-    Examples
-    --------
-    >>> print(to_markdown(pd.DataFrame({"a": ["x"], "b": ["1.0"]})))
-    | a | b |
-    |:--|--:|
-    | x | 1.0 |
-    """
-    def is_num(c):
-        vals = [v for v in df_text[c] if v not in ("—", "")]
-        return bool(vals) and all(v.replace(",", "").replace(".", "", 1).replace("-", "", 1).replace("<", "")
-                                  .replace("e", "", 1).replace("+", "").isdigit() for v in vals)
-    head = "| " + " | ".join(_md_escape(c) for c in df_text.columns) + " |"
-    # Dash counts set pandoc's relative column widths when a table is wider than the page.
-    width = {c: max([len(str(c))] + [len(str(v)) for v in df_text[c]]) for c in df_text.columns}
-    dashes = {c: "-" * max(2, min(40, width[c]) - 1) for c in df_text.columns}
-    align = "|" + "|".join(dashes[c] + ":" if is_num(c) else ":" + dashes[c] for c in df_text.columns) + "|"
-    body = ["| " + " | ".join(_md_escape(v) for v in r) + " |" for r in df_text.itertuples(index=False)]
-    return "\n".join([head, align, *body])
-
-
-def to_latex(df_text: pd.DataFrame) -> str:
-    """A booktabs LaTeX tabular from an all-text frame."""
-    def esc(s):
-        s = str(s)
-        for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                     ("<", r"\textless{}"), ("—", "---")):
-            s = s.replace(a, b)
-        return s
-    cols = "l" * len(df_text.columns)
-    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(esc(c) for c in df_text.columns) + r" \\",
-             r"\midrule"]
-    lines += [" & ".join(esc(v) for v in r) + r" \\" for r in df_text.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", ""]
-    return "\n".join(lines)
-
-
 def write_publication_table(df: pd.DataFrame, out_dir: str | Path, name: str, *,
-                            digits: dict[str, int] | int = 2, rename: dict[str, str] | None = None) -> None:
-    """Write ``<name>.csv`` (unrounded), ``<name>.tex`` (booktabs) and ``<name>.md`` (pipe table).
+                            digits: Mapping[str, int] | int = 2, rename: Mapping[str, str] | None = None,
+                            **table) -> PubTable:
+    """Build a :class:`PubTable` from ``df`` (columns renamed by ``rename``) and write its files.
+
+    Extra keywords (``caption``, ``label``, ``notes``, ``columns``, ``spanners``, ``landscape``)
+    go to :class:`PubTable`; a label defaults to ``tbl-<name>`` when there is a caption.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> write_publication_table(pd.DataFrame({"x": [1.23456]}), d, "t", digits=2)
+    >>> _ = write_publication_table(pd.DataFrame({"x": [-1.23456]}), d, "t", digits=2)
     >>> (d / "t.md").read_text().splitlines()[-1]
-    '| 1.23 |'
+    '| −1.23 |'
     """
-    out_dir = Path(out_dir)
     if rename:
-        df = df.rename(columns=rename)
-    write_table(df, out_dir / f"{name}.csv")
-    text = format_frame(df.reset_index(drop=True), digits)
-    atomic_write_text(out_dir / f"{name}.tex", to_latex(text))
-    atomic_write_text(out_dir / f"{name}.md", to_markdown(text))
+        df = df.rename(columns=dict(rename))
+    if table.get("caption") and not table.get("label"):
+        table["label"] = "tbl-" + name.replace("_", "-")
+    t = PubTable(df, digits=digits, **table)
+    t.write(out_dir, name)
+    return t
 
 
 def issue_summary(issues: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
@@ -175,20 +751,33 @@ def common_tables(ctx) -> None:
     claims = ctx.results["claims"]
     t = pd.DataFrame({"Claim": claims["claim_id"], "Paper": claims["paper_value"], "Estimate": claims["estimate"],
                       "95% low": claims["conf_low"], "95% high": claims["conf_high"], "Verdict": claims["verdict"]})
-    ctx.save_table(t, "claims", digits={"Estimate": 3, "95% low": 3, "95% high": 3})
+    ctx.save_table(t, "claims", digits={"Estimate": 3, "95% low": 3, "95% high": 3},
+                   caption="Claims of Grissom II et al. (2024) and our verdicts.",
+                   label="tbl-claims")
     rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"], "Verdict rule": claims["rule"],
                           "Source": claims["source"].fillna("")})
-    ctx.save_table(rules, "claim_rules")
+    ctx.save_table(rules, "claim_rules",
+                   caption="Verdict rules, as implemented in code, and the result each claim reads.",
+                   label="tbl-claim-rules")
     prov = ctx.results["provenance"]
     ctx.save_table(pd.DataFrame({"File": prov["file"], "Rows": prov["rows_expected"],
-                                 "sha256": prov["sha256"]}), "provenance")
+                                 "sha256": prov["sha256"]}), "provenance",
+                   caption="Released inputs, expected rows and verified sha256.",
+                   label="tbl-provenance")
     models = ctx.results["models"]
     cols = [c for c in ("model", "formula", "method", "n_obs", "converged", "warnings") if c in models]
     m = models[cols].copy()
     if "warnings" in m:
         m["warnings"] = [w if isinstance(w, str) and w else "none" for w in m["warnings"]]
-    ctx.save_table(m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
-                                     "converged": "Converged", "warnings": "Warnings"}), "models", digits=0)
-    ctx.save_table(issue_summary(ctx.results["data_issues"]), "data_issues")
+    m = m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
+                          "converged": "Converged", "warnings": "Warnings"})
+    ctx.save_table(m, "models", digits=0, columns=[Col(c, c, fmt="code") if c == "Formula" else c for c in m.columns],
+                   caption="Every model and test fitted, with n, convergence and warnings.",
+                   label="tbl-models")
+    ctx.save_table(issue_summary(ctx.results["data_issues"]), "data_issues",
+                   caption="Data issues found by the adapters, by file and problem.",
+                   label="tbl-data-issues")
     sw = ctx.values["meta"]["software"]
-    ctx.save_table(pd.DataFrame({"Package": list(sw), "Version": list(sw.values())}), "software")
+    ctx.save_table(pd.DataFrame({"Package": list(sw), "Version": list(sw.values())}), "software",
+                   caption="Software versions used for this build.",
+                   label="tbl-software")

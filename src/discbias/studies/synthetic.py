@@ -213,7 +213,10 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
               'licence = "synthetic data"', ""]
     lines += ["[roles]", 'study1_scores = "ffhq_scores"', 'study1_top_bottom = "ffhq_top_bottom"',
               'study1_ratings = "all_faces_matched"', 'study2_images = "study2_unbalanced"',
-              'study2_aggregated = "study2_aggregated"', 'ffhq_features = "ffhq_features"', ""]
+              'study2_aggregated = "study2_aggregated"', 'ffhq_features = "ffhq_features"', "",
+              "# readable labels over the package defaults (discbias.report.labels)", "[labels]",
+              's1_black_share = "Bottom vs top 100: share of \u201cBlack\u201d ratings"',
+              's1_top_bottom_luminance = "Top vs bottom 100: luminance"', ""]
     cfg = root / "analysis" / "synthetic.toml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text("\n".join(lines))

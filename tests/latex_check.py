@@ -1,0 +1,71 @@
+"""Checks of exported LaTeX tables, shared by the table tests and the end-to-end test."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+PREAMBLE = r"""\documentclass{article}
+\usepackage[T1]{fontenc}
+\usepackage[utf8]{inputenc}
+\usepackage{booktabs,longtable,array}
+\usepackage[margin=2cm]{geometry}
+\begin{document}
+"""
+
+
+def tex_engine() -> list[str] | None:
+    """The command that compiles a .tex file here (pdflatex or tectonic), or None."""
+    if shutil.which("pdflatex"):
+        return ["pdflatex", "-interaction=nonstopmode", "-halt-on-error"]
+    if shutil.which("tectonic"):
+        return ["tectonic", "--keep-logs"]
+    return None
+
+
+def check_structure(tex: str) -> list[str]:
+    """Problems of one exported table: column specification, caption, label, booktabs rules."""
+    problems = []
+    m = re.search(r"\\begin\{(?:tabular|longtable)\}\{([^\n]*)\}\n", tex)
+    if not m:
+        return ["no tabular/longtable environment with a column specification"]
+    spec = re.sub(r"p\{[^}]*\}", "p", m[1])
+    if not re.fullmatch(r"[lrcp]+", spec):
+        problems.append(f"odd column specification {m[1]!r}")
+    ncols = len(spec)
+    body = tex[m.end():]
+    rows = []
+    for line in body.splitlines():
+        if line.endswith(r"\\") and not line.startswith((r"\multicolumn", r"\caption")):
+            cells = [c.strip() for c in re.split(r"(?<!\\)&", line[:-2])]
+            if len(cells) != ncols:
+                problems.append(f"a row has {len(cells)} cells for {ncols} columns: {line[:60]}")
+                break
+            rows.append(cells)
+    # a column whose body cells are all numbers must be right- (or centre-) aligned
+    sign = r"(?:\\ensuremath\{-\})?"
+    num = sign + r"\d[\d,.]*(?:\\%)?"
+    number = re.compile(rf"^(?:\\textless\{{\}}\s*)?{num}(?:\s*[\[(]{num}(?:,\s*{num})?[\])])?$|^\[{num},\s*{num}\]$")
+    for k in range(ncols):
+        vals = [r[k] for r in rows[1:] if r[k] not in ("---", "")]  # rows[0] is the header
+        if vals and all(number.fullmatch(v) for v in vals) and spec[k] not in "rc":
+            problems.append(f"column {k + 1} holds numbers but is aligned {spec[k]!r}")
+    for need in (r"\caption{", r"\label{tbl-", r"\toprule", r"\midrule", r"\bottomrule"):
+        if need not in tex:
+            problems.append(f"missing {need}")
+    if re.search(r"(?<![\w\\-])-\d", body):
+        problems.append("ASCII hyphen used as a minus sign")
+    return problems
+
+
+def compile_tables(paths: list[Path], workdir: Path) -> subprocess.CompletedProcess | None:
+    """Wrap every table in one minimal document and compile it (None when no engine exists)."""
+    engine = tex_engine()
+    if engine is None:
+        return None
+    doc = PREAMBLE + "\n".join(rf"\input{{{p.resolve().as_posix()}}}" + "\n\\clearpage" for p in paths)
+    doc += "\n\\end{document}\n"
+    (workdir / "tables.tex").write_text(doc)
+    return subprocess.run([*engine, "tables.tex"], cwd=workdir, capture_output=True, text=True, timeout=240)
