@@ -180,6 +180,7 @@ def software_versions() -> dict[str, str]:
 def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
     """Run every analysis's ``fit``, evaluate the claims, write results and ``values.json``."""
     from .claims import evaluate_claims
+    from .scoring.protocols import describe_input
 
     paths.ensure()
     ctx = FitContext(config, paths, load_measures(paths))
@@ -204,6 +205,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
         discbias_version=__version__, software=software_versions(),
         build_date=time.strftime("%Y-%m-%d"),
         upstream=config.upstream, n_sources=len(prov), n_data_issues=int(len(issues)),
+        released_protocol=describe_input(config.study.get("released_scores_protocol")),
         fit_seconds=timings,
     )
     ctx.values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}

@@ -38,20 +38,35 @@ def _fail_undefined(msg):
     raise RenderError(msg)
 
 
+MINUS = "\u2212"
+
+
 def num(x, digits: int = 2) -> str:
-    """Format a number for prose; a missing (null) value is a render error.
+    """Format a number for prose, with a true minus sign; a missing (null) value is a render error.
 
     Examples
     --------
-    >>> num(3.14159), num(2, 0), num(12345.6, 0)
-    ('3.14', '2', '12,346')
+    >>> num(3.14159), num(2, 0), num(12345.6, 0), num(-0.5, 1)
+    ('3.14', '2', '12,346', '\u22120.5')
     """
     if x is None or isinstance(x, jinja2.Undefined):
         raise RenderError("a value used in the paper is missing (null in values.json)")
     x = float(x)
-    if digits == 0:
-        return f"{x:,.0f}"
-    return f"{x:,.{digits}f}"
+    s = f"{x:,.0f}" if digits == 0 else f"{x:,.{digits}f}"
+    if s.startswith("-"):
+        s = MINUS + s[1:] if s.strip("-0.,") else s[1:]  # no "-0.00"
+    return s
+
+
+def minus(text) -> str:
+    """Replace ASCII hyphens used as minus signs before numbers with U+2212 (for text from results).
+
+    Examples
+    --------
+    >>> minus("-2.6 [-3.4, -1.8] on a 1-7 scale")
+    '\u22122.6 [\u22123.4, \u22121.8] on a 1-7 scale'
+    """
+    return re.sub(r"(?:(?<=^)|(?<=[\s(\[{=<>,;:/]))-(?=\.?\d)", MINUS, str(text))
 
 
 def pval(p) -> str:
@@ -107,7 +122,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
     report folder to ``build/figures/<name>.png``), ``result(name)`` (a results table as a list of
     row dicts), ``label(key)`` (the readable label of an identifier from the study configuration's
     ``[labels]``, else the key); filters ``num``, ``pval``, ``int`` (thousands separators),
-    ``yaml`` (a quoted YAML string).
+    ``yaml`` (a quoted YAML string), ``minus`` (true minus signs in text from a results file).
     """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
@@ -145,7 +160,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
     env.globals.update(table=table, figure=figure, result=result, label=label, page_margin=PAGE_MARGIN,
                        section_files=lambda: sorted(
         t for t in env.list_templates() if t.startswith("sections/") and t.endswith(".qmd.j2")))
-    env.filters.update(num=num, pval=pval, int=lambda x: num(x, 0), yaml=yaml_str)
+    env.filters.update(num=num, pval=pval, int=lambda x: num(x, 0), yaml=yaml_str, minus=minus)
     return env
 
 
