@@ -206,6 +206,8 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
         build_date=time.strftime("%Y-%m-%d"),
         upstream=config.upstream, n_sources=len(prov), n_data_issues=int(len(issues)),
         released_protocol=describe_input(config.study.get("released_scores_protocol")),
+        roles={role: dict(source=src.name, file=src.file, description=src.description, rows=src.rows)
+               for role, src in ((r, config.role(r)) for r in config.roles)},
         fit_seconds=timings,
     )
     ctx.values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
