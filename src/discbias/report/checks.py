@@ -289,7 +289,7 @@ def check_raw_identifiers(html, keys) -> list[Finding]:
     return out
 
 
-_HYPHEN_MINUS = re.compile(r"(?:(?<=^)|(?<=[\s(\[{=<>,;:/]))-(?=\.?\d)")
+_HYPHEN_MINUS = re.compile(r"(?:(?<=^)|(?<=[\s(\[{=<>,;:/|]))-(?=\.?\d)", re.M)
 
 
 def check_hyphen_minus(html) -> list[Finding]:

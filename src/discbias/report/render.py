@@ -66,7 +66,7 @@ def minus(text) -> str:
     >>> minus("-2.6 [-3.4, -1.8] on a 1-7 scale")
     '\u22122.6 [\u22123.4, \u22121.8] on a 1-7 scale'
     """
-    return re.sub(r"(?:(?<=^)|(?<=[\s(\[{=<>,;:/]))-(?=\.?\d)", MINUS, str(text))
+    return re.sub(r"(?:(?<=^)|(?<=[\s(\[{=<>,;:/|]))-(?=\.?\d)", MINUS, str(text), flags=re.M)
 
 
 def pval(p) -> str:
@@ -138,7 +138,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
         p = paths.tables / f"{name}.md"
         if not p.exists():
             raise RenderError(f"table '{name}' is missing ({p}); run `discbias figures`")
-        return p.read_text().rstrip("\n")
+        return minus(p.read_text().rstrip("\n"))
 
     def figure(name: str) -> str:
         p = paths.figures / f"{name}.png"
