@@ -149,12 +149,14 @@ def _length_pt(length: str) -> float:
     return float(m.group(1)) * {"pt": 1.0, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4}[m.group(2)]
 
 
-def check_overflow(pdf, margin: dict | None = None, tolerance: float = 1.0) -> list[Finding]:
+def check_overflow(pdf, margin: dict | None = None, tolerance: float = 3.0) -> list[Finding]:
     """Characters outside the text area of each PDF page (left or right margin, or off the page).
 
     ``margin`` gives the Typst page margins (``{"x": "1.25in", "y": "1.25in"}``); the text
-    area is the page less the ``x`` margin on each side. Page numbers in the bottom margin are
-    fine; anything beyond the page's edge is not.
+    area is the page less the ``x`` margin on each side, widened by ``tolerance`` points for
+    Typst's hanging punctuation (a hyphen or comma at the end of a justified line overhangs the
+    margin by design). Page numbers in the bottom margin are fine; anything beyond the page's
+    edge is not.
 
     Examples
     --------

@@ -99,6 +99,18 @@ local function flatten_authors(meta)
   return meta
 end
 
+-- Typst: pandoc's template writes each keyword bare into a Typst array; quote them.
+local function quote_keywords(meta)
+  if not FORMAT:match("typst") or not meta.keywords then return meta end
+  local out = {}
+  for _, k in ipairs(meta.keywords) do
+    local s = pandoc.utils.stringify(k):gsub("\\", "\\\\"):gsub('"', '\\"')
+    table.insert(out, pandoc.MetaInlines({ pandoc.RawInline("typst", '"' .. s .. '"') }))
+  end
+  meta.keywords = out
+  return meta
+end
+
 function Pandoc(doc)
   doc:walk(collect)
   local missing = {}
@@ -110,6 +122,6 @@ function Pandoc(doc)
   if #missing > 0 then
     error("unresolved cross-reference(s): " .. table.concat(missing, ", "))
   end
-  doc.meta = flatten_authors(doc.meta)
+  doc.meta = quote_keywords(flatten_authors(doc.meta))
   return doc:walk(resolve)
 end
