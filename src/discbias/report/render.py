@@ -264,9 +264,10 @@ def render_html(qmd: Path, warnings: list[str] | None = None) -> Path:
     return out
 
 
-#: Typst files prepended to the pandoc output, in this order: the table style, and the markers
-#: the render checks read back with ``typst.query`` (caption and table pages, numbering).
-TYPST_PRELUDES = ("typst-header.typ", "typst-checks.typ")
+#: Typst files prepended to the pandoc output, in this order: the table style, the rule that keeps
+#: a table with its caption, and the markers the render checks read back with ``typst.query``
+#: (caption and table pages, numbering).
+TYPST_PRELUDES = ("typst-header.typ", "typst-keep.typ", "typst-checks.typ")
 
 
 def render_pdf(qmd: Path, root: Path, warnings: list[str] | None = None) -> Path:
