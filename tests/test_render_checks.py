@@ -39,6 +39,14 @@ def test_overflow_finds_text_beyond_the_right_margin(tmp_path):
     assert checks.check_overflow(good, PAGE_MARGIN) == []
 
 
+def test_overlap_finds_a_word_running_into_the_next_column(tmp_path):
+    _, bad = _pdf(tmp_path, "#table(columns: (30pt, 30pt), [unbreakablewordhere], [next], [a], [b])\n", "bad")
+    found = checks.check_overlap(bad)
+    assert [f.where for f in found] == ["page 1"] and "unbreakab" in found[0].message
+    _, good = _pdf(tmp_path, "#lorem(100)\n#table(columns: (80pt, 80pt), [short], [next])\n", "good")
+    assert checks.check_overlap(good) == []
+
+
 # -------------------------------------------------------------------------------- split caption
 def test_caption_on_another_page_than_its_table_is_found(tmp_path):
     body = ("#show figure.where(kind: table): set figure.caption(position: top)\n"

@@ -13,6 +13,9 @@ The checks:
     every pandoc and Typst warning is a finding.
 ``overflow``
     characters outside the PDF page's text area (left or right margin, or off the page).
+``overlap``
+    characters printed over other characters on the same line of a PDF page (a word wider than
+    its table column runs into the next column).
 ``split-caption``
     a table whose caption is on a page where none of its cells are.
 ``numbering``
@@ -185,6 +188,37 @@ def check_overflow(pdf, margin: dict | None = None, tolerance: float = 3.0) -> l
             out.append(Finding("overflow", f"page {i}",
                                f"{len(bad)} character(s) beyond the {side} margin (by up to {worst:.0f} pt) "
                                f"on {len(tops)} line(s): '{sample}'"))
+    return out
+
+
+def check_overlap(pdf, threshold: float = 1.5) -> list[Finding]:
+    """Characters printed over their neighbours on the same line (text running into a table column).
+
+    Characters of a line are taken in order of their left edge; a character that starts more than
+    ``threshold`` points before its left neighbour ends overlaps it (kerning moves glyphs by less).
+
+    Examples
+    --------
+    >>> check_overlap("paper.pdf")  # doctest: +SKIP
+    [Finding(check='overlap', where='page 34', message="text overlaps other text on 3 line(s): 's1x_spline_exposure_valuescore'")]
+    """
+    import pdfplumber
+
+    out = []
+    with pdfplumber.open(str(pdf)) as doc:
+        for i, page in enumerate(doc.pages, start=1):
+            lines: dict[int, list] = {}
+            for c in page.chars:
+                if c["text"].strip():
+                    lines.setdefault(round(c["top"]), []).append(c)
+            bad = []
+            for top in sorted(lines):
+                cs = sorted(lines[top], key=lambda c: c["x0"])
+                if any(b["x0"] < a["x1"] - threshold for a, b in zip(cs, cs[1:])):
+                    bad.append("".join(c["text"] for c in cs)[:60])
+            if bad:
+                out.append(Finding("overlap", f"page {i}", f"text overlaps other text on {len(bad)} line(s): "
+                                   + " | ".join(f"'{b}'" for b in bad[:3])))
     return out
 
 
@@ -401,6 +435,7 @@ def run_checks(qmd=None, html=None, pdf=None, typ=None, root=None, warnings=(), 
         findings += check_numbering(html=html)
     if pdf is not None and Path(pdf).exists():
         findings += check_overflow(pdf, margin)
+        findings += check_overlap(pdf)
     if typ is not None and Path(typ).exists():
         findings += check_split_captions(typ, root)
         findings += check_numbering(typ=typ, root=root)
