@@ -275,7 +275,10 @@ def render_pdf(qmd: Path, root: Path, warnings: list[str] | None = None) -> Path
     import typst
 
     typ = qmd.with_suffix(".typ")
-    w = _pandoc(qmd, "typst-citations", typ, ["-V", "papersize=a4", "-V", "fontsize=10pt", "--number-sections",
+    # --columns=10000: no Markdown line is "too long", so pandoc leaves table column widths to
+    # Typst (sized to their content and shrunk to the text width) instead of fixing them from the
+    # dash counts, which made numbers and identifiers run into the next column.
+    w = _pandoc(qmd, "typst-citations", typ, ["-V", "papersize=a4", "-V", "fontsize=10pt", "--number-sections", "--columns=10000",
                                               "-V", "section-numbering=1.1", "--toc"])
     # Our preludes go first in the file (show rules apply to everything after them); passing
     # them with --include-in-header would replace a template's own `header-includes` metadata.
