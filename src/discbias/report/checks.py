@@ -222,16 +222,26 @@ def check_overlap(pdf, threshold: float = 1.5) -> list[Finding]:
     return out
 
 
-def _query(typ, selector: str, root) -> list[dict]:
+_MARKS: dict[tuple, list[dict]] = {}
+
+
+def _query(typ, mark: str, root) -> list[dict]:
+    """The ``<discbias-mark>`` markers of kind ``mark`` (one Typst query per file version)."""
     import typst
 
-    return json.loads(typst.query(str(typ), selector, field="value", root=str(root or Path(typ).parent)))
+    p = Path(typ)
+    key = (str(p.resolve()), p.stat().st_mtime_ns, str(root))
+    if key not in _MARKS:
+        _MARKS.clear()
+        _MARKS[key] = json.loads(typst.query(str(p), "<discbias-mark>", field="value",
+                                             root=str(root or p.parent)))
+    return [m for m in _MARKS[key] if m.get("mark") == mark]
 
 
 def check_split_captions(typ, root=None) -> list[Finding]:
     """Tables whose caption is on a page where none of the table's cells are.
 
-    Reads the ``<discbias-caption>`` and ``<discbias-cell>`` markers that ``typst-checks.typ``
+    Reads the caption and cell markers (``<discbias-mark>``) that ``typst-checks.typ``
     puts into the document.
 
     Examples
@@ -239,9 +249,9 @@ def check_split_captions(typ, root=None) -> list[Finding]:
     >>> check_split_captions("paper.typ")  # doctest: +SKIP
     [Finding(check='split-caption', where='page 4', message='Table 3: caption on page 4, table on page 5')]
     """
-    caps = [c for c in _query(typ, "<discbias-caption>", root) if c["kind"] == "table"]
+    caps = [c for c in _query(typ, "caption", root) if c["kind"] == "table"]
     cells: dict[int, set[int]] = {}
-    for c in _query(typ, "<discbias-cell>", root):
+    for c in _query(typ, "cell", root):
         cells.setdefault(int(c["n"]), set()).add(int(c["page"]))
     out = []
     for c in caps:
@@ -265,7 +275,7 @@ def check_numbering(html=None, typ=None, root=None) -> list[Finding]:
 
     HTML: the link text of ``<a href="#sec-x">`` must end in the section number pandoc printed
     in that heading, and a figure or table link in the number of its caption prefix. PDF: each
-    link's number must equal Typst's number for the label (``<discbias-number>`` markers).
+    link's number must equal Typst's number for the label (``<discbias-mark>`` number markers).
 
     Examples
     --------
@@ -289,7 +299,7 @@ def check_numbering(html=None, typ=None, root=None) -> list[Finding]:
                 out.append(Finding("numbering", f"HTML, link to {target}",
                                    f"'{label}' points at {target}, which is numbered {printed[target]}"))
     if typ is not None:
-        numbers = {m["label"]: str(m["n"]) for m in _query(typ, "<discbias-number>", root)}
+        numbers = {m["label"]: str(m["n"]) for m in _query(typ, "number", root)}
         src = _read(typ)
         for m in re.finditer(r"#link\(<((?:sec|fig|tbl|eq)-[\w-]+)>\)\[(.*?)\]", src):
             target, label = m.group(1), m.group(2).replace("~", " ").replace("\u00a0", " ")
