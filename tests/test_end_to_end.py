@@ -31,6 +31,12 @@ def test_pipeline_renders_paper_from_synthetic_study(synthetic_study, monkeypatc
     # numbers in the paper are the ones in values.json
     assert f"{values['study1']['n_images']:,}" in html
     assert "Table\u00a0" in html and "Figure\u00a0" in html
+    # the manuscript: its sections, a reference list, front matter from [paper], every render check passed
+    for heading in ("Introduction", "Related work", "Methods", "Discussion", "Limitations", "Conclusion",
+                    "Ethics statement", "Data and code availability", "References", "Appendix A"):
+        assert f"{heading}</h1>" in html, heading
+    assert html.count('class="csl-entry"') >= 20 and "Test Author" in html
+    assert (build / "report" / "render_checks.txt").read_text() == "all render checks passed\n"
     for name in ("claims", "s1_top_bottom_tests", "s2_cell_means"):
         assert (build / "tables" / f"{name}.tex").read_text().startswith("\\begin{tabular}")
 
