@@ -47,6 +47,12 @@ def test_pipeline_renders_paper_from_synthetic_study(synthetic_study, monkeypatc
     ids = set(known_ids())
     assert [c for c in cells if c.strip() in ids] == []
     assert [c for c in cells if re.search(r"(?<![\w.\-])-\d", c)] == []
+    # the manuscript: its sections, a reference list, front matter from [paper], every render check passed
+    for heading in ("Introduction", "Related work", "Methods", "Discussion", "Limitations", "Conclusion",
+                    "Ethics statement", "Data and code availability", "References", "Appendix A: Provenance"):
+        assert f"{heading}</h1>" in " ".join(html.split()), heading
+    assert html.count('class="csl-entry"') >= 20 and "Test Author" in html
+    assert (build / "report" / "render_checks.txt").read_text() == "all render checks passed\n"
 
 
 def test_bad_config_is_a_clean_cli_error(tmp_path, capsys):

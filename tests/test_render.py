@@ -117,3 +117,17 @@ def test_crossref_glued_to_text_is_an_error(build):
     _write(tdir, "<< table('t') >>\n\n: Cap. {#tbl-t}\n\nSee the data.@tbl-t for more.\n")
     with pytest.raises(RenderError, match="glued"):
         render_qmd(paths, tdir)
+
+
+def test_section_refs_print_the_rendered_number_subsections_included(build):
+    paths, tdir = build
+    _write(tdir, "# One {#sec-one}\n\n## Sub {#sec-sub}\n\n# Refs {#sec-refs .unnumbered}\n\n"
+                 "# Two {#sec-two}\n\n## Later {#sec-later}\n\n"
+                 "# Appendix A: Extra {#sec-app .unnumbered label=\"Appendix A\"}\n\n"
+                 "See @sec-sub, @sec-two, @sec-later and @sec-app.\n")
+    html = render_html(render_qmd(paths, tdir)).read_text()
+    for target, text in (("sec-sub", "Section\u00a01.1"), ("sec-two", "Section\u00a02"),
+                         ("sec-later", "Section\u00a02.1"), ("sec-app", "Appendix A")):
+        assert f'<a href="#{target}">{text}</a>' in html, target
+    from discbias.report.checks import check_numbering
+    assert check_numbering(html=html) == []

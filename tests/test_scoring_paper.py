@@ -162,8 +162,9 @@ def test_without_weights_and_images_nothing_is_rescored(env):
     assert v["enabled"] is False and v["n_released_study1"] == N
     assert ScoreCache(root / "cache").count("computed") == 0
     text = _render_section(root, fctx.values)
-    assert "need the official weights" in text and "stylegan3-r-ffhq-1024x1024.pkl" in text
-    assert "[scoring]" in text
+    # one short paragraph saying what the analysis needs, not installation instructions
+    assert "needs the discriminator's weights" in text and "stylegan3-r-ffhq-1024x1024.pkl" in text
+    assert "download_weights" not in text and "[scoring]" not in text
 
 
 def _render_section(root, values) -> str:

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", default="html,pdf", help="comma-separated formats: html, pdf (default both)")
     p.add_argument("--templates", default=None, help="template folder (default: report/)")
     p.add_argument("--no-quarto", action="store_true", help="use pandoc + Typst even if quarto is installed")
+    p.add_argument("--draft", action="store_true",
+                   help="render checks that fail print warnings instead of failing the render (while drafting)")
     p = sub.add_parser("report", help="run every stage (fetch, measure, fit, figures, render)")
     _common(p)
     import importlib
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.stage == "render":
             pipeline.require_current_build(config, paths)
             render(config, paths, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
-                   template_dir=args.templates, use_quarto=False if args.no_quarto else None)
+                   template_dir=args.templates, use_quarto=False if args.no_quarto else None, draft=args.draft)
         elif args.stage == "report":
             pipeline.run_all(args.config, args.root)
     except (ConfigError, FetchError, RenderError, pipeline.StaleBuildError, FileNotFoundError, KeyError,

@@ -374,6 +374,7 @@ def software_versions() -> dict[str, str]:
 def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
     """Run every analysis's ``fit``, evaluate the claims, write results and ``values.json``."""
     from .claims import evaluate_claims
+    from .scoring.protocols import describe_input
 
     require_current_build(config, paths)
     paths.ensure()
@@ -399,6 +400,9 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
         discbias_version=__version__, software=software_versions(),
         build_date=time.strftime("%Y-%m-%d"),
         upstream=config.upstream, config=config_stamp(config), n_sources=len(prov), n_data_issues=int(len(issues)),
+        released_protocol=describe_input(config.study.get("released_scores_protocol")),
+        roles={role: dict(source=src.name, file=src.file, description=src.description, rows=src.rows)
+               for role, src in ((r, config.role(r)) for r in config.roles)},
         fit_seconds=timings,
     )
     ctx.values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}

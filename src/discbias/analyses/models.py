@@ -216,12 +216,12 @@ def fit(ctx):
         for spec, mid in (("paper", "elicited_bayes"), ("centred", "elicited_bayes_centred")):
             t, _ = elicited_bayes(a, "score", AXIS_COLS, shared_scale=shared, spec=spec, model=mid, settings=settings)
             el[mid] = t
-            ctx.add_model(mid, "Figure 7 model: score on per-image mean ratings, Student-t slopes"
+            ctx.add_model(mid, "Grissom et al.'s Figure 7 model: score on per-image mean ratings, Student-t slopes"
                           + (" (paper's specification)" if spec == "paper" else " (centred predictors, weak intercept prior)"),
                           ELICITED_OLS, t, divergences=int(t["divergences"].iloc[0]))
         t, _ = ols(ELICITED_OLS, a, model="elicited_ols")
         el["elicited_ols"] = t
-        ctx.add_model("elicited_ols", "OLS of score on per-image mean ratings (Figure 7 predictors)", ELICITED_OLS, t)
+        ctx.add_model("elicited_ols", "OLS of score on per-image mean ratings (Grissom et al.'s Figure 7 predictors)", ELICITED_OLS, t)
         codes = pd.factorize(a["cell"])[0]
         t, _ = ols(ELICITED_OLS, a, model="elicited_ols_cluster", cov_type="cluster", cov_kwds={"groups": codes})
         t["warnings"] = t["warnings"].str.cat([f"cluster-robust SEs with only {len(set(codes))} clusters"] * len(t),
@@ -438,7 +438,7 @@ def figures(ctx):
                       if len(x) else "—")
         rows.append(r)
     ctx.save_table(pd.DataFrame(rows), "models_elicited",
-                   caption="Figure 7 predictors: estimate [95% interval] per model (Bayesian: posterior mean and HDI; OLS: t interval). Units: score per rating point; the four specifications are the Bayesian model with the paper\u2019s priors, the centred Bayesian model, OLS and OLS with cell-clustered SEs.",
+                   caption="Grissom et al.'s Figure 7 predictors: estimate [95% interval] per model (Bayesian: posterior mean and HDI; OLS: t interval). Units: score per rating point; the four specifications are the Bayesian model with the paper\u2019s priors, the centred Bayesian model, OLS and OLS with cell-clustered SEs.",
                    label="tbl-models-elicited")
 
     bay = pd.concat([res["models_rgb_bayes"], el[el["model"].str.startswith("elicited_bayes")]])

@@ -208,13 +208,13 @@ CLAIMS = [
           "Black long-haired men lowest among men's cells",
           "Black:long is the lowest men's cell and the Welch 95% CI of its difference to other men lies below 0",
           _claim_black_long),
-    Claim("S2-femininity", "Perceived femininity raises the score (Figure 7 model).", "+2.4 [0.07, 4.2]",
+    Claim("S2-femininity", "Perceived femininity raises the score (Grissom et al.'s Figure 7 model).", "+2.4 [0.07, 4.2]",
           "95% HDI above 0 in the paper's specification (elicited_bayes); inconclusive if the centred "
           "specification's HDI does not also lie above 0", _elicited_claim("femininity_mean", +1)),
-    Claim("S2-hair", "Longer perceived hair lowers the score (Figure 7 model).", "-2.6 [-3.4, -1.8]",
+    Claim("S2-hair", "Longer perceived hair lowers the score (Grissom et al.'s Figure 7 model).", "-2.6 [-3.4, -1.8]",
           "95% HDI below 0 in the paper's specification (elicited_bayes); inconclusive if the centred "
           "specification's HDI does not also lie below 0", _elicited_claim("hair_length_mean", -1)),
-    Claim("S2-skintone", "Darker perceived skin tone lowers the score (Figure 7 model).", "-1.9 [-3.8, 0.13]",
+    Claim("S2-skintone", "Darker perceived skin tone lowers the score (Grissom et al.'s Figure 7 model).", "-1.9 [-3.8, 0.13]",
           "posterior mean below 0 in the paper's specification (the paper's own HDI includes 0); inconclusive "
           "if the centred specification's mean is not also below 0", _elicited_claim("skintone_mean", -1, mean_only=True)),
 ]

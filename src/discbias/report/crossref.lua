@@ -1,10 +1,17 @@
 -- Resolve Quarto-style cross-references (@fig-x, @tbl-x, @sec-x) for plain pandoc.
--- Figures and tables are numbered in document order; a citation whose key is a known id becomes
--- a link "Figure N" / "Table N". In HTML the captions get their "Figure N:" prefix; Typst numbers
--- figures and tables itself, with the same counters.
+--
+-- Figures and tables are numbered in document order (Typst numbers them itself, with the same
+-- counters). Sections get the number `--number-sections` and Typst's "1.1" numbering print:
+-- one counter per heading level, reset by the levels above, skipping headings marked
+-- `.unnumbered`; a reference to an unnumbered heading prints its `label` attribute
+-- (`{#sec-appendix-a .unnumbered label="Appendix A"}`) or, without one, its text.
+-- A citation whose key is a known id becomes a link "Figure N" / "Table N" / "Section N.M"; the
+-- remaining citations are left to citeproc, which must run after this filter.
+-- In HTML the captions get their "Figure N:" prefix and structured authors become plain text.
 local kinds = { fig = "Figure", tbl = "Table", sec = "Section" }
 local numbers = {}
-local counters = { fig = 0, tbl = 0, sec = 0 }
+local counters = { fig = 0, tbl = 0 }
+local levels = {}
 
 local function prefix_of(id)
   return id and id:match("^(%a+)%-")
@@ -12,9 +19,26 @@ end
 
 local function register(id)
   local p = prefix_of(id)
-  if p and kinds[p] and not numbers[id] then
+  if p and counters[p] and not numbers[id] then
     counters[p] = counters[p] + 1
-    numbers[id] = { kind = kinds[p], n = counters[p] }
+    numbers[id] = { kind = kinds[p], n = tostring(counters[p]) }
+  end
+end
+
+local function register_header(el)
+  if el.classes:includes("unnumbered") then
+    if el.identifier ~= "" then
+      local text = el.attributes["label"] or pandoc.utils.stringify(el.content)
+      numbers[el.identifier] = { kind = nil, n = text }
+    end
+    return
+  end
+  levels[el.level] = (levels[el.level] or 0) + 1
+  for l = el.level + 1, 10 do levels[l] = nil end
+  local parts = {}
+  for l = 1, el.level do table.insert(parts, tostring(levels[l] or 0)) end
+  if el.identifier ~= "" and prefix_of(el.identifier) == "sec" then
+    numbers[el.identifier] = { kind = "Section", n = table.concat(parts, ".") }
   end
 end
 
@@ -61,8 +85,13 @@ local collect = {
   Div = function(el) if el.classes:includes("pubtable") then register(el.identifier) end end,
   Figure = function(el) register(el.identifier) end,
   Table = function(el) register(el.identifier) end,
-  Header = function(el) register(el.identifier) end,
+  Header = function(el) register_header(el) end,
 }
+
+local function link_text(info)
+  if info.kind then return info.kind .. "\u{a0}" .. info.n end
+  return info.n
+end
 
 local resolve = {
   Div = pubtable,
@@ -75,15 +104,45 @@ local resolve = {
       local info = numbers[c.id]
       if not info then return nil end
       if i > 1 then table.insert(out, pandoc.Str(", ")) end
-      table.insert(out, pandoc.Link({ pandoc.Str(info.kind .. "\u{a0}" .. info.n) }, "#" .. c.id))
+      table.insert(out, pandoc.Link({ pandoc.Str(link_text(info)) }, "#" .. c.id))
     end
     return out
   end,
 }
 
+-- HTML: pandoc's template prints an author as a plain value; turn {name, affiliation} into text.
+local function flatten_authors(meta)
+  if FORMAT:match("typst") or not meta.author then return meta end
+  local authors = meta.author
+  if authors.t == "MetaMap" or (type(authors) == "table" and authors.name) then authors = { authors } end
+  local out = {}
+  for _, a in ipairs(authors) do
+    if type(a) == "table" and a.name then
+      local s = pandoc.utils.stringify(a.name)
+      if a.affiliation then s = s .. " (" .. pandoc.utils.stringify(a.affiliation) .. ")" end
+      table.insert(out, pandoc.MetaInlines({ pandoc.Str(s) }))
+    else
+      table.insert(out, a)
+    end
+  end
+  meta.author = out
+  return meta
+end
+
+-- Typst: pandoc's template writes each keyword bare into a Typst array; quote them.
+local function quote_keywords(meta)
+  if not FORMAT:match("typst") or not meta.keywords then return meta end
+  local out = {}
+  for _, k in ipairs(meta.keywords) do
+    local s = pandoc.utils.stringify(k):gsub("\\", "\\\\"):gsub('"', '\\"')
+    table.insert(out, pandoc.MetaInlines({ pandoc.RawInline("typst", '"' .. s .. '"') }))
+  end
+  meta.keywords = out
+  return meta
+end
+
 function Pandoc(doc)
   doc:walk(collect)
-  for id, _ in pairs(numbers) do end
   local missing = {}
   doc:walk({ Cite = function(el)
     for _, c in ipairs(el.citations) do
@@ -93,5 +152,6 @@ function Pandoc(doc)
   if #missing > 0 then
     error("unresolved cross-reference(s): " .. table.concat(missing, ", "))
   end
+  doc.meta = quote_keywords(flatten_authors(doc.meta))
   return doc:walk(resolve)
 end

@@ -23,6 +23,11 @@ from ..results import atomic_write_text
 
 TEMPLATE_DIR_ENV = "DISCBIAS_TEMPLATES"
 LUA_FILTER = Path(__file__).with_name("crossref.lua")
+#: Files copied from the template folder next to ``paper.qmd`` (the bibliography and CSL style
+#: the front matter names), so that pandoc and ``quarto render`` find them.
+SUPPORT_GLOBS = ("*.bib", "*.csl")
+#: Page margins of the PDF (Typst lengths); the overflow check measures against them.
+PAGE_MARGIN = {"x": "1.25in", "y": "1.25in"}
 
 
 class RenderError(RuntimeError):
@@ -33,13 +38,16 @@ def _fail_undefined(msg):
     raise RenderError(msg)
 
 
+MINUS = "\u2212"
+
+
 def num(x, digits: int = 2) -> str:
-    """Format a number for prose; a missing (null) value is a render error.
+    """Format a number for prose, with a true minus sign; a missing (null) value is a render error.
 
     Examples
     --------
-    >>> num(3.14159), num(2, 0), num(12345.6, 0), num(-0.5)
-    ('3.14', '2', '12,346', '−0.50')
+    >>> num(3.14159), num(2, 0), num(12345.6, 0), num(-0.5, 1)
+    ('3.14', '2', '12,346', '\u22120.5')
     """
     if x is None or isinstance(x, jinja2.Undefined):
         raise RenderError("a value used in the paper is missing (null in values.json)")
@@ -48,6 +56,20 @@ def num(x, digits: int = 2) -> str:
     if float(s.replace(",", "")) == 0:
         s = s.lstrip("-")
     return s.replace("-", "\u2212")  # a true minus sign
+    if s.startswith("-"):
+        s = MINUS + s[1:] if s.strip("-0.,") else s[1:]  # no "-0.00"
+    return s
+
+
+def minus(text) -> str:
+    """Replace ASCII hyphens used as minus signs before numbers with U+2212 (for text from results).
+
+    Examples
+    --------
+    >>> minus("-2.6 [-3.4, -1.8] on a 1-7 scale")
+    '\u22122.6 [\u22123.4, \u22121.8] on a 1-7 scale'
+    """
+    return re.sub(r"(?:(?<=^)|(?<=[\s(\[{=<>,;:/|]))-(?=\.?\d)", MINUS, str(text), flags=re.M)
 
 
 def pval(p) -> str:
@@ -66,29 +88,25 @@ def pval(p) -> str:
     return "p = " + f"{p:.3f}".lstrip("0")
 
 
-def _finalize(value):
-    """Every value the template prints: a hyphen used as a minus sign becomes U+2212.
+def yaml_str(x) -> str:
+    """Quote a string for YAML front matter (a JSON string is a valid YAML scalar).
 
     Examples
     --------
-    >>> _finalize(-2.5), _finalize("paper: -2.6 [-3.4, -1.8]"), _finalize(True)
-    ('−2.5', 'paper: −2.6 [−3.4, −1.8]', True)
+    >>> print(yaml_str('A: "quoted" title'))
+    "A: \\"quoted\\" title"
     """
-    from .tables import minus_signs
-
-    if value is None or isinstance(value, bool) or isinstance(value, jinja2.Undefined):
-        return value
-    if isinstance(value, (int, float)):
-        value = str(value)
-    return minus_signs(value) if isinstance(value, str) else value
+    return json.dumps(str(x), ensure_ascii=False)
 
 
-def make_environment(template_dir: str | Path, paths) -> jinja2.Environment:
+def make_environment(template_dir: str | Path, paths, labels: dict | None = None) -> jinja2.Environment:
     """The Jinja2 environment of the paper, with its helpers bound to ``paths``.
 
-    Helpers: ``table(name)`` (``build/tables/<name>.md``: a captioned publication table), ``figure(name)``
-    (path from the report folder to ``build/figures/<name>.svg``), ``result(name)`` (a results table as a list of
-    row dicts); filters ``num``, ``pval``, ``int`` (thousands separators).
+    Helpers: ``table(name)`` (``build/tables/<name>.md``: a captioned publication table),
+    ``figure(name)`` (path from the report folder to ``build/figures/<name>.svg``), ``result(name)`` (a results table as a list of
+    row dicts), ``label(key)`` (the readable label of an identifier:
+    :func:`discbias.report.labels.label` over the package defaults and the study configuration's
+    ``[labels]``); filters ``num``, ``pval``, ``int`` (thousands separators), ``yaml`` (a quoted YAML string), ``minus`` (true minus signs in text from a results file).
     """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
@@ -105,7 +123,7 @@ def make_environment(template_dir: str | Path, paths) -> jinja2.Environment:
         p = paths.tables / f"{name}.md"
         if not p.exists():
             raise RenderError(f"table '{name}' is missing ({p}); run `discbias figures`")
-        return p.read_text().rstrip("\n")
+        return minus(p.read_text().rstrip("\n"))
 
     def figure(name: str) -> str:
         # SVG: vector in the HTML and in Typst's PDF; PNG for figures saved before SVG existed
@@ -122,10 +140,41 @@ def make_environment(template_dir: str | Path, paths) -> jinja2.Environment:
             raise RenderError(f"results table '{name}' is missing ({p}); run `discbias fit`")
         return pd.read_csv(p).to_dict("records")
 
-    env.globals.update(table=table, figure=figure, result=result, section_files=lambda: sorted(
+    from .labels import DEFAULT_LABELS
+    from .labels import label as _label
+
+    merged = {**DEFAULT_LABELS, **(labels or {})}
+
+    def label(key: str) -> str:
+        return _label(str(key), merged)
+
+    env.globals.update(table=table, figure=figure, result=result, label=label, page_margin=PAGE_MARGIN,
+                       section_files=lambda: sorted(
         t for t in env.list_templates() if t.startswith("sections/") and t.endswith(".qmd.j2")))
-    env.filters.update(num=num, pval=pval, int=lambda x: num(x, 0))
+    env.filters.update(num=num, pval=pval, int=lambda x: num(x, 0), yaml=yaml_str, minus=minus)
     return env
+
+
+def paper_metadata(config) -> dict:
+    """The ``[paper]`` table of a study configuration, with defaults.
+
+    Keys: ``title`` (default: the study's title), ``subtitle``, ``authors`` (a list of tables with
+    ``name``, ``affiliation``, ``email``), ``keywords``, ``abstract`` (a template: ``<< >>`` values
+    are filled from ``values.json``), ``bibliography`` and ``csl`` (files in the template folder).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> cfg = SimpleNamespace(title="A study", raw={"paper": {"keywords": ["GAN"]}})
+    >>> m = paper_metadata(cfg)
+    >>> m["title"], m["keywords"], m["authors"]
+    ('A study', ['GAN'], [])
+    """
+    raw = dict((getattr(config, "raw", None) or {}).get("paper", {}))
+    out = dict(title=getattr(config, "title", "") or "", subtitle="", authors=[], keywords=[], abstract="",
+               bibliography="references.bib", csl="chicago-author-date.csl")
+    out.update(raw)
+    return out
 
 
 def default_template_dir() -> Path:
@@ -133,8 +182,13 @@ def default_template_dir() -> Path:
     return Path(os.environ.get(TEMPLATE_DIR_ENV) or Path.cwd() / "report")
 
 
-def render_qmd(paths, template_dir: str | Path | None = None, template: str = "paper.qmd.j2") -> Path:
+def render_qmd(paths, template_dir: str | Path | None = None, template: str = "paper.qmd.j2",
+               paper: dict | None = None, labels: dict | None = None) -> Path:
     """Fill the template from the build folder; write ``build/report/paper.qmd``.
+
+    ``paper`` is :func:`paper_metadata` of the study configuration (title, authors, keywords,
+    abstract); its ``abstract`` is itself filled from ``values.json``. The bibliography and CSL
+    files of the template folder are copied next to ``paper.qmd``.
 
     Raises
     ------
@@ -147,9 +201,12 @@ def render_qmd(paths, template_dir: str | Path | None = None, template: str = "p
     if not paths.values.exists():
         raise RenderError(f"{paths.values} is missing; run `discbias fit` first")
     values = json.loads(paths.values.read_text())
-    env = make_environment(template_dir, paths)
+    env = make_environment(template_dir, paths, labels)
+    paper = dict(paper or {})
     try:
-        text = env.get_template(template).render(values=values)
+        if paper.get("abstract"):
+            paper["abstract"] = env.from_string(str(paper["abstract"])).render(values=values).strip()
+        text = env.get_template(template).render(values=values, paper=paper)
     except jinja2.UndefinedError as exc:
         raise RenderError(f"the paper template uses a value that does not exist: {exc.message}") from None
     glued = re.findall(r"[^\s\[(;>-]@(?:fig|tbl|sec)-[\w-]+", text)
@@ -157,55 +214,90 @@ def render_qmd(paths, template_dir: str | Path | None = None, template: str = "p
         raise RenderError(f"cross-reference(s) glued to the preceding text, so pandoc would not see them: "
                           f"{sorted(set(glued))}; put a space before the '@' in the template")
     paths.report.mkdir(parents=True, exist_ok=True)
+    for pattern in SUPPORT_GLOBS:
+        for f in sorted(template_dir.glob(pattern)):
+            shutil.copyfile(f, paths.report / f.name)
     out = paths.report / "paper.qmd"
     atomic_write_text(out, text)
     return out
 
 
-def _pandoc(qmd: Path, to: str, output: Path, extra: list[str]) -> None:
+_CITEPROC_MISSING = re.compile(r"Citeproc: citation (\S+) not found")
+
+
+def _pandoc(qmd: Path, to: str, output: Path, extra: list[str]) -> list[str]:
+    """Run pandoc (the cross-reference filter first, then citeproc); return its warnings.
+
+    A citation key that is not in the bibliography is a :class:`RenderError`.
+    """
     import pypandoc
 
-    args = ["--standalone", f"--lua-filter={LUA_FILTER}", f"--resource-path={qmd.parent}", *extra]
-    try:
-        pypandoc.convert_file(str(qmd), to, format="markdown", outputfile=str(output), extra_args=args)
-    except RuntimeError as exc:
-        raise RenderError(f"pandoc failed converting {qmd.name} to {to}: {exc}") from None
+    cmd = [pypandoc.get_pandoc_path(), str(qmd), "--from=markdown", f"--to={to}", f"--output={output}",
+           "--standalone", f"--lua-filter={LUA_FILTER}", "--citeproc", f"--resource-path={qmd.parent}", *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=qmd.parent)
+    if proc.returncode:
+        raise RenderError(f"pandoc failed converting {qmd.name} to {to}: {proc.stderr.strip()[-4000:]}")
+    warnings = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    missing = sorted({m.group(1) for w in warnings for m in _CITEPROC_MISSING.finditer(w)})
+    if missing:
+        raise RenderError(f"unknown citation key(s) {missing}: not in the bibliography "
+                          f"({', '.join(sorted(str(p.name) for p in qmd.parent.glob('*.bib')))})")
+    return [f"pandoc ({to}): {w}" for w in warnings]
 
 
-def render_html(qmd: Path) -> Path:
-    """Self-contained HTML (embedded images, MathML; no network)."""
+def render_html(qmd: Path, warnings: list[str] | None = None) -> Path:
+    """Self-contained HTML (embedded images, MathML; no network); pandoc's warnings go to ``warnings``."""
     out = qmd.with_suffix(".html")
     css = Path(__file__).with_name("paper.css")
     after = Path(__file__).with_name("paper-after.html")  # "Contents" link and click-to-zoom figures
-    _pandoc(qmd, "html5", out, ["--embed-resources", "--mathml", f"--css={css}", "--toc", "--number-sections",
-                                f"--include-after-body={after}"])
+    w = _pandoc(qmd, "html5", out, ["--embed-resources", "--mathml", f"--css={css}", "--toc", "--number-sections",
+                                    f"--include-after-body={after}"])
+    if warnings is not None:
+        warnings.extend(w)
     return out
 
 
-def render_pdf(qmd: Path, root: Path) -> Path:
-    """PDF through pandoc's Typst writer and the ``typst`` package."""
+#: Typst files prepended to the pandoc output, in this order: the table style, the rule that keeps
+#: a table with its caption, and the markers the render checks read back with ``typst.query``
+#: (caption and table pages, numbering).
+TYPST_PRELUDES = ("typst-header.typ", "typst-keep.typ", "typst-checks.typ")
+
+
+def render_pdf(qmd: Path, root: Path, warnings: list[str] | None = None) -> Path:
+    """PDF through pandoc's Typst writer and the ``typst`` package; warnings go to ``warnings``."""
     import typst
 
     typ = qmd.with_suffix(".typ")
-    _pandoc(qmd, "typst", typ, ["-V", "papersize=a4", "-V", "fontsize=10pt", "--number-sections",
-                                "-V", "section-numbering=1.1", "--toc"])
-    # Our table style goes first in the file (show rules apply to everything after them); passing
-    # it with --include-in-header would replace a template's own `header-includes` metadata.
-    style = Path(__file__).with_name("typst-header.typ").read_text()
+    # --columns=10000: no Markdown line is "too long", so pandoc leaves table column widths to
+    # Typst (sized to their content and shrunk to the text width) instead of fixing them from the
+    # dash counts, which made numbers and identifiers run into the next column.
+    w = _pandoc(qmd, "typst-citations", typ, ["-V", "papersize=a4", "-V", "fontsize=10pt", "--number-sections", "--columns=10000",
+                                              "-V", "section-numbering=1.1", "--toc"])
+    # Our preludes go first in the file (show rules apply to everything after them); passing
+    # them with --include-in-header would replace a template's own `header-includes` metadata.
+    style = "\n".join(Path(__file__).with_name(n).read_text() for n in TYPST_PRELUDES)
     typ.write_text(style + "\n" + typ.read_text())
     out = qmd.with_suffix(".pdf")
     try:
-        typst.compile(str(typ), output=str(out), root=str(root))
+        _, tw = typst.compile_with_warnings(str(typ), output=str(out), root=str(root))
     except Exception as exc:  # typst raises its own error type with the compiler's message
         raise RenderError(f"typst failed compiling {typ}: {exc}") from None
+    w += [f"typst: {getattr(x, 'message', x)}" for x in (tw or [])]
+    if warnings is not None:
+        warnings.extend(w)
     return out
 
 
-def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto: bool | None = None) -> list[Path]:
-    """Render ``build/report/paper.{qmd,html,pdf}``.
+def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto: bool | None = None,
+           draft: bool = False) -> list[Path]:
+    """Render ``build/report/paper.{qmd,html,pdf}`` and run the render checks.
 
     Uses ``quarto render`` when ``quarto`` is on the PATH (unless ``use_quarto=False`` or
-    ``DISCBIAS_NO_QUARTO`` is set), else pandoc and Typst.
+    ``DISCBIAS_NO_QUARTO`` is set), else pandoc and Typst. The checks of
+    :mod:`discbias.report.checks` (warnings, overflow, split captions, raw identifiers, hyphen
+    minus, unreferenced or unresolved references) then fail the render with a
+    :class:`RenderError` listing every finding, or, with ``draft=True``, print them as warnings.
+    The findings are also written to ``build/report/render_checks.txt``.
 
     Examples
     --------
@@ -213,22 +305,41 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     >>> from discbias.paths import project_paths
     >>> render(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
     """
-    qmd = render_qmd(paths, template_dir)
+    from .checks import format_findings, run_checks
+
+    from .labels import DEFAULT_LABELS, known_ids, labels_from_config
+
+    labels = labels_from_config(config)
+    qmd = render_qmd(paths, template_dir, paper=paper_metadata(config), labels=labels)
     if use_quarto is None:
         use_quarto = shutil.which("quarto") is not None and not os.environ.get("DISCBIAS_NO_QUARTO")
     outs = [qmd]
+    warnings: list[str] = []
     if use_quarto:
         for fmt in formats:
             to = "typst" if fmt == "pdf" else "html"
             proc = subprocess.run(["quarto", "render", str(qmd), "--to", to], capture_output=True, text=True)
             if proc.returncode:
                 raise RenderError(f"quarto render --to {to} failed:\n{proc.stderr[-4000:]}")
+            warnings += [f"quarto ({to}): {line}" for line in proc.stderr.splitlines() if "WARN" in line]
             outs.append(qmd.with_suffix(".pdf" if fmt == "pdf" else ".html"))
-        return outs
-    if "html" in formats:
-        outs.append(render_html(qmd))
-    if "pdf" in formats:
-        outs.append(render_pdf(qmd, paths.build))
+    else:
+        if "html" in formats:
+            outs.append(render_html(qmd, warnings))
+        if "pdf" in formats:
+            outs.append(render_pdf(qmd, paths.build, warnings))
+    html = qmd.with_suffix(".html") if "html" in formats else None
+    pdf = qmd.with_suffix(".pdf") if "pdf" in formats else None
+    typ = qmd.with_suffix(".typ") if "pdf" in formats and not use_quarto else None
+    findings = run_checks(qmd=qmd, html=html, pdf=pdf, typ=typ, root=paths.build, warnings=warnings,
+                          label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN)
+    report = format_findings(findings)
+    atomic_write_text(paths.report / "render_checks.txt", report or "all render checks passed\n")
     for o in outs:
         print(f"[discbias] wrote {o}", file=sys.stderr)
+    if findings:
+        if not draft:
+            raise RenderError(f"{len(findings)} render check(s) failed (see {paths.report / 'render_checks.txt'}; "
+                              f"`discbias render --draft` downgrades them to warnings while drafting):\n{report}")
+        print(f"[discbias] WARNING: {len(findings)} render check(s) failed (draft mode):\n{report}", file=sys.stderr)
     return outs

@@ -43,6 +43,44 @@ GROUPINGS = ("single", "reference-group")
 PRECISIONS = ("fp32", "fp16-blocks")
 
 
+#: Range of the values each input protocol feeds the network, and the protocol it was trained with.
+INPUT_RANGES = {"nvidia": (-1.0, 1.0), "grissom2024": (0.0, 255.0)}
+TRAINED_INPUT = "nvidia"
+
+
+def describe_input(name: str | None) -> dict:
+    """Facts about an input protocol for the paper: its input range against the trained range.
+
+    Parameters
+    ----------
+    name : str or None
+        An input protocol (:data:`INPUTS`); ``None`` or ``""`` when the protocol is unknown.
+
+    Returns
+    -------
+    dict
+        ``known``, ``name``, ``input_low``, ``input_high``, ``trained_low``, ``trained_high``,
+        ``as_trained`` (the input range is the trained one) and ``scale`` (how many times wider the
+        input range is than the trained one).
+
+    Examples
+    --------
+    >>> d = describe_input("grissom2024")
+    >>> d["input_low"], d["input_high"], d["trained_low"], d["trained_high"], d["as_trained"], d["scale"]
+    (0.0, 255.0, -1.0, 1.0, False, 127.5)
+    >>> describe_input(None)["known"]
+    False
+    """
+    if not name:
+        return dict(known=False, name="")
+    if name not in INPUT_RANGES:
+        raise ProtocolError(f"unknown input protocol {name!r}; choose one of {', '.join(INPUTS)}")
+    lo, hi = INPUT_RANGES[name]
+    tlo, thi = INPUT_RANGES[TRAINED_INPUT]
+    return dict(known=True, name=name, input_low=lo, input_high=hi, trained_low=tlo, trained_high=thi,
+                as_trained=(lo, hi) == (tlo, thi), scale=(hi - lo) / (thi - tlo))
+
+
 class ProtocolError(ValueError):
     """A protocol setting is unknown or inconsistent with the others."""
 

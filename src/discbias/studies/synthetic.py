@@ -201,7 +201,10 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
              "all_faces_matched": ("rated.csv", 200 + n2), "study2_unbalanced": ("study2.csv", n2),
              "study2_aggregated": ("study2_agg.csv", n2)}
     lines = ['[study]', 'id = "synthetic"', 'title = "Synthetic study in the released schema"',
-             'paper = "none (synthetic data)"', '', '[upstream]', 'repository = "example/synthetic"',
+             'paper = "none (synthetic data)"', 'released_scores_protocol = "grissom2024"', '',
+             '[paper]', 'title = "Synthetic study in the released schema"',
+             'authors = [{name = "Test Author", affiliation = "Synthetic Institute"}]',
+             'keywords = ["synthetic data", "discriminator bias"]', '', '[upstream]', 'repository = "example/synthetic"',
              'commit = "0000000"', 'url = ""', 'licence = "synthetic data, no licence needed"', '']
     for name, (fname, rows_) in files.items():
         digest = hashlib.sha256((mirror / fname).read_bytes()).hexdigest()
