@@ -482,7 +482,8 @@ def figures(ctx):
                    label="tbl-models-emm")
 
     pc = res["models_partial_corr"]
-    t = pd.DataFrame({"Controls": pc["covariates"], "Axis": pc["term"].map(_short), "n": pc["n_obs"], "Partial r": pc["estimate"],
+    t = pd.DataFrame({"Controls": pc["covariates"].map(
+        lambda c: ", ".join(ctx.label(x.strip()) for x in str(c).split(","))), "Axis": pc["term"].map(_short), "n": pc["n_obs"], "Partial r": pc["estimate"],
                       "95% CI low": pc["conf_low"], "95% CI high": pc["conf_high"], "p": pc["p_value"], "p (Holm)": pc["p_holm"]})
     ctx.save_table(t, "models_partial_corr", digits={"Partial r": 3, "95% CI low": 3, "95% CI high": 3, "p": 4, "p (Holm)": 4},
                    caption="Partial correlations of score with each rated axis, controlling for luminance or for red, green and blue; p-values Holm-adjusted within each set of seven.",

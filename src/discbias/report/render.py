@@ -53,9 +53,6 @@ def num(x, digits: int = 2) -> str:
         raise RenderError("a value used in the paper is missing (null in values.json)")
     x = float(x)
     s = f"{x:,.0f}" if digits == 0 else f"{x:,.{digits}f}"
-    if float(s.replace(",", "")) == 0:
-        s = s.lstrip("-")
-    return s.replace("-", "\u2212")  # a true minus sign
     if s.startswith("-"):
         s = MINUS + s[1:] if s.strip("-0.,") else s[1:]  # no "-0.00"
     return s
@@ -64,12 +61,16 @@ def num(x, digits: int = 2) -> str:
 def minus(text) -> str:
     """Replace ASCII hyphens used as minus signs before numbers with U+2212 (for text from results).
 
+    One rule for the whole paper: :func:`discbias.report.tables.minus_signs`.
+
     Examples
     --------
     >>> minus("-2.6 [-3.4, -1.8] on a 1-7 scale")
     '\u22122.6 [\u22123.4, \u22121.8] on a 1-7 scale'
     """
-    return re.sub(r"(?:(?<=^)|(?<=[\s(\[{=<>,;:/|]))-(?=\.?\d)", MINUS, str(text), flags=re.M)
+    from .tables import minus_signs
+
+    return minus_signs(text)
 
 
 def pval(p) -> str:
@@ -97,6 +98,23 @@ def yaml_str(x) -> str:
     "A: \\"quoted\\" title"
     """
     return json.dumps(str(x), ensure_ascii=False)
+
+
+def _finalize(value):
+    """Every value the template prints: a hyphen used as a minus sign becomes U+2212.
+
+    Examples
+    --------
+    >>> _finalize(-2.5), _finalize("paper: -2.6 [-3.4, -1.8]"), _finalize(True)
+    ('−2.5', 'paper: −2.6 [−3.4, −1.8]', True)
+    """
+    from .tables import minus_signs
+
+    if value is None or isinstance(value, bool) or isinstance(value, jinja2.Undefined):
+        return value
+    if isinstance(value, (int, float)):
+        value = str(value)
+    return minus_signs(value) if isinstance(value, str) else value
 
 
 def make_environment(template_dir: str | Path, paths, labels: dict | None = None) -> jinja2.Environment:

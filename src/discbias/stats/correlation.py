@@ -85,7 +85,7 @@ def partial_correlations(df: pd.DataFrame, y: str, xs: list[str], covar: list[st
         lo, hi = r["CI95"] if "CI95" in r else r["CI95%"]
         rows.append(dict(model=model, term=x, estimate=float(r["r"]), p_value=float(r["p-val"] if "p-val" in r else r["p_val"]), conf_low=float(lo),
                          conf_high=float(hi), conf_level=0.95, n_obs=int(r["n"]), converged=True,
-                         method=f"{method} partial correlation with {y}, controlling for {', '.join(covar)} (pingouin)",
+                         method=f"{method} partial correlation with {y}, controlling for the covariates listed (pingouin)",
                          warnings=[f"{int(bad.sum())} row(s) dropped for missing values"] if bad.any() else [],
                          covariates=", ".join(covar)))
     out = result_frame(rows)
