@@ -139,7 +139,10 @@ def posterior_table(idata, terms: dict[str, str], *, model: str, method: str, n_
     DataFrame
         ``estimate`` = posterior mean, ``std_error`` = posterior SD, ``conf_low/high`` = HDI,
         ``p_value`` empty, extra columns ``r_hat``, ``ess_bulk``, ``ess_tail``, ``divergences``,
-        ``prob_positive`` (posterior probability that the parameter is > 0). ``converged`` is
+        ``prob_positive`` (posterior probability that the parameter is > 0), and the Monte Carlo
+        standard errors (ArviZ) ``mcse_mean`` (of ``estimate``), ``mcse_sd`` (of ``std_error``),
+        ``mcse_conf_low`` / ``mcse_conf_high`` (of the interval bounds: the MCSE of the quantile
+        at the same tail probability) that ``discbias verify`` uses as tolerances. ``converged`` is
         true when every listed parameter has R-hat <= 1.01, ESS >= 400 and no divergences.
 
     Examples
@@ -169,6 +172,9 @@ def posterior_table(idata, terms: dict[str, str], *, model: str, method: str, n_
     if low_ess < MIN_ESS:
         warns.append(f"min ESS {low_ess:.0f} < {MIN_ESS}")
     converged = bool(div == 0 and np.isfinite(worst_rhat) and worst_rhat <= MAX_RHAT and low_ess >= MIN_ESS)
+    tail = (1 - hdi_prob) / 2
+    q_lo = az.mcse(idata, var_names=names, method="quantile", prob=tail)
+    q_hi = az.mcse(idata, var_names=names, method="quantile", prob=1 - tail)
     rows = []
     post = idata.posterior
     for var, term in terms.items():
@@ -179,7 +185,9 @@ def posterior_table(idata, terms: dict[str, str], *, model: str, method: str, n_
                          conf_high=float(s[hdi_cols[1]]), conf_level=hdi_prob,
                          method=method, n_obs=n_obs, n_groups=np.nan, converged=converged, warnings=list(warns),
                          r_hat=float(s["r_hat"]), ess_bulk=float(s["ess_bulk"]), ess_tail=float(s["ess_tail"]),
-                         divergences=div, n_draws=n_draws, prob_positive=float((draws > 0).mean()), **(extra or {})))
+                         divergences=div, n_draws=n_draws, prob_positive=float((draws > 0).mean()),
+                         mcse_mean=float(s["mcse_mean"]), mcse_sd=float(s["mcse_sd"]),
+                         mcse_conf_low=float(q_lo[var]), mcse_conf_high=float(q_hi[var]), **(extra or {})))
     return result_frame(rows)
 
 
