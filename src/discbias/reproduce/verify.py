@@ -316,7 +316,8 @@ def table_key(df: pd.DataFrame) -> list[str]:
     if unique(key):
         return key
     candidates = [c for c in df.columns if c not in key and c not in _NOT_KEYS and not DIAGNOSTIC.search(c)
-                  and (df[c].dtype == object or pd.api.types.is_bool_dtype(df[c]))]
+                  and (pd.api.types.is_string_dtype(df[c].dtype) or df[c].dtype == object
+                       or pd.api.types.is_bool_dtype(df[c]))]
     candidates += [c for c in df.columns if c not in key and c not in candidates and c not in _NOT_KEYS
                    and pd.api.types.is_integer_dtype(df[c])]
     for c in candidates:
