@@ -8,7 +8,8 @@ each row is classified from its ``method`` text and columns:
 * **posterior** (``method`` mentions Bayes, posterior or HDI, or the row has ``mcse_mean``): the
   estimate, SD and interval bounds must agree within ``posterior_k`` x the combined Monte Carlo
   standard error of the two runs (``sqrt(mcse_bundle^2 + mcse_rebuild^2)``; ``mcse_mean``,
-  ``mcse_sd``, ``mcse_conf_low``, ``mcse_conf_high``); ``prob_positive`` within ``posterior_k``
+  ``mcse_sd``, ``mcse_conf_low``, ``mcse_conf_high``; any other column ``X`` with an ``mcse_X``
+  column); ``prob_positive`` within ``posterior_k``
   x its binomial MCSE (``sqrt(p (1 - p) / ess_bulk)``, combined). Sampler diagnostics (R-hat, ESS,
   MCSE, divergences, ``converged``, ``warnings``, timings) are not compared, and the sampler's
   seed is masked in ``method``.
@@ -194,7 +195,7 @@ def row_kind(row: pd.Series) -> str:
     """
     method = row.get("method")
     method = "" if _is_missing(method) else str(method)
-    if np.isfinite(_num(row, "mcse_mean")) or _POSTERIOR.search(method):
+    if any(np.isfinite(_num(row, c)) for c in row.index if str(c).startswith("mcse_")) or _POSTERIOR.search(method):
         return "posterior"
     if _BOOTSTRAP.search(method):
         return "bootstrap"
@@ -241,6 +242,8 @@ def cell_tolerance(kind: str, col: str, a: pd.Series, b: pd.Series | None, tol: 
             return None
         src = {"estimate": "mcse_mean", "std_error": "mcse_sd", "conf_low": "mcse_conf_low",
                "conf_high": "mcse_conf_high"}.get(col)
+        if src is None and f"mcse_{col}" in a.index:  # any other column X with its MCSE in mcse_X
+            src = f"mcse_{col}"
         if src is not None:
             m = _combined(_num(a, src), _num(b, src))
             if not np.isfinite(m) and col == "estimate":  # MCSE of a mean from the SD and the ESS
