@@ -3,7 +3,6 @@ estimate, a flipped verdict, a tampered bundle, another study, and a rebuild wit
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import zipfile
@@ -15,29 +14,21 @@ import pytest
 from discbias.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-#: Small sampler and bootstrap settings: the test checks the machinery, not the estimates.
-TINY_MODELS = "\n[models]\ndraws = 200\ntune = 200\nchains = 2\ncores = 1\nn_boot = 20\nseed = {seed}\n"
 
 
 @pytest.fixture(scope="module")
-def bundled(tmp_path_factory):
-    """A synthetic study built end to end (tiny MCMC), and its bundle."""
-    from discbias.studies.synthetic import make_synthetic_study
-
+def bundled(synthetic_build, synthetic_study):
+    """The session's synthetic-study build (conftest) and its bundle."""
     mp = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("bundle")
-    cfg = make_synthetic_study(root, n_ffhq=400, n_per_cell=8)
-    cfg.write_text(cfg.read_text() + TINY_MODELS.format(seed=1))
-    mp.setenv("DISCBIAS_DATA_MIRROR", str(root / "mirror"))
     mp.setenv("DISCBIAS_TEMPLATES", str(REPO / "report"))
-    mp.setenv("DISCBIAS_NO_QUARTO", "1")
-    args = ["--config", str(cfg), "--root", str(root)]
-    for stage in ("fetch", "measure", "fit", "figures", "render", "bundle"):
-        assert main([stage, *args]) == 0, stage
+    root = synthetic_build
+    try:
+        assert main(["bundle", "--config", str(synthetic_study), "--root", str(root)]) == 0
+    finally:
+        mp.undo()
     zips = list((root / "build" / "bundle").glob("synthetic-*.zip"))
     assert len(zips) == 1
-    yield root, cfg, zips[0]
-    mp.undo()
+    return root, synthetic_study, zips[0]
 
 
 def _verify(bundled, build: Path, capsys, *extra) -> tuple[int, str, str]:
@@ -99,13 +90,11 @@ def test_verify_self_match_changed_estimate_and_flipped_verdict(bundled, capsys)
     assert "**MATCH**" in md and (root / "build" / "verify-build" / "report.html").exists()
     summary = pd.read_csv(root / "build" / "verify-build" / "tables.csv")
     assert (summary["matched"] == summary["compared"]).all() and summary["compared"].sum() > 100
-    assert {"posterior", "bootstrap", "deterministic"} <= {k for k in ("posterior", "bootstrap", "deterministic")
-                                                           if summary[k].sum() > 0}
+    assert (summary[["posterior", "bootstrap", "deterministic"]].sum() > 0).all()
 
     # one deterministic estimate changed: exit 1, the row named
     b2 = _copy_build(root, "changed")
-    ols = pd.read_csv(b2 / "results" / "models_rgh.csv") if (b2 / "results" / "models_rgh.csv").exists() else None
-    name = "models_rgh" if ols is not None else "models_rgb_ols"
+    name = "study2_rgb_ols"
     t = pd.read_csv(b2 / "results" / f"{name}.csv")
     t.loc[1, "estimate"] = t.loc[1, "estimate"] * (1 + 1e-6)
     t.to_csv(b2 / "results" / f"{name}.csv", index=False)
@@ -154,36 +143,33 @@ def test_verify_tampered_or_foreign_bundle_is_exit_2(bundled, capsys, tmp_path):
 
 @pytest.mark.slow
 def test_verify_rebuild_with_another_mcmc_seed(bundled, capsys):
-    """Refit with seed 2 instead of 1: posterior rows differ but within their MCSE; others exact."""
+    """The paper's RGB Bayesian model refitted with another seed (same sampler settings): its
+    posterior rows differ, within their MCSE; every other row is the bundle's, compared exactly."""
+    from dataclasses import replace
+
+    from discbias.analyses.models import RGB, _settings
     from discbias.config import load_config
-    from discbias.paths import ProjectPaths
-    from discbias.pipeline import run_fit
+    from discbias.stats.bayes import rgb_bayes
 
     root, cfg, zp = bundled
-    other = root / "seed2"
-    if other.exists():
-        shutil.rmtree(other)
-    (other / "build").mkdir(parents=True)
-    shutil.copytree(root / "build" / "measures", other / "build" / "measures")
-    (other / "build" / "results").mkdir()
-    for name in ("provenance.csv", "data_issues.csv"):
-        shutil.copyfile(root / "build" / "results" / name, other / "build" / "results" / name)
-    cfg2 = other / "synthetic.toml"
-    cfg2.write_text(cfg.read_text().replace("seed = 1\n", "seed = 2\n"))
-    run_fit(load_config(cfg2), ProjectPaths(other))
-    a = pd.read_csv(root / "build" / "results" / "models_rgb_bayes.csv")
-    b = pd.read_csv(other / "build" / "results" / "models_rgb_bayes.csv")
-    assert (a["estimate"] != b["estimate"]).all()  # the seed did change the draws
-    code, md, err = _verify(bundled, other / "build", capsys)
+    other = _copy_build(root, "seed")
+    settings, _ = _settings(load_config(cfg))
+    images = pd.read_parquet(root / "build" / "measures" / "study2_images.parquet").query("valid")
+    refit, _ = rgb_bayes(images, "score", tuple(RGB), model="rgb_bayes", settings=replace(settings, seed=settings.seed + 1))
+    before = pd.read_csv(root / "build" / "results" / "models_rgb_bayes.csv")
+    refit.to_csv(other / "results" / "models_rgb_bayes.csv", index=False)
+    after = pd.read_csv(other / "results" / "models_rgb_bayes.csv")
+    assert (before["estimate"] != after["estimate"]).all()  # the seed did change the draws
+    assert (before["method"] != after["method"]).all()      # it says so (the seed is in the text)
+    code, md, err = _verify(bundled, other, capsys)
     assert code == 0, err
-    summary = pd.read_csv(other / "verify-build" / "tables.csv").set_index("table")
-    assert summary.loc["models_rgb_bayes", "posterior"] == len(a)
-    assert summary.loc["models_rgb_bayes", "matched"] == len(a)
+    summary = pd.read_csv(other.parent / "verify-build" / "tables.csv").set_index("table")
+    assert summary.loc["models_rgb_bayes", ["posterior", "matched"]].tolist() == [len(before), len(before)]
     # a deterministic row is still compared exactly: nudge one OLS estimate by 1e-6 and it differs
-    t = pd.read_csv(other / "build" / "results" / "models_rgb_ols.csv")
+    t = pd.read_csv(other / "results" / "study2_rgb_ols.csv")
     t.loc[0, "estimate"] *= 1 + 1e-6
-    t.to_csv(other / "build" / "results" / "models_rgb_ols.csv", index=False)
-    code, md, err = _verify(bundled, other / "build", capsys)
+    t.to_csv(other / "results" / "study2_rgb_ols.csv", index=False)
+    code, md, err = _verify(bundled, other, capsys)
     assert code == 1
-    diffs = pd.read_csv(other / "verify-build" / "differences.csv")
-    assert set(diffs["table"]) == {"models_rgb_ols"} and (diffs["kind"] == "deterministic").all()
+    diffs = pd.read_csv(other.parent / "verify-build" / "differences.csv")
+    assert diffs[["table", "column", "kind"]].values.tolist() == [["study2_rgb_ols", "estimate", "deterministic"]]
