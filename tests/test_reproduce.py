@@ -87,8 +87,8 @@ def test_verify_self_match_changed_estimate_and_flipped_verdict(bundled, capsys)
     root, cfg, zp = bundled
     code, md, err = _verify(bundled, root / "build", capsys)
     assert code == 0, err
-    assert "**MATCH**" in md and (root / "build" / "verify-build" / "report.html").exists()
-    summary = pd.read_csv(root / "build" / "verify-build" / "tables.csv")
+    assert "**MATCH**" in md and (root / "verify-build" / "report.html").exists()
+    summary = pd.read_csv(root / "verify-build" / "tables.csv")
     assert (summary["matched"] == summary["compared"]).all() and summary["compared"].sum() > 100
     assert (summary[["posterior", "bootstrap", "deterministic"]].sum() > 0).all()
 
@@ -100,7 +100,7 @@ def test_verify_self_match_changed_estimate_and_flipped_verdict(bundled, capsys)
     t.to_csv(b2 / "results" / f"{name}.csv", index=False)
     code, md, err = _verify(bundled, b2, capsys)
     assert code == 1
-    key = f"{t.loc[1, 'model']} | {t.loc[1, 'term']}"
+    key = f"{t.loc[1, 'model']} / {t.loc[1, 'term']}"
     diffs = pd.read_csv(b2.parent / "verify-build" / "differences.csv")
     assert diffs[["table", "key", "column"]].values.tolist() == [[name, key, "estimate"]]
     assert key in md and key in err

@@ -98,9 +98,9 @@ def test_changed_number_is_exit_1_with_the_row_named(tiny, tmp_path, capsys):
     t.loc[1, "estimate"] = -0.2500001
     t.to_csv(other / "build" / "results" / "models_ols.csv", index=False)
     assert _verify(root, cfg, zp, other / "build") == 1
-    assert "models_ols [ols | x] estimate" in capsys.readouterr().err
+    assert "models_ols [ols / x] estimate" in capsys.readouterr().err
     d = pd.read_csv(root / "build" / "verify" / "differences.csv")
-    assert d[["table", "key", "column"]].values.tolist() == [["models_ols", "ols | x", "estimate"]]
+    assert d[["table", "key", "column"]].values.tolist() == [["models_ols", "ols / x", "estimate"]]
     assert d.loc[0, "tolerance"] == pytest.approx(0.25e-9)
 
 

@@ -333,7 +333,7 @@ def table_key(df: pd.DataFrame) -> list[str]:
 def _keys(df: pd.DataFrame, key: list[str]) -> list[str]:
     if not key:
         return [f"row {i + 1}" for i in range(len(df))]
-    return [" | ".join("NA" if _is_missing(v) else str(v) for v in vals)
+    return [" / ".join("NA" if _is_missing(v) else str(v) for v in vals)
             for vals in df[key].itertuples(index=False, name=None)]
 
 
@@ -366,7 +366,7 @@ def compare_table(name: str, a: pd.DataFrame, b: pd.DataFrame | None, tol: Toler
     >>> b = a.assign(estimate=[1.0, 2.5])
     >>> summary, diffs = compare_table("t", a, b, Tolerances())
     >>> summary["matched"], summary["differing"], diffs[0]["key"], diffs[0]["column"]
-    (1, 1, 'm | y', 'estimate')
+    (1, 1, 'm / y', 'estimate')
     """
     tol = tol.for_table(name)
     inherited = inherited or {}
