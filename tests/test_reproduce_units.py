@@ -62,6 +62,16 @@ def _build(root: Path, study: str = "tiny", seed: int = 0) -> Path:
     return cfg
 
 
+def _edited_build(root: Path, table: str, column: str, row: int, value) -> Path:
+    """A second build of the tiny study with one cell of one results table changed; returns build/."""
+    _build(root)
+    path = root / "build" / "results" / f"{table}.csv"
+    t = pd.read_csv(path)
+    t.loc[row, column] = value
+    t.to_csv(path, index=False)
+    return root / "build"
+
+
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("DISCBIAS_TEMPLATES", str(tmp_path / "report"))
@@ -92,12 +102,7 @@ def test_bundle_verifies_against_itself_and_a_reseeded_build(tiny, tmp_path):
 
 def test_changed_number_is_exit_1_with_the_row_named(tiny, tmp_path, capsys):
     root, cfg, zp = tiny
-    other = tmp_path / "other"
-    _build(other)
-    t = pd.read_csv(other / "build" / "results" / "models_ols.csv")
-    t.loc[1, "estimate"] = -0.2500001
-    t.to_csv(other / "build" / "results" / "models_ols.csv", index=False)
-    assert _verify(root, cfg, zp, other / "build") == 1
+    assert _verify(root, cfg, zp, _edited_build(tmp_path / "other", "models_ols", "estimate", 1, -0.2500001)) == 1
     assert "models_ols [ols / x] estimate" in capsys.readouterr().err
     d = pd.read_csv(root / "build" / "verify" / "differences.csv")
     assert d[["table", "key", "column"]].values.tolist() == [["models_ols", "ols / x", "estimate"]]
@@ -106,25 +111,16 @@ def test_changed_number_is_exit_1_with_the_row_named(tiny, tmp_path, capsys):
 
 def test_flipped_verdict_is_reported_first(tiny, tmp_path):
     root, cfg, zp = tiny
-    other = tmp_path / "other"
-    _build(other)
-    c = pd.read_csv(other / "build" / "results" / "claims.csv")
-    c.loc[1, "verdict"] = "reproduced"
-    c.to_csv(other / "build" / "results" / "claims.csv", index=False)
-    assert _verify(root, cfg, zp, other / "build") == 1
+    assert _verify(root, cfg, zp, _edited_build(tmp_path / "other", "claims", "verdict", 1, "reproduced")) == 1
     md = (root / "build" / "verify" / "report.md").read_text()
     assert md.index("## Claims whose verdict changed") < md.index("| C2 |") < md.index("## Environment") < md.index("## Tables")
 
 
 def test_missing_and_extra_rows_and_tables(tiny, tmp_path):
     root, cfg, zp = tiny
-    other = tmp_path / "other"
-    _build(other)
-    t = pd.read_csv(other / "build" / "results" / "models_ols.csv")
-    t.loc[1, "term"] = "z"
-    t.to_csv(other / "build" / "results" / "models_ols.csv", index=False)
-    (other / "build" / "results" / "models_vc.csv").unlink()
-    assert _verify(root, cfg, zp, other / "build") == 1
+    other = _edited_build(tmp_path / "other", "models_ols", "term", 1, "z")
+    (other / "results" / "models_vc.csv").unlink()
+    assert _verify(root, cfg, zp, other) == 1
     s = pd.read_csv(root / "build" / "verify" / "tables.csv").set_index("table")
     assert (s.loc["models_ols", ["matched", "missing", "extra"]] == [1, 1, 1]).all()
     assert s.loc["models_vc", "missing"] == 1 and "missing from the rebuild" in s.loc["models_vc", "notes"]
