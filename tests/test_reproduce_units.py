@@ -177,6 +177,10 @@ def test_tolerance_rules():
     assert s["matched"] == 1
     s, d = compare_table("t", a, a.assign(estimate=1.0 + 0.08), tol)
     assert s["differing"] == 1 and d[0]["rule"] == "5 x MCSE (mcse_mean)"
+    # timings are never compared; any other column is
+    m = pd.DataFrame(dict(model=["m"], method="OLS", n_obs=[10], sampling_seconds=[1.5]))
+    assert compare_table("models", m, m.assign(sampling_seconds=9.0), tol)[0]["matched"] == 1
+    assert compare_table("models", m, m.assign(n_obs=11), tol)[0]["differing"] == 1
 
 
 def test_tolerances_from_config(tmp_path):

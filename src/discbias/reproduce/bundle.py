@@ -288,7 +288,7 @@ def make_bundle(config, paths, *, out: str | Path | None = None, template_dir: s
                 python_implementation=platform.python_implementation(), platform=platform.platform(),
                 machine=platform.machine(), results=[f"results/{p.name}" for p in tables],
                 claims="results/claims.csv", provenance="results/provenance.csv", values="values.json",
-                lock=LOCK, build_dir=str(build))
+                lock=LOCK)
     with tempfile.TemporaryDirectory(prefix="discbias-bundle-") as tmp:
         staging = Path(tmp) / "bundle"
         staging.mkdir()

@@ -49,6 +49,12 @@ def run_bundle(args: argparse.Namespace) -> int:
     except (ConfigError, BundleError, FileNotFoundError) as exc:
         _err("bundle", str(exc))
         return 2
+    from .bundle import read_bundle
+
+    meta = read_bundle(path).meta
+    if meta["dirty"]:
+        print(f"discbias bundle: warning: the working tree has uncommitted changes; the bundle records commit "
+              f"{meta['commit_short']}, which does not hold them (commit, rebuild and bundle again)", file=sys.stderr)
     print(path)
     return 0
 

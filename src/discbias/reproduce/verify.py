@@ -11,14 +11,16 @@ each row is classified from its ``method`` text and columns:
   ``mcse_sd``, ``mcse_conf_low``, ``mcse_conf_high``; any other column ``X`` with an ``mcse_X``
   column); ``prob_positive`` within ``posterior_k``
   x its binomial MCSE (``sqrt(p (1 - p) / ess_bulk)``, combined). Sampler diagnostics (R-hat, ESS,
-  MCSE, divergences, ``converged``, ``warnings``, timings) are not compared, and the sampler's
-  seed is masked in ``method``.
+  MCSE, divergences, ``converged``, ``warnings``) are not compared, and the sampler's seed is
+  masked in ``method``.
 * **bootstrap** (``method`` mentions bootstrap or resampling): the point estimate is
   deterministic; the bootstrap SE (``std_error`` or ``boot_se``) and the percentile bounds must
   agree within ``bootstrap_k`` x their resampling error, from the SE and ``n_boot``:
   ``SE / sqrt(2 (B - 1))`` for the SE and ``SE sqrt(p (1 - p) / B) / phi(z_p)`` for a bound at tail
   probability ``p`` (each combined for the two runs, i.e. times sqrt 2).
 * **deterministic** (every other row): ``|a - b| <= max(rtol * max(|a|, |b|), atol)``.
+
+Timings and build stamps (:data:`TIMING`) are never compared.
 
 A number that is an exact copy of a posterior or bootstrap cell of the bundle (the claims table,
 ``values.json``) inherits that cell's tolerance. Text is compared exactly. Every claim's verdict
@@ -43,9 +45,11 @@ from .bundle import Bundle, installed_distributions
 #: Columns (regular expressions on the name) of sampler diagnostics, never compared in posterior rows.
 DIAGNOSTIC = re.compile(r"(^|_)(r_?hat|ess|ess_bulk|ess_tail|mcse|divergen\w*|converged|warnings|seconds|time|"
                         r"sampling_time|elapsed)($|_)", re.I)
+#: Columns of timings and build stamps, never compared in any row.
+TIMING = re.compile(r"(seconds|(^|_)time($|_)|elapsed|duration|timestamp|build_date|build_stamp|stamp$)", re.I)
 #: Keys of ``values.json`` (regular expression on the dotted path) that are not results: timings,
 #: dates, build stamps and the software versions (compared in the environment section instead).
-VALUES_SKIP = re.compile(r"(seconds|timing|_time($|\.)|timestamp|build_date|build_stamp|created|^meta\.software\.|"
+VALUES_SKIP = re.compile(r"(seconds|timing|_time($|\.)|timestamp|build_date|stamp|created|^meta\.software\.|"
                          r"^meta\.discbias_version$)", re.I)
 #: Keys of ``values.json`` that hold sampler diagnostics (not compared; they change with the seed).
 VALUES_DIAGNOSTIC = re.compile(r"(r_?hat|(^|[._])ess|divergen|converged)", re.I)
@@ -237,6 +241,8 @@ def cell_tolerance(kind: str, col: str, a: pd.Series, b: pd.Series | None, tol: 
     >>> cell_tolerance("posterior", "r_hat", a, a, Tolerances()) is None
     True
     """
+    if TIMING.search(col):
+        return None
     if kind == "posterior":
         if DIAGNOSTIC.search(col):
             return None
