@@ -44,6 +44,8 @@ LOCK = "environment/requirements.txt"
 CRATE = "ro-crate-metadata.json"
 #: Fixed timestamp of every zip member, so a bundle's bytes depend only on its files.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+#: Distributions whose local-label builds (``+cpu``, ``+cu121``) are on download.pytorch.org.
+_PYTORCH_INDEXED = {"torch", "torchvision", "torchaudio", "triton"}
 _FORMATS = {".csv": "text/csv", ".json": "application/json", ".toml": "application/toml", ".html": "text/html",
             ".pdf": "application/pdf", ".txt": "text/plain"}
 
@@ -167,7 +169,8 @@ def environment_lock(commit: str | None = None) -> str:
     """A ``pip install -r`` lock of the running environment: one ``name==version`` per line.
 
     Distributions installed from a local folder (discbias itself, as ``pip install -e .``) are
-    written as comments ``# local: name==version``, since no index holds them.
+    written as comments ``# local: name==version``, since no index holds them. PyTorch builds with
+    a local version label (``torch==2.13.0+cpu``) add ``--extra-index-url`` for PyTorch's index.
 
     Examples
     --------
@@ -179,9 +182,15 @@ def environment_lock(commit: str | None = None) -> str:
              f"# Python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}",
              "# Recreate: python -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/pip install "
              f"--no-deps -e <discbias checkout at commit {commit or 'unknown'}>"]
+    pins = []
+    labels = set()
     for name, version in installed_distributions().items():
-        lines.append(f"# local: {name}=={version}" if _is_local(name) else f"{name}=={version}")
-    return "\n".join(lines) + "\n"
+        pins.append(f"# local: {name}=={version}" if _is_local(name) else f"{name}=={version}")
+        if "+" in version and name in _PYTORCH_INDEXED:  # e.g. torch 2.13.0+cpu: only on PyTorch's index
+            labels.add(version.split("+", 1)[1])
+    # pip reads options in a requirements file: builds with a local label come from PyTorch's index
+    lines += [f"--extra-index-url https://download.pytorch.org/whl/{label}" for label in sorted(labels)]
+    return "\n".join(lines + pins) + "\n"
 
 
 def parse_lock(text: str) -> dict[str, str]:
