@@ -11,8 +11,8 @@ each row is classified from its ``method`` text and columns:
   ``mcse_sd``, ``mcse_conf_low``, ``mcse_conf_high``; any other column ``X`` with an ``mcse_X``
   column); ``prob_positive`` within ``posterior_k``
   x its binomial MCSE (``sqrt(p (1 - p) / ess_bulk)``, combined). Sampler diagnostics (R-hat, ESS,
-  MCSE, divergences, ``converged``, ``warnings``) are not compared, and the sampler's seed is
-  masked in ``method``.
+  MCSE, divergences, ``converged``, ``warnings``) are not compared. The seed of a NUTS sampler
+  description (``"NUTS ... seed 20240215"``) is masked wherever text is compared.
 * **bootstrap** (``method`` mentions bootstrap or resampling): the point estimate is
   deterministic; the bootstrap SE (``std_error`` or ``boot_se``) and the percentile bounds must
   agree within ``bootstrap_k`` x their resampling error, from the SE and ``n_boot``:
@@ -293,9 +293,11 @@ def _close(x: float, y: float, atol: float | None, tol: Tolerances) -> bool:
     return abs(x - y) <= atol
 
 
-def _text(x, mask_seed: bool) -> str:
+def _text(x) -> str:
+    """Text as compared: the seed of a NUTS sampler description masked (posteriors are compared
+    within their MCSE, so a rebuild with another seed still matches)."""
     s = "" if _is_missing(x) else str(x)
-    return _SEED.sub(r"\1*", s) if mask_seed else s
+    return _SEED.sub(r"\1*", s)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -444,11 +446,9 @@ def compare_table(name: str, a: pd.DataFrame, b: pd.DataFrame | None, tol: Toler
                 row_diffs.append(dict(table=name, key=k, column=col, bundle=nx, rebuild=ny, abs_diff=abs(nx - ny),
                                       tolerance=shown, rule=rule, kind=kind))
             else:
-                mask = kind == "posterior" or col == "method"
-                if _text(x, mask) != _text(y, mask):
+                if _text(x) != _text(y):
                     row_diffs.append(dict(table=name, key=k, column=col, bundle=x, rebuild=y, abs_diff=np.nan,
-                                          tolerance=np.nan, rule="text: exact" + (" (sampler seed masked)" if mask else ""),
-                                          kind=kind))
+                                          tolerance=np.nan, rule="text: exact (NUTS seed masked)", kind=kind))
         if row_diffs:
             summary["differing"] += 1
             diffs += row_diffs
