@@ -205,3 +205,16 @@ def test_citation_cff_is_valid_yaml_with_the_project_version():
     cff = yaml.safe_load((repo / "CITATION.cff").read_text())
     assert cff["cff-version"] == "1.2.0" and cff["title"] and cff["authors"] and cff["message"]
     assert cff["version"] == tomllib.loads((repo / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_bundle_is_named_after_the_commit_that_fitted_the_results(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DISCBIAS_TEMPLATES", str(tmp_path / "report"))
+    cfg = _build(tmp_path)
+    values = json.loads((tmp_path / "build" / "values.json").read_text())
+    values["meta"]["code_commit"] = {"commit": "f" * 40, "dirty": False}
+    (tmp_path / "build" / "values.json").write_text(json.dumps(values))
+    assert main(["bundle", "--config", str(cfg), "--root", str(tmp_path)]) == 0
+    zp = tmp_path / "build" / "bundle" / "tiny-fffffff.zip"
+    meta = read_bundle(zp).meta
+    assert meta["commit"] == "f" * 40 and meta["dirty"] is False
+    assert "fitted at commit fffffff" in capsys.readouterr().err  # the code (this checkout) is elsewhere

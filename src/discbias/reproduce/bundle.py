@@ -2,8 +2,9 @@
 
 A bundle ``build/bundle/<study>-<git short hash>.zip`` holds::
 
-    bundle.json                   study id, title, commit (and whether the tree was dirty), the
-                                  templates' hash, Python and platform, creation time
+    bundle.json                   study id, title, commit that fitted the results (and whether its
+                                  tree had uncommitted changes; the commit at bundling time beside
+                                  it), the templates' hash, Python and platform, creation time
     results/*.csv                 every results table (claims.csv and provenance.csv among them)
     values.json                   every scalar the paper prints
     config/<study>.toml           the study configuration
@@ -289,10 +290,15 @@ def make_bundle(config, paths, *, out: str | Path | None = None, template_dir: s
         raise BundleError(f"{paths.values} was built for study '{built_for}', the configuration {config.path} is "
                           f"study '{config.id}': pass the configuration the build was made from (--config)")
     git = project_commit(paths.root)
+    bundled_at = dict(git)
+    fitted = values.get("meta", {}).get("code_commit") or {}
+    if fitted.get("commit"):  # the commit whose code made the results is the one to rebuild from
+        git = dict(commit=fitted["commit"], commit_short=fitted["commit"][:7], dirty=fitted.get("dirty"))
     template_dir = Path(template_dir or default_template_dir())
     meta = dict(format=FORMAT, study_id=config.id, title=config.title, paper=config.study.get("paper", ""),
                 config=f"config/{Path(config.path).name}", created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 discbias_version=__version__, **{k: git[k] for k in ("commit", "commit_short", "dirty")},
+                bundled_at_commit=bundled_at["commit"], bundled_at_dirty=bundled_at["dirty"],
                 templates_sha256=templates_digest(template_dir), python=platform.python_version(),
                 python_implementation=platform.python_implementation(), platform=platform.platform(),
                 machine=platform.machine(), results=[f"results/{p.name}" for p in tables],

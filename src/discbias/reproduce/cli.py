@@ -53,8 +53,12 @@ def run_bundle(args: argparse.Namespace) -> int:
 
     meta = read_bundle(path).meta
     if meta["dirty"]:
-        print(f"discbias bundle: warning: the working tree has uncommitted changes; the bundle records commit "
-              f"{meta['commit_short']}, which does not hold them (commit, rebuild and bundle again)", file=sys.stderr)
+        print(f"discbias bundle: warning: the results were fitted with uncommitted changes; the bundle records "
+              f"commit {meta['commit_short']}, which does not hold them (commit, rebuild and bundle again)",
+              file=sys.stderr)
+    if meta["bundled_at_commit"] and meta["commit"] and meta["bundled_at_commit"] != meta["commit"]:
+        print(f"discbias bundle: note: the results were fitted at commit {meta['commit_short']}, the code is now at "
+              f"{meta['bundled_at_commit'][:7]}; the bundle names the fitting commit", file=sys.stderr)
     print(path)
     return 0
 

@@ -49,7 +49,7 @@ DIAGNOSTIC = re.compile(r"(^|_)(r_?hat|ess|ess_bulk|ess_tail|mcse|divergen\w*|co
 TIMING = re.compile(r"(seconds|(^|_)time($|_)|elapsed|duration|timestamp|build_date|build_stamp|stamp$)", re.I)
 #: Keys of ``values.json`` (regular expression on the dotted path) that are not results: timings,
 #: dates, build stamps and the software versions (compared in the environment section instead).
-VALUES_SKIP = re.compile(r"(seconds|timing|_time($|\.)|timestamp|build_date|stamp|created|^meta\.software\.|"
+VALUES_SKIP = re.compile(r"(seconds|timing|_time($|\.)|timestamp|build_date|stamp|created|^meta\.software\.|^meta\.code_commit\.|"
                          r"^meta\.discbias_version$)", re.I)
 #: Keys of ``values.json`` that hold sampler diagnostics (not compared; they change with the seed).
 VALUES_DIAGNOSTIC = re.compile(r"(r_?hat|(^|[._])ess|divergen|converged)", re.I)
