@@ -603,7 +603,9 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
     from .bundle import project_commit
 
     git = project_commit(build.parent)
-    info.update(rebuild_commit=git["commit"], rebuild_dirty=git["dirty"])
+    if values_b.exists():  # the commit that fitted the rebuild's results, when it was recorded
+        git = json.loads(values_b.read_text()).get("meta", {}).get("code_commit") or git
+    info.update(rebuild_commit=git.get("commit"), rebuild_dirty=git.get("dirty"))
     if template_dir is not None and Path(template_dir).is_dir():
         info["templates_rebuild"] = templates_digest(template_dir)
     summary_cols = ["table", "key", "rows_bundle", "rows_rebuild", "compared", "matched", "differing", "missing",
