@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
-from .bundle import Bundle, installed_distributions
+from .bundle import Bundle, installed_distributions, project_commit, templates_digest
 
 #: Columns (regular expressions on the name) of sampler diagnostics, never compared in posterior rows.
 DIAGNOSTIC = re.compile(r"(^|_)(r_?hat|ess|ess_bulk|ess_tail|mcse|divergen\w*|converged|warnings|seconds|time|"
@@ -564,8 +564,6 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
     >>> verify_build(read_bundle("build/bundle/grissom2024-abc1234.zip"), "build").exit_code  # doctest: +SKIP
     0
     """
-    from .bundle import templates_digest
-
     tol = tol or Tolerances()
     build = Path(build)
     results = build / "results"
@@ -600,8 +598,6 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
                 title=bundle.meta.get("title"), bundle_commit=bundle.meta.get("commit"),
                 bundle_dirty=bundle.meta.get("dirty"), bundle_created=bundle.meta.get("created"),
                 templates_bundle=bundle.meta.get("templates_sha256"), templates_rebuild=None)
-    from .bundle import project_commit
-
     git = project_commit(build.parent)
     if values_b.exists():  # the commit that fitted the rebuild's results, when it was recorded
         git = json.loads(values_b.read_text()).get("meta", {}).get("code_commit") or git
