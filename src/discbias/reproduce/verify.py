@@ -25,7 +25,8 @@ Timings and build stamps (:data:`TIMING`) are never compared.
 A number that is an exact copy of a posterior or bootstrap cell of the bundle (the claims table,
 ``values.json``) inherits that cell's tolerance. Text is compared exactly, except that text
 describing posterior summaries (it names a posterior, HDI or Bayesian model) is compared with its
-printed numbers masked: those numbers are rounded copies of cells compared in their own columns. Every claim's verdict
+printed numbers masked (they are rounded copies of cells compared in their own columns) and its
+divergent-transition counts dropped (sampler diagnostics, as above). Every claim's verdict
 must be the same. Defaults (:class:`Tolerances`) can be changed for all tables or per table in the
 study configuration's ``[verify]`` table.
 """
@@ -59,6 +60,7 @@ _POSTERIOR = re.compile(r"bayes|posterior|\bHDI\b", re.I)
 _BOOTSTRAP = re.compile(r"bootstrap|resampl", re.I)
 _SEED = re.compile(r"(NUTS[^;]*?seed )\d+")
 _NUMBER = re.compile(r"[-+\u2212]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_DIVERGENT = re.compile(r";?\s*\d+ divergent transitions?(?: of \d+)?", re.I)
 _NBOOT = re.compile(r"(\d+)\s*(?:resamples|replicates)|bootstrap[^()]*\((\d+)\)", re.I)
 _TOL_KEYS = ("rtol", "atol", "posterior_k", "bootstrap_k")
 
@@ -296,6 +298,12 @@ def _close(x: float, y: float, atol: float | None, tol: Tolerances) -> bool:
     return abs(x - y) <= atol
 
 
+def _posterior_text(s: str) -> str:
+    """Text describing posterior summaries, as compared: sampler diagnostics ("1 divergent
+    transitions") dropped and printed numbers masked."""
+    return _NUMBER.sub("#", _DIVERGENT.sub("", s))
+
+
 def _text(x) -> str:
     """Text as compared: the seed of a NUTS sampler description masked (posteriors are compared
     within their MCSE, so a rebuild with another seed still matches)."""
@@ -458,7 +466,7 @@ def compare_table(name: str, a: pd.DataFrame, b: pd.DataFrame | None, tol: Toler
                                       tolerance=shown, rule=rule, kind=kind))
             else:
                 tx, ty = _text(x), _text(y)
-                if tx != ty and _POSTERIOR.search(tx) and _NUMBER.sub("#", tx) == _NUMBER.sub("#", ty):
+                if tx != ty and _POSTERIOR.search(tx) and _posterior_text(tx) == _posterior_text(ty):
                     continue  # a description of posterior summaries: its numbers are compared in their columns
                 if tx != ty:
                     row_diffs.append(dict(table=name, key=k, column=col, bundle=x, rebuild=y, abs_diff=np.nan,
