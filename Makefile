@@ -18,7 +18,7 @@ FIT_SRC := $(shell find src/discbias -name '*.py' -not -path '*/report/*' 2>/dev
 ALL_SRC := $(shell find src/discbias -type f 2>/dev/null)
 TEMPLATES := $(shell find report -type f 2>/dev/null)
 
-.PHONY: help setup report fetch measure fit figures render test bench probes-demo clean distclean FORCE
+.PHONY: help setup report fetch measure fit figures render bundle verify test bench probes-demo clean distclean FORCE
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,13 @@ fit: build/values.json ## fit every model (build/results, build/values.json)
 figures: build/figures/.done ## figures and publication tables (build/figures, build/tables)
 render: build/report/paper.pdf ## render the paper (build/report/paper.{qmd,html,pdf})
 report: build/report/paper.pdf build/report/paper.html ## run every stage that is out of date and render the paper
+
+bundle: build/report/paper.pdf build/report/paper.html ## zip the build for publication (build/bundle/<study>-<commit>.zip)
+	$(CLI) bundle --config $(CONFIG)
+
+verify: | $(VENV)/.installed ## compare build/ with a bundle: make verify BUNDLE=path/to/bundle.zip (report in build/verify/)
+	@test -n "$(BUNDLE)" || { echo "make verify: set BUNDLE=path/to/<study>-<commit>.zip"; exit 2; }
+	$(CLI) verify $(BUNDLE) --config $(CONFIG)
 
 test: | $(VENV)/.installed ## run the test suite (unit, integration through the data mirror, end to end)
 	$(PY) -m pytest

@@ -50,3 +50,23 @@ def synthetic_study(tmp_path_factory) -> Path:
     from discbias.studies.synthetic import make_synthetic_study
 
     return make_synthetic_study(tmp_path_factory.mktemp("synthetic"), n_ffhq=1500, n_per_cell=15)
+
+
+@pytest.fixture(scope="session")
+def synthetic_build(synthetic_study) -> Path:
+    """The synthetic study built once for the session, fetch to rendered paper; returns the project
+    root (``build/`` under it). The mirror, templates and pandoc renderer are set while it builds."""
+    from discbias.cli import main
+
+    root = synthetic_study.parent.parent
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DISCBIAS_DATA_MIRROR", str(root / "mirror"))
+    mp.setenv("DISCBIAS_TEMPLATES", str(REPO / "report"))
+    mp.setenv("DISCBIAS_NO_QUARTO", "1")
+    try:
+        args = ["--config", str(synthetic_study), "--root", str(root)]
+        for stage in ("fetch", "measure", "fit", "figures", "render"):
+            assert main([stage, *args]) == 0, stage
+    finally:
+        mp.undo()
+    return root

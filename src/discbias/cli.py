@@ -27,6 +27,7 @@ PLUGINS: list[str] = [
     "discbias.scoring.cli",
     "discbias.measures.cli",
     "discbias.probes.cli",
+    "discbias.reproduce.cli",
 ]
 
 

@@ -371,6 +371,14 @@ def software_versions() -> dict[str, str]:
     return out
 
 
+def _code_commit(paths: ProjectPaths) -> dict:
+    """The git commit of the code that fits (``discbias bundle`` checks it against its own)."""
+    from .reproduce.bundle import project_commit
+
+    git = project_commit(paths.root)
+    return dict(commit=git["commit"], dirty=git["dirty"])
+
+
 def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
     """Run every analysis's ``fit``, evaluate the claims, write results and ``values.json``."""
     from .claims import evaluate_claims
@@ -403,7 +411,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
         released_protocol=describe_input(config.study.get("released_scores_protocol")),
         roles={role: dict(source=src.name, file=src.file, description=src.description, rows=src.rows)
                for role, src in ((r, config.role(r)) for r in config.roles)},
-        fit_seconds=timings,
+        fit_seconds=timings, code_commit=_code_commit(paths),
     )
     ctx.values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
     ctx.values["verdict_counts"] = claims["verdict"].value_counts().to_dict()

@@ -499,7 +499,7 @@ def _fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int =
                            conf_level=0.95, method=("HC3 Wald F-test of the block in the full OLS model; estimate: "
                                                     f"incremental R^2 (full - {reduced_name}), percentile bootstrap CI "
                                                     f"({n_boot} resamples of images)"),
-                           n_obs=int(full.nobs), converged=True, warnings=base_warnings, block=block,
+                           n_obs=int(full.nobs), converged=True, warnings=base_warnings, block=block, n_boot=n_boot,
                            df_num=len(idx), df_den=float(full.df_resid), r2_full=full.rsquared,
                            r2_reduced=fits[reduced_name].rsquared if reduced_name in fits else full.rsquared - est,
                            terms="; ".join(names[i] for i in idx)))

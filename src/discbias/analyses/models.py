@@ -140,6 +140,9 @@ def _complete(df: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, int]:
 def standardized(tidy: pd.DataFrame, data: pd.DataFrame, y: str = "score", already: bool = False) -> pd.DataFrame:
     """Slopes in SD units of ``y`` per SD of the predictor: ``b * sd(x) / sd(y)`` (intervals alike).
 
+    Posterior rows keep their Monte Carlo standard errors, scaled alike (``mcse_std_estimate``,
+    ``mcse_std_low``, ``mcse_std_high``), for ``discbias verify``.
+
     Examples
     --------
     >>> t = pd.DataFrame({"model": ["m"], "term": ["x"], "estimate": [2.0], "conf_low": [1.0], "conf_high": [3.0]})
@@ -154,8 +157,12 @@ def standardized(tidy: pd.DataFrame, data: pd.DataFrame, y: str = "score", alrea
         if base not in data.columns or term in ("Intercept", "sigma", "nu"):
             continue
         f = 1.0 if already else data[base].std(ddof=1) / sy
-        rows.append(dict(model=r["model"], term=base, std_estimate=r["estimate"] * f, std_low=r["conf_low"] * f,
-                         std_high=r["conf_high"] * f, method=r.get("method", "")))
+        row = dict(model=r["model"], term=base, std_estimate=r["estimate"] * f, std_low=r["conf_low"] * f,
+                   std_high=r["conf_high"] * f, method=r.get("method", ""))
+        if pd.notna(r.get("mcse_mean", np.nan)):  # posterior rows: their Monte Carlo SEs, scaled alike
+            row.update(mcse_std_estimate=r["mcse_mean"] * abs(f), mcse_std_low=r["mcse_conf_low"] * abs(f),
+                       mcse_std_high=r["mcse_conf_high"] * abs(f))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

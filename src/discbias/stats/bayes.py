@@ -139,7 +139,10 @@ def posterior_table(idata, terms: dict[str, str], *, model: str, method: str, n_
     DataFrame
         ``estimate`` = posterior mean, ``std_error`` = posterior SD, ``conf_low/high`` = HDI,
         ``p_value`` empty, extra columns ``r_hat``, ``ess_bulk``, ``ess_tail``, ``divergences``,
-        ``prob_positive`` (posterior probability that the parameter is > 0). ``converged`` is
+        ``prob_positive`` (posterior probability that the parameter is > 0), and the Monte Carlo
+        standard errors (ArviZ) ``mcse_mean`` (of ``estimate``), ``mcse_sd`` (of ``std_error``),
+        ``mcse_conf_low`` / ``mcse_conf_high`` (of the HDI bounds: the MCSE of the quantile at
+        each bound's tail probability in the draws) that ``discbias verify`` uses as tolerances. ``converged`` is
         true when every listed parameter has R-hat <= 1.01, ESS >= 400 and no divergences.
 
     Examples
@@ -174,12 +177,19 @@ def posterior_table(idata, terms: dict[str, str], *, model: str, method: str, n_
     for var, term in terms.items():
         s = summ.loc[var]
         draws = np.asarray(post[var]).ravel()
+        # MCSE of each HDI bound: that of the quantile at the bound's tail probability in the draws
+        p_lo = float(np.clip((draws <= float(s[hdi_cols[0]])).mean(), 1 / len(draws), 1 - 1 / len(draws)))
+        p_hi = float(np.clip((draws <= float(s[hdi_cols[1]])).mean(), 1 / len(draws), 1 - 1 / len(draws)))
+        mcse_lo = float(az.mcse(idata, var_names=[var], method="quantile", prob=p_lo)[var])
+        mcse_hi = float(az.mcse(idata, var_names=[var], method="quantile", prob=p_hi)[var])
         rows.append(dict(model=model, term=term, estimate=float(s["mean"]), std_error=float(s["sd"]),
                          statistic=np.nan, p_value=np.nan, conf_low=float(s[hdi_cols[0]]),
                          conf_high=float(s[hdi_cols[1]]), conf_level=hdi_prob,
                          method=method, n_obs=n_obs, n_groups=np.nan, converged=converged, warnings=list(warns),
                          r_hat=float(s["r_hat"]), ess_bulk=float(s["ess_bulk"]), ess_tail=float(s["ess_tail"]),
-                         divergences=div, n_draws=n_draws, prob_positive=float((draws > 0).mean()), **(extra or {})))
+                         divergences=div, n_draws=n_draws, prob_positive=float((draws > 0).mean()),
+                         mcse_mean=float(s["mcse_mean"]), mcse_sd=float(s["mcse_sd"]),
+                         mcse_conf_low=mcse_lo, mcse_conf_high=mcse_hi, **(extra or {})))
     return result_frame(rows)
 
 

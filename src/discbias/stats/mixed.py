@@ -256,7 +256,7 @@ def nested_variance_components(data: pd.DataFrame, value: str = "value", image: 
     method = (f"REML nested variance components (cell, image within cell, residual); "
               f"{'parametric bootstrap percentile CI, ' + str(n_boot) + ' replicates' if n_boot else 'no CI'}")
     common = dict(model=model, conf_level=conf_level, method=method, n_obs=int(n.sum()), n_groups=n_cells,
-                  n_images=int(len(n)), converged=ok, warnings=list(warns), loglik_reml=ll)
+                  n_images=int(len(n)), converged=ok, warnings=list(warns), loglik_reml=ll, n_boot=n_boot)
     rows = []
     total = s.sum()
 

@@ -101,7 +101,8 @@ def krippendorff_interval(long: pd.DataFrame, *, image: str = "image", slot: str
                           n_boot: int = 200, seed: int = 0, conf_level: float = 0.95) -> dict:
     """Krippendorff's alpha (interval) with a percentile bootstrap CI over images.
 
-    Returns a dict with ``alpha``, ``conf_low``, ``conf_high``, ``n_images``, ``n_ratings``.
+    Returns a dict with ``alpha``, ``conf_low``, ``conf_high``, ``n_images``, ``n_ratings``,
+    ``n_boot`` and ``boot_se`` (the SD of the bootstrap replicates).
 
     Examples
     --------
@@ -129,8 +130,9 @@ def krippendorff_interval(long: pd.DataFrame, *, image: str = "image", slot: str
             boots.append(krippendorff.alpha(reliability_data=mat[:, cols], level_of_measurement="interval"))
     a = (1 - conf_level) / 2
     lo, hi = (float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))) if boots else (np.nan, np.nan)
+    se = float(np.std(boots, ddof=1)) if len(boots) > 1 else np.nan
     return dict(alpha=alpha, conf_low=lo, conf_high=hi, n_images=int(mat.shape[1]),
-                n_ratings=int(np.isfinite(mat).sum()), n_boot=n_boot)
+                n_ratings=int(np.isfinite(mat).sum()), n_boot=n_boot, boot_se=se)
 
 
 def item_reliability(long: pd.DataFrame, *, item: str = "item", image: str = "image", slot: str = "slot",
@@ -174,7 +176,7 @@ def item_reliability(long: pd.DataFrame, *, item: str = "item", image: str = "im
                          estimate=ka["alpha"], conf_low=ka["conf_low"], conf_high=ka["conf_high"], conf_level=0.95,
                          method=f"Krippendorff alpha, interval level, all pairable ratings; bootstrap over images ({n_boot})",
                          n_obs=ka["n_ratings"], n_images=ka["n_images"], n_ratings=ka["n_ratings"], k=np.nan,
-                         converged=True, warnings=warns))
+                         converged=True, warnings=warns, n_boot=n_boot, boot_se=ka["boot_se"]))
         fk = first_k_ratings(d, k, image=image, slot=slot, value=value)
         n_img = fk[image].nunique()
         n_all = d.dropna(subset=[value])[image].nunique()

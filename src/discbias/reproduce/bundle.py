@@ -1,0 +1,395 @@
+"""``discbias bundle``: what a build produced, in one zip another machine can check.
+
+A bundle ``build/bundle/<study>-<git short hash>.zip`` holds::
+
+    bundle.json                   study id, title, commit that fitted the results (and whether its
+                                  tree had uncommitted changes; the commit at bundling time beside
+                                  it), the templates' hash, Python and platform, creation time
+    results/*.csv                 every results table (claims.csv and provenance.csv among them)
+    values.json                   every scalar the paper prints
+    config/<study>.toml           the study configuration
+    report/paper.html, paper.pdf  the rendered paper
+    environment/requirements.txt  every installed distribution, ``name==version`` (``pip install -r``)
+    ro-crate-metadata.json        RO-Crate 1.x description (for Zenodo and other repositories)
+    manifest-sha256.txt           ``<sha256>  <path>`` for every other file
+
+:func:`read_bundle` checks the manifest: a file whose bytes do not match, a file missing from the
+zip or a file the manifest does not list raises :class:`BundleError` naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import io
+import json
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .. import __version__
+from ..fetch import digest_of_hashes, sha256_file
+
+FORMAT = "discbias-bundle/1"
+MANIFEST = "manifest-sha256.txt"
+META = "bundle.json"
+LOCK = "environment/requirements.txt"
+CRATE = "ro-crate-metadata.json"
+#: Fixed timestamp of every zip member, so a bundle's bytes depend only on its files.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+#: Distributions whose local-label builds (``+cpu``, ``+cu121``) are on download.pytorch.org.
+_PYTORCH_INDEXED = {"torch", "torchvision", "torchaudio", "triton"}
+_FORMATS = {".csv": "text/csv", ".json": "application/json", ".toml": "application/toml", ".html": "text/html",
+            ".pdf": "application/pdf", ".txt": "text/plain"}
+
+
+class BundleError(Exception):
+    """A bundle cannot be written, or one that was read is unreadable, tampered or incomplete."""
+
+
+@dataclass
+class Bundle:
+    """A bundle read and checked against its manifest.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    meta : dict
+        ``bundle.json``.
+    files : dict of str to bytes
+        Every member (manifest checked) by its path in the zip.
+    """
+
+    path: Path
+    meta: dict
+    files: dict[str, bytes] = field(repr=False)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every results table by name (``results/<name>.csv``)."""
+        return {Path(n).stem: pd.read_csv(io.BytesIO(b)) for n, b in sorted(self.files.items())
+                if n.startswith("results/") and n.endswith(".csv")}
+
+    def values(self) -> dict:
+        return json.loads(self.files["values.json"])
+
+    def lock(self) -> dict[str, str]:
+        """Distributions of the bundled environment, ``{name: version}`` (see :func:`parse_lock`)."""
+        return parse_lock(self.files[LOCK].decode())
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def project_commit(*candidates: Path) -> dict:
+    """The git commit of the discbias code (its package folder first, then ``candidates``).
+
+    Returns ``{"commit", "commit_short", "dirty", "repository_path"}``; ``commit`` is ``None``
+    outside a git checkout.
+
+    Examples
+    --------
+    >>> sorted(project_commit())
+    ['commit', 'commit_short', 'dirty', 'repository_path']
+    """
+    for where in (Path(__file__).resolve().parent, *candidates):
+        where = Path(where)
+        if not where.exists():
+            continue
+        commit = _git(["rev-parse", "HEAD"], where)
+        if commit:
+            status = _git(["status", "--porcelain", "--untracked-files=no"], where)
+            return dict(commit=commit, commit_short=commit[:7], dirty=bool(status),
+                        repository_path=_git(["rev-parse", "--show-toplevel"], where))
+    return dict(commit=None, commit_short=None, dirty=None, repository_path=None)
+
+
+def templates_digest(template_dir: str | Path) -> str:
+    """sha256 over the template files (relative path and sha256 of each, sorted).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.j2").write_text("x")
+    >>> len(templates_digest(d))
+    64
+    """
+    template_dir = Path(template_dir)
+    if not template_dir.is_dir():
+        raise BundleError(f"template folder {template_dir} does not exist; pass the folder the paper was "
+                          f"rendered from (--templates or $DISCBIAS_TEMPLATES)")
+    return digest_of_hashes({p.relative_to(template_dir).as_posix(): sha256_file(p)
+                             for p in sorted(template_dir.rglob("*")) if p.is_file()})
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_distributions() -> dict[str, str]:
+    """Every installed distribution of the running environment, ``{canonical name: version}``.
+
+    Examples
+    --------
+    >>> "pandas" in installed_distributions()
+    True
+    """
+    out: dict[str, str] = {}
+    for dist in md.distributions():
+        name = dist.metadata["Name"]
+        if name and _canonical(name) not in out:  # the first on sys.path wins, as for imports
+            out[_canonical(name)] = dist.version
+    return dict(sorted(out.items()))
+
+
+def _is_local(name: str) -> bool:
+    """Installed from a folder or URL (PEP 610), so not installable by ``name==version``."""
+    try:
+        direct = md.distribution(name).read_text("direct_url.json")
+    except md.PackageNotFoundError:
+        return False
+    if not direct:
+        return False
+    info = json.loads(direct)
+    return info.get("url", "").startswith("file:") or "dir_info" in info or "vcs_info" in info
+
+
+def environment_lock(commit: str | None = None) -> str:
+    """A ``pip install -r`` lock of the running environment: one ``name==version`` per line.
+
+    Distributions installed from a local folder (discbias itself, as ``pip install -e .``) are
+    written as comments ``# local: name==version``, since no index holds them. PyTorch builds with
+    a local version label (``torch==2.13.0+cpu``) add ``--extra-index-url`` for PyTorch's index.
+
+    Examples
+    --------
+    >>> lock = environment_lock("abc")
+    >>> any(line.startswith("numpy==") for line in lock.splitlines())
+    True
+    """
+    lines = [f"# Environment of a discbias build, written by `discbias bundle` ({time.strftime('%Y-%m-%d')}).",
+             f"# Python {platform.python_version()} ({platform.python_implementation()}) on {platform.platform()}",
+             "# Recreate: python -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/pip install "
+             f"--no-deps -e <discbias checkout at commit {commit or 'unknown'}>"]
+    pins = []
+    labels = set()
+    for name, version in installed_distributions().items():
+        pins.append(f"# local: {name}=={version}" if _is_local(name) else f"{name}=={version}")
+        if "+" in version and name in _PYTORCH_INDEXED:  # e.g. torch 2.13.0+cpu: only on PyTorch's index
+            labels.add(version.split("+", 1)[1])
+    # pip reads options in a requirements file: builds with a local label come from PyTorch's index
+    lines += [f"--extra-index-url https://download.pytorch.org/whl/{label}" for label in sorted(labels)]
+    return "\n".join(lines + pins) + "\n"
+
+
+def parse_lock(text: str) -> dict[str, str]:
+    """``{name: version}`` from a lock written by :func:`environment_lock` (local ones included).
+
+    Examples
+    --------
+    >>> parse_lock("# a comment\\nnumpy==2.1.0\\n# local: discbias==0.1.0\\n")
+    {'numpy': '2.1.0', 'discbias': '0.1.0'}
+    """
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^(?:# local: )?([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)\s*$", line.strip())
+        if m:
+            out[_canonical(m.group(1))] = m.group(2)
+    return out
+
+
+def _crate_metadata(staging: Path, files: list[str], meta: dict, hashes: dict[str, str]) -> None:
+    from rocrate.model.contextentity import ContextEntity
+    from rocrate.rocrate import ROCrate
+
+    crate = ROCrate(gen_preview=False)
+    crate.name = f"discbias build of '{meta['title']}' ({meta['study_id']})"
+    crate.description = (f"Results tables, values, claims verdicts, input provenance, configuration, rendered paper "
+                         f"and the exact software environment of a discbias build (commit "
+                         f"{meta['commit'] or 'unknown'}). Check a rebuild with `discbias verify`.")
+    crate.root_dataset["version"] = meta["commit_short"] or "unknown"
+    crate.root_dataset["keywords"] = ["reproducibility", "GAN discriminator", "bias audit", "replication"]
+    software = crate.add(ContextEntity(crate, "#discbias", properties={
+        "@type": "SoftwareApplication", "name": "discbias", "version": meta["discbias_version"],
+        "softwareVersion": meta["commit"] or "unknown",
+        "description": "Audit GAN discriminators for colour, luminance and demographic bias."}))
+    crate.root_dataset["publisher"] = software
+    if meta.get("paper"):
+        crate.root_dataset["citation"] = meta["paper"]
+    names = {"values.json": "Every scalar the paper prints", META: "Bundle description (study, commit, environment)",
+             LOCK: "Installed distributions (pip install -r)", MANIFEST: "sha256 of every file",
+             "report/paper.html": "The rendered paper (HTML)", "report/paper.pdf": "The rendered paper (PDF)",
+             "results/claims.csv": "Claims table: every claim of the replicated paper with its verdict",
+             "results/provenance.csv": "Provenance: every input file with its sha256"}
+    for rel in files:
+        props = {"name": names.get(rel, f"Results table {Path(rel).stem}" if rel.startswith("results/")
+                                    else Path(rel).name),
+                 "encodingFormat": _FORMATS.get(Path(rel).suffix, "application/octet-stream"),
+                 "contentSize": str((staging / rel).stat().st_size)}
+        if rel in hashes:
+            props["sha256"] = hashes[rel]
+        entity = crate.add_file(staging / rel, dest_path=rel, properties=props)
+        if rel == "report/paper.pdf":
+            crate.root_dataset["mainEntity"] = entity
+    out = staging.parent / "crate"
+    crate.write(out)
+    shutil.copyfile(out / CRATE, staging / CRATE)
+
+
+def make_bundle(config, paths, *, out: str | Path | None = None, template_dir: str | Path | None = None) -> Path:
+    """Write the bundle of the current build; returns its path.
+
+    Parameters
+    ----------
+    config : StudyConfig
+        The study configuration the build was made from.
+    paths : ProjectPaths
+    out : path, optional
+        The zip to write (default ``build/bundle/<study>-<commit short hash>.zip``).
+    template_dir : path, optional
+        The templates the paper was rendered from (default: as ``discbias render``).
+
+    Raises
+    ------
+    BundleError
+        A file of the build is missing (it names the file and the command that makes it).
+
+    Examples
+    --------
+    >>> from discbias.config import load_config
+    >>> from discbias.paths import project_paths
+    >>> make_bundle(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
+    """
+    from ..report.render import default_template_dir
+
+    build = paths.build
+    wanted = {"values.json": paths.values, "report/paper.html": paths.report / "paper.html",
+              "report/paper.pdf": paths.report / "paper.pdf"}
+    tables = sorted(paths.results.glob("*.csv"))
+    for rel in ("claims.csv", "provenance.csv"):
+        if not (paths.results / rel).exists():
+            raise BundleError(f"{paths.results / rel} is missing: run `make report` (or `discbias report`) first")
+    for rel, p in wanted.items():
+        if not p.exists():
+            raise BundleError(f"{p} is missing: run `make report` (or `discbias report`) first")
+    values = json.loads(paths.values.read_text())
+    built_for = values.get("meta", {}).get("study_id")
+    if built_for is not None and built_for != config.id:
+        raise BundleError(f"{paths.values} was built for study '{built_for}', the configuration {config.path} is "
+                          f"study '{config.id}': pass the configuration the build was made from (--config)")
+    git = project_commit(paths.root)
+    bundled_at = dict(git)
+    fitted = values.get("meta", {}).get("code_commit") or {}
+    if fitted.get("commit"):  # the commit whose code made the results is the one to rebuild from
+        git = dict(commit=fitted["commit"], commit_short=fitted["commit"][:7], dirty=fitted.get("dirty"))
+    template_dir = Path(template_dir or default_template_dir())
+    meta = dict(format=FORMAT, study_id=config.id, title=config.title, paper=config.study.get("paper", ""),
+                config=f"config/{Path(config.path).name}", created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                discbias_version=__version__, **{k: git[k] for k in ("commit", "commit_short", "dirty")},
+                bundled_at_commit=bundled_at["commit"], bundled_at_dirty=bundled_at["dirty"],
+                templates_sha256=templates_digest(template_dir), python=platform.python_version(),
+                python_implementation=platform.python_implementation(), platform=platform.platform(),
+                machine=platform.machine(), results=[f"results/{p.name}" for p in tables],
+                claims="results/claims.csv", provenance="results/provenance.csv", values="values.json",
+                lock=LOCK)
+    with tempfile.TemporaryDirectory(prefix="discbias-bundle-") as tmp:
+        staging = Path(tmp) / "bundle"
+        staging.mkdir()
+
+        def put(rel: str, src: Path | None = None, text: str | None = None) -> None:
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if src is not None:
+                shutil.copyfile(src, dest)
+            else:
+                dest.write_text(text)
+
+        for p in tables:
+            put(f"results/{p.name}", p)
+        for rel, p in wanted.items():
+            put(rel, p)
+        put(meta["config"], Path(config.path))
+        put(LOCK, text=environment_lock(git["commit"]))
+        put(META, text=json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+        hashes = {rel: sha256_file(staging / rel) for rel in files}
+        _crate_metadata(staging, files, meta, hashes)
+        hashes[CRATE] = sha256_file(staging / CRATE)
+        put(MANIFEST, text="".join(f"{h}  {rel}\n" for rel, h in sorted(hashes.items())))
+        target = Path(out) if out else build / "bundle" / f"{config.id}-{git['commit_short'] or 'nogit'}.zip"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+            for rel in sorted([*hashes, MANIFEST]):
+                info = zipfile.ZipInfo(rel, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, (staging / rel).read_bytes())
+        partial.replace(target)
+    return target
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Open a bundle and check every file against its manifest.
+
+    Raises
+    ------
+    BundleError
+        The file is missing or not a zip, has no manifest or ``bundle.json``, or a file's sha256
+        differs from the manifest, is missing, or is not listed (the message names the file).
+
+    Examples
+    --------
+    >>> read_bundle("no-such-bundle.zip")
+    Traceback (most recent call last):
+    ...
+    discbias.reproduce.bundle.BundleError: bundle no-such-bundle.zip does not exist
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"bundle {path} does not exist")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            files = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BundleError(f"bundle {path} is not a readable zip file ({exc}); download it again") from None
+    if MANIFEST not in files:
+        raise BundleError(f"bundle {path} has no {MANIFEST}: not a discbias bundle, or damaged")
+    listed: dict[str, str] = {}
+    for n, line in enumerate(files[MANIFEST].decode(errors="replace").splitlines(), 1):
+        m = re.match(r"^([0-9a-f]{64})  (.+)$", line)
+        if not m:
+            raise BundleError(f"bundle {path}: {MANIFEST} line {n} is not '<sha256>  <path>': {line[:80]!r}")
+        listed[m.group(2)] = m.group(1)
+    for rel, digest in listed.items():
+        if rel not in files:
+            raise BundleError(f"bundle {path}: {rel} is listed in the manifest but missing from the zip")
+        actual = hashlib.sha256(files[rel]).hexdigest()
+        if actual != digest:
+            raise BundleError(f"bundle {path}: {rel} was modified (sha256 {actual[:12]}..., manifest says "
+                              f"{digest[:12]}...); get an untouched copy of the bundle")
+    extra = sorted(set(files) - set(listed) - {MANIFEST})
+    if extra:
+        raise BundleError(f"bundle {path}: {extra[0]} is not in the manifest (added after bundling)")
+    for rel in (META, "values.json", LOCK, "results/claims.csv"):
+        if rel not in files:
+            raise BundleError(f"bundle {path} has no {rel}: not a complete discbias bundle")
+    try:
+        meta = json.loads(files[META])
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"bundle {path}: {META} is not valid JSON ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"bundle {path}: {META} says format {meta.get('format')!r}; this discbias reads {FORMAT}")
+    return Bundle(path=path, meta=meta, files=files)

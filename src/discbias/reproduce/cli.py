@@ -1,0 +1,138 @@
+"""``discbias bundle`` and ``discbias verify`` (registered through :data:`discbias.cli.PLUGINS`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+#: Exit statuses of ``discbias verify``.
+EXIT_MATCH, EXIT_DIFFERENT, EXIT_BAD_BUNDLE = 0, 1, 2
+
+
+def _err(stage: str, msg: str) -> None:
+    print(f"discbias {stage}: error: {msg}", file=sys.stderr)
+
+
+def register(sub) -> None:
+    """Add the ``bundle`` and ``verify`` subcommands."""
+    from ..cli import _common
+
+    p = sub.add_parser("bundle", help="write build/bundle/<study>-<commit>.zip: results, values, claims, provenance, "
+                                      "configuration, paper, environment lock, sha256 manifest, RO-Crate metadata")
+    _common(p)
+    p.add_argument("--out", default=None, help="zip to write (default: build/bundle/<study>-<git short hash>.zip)")
+    p.add_argument("--templates", default=None, help="template folder the paper was rendered from (default: report/)")
+    p.set_defaults(func=run_bundle)
+    p = sub.add_parser("verify", help="compare a rebuild with a bundle number by number (exit 0 match, 1 differs, "
+                                      "2 bundle unreadable, tampered or from another study)")
+    _common(p)
+    p.add_argument("bundle", help="the bundle zip written by `discbias bundle`")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--build", default=None, help="build folder to compare (default: build/ of --root)")
+    g.add_argument("--rebuild", action="store_true",
+                   help="run fetch, measure and fit into build/verify/rebuild/ first and compare that")
+    p.add_argument("--out", default=None, help="report folder (default: build/verify)")
+    p.add_argument("--templates", default=None, help="template folder, to compare its hash (default: report/)")
+    p.set_defaults(func=run_verify)
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    from ..config import ConfigError, load_config
+    from ..paths import project_paths
+    from .bundle import BundleError, make_bundle
+
+    try:
+        config = load_config(args.config)
+        path = make_bundle(config, project_paths(args.root), out=args.out, template_dir=args.templates)
+    except (ConfigError, BundleError, FileNotFoundError) as exc:
+        _err("bundle", str(exc))
+        return 2
+    from .bundle import read_bundle
+
+    meta = read_bundle(path).meta
+    if meta["dirty"]:
+        print(f"discbias bundle: warning: the results were fitted with uncommitted changes; the bundle records "
+              f"commit {meta['commit_short']}, which does not hold them (commit, rebuild and bundle again)",
+              file=sys.stderr)
+    if meta["bundled_at_commit"] and meta["commit"] and meta["bundled_at_commit"] != meta["commit"]:
+        print(f"discbias bundle: note: the results were fitted at commit {meta['commit_short']}, the code is now at "
+              f"{meta['bundled_at_commit'][:7]}; the bundle names the fitting commit", file=sys.stderr)
+    print(path)
+    return 0
+
+
+def rebuild_into(config, paths) -> Path:
+    """Run fetch, measure and fit into ``build/verify/rebuild/build`` (the raw data shared through a
+    link to ``data/``); returns the new build folder."""
+    from .. import pipeline
+    from ..paths import ProjectPaths
+
+    root = paths.build / "verify" / "rebuild"
+    if root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    paths.raw.mkdir(parents=True, exist_ok=True)
+    os.symlink(paths.root / "data", root / "data", target_is_directory=True)
+    fresh = ProjectPaths(root)
+    pipeline.run_fetch(config, fresh)
+    pipeline.run_measure(config, fresh)
+    pipeline.run_fit(config, fresh)
+    return fresh.build
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from ..config import ConfigError, load_config
+    from ..fetch import FetchError
+    from ..paths import project_paths
+    from ..report.render import default_template_dir
+    from .bundle import BundleError, read_bundle
+    from .verify import Tolerances, verify_build, write_report
+
+    try:
+        bundle = read_bundle(args.bundle)
+    except BundleError as exc:
+        _err("verify", str(exc))
+        return EXIT_BAD_BUNDLE
+    try:
+        config = load_config(args.config)
+        tol = Tolerances.from_config(config)
+    except ConfigError as exc:
+        _err("verify", str(exc))
+        return EXIT_BAD_BUNDLE
+    if bundle.meta.get("study_id") != config.id:
+        _err("verify", f"bundle {args.bundle} is from study '{bundle.meta.get('study_id')}', the configuration "
+                       f"{args.config} is study '{config.id}': pass the study's configuration with --config")
+        return EXIT_BAD_BUNDLE
+    paths = project_paths(args.root)
+    try:
+        build = Path(args.build) if args.build else (rebuild_into(config, paths) if args.rebuild else paths.build)
+        values = build / "values.json"
+        if values.exists():
+            import json
+
+            built_for = json.loads(values.read_text()).get("meta", {}).get("study_id")
+            if built_for not in (None, config.id):
+                _err("verify", f"{values} is a build of study '{built_for}', the bundle {args.bundle} is study "
+                               f"'{config.id}': compare a build of the same study")
+                return EXIT_BAD_BUNDLE
+        result = verify_build(bundle, build, tol, template_dir=args.templates or default_template_dir())
+        out = Path(args.out) if args.out else paths.build / "verify"
+        written = write_report(result, tol, out)
+    except (ConfigError, FetchError, FileNotFoundError, ValueError, KeyError) as exc:
+        _err("verify", str(exc))
+        return EXIT_BAD_BUNDLE
+    t = result.tables
+    print(f"discbias verify: {int(t['compared'].fillna(0).sum())} rows compared in {len(t)} tables; "
+          f"{int(t['differing'].fillna(0).sum())} differing, {int(t['missing'].fillna(0).sum())} missing, "
+          f"{int(t['extra'].fillna(0).sum())} extra; {len(result.verdicts)} verdict(s) changed; "
+          f"{len(result.environment)} environment difference(s). Report: {written[0]}", file=sys.stderr)
+    for _, v in result.verdicts.iterrows():
+        print(f"  verdict changed: {v['claim_id']}: {v['verdict_bundle']} -> {v['verdict_rebuild']}", file=sys.stderr)
+    for _, d in result.differences.head(20).iterrows():
+        print(f"  {d['table']} [{d['key']}] {d['column']}: {d['bundle']} -> {d['rebuild']} ({d['rule']})",
+              file=sys.stderr)
+    return result.exit_code
