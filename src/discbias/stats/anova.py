@@ -193,10 +193,14 @@ def lm_anova(formula: str, data: pd.DataFrame, *, model: str, typ: tuple[int, ..
         raise ValueError(f"{model}: {n} rows leave no residual degrees of freedom for {X.shape[1]} columns")
     fit = sm.OLS(y, X).fit(cov_type=cov_type)
     ci = np.asarray(fit.conf_int(1 - conf_level))
+    pvals = np.asarray(fit.pvalues, float)
+    if cov_type == "nonrobust":
+        # as R's 2 * pt(-|t|, df): through the log survival function, so tiny p-values do not underflow to 0
+        pvals = np.exp(np.log(2) + stats.t.logsf(np.abs(np.asarray(fit.tvalues, float)), df_res))
     cats = {v for t in terms for v in t.split(":") if not pd.api.types.is_numeric_dtype(frame[v])}
     method = "OLS (lm)" + ("" if cov_type == "nonrobust" else f" ({cov_type} standard errors)")
     rows = [dict(model=model, term=_package_term(r, cats), r_term=r, estimate=fit.params[i], std_error=fit.bse[i],
-                 statistic=fit.tvalues[i], p_value=fit.pvalues[i], conf_low=ci[i, 0], conf_high=ci[i, 1],
+                 statistic=fit.tvalues[i], p_value=pvals[i], conf_low=ci[i, 0], conf_high=ci[i, 1],
                  conf_level=conf_level, method=method, n_obs=n, n_groups=np.nan, converged=True, warnings=list(warns),
                  r_squared=fit.rsquared, df_resid=df_res, formula=formula)
             for i, r in enumerate(names_r)]
@@ -223,7 +227,7 @@ def lm_anova(formula: str, data: pd.DataFrame, *, model: str, typ: tuple[int, ..
             ss, df = rss0 - rss1, r1 - r0
             F = (ss / df) / mse if df > 0 else np.nan
             an_rows.append(dict(model=model, term=term, estimate=ss / (ss + rss_full) if df > 0 else np.nan,
-                                statistic=F, p_value=float(stats.f.sf(F, df, df_res)) if df > 0 else np.nan,
+                                statistic=F, p_value=float(np.exp(stats.f.logsf(F, df, df_res))) if df > 0 else np.nan,
                                 df=df, sum_sq=ss, mean_sq=ss / df if df > 0 else np.nan, anova_type=t_))
         an_rows.append(dict(model=model, term="Residual", estimate=np.nan, statistic=np.nan, p_value=np.nan,
                             df=df_res, sum_sq=rss_full, mean_sq=mse, anova_type=t_))
