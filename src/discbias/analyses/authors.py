@@ -101,13 +101,15 @@ def reference_differences(coef: pd.DataFrame, anova: pd.DataFrame, ref: pd.DataF
     for _, r in coef.iterrows():
         for c in ("estimate", "std_error", "statistic", "p_value"):
             ours[(r["model"], "coef", r["r_term"], c)] = r[c]
+        ours[(r["model"], "coef", r["r_term"], "df")] = r.get("df_resid", np.nan)
     for _, r in anova.iterrows():
         term = "Residuals" if r["term"] == "Residual" else r["term"]
         for c in ("sum_sq", "df", "statistic", "p_value"):
             ours[(r["lm_model"], f"anova_type{int(r['anova_type'])}", term, c)] = r[c]
     rows = []
     for _, r in ref.iterrows():
-        cols = ("estimate", "std_error", "statistic", "p_value") if r["table"] == "coef" else ("sum_sq", "df", "statistic", "p_value")
+        cols = ("estimate", "std_error", "statistic", "p_value", "df") if r["table"] == "coef" \
+            else ("sum_sq", "df", "statistic", "p_value")
         for c in cols:
             want = pd.to_numeric(r[c], errors="coerce")
             if pd.isna(want):

@@ -18,6 +18,7 @@ aliased column adds no degree of freedom). Results are tidy frames in the packag
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -191,7 +192,10 @@ def lm_anova(formula: str, data: pd.DataFrame, *, model: str, typ: tuple[int, ..
     df_res = n - rank_full
     if df_res <= 0:
         raise ValueError(f"{model}: {n} rows leave no residual degrees of freedom for {X.shape[1]} columns")
-    fit = sm.OLS(y, X).fit(cov_type=cov_type)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = sm.OLS(y, X).fit(cov_type=cov_type)
+    warns += [str(w.message) for w in caught if "rank-deficient" not in str(w.message)]
     ci = np.asarray(fit.conf_int(1 - conf_level))
     pvals = np.asarray(fit.pvalues, float)
     if cov_type == "nonrobust":
