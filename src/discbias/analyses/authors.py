@@ -195,7 +195,7 @@ def _fit_file(ctx, g: str, d: pd.DataFrame, coefs: list, anovas: list) -> dict:
 
 
 def _tree_rerun(agg_path) -> tuple[pd.DataFrame, dict]:
-    """``decision_tree_reg.py`` as written: depth 4, all features, unshuffled 5-fold CV on the file's <Item>Mean."""
+    """``decision_tree_reg.py`` as written: depth 4, all features, unshuffled 5-fold CV on the file's ItemMean columns."""
     from sklearn.model_selection import cross_val_score
     from sklearn.tree import DecisionTreeRegressor
 
@@ -270,7 +270,7 @@ def fit(ctx):
         tr, tv = _tree_rerun(agg_raw)
         python_rows.append(tr)
         ctx.add_model("authors_tree_unshuffled", "decision_tree_reg.py as written (unshuffled 5-fold CV)",
-                      "score ~ tree(<Item>Mean)", tr)
+                      "score ~ tree(per-item Mean columns)", tr)
         pyvals["tree"] = tv
     agg = ctx.measures.get("study2agg_images")
     if agg is not None:
@@ -446,11 +446,11 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
     fem_o = _get(res, "models_elicited", "elicited_ols", "femininity_mean")
     md = pyvals.get("agg_mean_max_abs_diff")
     add(script="ordinal_linear_regression.py",
-        model_authors="pymc: y ~ Normal(b0 + sum_k b_k * <Item>Mean_k, sigma); StudentT(nu, mu_k, sigma_k) slopes",
+        model_authors="pymc: y ~ Normal(b0 + sum of b_k x ItemMean_k, sigma); StudentT(nu, mu_k, sigma_k) slopes",
         data_file="cleaned/Study2_unbalanced_aggregated.csv", n=pyvals.get("agg_n", np.nan), status="mapped",
         our_model="elicited_bayes", preferred_model="elicited_bayes_centred; elicited_ols",
         matched="same file, predictors, likelihood and priors (femininity shares masculinity's scale)"
-                + (f"; our per-image rating means equal the file's <Item>Mean columns (max |difference| {md:.1e})"
+                + (f"; our per-image rating means equal the file's per-item Mean columns (max absolute difference {md:.1e})"
                    if md is not None else ""),
         differs="sampled once with the package's sampler settings (not 50,000 x 10 draws); the centred "
                 "specification is the preferred one",
@@ -459,14 +459,14 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
     tv = pyvals.get("tree")
     cv4 = _get(res, "models_tree", "tree_depth4_ratings", "cv_r2")
     add(script="decision_tree_reg.py",
-        model_authors="DecisionTreeRegressor(max_depth=4, max_features=1.0); cross_val_score(cv=5) on <Item>Mean",
+        model_authors="DecisionTreeRegressor(max_depth=4, max_features=1.0); cross_val_score(cv=5) on the 7 ItemMean columns",
         data_file="cleaned/Study2_unbalanced_aggregated.csv", n=tv["n"] if tv else np.nan,
         status="re-estimated" if tv else "not re-runnable", our_model="authors_tree_unshuffled" if tv else "",
         preferred_model="tree_depth4_ratings",
         matched="same file, columns, tree settings and unshuffled 5-fold CV (scikit-learn)" if tv else "",
         differs="the script sets no random_state (we use 0); preferred: shuffled seeded folds with a CI over folds"
-                + (f"; unshuffled fold R^2 range {tv['fold_min']:.2f} to {tv['fold_max']:.2f}" if tv else ""),
-        comparison="mean 5-fold CV R^2: as written vs shuffled",
+                + (f"; unshuffled fold R² from {tv['fold_min']:.2f} to {tv['fold_max']:.2f}" if tv else ""),
+        comparison="mean 5-fold CV R²: as written vs shuffled",
         authors_spec_value=tv["cv_r2"] if tv else np.nan, preferred_value=cv4 if cv4 is not None else np.nan)
     return pd.DataFrame(rows)
 
@@ -497,8 +497,10 @@ def figures(ctx):
         ctx.save_table(t, "authors_lm", digits={"Estimate": 2, "SE": 2, "t": 2, "p": 4, "n": 0})
     led = ctx.results.get("authors_ledger")
     if led is not None and len(led):
-        t = pd.DataFrame({"Script": led["script"], "Model (authors)": led["model_authors"],
+        notes = ["Matched: " + (m if m else "nothing (not re-run)") + ". Differs: " + d + "."
+                 for m, d in zip(led["matched"].fillna(""), led["differs"].fillna(""))]
+        t = pd.DataFrame({"Script": led["script"], "Authors' model": led["model_authors"],
                           "Data (n)": [f"{f}" + (f" ({int(n):,})" if pd.notna(n) else "") for f, n in zip(led["data_file"], led["n"])],
-                          "Status": led["status"], "Our model": led["our_model"], "Matched": led["matched"],
-                          "Differs": led["differs"]})
+                          "Status": led["status"], "Our model": led["our_model"].replace("", "—"),
+                          "What matched, what differs": notes})
         ctx.save_table(t, "authors_ledger", digits=2)
