@@ -136,11 +136,12 @@ def _load_reference(ctx, shas: dict[str, str]) -> tuple[pd.DataFrame | None, str
     return ref, f"R {ref['r_version'].iloc[0]}, car {ref['car_version'].iloc[0]}"
 
 
-def _term_value(df: pd.DataFrame, model: str, term: str, col: str = "estimate"):
+def _term_value(df: pd.DataFrame | None, model: str, term: str, col: str = "estimate") -> float:
+    """One value of a results table; NaN when the table, model or term is absent."""
     if df is None:
-        return None
+        return np.nan
     r = df[(df["model"] == model) & (df["term"] == term)]
-    return float(r[col].iloc[0]) if len(r) else None
+    return float(r[col].iloc[0]) if len(r) else np.nan
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,6 +266,10 @@ def fit(ctx):
         ctx.add_model("authors_rgb_race_hair_ols", "Identified (OLS) version of hierarchical_regression.py's lin_reg",
                       "score ~ red_mean + green_mean + blue_mean + race + hair", t)
         pyvals["study2_n"] = int(len(im))
+        s2_raw = ctx.paths.raw / ctx.config.role("study2_images").file
+        if s2_raw.exists():
+            header = pd.read_csv(s2_raw, nrows=0).columns
+            pyvals["study2_missing_columns"] = [c for c in ("race", "hair_length") if c not in header]
     agg_raw = ctx.paths.raw / ctx.config.role("study2_aggregated").file if ctx.config.has_role("study2_aggregated") else None
     if agg_raw is not None and agg_raw.exists():
         tr, tv = _tree_rerun(agg_raw)
@@ -292,10 +297,6 @@ def fit(ctx):
 
 def _get(results, table, model, term, col="estimate"):
     return _term_value(results.get(table), model, term, col)
-
-
-def _fmt(x, d=2):
-    return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:+.{d}f}"
 
 
 def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) -> pd.DataFrame:
@@ -370,7 +371,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
             differs="fitted by OLS (flat priors), not rstanarm with Cauchy priors; the script's race/hair dummies "
                     "test 'Asian'/'Black' against lower-case labels and are never used",
             comparison="red slope (OLS)",
-            authors_spec_value=_get(res, "authors_lm", "men_lm_rgb_race_hair", "red_mean") or np.nan,
+            authors_spec_value=_get(res, "authors_lm", "men_lm_rgb_race_hair", "red_mean"),
             reference_max_rel_diff=rm)
 
     # scripts on a file that is not among the released sources
@@ -409,8 +410,8 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
         matched="same file, predictors, likelihood and priors (intercept Normal(mean score, sigma_int))",
         differs="sampled once with the package's sampler settings (not 50,000 x 10 draws); see the model diagnostics",
         comparison="red slope: rgb_bayes (posterior mean) vs OLS (HC3)",
-        authors_spec_value=red_b if red_b is not None else np.nan,
-        preferred_value=red_o if red_o is not None else np.nan)
+        authors_spec_value=red_b,
+        preferred_value=red_o)
     rg = _get(res, "authors_python", "authors_race_gender_hair_ols", "C(race)[Black]")
     rgm = _get(res, "models_race_gender_hair", "race_gender_hair_mixed", "C(race)[Black]")
     add(script="race_hair_linear_regression.py",
@@ -421,19 +422,20 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
         differs="the script's design has an intercept plus every level's dummy (not identified: only the priors "
                 "separate the levels); we fit the identified additive model by OLS, treatment contrasts",
         comparison="Black - Asian: additive OLS vs race_gender_hair_mixed",
-        authors_spec_value=rg if rg is not None else np.nan, preferred_value=rgm if rgm is not None else np.nan)
+        authors_spec_value=rg, preferred_value=rgm)
     rr = _get(res, "authors_python", "authors_rgb_race_hair_ols", "red_mean")
+    absent_cols = pyvals.get("study2_missing_columns", [])
+    runs = ("the script cannot run on the released file: it reads column(s) " + ", ".join(f"'{c}'" for c in absent_cols)
+            + ", which the file does not have (it has 'stim.race' and 'hairlength'); ") if absent_cols else ""
     add(script="hierarchical_regression.py",
         model_authors="pymc hier_reg and lin_reg: y ~ b0 + RGB + race and hair dummies (Normal priors); az.compare(loo)",
         data_file="cleaned/Study2_GoogleFaces_full_unbalanced.csv", n=s2n, status="approximated",
         our_model="authors_rgb_race_hair_ols", preferred_model="rgb_bayes; race_gender_hair_mixed",
         matched="same file and predictors",
-        differs="the script cannot run on the released file: it reads columns 'race' and 'hair_length', which the file "
-                "names 'stim.race' and 'hairlength' (KeyError); its designs are not identified (intercept plus every "
-                "level); we fit the identified OLS",
+        differs=runs + "its designs are not identified (intercept plus every level's dummy); we fit the identified OLS",
         comparison="red slope: identified OLS vs rgb_bayes",
-        authors_spec_value=rr if rr is not None else np.nan,
-        preferred_value=red_b if red_b is not None else np.nan)
+        authors_spec_value=rr,
+        preferred_value=red_b)
     add(script="factored_hierarchical.py",
         model_authors="pymc: y ~ Normal(beta_race[hair] * race_code, sigma) (no intercept)",
         data_file=files.get("men", {}).get("file", "AtypicalFaceData.csv"), n=files.get("men", {}).get("n", np.nan),
@@ -455,7 +457,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
         differs="sampled once with the package's sampler settings (not 50,000 x 10 draws); the centred "
                 "specification is the preferred one",
         comparison="femininity slope: elicited_bayes vs elicited_ols",
-        authors_spec_value=fem_b if fem_b is not None else np.nan, preferred_value=fem_o if fem_o is not None else np.nan)
+        authors_spec_value=fem_b, preferred_value=fem_o)
     tv = pyvals.get("tree")
     cv4 = _get(res, "models_tree", "tree_depth4_ratings", "cv_r2")
     add(script="decision_tree_reg.py",
@@ -467,7 +469,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
         differs="the script sets no random_state (we use 0); preferred: shuffled seeded folds with a CI over folds"
                 + (f"; unshuffled fold R² from {tv['fold_min']:.2f} to {tv['fold_max']:.2f}" if tv else ""),
         comparison="mean 5-fold CV R²: as written vs shuffled",
-        authors_spec_value=tv["cv_r2"] if tv else np.nan, preferred_value=cv4 if cv4 is not None else np.nan)
+        authors_spec_value=tv["cv_r2"] if tv else np.nan, preferred_value=cv4)
     return pd.DataFrame(rows)
 
 
