@@ -163,6 +163,8 @@ def _fit_file(ctx, g: str, d: pd.DataFrame, coefs: list, anovas: list) -> dict:
                                f"{g}_anova_paper_type2" if full else f"{mid}_anova_type2")
         coefs.append(coef)
         anovas.append(an)
+        race = an[an["term"] == "race"].set_index("anova_type")["statistic"]
+        out.setdefault("race_F", {})[vid] = dict(F1=float(race.loc[1]), F2=float(race.loc[2]))
         ctx.add_model(mid, f"{R_SCRIPTS[g]}: lm({formula}) on the authors' file ({g})", formula, coef)
         for t, label in ((1, "anova() (type I, R's term order)"), (2, "car::Anova(type = 2)")):
             a = an[an["anova_type"] == t]
@@ -305,8 +307,8 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
     Columns: ``script, model_authors, data_file, data_available, n, status, our_model, preferred_model,
     matched, differs, comparison, authors_spec_value, preferred_value, reference_max_rel_diff``.
     ``status`` is ``re-estimated`` (same file, same specification), ``mapped`` (Bayesian scripts mapped
-    to the package's fits), ``approximated`` (the script cannot run as written; its evident model is
-    fitted in identified form), ``not re-runnable`` (its data file is not available) or
+    to the package's fits), ``approximated`` (the script cannot run as written or its model is not
+    identified; an identified model of the same variables is fitted on the same file), ``not re-runnable`` (its data file is not available) or
     ``not run by the authors`` (commented out).
     """
     res = ctx.results
@@ -345,12 +347,8 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
                           f"{rm:.1e}; {ref_note})" if np.isfinite(rm) else f"not compared to R ({ref_note})"))
             differs = ("preferred: type II ANOVA (car) beside type I" + (" and HC3 standard errors" if full else "")
                        + ("; " + lum_note if "luminance" in rhs else "") + pool + extra)
-            if full:
-                a = f["anova"]
-                comp = f"race F: type I {a['race']['F1']:.2f} vs type II {a['race']['F2']:.2f}"
-                av, pv = a["race"]["F1"], a["race"]["F2"]
-            else:
-                comp, av, pv = "", np.nan, np.nan
+            rf = f["race_F"][vid]
+            comp, av, pv = f"race F: type I {rf['F1']:.2f} vs type II {rf['F2']:.2f}", rf["F1"], rf["F2"]
             add(script=R_SCRIPTS[g], model_authors=f"lm(discriminator_score ~ {rhs}); anova()",
                 data_file=f["file"], n=f["n"], status="re-estimated", our_model=f"{mid}; {anova_id}",
                 preferred_model=f"{anova_id}_type2" + (f"; {mid}_hc3" if full else ""),
@@ -365,7 +363,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
                           "prior = student_t(df = 1, 0, autoscale = FALSE), iter = 100000)",
             data_file=files["men"]["file"], n=files["men"]["n"], status="approximated",
             our_model="men_lm_rgb_race_hair",
-            preferred_model="men_anova_paper_type2",
+            preferred_model="men_lm_rgb_race_hair_anova_type2",
             matched="same file and predictors (the script sets luminance to NULL and fits on all remaining columns); "
                     + (f"OLS equals R's lm() to {rm:.1e}" if np.isfinite(rm) else "not compared to R"),
             differs="fitted by OLS (flat priors), not rstanarm with Cauchy priors; the script's race/hair dummies "
@@ -439,7 +437,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
     add(script="factored_hierarchical.py",
         model_authors="pymc: y ~ Normal(beta_race[hair] * race_code, sigma) (no intercept)",
         data_file=files.get("men", {}).get("file", "AtypicalFaceData.csv"), n=files.get("men", {}).get("n", np.nan),
-        status="not re-runnable", our_model="men_lm_race_hair", preferred_model="men_anova_paper_type2",
+        status="approximated", our_model="men_lm_race_hair", preferred_model="men_anova_paper_type2",
         matched="same file and design variables (race, hair_length)",
         differs="the script fails after sampling (plots variables the model does not have; compares with an undefined "
                 "reg_trace), and its mean is a hair-specific slope on the arbitrary 0/1/2 race code without intercept; "
