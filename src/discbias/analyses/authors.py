@@ -297,6 +297,19 @@ def fit(ctx):
     ctx.values["authors"] = values
 
 
+def _num(x: float, digits: int = 2) -> str:
+    """A number for the ledger's text, with a true minus sign."""
+    return f"{x:.{digits}f}".replace("-", "\u2212")
+
+
+def _sci(x: float) -> str:
+    """``1.7 × 10^−12^`` (pandoc superscript, true minus); ``0`` for zero."""
+    if x == 0:
+        return "0"
+    m, e = f"{x:.1e}".split("e")
+    return f"{m} × 10^{int(e)}^".replace("-", "\u2212")
+
+
 def _get(results, table, model, term, col="estimate"):
     return _term_value(results.get(table), model, term, col)
 
@@ -344,11 +357,11 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
             rm = ref_max.get(mid, np.nan)
             matched = ("same file, formula, treatment coding and type I (sequential, R term order) ANOVA; "
                        + (f"coefficients, SEs, t, F, SS, df and p equal R's output (max relative difference "
-                          f"{rm:.1e}; {ref_note})" if np.isfinite(rm) else f"not compared to R ({ref_note})"))
+                          f"{_sci(rm)}; {ref_note})" if np.isfinite(rm) else f"not compared to R ({ref_note})"))
             differs = ("preferred: type II ANOVA (car) beside type I" + (" and HC3 standard errors" if full else "")
                        + ("; " + lum_note if "luminance" in rhs else "") + pool + extra)
             rf = f["race_F"][vid]
-            comp, av, pv = f"race F: type I {rf['F1']:.2f} vs type II {rf['F2']:.2f}", rf["F1"], rf["F2"]
+            comp, av, pv = "race F, type I vs type II", rf["F1"], rf["F2"]
             add(script=R_SCRIPTS[g], model_authors=f"lm(discriminator_score ~ {rhs}); anova()",
                 data_file=f["file"], n=f["n"], status="re-estimated", our_model=f"{mid}; {anova_id}",
                 preferred_model=f"{anova_id}_type2" + (f"; {mid}_hc3" if full else ""),
@@ -365,7 +378,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
             our_model="men_lm_rgb_race_hair",
             preferred_model="men_lm_rgb_race_hair_anova_type2",
             matched="same file and predictors (the script sets luminance to NULL and fits on all remaining columns); "
-                    + (f"OLS equals R's lm() to {rm:.1e}" if np.isfinite(rm) else "not compared to R"),
+                    + (f"OLS equals R's lm() to a relative difference of {_sci(rm)}" if np.isfinite(rm) else "not compared to R"),
             differs="fitted by OLS (flat priors), not rstanarm with Cauchy priors; the script's race/hair dummies "
                     "test 'Asian'/'Black' against lower-case labels and are never used",
             comparison="red slope (OLS)",
@@ -450,7 +463,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
         data_file="cleaned/Study2_unbalanced_aggregated.csv", n=pyvals.get("agg_n", np.nan), status="mapped",
         our_model="elicited_bayes", preferred_model="elicited_bayes_centred; elicited_ols",
         matched="same file, predictors, likelihood and priors (femininity shares masculinity's scale)"
-                + (f"; our per-image rating means equal the file's per-item Mean columns (max absolute difference {md:.1e})"
+                + (f"; our per-image rating means equal the file's per-item Mean columns (max absolute difference {_sci(md)})"
                    if md is not None else ""),
         differs="sampled once with the package's sampler settings (not 50,000 x 10 draws); the centred "
                 "specification is the preferred one",
@@ -465,7 +478,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
         preferred_model="tree_depth4_ratings",
         matched="same file, columns, tree settings and unshuffled 5-fold CV (scikit-learn)" if tv else "",
         differs="the script sets no random_state (we use 0); preferred: shuffled seeded folds with a CI over folds"
-                + (f"; unshuffled fold R² from {tv['fold_min']:.2f} to {tv['fold_max']:.2f}" if tv else ""),
+                + (f"; unshuffled fold R² from {_num(tv['fold_min'])} to {_num(tv['fold_max'])}" if tv else ""),
         comparison="mean 5-fold CV R²: as written vs shuffled",
         authors_spec_value=tv["cv_r2"] if tv else np.nan, preferred_value=cv4)
     return pd.DataFrame(rows)
@@ -497,10 +510,9 @@ def figures(ctx):
         ctx.save_table(t, "authors_lm", digits={"Estimate": 2, "SE": 2, "t": 2, "p": 4, "n": 0})
     led = ctx.results.get("authors_ledger")
     if led is not None and len(led):
-        notes = ["Matched: " + (m if m else "nothing (not re-run)") + ". Differs: " + d + "."
-                 for m, d in zip(led["matched"].fillna(""), led["differs"].fillna(""))]
-        t = pd.DataFrame({"Script": led["script"], "Authors' model": led["model_authors"],
-                          "Data (n)": [f"{f}" + (f" ({int(n):,})" if pd.notna(n) else "") for f, n in zip(led["data_file"], led["n"])],
-                          "Status": led["status"], "Our model": led["our_model"].replace("", "—"),
-                          "What matched, what differs": notes})
+        t = pd.DataFrame({"Script": led["script"],
+                          "Data (n)": [f"{str(f).rsplit('/', 1)[-1]}" + (f" ({int(n):,})" if pd.notna(n) else "")
+                                       for f, n in zip(led["data_file"], led["n"])],
+                          "Status": led["status"],
+                          "Our model": led["our_model"].fillna("").str.replace("; ", ", ").replace("", "—")})
         ctx.save_table(t, "authors_ledger", digits=2)
