@@ -31,6 +31,11 @@ def test_pipeline_renders_paper_from_synthetic_study(synthetic_study, monkeypatc
     # numbers in the paper are the ones in values.json
     assert f"{values['study1']['n_images']:,}" in html
     assert "Table\u00a0" in html and "Figure\u00a0" in html
+    # the authors' files and the ledger of their analyses (synthetic files: no R comparison, and it says so)
+    ledger = pd.read_csv(build / "results" / "authors_ledger.csv")
+    assert {"men_anova_paper", "women_anova_paper"} <= set(pd.read_csv(build / "results" / "authors_anova.csv")["model"])
+    assert "ledger of the authors" in html and ledger["script"].iloc[0] in html
+    assert values["authors"]["reference"]["n_values"] == 0 and "were not compared with the R reference" in html
     for name in ("claims", "s1_top_bottom_tests", "s2_cell_means"):
         assert (build / "tables" / f"{name}.tex").read_text().startswith("\\begin{tabular}")
 
