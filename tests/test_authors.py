@@ -225,3 +225,23 @@ def test_authors_models_match_r_reference_to_4_digits(real_mirror, real_config):
     # the paper's ANOVAs: n and residual df as R prints them
     men = ref[(ref.model == "men_lm_race_hair_lum") & (ref.table == "anova_type1")].set_index("term")
     assert men.loc["Residuals", "df"] == 593 and ref.loc[ref.model == "women_lm_race", "n_obs"].iloc[0] == 3295
+
+
+def test_without_the_authors_files_the_ledger_says_so(fitted, tmp_path):
+    from discbias.analyses import authors
+    from discbias.config import load_config
+    from discbias.pipeline import FitContext
+
+    ctx, _ = fitted
+    text = "\n".join(line for line in ctx.config.path.read_text().splitlines() if not line.startswith("authors_"))
+    (tmp_path / "no_authors.toml").write_text(text)
+    cfg = load_config(tmp_path / "no_authors.toml")
+    measures = {k: v for k, v in ctx.measures.items() if not k.startswith("authors_")}
+    c2 = FitContext(cfg, ctx.paths, measures, results={k: v for k, v in ctx.results.items()
+                                                       if not k.startswith("authors_")})
+    authors.fit(c2)
+    led = c2.results["authors_ledger"]
+    rows = led[led.script.isin(["AtypicalFacePlotCode.R", "woman_atypical_dist_plot.R"])]
+    assert len(rows) == 2 and (rows["status"] == "not re-runnable").all() and not rows["data_available"].any()
+    assert rows["differs"].str.contains("role authors_").all()
+    assert "authors_anova" not in c2.results and c2.values["authors"]["files"] == {}
