@@ -343,9 +343,9 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
                 status="not re-runnable", matched="", differs=f"role authors_{g} not configured")
             continue
         f = files[g]
-        pool = ("" if g == "men" else
-                f"; hair_length pools the short-hair and buzz-cut folders as 'short' and the locs folder as 'long' "
-                f"(per-folder n: {', '.join(f'{k} {v}' for k, v in sorted(f['prompts'].items()))})")
+        pool = ("" if g == "men" else "; hair_length pools the short-hair and buzz-cut folders as 'short' and the locs "
+                "folder as 'long'")
+        per_folder = f" (per-folder n: {', '.join(f'{k} {v}' for k, v in sorted(f['prompts'].items()))})"
         for vid, rhs in LM_VARIANTS:
             mid = f"{g}_{vid}"
             full = vid == "lm_race_hair_lum"
@@ -359,7 +359,8 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
                        + (f"coefficients, SEs, t, F, SS, df and p equal R's output (max relative difference "
                           f"{_sci(rm)}; {ref_note})" if np.isfinite(rm) else f"not compared to R ({ref_note})"))
             differs = ("preferred: type II ANOVA (car) beside type I" + (" and HC3 standard errors" if full else "")
-                       + ("; " + lum_note if "luminance" in rhs else "") + pool + extra)
+                       + ("; " + lum_note if "luminance" in rhs else "")
+                       + ((pool + (per_folder if full else "")) if "hair_length" in rhs and pool else "") + extra)
             rf = f["race_F"][vid]
             comp, av, pv = "race F, type I vs type II", rf["F1"], rf["F2"]
             add(script=R_SCRIPTS[g], model_authors=f"lm(discriminator_score ~ {rhs}); anova()",
@@ -510,9 +511,13 @@ def figures(ctx):
         ctx.save_table(t, "authors_lm", digits={"Estimate": 2, "SE": 2, "t": 2, "p": 4, "n": 0})
     led = ctx.results.get("authors_ledger")
     if led is not None and len(led):
-        t = pd.DataFrame({"Script": led["script"],
-                          "Data (n)": [f"{str(f).rsplit('/', 1)[-1]}" + (f" ({int(n):,})" if pd.notna(n) else "")
-                                       for f, n in zip(led["data_file"], led["n"])],
+        def breakable(col: pd.Series) -> pd.Series:
+            # a zero-width space after each underscore lets long file names and ids wrap in a narrow column
+            return col.fillna("").astype(str).str.replace("_", "_\u200b", regex=False)
+
+        t = pd.DataFrame({"Script": breakable(led["script"]),
+                          "Data": breakable(led["data_file"].astype(str).str.rsplit("/", n=1).str[-1]),
+                          "n": led["n"],
                           "Status": led["status"],
-                          "Our model": led["our_model"].fillna("").str.replace("; ", ", ").replace("", "—")})
-        ctx.save_table(t, "authors_ledger", digits=2)
+                          "Our model": breakable(led["our_model"].fillna("").str.replace("; ", ", ")).replace("", "—")})
+        ctx.save_table(t, "authors_ledger", digits={"n": 0})
