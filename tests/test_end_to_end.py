@@ -45,6 +45,11 @@ def test_pipeline_renders_paper_from_synthetic_study(synthetic_build):
         assert f"{heading}</h1>" in " ".join(html.split()), heading
     assert html.count('class="csl-entry"') >= 20 and "Test Author" in html
     assert (build / "report" / "render_checks.txt").read_text() == "all render checks passed\n"
+    # the authors' files and the ledger of their analyses (synthetic files: no R comparison, and it says so)
+    ledger = pd.read_csv(build / "results" / "authors_ledger.csv")
+    assert {"men_anova_paper", "women_anova_paper"} <= set(pd.read_csv(build / "results" / "authors_anova.csv")["model"])
+    assert "ledger of the authors" in html and ledger["script"].iloc[0] in html
+    assert values["authors"]["reference"]["n_values"] == 0 and "were not compared with the R reference" in html
 
 
 def test_bad_config_is_a_clean_cli_error(tmp_path, capsys):

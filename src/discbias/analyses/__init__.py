@@ -13,6 +13,6 @@ A new analysis is a new module added to :data:`ANALYSES`; its report section is 
 template in ``report/sections/``.
 """
 
-from . import ffhq_strat, models, probes, rescoring, study1, study2
+from . import authors, ffhq_strat, models, probes, rescoring, study1, study2
 
-ANALYSES = [study1, ffhq_strat, study2, models, rescoring, probes]
+ANALYSES = [study1, ffhq_strat, study2, models, rescoring, probes, authors]

@@ -411,3 +411,84 @@ def read_study2(path: str | Path, *, expected_rows: int | None = None, on_invali
         f"{table_prefix}_ratings": numeric,
         f"{table_prefix}_race": race,
     }, log.finish(on_invalid))
+
+
+_AUTHORS_RACE = {"asian": "asian", "black": "black", "white": "white"}
+_AUTHORS_HAIR = {"long": "long", "short": "short"}
+_FOLDER_RE = r"(?P<race>Asian|Black|White)(?:Men|Women)(?P<prompt>LongHair|ShortHair|BuzzCut|Locs)"
+_FOLDER_PROMPT = {"LongHair": "long", "ShortHair": "short", "BuzzCut": "buzz", "Locs": "locs"}
+_FOLDER_HAIR = {"LongHair": "long", "ShortHair": "short", "BuzzCut": "short", "Locs": "long"}
+AUTHORS_FACE_COLUMNS = ("discriminator_score", "image", "race", "hair_length", "red_mean", "green_mean",
+                        "blue_mean", "luminance")
+
+
+def read_authors_faces(path: str | Path, *, expected_rows: int | None = None, on_invalid: str = "error",
+                       table: str = "authors_faces") -> AdapterResult:
+    """The scraped faces before rating: ``AtypicalFaceData.csv`` (men) or ``WomenFaceData.csv``.
+
+    These are the files the authors' ``AtypicalFacePlotCode.R`` and ``woman_atypical_dist_plot.R``
+    fit their ``lm()`` models on. Labels are kept as the authors' files write them (``race``
+    ``asian`` / ``black`` / ``white``, ``hair_length`` ``long`` / ``short``; for women ``short``
+    is the buzz-cut prompt, visible in the image path) so that a model fitted on them names its
+    coefficients as R does (``raceblack``).
+
+    Parameters
+    ----------
+    path : path
+        The CSV (columns: an unnamed pandas index, ``discriminator_score``, ``image``, ``race``,
+        ``hair_length``, ``red_mean``, ``green_mean``, ``blue_mean``, ``luminance``; any order).
+    expected_rows, on_invalid
+        As in :func:`read_ffhq_scores`.
+    table : str
+        Name of the returned table.
+
+    Returns
+    -------
+    AdapterResult
+        ``tables[table]``: ``line`` (CSV line), ``image``, ``race``, ``hair_length``, ``score``,
+        ``red_mean``, ``green_mean``, ``blue_mean``, ``luminance`` (the released column: mean of
+        gamma-encoded Rec. 709 luma on 0-1, not linear luminance), ``hair_prompt`` (the scrape folder
+        in the image path: long, short, buzz or locs; missing when the path does not say; the
+        authors' ``hair_length`` merges buzz into short and locs into long, and a folder that
+        disagrees with the columns is an issue) and ``valid``.
+        Unknown labels, non-numeric or out-of-range values and duplicate images are issues
+        (rows kept, value missing, ``valid`` False).
+
+    Examples
+    --------
+    >>> import io
+    >>> csv = io.StringIO(",discriminator_score,image,race,hair_length,red_mean,green_mean,blue_mean,luminance\\n"
+    ...                   "0,150.5,x/AsianWomenBuzzCutCropped/1.png,asian,short,120,110,100,0.45\\n")
+    >>> t = read_authors_faces(csv).tables["authors_faces"]
+    >>> t[["race", "hair_length", "hair_prompt", "valid"]].values.tolist()
+    [['asian', 'short', 'buzz', True]]
+    """
+    name = Path(getattr(path, "name", "AtypicalFaceData.csv")).name
+    log = IssueLog(name)
+    df = _read(path)
+    missing = set(AUTHORS_FACE_COLUMNS) - set(df.columns)
+    if missing:
+        raise KeyError(f"{name}: missing columns {sorted(missing)}; expected the columns of AtypicalFaceData.csv / "
+                       f"WomenFaceData.csv ({', '.join(AUTHORS_FACE_COLUMNS)})")
+    _check_rows(df, expected_rows, log)
+    out = pd.DataFrame({"line": np.arange(len(df)) + 2, "image": df["image"].astype(str)})
+    out["race"] = categorical_column(df, "race", _AUTHORS_RACE, log, what="race").to_numpy()
+    out["hair_length"] = categorical_column(df, "hair_length", _AUTHORS_HAIR, log, what="hair length").to_numpy()
+    out["score"] = numeric_column(df, "discriminator_score", log, what="score").to_numpy()
+    for c in ("red_mean", "green_mean", "blue_mean"):
+        out[c] = numeric_column(df, c, log, what="channel mean", low=0, high=255).to_numpy()
+    out["luminance"] = numeric_column(df, "luminance", log, what="luminance", low=0, high=1).to_numpy()
+    folder = out["image"].str.extract(_FOLDER_RE)
+    out["hair_prompt"] = folder["prompt"].map(_FOLDER_PROMPT).astype(object).to_numpy()
+    out.loc[out["hair_prompt"].isna(), "hair_prompt"] = None
+    for idx in folder.index[folder["race"].notna()]:
+        r, p = folder.loc[idx, "race"].lower(), _FOLDER_HAIR[folder.loc[idx, "prompt"]]
+        if pd.notna(out.loc[idx, "race"]) and pd.notna(out.loc[idx, "hair_length"]) \
+                and (r, p) != (out.loc[idx, "race"], out.loc[idx, "hair_length"]):
+            log.add(idx + 2, "image", out.loc[idx, "image"],
+                    f"folder says {r}/{p} but columns say {out.loc[idx, 'race']}/{out.loc[idx, 'hair_length']}",
+                    "columns kept")
+    dup = duplicated_ids(out, "image", log)
+    need = ["race", "hair_length", "score", "luminance"]
+    out["valid"] = (out[need].notna().all(axis=1) & ~dup).to_numpy()
+    return AdapterResult({table: out}, log.finish(on_invalid))

@@ -104,6 +104,38 @@ def write_face_features(path: str | Path, exposures: np.ndarray, rng) -> str:
     return digest_of_hashes(hashes)
 
 
+def _authors_faces(mirror: Path, n_per_cell: int, seed: int) -> tuple[int, int]:
+    """``atypical_men.csv`` / ``women_faces.csv`` in the schema of ``AtypicalFaceData.csv`` /
+    ``WomenFaceData.csv`` (own random stream, so the other synthetic files do not change).
+    Men: ``n_per_cell`` per race x hair cell; women: unbalanced, short = short-hair + buzz-cut
+    folders, long = long-hair (+ locs for Black women). Score rises with luminance; Black long-haired
+    men score lower."""
+    rng = np.random.default_rng(seed + 7919)
+    out = {}
+    for gen, folder_gen in (("men", "Men"), ("women", "Women")):
+        rows = []
+        for race in ("asian", "black", "white"):
+            prompts = {"long": ["LongHair"], "short": ["ShortHair"]} if gen == "men" else \
+                {"long": ["LongHair"] + (["Locs"] if race == "black" else []), "short": ["ShortHair", "BuzzCut"]}
+            for hair, folders in prompts.items():
+                for folder in folders:
+                    n = n_per_cell if gen == "men" else int(rng.integers(max(3, n_per_cell // 2), 2 * n_per_cell + 1))
+                    rgb = rng.uniform(30, 220, size=(n, 3))
+                    lum = (0.2126 * rgb[:, 0] + 0.7152 * rgb[:, 1] + 0.0722 * rgb[:, 2]) / 255
+                    sc = 90 + 110 * lum + 12 * (hair == "short") + rng.normal(0, 12, n)
+                    if gen == "men" and race == "black" and hair == "long":
+                        sc -= 15
+                    for k in range(n):
+                        rows.append(dict(discriminator_score=sc[k],
+                                         image=f"images/{race.title()}{folder_gen}{folder}/{k}_cropped.png",
+                                         race=race, hair_length=hair, red_mean=rgb[k, 0], green_mean=rgb[k, 1],
+                                         blue_mean=rgb[k, 2], luminance=lum[k]))
+        out[gen] = pd.DataFrame(rows)
+    out["men"].to_csv(mirror / "atypical_men.csv")
+    out["women"].to_csv(mirror / "women_faces.csv")
+    return len(out["men"]), len(out["women"])
+
+
 def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000, n_per_cell: int = 20) -> Path:
     """Write a synthetic study into ``root`` and return its configuration path.
 
@@ -196,10 +228,12 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
         agg[f"{item}Std"] = slots.std(axis=1)
         agg[f"{item}Mean"] = slots.mean(axis=1)
     agg.to_csv(mirror / "study2_agg.csv")
+    n_men, n_women = _authors_faces(mirror, n_per_cell, seed)
 
     files = {"ffhq_scores": ("ffhq.csv", n_ffhq), "ffhq_top_bottom": ("top_bottom.csv", 200),
              "all_faces_matched": ("rated.csv", 200 + n2), "study2_unbalanced": ("study2.csv", n2),
-             "study2_aggregated": ("study2_agg.csv", n2)}
+             "study2_aggregated": ("study2_agg.csv", n2), "atypical_men": ("atypical_men.csv", n_men),
+             "women": ("women_faces.csv", n_women)}
     lines = ['[study]', 'id = "synthetic"', 'title = "Synthetic study in the released schema"',
              'paper = "none (synthetic data)"', 'released_scores_protocol = "grissom2024"', '',
              '[paper]', 'title = "Synthetic study in the released schema"',
@@ -216,7 +250,8 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
               'licence = "synthetic data"', ""]
     lines += ["[roles]", 'study1_scores = "ffhq_scores"', 'study1_top_bottom = "ffhq_top_bottom"',
               'study1_ratings = "all_faces_matched"', 'study2_images = "study2_unbalanced"',
-              'study2_aggregated = "study2_aggregated"', 'ffhq_features = "ffhq_features"', "",
+              'study2_aggregated = "study2_aggregated"', 'ffhq_features = "ffhq_features"',
+              'authors_men = "atypical_men"', 'authors_women = "women"', "",
               "# readable labels over the package defaults (discbias.report.labels)", "[labels]",
               's1_black_share = "Bottom vs top 100: share of \u201cBlack\u201d ratings"',
               's1_top_bottom_luminance = "Top vs bottom 100: luminance"', ""]
