@@ -19,7 +19,7 @@ import statsmodels.formula.api as smf
 
 from discbias.stats.anova import lm_anova, r_terms
 from discbias.studies.grissom2024 import read_authors_faces
-from discbias.studies.validation import DataValidationError
+from discbias.studies.validation import CsvFormatError, DataValidationError
 
 REF = Path(__file__).parent / "reference" / "authors_lm_output.csv"
 
@@ -129,7 +129,7 @@ def test_adapter_reports_bad_values_with_line_and_keeps_rows():
 
 
 def test_adapter_names_missing_columns():
-    with pytest.raises(KeyError, match="missing columns.*luminance"):
+    with pytest.raises(CsvFormatError, match="luminance"):
         read_authors_faces(io.StringIO(",discriminator_score,image,race,hair_length,red_mean,green_mean,blue_mean\n"))
 
 

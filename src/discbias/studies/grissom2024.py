@@ -464,17 +464,13 @@ def read_authors_faces(path: str | Path, *, expected_rows: int | None = None, on
     [['asian', 'short', 'buzz', True]]
     """
     name = Path(getattr(path, "name", "AtypicalFaceData.csv")).name
-    log = IssueLog(name)
-    df = _read(path)
-    missing = set(AUTHORS_FACE_COLUMNS) - set(df.columns)
-    if missing:
-        raise KeyError(f"{name}: missing columns {sorted(missing)}; expected the columns of AtypicalFaceData.csv / "
-                       f"WomenFaceData.csv ({', '.join(AUTHORS_FACE_COLUMNS)})")
+    df, log = _read(path, name)
+    require_columns(df, list(AUTHORS_FACE_COLUMNS), name, "Is this AtypicalFaceData.csv or WomenFaceData.csv?")
     _check_rows(df, expected_rows, log)
-    out = pd.DataFrame({"line": np.arange(len(df)) + 2, "image": df["image"].astype(str)})
+    out = pd.DataFrame({"line": [log.line(i) for i in range(len(df))], "image": df["image"].astype(str)})
     out["race"] = categorical_column(df, "race", _AUTHORS_RACE, log, what="race").to_numpy()
     out["hair_length"] = categorical_column(df, "hair_length", _AUTHORS_HAIR, log, what="hair length").to_numpy()
-    out["score"] = numeric_column(df, "discriminator_score", log, what="score").to_numpy()
+    out["score"] = numeric_column(df, "discriminator_score", log, what="score", required=True).to_numpy()
     for c in ("red_mean", "green_mean", "blue_mean"):
         out[c] = numeric_column(df, c, log, what="channel mean", low=0, high=255).to_numpy()
     out["luminance"] = numeric_column(df, "luminance", log, what="luminance", low=0, high=1).to_numpy()
@@ -485,7 +481,7 @@ def read_authors_faces(path: str | Path, *, expected_rows: int | None = None, on
         r, p = folder.loc[idx, "race"].lower(), _FOLDER_HAIR[folder.loc[idx, "prompt"]]
         if pd.notna(out.loc[idx, "race"]) and pd.notna(out.loc[idx, "hair_length"]) \
                 and (r, p) != (out.loc[idx, "race"], out.loc[idx, "hair_length"]):
-            log.add(idx + 2, "image", out.loc[idx, "image"],
+            log.add(log.line(idx), "image", out.loc[idx, "image"],
                     f"folder says {r}/{p} but columns say {out.loc[idx, 'race']}/{out.loc[idx, 'hair_length']}",
                     "columns kept")
     dup = duplicated_ids(out, "image", log)
