@@ -124,7 +124,9 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
     ``figure(name)`` (path from the report folder to ``build/figures/<name>.svg``), ``result(name)`` (a results table as a list of
     row dicts), ``label(key)`` (the readable label of an identifier:
     :func:`discbias.report.labels.label` over the package defaults and the study configuration's
-    ``[labels]``); filters ``num``, ``pval``, ``int`` (thousands separators), ``yaml`` (a quoted YAML string), ``minus`` (true minus signs in text from a results file).
+    ``[labels]``); filters ``num``, ``pval``, ``int`` (thousands separators), ``yaml`` (a quoted
+    YAML string), ``codeids`` (label-dictionary identifiers in a text set as code), ``minus`` (true
+    minus signs in text from a results file).
     """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
@@ -169,7 +171,14 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
     env.globals.update(table=table, figure=figure, result=result, label=label, page_margin=PAGE_MARGIN,
                        section_files=lambda: sorted(
         t for t in env.list_templates() if t.startswith("sections/") and t.endswith(".qmd.j2")))
-    env.filters.update(num=num, pval=pval, int=lambda x: num(x, 0), yaml=yaml_str, minus=minus)
+    id_pattern = re.compile(r"(?<![\w./`-])(" + "|".join(
+        re.escape(k) for k in sorted((k for k in merged if "_" in k), key=len, reverse=True)) + r")(?![\w`-])")
+
+    def codeids(text) -> str:
+        # identifiers a reader looks up in the results files stay, as code (the raw-identifier check skips code)
+        return id_pattern.sub(lambda m: f"`{m.group(1)}`", str(text))
+
+    env.filters.update(codeids=codeids, num=num, pval=pval, int=lambda x: num(x, 0), yaml=yaml_str, minus=minus)
     return env
 
 
