@@ -70,3 +70,11 @@ def synthetic_build(synthetic_study) -> Path:
     finally:
         mp.undo()
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``), the tests that share the synthetic build run on one
+    worker, so the session builds it once."""
+    for item in items:
+        if "synthetic_build" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("synthetic_build"))
