@@ -121,6 +121,13 @@ def _analyses():
     return ANALYSES
 
 
+def analysis_claims():
+    """Every claim the registered analyses declare (their ``CLAIMS``), in pipeline order."""
+    from .claims import collect_claims
+
+    return collect_claims(_analyses())
+
+
 def run_fetch(config: StudyConfig, paths: ProjectPaths, *, allow_download: bool = True) -> None:
     """Fetch every source into ``data/raw`` (mirror or download, sha256-verified)."""
     paths.raw.mkdir(parents=True, exist_ok=True)
@@ -192,8 +199,9 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
             analysis.fit(ctx)
             timings[analysis.__name__.rsplit(".", 1)[-1]] = time.perf_counter() - t0
             _log(f"fit {analysis.__name__.rsplit('.', 1)[-1]}: {timings[analysis.__name__.rsplit('.', 1)[-1]]:.1f}s")
-    claims = evaluate_claims(ctx)
+    claims, specs = evaluate_claims(ctx, analysis_claims())
     ctx.results["claims"] = claims
+    ctx.results["claims_specifications"] = specs
     ctx.results["models"] = pd.DataFrame(ctx.models)
     for name, df in ctx.results.items():
         write_table(df, paths.results / f"{name}.csv")
@@ -207,6 +215,8 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
         fit_seconds=timings,
     )
     ctx.values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
+    for cid, c in ctx.values["claims"].items():
+        c["specifications"] = {r["specification"]: r for r in specs[specs["claim_id"] == cid].to_dict("records")}
     ctx.values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
     write_values(ctx.values, paths.values)
     return ctx

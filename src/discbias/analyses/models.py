@@ -1,7 +1,7 @@
 """Study 2 models: the paper's Bayesian models refitted, mixed-effects models, trees, reliability.
 
 Model ids (public, in ``build/results/models.csv``): ``rgb_bayes``, ``elicited_bayes``,
-``elicited_bayes_centred``, ``elicited_ols``, ``elicited_ols_cluster``, ``elicited_mixed``,
+``elicited_bayes_centred``, ``elicited_ols``, ``elicited_ols_hc3``, ``elicited_ols_cluster``, ``elicited_mixed``,
 ``rating_level_mixed:<item>``, ``race_gender_hair_mixed``, ``race_gender_hair_ols``,
 ``partial_corr``, ``partial_corr_rgb``, ``tree_depth5``, ``tree_depth4_ratings``,
 ``reliability`` and the sensitivity refits ``<model>__<dataset>``. ``rgb_ols``, ``rgb_ols_hc3``,
@@ -127,6 +127,21 @@ def measure(ctx):
 # fit
 
 
+def bayes_diagnostics(tidy: pd.DataFrame) -> dict:
+    """A Bayesian fit's convergence diagnostics and sampling time for ``models.csv``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame(dict(r_hat=[1.0, 1.004], ess_bulk=[900.0, 500.0], ess_tail=[800.0, 450.0],
+    ...                       divergences=[0, 0], sampling_seconds=[12.5, 12.5]))
+    >>> bayes_diagnostics(t)["min_ess_tail"]
+    450.0
+    """
+    return dict(max_r_hat=float(tidy["r_hat"].max()), min_ess_bulk=float(tidy["ess_bulk"].min()),
+                min_ess_tail=float(tidy["ess_tail"].min()), divergences=int(tidy["divergences"].iloc[0]),
+                sampling_seconds=float(tidy["sampling_seconds"].iloc[0]))
+
+
 def _zscore(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     out = df.copy()
     for c in cols:
@@ -205,7 +220,7 @@ def fit(ctx):
     rgb_b, _ = rgb_bayes(im, "score", tuple(RGB), model="rgb_bayes", settings=settings)
     res["models_rgb_bayes"] = rgb_b
     ctx.add_model("rgb_bayes", "Paper's Bayesian regression of score on mean red, green, blue (PyMC NUTS)",
-                  "score ~ red_mean + green_mean + blue_mean", rgb_b, divergences=int(rgb_b["divergences"].iloc[0]))
+                  "score ~ red_mean + green_mean + blue_mean", rgb_b, **bayes_diagnostics(rgb_b))
 
     std_rows = [standardized(ctx.results["study2_rgb_ols"][lambda d: d["model"] == "rgb_ols"], im),
                 standardized(rgb_b, im)]
@@ -220,10 +235,13 @@ def fit(ctx):
             el[mid] = t
             ctx.add_model(mid, "Figure 7 model: score on per-image mean ratings, Student-t slopes"
                           + (" (paper's specification)" if spec == "paper" else " (centred predictors, weak intercept prior)"),
-                          ELICITED_OLS, t, divergences=int(t["divergences"].iloc[0]))
+                          ELICITED_OLS, t, **bayes_diagnostics(t))
         t, _ = ols(ELICITED_OLS, a, model="elicited_ols")
         el["elicited_ols"] = t
         ctx.add_model("elicited_ols", "OLS of score on per-image mean ratings (Figure 7 predictors)", ELICITED_OLS, t)
+        t, _ = ols(ELICITED_OLS, a, model="elicited_ols_hc3", cov_type="HC3")
+        el["elicited_ols_hc3"] = t
+        ctx.add_model("elicited_ols_hc3", "As elicited_ols, HC3 robust SEs", ELICITED_OLS, t)
         codes = pd.factorize(a["cell"])[0]
         t, _ = ols(ELICITED_OLS, a, model="elicited_ols_cluster", cov_type="cluster", cov_kwds={"groups": codes})
         t["warnings"] = t["warnings"].str.cat([f"cluster-robust SEs with only {len(set(codes))} clusters"] * len(t),

@@ -80,6 +80,16 @@ def _check(df: pd.DataFrame, y: str, xs: list[str], who: str) -> tuple[pd.DataFr
 
 
 def _sample(model, settings: SamplerSettings):
+    """Sample ``model``; the wall-clock seconds are stored in ``idata.attrs["sampling_seconds"]``."""
+    import time
+
+    t0 = time.perf_counter()
+    idata = _sample_inner(model, settings)
+    idata.attrs["sampling_seconds"] = time.perf_counter() - t0
+    return idata
+
+
+def _sample_inner(model, settings: SamplerSettings):
     import pymc as pm
 
     loggers = [logging.getLogger(n) for n in ("pymc", "pymc.sampling.mcmc", "pytensor")]
@@ -139,7 +149,8 @@ def posterior_table(idata, terms: dict[str, str], *, model: str, method: str, n_
     DataFrame
         ``estimate`` = posterior mean, ``std_error`` = posterior SD, ``conf_low/high`` = HDI,
         ``p_value`` empty, extra columns ``r_hat``, ``ess_bulk``, ``ess_tail``, ``divergences``,
-        ``prob_positive`` (posterior probability that the parameter is > 0). ``converged`` is
+        ``prob_positive`` (posterior probability that the parameter is > 0),
+        ``sampling_seconds`` (wall-clock time of the sampler, when recorded). ``converged`` is
         true when every listed parameter has R-hat <= 1.01, ESS >= 400 and no divergences.
 
     Examples
@@ -179,7 +190,8 @@ def posterior_table(idata, terms: dict[str, str], *, model: str, method: str, n_
                          conf_high=float(s[hdi_cols[1]]), conf_level=hdi_prob,
                          method=method, n_obs=n_obs, n_groups=np.nan, converged=converged, warnings=list(warns),
                          r_hat=float(s["r_hat"]), ess_bulk=float(s["ess_bulk"]), ess_tail=float(s["ess_tail"]),
-                         divergences=div, n_draws=n_draws, prob_positive=float((draws > 0).mean()), **(extra or {})))
+                         divergences=div, n_draws=n_draws, prob_positive=float((draws > 0).mean()),
+                         sampling_seconds=float(idata.attrs.get("sampling_seconds", np.nan)), **(extra or {})))
     return result_frame(rows)
 
 
