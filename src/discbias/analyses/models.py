@@ -139,7 +139,7 @@ def bayes_diagnostics(tidy: pd.DataFrame) -> dict:
     """
     return dict(max_r_hat=float(tidy["r_hat"].max()), min_ess_bulk=float(tidy["ess_bulk"].min()),
                 min_ess_tail=float(tidy["ess_tail"].min()), divergences=int(tidy["divergences"].iloc[0]),
-                sampling_seconds=float(tidy["sampling_seconds"].iloc[0]))
+                sampling_seconds=float(tidy["sampling_seconds"].iloc[0]) if "sampling_seconds" in tidy else float("nan"))
 
 
 def _zscore(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
