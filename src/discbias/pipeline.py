@@ -233,6 +233,9 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     from .report.tables import common_tables
 
     common_tables(fctx)
+    from .report.speccurve import spec_curve_figures
+
+    spec_curve_figures(fctx)
     for analysis in _analyses():
         if hasattr(analysis, "figures"):
             analysis.figures(fctx)

@@ -191,6 +191,8 @@ def fit(ctx):
         n_aggregated=int(len(ctx.measures["study2agg_images"])) if "study2agg_images" in ctx.measures else None,
         n_ratings=int(len(ctx.measures["study2_ratings"])),
         median_raters=float(im["skintone_n"].median()),
+        gender_means={g: float(im.loc[im["gender"] == g, "score"].mean()) for g in LEVELS["gender"]},
+        men_long_share=float((im.loc[im["gender"] == "men", "hair"] == "long").mean()),
         rgb={t.split("_")[0] if t != "Intercept" else "intercept":
              dict(b=float(r.loc[t, "estimate"]), low=float(r.loc[t, "conf_low"]), high=float(r.loc[t, "conf_high"]),
                   p=float(r.loc[t, "p_value"]))
