@@ -282,7 +282,11 @@ def fit(ctx):
         values["bayes_max_rhat"] = float(diag["r_hat"].max())
         values["bayes_min_ess_bulk"] = float(diag["ess_bulk"].min())
         values["bayes_min_ess_tail"] = float(diag["ess_tail"].min())
-        values["bayes_all_converged"] = bool(diag["converged"].all())
+        values["bayes_all_converged"] = bool(diag["converged"].astype(bool).all())
+        values["bayes_unconverged"] = sorted(diag.loc[~diag["converged"].astype(bool), "model"].unique().tolist())
+        values["sampling_seconds"] = {mid: float(t["sampling_seconds"].iloc[0]) if "sampling_seconds" in t else None
+                                      for mid, t in (("rgb_bayes", rgb_b), ("elicited_bayes", el["elicited_bayes"]),
+                                                     ("elicited_bayes_centred", el["elicited_bayes_centred"]))}
         values["bayes_total_divergences"] = int(sum(values["divergences"].values()))
 
         # partial correlations
@@ -460,7 +464,8 @@ def figures(ctx):
     t = pd.DataFrame({"Model": bay["model"], "Term": bay["term"].map(_short), "Mean": bay["estimate"], "SD": bay["std_error"],
                       "HDI low": bay["conf_low"], "HDI high": bay["conf_high"], "R-hat": bay["r_hat"],
                       "ESS bulk": bay["ess_bulk"].round(0), "ESS tail": bay["ess_tail"].round(0),
-                      "Divergences": bay["divergences"].astype(int)})
+                      "Divergences": bay["divergences"].astype(int),
+                      "Converged": bay["converged"].astype(str).str.lower().eq("true").map({True: "yes", False: "no"})})
     ctx.save_table(t, "models_bayes", digits={"Mean": 3, "SD": 3, "HDI low": 3, "HDI high": 3, "R-hat": 3,
                                                "ESS bulk": 0, "ESS tail": 0, "Divergences": 0})
 
