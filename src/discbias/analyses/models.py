@@ -8,7 +8,7 @@ Model ids (public, in ``build/results/models.csv``): ``rgb_bayes``, ``elicited_b
 ``men_anova`` and ``women_anova`` are fitted in :mod:`discbias.analyses.study2`.
 
 Sampler and bootstrap sizes come from an optional ``[models]`` table of the study
-configuration (keys ``draws``, ``tune``, ``chains``, ``cores``, ``seed``, ``sampler``, ``n_boot``); the
+configuration (keys ``draws``, ``tune``, ``chains``, ``cores``, ``seed``, ``target_accept``, ``sampler``, ``n_boot``); the
 defaults are :data:`discbias.stats.bayes.SAMPLER_DEFAULTS` and :data:`N_BOOT`.
 """
 
@@ -45,6 +45,7 @@ def _settings(config) -> tuple[SamplerSettings, int]:
     s = SamplerSettings(draws=int(m.get("draws", SamplerSettings.draws)), tune=int(m.get("tune", SamplerSettings.tune)),
                         chains=int(m.get("chains", SamplerSettings.chains)), cores=int(m.get("cores", SamplerSettings.cores)),
                         seed=int(m.get("seed", SamplerSettings.seed)),
+                        target_accept=float(m.get("target_accept", SamplerSettings.target_accept)),
                         sampler=str(m.get("sampler", SamplerSettings.sampler)))
     return s, int(m.get("n_boot", N_BOOT))
 
