@@ -170,6 +170,10 @@ def issue_summary(issues: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
     return out.rename(columns={"source": "File", "problem": "Problem", "action": "Action"})
 
 
+def _true(x) -> bool:
+    return x if isinstance(x, bool) else str(x).strip().lower() == "true"
+
+
 def claims_long_table(claims: pd.DataFrame, specs: pd.DataFrame | None) -> pd.DataFrame:
     """The claims table as printed: one row per claim x specification (claim and verdict on its
     first row), estimate and 95% interval, and what the specification says; a claim without
@@ -195,10 +199,15 @@ def claims_long_table(claims: pd.DataFrame, specs: pd.DataFrame | None) -> pd.Da
             continue
         for k, (_, s) in enumerate(sub.iterrows()):
             lab = s["label"] + (" [paper]" if s["role"] == "paper" else "")
+            out = s["outcome"]
+            if out == "missing" and not _true(s.get("required", True)):
+                out = "not available (optional)"
+            elif s["role"] == "description":
+                out = f"{out} (not used)"
             rows.append({"Claim": c["claim_id"] if k == 0 else "", "Verdict": c["verdict"] if k == 0 else "",
                          "Specification": lab, "Estimate": s["estimate"], "95% low": s["conf_low"],
                          "95% high": s["conf_high"],
-                         "Outcome": s["outcome"] if s["role"] != "description" else f"{s['outcome']} (not used)"})
+                         "Outcome": out})
     return pd.DataFrame(rows)
 
 
@@ -209,8 +218,7 @@ def common_tables(ctx) -> None:
     ctx.save_table(claims_long_table(claims, specs), "claims",
                    digits={"Estimate": 3, "95% low": 3, "95% high": 3})
     rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"],
-                          "Paper": claims["paper_value"], "Verdict": claims["verdict"],
-                          "Why": claims["reason"].fillna("")})
+                          "Paper": claims["paper_value"], "Reason for the verdict": claims["reason"].fillna("")})
     ctx.save_table(rules, "claim_rules")
     prov = ctx.results["provenance"]
     ctx.save_table(pd.DataFrame({"File": prov["file"], "Rows": prov["rows_expected"],
