@@ -84,7 +84,7 @@ def test_reparametrized_model_samples_the_same_posterior():
     n = 150
     d = pd.DataFrame({"m": rng.uniform(1, 7, n), "f": rng.uniform(1, 7, n), "h": rng.uniform(1, 7, n)})
     d["score"] = 150 + 1.5 * d.f - 1.5 * d.h + rng.normal(0, 12, n)
-    s = SamplerSettings(draws=2000, tune=1000, chains=4, cores=1, seed=5, target_accept=0.95)
+    s = SamplerSettings(draws=2000, tune=1000, chains=4, cores=1, seed=5, target_accept=0.99)
     fits = {p: elicited_bayes(d, "score", ["m", "f", "h"], shared_scale={"f": "m"}, settings=s, parametrization=p)
             for p in ("whitened", "centred_intercept")}
     for p, (tidy, _) in fits.items():

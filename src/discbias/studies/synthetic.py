@@ -135,7 +135,8 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
     # Study 1: 70k-style file; blue mean drives the score.
     rgb = rng.uniform(20, 230, size=(n_ffhq, 3))
     lum = (0.2126 * rgb[:, 0] + 0.7152 * rgb[:, 1] + 0.0722 * rgb[:, 2]) / 255
-    score = 100 + 120 * lum + rng.normal(0, 10, n_ffhq)
+    # the blue mean (released as "luminance") also drives the score, as on the released data (r about 0.4)
+    score = 100 + 120 * lum + 0.2 * rgb[:, 2] + rng.normal(0, 10, n_ffhq)
     perm = rng.permutation(n_ffhq)
     ids = [f"{i:05d}.png" for i in perm]
     pd.DataFrame({"image_id": ids, "scores": score, "luminance": rgb[:, 2]}).to_csv(mirror / "ffhq.csv")
