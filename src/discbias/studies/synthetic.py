@@ -175,7 +175,7 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
     c = rng.uniform(40, 220, size=(n2, 3))
     lum2 = (0.2126 * c[:, 0] + 0.7152 * c[:, 1] + 0.0722 * c[:, 2]) / 255
     sc2 = 60 + 0.6 * c[:, 0] - 0.3 * c[:, 1] + 0.2 * c[:, 2] + rng.normal(0, 8, n2)
-    sc2 -= 45 * ((s2["race"] == "Black") & (s2["gen"] == "men") & (s2["hair"] == "long")).to_numpy()
+    sc2 -= 80 * ((s2["race"] == "Black") & (s2["gen"] == "men") & (s2["hair"] == "long")).to_numpy()
     base = pd.DataFrame({"X": np.arange(1, n2 + 1), "stim.race": s2["race"], "stim.gen": s2["gen"],
                          "hairlength": s2["hair"], "stim.num": [n.split(".")[0][3:] + ".png" for n in s2["name"]],
                          "fullstimname": s2["name"], "men.low.agree": "No", "dup": "No", "matches_prompt": "Yes",
