@@ -243,12 +243,12 @@ def test_quantile_regression_rows(planted):
 
 def test_claims_read_blocks(planted):
     reg, _ = planted
-    claims = evaluate_claims({"ffhq_strat_blocks": reg["blocks"]}).set_index("claim_id")
+    claims = evaluate_claims({"ffhq_strat_blocks": reg["blocks"]}, fs.CLAIMS)[0].set_index("claim_id")
     assert claims.loc["S1-stratified-quality", "verdict"] == "reproduced"
     assert claims.loc["S1-stratified-face", "verdict"] == "reproduced"
     assert claims.loc["S1-stratified-quality", "estimate"] == pytest.approx(
         reg["blocks"].set_index("term").loc["block:quality", "estimate"])
-    empty = evaluate_claims({}).set_index("claim_id")
+    empty = evaluate_claims({}, fs.CLAIMS)[0].set_index("claim_id")
     assert empty.loc["S1-stratified-face", "verdict"] == "not yet estimated"
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from discbias.analyses import models, study2
 from discbias.claims import evaluate_claims
+from discbias.pipeline import analysis_claims
 from discbias.config import load_config
 from discbias.paths import project_paths
 from discbias.pipeline import FitContext, MeasureContext
@@ -56,7 +57,7 @@ def synthetic_study2(rng, per_cell=20, slots=6, aggregated=False):
 
 def _fake_bayes(df, y, xs, **kw):
     t, _ = ols(f"{y} ~ " + " + ".join(xs), df, model=kw["model"])
-    t["r_hat"], t["ess_bulk"], t["ess_tail"], t["divergences"] = 1.0, 1000.0, 1000.0, 0
+    t["r_hat"], t["ess_bulk"], t["ess_tail"], t["divergences"], t["sampling_seconds"] = 1.0, 1000.0, 1000.0, 0, 1.5
     return t, None
 
 
@@ -126,25 +127,41 @@ def test_balanced_sensitivity_runs_when_configured(project):
 
 
 def test_claims_read_the_models(project):
-    claims = evaluate_claims(project).set_index("claim_id")
-    for cid in ("S2-red", "S2-femininity", "S2-hair", "S2-skintone"):
+    claims, specs = evaluate_claims(project, analysis_claims())
+    claims = claims.set_index("claim_id")
+    for cid in ("S2-red", "S2-femininity", "S2-hair", "S2-skintone", "S2-black-men-long-hair"):
         assert claims.loc[cid, "verdict"] != "not yet estimated", cid
-    assert claims.loc["S2-red", "source"].startswith("models_rgb_bayes")
-    # simulated hair effect is -2.5 per point and clearly estimated
-    assert claims.loc["S2-hair", "verdict"] == "reproduced"
-    assert "centred spec" in claims.loc["S2-hair", "source"]
+    hair = specs[specs["claim_id"] == "S2-hair"].set_index("specification")
+    # every declared specification is estimated on the synthetic project, the balanced subset included
+    assert set(hair.index) == {"paper", "centred", "ols_hc3", "cluster", "mixed", "balanced"}
+    assert hair["estimate"].notna().all()
+    assert hair.loc["paper", "source"].startswith("models_elicited: elicited_bayes ")
+    # simulated hair effect is -2.5 per point and clearly estimated under every specification
+    assert claims.loc["S2-hair", "verdict"] == "reproduced", hair[["estimate", "conf_low", "conf_high", "outcome"]]
+    bl = specs[specs["claim_id"] == "S2-black-men-long-hair"].set_index("specification")
+    assert bl.loc["vs_all_men", "role"] == "description" and not bl.loc["vs_all_men", "used_for_verdict"]
+    assert "authors_file" in bl.index and bl.loc["authors_file", "outcome"] == "missing"  # optional: skipped
 
 
-def test_elicited_claim_downgrades_when_centred_spec_disagrees():
-    def res(paper, centred):
-        rows = [dict(model=m, term="femininity_mean", estimate=e, conf_low=lo, conf_high=hi, divergences=0)
-                for m, (e, lo, hi) in (("elicited_bayes", paper), ("elicited_bayes_centred", centred),
-                                       ("elicited_ols", centred))]
-        return {"models_elicited": pd.DataFrame(rows)}
+def test_unconverged_bayes_fit_never_supports_a_claim(project):
+    res = dict(project.results)
+    el = res["models_elicited"].copy()
+    el.loc[el["model"] == "elicited_bayes", "converged"] = False
+    res["models_elicited"] = el
+    claims, specs = evaluate_claims(res, analysis_claims())
+    c = claims.set_index("claim_id")
+    assert c.loc["S2-hair", "verdict"] == "inconclusive"
+    assert "did not converge" in c.loc["S2-hair", "reason"]
+    s = specs[(specs["claim_id"] == "S2-hair") & (specs["specification"] == "paper")].iloc[0]
+    assert s["outcome"] == "not converged" and not s["supports"]
 
-    ev = study2._elicited_claim("femininity_mean", +1)
-    assert ev(res((2.4, 0.5, 4.0), (2.0, 0.4, 3.9))).verdict == "reproduced"
-    e = ev(res((2.4, 0.5, 4.0), (0.2, -2.0, 2.5)))
-    assert e.verdict == "inconclusive" and "does not survive centring" in e.source
-    assert ev(res((-2.4, -4.0, -0.5), (-2.0, -3.9, -0.4))).verdict == "not reproduced"
-    assert ev({}) is None
+
+def test_black_long_contrast_is_against_the_next_lowest_cell(project):
+    con = project.results["study2_black_long_contrasts"]
+    emm = project.results["study2_black_long_emm"]
+    for mid, c in con.groupby("model"):
+        assert len(c) == 5 and c["next_lowest"].sum() == 1  # five other men's cells, one binding contrast
+        e = emm[(emm["model"] == mid) & (emm["term"] != "Black:long")]
+        lowest = e.loc[e["estimate"].idxmin(), "term"]
+        assert c.loc[c["next_lowest"], "other"].item() == lowest
+        assert (c["p_holm"] >= c["p_value"] - 1e-12).all()

@@ -300,6 +300,13 @@ def _analyses():
     return ANALYSES
 
 
+def analysis_claims():
+    """Every claim the registered analyses declare (their ``CLAIMS``), in pipeline order."""
+    from .claims import collect_claims
+
+    return collect_claims(_analyses())
+
+
 def run_fetch(config: StudyConfig, paths: ProjectPaths, *, allow_download: bool = True) -> None:
     """Fetch every source into ``data/raw`` (mirror or download, sha256-verified)."""
     paths.raw.mkdir(parents=True, exist_ok=True)
@@ -396,8 +403,9 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
             analysis.fit(ctx)
             timings[analysis.__name__.rsplit(".", 1)[-1]] = time.perf_counter() - t0
             _log(f"fit {analysis.__name__.rsplit('.', 1)[-1]}: {timings[analysis.__name__.rsplit('.', 1)[-1]]:.1f}s")
-    claims = evaluate_claims(ctx)
+    claims, specs = evaluate_claims(ctx, analysis_claims())
     ctx.results["claims"] = claims
+    ctx.results["claims_specifications"] = specs
     ctx.results["models"] = pd.DataFrame(ctx.models)
     for name, df in ctx.results.items():
         write_table(df, paths.results / f"{name}.csv")
@@ -414,6 +422,8 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
         fit_seconds=timings, code_commit=_code_commit(paths),
     )
     ctx.values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
+    for cid, c in ctx.values["claims"].items():
+        c["specifications"] = {r["specification"]: r for r in specs[specs["claim_id"] == cid].to_dict("records")}
     ctx.values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
     write_values(ctx.values, paths.values)
     return ctx
@@ -436,6 +446,9 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     set_labels(labels_from_config(config))
 
     common_tables(fctx)
+    from .report.speccurve import spec_curve_figures
+
+    spec_curve_figures(fctx)
     for analysis in _analyses():
         if hasattr(analysis, "figures"):
             analysis.figures(fctx)

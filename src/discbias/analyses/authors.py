@@ -220,6 +220,27 @@ def _tree_rerun(agg_path) -> tuple[pd.DataFrame, dict]:
     return tidy, dict(cv_r2=float(folds.mean()), fold_min=float(folds.min()), fold_max=float(folds.max()), n=len(y))
 
 
+def _black_long_contrast(ctx) -> None:
+    """S2-black-men-long-hair on the authors' men's file: Black long-haired men against every other
+    race x hair cell by marginal means of the paper's model (``authors_black_long_contrasts``, the
+    claim's ``authors_file`` specification)."""
+    from .study2 import cell_contrasts
+
+    men = ctx.measures.get("authors_men")
+    if men is None:
+        return
+    m = men[men["valid"]]
+    if not ((m["race"] == "black") & (m["hair_length"] == "long")).any() or m["race"].nunique() < 2:
+        return
+    formula = "score ~ C(race) * C(hair_length) + luminance"
+    _, con = cell_contrasts(m, formula, "nonrobust", model="men_black_long_emm", target=("black", "long"),
+                            factors=("race", "hair_length"))
+    con["description"] = "the paper's ANOVA model on the authors' men's file, OLS"
+    ctx.results["authors_black_long_contrasts"] = con
+    ctx.add_model("men_black_long_emm", "Authors' men's file: Black long-haired men against the other race x hair "
+                  "cells (estimated marginal means, Holm)", formula, con)
+
+
 def fit(ctx):
     """Re-fit the authors' models on their files and write ``authors_lm``, ``authors_anova``,
     ``authors_python``, ``authors_reference`` and ``authors_ledger``."""
@@ -240,6 +261,7 @@ def fit(ctx):
     if coefs:
         ctx.results["authors_lm"] = coef
         ctx.results["authors_anova"] = anova
+    _black_long_contrast(ctx)
 
     ref, ref_note = _load_reference(ctx, shas) if shas else (None, "no authors' files configured")
     ref_max = {}

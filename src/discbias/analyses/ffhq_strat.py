@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from ..claims import Claim, Estimate
+from ..claims import Claim, SpecResult, Specification
 from ..results import result_frame
 from ..stats.groups import cell_summary, welch_ttest
 from ..stats.quantile import quantreg
@@ -1057,34 +1057,41 @@ def block_verdict(p: float, low: float, high: float, *, alpha: float = ALPHA, mi
     return "inconclusive"
 
 
+_RULE = ("HC3 Wald F-test of the {block} in the full OLS model of the standardized score (Holm over the "
+         f"{len(BLOCKS)} block tests) p < {ALPHA} AND the lower 95% bootstrap bound of its incremental R^2 >= {MIN_DELTA_R2}")
+
+
 def _claim(claim_id):
-    def evaluate(results):
+    def lookup(results):
         df = results.get("ffhq_strat_blocks")
         if df is None or not len(df):
             return None
         n = _claim_numbers(df, claim_id)
         what = "image-quality block (exposure, exposure², blur, noise, blue mean)" if claim_id.endswith("quality") \
-            else "gender and age-band block beyond image quality and the other face attributes"
-        return Estimate(n["delta_r2"], n["low"], n["high"], n["verdict"],
-                        f"ffhq_strat_blocks: s1x_ols_full {what}; estimate = incremental R^2")
-    return evaluate
+            else "gender and age-band block (beyond image quality and the other face attributes)"
+        conv = bool(df["converged"].fillna(False).astype(bool).all()) if "converged" in df else True
+        return SpecResult(n["delta_r2"], n["low"], n["high"], converged=conv, supports=n["verdict"] == "reproduced",
+                          undetermined=n["verdict"] == "inconclusive",
+                          method="supports if " + _RULE.format(block=what.split(" (")[0]),
+                          source=f"ffhq_strat_blocks: s1x_ols_full {what}",
+                          note=f"block rule: {n['verdict']} (Holm p = {n['p_holm']:.3g})")
+    return lookup
 
-
-_RULE = ("HC3 Wald F-test of the {block} in the full OLS model of the standardized score (Holm over the "
-         f"{len(BLOCKS)} block tests) p < {ALPHA} AND the lower 95% bootstrap bound of its incremental R^2 >= {MIN_DELTA_R2} -> "
-         f"reproduced; p >= {ALPHA} or upper bound < {MIN_DELTA_R2} -> not reproduced; else inconclusive")
 
 CLAIMS = [
     Claim("S1-stratified-quality",
           "D's scores are stratified by image-level qualities (all 70k FFHQ images; exposure, blur, noise, blue mean).",
           "abstract: D 'systematically stratifies scores by both image- and face-level qualities' (qualitative; "
-          "FFHQ inspected only through the top and bottom 100)",
-          _RULE.format(block="image-quality block"), _claim("S1-stratified-quality")),
+          "FFHQ inspected only through the top and bottom 100)", +1,
+          [Specification("paper", "image-quality block, incremental R²", _claim("S1-stratified-quality"), role="paper")],
+          quantity="incremental R²"),
     Claim("S1-stratified-face",
           "D's scores are stratified by the demographic face labels FFHQ has (Face API gender and age band) beyond "
           "image quality and the other face attributes (all 70k FFHQ images; FFHQ has no race label, so the "
           "paper's race claim is not tested here).",
           "abstract: stratification by face-level qualities 'disproportionately affects images across gender, race, "
-          "and other categories' (qualitative)",
-          _RULE.format(block="gender and age-band block"), _claim("S1-stratified-face")),
+          "and other categories' (qualitative)", +1,
+          [Specification("paper", "gender and age-band block, incremental R²", _claim("S1-stratified-face"),
+                         role="paper")],
+          quantity="incremental R²"),
 ]

@@ -1,14 +1,14 @@
 """Study 2 models: the paper's Bayesian models refitted, mixed-effects models, trees, reliability.
 
 Model ids (public, in ``build/results/models.csv``): ``rgb_bayes``, ``elicited_bayes``,
-``elicited_bayes_centred``, ``elicited_ols``, ``elicited_ols_cluster``, ``elicited_mixed``,
+``elicited_bayes_centred``, ``elicited_ols``, ``elicited_ols_hc3``, ``elicited_ols_cluster``, ``elicited_mixed``,
 ``rating_level_mixed:<item>``, ``race_gender_hair_mixed``, ``race_gender_hair_ols``,
 ``partial_corr``, ``partial_corr_rgb``, ``tree_depth5``, ``tree_depth4_ratings``,
 ``reliability`` and the sensitivity refits ``<model>__<dataset>``. ``rgb_ols``, ``rgb_ols_hc3``,
 ``men_anova`` and ``women_anova`` are fitted in :mod:`discbias.analyses.study2`.
 
 Sampler and bootstrap sizes come from an optional ``[models]`` table of the study
-configuration (keys ``draws``, ``tune``, ``chains``, ``cores``, ``seed``, ``sampler``, ``n_boot``); the
+configuration (keys ``draws``, ``tune``, ``chains``, ``cores``, ``seed``, ``target_accept``, ``sampler``, ``n_boot``); the
 defaults are :data:`discbias.stats.bayes.SAMPLER_DEFAULTS` and :data:`N_BOOT`.
 """
 
@@ -35,6 +35,14 @@ ICC_K = 3
 SEED = 20240215
 CELL = ["race", "gender", "hair_prompt"]
 ELICITED_OLS = "score ~ " + " + ".join(AXIS_COLS)
+#: Sampling coordinates of the Figure 7 model per specification (the model is the same in each; see
+#: :func:`discbias.stats.bayes.elicited_bayes`). The centred specification converges with the
+#: centred-predictor intercept and non-centred slopes. The paper's specification is sampled in
+#: OLS-whitened coordinates: in the other two its sampler did not finish in 17 minutes on the
+#: build machine (NUTS at maximum tree depth), and its posterior couples the intercept prior
+#: (scale about 1 around the mean score) with the shared Student-t degrees of freedom, so it may
+#: still not converge: that is then reported, and its claims are inconclusive.
+ELICITED_PARAMETRIZATION = {"paper": "whitened", "centred": "centred_intercept"}
 RGH_FIXED = "score ~ C(race) + C(gender) + C(hair) + luminance + red_mean"
 RGH_FULL = "score ~ C(race) * C(gender) * C(hair) + luminance + red_mean"
 
@@ -44,6 +52,7 @@ def _settings(config) -> tuple[SamplerSettings, int]:
     s = SamplerSettings(draws=int(m.get("draws", SamplerSettings.draws)), tune=int(m.get("tune", SamplerSettings.tune)),
                         chains=int(m.get("chains", SamplerSettings.chains)), cores=int(m.get("cores", SamplerSettings.cores)),
                         seed=int(m.get("seed", SamplerSettings.seed)),
+                        target_accept=float(m.get("target_accept", SamplerSettings.target_accept)),
                         sampler=str(m.get("sampler", SamplerSettings.sampler)))
     return s, int(m.get("n_boot", N_BOOT))
 
@@ -123,6 +132,21 @@ def measure(ctx):
 
 # ----------------------------------------------------------------------------------------------
 # fit
+
+
+def bayes_diagnostics(tidy: pd.DataFrame) -> dict:
+    """A Bayesian fit's convergence diagnostics and sampling time for ``models.csv``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame(dict(r_hat=[1.0, 1.004], ess_bulk=[900.0, 500.0], ess_tail=[800.0, 450.0],
+    ...                       divergences=[0, 0], sampling_seconds=[12.5, 12.5]))
+    >>> bayes_diagnostics(t)["min_ess_tail"]
+    450.0
+    """
+    return dict(max_r_hat=float(tidy["r_hat"].max()), min_ess_bulk=float(tidy["ess_bulk"].min()),
+                min_ess_tail=float(tidy["ess_tail"].min()), divergences=int(tidy["divergences"].iloc[0]),
+                sampling_seconds=float(tidy["sampling_seconds"].iloc[0]) if "sampling_seconds" in tidy else float("nan"))
 
 
 def _zscore(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -210,7 +234,7 @@ def fit(ctx):
     rgb_b, _ = rgb_bayes(im, "score", tuple(RGB), model="rgb_bayes", settings=settings)
     res["models_rgb_bayes"] = rgb_b
     ctx.add_model("rgb_bayes", "Paper's Bayesian regression of score on mean red, green, blue (PyMC NUTS)",
-                  "score ~ red_mean + green_mean + blue_mean", rgb_b, divergences=int(rgb_b["divergences"].iloc[0]))
+                  "score ~ red_mean + green_mean + blue_mean", rgb_b, **bayes_diagnostics(rgb_b))
 
     std_rows = [standardized(ctx.results["study2_rgb_ols"][lambda d: d["model"] == "rgb_ols"], im),
                 standardized(rgb_b, im)]
@@ -221,14 +245,18 @@ def fit(ctx):
         a, dropped = _complete(agg, AXIS_COLS + ["score"])
         shared = {"femininity_mean": "masculinity_mean"}
         for spec, mid in (("paper", "elicited_bayes"), ("centred", "elicited_bayes_centred")):
-            t, _ = elicited_bayes(a, "score", AXIS_COLS, shared_scale=shared, spec=spec, model=mid, settings=settings)
+            t, _ = elicited_bayes(a, "score", AXIS_COLS, shared_scale=shared, spec=spec, model=mid, settings=settings,
+                                  parametrization=ELICITED_PARAMETRIZATION[spec])
             el[mid] = t
             ctx.add_model(mid, "Grissom et al.'s Figure 7 model: score on per-image mean ratings, Student-t slopes"
                           + (" (paper's specification)" if spec == "paper" else " (centred predictors, weak intercept prior)"),
-                          ELICITED_OLS, t, divergences=int(t["divergences"].iloc[0]))
+                          ELICITED_OLS, t, **bayes_diagnostics(t))
         t, _ = ols(ELICITED_OLS, a, model="elicited_ols")
         el["elicited_ols"] = t
         ctx.add_model("elicited_ols", "OLS of score on per-image mean ratings (Grissom et al.'s Figure 7 predictors)", ELICITED_OLS, t)
+        t, _ = ols(ELICITED_OLS, a, model="elicited_ols_hc3", cov_type="HC3")
+        el["elicited_ols_hc3"] = t
+        ctx.add_model("elicited_ols_hc3", "As elicited_ols, HC3 robust SEs", ELICITED_OLS, t)
         codes = pd.factorize(a["cell"])[0]
         t, _ = ols(ELICITED_OLS, a, model="elicited_ols_cluster", cov_type="cluster", cov_kwds={"groups": codes})
         t["warnings"] = t["warnings"].str.cat([f"cluster-robust SEs with only {len(set(codes))} clusters"] * len(t),
@@ -269,7 +297,11 @@ def fit(ctx):
         values["bayes_max_rhat"] = float(diag["r_hat"].max())
         values["bayes_min_ess_bulk"] = float(diag["ess_bulk"].min())
         values["bayes_min_ess_tail"] = float(diag["ess_tail"].min())
-        values["bayes_all_converged"] = bool(diag["converged"].all())
+        values["bayes_all_converged"] = bool(diag["converged"].astype(bool).all())
+        values["bayes_unconverged"] = sorted(diag.loc[~diag["converged"].astype(bool), "model"].unique().tolist())
+        values["sampling_seconds"] = {mid: float(t["sampling_seconds"].iloc[0]) if "sampling_seconds" in t else None
+                                      for mid, t in (("rgb_bayes", rgb_b), ("elicited_bayes", el["elicited_bayes"]),
+                                                     ("elicited_bayes_centred", el["elicited_bayes_centred"]))}
         values["bayes_total_divergences"] = int(sum(values["divergences"].values()))
 
         # partial correlations
@@ -452,10 +484,11 @@ def figures(ctx):
     t = pd.DataFrame({"Model": bay["model"], "Term": bay["term"].map(_short), "Mean": bay["estimate"], "SD": bay["std_error"],
                       "HDI low": bay["conf_low"], "HDI high": bay["conf_high"], "R-hat": bay["r_hat"],
                       "ESS bulk": bay["ess_bulk"].round(0), "ESS tail": bay["ess_tail"].round(0),
-                      "Divergences": bay["divergences"].astype(int)})
+                      "Divergences": bay["divergences"].astype(int),
+                      "Converged": bay["converged"].astype(str).str.lower().eq("true").map({True: "yes", False: "no"})})
     ctx.save_table(t, "models_bayes", digits={"Mean": 3, "SD": 3, "HDI low": 3, "HDI high": 3, "R-hat": 3,
                                                "ESS bulk": 0, "ESS tail": 0, "Divergences": 0},
-                   caption="Bayesian fits: posterior mean, SD, 95% HDI, R-hat, bulk and tail effective sample sizes and divergent transitions.",
+                   caption="Bayesian fits: posterior mean, SD, 95% HDI, R-hat, bulk and tail effective sample sizes, divergent transitions and whether the fit meets the convergence criteria (R-hat ≤ 1.01, both ESS ≥ 400, no divergences).",
                    label="tbl-models-bayes")
 
     mx = res["models_elicited_mixed"]

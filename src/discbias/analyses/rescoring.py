@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -199,7 +201,8 @@ RESCORED_CLAIMS = ("S1-luminance", "S1-race")
 
 
 def fit(ctx):
-    from ..claims import all_claims
+    from ..claims import evaluate_claim
+    from . import study1
 
     sc = _scoring(ctx)
     v = dict(enabled=False, **_weights_note(ctx, sc))
@@ -217,22 +220,28 @@ def fit(ctx):
     race = ctx.measures.get("top_bottom_race")
     # The Study 1 claims whose inputs a rescoring rebuilds (top/bottom split by score, rated race);
     # the face-attribute stratification claims read other tables and stay with the released scores.
-    s1_claims = [c for c in all_claims() if c.claim_id in RESCORED_CLAIMS]
+    s1_claims = [c for c in study1.CLAIMS if c.claim_id in RESCORED_CLAIMS]
 
     agree_rows, tests, claim_rows, summary, groups = [], [], [], [], {}
     for name, s in scores.items():
         t, tb, n_rated, notes = _tests_for(name, s, images, race, k)
         tests.append(t)
         groups[name] = tb
-        results = {"study1_top_bottom_tests": t}
+        joined = images.join(s["score"], how="inner")
+        blue = correlation(joined, "blue_mean", "score", model=f"rs_{name}_blue")
+        results = {"study1_top_bottom_tests": t, "study1_correlations": blue.assign(model="s1_blue_score_corr")}
+        if len(joined) > 2:
+            results["study1_luminance_all"] = study1.luminance_all(joined)
         for c in s1_claims:
-            est = c.evaluate(results)
+            # the specifications this protocol can estimate (the rated-race logit needs the released split)
+            c = dataclasses.replace(c, specifications=[sp for sp in c.specifications
+                                                       if sp.role == "paper" or sp.lookup(results) is not None])
+            row, specs = evaluate_claim(c, results)
             claim_rows.append(dict(protocol=name, claim_id=c.claim_id, description=c.description, rule=c.rule,
-                                   estimate=getattr(est, "estimate", np.nan), conf_low=getattr(est, "conf_low", np.nan),
-                                   conf_high=getattr(est, "conf_high", np.nan),
-                                   verdict=est.verdict if est else "not estimable", n_images=n_common, top_n=k,
-                                   n_rated=n_rated, warnings="; ".join(notes)))
-        blue = correlation(images.join(s["score"], how="inner"), "blue_mean", "score", model=f"rs_{name}_blue")
+                                   estimate=row["estimate"], conf_low=row["conf_low"], conf_high=row["conf_high"],
+                                   verdict=row["verdict"], reason=row["reason"],
+                                   specifications="; ".join(f"{r['label']}: {r['outcome']}" for r in specs),
+                                   n_images=n_common, top_n=k, n_rated=n_rated, warnings="; ".join(notes)))
         blue.insert(0, "protocol", name)
         tests.append(blue)
         part = rs[rs["protocol_name"] == name]
@@ -338,7 +347,9 @@ def figures(ctx):
                         "95% CI low": cl["conf_low"], "95% CI high": cl["conf_high"], "Verdict": cl["verdict"],
                         "Images": cl["n_images"], "Rated": cl["n_rated"]})
     ctx.save_table(tab, "rs_claims", digits={"Estimate": 3, "95% CI low": 3, "95% CI high": 3},
-                   caption="Study 1 claims re-evaluated under each scoring protocol (estimates: top - bottom mean luminance; bottom - top per-image share of \"Black\" ratings).",
+                   caption="Study 1 claims re-evaluated under each scoring protocol (estimates: luminance, Pearson r of the score "
+                           "with the blue-channel mean over every scored image; race, bottom − top per-image share of "
+                           "\"Black\" ratings).",
                    label="tbl-rs-claims")
     ctx.save_table(summary.rename(columns={"protocol": "Protocol", "label": "Settings", "n_scored": "Scored",
                                            "n_failed": "Failed", "mean": "Mean score", "sd": "SD"})

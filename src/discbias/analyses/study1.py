@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from ..claims import Claim, sign_estimate
+from ..claims import Claim, Specification, result_row
 from ..results import result_frame
 from ..stats.groups import category_shares, chisq_independence, correlation, describe, welch_ttest
+from ..stats.regression import ols
 from ..studies.grissom2024 import RACE_CATEGORIES, read_ffhq_scores, read_top_bottom
 
 BLACK = "Black or African-American"
@@ -28,6 +29,66 @@ def black_share_per_image(race: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"black_share": g.apply(lambda s: (s == BLACK).mean()), "n_ratings": g.size()}).reset_index()
 
 
+def luminance_all(valid: pd.DataFrame) -> pd.DataFrame:
+    """Score on the released per-image "luminance" (the blue-channel mean) over every valid image.
+
+    Two OLS fits with HC3 standard errors: the raw slope (score logits per unit of the 0-255
+    channel mean, model ``s1_luminance_ols_hc3``) and the standardised slope (SD of score per SD
+    of the channel mean, ``s1_luminance_ols_hc3_std``). Unlike the top/bottom-100 contrast, the
+    images are not selected on the score.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> d = pd.DataFrame({"blue_mean": rng.uniform(0, 255, 300)}); d["score"] = 0.01 * d.blue_mean + rng.normal(size=300)
+    >>> t = luminance_all(d)
+    >>> t["model"].tolist(), bool((t["conf_low"] > 0).all())
+    (['s1_luminance_ols_hc3', 's1_luminance_ols_hc3_std'], True)
+    """
+    raw, _ = ols("score ~ blue_mean", valid, model="s1_luminance_ols_hc3", cov_type="HC3")
+    z = valid[["score", "blue_mean"]].copy()
+    for c in z.columns:
+        z[f"z_{c}"] = (z[c] - z[c].mean()) / z[c].std(ddof=1)
+    std, _ = ols("z_score ~ z_blue_mean", z, model="s1_luminance_ols_hc3_std", cov_type="HC3")
+    out = pd.concat([raw, std], ignore_index=True)
+    return out[out["term"] != "Intercept"].reset_index(drop=True)
+
+
+def black_rating_logit(race: pd.DataFrame) -> pd.DataFrame:
+    """Log-odds that a race rating says Black, bottom vs top 100, with image-clustered SEs.
+
+    Ratings are nested in images; the cluster-robust covariance (statsmodels GLM, ``cov_type =
+    "cluster"`` by ``image_id``) makes the image the unit, as the per-image Welch test does.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"image_id": np.repeat(np.arange(40), 3), "group": np.repeat(["top", "bottom"], 60),
+    ...                   "race": [BLACK if i % 2 else "White" for i in range(60)] + ["White"] * 60})
+    >>> round(float(black_rating_logit(d)["estimate"].iloc[0]), 2) < 0
+    True
+    """
+    import statsmodels.api as sm
+
+    d = race.dropna(subset=["race", "group"]).copy()
+    y = (d["race"] == BLACK).astype(float).to_numpy()
+    x = sm.add_constant((d["group"] == "bottom").astype(float).to_numpy())
+    groups = pd.factorize(d["image_id"])[0]
+    warns = []
+    try:
+        f = sm.GLM(y, x, family=sm.families.Binomial()).fit(cov_type="cluster", cov_kwds={"groups": groups})
+        ci = f.conf_int()
+        est, se, lo, hi, p, conv = f.params[1], f.bse[1], ci[1, 0], ci[1, 1], f.pvalues[1], bool(f.converged)
+    except Exception as exc:  # perfect separation etc.: recorded, never a verdict
+        est = se = lo = hi = p = np.nan
+        conv = False
+        warns.append(f"{type(exc).__name__}: {exc}")
+    return result_frame([dict(model="s1_black_logit_cluster", term="bottom", estimate=est, std_error=se,
+                              statistic=est / se if se == se and se else np.nan, p_value=p, conf_low=lo, conf_high=hi,
+                              conf_level=0.95, method="Binomial GLM (logit), cluster-robust SEs by image",
+                              n_obs=len(d), n_groups=int(groups.max() + 1) if len(groups) else 0, converged=conv,
+                              warnings=warns)])
+
+
 def fit(ctx):
     scores = ctx.measures["ffhq_scores"]
     valid = scores[scores["valid"]]
@@ -41,6 +102,10 @@ def fit(ctx):
     ctx.results["study1_correlations"] = corr
     ctx.add_model("s1_blue_score_corr", "Correlation of score with the blue-channel mean (70k FFHQ)",
                   "cor(score, blue_mean)", corr)
+    ctx.results["study1_luminance_all"] = luminance_all(valid)
+    for m, t in ctx.results["study1_luminance_all"].groupby("model", sort=False):
+        ctx.add_model(m, "Score on the released 'luminance' (blue-channel mean), all 70k FFHQ images, HC3 SEs",
+                      str(t["formula"].iloc[0]), t)
 
     tests = []
     for v in ("luminance", "red_mean", "green_mean", "blue_mean"):
@@ -56,6 +121,11 @@ def fit(ctx):
     for m in tests["model"].unique():
         ctx.add_model(m, "Welch t-test, top vs bottom 100 FFHQ images", m.replace("s1_top_bottom_", "") + " ~ group",
                       tests[tests["model"] == m])
+
+    rc = black_rating_logit(race)
+    ctx.results["study1_race_logit"] = rc
+    ctx.add_model("s1_black_logit_cluster", "Logistic regression of a 'Black' rating on bottom vs top, "
+                  "SEs clustered by image", "is_black ~ bottom", rc)
 
     shares = category_shares(race, "race", "group", RACE_CATEGORIES)
     ctx.results["study1_race_shares"] = shares
@@ -161,23 +231,31 @@ def figures(ctx):
                    label="tbl-s1-race")
 
 
-def _claim_luminance(results):
-    return sign_estimate(results, "study1_top_bottom_tests", "s1_top_bottom_luminance", "luminance", +1,
-                         "study1_top_bottom_tests: s1_top_bottom_luminance (top - bottom mean luminance)")
-
-
-def _claim_race(results):
-    return sign_estimate(results, "study1_top_bottom_tests", "s1_black_share", "black_share", +1,
-                         "study1_top_bottom_tests: s1_black_share (bottom - top per-image share of 'Black' ratings)")
-
+_WELCH = "Welch t-test"
 
 CLAIMS = [
-    Claim("S1-luminance", "Higher-luminance FFHQ images get higher scores (top vs bottom 100).",
-          "top 100 brighter than bottom 100",
-          "Welch 95% CI of the top - bottom difference in mean luminance lies above 0",
-          _claim_luminance),
+    Claim("S1-luminance", "Higher-luminance FFHQ images get higher scores.",
+          "top 100 brighter than bottom 100", +1, [
+              Specification("paper", "all 70k: Pearson r, released luminance",
+                            result_row("study1_correlations", "s1_blue_score_corr", "blue_mean~score:pearson"),
+                            role="paper"),
+              Specification("ols_hc3", "all 70k: OLS slope, HC3",
+                            result_row("study1_luminance_all", "s1_luminance_ols_hc3", "blue_mean")),
+              Specification("ols_hc3_std", "all 70k: standardised slope, HC3",
+                            result_row("study1_luminance_all", "s1_luminance_ols_hc3_std", "z_blue_mean")),
+              Specification("top_bottom", "top vs bottom 100 (selected on score; description)",
+                            result_row("study1_top_bottom_tests", "s1_top_bottom_luminance", "luminance"),
+                            role="description"),
+          ], quantity="association of score with luminance"),
     Claim("S1-race", "The bottom 100 FFHQ images are far more often rated Black than the top 100.",
-          "bottom 100 far more often rated Black",
-          "Welch 95% CI of the bottom - top difference in the per-image share of 'Black' ratings lies above 0",
-          _claim_race),
+          "bottom 100 far more often rated Black", +1, [
+              Specification("paper", "per-image share rated Black, Welch",
+                            result_row("study1_top_bottom_tests", "s1_black_share", "black_share"), role="paper"),
+              Specification("logit_cluster", "rating-level logit, image-clustered",
+                            result_row("study1_race_logit", "s1_black_logit_cluster", "bottom")),
+          ], quantity="bottom minus top"),
+    Claim("S1-not-training-data", "The discriminator's biases are not explicable by the training data.",
+          "abstract: biases 'not explicable by the training data' (qualitative)",
+          needs="the discriminator's weights and images to score, and a comparison of the probes' responses with "
+                "the training (FFHQ) distribution of the same attributes"),
 ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..claims import Claim, Estimate, row, sign_rule
+from ..claims import Claim, SpecResult, Specification, result_row, row
 from ..results import result_frame
 from ..stats.groups import cell_summary, welch_ttest
+from ..stats.mixed import mixedlm
 from ..stats.regression import anova_type1, ols
 from ..studies.grissom2024 import read_study2
 
@@ -28,6 +29,110 @@ def measure(ctx):
     return tables, pd.concat(issues, ignore_index=True)
 
 
+#: Men's race x hair models whose marginal means compare Black long-haired men with the other cells:
+#: (model id, formula, covariance type, description).
+BLACK_LONG_SPECS = [
+    ("s2_black_long_emm", "score ~ C(race) * C(hair) + luminance", "nonrobust",
+     "the paper's ANOVA model (race x hair + luminance), OLS"),
+    ("s2_black_long_emm_hc3", "score ~ C(race) * C(hair) + luminance", "HC3", "the same model, HC3 SEs"),
+    ("s2_black_long_emm_colour", "score ~ C(race) * C(hair) + luminance + red_mean + green_mean", "HC3",
+     "adjusted for luminance and colour (red, green means), HC3 SEs"),
+]
+
+
+def cell_contrasts(data: pd.DataFrame, formula: str, cov_type: str, *, model: str,
+                   target: tuple[str, str] = ("Black", "long"), factors: tuple[str, str] = ("race", "hair"),
+                   conf_level: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Estimated marginal means of the cells of two factors and the target cell's contrasts.
+
+    The OLS model is fitted with statsmodels; each cell's marginal mean is the prediction with
+    the numeric covariates at their sample means, and each contrast target - other cell is a
+    linear hypothesis tested with ``results.t_test`` on the difference of the two cells' design
+    rows (patsy builds the rows; no coefficient is handled by hand). Holm's adjustment runs over
+    the target's contrasts with every other cell; the contrast with the *next-lowest* cell (the
+    other cell of lowest marginal mean) is flagged ``next_lowest``: "the target cell is the
+    lowest" holds at level 5% when that contrast's 95% interval lies below 0 (an
+    intersection-union test: every contrast must be negative, and the closest one decides).
+
+    Parameters
+    ----------
+    data : DataFrame
+    formula : str
+        Patsy formula with ``C(<factor>)`` terms and numeric covariates.
+    cov_type : str
+        ``"nonrobust"`` or a heteroskedasticity-robust type (``"HC3"``).
+    model : str
+    target : tuple
+        Levels of ``factors`` of the target cell.
+    factors : tuple of str
+    conf_level : float
+
+    Returns
+    -------
+    emm : DataFrame
+        One row per cell (``term`` = ``"<level>:<level>"``), estimate and Wald interval.
+    contrasts : DataFrame
+        One row per other cell, ``term`` = ``"<target> - <cell>"``, with ``p_holm``,
+        ``next_lowest``, ``multiple_testing``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> d = pd.DataFrame({"race": np.repeat(["A", "B"], 60), "hair": np.tile(["long", "short"], 60),
+    ...                   "lum": rng.uniform(size=120)})
+    >>> d["score"] = 10 - 5 * ((d.race == "B") & (d.hair == "long")) + d.lum + rng.normal(size=120)
+    >>> emm, con = cell_contrasts(d, "score ~ C(race) * C(hair) + lum", "HC3", model="m", target=("B", "long"))
+    >>> con.loc[con["next_lowest"], "term"].item(), bool(con.loc[con["next_lowest"], "conf_high"].item() < 0)
+    ('B:long - A:long', True)
+    """
+    import patsy
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.multitest import multipletests
+
+    fit_ = smf.ols(formula, data=data, missing="drop").fit(cov_type=cov_type)
+    d = data.loc[fit_.model.data.row_labels] if hasattr(fit_.model.data, "row_labels") else data
+    covs = [c for c in d.columns if c not in factors and c in formula and pd.api.types.is_numeric_dtype(d[c])
+            and c != formula.split("~")[0].strip()]
+    present = d.groupby(list(factors), observed=True).size().rename("n").reset_index()
+    grid = present.copy()
+    for c in covs:
+        grid[c] = float(d[c].mean())
+    mdata = fit_.model.data
+    design_info = getattr(mdata, "design_info", None) or mdata.model_spec
+    X = np.asarray(patsy.build_design_matrices([design_info], grid, return_type="dataframe")[0])
+    labels = [":".join(str(r[f]) for f in factors) for _, r in grid.iterrows()]
+    at = ", ".join(f"{c} = {d[c].mean():.3g}" for c in covs)
+    method = (f"OLS ({cov_type} covariance) estimated marginal means at {at or 'no covariates'}; "
+              "statsmodels t_test of the design-row difference")
+    common = dict(model=model, conf_level=conf_level, method=method, n_obs=int(fit_.nobs), converged=True,
+                  warnings="", formula=formula, cov_type=cov_type)
+    t = fit_.t_test(X)
+    ci = np.asarray(t.conf_int(alpha=1 - conf_level))
+    emm = result_frame([dict(term=lab, estimate=float(t.effect[i]), std_error=float(np.asarray(t.sd).ravel()[i]),
+                             statistic=float(np.asarray(t.tvalue).ravel()[i]), p_value=np.nan, conf_low=ci[i, 0],
+                             conf_high=ci[i, 1], n=int(grid["n"].iloc[i]), **common) for i, lab in enumerate(labels)])
+    tgt = ":".join(target)
+    if tgt not in labels:
+        raise ValueError(f"{model}: target cell {tgt} has no data")
+    k = labels.index(tgt)
+    others = [i for i in range(len(labels)) if i != k]
+    rows = []
+    for i in others:
+        tc = fit_.t_test((X[k] - X[i])[None, :])
+        c = np.asarray(tc.conf_int(alpha=1 - conf_level))[0]
+        rows.append(dict(term=f"{tgt} - {labels[i]}", estimate=float(np.ravel(tc.effect)[0]),
+                         std_error=float(np.ravel(tc.sd)[0]), statistic=float(np.ravel(tc.tvalue)[0]),
+                         p_value=float(np.ravel(tc.pvalue)[0]), conf_low=c[0], conf_high=c[1], other=labels[i],
+                         other_emm=float(t.effect[i]), **common))
+    con = result_frame(rows)
+    con["p_holm"] = multipletests(con["p_value"], method="holm")[1]
+    con["next_lowest"] = con["other_emm"] == con["other_emm"].min()
+    con["multiple_testing"] = (f"Holm over the {len(con)} contrasts of {tgt} with the other cells; 'lowest' is an "
+                               "intersection-union test decided by the next-lowest cell's unadjusted 95% interval")
+    con["df_resid"] = float(fit_.df_resid)
+    return emm, con
+
+
 def fit(ctx):
     im = ctx.measures["study2_images"]
     im = im[im["valid"]].copy()
@@ -39,6 +144,16 @@ def fit(ctx):
     ctx.results["study2_rgb_ols"] = pd.concat([rgb, rgb_hc3], ignore_index=True)
     ctx.add_model("rgb_ols", "OLS of score on mean red, green, blue (Study 2 images)", RGB, rgb)
     ctx.add_model("rgb_ols_hc3", "As rgb_ols, HC3 robust standard errors", RGB, rgb_hc3)
+    codes = pd.factorize(im["cell"])[0]
+    rgb_cl, _ = ols(RGB, im, model="rgb_ols_cluster", cov_type="cluster", cov_kwds={"groups": codes})
+    rgb_cl["warnings"] = rgb_cl["warnings"].str.cat(
+        [f"cluster-robust SEs with only {len(set(codes))} clusters"] * len(rgb_cl), sep="; ").str.strip("; ")
+    rgb_mx, _ = mixedlm(RGB, im, "cell", model="rgb_mixed")
+    ctx.results["study2_rgb_grouped"] = pd.concat([rgb_cl, rgb_mx], ignore_index=True)
+    ctx.add_model("rgb_ols_cluster", "As rgb_ols, SEs clustered by the race x gender x hair cell", RGB, rgb_cl)
+    ctx.add_model("rgb_mixed", "As rgb_ols, random intercept for the race x gender x hair cell (Wald z)",
+                  RGB + " + (1 | cell)", rgb_mx, re_var=float(rgb_mx["re_var"].iloc[0]),
+                  re_near_zero=bool(rgb_mx["re_near_zero"].iloc[0]))
 
     anovas = []
     for gender in ("men", "women"):
@@ -56,6 +171,15 @@ def fit(ctx):
     lowest = men_cells.loc[men_cells["mean"].idxmin()]
     bl["lowest_cell"] = f"{lowest['race']}:{lowest['hair']}"
     ctx.results["study2_black_men_long_hair"] = bl
+    emms, contrasts = [], []
+    for mid, formula, cov, what in BLACK_LONG_SPECS:
+        e, c = cell_contrasts(men, formula, cov, model=mid, target=("Black", "long"))
+        e["description"] = c["description"] = what
+        emms.append(e)
+        contrasts.append(c)
+        ctx.add_model(mid, f"Men: estimated marginal means of the race x hair cells, {what}", formula, c)
+    ctx.results["study2_black_long_emm"] = pd.concat(emms, ignore_index=True)
+    ctx.results["study2_black_long_contrasts"] = pd.concat(contrasts, ignore_index=True)
     ctx.add_model("s2_black_men_long_vs_other_men", "Welch t-test: Black men with long hair vs other men",
                   "score ~ (Black long vs other), men", bl)
 
@@ -67,6 +191,8 @@ def fit(ctx):
         n_aggregated=int(len(ctx.measures["study2agg_images"])) if "study2agg_images" in ctx.measures else None,
         n_ratings=int(len(ctx.measures["study2_ratings"])),
         median_raters=float(im["skintone_n"].median()),
+        gender_means={g: float(im.loc[im["gender"] == g, "score"].mean()) for g in LEVELS["gender"]},
+        men_long_share=float((im.loc[im["gender"] == "men", "hair"] == "long").mean()),
         rgb={t.split("_")[0] if t != "Intercept" else "intercept":
              dict(b=float(r.loc[t, "estimate"]), low=float(r.loc[t, "conf_low"]), high=float(r.loc[t, "conf_high"]),
                   p=float(r.loc[t, "p_value"]))
@@ -128,93 +254,86 @@ def figures(ctx):
                    label="tbl-s2-anova")
 
 
-def _claim_red(results):
-    """S2-red from the paper's Bayesian RGB model (``rgb_bayes``); OLS while it is not fitted."""
-    bayes = results.get("models_rgb_bayes")
-    if bayes is not None and len(bayes):
-        table, model, what = "models_rgb_bayes", "rgb_bayes", "posterior mean, 95% HDI"
-        df = bayes
-    else:
-        df = results.get("study2_rgb_ols")
-        if df is None:
+def _red_largest(r, results) -> bool:
+    """Red is the largest of the three colour slopes in the same model (and table)."""
+    for df in results.values():
+        if "model" in df.columns and "term" in df.columns and (df["model"] == r["model"]).any():
+            sl = df[(df["model"] == r["model"]) & df["term"].isin(["red_mean", "green_mean", "blue_mean"])]
+            if len(sl) == 3:
+                return bool(sl.set_index("term")["estimate"].idxmax() == "red_mean")
+    return False
+
+
+def _next_lowest(model: str, table: str = "study2_black_long_contrasts"):
+    def lookup(results):
+        df = results.get(table)
+        if df is None or not len(df):
             return None
-        table, model, what = "study2_rgb_ols", "rgb_ols", "OLS, 95% CI"
-    r = row(results, table, model, "red_mean")
-    if r is None:
-        return None
-    slopes = df[(df["model"] == model) & df["term"].isin(["red_mean", "green_mean", "blue_mean"])].set_index("term")["estimate"]
-    verdict = sign_rule(r["estimate"], r["conf_low"], r["conf_high"], +1)
-    if verdict == "reproduced" and slopes.idxmax() != "red_mean":
-        verdict = "not reproduced"
-    others = ", ".join(f"{t.split('_')[0]} {v:+.2f}" for t, v in slopes.items() if t != "red_mean")
-    ols_r = row(results, "study2_rgb_ols", "rgb_ols", "red_mean")
-    also = "" if ols_r is None or model == "rgb_ols" else f"; OLS red {ols_r['estimate']:+.2f} [{ols_r['conf_low']:.2f}, {ols_r['conf_high']:.2f}]"
-    return Estimate(r["estimate"], r["conf_low"], r["conf_high"], verdict,
-                    f"{table}: {model} red_mean ({what}, per unit of the 0-255 channel mean; {others}){also}")
-
-
-def _elicited_claim(term: str, sign: int, *, mean_only: bool = False):
-    """A Figure 7 claim from ``elicited_bayes`` (paper's specification), checked against the centred
-    specification and OLS: a verdict of the paper's specification that the centred one does not
-    share becomes ``inconclusive`` (specification-dependent)."""
-
-    def verdict_of(r):
-        if mean_only:
-            return "reproduced" if sign * r["estimate"] > 0 else "not reproduced"
-        return sign_rule(r["estimate"], r["conf_low"], r["conf_high"], sign)
-
-    def evaluate(results):
-        r = row(results, "models_elicited", "elicited_bayes", term)
-        if r is None:
+        hit = df[(df["model"] == model) & df["next_lowest"].astype(str).str.lower().eq("true")]
+        if hit.empty:
             return None
-        verdict = verdict_of(r)
-        notes = []
-        for mid, lab in (("elicited_bayes_centred", "centred spec"), ("elicited_ols", "OLS")):
-            o = row(results, "models_elicited", mid, term)
-            if o is None:
-                continue
-            v = verdict_of(o)
-            notes.append(f"{lab}: {o['estimate']:+.2f} [{o['conf_low']:.2f}, {o['conf_high']:.2f}] ({v})")
-            if mid == "elicited_bayes_centred" and verdict == "reproduced" and v != "reproduced":
-                verdict = "inconclusive"
-                notes.append("paper's verdict does not survive centring: specification-dependent")
-        div = r.get("divergences", 0)
-        if div and div == div and int(div) > 0:
-            notes.append(f"{int(div)} divergent transitions")
-        return Estimate(r["estimate"], r["conf_low"], r["conf_high"], verdict,
-                        f"models_elicited: elicited_bayes {term} (posterior mean, 95% HDI); " + "; ".join(notes))
-
-    return evaluate
+        r = hit.iloc[0]
+        return SpecResult(float(r["estimate"]), float(r["conf_low"]), float(r["conf_high"]), converged=True,
+                          method=str(r["method"]), source=f"{table}: {model} {r['term']}",
+                          note=f"next-lowest cell {r['other']}; Holm p over {int((df['model'] == model).sum())} "
+                               f"contrasts = {float(r['p_holm']):.3g}")
+    return lookup
 
 
-def _claim_black_long(results):
-    r = row(results, "study2_black_men_long_hair", "s2_black_men_long_vs_other_men", "score")
-    if r is None:
-        return None
-    verdict = sign_rule(r["estimate"], r["conf_low"], r["conf_high"], -1)
-    if verdict == "reproduced" and r["lowest_cell"] != "Black:long":
-        verdict = "inconclusive"
-    return Estimate(r["estimate"], r["conf_low"], r["conf_high"], verdict,
-                    "study2_black_men_long_hair: Black long-haired men - other men, mean score")
+def _balanced(model: str, term: str):
+    return Specification("balanced", "balanced 50-per-cell subset",
+                         result_row("models_sensitivity", f"{model}__balanced", term, dataset="balanced"),
+                         required=False)
 
 
 CLAIMS = [
     Claim("S2-red", "Red is the strongest positive colour predictor of score.",
-          "red +0.63, green -0.37, blue +0.22 (Bayesian RGB regression)",
-          "red slope's 95% HDI above 0 and red the largest of the three slopes in the paper's Bayesian RGB model "
-          "(rgb_bayes; OLS if it is not fitted)",
-          _claim_red),
+          "red +0.63, green -0.37, blue +0.22 (Bayesian RGB regression)", +1, [
+              Specification("paper", "paper's Bayesian model",
+                            result_row("models_rgb_bayes", "rgb_bayes", "red_mean", supports=_red_largest), role="paper"),
+              Specification("ols", "OLS", result_row("study2_rgb_ols", "rgb_ols", "red_mean", supports=_red_largest)),
+              Specification("ols_hc3", "OLS, HC3",
+                            result_row("study2_rgb_ols", "rgb_ols_hc3", "red_mean", supports=_red_largest)),
+              Specification("cluster", "OLS, cell-clustered",
+                            result_row("study2_rgb_grouped", "rgb_ols_cluster", "red_mean", supports=_red_largest)),
+              Specification("mixed", "mixed model, cell intercept (Wald z)",
+                            result_row("study2_rgb_grouped", "rgb_mixed", "red_mean", supports=_red_largest)),
+              _balanced("rgb_ols", "red_mean"),
+          ], quantity="red slope (score per unit channel mean)"),
     Claim("S2-black-men-long-hair", "Among men, Black men with long hair score lowest.",
-          "Black long-haired men lowest among men's cells",
-          "Black:long is the lowest men's cell and the Welch 95% CI of its difference to other men lies below 0",
-          _claim_black_long),
-    Claim("S2-femininity", "Perceived femininity raises the score (Grissom et al.'s Figure 7 model).", "+2.4 [0.07, 4.2]",
-          "95% HDI above 0 in the paper's specification (elicited_bayes); inconclusive if the centred "
-          "specification's HDI does not also lie above 0", _elicited_claim("femininity_mean", +1)),
-    Claim("S2-hair", "Longer perceived hair lowers the score (Grissom et al.'s Figure 7 model).", "-2.6 [-3.4, -1.8]",
-          "95% HDI below 0 in the paper's specification (elicited_bayes); inconclusive if the centred "
-          "specification's HDI does not also lie below 0", _elicited_claim("hair_length_mean", -1)),
-    Claim("S2-skintone", "Darker perceived skin tone lowers the score (Grissom et al.'s Figure 7 model).", "-1.9 [-3.8, 0.13]",
-          "posterior mean below 0 in the paper's specification (the paper's own HDI includes 0); inconclusive "
-          "if the centred specification's mean is not also below 0", _elicited_claim("skintone_mean", -1, mean_only=True)),
+          "Black long-haired men lowest among men's cells", -1, [
+              Specification("paper", "vs next-lowest cell, paper's model", _next_lowest("s2_black_long_emm"), role="paper"),
+              Specification("hc3", "vs next-lowest cell, HC3", _next_lowest("s2_black_long_emm_hc3")),
+              Specification("colour", "vs next-lowest, + colour, HC3", _next_lowest("s2_black_long_emm_colour")),
+              Specification("authors_file", "vs next-lowest cell, authors' file",
+                            _next_lowest("men_black_long_emm", "authors_black_long_contrasts"), required=False),
+              Specification("vs_all_men", "vs all other men, Welch (description)",
+                            result_row("study2_black_men_long_hair", "s2_black_men_long_vs_other_men", "score"),
+                            role="description"),
+          ], quantity="score difference (Black long minus cell)"),
+]
+
+
+def _elicited_specs(term: str) -> list[Specification]:
+    z = "z_" + term
+    return [
+        Specification("paper", "paper's Bayesian model", result_row("models_elicited", "elicited_bayes", term),
+                      role="paper"),
+        Specification("centred", "Bayes, centred predictors",
+                      result_row("models_elicited", "elicited_bayes_centred", term)),
+        Specification("ols_hc3", "OLS, HC3", result_row("models_elicited", "elicited_ols_hc3", term)),
+        Specification("cluster", "OLS, cell-clustered", result_row("models_elicited", "elicited_ols_cluster", term)),
+        Specification("mixed", "mixed, standardised, + luminance (Wald z)",
+                      result_row("models_elicited_mixed", "elicited_mixed", z)),
+        _balanced("elicited_ols", term),
+    ]
+
+
+CLAIMS += [
+    Claim("S2-femininity", "Perceived femininity raises the score (Grissom et al.'s Figure 7 model).", "+2.4 [0.07, 4.2]", +1,
+          _elicited_specs("femininity_mean"), quantity="slope (score per rating point)"),
+    Claim("S2-hair", "Longer perceived hair lowers the score (Grissom et al.'s Figure 7 model).", "-2.6 [-3.4, -1.8]", -1,
+          _elicited_specs("hair_length_mean"), quantity="slope (score per rating point)"),
+    Claim("S2-skintone", "Darker perceived skin tone lowers the score (Grissom et al.'s Figure 7 model).", "-1.9 [-3.8, 0.13]", -1,
+          _elicited_specs("skintone_mean"), quantity="slope (score per rating point)"),
 ]

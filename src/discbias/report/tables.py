@@ -746,18 +746,60 @@ def issue_summary(issues: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
     return out.rename(columns={"source": "File", "problem": "Problem", "action": "Action"})
 
 
+def _true(x) -> bool:
+    return x if isinstance(x, bool) else str(x).strip().lower() == "true"
+
+
+def claims_long_table(claims: pd.DataFrame, specs: pd.DataFrame | None) -> pd.DataFrame:
+    """The claims table as printed: one row per claim x specification (claim and verdict on its
+    first row), estimate and 95% interval, and what the specification says; a claim without
+    specifications (``not tested``) gets one row saying what it needs.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame(dict(claim_id=["A", "B"], verdict=["fragile", "not tested"], needs=["", "weights"]))
+    >>> s = pd.DataFrame(dict(claim_id=["A", "A"], label=["paper", "OLS"], role=["paper", "robustness"],
+    ...                       estimate=[1.0, 0.5], conf_low=[0.5, -0.1], conf_high=[1.5, 1.1],
+    ...                       outcome=["supports", "includes 0"]))
+    >>> claims_long_table(c, s)["Claim"].tolist()
+    ['A', '', 'B']
+    """
+    rows = []
+    for _, c in claims.iterrows():
+        sub = specs[specs["claim_id"] == c["claim_id"]] if specs is not None and len(specs) else specs
+        if sub is None or not len(sub):
+            needs = c.get("needs", "")
+            rows.append({"Claim": c["claim_id"], "Verdict": c["verdict"],
+                         "Specification": f"needs {needs}" if isinstance(needs, str) and needs else "none estimated",
+                         "Estimate": float("nan"), "95% low": float("nan"), "95% high": float("nan"), "Outcome": "—"})
+            continue
+        for k, (_, s) in enumerate(sub.iterrows()):
+            lab = s["label"] + (" [paper]" if s["role"] == "paper" else "")
+            out = s["outcome"]
+            if out == "missing" and not _true(s.get("required", True)):
+                out = "not available (optional)"
+            elif s["role"] == "description":
+                out = f"{out} (not used)"
+            rows.append({"Claim": c["claim_id"] if k == 0 else "", "Verdict": c["verdict"] if k == 0 else "",
+                         "Specification": lab, "Estimate": s["estimate"], "95% low": s["conf_low"],
+                         "95% high": s["conf_high"],
+                         "Outcome": out})
+    return pd.DataFrame(rows)
+
+
 def common_tables(ctx) -> None:
     """Tables every paper has: claims, provenance, models, data issues, software versions."""
     claims = ctx.results["claims"]
-    t = pd.DataFrame({"Claim": claims["claim_id"], "Paper": claims["paper_value"], "Estimate": claims["estimate"],
-                      "95% low": claims["conf_low"], "95% high": claims["conf_high"], "Verdict": claims["verdict"]})
-    ctx.save_table(t, "claims", digits={"Estimate": 3, "95% low": 3, "95% high": 3},
-                   caption="Claims of Grissom II et al. (2024) and our verdicts.",
+    specs = ctx.results.get("claims_specifications")
+    ctx.save_table(claims_long_table(claims, specs), "claims",
+                   digits={"Estimate": 3, "95% low": 3, "95% high": 3},
+                   caption="Claims of Grissom II et al. (2024): every specification's estimate and 95% interval, "
+                           "and the verdict.",
                    label="tbl-claims")
-    rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"], "Verdict rule": claims["rule"],
-                          "Source": claims["source"].fillna("")})
+    rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"],
+                          "Paper": claims["paper_value"], "Reason for the verdict": claims["reason"].fillna("")})
     ctx.save_table(rules, "claim_rules",
-                   caption="Verdict rules, as implemented in code, and the result each claim reads.",
+                   caption="What each claim states, what the paper reported, and the reason for its verdict.",
                    label="tbl-claim-rules")
     prov = ctx.results["provenance"]
     ctx.save_table(pd.DataFrame({"File": prov["file"], "Rows": prov["rows_expected"],

@@ -167,7 +167,8 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
     # Study 1: 70k-style file; blue mean drives the score.
     rgb = rng.uniform(20, 230, size=(n_ffhq, 3))
     lum = (0.2126 * rgb[:, 0] + 0.7152 * rgb[:, 1] + 0.0722 * rgb[:, 2]) / 255
-    score = 100 + 120 * lum + rng.normal(0, 10, n_ffhq)
+    # the blue mean (released as "luminance") also drives the score, as on the released data (r about 0.4)
+    score = 100 + 120 * lum + 0.2 * rgb[:, 2] + rng.normal(0, 10, n_ffhq)
     perm = rng.permutation(n_ffhq)
     ids = [f"{i:05d}.png" for i in perm]
     pd.DataFrame({"image_id": ids, "scores": score, "luminance": rgb[:, 2]}).to_csv(mirror / "ffhq.csv")
@@ -206,7 +207,7 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
     c = rng.uniform(40, 220, size=(n2, 3))
     lum2 = (0.2126 * c[:, 0] + 0.7152 * c[:, 1] + 0.0722 * c[:, 2]) / 255
     sc2 = 60 + 0.6 * c[:, 0] - 0.3 * c[:, 1] + 0.2 * c[:, 2] + rng.normal(0, 8, n2)
-    sc2 -= 45 * ((s2["race"] == "Black") & (s2["gen"] == "men") & (s2["hair"] == "long")).to_numpy()
+    sc2 -= 80 * ((s2["race"] == "Black") & (s2["gen"] == "men") & (s2["hair"] == "long")).to_numpy()
     base = pd.DataFrame({"X": np.arange(1, n2 + 1), "stim.race": s2["race"], "stim.gen": s2["gen"],
                          "hairlength": s2["hair"], "stim.num": [n.split(".")[0][3:] + ".png" for n in s2["name"]],
                          "fullstimname": s2["name"], "men.low.agree": "No", "dup": "No", "matches_prompt": "Yes",
