@@ -101,7 +101,7 @@ def cell_contrasts(data: pd.DataFrame, formula: str, cov_type: str, *, model: st
     design_info = getattr(mdata, "design_info", None) or mdata.model_spec
     X = np.asarray(patsy.build_design_matrices([design_info], grid, return_type="dataframe")[0])
     labels = [":".join(str(r[f]) for f in factors) for _, r in grid.iterrows()]
-    at = ", ".join(f"{c} = {d[c].mean():.3g}" for c in covs)
+    at = ", ".join(f"{c.replace('_', ' ')} = {d[c].mean():.3g}" for c in covs)  # words, not column ids
     method = (f"OLS ({cov_type} covariance) estimated marginal means at {at or 'no covariates'}; "
               "statsmodels t_test of the design-row difference")
     common = dict(model=model, conf_level=conf_level, method=method, n_obs=int(fit_.nobs), converged=True,
