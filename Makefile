@@ -18,7 +18,7 @@ FIT_SRC := $(shell find src/discbias -name '*.py' -not -path '*/report/*' 2>/dev
 ALL_SRC := $(shell find src/discbias -type f 2>/dev/null)
 TEMPLATES := $(shell find report -type f 2>/dev/null)
 
-.PHONY: help setup report fetch measure fit figures render bundle verify test bench probes-demo clean distclean FORCE
+.PHONY: help setup report fetch measure fit figures render bundle verify test test-all bench probes-demo clean distclean FORCE
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ verify: | $(VENV)/.installed ## compare build/ with a bundle: make verify BUNDLE
 
 test: | $(VENV)/.installed ## run the test suite (unit, integration through the data mirror, end to end)
 	$(PY) -m pytest
+
+test-all: | $(VENV)/.installed ## the test suite plus the expensive sampler-equivalence test (about 5 more minutes)
+	DISCBIAS_EXPENSIVE_TESTS=1 $(PY) -m pytest
 
 probes-demo: | $(VENV)/.installed ## mechanics demo of the probes on an untrained D, watermarked (build/probes-demo/)
 	$(PY) -m discbias.probes.demo --config analysis/probes-demo.toml

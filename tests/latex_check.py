@@ -68,4 +68,4 @@ def compile_tables(paths: list[Path], workdir: Path) -> subprocess.CompletedProc
     doc = PREAMBLE + "\n".join(rf"\input{{{p.resolve().as_posix()}}}" + "\n\\clearpage" for p in paths)
     doc += "\n\\end{document}\n"
     (workdir / "tables.tex").write_text(doc)
-    return subprocess.run([*engine, "tables.tex"], cwd=workdir, capture_output=True, text=True, timeout=240)
+    return subprocess.run([*engine, "tables.tex"], cwd=workdir, capture_output=True, text=True, errors="replace", timeout=240)

@@ -172,7 +172,7 @@ def test_face_block_split_into_demographic_and_other(planted):
     # each part adds no more than the whole face block
     assert b.loc["block:face_demographic", "estimate"] <= b.loc["block:face", "estimate"] + 1e-12
     assert b["multiple_testing"].eq("Holm over the 4 block tests").all()
-    claims = evaluate_claims({"ffhq_strat_blocks": reg["blocks"]}).set_index("claim_id")
+    claims = evaluate_claims({"ffhq_strat_blocks": reg["blocks"]}, fs.CLAIMS)[0].set_index("claim_id")
     assert claims.loc["S1-stratified-face", "estimate"] == pytest.approx(b.loc["block:face_demographic", "estimate"])
 
 

@@ -1,5 +1,7 @@
 """Bayesian models on simulated data: posterior means near the truth (few draws; full runs in make report)."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,7 +72,10 @@ def test_posterior_table_flags_divergences_and_rhat():
     assert int(t.loc[0, "divergences"]) == 3
 
 
-@pytest.mark.slow  # ~10 min on a busy 2-core machine (two models, 4 x 2000 draws each)
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DISCBIAS_EXPENSIVE_TESTS"),
+                    reason="expensive (two models, 4 x 2000 draws each; about 5 min alone on 2 cores): "
+                           "`make test-all` or DISCBIAS_EXPENSIVE_TESTS=1 runs it")
 def test_reparametrized_model_samples_the_same_posterior():
     """The default coordinates (centred-predictor intercept with the paper's prior on the implied
     uncentred intercept; slopes b = mu + s * w, w ~ StudentT) are a change of variables of the

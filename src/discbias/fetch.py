@@ -443,7 +443,7 @@ def fetch_all(config: StudyConfig, raw_dir: str | os.PathLike, **kwargs) -> list
     >>> res = fetch_all(load_config(cfg), cfg.parent.parent / "data" / "raw",
     ...                 mirror=cfg.parent.parent / "mirror", allow_download=False, progress=False)
     >>> len(res), all(r.path.exists() for r in res)
-    (6, True)
+    (8, True)
     """
     results, errors = [], []
     for src in config.sources.values():

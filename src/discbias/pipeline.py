@@ -140,7 +140,7 @@ def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
     >>> cfg, paths = load_config(cfg_path), project_paths(cfg_path.parent.parent)
     >>> _ = fetch_all(cfg, paths.raw, mirror=cfg_path.parent.parent / "mirror", allow_download=False, progress=False)
     >>> len(verify_raw(cfg, paths))
-    6
+    8
     """
     memo_path = paths.cache / _MEMO
     try:

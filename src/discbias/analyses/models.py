@@ -326,7 +326,7 @@ def fit(ctx):
         values["tree"] = dict(root=root["feature"], root_threshold=float(root["threshold"]),
                               cv_r2=float(tt.loc["cv_r2", "estimate"]), cv_low=float(tt.loc["cv_r2", "conf_low"]),
                               cv_high=float(tt.loc["cv_r2", "conf_high"]), train_r2=float(tt.loc["train_r2", "estimate"]),
-                              depth1=", ".join(sorted(set(sp[sp["depth"] == 1]["feature"]))),
+                              depth1=sorted(set(sp[sp["depth"] == 1]["feature"])),
                               cv_r2_ratings_only=float(tr4.set_index("term").loc["cv_r2", "estimate"]),
                               root_ratings_only=str(sp4[sp4["depth"] == 0]["feature"].iloc[0]))
 

@@ -262,7 +262,8 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "\u2074": r"\textsuperscript{4}", "\u2075": r"\textsuperscript{5}", "\u2076": r"\textsuperscript{6}",
                   "\u2077": r"\textsuperscript{7}", "\u2078": r"\textsuperscript{8}", "\u2079": r"\textsuperscript{9}",
                   "\u2019": "'", "\u2018": "`", "\u201c": "``", "\u201d": "''", "\u2026": r"\ldots{}",
-                  "\u2248": r"\ensuremath{\approx}", "\u2212": r"\ensuremath{-}", "\u00a0": "~"}
+                  "\u2248": r"\ensuremath{\approx}", "\u2212": r"\ensuremath{-}", "\u00a0": "~",
+                  "\u200b": r"\allowbreak{}"}
 
 
 def latex_escape(s: str) -> str:

@@ -239,7 +239,9 @@ def make_synthetic_study(root: str | Path, *, seed: int = 0, n_ffhq: int = 2000,
              'paper = "none (synthetic data)"', 'released_scores_protocol = "grissom2024"', '',
              '[paper]', 'title = "Synthetic study in the released schema"',
              'authors = [{name = "Test Author", affiliation = "Synthetic Institute"}]',
-             'keywords = ["synthetic data", "discriminator bias"]', '', '[upstream]', 'repository = "example/synthetic"',
+             'keywords = ["synthetic data", "discriminator bias"]', '',
+             "# small sampler and bootstrap sizes: a test-sized build (the models are the same)",
+             '[models]', 'draws = 500', 'tune = 500', 'chains = 2', 'n_boot = 30', '', '[upstream]', 'repository = "example/synthetic"',
              'commit = "0000000"', 'url = ""', 'licence = "synthetic data, no licence needed"', '']
     for name, (fname, rows_) in files.items():
         digest = hashlib.sha256((mirror / fname).read_bytes()).hexdigest()
