@@ -44,12 +44,28 @@ def real_config():
     return load_config(REPO / "analysis" / "grissom2024.toml")
 
 
+def _shared_dir(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this run sees (the run's base temp folder without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def synthetic_study(tmp_path_factory) -> Path:
-    """A synthetic study in the released schema: returns its configuration path (root = parent.parent)."""
+    """A synthetic study in the released schema: returns its configuration path (root = parent.parent).
+
+    Made once per run: under pytest-xdist the workers share it (a file lock), so the synthetic
+    build below is also made once."""
+    from filelock import FileLock
+
     from discbias.studies.synthetic import make_synthetic_study
 
-    return make_synthetic_study(tmp_path_factory.mktemp("synthetic"), n_ffhq=1500, n_per_cell=15)
+    shared = _shared_dir(tmp_path_factory)
+    with FileLock(str(shared / "synthetic-study.lock")):
+        cfg = shared / "synthetic" / "analysis" / "synthetic.toml"
+        if not cfg.exists():
+            cfg = make_synthetic_study(shared / "synthetic", n_ffhq=1500, n_per_cell=15)
+    return cfg
 
 
 @pytest.fixture(scope="session")
@@ -58,23 +74,22 @@ def synthetic_build(synthetic_study) -> Path:
     root (``build/`` under it). The mirror, templates and pandoc renderer are set while it builds."""
     from discbias.cli import main
 
+    from filelock import FileLock
+
     root = synthetic_study.parent.parent
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DISCBIAS_DATA_MIRROR", str(root / "mirror"))
-    mp.setenv("DISCBIAS_TEMPLATES", str(REPO / "report"))
-    mp.setenv("DISCBIAS_NO_QUARTO", "1")
-    try:
-        args = ["--config", str(synthetic_study), "--root", str(root)]
-        for stage in ("fetch", "measure", "fit", "figures", "render"):
-            assert main([stage, *args]) == 0, stage
-    finally:
-        mp.undo()
+    done = root / "build" / ".synthetic-build-done"
+    with FileLock(str(root.parent / "synthetic-build.lock")):  # one build per run, shared by the xdist workers
+        if not done.exists():
+            mp = pytest.MonkeyPatch()
+            mp.setenv("DISCBIAS_DATA_MIRROR", str(root / "mirror"))
+            mp.setenv("DISCBIAS_TEMPLATES", str(REPO / "report"))
+            mp.setenv("DISCBIAS_NO_QUARTO", "1")
+            try:
+                args = ["--config", str(synthetic_study), "--root", str(root)]
+                for stage in ("fetch", "measure", "fit", "figures", "render"):
+                    assert main([stage, *args]) == 0, stage
+            finally:
+                mp.undo()
+            done.touch()
     return root
 
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``), the tests that share the synthetic build run on one
-    worker, so the session builds it once."""
-    for item in items:
-        if "synthetic_build" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("synthetic_build"))

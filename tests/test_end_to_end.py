@@ -48,7 +48,7 @@ def test_pipeline_renders_paper_from_synthetic_study(synthetic_build):
     # the authors' files and the ledger of their analyses (synthetic files: no R comparison, and it says so)
     ledger = pd.read_csv(build / "results" / "authors_ledger.csv")
     assert {"men_anova_paper", "women_anova_paper"} <= set(pd.read_csv(build / "results" / "authors_anova.csv")["model"])
-    assert "ledger of the authors" in html and ledger["script"].iloc[0] in html
+    assert "Ledger of the authors" in html and ledger["script"].iloc[0] in html
     assert values["authors"]["reference"]["n_values"] == 0 and "were not compared with the R reference" in html
 
 
