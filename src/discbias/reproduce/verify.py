@@ -53,7 +53,8 @@ TIMING = re.compile(r"(seconds|(^|_)time($|_)|elapsed|duration|timestamp|build_d
 #: Keys of ``values.json`` (regular expression on the dotted path) that are not results: timings,
 #: dates, build stamps and the software versions (compared in the environment section instead).
 VALUES_SKIP = re.compile(r"(seconds|timing|_time($|\.)|timestamp|build_date|stamp|created|^meta\.software\.|^meta\.code_commit\.|"
-                         r"^meta\.discbias_version$)", re.I)
+                         r"^meta\.discbias_version$|"
+                         r"^meta\.config\.config$)", re.I)  # last: where the configuration lay on the building machine
 #: Keys of ``values.json`` that hold sampler diagnostics (not compared; they change with the seed).
 VALUES_DIAGNOSTIC = re.compile(r"(r_?hat|(^|[._])ess|divergen|converged)", re.I)
 _POSTERIOR = re.compile(r"bayes|posterior|\bHDI\b", re.I)
