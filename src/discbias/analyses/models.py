@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import result_frame
-from ..stats.bayes import SamplerSettings, elicited_bayes, rgb_bayes
+from ..stats.bayes import MAX_RHAT, MIN_ESS, SamplerSettings, elicited_bayes, rgb_bayes
 from ..stats.correlation import add_holm, partial_correlations
 from ..stats.mixed import cell_marginal_means, mixedlm, nested_variance_components
 from ..stats.regression import ols
@@ -228,7 +228,8 @@ def fit(ctx):
     agg = agg_all[agg_all["valid"]].copy() if agg_all is not None else None
     ratings = ctx.measures["study2_ratings"]
     res = {}
-    values: dict = dict(sampler=settings.describe(), n_boot=n_boot, icc_k=ICC_K)
+    values: dict = dict(sampler=settings.describe(), n_boot=n_boot, icc_k=ICC_K,
+                        convergence=dict(max_r_hat=MAX_RHAT, min_ess=MIN_ESS))
 
     # --- colour: the paper's Bayesian RGB model ---
     rgb_b, _ = rgb_bayes(im, "score", tuple(RGB), model="rgb_bayes", settings=settings)
@@ -488,7 +489,8 @@ def figures(ctx):
                       "Converged": bay["converged"].astype(str).str.lower().eq("true").map({True: "yes", False: "no"})})
     ctx.save_table(t, "models_bayes", digits={"Mean": 3, "SD": 3, "HDI low": 3, "HDI high": 3, "R-hat": 3,
                                                "ESS bulk": 0, "ESS tail": 0, "Divergences": 0},
-                   caption="Bayesian fits: posterior mean, SD, 95% HDI, R-hat, bulk and tail effective sample sizes, divergent transitions and whether the fit meets the convergence criteria (R-hat ≤ 1.01, both ESS ≥ 400, no divergences).",
+                   caption="Bayesian fits: posterior mean, SD, 95% HDI, R-hat, bulk and tail effective sample sizes, divergent transitions and whether the fit meets the convergence criteria "
+                           f"(R-hat ≤ {MAX_RHAT}, both ESS ≥ {MIN_ESS}, no divergences).",
                    label="tbl-models-bayes")
 
     mx = res["models_elicited_mixed"]
