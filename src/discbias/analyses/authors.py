@@ -553,3 +553,27 @@ def figures(ctx):
                        caption="Ledger of the authors' analyses: script, the file it reads (n rows used), status "
                                "and our model ids.",
                        label="tbl-authors-ledger")
+
+
+FIT_TABLES = ["authors_lm", "authors_anova", "authors_reference", "authors_python", "authors_ledger",
+              "authors_black_long_contrasts"]
+#: Other analyses' results the ledger compares with.
+LEDGER_READS = ["models_rgb_bayes", "study2_rgb_ols", "models_race_gender_hair", "models_elicited", "models_tree"]
+
+
+def steps(config, paths) -> list:
+    """This module's steps: the authors' files adapter, the re-fits and ledger, and figures.
+
+    The fit also reads the raw files (their sha256, the tree re-run) and the R reference file,
+    whose stamp is a parameter of the step.
+    """
+    from ..stages import RAW_INPUT, figure_step, files_stamp, fit_step, measure_step
+
+    ref = paths.resolve(str((getattr(config, "raw", None) or {}).get("authors", {}).get("r_reference", R_REFERENCE)))
+    meas = ["authors_men", "authors_women", "study2_images", "study2agg_images"]
+    return [
+        measure_step("authors:adapt", measure, optional_writes=["authors_men", "authors_women"]),
+        fit_step("authors", fit, optional_measures=meas, optional_results=LEDGER_READS, optional_writes=FIT_TABLES,
+                 inputs=[RAW_INPUT], params={"r_reference": files_stamp(ref)}),
+        figure_step("authors:figures", figures, optional_measures=meas, optional_results=FIT_TABLES),
+    ]

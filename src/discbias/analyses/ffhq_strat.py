@@ -1095,3 +1095,21 @@ CLAIMS = [
                          role="paper")],
           quantity="incremental R²"),
 ]
+
+
+FIT_TABLES = ["ffhq_strat_groups", "ffhq_strat_cells", "ffhq_strat_bin_shares", "ffhq_strat_quality_bins",
+              "ffhq_strat_quality_curves", "ffhq_strat_quality_tests", "ffhq_strat_coefficients", "ffhq_strat_blocks",
+              "ffhq_strat_variance", "ffhq_strat_gender_contrast"]
+
+
+def steps(config, paths) -> list:
+    """This module's steps: the FFHQ face-attribute adapter, the stratified fit (with its claims) and figures."""
+    from ..stages import figure_step, fit_step, measure_step
+
+    return [
+        measure_step("ffhq_strat:adapt", measure, optional_writes=["ffhq_features"]),
+        fit_step("ffhq_strat", fit, measures=["ffhq_scores"], optional_measures=["ffhq_features", "study2_images"],
+                 optional_writes=FIT_TABLES, claims=CLAIMS),
+        figure_step("ffhq_strat:figures", figures, measures=["ffhq_scores"],
+                    optional_measures=["ffhq_features", "study2_images"], optional_results=FIT_TABLES),
+    ]

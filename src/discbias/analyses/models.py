@@ -596,3 +596,24 @@ def _tree_figure(ctx, sp: pd.DataFrame, max_depth: int = 3):
     ax.axis("off")
     ax.set_title(f"Regression tree (depth 5), first {max_depth} levels")
     ctx.save_figure(fig, "models_tree")
+
+
+FIT_TABLES = ["models_rgb_bayes", "models_elicited", "models_elicited_mixed", "models_partial_corr", "models_tree",
+              "models_tree_splits", "models_standardized", "models_race_gender_hair", "models_cell_emm",
+              "models_variance_components", "models_reliability", "models_sensitivity"]
+MEASURES = ["study2_images", "study2_ratings"]
+OPTIONAL_MEASURES = ["study2agg_images", "study2bal_images", "study2balagg_images", "study2_uncleaned_images"]
+
+
+def steps(config, paths) -> list:
+    """This module's steps: the sensitivity adapters (balanced subset, uncleaned file), the Study 2 models, figures."""
+    from ..stages import figure_step, fit_step, measure_step
+
+    return [
+        measure_step("models:adapt", measure, optional_writes=["study2bal_images", "study2balagg_images",
+                                                               "study2_uncleaned_images"]),
+        fit_step("models", fit, measures=MEASURES, optional_measures=OPTIONAL_MEASURES, results=["study2_rgb_ols"],
+                 optional_writes=FIT_TABLES),
+        figure_step("models:figures", figures, measures=MEASURES, optional_measures=OPTIONAL_MEASURES,
+                    optional_results=FIT_TABLES + ["study2_rgb_ols"]),
+    ]

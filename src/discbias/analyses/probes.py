@@ -367,3 +367,24 @@ def figures(ctx):
                                Wald_p="Level effect p"),
                    caption="Preferred level per probe and protocol (parametric-bootstrap 95% interval), slope of the score at the original image, joint test of the level terms, and model diagnostics.",
                    label="tbl-probes-dose")
+
+
+FIT_TABLES = ["probe_dose_response", "probe_curves", "probe_fields", "probe_training_curves", "probe_training"]
+
+
+def steps(config, paths) -> list:
+    """This module's steps: generate and score the probes (weights and images outside the store are
+    stamped into the parameters), the dose-response fit and figures."""
+    from ..stages import figure_step, files_stamp, fit_step, measure_step
+
+    try:
+        s = settings(config, paths)
+    except (KeyError, ValueError, TypeError):  # invalid settings fail in the step itself, with their message
+        s = {}
+    stamp = files_stamp(*[s.get(k) for k in ("weights_path", "images_path") if s.get(k)]) if s.get("available") else ""
+    meas = ["probe_scores", "probe_reference"]
+    return [
+        measure_step("probes:score", measure, optional_writes=meas, params={"inputs": stamp}),
+        fit_step("probes", fit, section=SECTION, optional_measures=meas, optional_writes=FIT_TABLES),
+        figure_step("probes:figures", figures, optional_measures=meas, optional_results=FIT_TABLES),
+    ]

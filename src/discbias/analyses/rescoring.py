@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -75,32 +76,72 @@ def _from_cache(cache, study, table, id_col, path, issues, file_label):
     return out
 
 
+def import_released(ctx, tables: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Step ``rescoring:import``: the released scores through the score cache.
+
+    ``tables`` holds the adapters' tables ``released/ffhq_scores`` (Study 1) and
+    ``released/study2_images`` (Study 2), where configured; returns ``ffhq_scores`` and
+    ``study2_images`` with ``score`` read back from the cache (a mismatch is a data issue) and a
+    ``score_provenance`` column. These are the tables the analyses fit: the adapters' tables have
+    other names, so each table has one writer.
+    """
+    cfg = ctx.config
+    out: dict[str, pd.DataFrame] = {}
+    issues: list[dict] = []
+    s1, s2 = tables.get("released/ffhq_scores"), tables.get("released/study2_images")
+    if s1 is None and s2 is None:
+        return out, pd.DataFrame(columns=ISSUE_COLUMNS)
+    cache = _cache(ctx, _scoring(ctx))
+    try:
+        if s1 is not None:
+            path = ctx.raw("study1_scores")
+            out["ffhq_scores"] = _from_cache(cache, study_key(cfg, "study1"), s1, "image_id", path, issues, path.name)
+        if s2 is not None:
+            path = ctx.raw("study2_images")
+            out["study2_images"] = _from_cache(cache, study_key(cfg, "study2"), s2, "image", path, issues, path.name)
+    finally:
+        cache.close()
+    return out, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+
+
+def rescore(ctx) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Step ``rescoring:score``: score the configured images under each protocol (through the cache).
+
+    Returns ``rescored_scores`` and ``rescored_images`` when the ``[scoring]`` table names weights
+    and images; nothing otherwise.
+    """
+    sc = _scoring(ctx)
+    if not sc.enabled:
+        return {}, pd.DataFrame(columns=ISSUE_COLUMNS)
+    issues: list[dict] = []
+    cache = _cache(ctx, sc)
+    try:
+        tables = _rescore(sc, cache, issues)
+    finally:
+        cache.close()
+    return tables, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+
+
 def measure(ctx):
+    """Both measure steps of this module at once, reading the released files itself (for scripts and tests
+    that run one analysis without the engine): ``ffhq_scores`` / ``study2_images`` from the score cache and,
+    with weights and images configured, ``rescored_scores`` / ``rescored_images``."""
     from ..studies.grissom2024 import read_ffhq_scores, read_study2
 
-    sc = _scoring(ctx)
     cfg = ctx.config
-    tables: dict[str, pd.DataFrame] = {}
-    issues: list[dict] = []
-    if not (cfg.has_role("study1_scores") or cfg.has_role("study2_images") or sc.enabled):
-        return tables, pd.DataFrame(columns=ISSUE_COLUMNS)
-    cache = _cache(ctx, sc)
-    # The adapters' own data issues are reported by study1/study2's measure; here only the cache.
+    released = {}
     if cfg.has_role("study1_scores"):
-        path = ctx.raw("study1_scores")
-        a = read_ffhq_scores(path, expected_rows=ctx.expected_rows("study1_scores"), on_invalid="report")
-        tables["ffhq_scores"] = _from_cache(cache, study_key(cfg, "study1"), a.tables["ffhq_scores"], "image_id", path,
-                                            issues, path.name)
+        released["released/ffhq_scores"] = read_ffhq_scores(
+            ctx.raw("study1_scores"), expected_rows=ctx.expected_rows("study1_scores"),
+            on_invalid="report").tables["ffhq_scores"]
     if cfg.has_role("study2_images"):
-        path = ctx.raw("study2_images")
-        b = read_study2(path, expected_rows=ctx.expected_rows("study2_images"), on_invalid="report",
-                        table_prefix="study2")
-        im = b.tables["study2_images"]
-        tables["study2_images"] = _from_cache(cache, study_key(cfg, "study2"), im, "image", path, issues, path.name)
-    if sc.enabled:
-        tables.update(_rescore(sc, cache, issues))
-    cache.close()
-    return tables, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+        released["released/study2_images"] = read_study2(
+            ctx.raw("study2_images"), expected_rows=ctx.expected_rows("study2_images"), on_invalid="report",
+            table_prefix="study2").tables["study2_images"]
+    tables, issues = import_released(ctx, released)
+    more, issues2 = rescore(ctx)
+    tables.update(more)
+    return tables, pd.concat([issues, issues2], ignore_index=True)
 
 
 def _rescore(sc, cache, issues) -> dict[str, pd.DataFrame]:
@@ -356,3 +397,30 @@ def figures(ctx):
                    .drop(columns=["weights_sha256"]), "rs_summary", digits={"Mean score": 3, "SD": 3},
                    caption="Scores per protocol on the common image set (released scores read from the cache).",
                    label="tbl-rs-summary")
+
+
+def steps(config, paths) -> list:
+    """This module's steps: import the released scores, rescore, and the protocol-sensitivity fit and figures."""
+    from ..stages import R, M, figure_step, files_stamp, fit_step, measure_step
+
+    sc = None
+    try:
+        from ..scoring.config import scoring_config
+
+        sc = scoring_config(config, paths.root)
+    except (KeyError, ValueError, TypeError):  # an invalid [scoring] table fails in the step itself, with its message
+        pass
+    stamp = files_stamp(sc.images, sc.weights if sc.weights and Path(str(sc.weights)).exists() else None) \
+        if sc is not None and sc.enabled else ""
+    fits = ["rescoring_agreement", "rescoring_tests", "rescoring_claims", "rescoring_summary"]
+    return [
+        measure_step("rescoring:import", import_released, optional_writes=["ffhq_scores", "study2_images"],
+                     optional_reads=["released/ffhq_scores", "released/study2_images"]),
+        measure_step("rescoring:score", rescore, optional_writes=["rescored_scores", "rescored_images"],
+                     params={"inputs": stamp}),
+        fit_step("rescoring", fit, optional_measures=["ffhq_scores", "study2_images", "rescored_scores",
+                                                      "rescored_images", "top_bottom_race"],
+                 optional_writes=fits),
+        figure_step("rescoring:figures", figures, optional_measures=["ffhq_scores", "rescored_scores"],
+                    optional_results=fits),
+    ]

@@ -259,3 +259,25 @@ CLAIMS = [
           needs="the discriminator's weights and images to score, and a comparison of the probes' responses with "
                 "the training (FFHQ) distribution of the same attributes"),
 ]
+
+
+FIT_TABLES = ["study1_score_distribution", "study1_correlations", "study1_luminance_all", "study1_top_bottom_tests",
+              "study1_race_logit", "study1_race_shares", "study1_race_chisq"]
+
+
+def steps(config, paths) -> list:
+    """This module's steps: the Study 1 adapters, the fit (with the Study 1 claims) and its figures.
+
+    The adapter's score table is ``released/ffhq_scores``; ``measures/ffhq_scores`` (what the fit
+    reads) is written by ``rescoring:import`` with the scores read back from the score cache.
+    """
+    from ..stages import figure_step, fit_step, measure_step
+
+    meas = ["ffhq_scores", "top_bottom", "top_bottom_race"]
+    return [
+        measure_step("study1:adapt", measure, writes=["ffhq_scores", "top_bottom", "top_bottom_race",
+                                                      "top_bottom_ratings"],
+                     rename={"ffhq_scores": "released/ffhq_scores"}),
+        fit_step("study1", fit, measures=meas, writes=FIT_TABLES, claims=CLAIMS),
+        figure_step("study1:figures", figures, measures=meas, results=FIT_TABLES),
+    ]

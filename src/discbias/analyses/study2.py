@@ -337,3 +337,25 @@ CLAIMS += [
     Claim("S2-skintone", "Darker perceived skin tone lowers the score (Grissom et al.'s Figure 7 model).", "-1.9 [-3.8, 0.13]", -1,
           _elicited_specs("skintone_mean"), quantity="slope (score per rating point)"),
 ]
+
+
+FIT_TABLES = ["study2_cell_means", "study2_rgb_ols", "study2_rgb_grouped", "study2_anova", "study2_black_men_long_hair",
+              "study2_black_long_emm", "study2_black_long_contrasts"]
+
+
+def steps(config, paths) -> list:
+    """This module's steps: the Study 2 adapters, the fit (with the Study 2 claims) and its figures.
+
+    The adapter's image table is ``released/study2_images``; ``measures/study2_images`` is written
+    by ``rescoring:import`` (scores read back from the score cache).
+    """
+    from ..stages import figure_step, fit_step, measure_step
+
+    return [
+        measure_step("study2:adapt", measure, writes=["study2_images", "study2_race", "study2_ratings"],
+                     optional_writes=["study2agg_images", "study2agg_race", "study2agg_ratings"],
+                     rename={"study2_images": "released/study2_images"}),
+        fit_step("study2", fit, measures=["study2_images", "study2_ratings"], optional_measures=["study2agg_images"],
+                 writes=FIT_TABLES, claims=CLAIMS),
+        figure_step("study2:figures", figures, measures=["study2_images"], results=FIT_TABLES),
+    ]
