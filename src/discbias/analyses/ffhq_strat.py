@@ -43,6 +43,7 @@ from statsmodels.stats.multitest import multipletests
 from ..claims import Claim, SpecResult, Specification
 from ..results import result_frame
 from ..stats.groups import cell_summary, welch_ttest
+from ..stats.mixed import MIXED_OPTIMIZERS, mixedlm_highest_reml  # noqa: F401 (MIXED_OPTIMIZERS: public here before)
 from ..stats.quantile import quantreg
 from ..stats.regression import ols
 from ..studies.ffhq_features import GENDERS, GLASSES, HAIR_COLORS, read_ffhq_features
@@ -535,42 +536,15 @@ def _fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int =
                           r2_face=fits["s1x_ols_face"].rsquared, n_obs=int(full.nobs)))
 
 
-#: Optimizer sequences tried for MixedLM; the fit with the highest REML log-likelihood is kept.
-MIXED_OPTIMIZERS = (("lbfgs",), ("powell",))
-
-
 def fit_mixed(m: pd.DataFrame, ols_fit, base_warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """MixedLM (REML) with random intercepts for gender x age band cells; tidy fixed effects and
-    the variance components, with the near-zero-variance check of DESIGN.md's known traps."""
-    import statsmodels.formula.api as smf
+    the variance components, with the near-zero-variance check of DESIGN.md's known traps.
 
+    The fit is :func:`discbias.stats.mixed.mixedlm_highest_reml` (every optimizer of
+    :data:`~discbias.stats.mixed.MIXED_OPTIMIZERS`, the highest REML log-likelihood kept)."""
     formula = _formula(QUALITY_TERMS + FACE_TERMS)
-    mod = smf.mixedlm(formula, m, groups=m["gender_age"])
-    # Two optimizers, keeping the higher REML log-likelihood: on these data L-BFGS alone stops at
-    # a zero variance (a boundary point with a lower likelihood) while reporting convergence.
-    fits, caught_all = [], {}
-    for opt in MIXED_OPTIMIZERS:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                f = mod.fit(reml=True, method=list(opt))
-            except (np.linalg.LinAlgError, ValueError) as exc:
-                caught_all[opt] = [f"{'+'.join(opt)} failed: {exc}"]
-                continue
-        # A singular fit can report an infinite log-likelihood: rank it last.
-        fits.append((float(f.llf) if np.isfinite(f.llf) else -np.inf, opt, f, float(f.llf)))
-        caught_all[opt] = sorted({str(w.message).splitlines()[0] for w in caught})
-    if not fits:
-        raise RuntimeError(f"MixedLM failed with every optimizer: {caught_all}")
-    llf, best, fit, _ = max(fits, key=lambda t: t[0])
-    warns = list(base_warnings) + caught_all[best]
-    for other_llf, opt, other, raw_llf in fits:
-        if opt != best and (llf - other_llf > 1e-3 or abs(float(other.cov_re.iloc[0, 0]) - float(fit.cov_re.iloc[0, 0]))
-                            > 1e-3 * max(float(fit.cov_re.iloc[0, 0]), 1e-12)):
-            warns.append(f"optimizer {'+'.join(opt)} stopped elsewhere (cell variance {float(other.cov_re.iloc[0, 0]):.3g}, "
-                         f"REML log-lik {raw_llf:.2f}{'' if np.isfinite(raw_llf) else ' (not finite: singular fit)'}, "
-                         f"converged={other.converged}); kept {'+'.join(best)} "
-                         f"(variance {float(fit.cov_re.iloc[0, 0]):.3g}, log-lik {llf:.2f})")
+    fit, best, fit_warnings = mixedlm_highest_reml(formula, m, m["gender_age"], optimizers=MIXED_OPTIMIZERS)
+    warns = list(base_warnings) + fit_warnings
     group_var = float(fit.cov_re.iloc[0, 0])
     resid_var = float(fit.scale)
     icc = group_var / (group_var + resid_var)
