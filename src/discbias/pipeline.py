@@ -2,7 +2,8 @@
 
 Each stage reads the files the previous one wrote, so each can be run alone
 (``discbias <stage>``) and ``make`` only reruns what changed. Analysis modules in
-:mod:`discbias.analyses` plug into the ``measure``, ``fit`` and ``figures`` stages; see
+:mod:`discbias.analyses` plug into the ``measure`` and ``fit`` stages, and their figure modules
+in :mod:`discbias.report.figures` (same short name) into the ``figures`` stage; see
 :class:`FitContext` and :class:`FigureContext` for what they receive.
 """
 
@@ -240,7 +241,7 @@ class FitContext:
 
 @dataclass
 class FigureContext:
-    """What an analysis's ``figures(ctx)`` receives: results, measures, values and writers."""
+    """What a figure module's ``figures(ctx)`` receives: results, measures, values and writers."""
 
     config: StudyConfig
     paths: ProjectPaths
@@ -430,7 +431,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
 
 
 def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
-    """Run every analysis's ``figures`` on the written results."""
+    """Run every analysis's figure module (:mod:`discbias.report.figures`) on the written results."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -449,9 +450,12 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     from .report.speccurve import spec_curve_figures
 
     spec_curve_figures(fctx)
+    from .report.figures import figure_module
+
     for analysis in _analyses():
-        if hasattr(analysis, "figures"):
-            analysis.figures(fctx)
+        fig = figure_module(analysis)
+        if fig is not None:
+            fig.figures(fctx)
 
 
 def run_all(config_path: str | Path = DEFAULT_CONFIG, root=None, formats=("html", "pdf")) -> None:
