@@ -1,7 +1,8 @@
 """The pipeline's stages: fetch -> measure -> fit -> figures -> render, as groups of engine steps.
 
-Every analysis module in :mod:`discbias.analyses` declares its steps (``steps(config, paths)``:
-the tables each reads and writes and the claims it makes, see :mod:`discbias.stages`);
+Every analysis module in :mod:`discbias.analyses` declares its measure and fit steps, and its
+figure module in :mod:`discbias.report.figures` its figure steps (``steps(config, paths)``: the
+tables each reads and writes and the claims it makes, see :mod:`discbias.stages`);
 :func:`build_engine` adds the pipeline's own steps (fetch, data issues, provenance, claims,
 values, common tables, render) and hands them to :class:`discbias.engine.Engine`, which checks
 that every table has one writer, derives the order and reruns only the steps whose code or
@@ -334,8 +335,12 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
                       writes=[R("models"), "values"], group="fit"))
     steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
                       optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures"))
-    figs = [s for s in analysis_steps if s.group == "figures"]
-    steps += figs
+    from .report.figures import figure_module
+
+    for a in _analyses():  # each analysis's figure module declares its figure steps
+        fig = figure_module(a)
+        if fig is not None:
+            steps += fig.steps(config, paths)
     steps.append(Step("render", _render_step, reads=["values"], optional_reads=[t for s in steps for t in s.writes
                                                                                 if t.startswith("figures/")],
                       writes=["report/render"], group="render"))
@@ -468,7 +473,8 @@ def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) ->
 
 
 def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
-    """Run the ``figures`` group (common tables, specification curves, each analysis's figures).
+    """Run the ``figures`` group (common tables, specification curves, each analysis's figure module
+    in :mod:`discbias.report.figures`).
 
     Figures are files outside the store, so every figure step runs (make decides when the stage runs).
     """

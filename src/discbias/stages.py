@@ -1,9 +1,10 @@
 """The replication's steps on the engine: contexts, table names and step factories.
 
-An analysis module declares its steps with :func:`measure_step`, :func:`fit_step` and
-:func:`figure_step` (see ``steps(config, paths)`` in each module of :mod:`discbias.analyses`):
-the tables it reads and writes and the claims it makes. The factories wrap the module's
-functions, which keep their signatures: ``measure(ctx: MeasureContext) -> (tables, issues)``,
+An analysis module declares its steps with :func:`measure_step` and :func:`fit_step` (see
+``steps(config, paths)`` in each module of :mod:`discbias.analyses`), and its figure module in
+:mod:`discbias.report.figures` its figure step with :func:`figure_step`: the tables each reads
+and writes and the claims it makes. The factories wrap the modules' functions, which keep their
+signatures: ``measure(ctx: MeasureContext) -> (tables, issues)``,
 ``fit(ctx: FitContext)`` and ``figures(ctx: FigureContext)``. The contexts hold only the
 declared tables: reading or testing for an undeclared one is a
 :class:`~discbias.engine.StepError` naming the step and the table, and every table a step adds
@@ -204,7 +205,7 @@ class FitContext:
 
 @dataclass
 class FigureContext:
-    """What an analysis's ``figures(ctx)`` receives: results, measures, values and writers."""
+    """What a figure module's ``figures(ctx)`` receives (:mod:`discbias.report.figures`): results, measures, values and writers."""
 
     config: StudyConfig
     paths: ProjectPaths
