@@ -29,7 +29,6 @@ from .config import StudyConfig, load_config
 from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileError, fetch_all, sha256_file, verify_tree
 from .engine import Engine, Step, StepContext
 from .paths import ProjectPaths, project_paths
-from .results import write_table
 from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitContext, MeasureContext, R,  # noqa: F401
                      replication_store)
 from .studies.validation import ISSUE_COLUMNS

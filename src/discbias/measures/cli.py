@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 
 def _run(args) -> int:
@@ -24,7 +23,7 @@ def _run(args) -> int:
     from ..scoring.sources import SourceError
     from .io import measure_images
 
-    out = Path(args.out) if args.out else (project_paths(args.root).measures / "image_measures.parquet")
+    out = project_paths(args.root).resolve(args.out) if args.out else (project_paths(args.root).measures / "image_measures.parquet")
     try:
         df, failures = measure_images(args.source, out=out, workers=args.workers, faces=args.faces,
                                       mask_dir=args.mask_dir, on_error=args.on_error, progress=not args.quiet,

@@ -14,8 +14,8 @@ def _probe(args) -> int:
     from ..results import write_table
 
     try:
-        config = load_config(args.config)
         paths = project_paths(args.root).ensure()
+        config = load_config(paths.config(args.config))
         s = analysis.settings(config, paths)
         if not s["available"]:
             print(f"discbias probe: cannot run: {s['reason']}.\n{s['how_to']}", file=sys.stderr)

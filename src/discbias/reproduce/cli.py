@@ -44,8 +44,10 @@ def run_bundle(args: argparse.Namespace) -> int:
     from .bundle import BundleError, make_bundle
 
     try:
-        config = load_config(args.config)
-        path = make_bundle(config, project_paths(args.root), out=args.out, template_dir=args.templates)
+        paths = project_paths(args.root)
+        config = load_config(paths.config(args.config))
+        path = make_bundle(config, paths, out=paths.resolve(args.out) if args.out else None,
+                           template_dir=paths.resolve(args.templates) if args.templates else None)
     except (ConfigError, BundleError, FileNotFoundError) as exc:
         _err("bundle", str(exc))
         return 2
@@ -88,7 +90,6 @@ def run_verify(args: argparse.Namespace) -> int:
     from ..config import ConfigError, load_config
     from ..fetch import FetchError
     from ..paths import project_paths
-    from ..report.render import default_template_dir
     from .bundle import BundleError, read_bundle
     from .verify import Tolerances, verify_build, write_report
 
@@ -98,7 +99,7 @@ def run_verify(args: argparse.Namespace) -> int:
         _err("verify", str(exc))
         return EXIT_BAD_BUNDLE
     try:
-        config = load_config(args.config)
+        config = load_config(project_paths(args.root).config(args.config))
         tol = Tolerances.from_config(config)
     except ConfigError as exc:
         _err("verify", str(exc))
@@ -109,7 +110,7 @@ def run_verify(args: argparse.Namespace) -> int:
         return EXIT_BAD_BUNDLE
     paths = project_paths(args.root)
     try:
-        build = Path(args.build) if args.build else (rebuild_into(config, paths) if args.rebuild else paths.build)
+        build = paths.resolve(args.build) if args.build else (rebuild_into(config, paths) if args.rebuild else paths.build)
         values = build / "values.json"
         if values.exists():
             import json
@@ -119,8 +120,9 @@ def run_verify(args: argparse.Namespace) -> int:
                 _err("verify", f"{values} is a build of study '{built_for}', the bundle {args.bundle} is study "
                                f"'{config.id}': compare a build of the same study")
                 return EXIT_BAD_BUNDLE
-        result = verify_build(bundle, build, tol, template_dir=args.templates or default_template_dir())
-        out = Path(args.out) if args.out else paths.build / "verify"
+        result = verify_build(bundle, build, tol,
+                              template_dir=paths.resolve(args.templates) if args.templates else paths.templates)
+        out = paths.resolve(args.out) if args.out else paths.build / "verify"
         written = write_report(result, tol, out)
     except (ConfigError, FetchError, FileNotFoundError, ValueError, KeyError) as exc:
         _err("verify", str(exc))
