@@ -108,3 +108,17 @@ def test_the_synthetic_build_is_up_to_date_for_the_engine(synthetic_build, synth
     e = build_engine(load_config(synthetic_study), project_paths(synthetic_build))
     status = e.status(["measure", "fit"]).set_index("step")["reason"]
     assert status.isna().all(), status.dropna().to_dict()
+
+
+def test_steps_command_lists_the_declarations(synthetic_study, capsys):
+    import json
+
+    from discbias.cli import main
+
+    root = synthetic_study.parent.parent
+    assert main(["steps", "--config", str(synthetic_study), "--root", str(root), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    writes = {(r["step"], r["table"]) for r in rows if r["role"] in ("writes", "optional_writes")}
+    assert ("rescoring:import", "measures/ffhq_scores") in writes and ("study1:adapt", "released/ffhq_scores") in writes
+    assert main(["steps", "--config", str(synthetic_study), "--root", str(root)]) == 0
+    assert "fit:claims" in capsys.readouterr().out

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render checks that fail print warnings instead of failing the render (while drafting)")
     p = sub.add_parser("report", help="run every stage (fetch, measure, fit, figures, render)")
     _common(p)
+    p = sub.add_parser("steps", help="list the engine's steps in run order: group, reads, writes, and why each would rerun")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the declarations (one row per step x table) as JSON")
     import importlib
 
     for mod in PLUGINS:
@@ -94,6 +97,17 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.run_render(config, paths, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
                                 template_dir=paths.resolve(args.templates) if args.templates else None,
                                 use_quarto=False if args.no_quarto else None, draft=args.draft)
+        elif args.stage == "steps":
+            engine = pipeline.build_engine(config, paths)
+            if args.json:
+                print(engine.declarations().to_json(orient="records", indent=2))
+            else:
+                st = engine.status().set_index("step")["reason"]
+                for name in engine.order():
+                    s = engine.step(name)
+                    why = st[name] or "up to date"
+                    print(f"{s.group:8s} {name:22s} {why}\n{'':31s}reads:  {', '.join(s.inputs) or '-'}\n"
+                          f"{'':31s}writes: {', '.join(s.outputs) or '-'}")
         elif args.stage == "report":
             pipeline.run_all(paths.config(args.config), args.root)
     except (ConfigError, FetchError, RenderError, pipeline.StaleBuildError, FileNotFoundError, KeyError,
