@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     load0 = os.getloadavg()
     if not args.skip_stage:
-        ctx = timed("fit stage (all analyses)", lambda: run_fit(config, paths), rows)
+        ctx = timed("fit stage (all analyses)", lambda: run_fit(config, paths, force=True), rows)
         for k, v in ctx.values["meta"]["fit_seconds"].items():
             rows.append(dict(part=f"  fit {k}", wall_s=v, cpu_s=float("nan")))
     meas = load_measures(paths)

@@ -41,8 +41,8 @@ def main() -> None:
     os.environ.setdefault("DISCBIAS_TEMPLATES", str(REPO / "report"))
     config, paths = load_config(cfg_path), project_paths(root)
     stages = [("fetch", lambda: pipeline.run_fetch(config, paths, allow_download=False)),
-              ("measure", lambda: pipeline.run_measure(config, paths)),
-              ("fit", lambda: pipeline.run_fit(config, paths)),
+              ("measure", lambda: pipeline.run_measure(config, paths, force=True)),
+              ("fit", lambda: pipeline.run_fit(config, paths, force=True)),
               ("figures", lambda: pipeline.run_figures(config, paths)),
               ("render", lambda: render(config, paths))]
     times = {}
