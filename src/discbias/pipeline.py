@@ -397,6 +397,15 @@ def _engine_for(config: StudyConfig, paths: ProjectPaths) -> Engine:
     return engine
 
 
+def _warn_stale(engine: Engine, groups: list[str], stage: str) -> None:
+    """Log the earlier groups' steps that are out of date (their code or inputs changed since they ran)."""
+    st = engine.status(groups).dropna(subset=["reason"])
+    if len(st):
+        _log(f"{stage}: {len(st)} earlier step(s) are out of date and were not rerun: "
+             + "; ".join(f"{r.step} ({r.reason})" for r in st.head(5).itertuples())
+             + (" ..." if len(st) > 5 else "") + f"; run `discbias {st['group'].iloc[0]}` (or make) to update them")
+
+
 def _report(ran: pd.DataFrame, stage: str) -> None:
     n = int((ran["status"] == "ran").sum())
     _log(f"{stage}: {n} step(s) ran, {len(ran) - n} up to date")
@@ -460,6 +469,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) ->
     if not any(paths.measures.glob("*.parquet")):
         raise FileNotFoundError(f"no tables in {paths.measures}; run `discbias measure` first")
     engine = _engine_for(config, paths)
+    _warn_stale(engine, ["measure"], "fit")
     ran = engine.run("fit", force=True if force else ["fit:values"], context=dict(config=config, paths=paths),
                      log=lambda m: _log(f"fit {m}"))
     _report(ran, "fit")
@@ -490,6 +500,7 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     engine = _engine_for(config, paths)
     if not engine.store.exists("values"):
         raise FileNotFoundError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
+    _warn_stale(engine, ["measure", "fit"], "figures")
     engine.run("figures", force=True, context=dict(config=config, paths=paths), log=lambda m: _log(f"figures {m}"))
 
 
