@@ -193,3 +193,19 @@ def test_store_csv_layout_and_code_version(tmp_path):
         s.put("r", [1, 2])
     # the default version follows the module's source
     assert Step("x", _src).version == code_version(_src) == code_version(__import__(__name__))
+
+
+def test_shadow_copies_give_back_the_frame_the_step_wrote(tmp_path):
+    layout = lambda n, k: f"{n}.csv" if k == "table" else f"{n}.json"  # noqa: E731
+    df = pd.DataFrame({"note": ["", "x"], "flag": [True, False], "n": [1, 2]})
+    TableStore(tmp_path, layout=layout, shadow=tmp_path / "shadow").put("r", df)
+    # a new process (a new store) reads the exact frame, not the CSV's round trip ('' -> NaN)
+    back = TableStore(tmp_path, layout=layout, shadow=tmp_path / "shadow").get("r")
+    assert back.equals(df) and back.loc[0, "note"] == ""
+    assert pd.isna(TableStore(tmp_path, layout=layout).get("r").loc[0, "note"])  # without the copy
+    # the public file edited behind the store's back: the copy is stale and the file wins
+    (tmp_path / "r.csv").write_text("note,flag,n\nedited,True,3\n")
+    assert TableStore(tmp_path, layout=layout, shadow=tmp_path / "shadow").get("r")["note"].tolist() == ["edited"]
+    # an unreadable copy is reported and the file is read
+    (tmp_path / "shadow" / "r.csv.pkl").write_bytes(b"not a pickle")
+    assert TableStore(tmp_path, layout=layout, shadow=tmp_path / "shadow").get("r")["n"].tolist() == [3]

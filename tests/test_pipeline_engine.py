@@ -92,7 +92,7 @@ def test_fit_steps_see_only_their_declared_tables(tmp_path):
     e.run(context=ctx)
     assert store.get_value("values/toy") == {"n": 1, "has_b": True}
     assert store.get("results/toy_table")["x"].tolist() == [1.0]
-    assert store.get_value("fitinfo/toy")["models"][0]["model"] == "m"
+    assert dict(store.get_value("fitinfo/toy")["models"][0])["model"] == "m"
 
     def writes_undeclared(ctx):
         ctx.values["toy"] = {}

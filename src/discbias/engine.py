@@ -181,12 +181,19 @@ class TableStore:
         suffix chooses the format (``.parquet``, ``.csv``, ``.json``). Default:
         ``<name>.parquet`` and ``<name>.json``. Names may contain ``/`` (sub-folders).
 
+    shadow : path, optional
+        Folder of exact copies (pickles) of the tables, next to their public files: a table read
+        in a later process is then the very frame its step wrote (a CSV round trip turns ``""``
+        into NaN and may change dtypes), as long as its public file is unchanged (the copy
+        records the file's sha256; an edited or replaced file is read instead). Only for folders
+        the project writes itself: a pickle is trusted code.
+
     Notes
     -----
     What was put in this process is also kept in memory and returned as is by :meth:`get`
     (so a CSV round trip never changes a table between two steps of one run); tables not put
-    in this process are read from their files. :meth:`digest` is the sha256 of the file's bytes,
-    memoised on (size, modification time).
+    in this process are read from their shadow copy or their files. :meth:`digest` is the
+    sha256 of the public file's bytes, memoised on (size, modification time).
 
     Examples
     --------
@@ -201,9 +208,11 @@ class TableStore:
     64
     """
 
-    def __init__(self, root: str | os.PathLike, layout: Callable[[str, str], str] | None = None):
+    def __init__(self, root: str | os.PathLike, layout: Callable[[str, str], str] | None = None,
+                 shadow: str | os.PathLike | None = None):
         self.root = Path(root)
         self.layout = layout or default_layout
+        self.shadow = Path(shadow) if shadow is not None else None
         self._memory: dict[str, Any] = {}
         self._digests: dict[str, tuple[int, int, str]] = {}
 
@@ -231,6 +240,27 @@ class TableStore:
         write_table(df, p)
         self._drop_other(name, "value")
         self._memory[name] = df
+        if self.shadow is not None:
+            import pickle
+
+            _atomic_write_bytes(self._shadow_path(name), pickle.dumps((self.digest(name), df), protocol=4))
+
+    def _shadow_path(self, name: str) -> Path:
+        return self.shadow / (self.layout(name, "table") + ".pkl")
+
+    def _from_shadow(self, name: str) -> pd.DataFrame | None:
+        import pickle
+
+        sp = self._shadow_path(name)
+        try:
+            digest, df = pickle.loads(sp.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError) as exc:
+            print(f"[discbias] engine: ignoring the unreadable copy {sp} ({type(exc).__name__}: {exc}); "
+                  f"reading {self.path(name, 'table')}", file=sys.stderr)
+            return None
+        return df if digest == self.digest(name) else None
 
     def put_value(self, name: str, value: Any) -> None:
         """Store a JSON value (dicts, lists, numbers, strings; numpy scalars and non-finite floats converted)."""
@@ -252,6 +282,10 @@ class TableStore:
         p = self.path(name, "table")
         if not p.exists():
             raise MissingInputError(f"table '{name}' is not in the store ({p} does not exist)")
+        if self.shadow is not None:
+            df = self._from_shadow(name)
+            if df is not None:
+                return df
         return pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
 
     def get_value(self, name: str) -> Any:
@@ -267,6 +301,8 @@ class TableStore:
         """Delete a table or value (no error if absent)."""
         for kind in ("table", "value"):
             self.path(name, kind).unlink(missing_ok=True)
+        if self.shadow is not None:
+            self._shadow_path(name).unlink(missing_ok=True)
         self._memory.pop(name, None)
 
     def digest(self, name: str) -> str | None:

@@ -249,7 +249,7 @@ def _values_step(fit_steps: list[Step]):
             section = next(t for t in s.writes if t.startswith("values/"))
             values[section.split("/", 1)[1]] = ctx.read_value(section)
             info = ctx.read_value(f"fitinfo/{s.name}")
-            models += info["models"]
+            models += [dict(pairs) for pairs in info["models"]]  # (key, value) pairs keep the column order
             timings[info["module"]] = info["seconds"]
         claims, specs = ctx.read(R("claims")), ctx.read(R("claims_specifications"))
         ctx.write(R("models"), pd.DataFrame(models))

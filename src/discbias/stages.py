@@ -82,7 +82,7 @@ def replication_store(paths: ProjectPaths) -> TableStore:
     ...  [("measures/a", "table"), ("results/b", "table"), ("values", "value"), ("issues/x", "table")]]
     ['build/measures/a.parquet', 'build/results/b.csv', 'build/values.json', 'build/engine/store/issues/x.parquet']
     """
-    return TableStore(paths.build, layout=replication_layout(paths))
+    return TableStore(paths.build, layout=replication_layout(paths), shadow=paths.engine / "shadow")
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,7 +319,8 @@ def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: S
     reads; ``writes`` those it adds to ``ctx.results``; ``section`` the key it fills in
     ``ctx.values`` (default: the step's name), ``values`` other analyses' sections it reads;
     ``inputs`` other store names it depends on (e.g. :data:`RAW_INPUT` when it reads raw files).
-    Its models and run time go to ``fitinfo/<step>``.
+    Its models (each a list of ``[key, value]`` pairs, which keep the column order of
+    ``models.csv``) and run time go to ``fitinfo/<step>``.
     """
     section = section or name
     info = f"fitinfo/{name}"
@@ -340,7 +341,7 @@ def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: S
         if section not in fctx.values:
             raise StepError(f"step '{name}' did not write its values.json section '{section}'")
         ctx.write_value(V(section), fctx.values[section])
-        ctx.write_value(info, dict(models=fctx.models, seconds=secs, module=_short(fn)))
+        ctx.write_value(info, dict(models=[list(m.items()) for m in fctx.models], seconds=secs, module=_short(fn)))
 
     return Step(name, run, reads=(CONFIG_INPUT, *inputs, *[M(t) for t in measures], *[R(t) for t in results],
                                   *[V(v) for v in values]),
