@@ -430,32 +430,38 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
     return ctx
 
 
-def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
-    """Run every analysis's figure module (:mod:`discbias.report.figures`) on the written results."""
+def run_figures(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
+    """Run every analysis's figure module (:mod:`discbias.report.figures`) on the written results.
+
+    Each step (common tables, specification curves, one figure module per analysis) is skipped
+    when neither its code nor the results it reads changed since it last ran
+    (:func:`discbias.report.figsteps.run_steps`); measures and results are read only when a step
+    that runs uses them. Returns ``{step: "ran" | "skipped"}``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     require_current_build(config, paths)
     paths.ensure()
+    from .report.figsteps import LazyTables, run_steps
+
     values = json.loads(paths.values.read_text())
-    fctx = FigureContext(config, paths, load_measures(paths), load_results(paths), values)
+    fctx = FigureContext(config, paths, LazyTables(paths.measures, "*.parquet", pd.read_parquet),
+                         LazyTables(paths.results, "*.csv", pd.read_csv), values)
+    from .report.figures import figure_module
     from .report.labels import labels_from_config, set_labels
+    from .report.speccurve import spec_curve_figures
     from .report.style import apply_style
     from .report.tables import common_tables
 
     apply_style()
     set_labels(labels_from_config(config))
-
-    common_tables(fctx)
-    from .report.speccurve import spec_curve_figures
-
-    spec_curve_figures(fctx)
-    from .report.figures import figure_module
-
+    steps = [("common_tables", common_tables), ("spec_curves", spec_curve_figures)]
     for analysis in _analyses():
         fig = figure_module(analysis)
         if fig is not None:
-            fig.figures(fctx)
+            steps.append((fig.__name__.rsplit(".", 1)[-1], fig.figures))
+    return run_steps(fctx, steps)
 
 
 def run_all(config_path: str | Path = DEFAULT_CONFIG, root=None, formats=("html", "pdf")) -> None:
