@@ -370,14 +370,15 @@ def fit(ctx):
     vcs = []
     for it in AXES:
         sub = ratings[ratings["item"] == it]
-        vc = nested_variance_components(sub, "value", "image", "cell", model=f"rating_level_mixed:{it}",
-                                        n_boot=n_boot, seed=SEED)
+        vc = fits.fit(nested_variance_components, sub, "value", "image", "cell", model=f"rating_level_mixed:{it}",
+                      n_boot=n_boot, seed=SEED, columns=["value", "image", "cell"])  # parametric bootstrap: cached
         vc["item"] = it
         vcs.append(vc)
         ctx.add_model(f"rating_level_mixed:{it}", f"Variance components of the {it} ratings: cell, image within cell, residual",
                       "value ~ 1 + (1 | cell) + (1 | cell:image)", vc)
     res["models_variance_components"] = pd.concat(vcs, ignore_index=True)
-    rel = item_reliability(ratings, k=ICC_K, n_boot=n_boot, seed=SEED, model="reliability")
+    rel = fits.fit(item_reliability, ratings, k=ICC_K, n_boot=n_boot, seed=SEED, model="reliability",
+                   columns=["item", "image", "slot", "value"])  # bootstrap intervals: cached
     res["models_reliability"] = rel
     ctx.add_model("reliability", f"Inter-rater reliability per item: Krippendorff alpha, ICC(2,k), ICC(1,k) (k={ICC_K})",
                   "ratings ~ image (slots as raters)", rel)

@@ -234,7 +234,9 @@ class FitCache:
         seconds = time.perf_counter() - t0
         try:
             self._write(where, key, doc, value, seconds)
-        except OSError as exc:  # a full disk must not lose the fit itself; say so with the fit
+        except TypeError:  # a kind of value the cache cannot store: a programming error, said loudly
+            raise
+        except Exception as exc:  # a full disk or a column Parquet cannot hold must not lose the fit; say so with it
             msg = f"fit cache: could not store {model} in {where} ({exc})"
             _log(f"WARNING: {msg}")
             value = _with_warning(value, msg)
@@ -249,6 +251,9 @@ class FitCache:
         where.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=where.parent))
         try:
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; an entry gets a folder's normal mode
             described = []
             for i, part in enumerate(parts):
                 kind, name = _store(part, tmp, i)
