@@ -485,7 +485,10 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     """Run the ``figures`` group (common tables, specification curves, each analysis's figure module
     in :mod:`discbias.report.figures`).
 
-    Figures are files outside the store, so every figure step runs (make decides when the stage runs).
+    A figure step reruns when its code (its module and the package modules it imports) or the
+    tables and values it reads changed, or when a file it saved last time (``build/figures``,
+    ``build/tables``) is missing; otherwise it is skipped, so a change to one figure's colour
+    reruns that figure module only. ``DISCBIAS_ALL_FIGURES=1`` reruns every figure step.
     """
     import matplotlib
 
@@ -493,6 +496,7 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     require_current_build(config, paths)
     paths.ensure()
     from .report.labels import labels_from_config, set_labels
+    from .report.speccurve import spec_curve_figures
     from .report.style import apply_style
 
     apply_style()
@@ -501,7 +505,25 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     if not engine.store.exists("values"):
         raise FileNotFoundError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
     _warn_stale(engine, ["measure", "fit"], "figures")
-    engine.run("figures", force=True, context=dict(config=config, paths=paths), log=lambda m: _log(f"figures {m}"))
+    force = True if os.environ.get("DISCBIAS_ALL_FIGURES") == "1" else _figure_steps_missing_files(engine, paths)
+    engine.run("figures", force=force, context=dict(config=config, paths=paths), log=lambda m: _log(f"figures {m}"))
+
+
+def _figure_steps_missing_files(engine, paths: ProjectPaths) -> list[str]:
+    """Figure steps that never ran or one of whose saved figures/tables is no longer on disk."""
+    missing = []
+    for name in engine.order("figures"):
+        key = f"figures/{name}"
+        if not engine.store.exists(key):
+            missing.append(name)
+            continue
+        for item in engine.store.get_value(key).get("saved", []):
+            kind, _, stem = item.partition(":")
+            folder, ext = (paths.figures, "svg") if kind == "figure" else (paths.tables, "csv")
+            if not (folder / f"{stem}.{ext}").exists():
+                missing.append(name)
+                break
+    return missing
 
 
 def run_render(config: StudyConfig, paths: ProjectPaths, **options) -> None:

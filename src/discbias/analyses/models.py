@@ -20,6 +20,7 @@ import pandas as pd
 from ..results import result_frame
 from ..stats.bayes import MAX_RHAT, MIN_ESS, SamplerSettings, elicited_bayes, rgb_bayes
 from ..stats.correlation import add_holm, partial_correlations
+from ..stats.fitcache import FitCache
 from ..stats.mixed import cell_marginal_means, mixedlm, nested_variance_components
 from ..stats.regression import ols
 from ..stats.reliability import item_reliability
@@ -232,7 +233,8 @@ def fit(ctx):
                         convergence=dict(max_r_hat=MAX_RHAT, min_ess=MIN_ESS))
 
     # --- colour: the paper's Bayesian RGB model ---
-    rgb_b, _ = rgb_bayes(im, "score", tuple(RGB), model="rgb_bayes", settings=settings)
+    fits = FitCache.for_paths(ctx.paths)  # MCMC fits are reused while their data, spec, settings and code are unchanged
+    rgb_b, _ = fits.fit(rgb_bayes, im, "score", tuple(RGB), model="rgb_bayes", settings=settings, columns=["score", *RGB])
     res["models_rgb_bayes"] = rgb_b
     ctx.add_model("rgb_bayes", "Paper's Bayesian regression of score on mean red, green, blue (PyMC NUTS)",
                   "score ~ red_mean + green_mean + blue_mean", rgb_b, **bayes_diagnostics(rgb_b))
@@ -246,8 +248,8 @@ def fit(ctx):
         a, dropped = _complete(agg, AXIS_COLS + ["score"])
         shared = {"femininity_mean": "masculinity_mean"}
         for spec, mid in (("paper", "elicited_bayes"), ("centred", "elicited_bayes_centred")):
-            t, _ = elicited_bayes(a, "score", AXIS_COLS, shared_scale=shared, spec=spec, model=mid, settings=settings,
-                                  parametrization=ELICITED_PARAMETRIZATION[spec])
+            t, _ = fits.fit(elicited_bayes, a, "score", AXIS_COLS, shared_scale=shared, spec=spec, model=mid,
+                            settings=settings, parametrization=ELICITED_PARAMETRIZATION[spec], columns=["score", *AXIS_COLS])
             el[mid] = t
             ctx.add_model(mid, "Grissom et al.'s Figure 7 model: score on per-image mean ratings, Student-t slopes"
                           + (" (paper's specification)" if spec == "paper" else " (centred predictors, weak intercept prior)"),
@@ -368,14 +370,15 @@ def fit(ctx):
     vcs = []
     for it in AXES:
         sub = ratings[ratings["item"] == it]
-        vc = nested_variance_components(sub, "value", "image", "cell", model=f"rating_level_mixed:{it}",
-                                        n_boot=n_boot, seed=SEED)
+        vc = fits.fit(nested_variance_components, sub, "value", "image", "cell", model=f"rating_level_mixed:{it}",
+                      n_boot=n_boot, seed=SEED, columns=["value", "image", "cell"])  # parametric bootstrap: cached
         vc["item"] = it
         vcs.append(vc)
         ctx.add_model(f"rating_level_mixed:{it}", f"Variance components of the {it} ratings: cell, image within cell, residual",
                       "value ~ 1 + (1 | cell) + (1 | cell:image)", vc)
     res["models_variance_components"] = pd.concat(vcs, ignore_index=True)
-    rel = item_reliability(ratings, k=ICC_K, n_boot=n_boot, seed=SEED, model="reliability")
+    rel = fits.fit(item_reliability, ratings, k=ICC_K, n_boot=n_boot, seed=SEED, model="reliability",
+                   columns=["item", "image", "slot", "value"])  # bootstrap intervals: cached
     res["models_reliability"] = rel
     ctx.add_model("reliability", f"Inter-rater reliability per item: Krippendorff alpha, ICC(2,k), ICC(1,k) (k={ICC_K})",
                   "ratings ~ image (slots as raters)", rel)

@@ -152,6 +152,37 @@ def _length_pt(length: str) -> float:
     return float(m.group(1)) * {"pt": 1.0, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4}[m.group(2)]
 
 
+_PAGES: dict[tuple, list[tuple[float, float, list[dict]]]] = {}
+
+
+def pdf_chars(pdf) -> list[tuple[float, float, list[dict]]]:
+    """Each page's width, height and characters (pdfplumber's ``text``, ``x0``, ``x1``, ``top``,
+    ``bottom``, in points from the top-left corner), parsed once per file version.
+
+    :func:`check_overflow` and :func:`check_overlap` both read them: parsing the paper's pages
+    with pdfplumber (pdfminer, in Python) is most of the time the render checks take, so it is
+    done once, not once per check.
+
+    Examples
+    --------
+    >>> pdf_chars("paper.pdf")[0][2][0]["text"]  # doctest: +SKIP
+    '1'
+    """
+    import pdfplumber
+
+    p = Path(pdf)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _PAGES:
+        with pdfplumber.open(str(p)) as doc:
+            pages = [(float(page.width), float(page.height),
+                      [{k: c[k] for k in ("text", "x0", "x1", "top", "bottom")} for c in page.chars])
+                     for page in doc.pages]
+        _PAGES.clear()
+        _PAGES[key] = pages
+    return _PAGES[key]
+
+
 def check_overflow(pdf, margin: dict | None = None, tolerance: float = 3.0) -> list[Finding]:
     """Characters outside the text area of each PDF page (left or right margin, or off the page).
 
@@ -166,28 +197,25 @@ def check_overflow(pdf, margin: dict | None = None, tolerance: float = 3.0) -> l
     >>> check_overflow("paper.pdf", {"x": "1.25in", "y": "1.25in"})  # doctest: +SKIP
     [Finding(check='overflow', where='page 7', message="text beyond the right margin by 31 pt: '...'")]
     """
-    import pdfplumber
-
     mx = _length_pt((margin or {}).get("x", "1.25in"))
     out = []
-    with pdfplumber.open(str(pdf)) as doc:
-        for i, page in enumerate(doc.pages, start=1):
-            left, right = mx - tolerance, float(page.width) - mx + tolerance
-            bad = [c for c in page.chars if c["text"].strip() and (
-                c["x0"] < left or c["x1"] > right or c["top"] < 0 or c["bottom"] > float(page.height))]
-            if not bad:
-                continue
-            worst = max(max(left - c["x0"], c["x1"] - right) for c in bad)
-            side = "right" if any(c["x1"] > right for c in bad) else "left"
-            lines: dict[int, list] = {}
-            for c in page.chars:
-                lines.setdefault(round(c["top"]), []).append(c)
-            tops = sorted({round(c["top"]) for c in bad})
-            sample = " | ".join("".join(ch["text"] for ch in sorted(lines[t], key=lambda ch: ch["x0"]))[-60:]
-                                for t in tops[:3])
-            out.append(Finding("overflow", f"page {i}",
-                               f"{len(bad)} character(s) beyond the {side} margin (by up to {worst:.0f} pt) "
-                               f"on {len(tops)} line(s): '{sample}'"))
+    for i, (width, height, chars) in enumerate(pdf_chars(pdf), start=1):
+        left, right = mx - tolerance, width - mx + tolerance
+        bad = [c for c in chars if c["text"].strip() and (
+            c["x0"] < left or c["x1"] > right or c["top"] < 0 or c["bottom"] > height)]
+        if not bad:
+            continue
+        worst = max(max(left - c["x0"], c["x1"] - right) for c in bad)
+        side = "right" if any(c["x1"] > right for c in bad) else "left"
+        lines: dict[int, list] = {}
+        for c in chars:
+            lines.setdefault(round(c["top"]), []).append(c)
+        tops = sorted({round(c["top"]) for c in bad})
+        sample = " | ".join("".join(ch["text"] for ch in sorted(lines[t], key=lambda ch: ch["x0"]))[-60:]
+                            for t in tops[:3])
+        out.append(Finding("overflow", f"page {i}",
+                           f"{len(bad)} character(s) beyond the {side} margin (by up to {worst:.0f} pt) "
+                           f"on {len(tops)} line(s): '{sample}'"))
     return out
 
 
@@ -202,23 +230,20 @@ def check_overlap(pdf, threshold: float = 1.5) -> list[Finding]:
     >>> check_overlap("paper.pdf")  # doctest: +SKIP
     [Finding(check='overlap', where='page 34', message="text overlaps other text on 3 line(s): 's1x_spline_exposure_valuescore'")]
     """
-    import pdfplumber
-
     out = []
-    with pdfplumber.open(str(pdf)) as doc:
-        for i, page in enumerate(doc.pages, start=1):
-            lines: dict[int, list] = {}
-            for c in page.chars:
-                if c["text"].strip():
-                    lines.setdefault(round(c["top"]), []).append(c)
-            bad = []
-            for top in sorted(lines):
-                cs = sorted(lines[top], key=lambda c: c["x0"])
-                if any(b["x0"] < a["x1"] - threshold for a, b in zip(cs, cs[1:])):
-                    bad.append("".join(c["text"] for c in cs)[:60])
-            if bad:
-                out.append(Finding("overlap", f"page {i}", f"text overlaps other text on {len(bad)} line(s): "
-                                   + " | ".join(f"'{b}'" for b in bad[:3])))
+    for i, (_, _, chars) in enumerate(pdf_chars(pdf), start=1):
+        lines: dict[int, list] = {}
+        for c in chars:
+            if c["text"].strip():
+                lines.setdefault(round(c["top"]), []).append(c)
+        bad = []
+        for top in sorted(lines):
+            cs = sorted(lines[top], key=lambda c: c["x0"])
+            if any(b["x0"] < a["x1"] - threshold for a, b in zip(cs, cs[1:])):
+                bad.append("".join(c["text"] for c in cs)[:60])
+        if bad:
+            out.append(Finding("overlap", f"page {i}", f"text overlaps other text on {len(bad)} line(s): "
+                               + " | ".join(f"'{b}'" for b in bad[:3])))
     return out
 
 
