@@ -120,9 +120,9 @@ class ConfigProblem:
         key = f"{self.key}: " if self.key and not self.message.startswith("unknown key") else ""
         text = f"{self.file}: {where}{key}{self.message}"
         if self.suggestion:
-            if self.message.startswith(("unknown key", "unknown value")):
+            if self.suggestion.startswith(("'", '"')):  # a valid key or value
                 text += f"; did you mean {self.suggestion}?"
-            elif self.message.startswith("is required"):
+            elif self.suggestion.startswith(("add ", "one of ")):
                 text += f"; {self.suggestion}"
             else:
                 text += f"; e.g. {self.suggestion}"
@@ -268,6 +268,16 @@ def _type_name(t: Any) -> str:
     return getattr(t, "__name__", str(t))
 
 
+def _member(alts: list[Any], tag: str) -> Any:
+    """The alternative of a union that pydantic's location tag names (``'ProtocolTable'``, ``"literal['a','b']"``)."""
+    for a in alts:
+        if _type_name(a) == tag:
+            return a
+        if tag.startswith("literal[") and typing.get_origin(a) is typing.Literal:
+            return a
+    return next((a for a in alts if _is_model(a)), alts[0])
+
+
 @dataclass
 class _Where:
     keys: list  # the TOML path: str keys and int array indices (union member tags removed)
@@ -283,9 +293,7 @@ def _walk(model: type[BaseModel], loc: Sequence[Any]) -> _Where:
     for part in loc:
         alts = _unwrap(current)
         if len(alts) > 1 and isinstance(part, str):  # pydantic names the union member it tried
-            match = [a for a in alts if _type_name(a) == part or (_is_model(a) and a.__name__ == part)]
-            current = match[0] if match else next((a for a in alts if _is_model(a)), alts[0])
-            where.member = current
+            current = where.member = _member(alts, part)
             continue
         t = alts[0] if alts else None
         if _is_model(t) and isinstance(part, str):
@@ -382,13 +390,18 @@ def _drop_union_noise(model: type[BaseModel], errors: list[dict]) -> list[dict]:
     for members in groups.values():
         if len(members) < 2:
             continue
-        only_type = {m for m, idx in members.items()
-                     if all(errors[i]["type"].endswith("_type") or errors[i]["type"] in ("model_type", "dict_type")
-                            for i in idx)}
+        only_type = {m for m, idx in members.items() if all(_is_type_error(errors[i]) for i in idx)}
         if only_type and len(only_type) < len(members):
             for m in only_type:
                 drop.update(members[m])
     return [e for i, e in enumerate(errors) if i not in drop]
+
+
+def _is_type_error(err: dict) -> bool:
+    """The value has another kind than the member wants (a table for a name, a name for a table)."""
+    if err["type"].endswith("_type"):
+        return True
+    return err["type"] in ("literal_error", "enum") and isinstance(err.get("input"), (dict, list))
 
 
 def _current_annotation(model: type[BaseModel], loc: Sequence[Any]) -> Any:
@@ -397,8 +410,7 @@ def _current_annotation(model: type[BaseModel], loc: Sequence[Any]) -> Any:
     for part in loc:
         alts = _unwrap(current)
         if len(alts) > 1 and isinstance(part, str):
-            match = [a for a in alts if _type_name(a) == part]
-            current = match[0] if match else next((a for a in alts if _is_model(a)), alts[0])
+            current = _member(alts, part)
             continue
         t = alts[0] if alts else None
         if _is_model(t) and isinstance(part, str):

@@ -22,13 +22,13 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .config import StudyConfig, load_config
+from .config import write_resolved, StudyConfig, load_config
 from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileError, fetch_all, sha256_file, verify_tree
 from .paths import ProjectPaths, project_paths
 from .results import write_table, write_values
 from .studies.validation import ISSUE_COLUMNS
 
-DEFAULT_CONFIG = "analysis/grissom2024.toml"
+from .defaults import DEFAULT_CONFIG  # noqa: E402  (one table of defaults: discbias.defaults)
 PACKAGES = ["discbias", "numpy", "pandas", "scipy", "statsmodels", "pingouin", "pymc", "arviz", "scikit-learn",
             "matplotlib", "jinja2", "pyarrow", "torch", "pypandoc-binary", "typst"]
 
@@ -409,6 +409,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
     ctx.results["models"] = pd.DataFrame(ctx.models)
     for name, df in ctx.results.items():
         write_table(df, paths.results / f"{name}.csv")
+    write_resolved(config, paths.results)
     prov = pd.read_csv(paths.results / "provenance.csv")
     issues = pd.read_csv(paths.results / "data_issues.csv")
     ctx.values["meta"] = dict(

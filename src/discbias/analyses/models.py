@@ -9,7 +9,7 @@ Model ids (public, in ``build/results/models.csv``): ``rgb_bayes``, ``elicited_b
 
 Sampler and bootstrap sizes come from an optional ``[models]`` table of the study
 configuration (keys ``draws``, ``tune``, ``chains``, ``cores``, ``seed``, ``target_accept``, ``sampler``, ``n_boot``); the
-defaults are :data:`discbias.stats.bayes.SAMPLER_DEFAULTS` and :data:`N_BOOT`.
+defaults are ``discbias.defaults.DEFAULTS["models"]`` (schema: :class:`discbias.schema.ModelsTable`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..defaults import DEFAULTS
 from ..results import result_frame
 from ..stats.bayes import MAX_RHAT, MIN_ESS, SamplerSettings, elicited_bayes, rgb_bayes
 from ..stats.correlation import add_holm, partial_correlations
@@ -30,7 +31,7 @@ from ..studies.grissom2024 import ITEM_NAMES, read_study2
 AXES = ["masculinity", "femininity", "skintone", "afrocentric", "eurocentric", "asiocentric", "hair_length"]
 AXIS_COLS = [f"{a}_mean" for a in AXES]
 RGB = ["red_mean", "green_mean", "blue_mean"]
-N_BOOT = 100
+N_BOOT = DEFAULTS["models"]["n_boot"]
 ICC_K = 3
 SEED = 20240215
 CELL = ["race", "gender", "hair_prompt"]
@@ -48,13 +49,17 @@ RGH_FULL = "score ~ C(race) * C(gender) * C(hair) + luminance + red_mean"
 
 
 def _settings(config) -> tuple[SamplerSettings, int]:
-    m = dict(config.raw.get("models", {})) if getattr(config, "raw", None) else {}
-    s = SamplerSettings(draws=int(m.get("draws", SamplerSettings.draws)), tune=int(m.get("tune", SamplerSettings.tune)),
-                        chains=int(m.get("chains", SamplerSettings.chains)), cores=int(m.get("cores", SamplerSettings.cores)),
-                        seed=int(m.get("seed", SamplerSettings.seed)),
-                        target_accept=float(m.get("target_accept", SamplerSettings.target_accept)),
-                        sampler=str(m.get("sampler", SamplerSettings.sampler)))
-    return s, int(m.get("n_boot", N_BOOT))
+    """The ``[models]`` table (validated by :class:`discbias.schema.ModelsTable`, defaults filled in)."""
+    from ..errors import validate_config
+    from ..schema import ModelsTable
+
+    m = getattr(getattr(config, "settings", None), "models", None)
+    if m is None:
+        m = validate_config(ModelsTable, dict((getattr(config, "raw", None) or {}).get("models", {})),
+                            file=getattr(config, "path", "the configuration"), table="models")
+    s = SamplerSettings(draws=m.draws, tune=m.tune, chains=m.chains, cores=m.cores, seed=m.seed,
+                        target_accept=m.target_accept, sampler=m.sampler)
+    return s, m.n_boot
 
 
 # ----------------------------------------------------------------------------------------------

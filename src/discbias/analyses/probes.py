@@ -49,9 +49,24 @@ def _log(msg):
     print(f"[discbias] probes: {msg}", file=sys.stderr, flush=True)
 
 
+def probes_table(config) -> dict:
+    """The ``[probes]`` table validated by :class:`discbias.schema.ProbesTable`, defaults filled in
+    (``{}`` when the configuration has no ``[probes]`` table; keys without a value are left out)."""
+    from ..errors import validate_config
+    from ..schema import ProbesTable
+
+    t = getattr(getattr(config, "settings", None), "probes", None)
+    if t is None:
+        raw = (getattr(config, "raw", None) or {}).get("probes")
+        if raw is None:
+            return {}
+        t = validate_config(ProbesTable, dict(raw), file=getattr(config, "path", "the configuration"), table="probes")
+    return t.model_dump(exclude_none=True)
+
+
 def settings(config, paths) -> dict:
     """Resolve the ``[probes]`` configuration; ``available`` says whether probes can run and ``reason`` why not."""
-    p = dict(config.raw.get("probes", {}))
+    p = probes_table(config)
     name = p.get("weights") or config.study.get("weights")
     out = dict(p, weights_name=name or "", available=False, reason="", demo=bool(p.get("demo", False)))
     how = ("Download the official weights with `python -c \"from discbias.nets import download_weights; "
@@ -94,7 +109,7 @@ def cache_path(config, paths, s) -> Path:
     stage's default (``$DISCBIAS_CACHE_DIR`` or ``data/cache``): one cache for every score."""
     from ..scoring import cache_path as _cache_path, default_cache_dir
 
-    c = s.get("cache") or config.raw.get("scoring", {}).get("cache")
+    c = s.get("cache") or (getattr(config, "raw", None) or {}).get("scoring", {}).get("cache")
     if c:
         c = Path(str(c)).expanduser()
         return _cache_path(c if c.is_absolute() else paths.root / c)

@@ -89,7 +89,9 @@ def prepare_inputs(config, paths: DemoPaths) -> dict:
 
     from ..nets import Discriminator, discriminator_flops, save_discriminator
 
-    p = config.raw.get("probes", {})
+    from ..analyses.probes import probes_table
+
+    p = probes_table(config)
     net = dict(p.get("demo_network", {}))
     seed = int(net.pop("seed", 0))
     res = int(net.pop("resolution", 256))

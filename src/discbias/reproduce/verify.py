@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
+from ..defaults import DEFAULTS
 from .bundle import Bundle, installed_distributions, project_commit, templates_digest
 
 #: Columns (regular expressions on the name) of sampler diagnostics, never compared in posterior rows.
@@ -88,10 +89,10 @@ class Tolerances:
     (1e-06, 1e-09)
     """
 
-    rtol: float = 1e-9
-    atol: float = 1e-12
-    posterior_k: float = 5.0
-    bootstrap_k: float = 5.0
+    rtol: float = DEFAULTS["verify"]["rtol"]
+    atol: float = DEFAULTS["verify"]["atol"]
+    posterior_k: float = DEFAULTS["verify"]["posterior_k"]
+    bootstrap_k: float = DEFAULTS["verify"]["bootstrap_k"]
     tables: dict = field(default_factory=dict, compare=False, hash=False)
 
     def for_table(self, name: str) -> "Tolerances":

@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..defaults import DEFAULTS
 from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, integrity_problems
 from .images import DEFAULT_MIN_SIDE, IMAGE_SUFFIXES
 from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ProtocolError, ScoringProtocol
 from .sources import SourceError, discover, parse_shard, shard
 
 EXIT_FAILED_INPUTS = 3
+#: Defaults shared with the [scoring] table and the Python API (discbias.defaults).
+_S, _P = DEFAULTS["scoring"], DEFAULTS["protocol"]
 
 
 def _err(stage: str, exc: BaseException) -> int:
@@ -54,22 +57,22 @@ def register(sub) -> None:
                        "cache are not recomputed; rerunning an interrupted run resumes it.")
     p.add_argument("source", help="image folder or manifest CSV")
     p.add_argument("--weights", required=True, help="weights file or registry name (e.g. stylegan3-r-ffhq-1024x1024.pkl)")
-    p.add_argument("--protocol", choices=INPUTS, default="nvidia",
+    p.add_argument("--protocol", choices=INPUTS, default=_P["input"],
                    help="input scaling: nvidia = x/127.5-1 (as trained); grissom2024 = unscaled 0..255, one image per pass")
-    p.add_argument("--resize", choices=RESIZES, default="stretch", help="rule for non-square or wrong-size images")
-    p.add_argument("--filter", choices=FILTERS, default="lanczos", help="resampling filter (antialiased)")
-    p.add_argument("--grouping", choices=GROUPINGS, default="single", help="minibatch-std grouping protocol")
+    p.add_argument("--resize", choices=RESIZES, default=_P["resize"], help="rule for non-square or wrong-size images")
+    p.add_argument("--filter", choices=FILTERS, default=_P["filter"], help="resampling filter (antialiased)")
+    p.add_argument("--grouping", choices=GROUPINGS, default=_P["grouping"], help="minibatch-std grouping protocol")
     p.add_argument("--reference", default=None, help="reference images (folder or CSV) for --grouping reference-group")
-    p.add_argument("--draws", type=int, default=8, help="reference draws R averaged per image (reference-group)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the reference draws")
+    p.add_argument("--draws", type=int, default=_P["draws"], help="reference draws R averaged per image (reference-group)")
+    p.add_argument("--seed", type=int, default=_P["seed"], help="seed of the reference draws")
     p.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default=_S["device"], help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--fp32", action="store_true", help="on CUDA, run every block in float32 (default: fp16 blocks as NVIDIA)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (scores agree across batch sizes to float32 rounding, "
+    p.add_argument("--batch-size", type=int, default=_S["batch_size"], help="images per forward pass (scores agree across batch sizes to float32 rounding, "
                    "within 1e-5 x max(1, |score|); see the README)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader decoding workers (0 = main process)")
-    p.add_argument("--min-side", type=int, default=DEFAULT_MIN_SIDE, help="smaller images are recorded as failures")
+    p.add_argument("--workers", type=int, default=_S["workers"], help="DataLoader decoding workers (0 = main process)")
+    p.add_argument("--min-side", type=int, default=_S["min_side"], help="smaller images are recorded as failures")
     p.add_argument("--shard", default=None, help="i/N: score only shard i (0-based) of N, partitioned by image name")
     p.add_argument("--out", default=None, help="write the score table to this .csv or .parquet "
                    "(failures go to <out stem>.failures.csv)")

@@ -35,10 +35,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from ..defaults import DEFAULTS
 from ..fetch import sha256_file  # one implementation for the whole package
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-DEFAULT_MIN_SIDE = 32
+DEFAULT_MIN_SIDE = DEFAULTS["scoring"]["min_side"]
 
 
 class ImageError(ValueError):
