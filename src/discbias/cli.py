@@ -1,19 +1,24 @@
 """``discbias <stage>``: one entry point for every stage of the pipeline.
 
-Progress and logs go to stderr; ``--json`` prints machine-readable results to stdout.
+Progress and logs go to stderr (``logging``; ``-v/--verbose``, ``-q/--quiet``); ``--json`` prints
+machine-readable results to stdout. Exit status: 0 done, 2 a user error (one line on stderr: a
+configuration key, a missing file, a stale build...), 1 a bug (its traceback on stderr); some
+commands add their own (``discbias score``: 3 when inputs failed; ``discbias verify``: 1 when the
+rebuild differs).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import traceback
 
 from . import __version__
-from .config import ConfigError, load_config
-from .fetch import FetchError
+from .config import load_config
+from .defaults import DEFAULT_CONFIG
+from .errors import EXIT_BUG, EXIT_USER_ERROR, UserError
+from .log import setup_logging
 from .paths import project_paths
-from .pipeline import DEFAULT_CONFIG
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -60,45 +65,84 @@ def build_parser() -> argparse.ArgumentParser:
 
     for mod in PLUGINS:
         importlib.import_module(mod).register(sub)
+    _add_verbosity(parser, top=True)
+    for sp in _each_subparser(parser):
+        if not any("--verbose" in a.option_strings or "--quiet" in a.option_strings for a in sp._actions):
+            _add_verbosity(sp, top=False)
     return parser
 
 
+def _add_verbosity(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """``-v/--verbose`` and ``-q/--quiet`` (counted), accepted before and after the subcommand."""
+    default = 0 if top else argparse.SUPPRESS  # a subcommand's flag must not reset the top-level one
+    parser.add_argument("-v", "--verbose", action="count", default=default,
+                        help="more progress and diagnostics on stderr (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="count", default=default,
+                        help="only warnings and errors on stderr")
+
+
+def _each_subparser(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in action.choices.values():
+                yield sp
+                yield from _each_subparser(sp)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line.
+    """Run the command line; returns the exit status.
+
+    A :class:`~discbias.errors.UserError` (a mistake the user can fix: a configuration key, a
+    missing file, a stale build) prints one line and returns 2; any other exception is a bug:
+    its traceback is printed to stderr and the status is 1.
 
     Examples
     --------
-    >>> main(["--version"])  # doctest: +SKIP
+    >>> main(["fit", "--config", "no/such/study.toml"])
+    2
     """
     args = build_parser().parse_args(argv)
-    from . import pipeline
-    from .report.render import RenderError, render
+    setup_logging(int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0))
+    stage = args.stage
+    try:
+        return _run(args)
+    except UserError as exc:
+        print(f"discbias {stage}: error: {exc.one_line()}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"discbias {stage}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: show where it happened
+        traceback.print_exc(file=sys.stderr)
+        print(f"discbias {stage}: internal error ({type(exc).__name__}): this is a bug in discbias, not a problem "
+              "with your input; the traceback is above (please report it)", file=sys.stderr)
+        return EXIT_BUG
 
+
+def _run(args) -> int:
     if getattr(args, "func", None) is not None:
         return int(args.func(args) or 0)
-    try:
-        config = load_config(args.config)
-        paths = project_paths(args.root)
-        if args.stage == "fetch":
-            pipeline.run_fetch(config, paths, allow_download=not args.offline)
-        elif args.stage == "measure":
-            pipeline.run_measure(config, paths, on_invalid=args.on_invalid)
-        elif args.stage == "fit":
-            ctx = pipeline.run_fit(config, paths)
-            if args.json:
-                print(ctx.results["claims"].to_json(orient="records", indent=2))
-        elif args.stage == "figures":
-            pipeline.run_figures(config, paths)
-        elif args.stage == "render":
-            pipeline.require_current_build(config, paths)
-            render(config, paths, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
-                   template_dir=args.templates, use_quarto=False if args.no_quarto else None, draft=args.draft)
-        elif args.stage == "report":
-            pipeline.run_all(args.config, args.root)
-    except (ConfigError, FetchError, RenderError, pipeline.StaleBuildError, FileNotFoundError, KeyError,
-            ValueError) as exc:
-        print(f"discbias {args.stage}: error: {exc}", file=sys.stderr)
-        return 2
+    from . import pipeline
+    from .report.render import render
+
+    config = load_config(args.config)
+    paths = project_paths(args.root)
+    if args.stage == "fetch":
+        pipeline.run_fetch(config, paths, allow_download=not args.offline)
+    elif args.stage == "measure":
+        pipeline.run_measure(config, paths, on_invalid=args.on_invalid)
+    elif args.stage == "fit":
+        ctx = pipeline.run_fit(config, paths)
+        if args.json:
+            print(ctx.results["claims"].to_json(orient="records", indent=2))
+    elif args.stage == "figures":
+        pipeline.run_figures(config, paths)
+    elif args.stage == "render":
+        pipeline.require_current_build(config, paths)
+        render(config, paths, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
+               template_dir=args.templates, use_quarto=False if args.no_quarto else None, draft=args.draft)
+    elif args.stage == "report":
+        pipeline.run_all(args.config, args.root)
     return 0
 
 

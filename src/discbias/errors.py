@@ -468,3 +468,36 @@ def validate_config(model: type[ConfigModel], data: Any, *, file: str | Path, ta
         errors = _drop_union_noise(model, exc.errors())
         problems = [_problem(model, e, str(file), table) for e in errors]
         raise ConfigError(problems=problems) from None
+
+
+class MissingInputError(UserError, FileNotFoundError):
+    """A file or folder the user named, or that an earlier stage makes, does not exist.
+
+    The message says which and how to make it (``run `discbias measure` first``).
+
+    Examples
+    --------
+    >>> err = MissingInputError("no tables in build/measures; run `discbias measure` first")
+    >>> isinstance(err, FileNotFoundError), exit_code(err)
+    (True, 2)
+    """
+
+
+class SetupError(UserError, RuntimeError):
+    """The machine lacks something the command needs: CUDA, GPUs, an optional package.
+
+    Examples
+    --------
+    >>> exit_code(SetupError("device 'cuda' requested but CUDA is not available; use --device cpu"))
+    2
+    """
+
+
+class MissingExtraError(UserError, ImportError):
+    """An optional dependency is not installed; the message names the extra (``pip install 'discbias[faces]'``).
+
+    Examples
+    --------
+    >>> isinstance(MissingExtraError("pip install 'discbias[faces]'"), ImportError)
+    True
+    """

@@ -31,12 +31,13 @@ from tqdm import tqdm
 from typing import Iterable, Iterator
 
 from .config import Source, StudyConfig
+from .errors import UserError
 
 MIRROR_ENV = "DISCBIAS_DATA_MIRROR"
 _CHUNK = 1 << 20
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """A released file could not be obtained."""
 
 

@@ -8,13 +8,13 @@ Each stage reads the files the previous one wrote, so each can be run alone
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import importlib.metadata as md
 import json
 import os
 import platform
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,22 +22,20 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .config import write_resolved, StudyConfig, load_config
+from .config import StudyConfig, load_config, write_resolved
+from .defaults import DEFAULT_CONFIG
+from .errors import MissingInputError, UserError
 from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileError, fetch_all, sha256_file, verify_tree
 from .paths import ProjectPaths, project_paths
 from .results import write_table, write_values
 from .studies.validation import ISSUE_COLUMNS
 
-from .defaults import DEFAULT_CONFIG  # noqa: E402  (one table of defaults: discbias.defaults)
+log = logging.getLogger(__name__)
 PACKAGES = ["discbias", "numpy", "pandas", "scipy", "statsmodels", "pingouin", "pymc", "arviz", "scikit-learn",
             "matplotlib", "jinja2", "pyarrow", "torch", "pypandoc-binary", "typst"]
 
 
-def _log(msg: str) -> None:
-    print(f"[discbias] {msg}", file=sys.stderr, flush=True)
-
-
-class StaleBuildError(RuntimeError):
+class StaleBuildError(UserError, RuntimeError):
     """``build/`` was made by another configuration (or an earlier version of this one)."""
 
 
@@ -311,7 +309,7 @@ def run_fetch(config: StudyConfig, paths: ProjectPaths, *, allow_download: bool 
     """Fetch every source into ``data/raw`` (mirror or download, sha256-verified)."""
     paths.raw.mkdir(parents=True, exist_ok=True)
     for r in fetch_all(config, paths.raw, allow_download=allow_download):
-        _log(f"fetch {r.path.name}: {r.origin}")
+        log.info(f"fetch {r.path.name}: {r.origin}")
     for analysis in _analyses():
         if hasattr(analysis, "fetch"):
             analysis.fetch(config, paths)
@@ -338,7 +336,7 @@ def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | N
             made, found = analysis.measure(ctx)
             tables.update(made)
             issues.append(found)
-            _log(f"measure {analysis.__name__.rsplit('.', 1)[-1]}: {len(made)} tables in {time.perf_counter() - t0:.1f}s")
+            log.info(f"measure {analysis.__name__.rsplit('.', 1)[-1]}: {len(made)} tables in {time.perf_counter() - t0:.1f}s")
     stamp = config_stamp(config)
     if read_stamp(paths) != stamp:
         _clear_derived(paths)
@@ -395,14 +393,14 @@ def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
     paths.ensure()
     ctx = FitContext(config, paths, load_measures(paths))
     if not ctx.measures:
-        raise FileNotFoundError(f"no tables in {paths.measures}; run `discbias measure` first")
+        raise MissingInputError(f"no tables in {paths.measures}; run `discbias measure` first")
     timings = {}
     for analysis in _analyses():
         if hasattr(analysis, "fit"):
             t0 = time.perf_counter()
             analysis.fit(ctx)
             timings[analysis.__name__.rsplit(".", 1)[-1]] = time.perf_counter() - t0
-            _log(f"fit {analysis.__name__.rsplit('.', 1)[-1]}: {timings[analysis.__name__.rsplit('.', 1)[-1]]:.1f}s")
+            log.info(f"fit {analysis.__name__.rsplit('.', 1)[-1]}: {timings[analysis.__name__.rsplit('.', 1)[-1]]:.1f}s")
     claims, specs = evaluate_claims(ctx, analysis_claims())
     ctx.results["claims"] = claims
     ctx.results["claims_specifications"] = specs

@@ -25,6 +25,7 @@ import numpy as np
 
 from .color import lab_chroma_hue, linear_to_xyz, srgb_to_lab, srgb_to_linear, xyz_to_lab
 from .image import ColourHistograms
+from ..errors import ConfigError, MissingExtraError
 
 #: FFHQ alignment template (fractions of width/height). FFHQ's aligner centres the crop on the
 #: eye midpoint moved 10% towards the mouth, with side four times the eye distance, so the eyes sit
@@ -153,7 +154,7 @@ def _require(module: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ImportError(
+        raise MissingExtraError(
             f"face method needs '{module}', which is not installed: pip install 'discbias[faces]' "
             "(mediapipe==0.10.21 and opencv-python-headless<5; MediaPipe 0.10.21 needs numpy<2, so use "
             "a separate environment), or use method='template' for FFHQ-aligned images") from exc
@@ -166,7 +167,7 @@ def haar_regions(rgb: np.ndarray) -> FaceRegions | None:
     """
     cv2 = _require("cv2")
     if not hasattr(cv2, "CascadeClassifier"):
-        raise ImportError("this OpenCV build has no CascadeClassifier (OpenCV 5 dropped it): pin opencv-python-headless<5")
+        raise MissingExtraError("this OpenCV build has no CascadeClassifier (OpenCV 5 dropped it): pin opencv-python-headless<5")
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     faces = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5)
@@ -247,7 +248,7 @@ def face_regions(rgb: np.ndarray, method: str = "template") -> FaceRegions | Non
         return haar_regions(rgb)
     if method == "mediapipe":
         return mediapipe_regions(rgb)
-    raise ValueError(f"unknown face method {method!r}; use one of {FACE_METHODS}")
+    raise ConfigError(f"unknown face method {method!r}; use one of {FACE_METHODS}")
 
 
 FACE_COLUMNS = ["face_method", "face_found", "skin_L", "skin_a", "skin_b", "skin_chroma", "skin_hue_deg",

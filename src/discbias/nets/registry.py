@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ChecksumMismatchError, WeightsNotFoundError
+from .errors import ChecksumMismatchError, UnknownWeightsError, WeightsNotFoundError
 from ..fetch import sha256_file  # one implementation for the whole package
 
 __all__ = [
@@ -157,7 +157,7 @@ def _entry(name: str) -> KnownWeights:
     try:
         return KNOWN_WEIGHTS[name]
     except KeyError:
-        raise KeyError(f"unknown weights {name!r}; known: {', '.join(sorted(KNOWN_WEIGHTS))}") from None
+        raise UnknownWeightsError(f"unknown weights {name!r}; known: {', '.join(sorted(KNOWN_WEIGHTS))}") from None
 
 
 def weights_path(name: str, dest_dir: str | os.PathLike | None = None, must_exist: bool = False) -> Path:

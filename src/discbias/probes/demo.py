@@ -10,6 +10,7 @@ comparison. Run ``python -m discbias.probes.demo`` (or ``discbias probes-demo``)
 
 from __future__ import annotations
 
+import logging
 import argparse
 import json
 import sys
@@ -23,6 +24,8 @@ import pandas as pd
 from ..measures.color import linear_to_srgb, srgb_to_linear
 from ..measures.faces import FFHQ_TEMPLATE, MONK_HEX, _ellipse, template_regions
 from ..paths import ProjectPaths
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "analysis/probes-demo.toml"
 #: The astronaut's face in scikit-image's 512 x 512 image, cropped so that the eyes and mouth fall
@@ -169,10 +172,10 @@ def run_demo(config_path: str | Path = DEFAULT_CONFIG, root: str | Path | None =
         outs.append(render_html(qmd))
     if "pdf" in formats:
         outs.append(render_pdf(qmd, paths.build))
-    print(f"[discbias] probes demo: inputs {t_inputs:.0f}s, probes {t_measure:.0f}s, models {t_fit:.0f}s, "
-          f"total {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    log.info("probes demo: inputs %.0fs, probes %.0fs, models %.0fs, total %.0fs", t_inputs, t_measure, t_fit,
+             time.perf_counter() - t0)
     for o in outs:
-        print(f"[discbias] wrote {o}", file=sys.stderr)
+        log.info("wrote %s", o)
     return outs
 
 

@@ -39,15 +39,16 @@ def register(sub) -> None:
 
 
 def run_bundle(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, load_config
+    from ..config import load_config
+    from ..errors import UserError
     from ..paths import project_paths
-    from .bundle import BundleError, make_bundle
+    from .bundle import make_bundle
 
     try:
         config = load_config(args.config)
         path = make_bundle(config, project_paths(args.root), out=args.out, template_dir=args.templates)
-    except (ConfigError, BundleError, FileNotFoundError) as exc:
-        _err("bundle", str(exc))
+    except UserError as exc:
+        _err("bundle", exc.one_line())
         return 2
     from .bundle import read_bundle
 
@@ -86,7 +87,7 @@ def rebuild_into(config, paths) -> Path:
 
 def run_verify(args: argparse.Namespace) -> int:
     from ..config import ConfigError, load_config
-    from ..fetch import FetchError
+    from ..errors import UserError
     from ..paths import project_paths
     from ..report.render import default_template_dir
     from .bundle import BundleError, read_bundle
@@ -122,8 +123,8 @@ def run_verify(args: argparse.Namespace) -> int:
         result = verify_build(bundle, build, tol, template_dir=args.templates or default_template_dir())
         out = Path(args.out) if args.out else paths.build / "verify"
         written = write_report(result, tol, out)
-    except (ConfigError, FetchError, FileNotFoundError, ValueError, KeyError) as exc:
-        _err("verify", str(exc))
+    except UserError as exc:  # anything else is a bug: traceback and exit 1 (discbias.cli.main)
+        _err("verify", exc.one_line())
         return EXIT_BAD_BUNDLE
     t = result.tables
     print(f"discbias verify: {int(t['compared'].fillna(0).sum())} rows compared in {len(t)} tables; "

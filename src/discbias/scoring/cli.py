@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import results
 from ..defaults import DEFAULTS
+from ..errors import UserError
 from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, integrity_problems
-from .images import DEFAULT_MIN_SIDE, IMAGE_SUFFIXES
-from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ProtocolError, ScoringProtocol
-from .sources import SourceError, discover, parse_shard, shard
+from .images import IMAGE_SUFFIXES
+from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ScoringProtocol
+from .sources import discover, parse_shard, shard
 
 EXIT_FAILED_INPUTS = 3
 #: Defaults shared with the [scoring] table and the Python API (discbias.defaults).
@@ -27,21 +29,28 @@ _S, _P = DEFAULTS["scoring"], DEFAULTS["protocol"]
 
 
 def _err(stage: str, exc: BaseException) -> int:
-    print(f"discbias {stage}: error: {exc}", file=sys.stderr)
+    msg = exc.one_line() if isinstance(exc, UserError) else str(exc)
+    print(f"discbias {stage}: error: {msg}", file=sys.stderr)
     return 2
 
 
 def write_table(df: pd.DataFrame, out: str | Path) -> Path:
-    """Write ``df`` as CSV or Parquet, chosen by the suffix (``.csv``, ``.parquet``)."""
+    """Write ``df`` as CSV or Parquet, chosen by the suffix, atomically (:func:`discbias.results.write_table`).
+
+    Raises :class:`~discbias.errors.UserError` for any other suffix (``--out`` names the file).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> write_table(pd.DataFrame({"a": [1]}), pathlib.Path(tempfile.mkdtemp()) / "t.xlsx")
+    Traceback (most recent call last):
+    ...
+    discbias.errors.UserError: --out .../t.xlsx: use a .csv or .parquet file name
+    """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".parquet":
-        df.to_parquet(out, index=False)
-    elif out.suffix == ".csv":
-        df.to_csv(out, index=False)
-    else:
-        raise ValueError(f"--out {out}: use a .csv or .parquet file name")
-    return out
+    if out.suffix not in (".csv", ".parquet"):
+        raise UserError(f"--out {out}: use a .csv or .parquet file name")
+    return results.write_table(df, out)
 
 
 def _add_cache_arg(p):
@@ -124,7 +133,6 @@ def _cache(args) -> ScoreCache:
 
 
 def cmd_score(args) -> int:
-    from ..nets.errors import NetworkLoadError
     from .scorer import Scorer
 
     if args.threads:
@@ -151,8 +159,9 @@ def cmd_score(args) -> int:
         else:
             scorer = Scorer(args.weights, protocol, device=args.device, fp32=args.fp32, reference=args.reference,
                             batch_size=args.batch_size, num_workers=args.workers, min_side=args.min_side)
-    except (ProtocolError, SourceError, CacheError, FileNotFoundError, ValueError, RuntimeError,
-            pickle.UnpicklingError, NetworkLoadError, OSError) as exc:  # the reader's refusals are one line
+    except (UserError, OSError, pickle.UnpicklingError) as exc:
+        # user errors, unreadable files and the pickle reader's refusals are one line; anything else
+        # (a bug) propagates to discbias.cli.main, which prints the traceback and exits 1
         return _err("score", exc)
     done = [0]
     try:
@@ -214,7 +223,7 @@ def cmd_cache_export(args) -> int:
                 where.append("weights_sha256 LIKE ?"), params.append(args.weights.lower() + "%")
             df = cache.frame(" AND ".join(where), tuple(params))
         out = write_table(df, args.out)
-    except (CacheError, ValueError) as exc:
+    except UserError as exc:
         return _err("cache export", exc)
     print(f"discbias cache export: {len(df)} rows -> {out}", file=sys.stderr)
     return 0
@@ -257,7 +266,7 @@ def cmd_cache_merge(args) -> int:
             n = cache.merge_from(src)
             total += n
             print(f"discbias cache merge: {n} new scores from {cache_path(src)}", file=sys.stderr)
-    except (CacheError, FileNotFoundError) as exc:
+    except UserError as exc:
         return _err("cache merge", exc)
     print(f"discbias cache merge: {total} new scores; {cache.count()} in {cache.path}", file=sys.stderr)
     return 0

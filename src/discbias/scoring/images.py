@@ -38,12 +38,13 @@ import numpy as np
 
 from ..defaults import DEFAULTS
 from ..fetch import sha256_file  # one implementation for the whole package
+from ..errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 DEFAULT_MIN_SIDE = DEFAULTS["scoring"]["min_side"]
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """A file cannot be turned into an RGB image; the message is the recorded reason."""
 
 

@@ -32,6 +32,9 @@ from .images import (DEFAULT_MIN_SIDE, ImageError, _check_size, check_rgb8, colo
                      read_regular_file, resize_square, sha256_bytes, sha256_file, sha256_pixels, sha256_regular_file)
 from .protocols import ProtocolError, ScoringProtocol
 from .sources import ImageItem, discover
+from ..errors import SetupError
+from ..nets.errors import UnsupportedNetworkError
+from ..errors import MissingInputError
 
 OUTPUT_COLUMNS = ["image", "image_id", "image_sha256", "score", "score_sd", "n_draws", "protocol", "grouping", "resize",
                   "filter", "flip", "precision", "label", "weights_sha256", "discbias_version", "from_cache",
@@ -49,7 +52,7 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
     >>> resolve_weights("/nonexistent/d.pt")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: weights file /nonexistent/d.pt does not exist (give a path or a registry name such as stylegan3-r-ffhq-1024x1024.pkl)
+    discbias.errors.MissingInputError: weights file /nonexistent/d.pt does not exist (give a path or a registry name such as stylegan3-r-ffhq-1024x1024.pkl)
     """
     p = Path(weights).expanduser()
     if p.is_file():
@@ -60,11 +63,11 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
         q = weights_path(str(weights))
         if q.is_file():
             return q
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"registry weights {weights} are not in {q.parent}; download them with "
             f"`python -c \"from discbias.nets import download_weights; download_weights('{weights}')\"` "
             f"(or set DISCBIAS_WEIGHTS_DIR to where they are)")
-    raise FileNotFoundError(f"weights file {p} does not exist (give a path or a registry name such as "
+    raise MissingInputError(f"weights file {p} does not exist (give a path or a registry name such as "
                             f"stylegan3-r-ffhq-1024x1024.pkl)")
 
 
@@ -195,7 +198,7 @@ class Scorer:
         protocol = protocol or ScoringProtocol()
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+            raise SetupError(f"device {device!r} requested but CUDA is not available; use --device cpu")
         if network is None:
             self.weights_path = resolve_weights(weights)
             self.weights_sha256 = sha256_file(self.weights_path)
@@ -205,7 +208,7 @@ class Scorer:
                 raise ValueError("pass weights_sha256 together with network")
             self.weights_path, self.weights_sha256, self.D = None, weights_sha256, network.to(self.device).eval()
         if getattr(self.D, "c_dim", 0):
-            raise ValueError(f"this discriminator is conditional (c_dim={self.D.c_dim}); scoring without labels "
+            raise UnsupportedNetworkError(f"this discriminator is conditional (c_dim={self.D.c_dim}); scoring without labels "
                              f"is only defined for unconditional networks")
         self.resolution = int(self.D.img_resolution)
         self.force_fp32 = fp32 or self.device.type != "cuda"
