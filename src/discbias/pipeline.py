@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 import hashlib
-import importlib.metadata as md
 import json
 import os
-import platform
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
+from . import __version__, provenance
 from .config import StudyConfig, load_config, write_resolved
 from .defaults import DEFAULT_CONFIG
 from .errors import MissingInputError, UserError
@@ -31,8 +29,8 @@ from .results import write_table, write_values
 from .studies.validation import ISSUE_COLUMNS
 
 log = logging.getLogger(__name__)
-PACKAGES = ["discbias", "numpy", "pandas", "scipy", "statsmodels", "pingouin", "pymc", "arviz", "scikit-learn",
-            "matplotlib", "jinja2", "pyarrow", "torch", "pypandoc-binary", "typst"]
+#: Distributions recorded even when this process did not import them (plus all that it did).
+PACKAGES = provenance.ALWAYS
 
 
 class StaleBuildError(UserError, RuntimeError):
@@ -366,14 +364,8 @@ def load_results(paths: ProjectPaths) -> dict[str, pd.DataFrame]:
 
 
 def software_versions() -> dict[str, str]:
-    """Installed versions of the packages the pipeline uses (and Python)."""
-    out = {"python": platform.python_version()}
-    for p in PACKAGES:
-        try:
-            out[p] = md.version(p)
-        except md.PackageNotFoundError:
-            out[p] = "not installed"
-    return out
+    """Python and every distribution this run imported, with versions (see :mod:`discbias.provenance`)."""
+    return provenance.software_versions(PACKAGES)
 
 
 def _code_commit(paths: ProjectPaths) -> dict:
