@@ -113,9 +113,13 @@ def default_cache_dir(root: str | os.PathLike | None = None) -> Path:
     Examples
     --------
     >>> import os
-    >>> os.environ.pop("DISCBIAS_CACHE_DIR", None) is None or True
-    True
-    >>> default_cache_dir("/tmp/proj").as_posix()
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"DISCBIAS_CACHE_DIR": "/data/scores"}):  # restored afterwards
+    ...     default_cache_dir("/tmp/proj").as_posix()
+    '/data/scores'
+    >>> with mock.patch.dict(os.environ):
+    ...     _ = os.environ.pop("DISCBIAS_CACHE_DIR", None)
+    ...     default_cache_dir("/tmp/proj").as_posix()
     '/tmp/proj/data/cache'
     """
     env = os.environ.get(CACHE_ENV)
