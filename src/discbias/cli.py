@@ -21,7 +21,15 @@ from .log import setup_logging
 from .paths import project_paths
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def common_options(p: argparse.ArgumentParser) -> None:
+    """Add ``--config`` and ``--root``, the options every pipeline stage takes (plugins use it too).
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser(); common_options(p)
+    >>> p.parse_args([]).config
+    'analysis/grissom2024.toml'
+    """
     p.add_argument("--config", default=DEFAULT_CONFIG, help=f"study configuration (default: {DEFAULT_CONFIG})")
     p.add_argument("--root", default=None, help="project root holding data/ and build/ (default: cwd)")
 
@@ -41,26 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"discbias {__version__}")
     sub = parser.add_subparsers(dest="stage", required=True)
     p = sub.add_parser("fetch", help="download released data (or copy from $DISCBIAS_DATA_MIRROR), sha256-verified")
-    _common(p)
+    common_options(p)
     p.add_argument("--offline", action="store_true", help="never use the network")
     p = sub.add_parser("measure", help="turn raw files into tidy tables (build/measures)")
-    _common(p)
+    common_options(p)
     p.add_argument("--on-invalid", choices=["report", "error"], default=None,
                    help="invalid values: set missing and list them (report) or stop (error)")
     p = sub.add_parser("fit", help="fit every model; write build/results and build/values.json")
-    _common(p)
+    common_options(p)
     p.add_argument("--json", action="store_true", help="print the claims table as JSON on stdout")
     p = sub.add_parser("figures", help="figures and publication tables (build/figures, build/tables)")
-    _common(p)
+    common_options(p)
     p = sub.add_parser("render", help="render build/report/paper.{qmd,html,pdf}")
-    _common(p)
+    common_options(p)
     p.add_argument("--to", default="html,pdf", help="comma-separated formats: html, pdf (default both)")
     p.add_argument("--templates", default=None, help="template folder (default: report/)")
     p.add_argument("--no-quarto", action="store_true", help="use pandoc + Typst even if quarto is installed")
     p.add_argument("--draft", action="store_true",
                    help="render checks that fail print warnings instead of failing the render (while drafting)")
     p = sub.add_parser("report", help="run every stage (fetch, measure, fit, figures, render)")
-    _common(p)
+    common_options(p)
     import importlib
 
     for mod in PLUGINS:

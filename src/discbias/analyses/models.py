@@ -85,20 +85,20 @@ def read_uncleaned(path, *, on_invalid: str = "report") -> tuple[pd.DataFrame, p
     """
     from pathlib import Path
 
-    from ..studies.grissom2024 import _NAME_GEN, _NAME_HAIR, _NAME_RACE, _NAME_RE, _read, ratings_long, summarise_ratings
+    from ..studies.grissom2024 import NAME_GENDER, NAME_HAIR, NAME_RACE, NAME_RE, read_released, ratings_long, summarise_ratings
     from ..studies.validation import numeric_column, require_columns
 
     name = Path(str(path)).name
-    df, log = _read(path, name)
+    df, log = read_released(path, name)
     require_columns(df, ["image", "matches_prompt", *RGB, "luminance"], name,
                     "Point the ratings role at all_face_data_matched.csv")
-    keep = df["image"].astype(str).str.match(_NAME_RE.pattern)
+    keep = df["image"].astype(str).str.match(NAME_RE.pattern)
     df = df[keep]  # the file's row labels are kept, so that issues name the file's own lines
-    parts = df["image"].str.extract(_NAME_RE.pattern)
+    parts = df["image"].str.extract(NAME_RE.pattern)
     out = pd.DataFrame({"image": df["image"]})
-    out["race"] = parts["race"].map(_NAME_RACE)
-    out["gender"] = parts["gen"].map(_NAME_GEN)
-    out["hair_prompt"] = parts["hair"].map(_NAME_HAIR)
+    out["race"] = parts["race"].map(NAME_RACE)
+    out["gender"] = parts["gen"].map(NAME_GENDER)
+    out["hair_prompt"] = parts["hair"].map(NAME_HAIR)
     out["hair"] = np.where(out["hair_prompt"] == "long", "long", "short")
     out["cell"] = out["race"] + ":" + out["gender"] + ":" + out["hair_prompt"]
     score_col = next(c for c in ("discriminator_score", "discriminator_Score", "scores") if c in df.columns)

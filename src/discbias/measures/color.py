@@ -20,8 +20,8 @@ XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
 RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_RGB)
 #: D65 reference white (2-degree observer).
 WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
-_EPS = (6.0 / 29.0) ** 3
-_KAPPA = (29.0 / 6.0) ** 2 / 3.0
+CIE_EPSILON = (6.0 / 29.0) ** 3
+CIE_KAPPA = (29.0 / 6.0) ** 2 / 3.0
 
 
 def srgb_to_linear(v):
@@ -67,7 +67,7 @@ def xyz_to_lab(xyz):
     [100.0, 0.0, 0.0]
     """
     t = xyz / WHITE_D65.astype(xyz.dtype if np.issubdtype(xyz.dtype, np.floating) else np.float64)
-    f = np.where(t > _EPS, np.cbrt(np.maximum(t, _EPS)), t * _KAPPA + 4.0 / 29.0)
+    f = np.where(t > CIE_EPSILON, np.cbrt(np.maximum(t, CIE_EPSILON)), t * CIE_KAPPA + 4.0 / 29.0)
     L = 116.0 * f[..., 1] - 16.0
     a = 500.0 * (f[..., 0] - f[..., 1])
     b = 200.0 * (f[..., 1] - f[..., 2])
@@ -81,7 +81,7 @@ def lab_to_xyz(lab):
     fz = fy - lab[..., 2] / 200.0
     f = np.stack([fx, fy, fz], axis=-1)
     d = 6.0 / 29.0
-    t = np.where(f > d, f ** 3, (f - 4.0 / 29.0) / _KAPPA)
+    t = np.where(f > d, f ** 3, (f - 4.0 / 29.0) / CIE_KAPPA)
     return t * WHITE_D65
 
 

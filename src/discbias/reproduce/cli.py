@@ -17,17 +17,17 @@ def _err(stage: str, msg: str) -> None:
 
 def register(sub) -> None:
     """Add the ``bundle`` and ``verify`` subcommands."""
-    from ..cli import _common
+    from ..cli import common_options
 
     p = sub.add_parser("bundle", help="write build/bundle/<study>-<commit>.zip: results, values, claims, provenance, "
                                       "configuration, paper, environment lock, sha256 manifest, RO-Crate metadata")
-    _common(p)
+    common_options(p)
     p.add_argument("--out", default=None, help="zip to write (default: build/bundle/<study>-<git short hash>.zip)")
     p.add_argument("--templates", default=None, help="template folder the paper was rendered from (default: report/)")
     p.set_defaults(func=run_bundle)
     p = sub.add_parser("verify", help="compare a rebuild with a bundle number by number (exit 0 match, 1 differs, "
                                       "2 bundle unreadable, tampered or from another study)")
-    _common(p)
+    common_options(p)
     p.add_argument("bundle", help="the bundle zip written by `discbias bundle`")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--build", default=None, help="build folder to compare (default: build/ of --root)")

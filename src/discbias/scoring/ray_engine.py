@@ -39,7 +39,7 @@ import numpy as np
 from .cache import ScoreCache
 from .images import DEFAULT_MIN_SIDE
 from .protocols import ScoringProtocol
-from .scorer import Scorer, ScoreRun, _Files
+from .scorer import Scorer, ScoreRun, ImageFiles
 from .sources import ImageItem
 from ..errors import SetupError
 
@@ -72,7 +72,7 @@ def _decode_batch(batch: dict, *, resolution: int, resize: str, filter: str, min
     xs, metas = [], []
     for job in batch["job"]:
         job = json.loads(job)
-        files = _Files([path for _, path in job], resolution, resize, filter, min_side)
+        files = ImageFiles([path for _, path in job], resolution, resize, filter, min_side)
         x = np.zeros((len(job), 3, resolution, resolution), np.uint8)
         meta = []
         for j, (i, _) in enumerate(job):

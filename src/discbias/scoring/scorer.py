@@ -28,7 +28,7 @@ import torch
 
 from .. import __version__
 from .cache import ScoreCache
-from .images import (DEFAULT_MIN_SIDE, ImageError, _check_size, check_rgb8, colour_stats, decode_rgb, display_name,
+from .images import (DEFAULT_MIN_SIDE, ImageError, check_size, check_rgb8, colour_stats, decode_rgb, display_name,
                      read_regular_file, resize_square, sha256_bytes, sha256_file, sha256_pixels, sha256_regular_file)
 from .protocols import ProtocolError, ScoringProtocol
 from .sources import ImageItem, discover
@@ -109,7 +109,7 @@ class ScoreRun:
                     settings=self.protocol.settings() if self.protocol else None)
 
 
-class _Files(torch.utils.data.Dataset):
+class ImageFiles(torch.utils.data.Dataset):
     """Reads, hashes, decodes and resizes one file per item (runs in DataLoader workers)."""
 
     def __init__(self, paths: Sequence[Path], resolution: int, resize: str, filter: str, min_side: int):
@@ -364,7 +364,7 @@ class Scorer:
         rows, todo, failures = self._plan(items, cache, rehash)
         n_cached, n_scored = len(rows), 0
         if todo:
-            ds = _Files([it.path for it in todo], self.resolution, p.resize, p.filter, self.min_side)
+            ds = ImageFiles([it.path for it in todo], self.resolution, p.resize, p.filter, self.min_side)
             loader = torch.utils.data.DataLoader(
                 ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=_collate,
                 prefetch_factor=2 if self.num_workers else None, pin_memory=self.device.type == "cuda")
@@ -566,7 +566,7 @@ class Scorer:
                 for i in batch:
                     a = arrays[i]
                     try:
-                        _check_size(a, self.min_side)
+                        check_size(a, self.min_side)
                     except ImageError as exc:
                         reasons[shas[i]] = str(exc)
                         fails.append(dict(image=names[i], image_sha256=shas[i], weights_sha256=wsha, protocol=p,
