@@ -287,7 +287,7 @@ def test_config_json_tree_needs_content_digest(tmp_path):
     with pytest.raises(ConfigError, match="content_digest"):
         load_config(p)
     p.write_text('[study]\nid = "x"\n[sources.t]\nkind = "zip"\nfile = "t.zip"\nsha256 = "00"\n')
-    with pytest.raises(ConfigError, match="known kinds"):
+    with pytest.raises(ConfigError, match=r"\[sources.t\] kind: unknown value 'zip', must be one of \['file', 'json_tree'\]"):
         load_config(p)
 
 

@@ -198,7 +198,7 @@ def test_tolerances_from_config(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'rtoll'"):
         Tolerances.from_config(load_config(p))
     p.write_text(CONFIG.format(id="t") + "[verify]\nposterior_k = -1\n")
-    with pytest.raises(ConfigError, match="positive number"):
+    with pytest.raises(ConfigError, match=r"\[verify\] posterior_k: must be > 0"):
         Tolerances.from_config(load_config(p))
 
 

@@ -42,14 +42,25 @@ def test_mixedlm_matches_lme4_dietox(dietox, reml):
 def test_mixedlm_flags_near_zero_variance_and_dropped_rows():
     rng = np.random.default_rng(5)
     d = pd.DataFrame({"g": np.repeat(np.arange(12), 30), "x": rng.normal(size=360)})
-    d["y"] = 1 + 0.3 * d.x + rng.normal(size=360)  # no group effect at all
+    e = rng.normal(size=360)
+    e -= pd.Series(e).groupby(d["g"]).transform("mean").to_numpy()  # every group's mean noise is exactly 0
+    d["y"] = 1 + 0.3 * d.x + e  # no group effect at all: the random-intercept variance is at the boundary
     d.loc[:4, "x"] = np.nan
     tidy, _ = mixedlm("y ~ x", d, "g", model="m")
     w = tidy["warnings"].iloc[0]
     assert "5 row(s) dropped" in w
     assert int(tidy["n_obs"].iloc[0]) == 355
-    if bool(tidy["re_near_zero"].iloc[0]):
-        assert "near zero" in w
+    assert bool(tidy["re_near_zero"].iloc[0])
+    assert "random-intercept variance near zero" in w
+
+
+def test_mixedlm_does_not_flag_a_real_group_effect():
+    rng = np.random.default_rng(5)
+    d = pd.DataFrame({"g": np.repeat(np.arange(12), 30), "x": rng.normal(size=360)})
+    d["y"] = 1 + 0.3 * d.x + np.repeat(rng.normal(0, 1.0, 12), 30) + rng.normal(size=360)
+    tidy, _ = mixedlm("y ~ x", d, "g", model="m")
+    assert not bool(tidy["re_near_zero"].iloc[0])
+    assert "near zero" not in tidy["warnings"].iloc[0]
 
 
 def _nested(rng, n_cells=12, per_cell=(60, 120), ratings=(3, 10), var=(1.0, 0.5, 1.2), mu=3.5):

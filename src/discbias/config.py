@@ -10,14 +10,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ConfigError, closest, validate_config
+
 
 #: Kinds of source: a single file checked by sha256, or a tree of JSON files checked by a content digest.
 SOURCE_KINDS = ("file", "json_tree")
 _SOURCE_KEYS = {"file", "sha256", "url", "rows", "description", "path", "kind", "content_digest"}
 
 
-class ConfigError(ValueError):
-    """A study configuration is missing a field or names an unknown source."""
+__all__ = ["ConfigError", "Source", "StudyConfig", "load_config", "SOURCE_KINDS"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,25 @@ class StudyConfig:
     upstream: dict = field(default_factory=dict)
     study: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
+    #: The validated file (:class:`discbias.schema.StudyFile`), defaults filled in; ``None`` only
+    #: for a StudyConfig built by hand.
+    settings: object = field(default=None, compare=False, hash=False, repr=False)
+
+    def resolved(self) -> dict:
+        """The configuration with every default filled in (what ``build/results/config_resolved.json`` holds).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "s.toml"
+        >>> _ = p.write_text('[study]\\nid = "x"\\n[models]\\ndraws = 10\\n')
+        >>> r = load_config(p).resolved()
+        >>> r["models"]["draws"], r["models"]["chains"], r["scoring"]
+        (10, 4, None)
+        """
+        if self.settings is None:
+            raise ValueError("this StudyConfig was not made by load_config: it has no validated settings")
+        return self.settings.model_dump(mode="json")
 
     def role(self, role: str) -> Source:
         """Return the source a role points at; :class:`ConfigError` if unset."""
@@ -123,7 +143,9 @@ def load_config(path: str | Path) -> StudyConfig:
     Raises
     ------
     ConfigError
-        A required key is missing, or a role names an unknown source.
+        The file does not exist or is not TOML; a key is unknown, has the wrong type or an
+        out-of-range value (checked against :class:`discbias.schema.StudyFile`, the message names
+        the file, the table, the key and the closest valid key); a role names an unknown source.
 
     Examples
     --------
@@ -136,15 +158,13 @@ def load_config(path: str | Path) -> StudyConfig:
         raise ConfigError(f"study configuration {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    study = raw.get("study", {})
-    if "id" not in study:
-        raise ConfigError(f"{path}: [study] needs an `id`")
+    from .schema import StudyFile
+
+    settings = validate_config(StudyFile, raw, file=path)
+    study = raw["study"]
     upstream = raw.get("upstream", {})
     sources: dict[str, Source] = {}
     for name, s in raw.get("sources", {}).items():
-        for key in ("file", "sha256"):
-            if key not in s:
-                raise ConfigError(f"{path}: [sources.{name}] needs `{key}`")
         url = s.get("url")
         if url is None and "url" in upstream:
             url = upstream["url"].format(
@@ -153,10 +173,10 @@ def load_config(path: str | Path) -> StudyConfig:
                 path=s.get("path", s["file"]),
             )
         kind = s.get("kind", "file")
-        if kind not in SOURCE_KINDS:
-            raise ConfigError(f"{path}: [sources.{name}] kind = {kind!r}; known kinds: {list(SOURCE_KINDS)}")
         if kind == "json_tree" and not s.get("content_digest"):
-            raise ConfigError(f"{path}: [sources.{name}] has kind = \"json_tree\" and needs `content_digest`")
+            raise ConfigError("has kind = \"json_tree\" and needs `content_digest`", file=path,
+                              table=f"sources.{name}", key="content_digest",
+                              suggestion="content_digest = \"<sha256>\" (see discbias.fetch.content_digest)")
         sources[name] = Source(
             name=name,
             file=s["file"],
@@ -172,9 +192,9 @@ def load_config(path: str | Path) -> StudyConfig:
     roles = dict(raw.get("roles", {}))
     for role, src in roles.items():
         if src not in sources:
-            raise ConfigError(
-                f"{path}: role '{role}' points at unknown source '{src}'; known: {sorted(sources)}"
-            )
+            guess = closest(src, sources)
+            raise ConfigError(f"role '{role}' points at unknown source '{src}'; known: {sorted(sources)}",
+                              file=path, table="roles", key=role, suggestion=f"'{guess}'" if guess else None)
     return StudyConfig(
         path=path,
         id=study["id"],
@@ -184,4 +204,38 @@ def load_config(path: str | Path) -> StudyConfig:
         upstream=upstream,
         study=study,
         raw=raw,
+        settings=settings,
     )
+
+
+#: Name of the resolved configuration written next to the results.
+RESOLVED_NAME = "config_resolved.json"
+
+
+def write_resolved(config: StudyConfig, results_dir: str | Path) -> Path:
+    """Write the resolved configuration (every default filled in) to ``results_dir/config_resolved.json``.
+
+    The file records the configuration's file name (not its absolute path, which is a fact about
+    the building machine, not a result), the sha256 of its bytes and the resolved tables; it is
+    written atomically.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, json
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "s.toml").write_text('[study]\\nid = "x"\\n')
+    >>> out = write_resolved(load_config(d / "s.toml"), d / "results")
+    >>> r = json.loads(out.read_text())
+    >>> r["file"], r["resolved"]["models"]["sampler"], r["resolved"]["study"]["on_invalid"]
+    ('s.toml', 'nutpie', 'report')
+    """
+    import hashlib
+    import json
+
+    from .results import atomic_write_text
+
+    out = Path(results_dir) / RESOLVED_NAME
+    doc = dict(file=config.path.name, sha256=hashlib.sha256(config.path.read_bytes()).hexdigest(),
+               study_id=config.id, resolved=config.resolved())
+    atomic_write_text(out, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return out

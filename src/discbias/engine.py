@@ -77,6 +77,8 @@ __all__ = ["DeclarationError", "MissingInputError", "StepError", "Step", "StepCo
            "code_version", "MANIFEST_SCHEMA"]
 
 #: Bumped when the manifest's meaning changes (every step then reruns once).
+from .errors import MissingInputError as _UserMissingInput  # noqa: E402
+
 MANIFEST_SCHEMA = 1
 
 
@@ -84,8 +86,9 @@ class DeclarationError(ValueError):
     """The steps' declarations are inconsistent (two writers, an unwritten input, a cycle, a duplicate)."""
 
 
-class MissingInputError(FileNotFoundError):
-    """A table a step needs is not in the store (its writer has not run, or it was removed)."""
+class MissingInputError(_UserMissingInput):
+    """A table a step needs is not in the store (its writer has not run, or it was removed): a user
+    error (run the earlier stage), so the CLI prints one line and exits 2."""
 
 
 class StepError(RuntimeError):

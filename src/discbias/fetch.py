@@ -21,22 +21,22 @@ import shutil
 import sys
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .config import Source, StudyConfig
+from .errors import UserError
 
 MIRROR_ENV = "DISCBIAS_DATA_MIRROR"
 _CHUNK = 1 << 20
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """A released file could not be obtained."""
 
 
@@ -136,16 +136,67 @@ def _tmp_beside(dest: Path) -> Path:
     return Path(name)
 
 
-def _download(url: str, tmp: Path, label: str, progress: bool) -> None:
+def stream_download(url: str, dest: str | os.PathLike, *, label: str, progress: bool = True,
+                    opener: Callable[..., Any] | None = None, timeout: float = 60.0) -> str:
+    """Stream ``url`` into the file ``dest`` with a progress bar on stderr; return the bytes' sha256.
+
+    The one download loop of the package: :func:`fetch_source` (released data) and
+    :func:`discbias.nets.download_weights` (network weights) both use it, each installing the
+    file under its final name only after checking the hash. A connection that closes before the
+    announced ``Content-Length`` is an error, not a short file.
+
+    Parameters
+    ----------
+    url : str
+        ``http(s)://`` or ``file://`` URL.
+    dest : path
+        File to write (created or truncated; normally a temporary file beside the destination).
+    label : str
+        Name shown on the progress bar.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    opener : callable, optional
+        Replacement for :func:`urllib.request.urlopen` (``opener(url, timeout=...)``; tests).
+    timeout : float
+        Socket timeout in seconds.
+
+    Raises
+    ------
+    OSError
+        The URL could not be read (offline, HTTP error, unknown URL type, short read); callers
+        turn it into an error that says what to do.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, hashlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.bin").write_bytes(b"abc")
+    >>> stream_download((d / "a.bin").as_uri(), d / "copy", label="a.bin", progress=False) == hashlib.sha256(b"abc").hexdigest()
+    True
+    """
+    open_url = opener or urllib.request.urlopen
+    h = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=not progress,
-                      file=sys.stderr) as bar:
+        with open_url(url, timeout=timeout) as resp, open(dest, "wb") as out:
+            headers = getattr(resp, "headers", None)
+            total = int(headers.get("Content-Length") or 0) or None if headers is not None else None
+            done = 0
+            with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=not progress, file=sys.stderr) as bar:
                 for chunk in iter(lambda: resp.read(_CHUNK), b""):
                     out.write(chunk)
+                    h.update(chunk)
+                    done += len(chunk)
                     bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except ValueError as exc:  # urllib: unknown URL type
+        raise OSError(str(exc)) from exc
+    if total is not None and done != total:
+        raise OSError(f"connection closed after {done} of {total} bytes")
+    return h.hexdigest()
+
+
+def _download(url: str, tmp: Path, label: str, progress: bool) -> None:
+    try:
+        stream_download(url, tmp, label=label, progress=progress)
+    except OSError as exc:  # URLError and TimeoutError are OSErrors
         tmp.unlink(missing_ok=True)
         raise MissingFileError(
             f"could not download {label} from {url}: {exc}. Offline? Set {MIRROR_ENV} to a folder "

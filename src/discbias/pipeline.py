@@ -12,20 +12,20 @@ alone and ``make`` only calls the stages whose files changed.
 
 from __future__ import annotations
 
+import logging
 import hashlib
-import importlib.metadata as md
 import json
 import os
-import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
-from .config import StudyConfig, load_config
+from . import __version__, provenance
+from .config import StudyConfig, load_config, write_resolved
+from .defaults import DEFAULT_CONFIG
+from .errors import MissingInputError, UserError
 from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileError, fetch_all, sha256_file, verify_tree
 from .engine import Engine, Step, StepContext
 from .paths import ProjectPaths, project_paths
@@ -33,16 +33,12 @@ from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitC
                      replication_store)
 from .studies.validation import ISSUE_COLUMNS
 
-DEFAULT_CONFIG = "analysis/grissom2024.toml"
-PACKAGES = ["discbias", "numpy", "pandas", "scipy", "statsmodels", "pingouin", "pymc", "arviz", "scikit-learn",
-            "matplotlib", "jinja2", "pyarrow", "torch", "pypandoc-binary", "typst"]
+log = logging.getLogger(__name__)
+#: Distributions recorded even when this process did not import them (plus all that it did).
+PACKAGES = provenance.ALWAYS
 
 
-def _log(msg: str) -> None:
-    print(f"[discbias] {msg}", file=sys.stderr, flush=True)
-
-
-class StaleBuildError(RuntimeError):
+class StaleBuildError(UserError, RuntimeError):
     """``build/`` was made by another configuration (or an earlier version of this one)."""
 
 
@@ -204,7 +200,7 @@ def _fetch_step(ctx: StepContext) -> None:
     paths.raw.mkdir(parents=True, exist_ok=True)
     got = []
     for r in fetch_all(config, paths.raw, allow_download=ctx.extra.get("allow_download", True)):
-        _log(f"fetch {r.path.name}: {r.origin}")
+        log.info(f"fetch {r.path.name}: {r.origin}")
         got.append(dict(file=r.path.name, origin=str(r.origin)))
     for analysis in _analyses():
         if hasattr(analysis, "fetch"):
@@ -369,14 +365,8 @@ def load_results(paths: ProjectPaths) -> dict[str, pd.DataFrame]:
 
 
 def software_versions() -> dict[str, str]:
-    """Installed versions of the packages the pipeline uses (and Python)."""
-    out = {"python": platform.python_version()}
-    for p in PACKAGES:
-        try:
-            out[p] = md.version(p)
-        except md.PackageNotFoundError:
-            out[p] = "not installed"
-    return out
+    """Python and every distribution this run imported, with versions (see :mod:`discbias.provenance`)."""
+    return provenance.software_versions(PACKAGES)
 
 
 def _code_commit(paths: ProjectPaths) -> dict:
@@ -401,14 +391,14 @@ def _warn_stale(engine: Engine, groups: list[str], stage: str) -> None:
     """Log the earlier groups' steps that are out of date (their code or inputs changed since they ran)."""
     st = engine.status(groups).dropna(subset=["reason"])
     if len(st):
-        _log(f"{stage}: {len(st)} earlier step(s) are out of date and were not rerun: "
+        log.info(f"{stage}: {len(st)} earlier step(s) are out of date and were not rerun: "
              + "; ".join(f"{r.step} ({r.reason})" for r in st.head(5).itertuples())
              + (" ..." if len(st) > 5 else "") + f"; run `discbias {st['group'].iloc[0]}` (or make) to update them")
 
 
 def _report(ran: pd.DataFrame, stage: str) -> None:
     n = int((ran["status"] == "ran").sum())
-    _log(f"{stage}: {n} step(s) ran, {len(ran) - n} up to date")
+    log.info(f"{stage}: {n} step(s) ran, {len(ran) - n} up to date")
 
 
 def run_fetch(config: StudyConfig, paths: ProjectPaths, *, allow_download: bool = True) -> None:
@@ -447,7 +437,7 @@ def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | N
         if not store.exists(name) or store.get_value(name) != value:
             store.put_value(name, value)
     ran = engine.run("measure", force=force, context=dict(config=config, paths=paths, on_invalid=on_invalid),
-                     log=lambda m: _log(f"measure {m}"))
+                     log=lambda m: log.info(f"measure {m}"))
     _report(ran, "measure")
     declared = {t.split("/", 1)[1] for s in engine.steps for t in s.outputs if t.startswith("measures/")}
     for old in paths.measures.glob("*.parquet"):
@@ -467,12 +457,13 @@ def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) ->
     require_current_build(config, paths)
     paths.ensure()
     if not any(paths.measures.glob("*.parquet")):
-        raise FileNotFoundError(f"no tables in {paths.measures}; run `discbias measure` first")
+        raise MissingInputError(f"no tables in {paths.measures}; run `discbias measure` first")
     engine = _engine_for(config, paths)
     _warn_stale(engine, ["measure"], "fit")
     ran = engine.run("fit", force=True if force else ["fit:values"], context=dict(config=config, paths=paths),
-                     log=lambda m: _log(f"fit {m}"))
+                     log=lambda m: log.info(f"fit {m}"))
     _report(ran, "fit")
+    write_resolved(config, paths.results)
     values = engine.store.get_value("values")
     results = {t.split("/", 1)[1]: engine.store.get(t) for n in engine.order("fit")
                for t in engine.step(n).outputs if t.startswith("results/") and engine.store.exists(t)}
@@ -503,10 +494,10 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     set_labels(labels_from_config(config))
     engine = _engine_for(config, paths)
     if not engine.store.exists("values"):
-        raise FileNotFoundError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
+        raise MissingInputError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
     _warn_stale(engine, ["measure", "fit"], "figures")
     force = True if os.environ.get("DISCBIAS_ALL_FIGURES") == "1" else _figure_steps_missing_files(engine, paths)
-    engine.run("figures", force=force, context=dict(config=config, paths=paths), log=lambda m: _log(f"figures {m}"))
+    engine.run("figures", force=force, context=dict(config=config, paths=paths), log=lambda m: log.info(f"figures {m}"))
 
 
 def _figure_steps_missing_files(engine, paths: ProjectPaths) -> list[str]:

@@ -22,6 +22,20 @@ RESULT_COLUMNS = [
 ]
 
 
+def clean_term(term: str) -> str:
+    """A model term as the results tables write it: patsy's treatment marker dropped.
+
+    One spelling for every model (OLS, mixed, quantile, ANOVA), so that terms of different fits
+    of the same formula join.
+
+    Examples
+    --------
+    >>> clean_term("C(race)[T.Black]"), clean_term("red_mean")
+    ('C(race)[Black]', 'red_mean')
+    """
+    return term.replace("[T.", "[")
+
+
 def result_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Build a results table from row dicts, filling absent schema columns with missing values.
 

@@ -34,6 +34,7 @@ from ..results import result_frame
 from ..stats.anova import lm_anova
 from ..stats.regression import ols
 from ..studies.grissom2024 import read_authors_faces
+from ..studies.validation import DataError
 
 #: Role -> short name of the authors' scraped-faces files.
 ROLES = {"men": "authors_men", "women": "authors_women"}
@@ -206,7 +207,7 @@ def _tree_rerun(agg_path) -> tuple[pd.DataFrame, dict]:
     cols = [f"{c}Mean" for c in TREE_ITEMS]
     missing = [c for c in cols + [Y] if c not in raw.columns]
     if missing:
-        raise KeyError(f"{agg_path}: columns {missing} missing; decision_tree_reg.py reads the <Item>Mean columns "
+        raise DataError(f"{agg_path}: columns {missing} missing; decision_tree_reg.py reads the <Item>Mean columns "
                        f"of Study2_unbalanced_aggregated.csv")
     X, y = raw[cols].to_numpy(float), raw[Y].to_numpy(float)
     reg = DecisionTreeRegressor(max_depth=4, max_features=1.0, random_state=SEED)

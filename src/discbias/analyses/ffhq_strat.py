@@ -39,9 +39,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
 from ..claims import Claim, SpecResult, Specification
-from ..results import result_frame
+from ..results import clean_term, result_frame
 from ..stats.groups import cell_summary, welch_ttest
 from ..stats.mixed import MIXED_OPTIMIZERS, mixedlm_highest_reml  # noqa: F401 (MIXED_OPTIMIZERS: public here before)
 from ..stats.quantile import quantreg
@@ -266,7 +267,6 @@ def bin_shares(d: pd.DataFrame) -> pd.DataFrame:
         d["cell"], categories=[" | ".join(x) for x in pd.MultiIndex.from_product(
             [list(d[c].cat.categories) for c in CROSS])])}
     rows = []
-    z = stats.norm.ppf(0.975)
     N = len(d)
     for gname, g in groupings.items():
         g = pd.Categorical(g)
@@ -275,18 +275,16 @@ def bin_shares(d: pd.DataFrame) -> pd.DataFrame:
         for bname, m in masks.items():
             cnt = np.bincount(codes[m & (codes >= 0)], minlength=len(g.categories))
             tot = int(m.sum())
-            for lev, c, o in zip(g.categories, cnt, overall):
-                if tot:
-                    p = c / tot
-                    den = 1 + z**2 / tot
-                    centre = (p + z**2 / (2 * tot)) / den
-                    half = z * np.sqrt(p * (1 - p) / tot + z**2 / (4 * tot**2)) / den
-                else:
-                    p = centre = half = np.nan
+            if tot:
+                p = cnt / tot
+                low, high = proportion_confint(cnt, tot, alpha=0.05, method="wilson")
+            else:
+                p = low = high = np.full(len(cnt), np.nan)
+            for lev, c, o, pi, lo, hi in zip(g.categories, cnt, overall, p, low, high):
                 # The Wilson interval contains p; min/max only absorb floating-point rounding at p = 0 or 1.
-                rows.append(dict(grouping=gname, level=str(lev), bin=bname, n=int(c), bin_total=tot, share=p,
-                                 share_low=min(centre - half, p), share_high=max(centre + half, p), overall_n=int(o),
-                                 overall_share=o / N, ratio=p / (o / N) if o else np.nan))
+                rows.append(dict(grouping=gname, level=str(lev), bin=bname, n=int(c), bin_total=tot, share=pi,
+                                 share_low=min(lo, pi), share_high=max(hi, pi), overall_n=int(o),
+                                 overall_share=o / N, ratio=pi / (o / N) if o else np.nan))
     return pd.DataFrame(rows)
 
 
@@ -508,7 +506,7 @@ def _fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int =
         if ok.any():
             coefs.loc[ok[ok].index, "p_holm"] = multipletests(coefs.loc[ok[ok].index, "p_value"], method="holm")[1]
     coefs["multiple_testing"] = "Holm over the terms of each model (intercept excluded)"
-    coefs["block"] = np.where(coefs["term"].isin([n.replace("[T.", "[") for n in np.array(names)[q_idx]]),
+    coefs["block"] = np.where(coefs["term"].isin([clean_term(n) for n in np.array(names)[q_idx]]),
                               "image quality", "face attributes")
     return dict(coefficients=coefs, blocks=blocks, variance=variance, timings=timings,
                 info=dict(r2_full=full.rsquared, r2_quality=fits["s1x_ols_quality"].rsquared,
@@ -537,7 +535,7 @@ def fit_mixed(m: pd.DataFrame, ols_fit, base_warnings: list[str]) -> tuple[pd.Da
     ci = fit.conf_int()
     rows = []
     for t in fit.fe_params.index:
-        rows.append(dict(model="s1x_mixed", term=t.replace("[T.", "["), estimate=fit.fe_params[t],
+        rows.append(dict(model="s1x_mixed", term=clean_term(t), estimate=fit.fe_params[t],
                          std_error=fit.bse_fe[t], statistic=fit.tvalues[t], p_value=fit.pvalues[t],
                          conf_low=ci.loc[t, 0], conf_high=ci.loc[t, 1], conf_level=0.95,
                          method="Linear mixed model (statsmodels MixedLM, REML): random intercepts for gender x age band cells",

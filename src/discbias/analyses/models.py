@@ -9,7 +9,7 @@ Model ids (public, in ``build/results/models.csv``): ``rgb_bayes``, ``elicited_b
 
 Sampler and bootstrap sizes come from an optional ``[models]`` table of the study
 configuration (keys ``draws``, ``tune``, ``chains``, ``cores``, ``seed``, ``target_accept``, ``sampler``, ``n_boot``); the
-defaults are :data:`discbias.stats.bayes.SAMPLER_DEFAULTS` and :data:`N_BOOT`.
+defaults are ``discbias.defaults.DEFAULTS["models"]`` (schema: :class:`discbias.schema.ModelsTable`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..defaults import DEFAULTS
 from ..results import result_frame
 from ..stats.bayes import MAX_RHAT, MIN_ESS, SamplerSettings, elicited_bayes, rgb_bayes
 from ..stats.correlation import add_holm, partial_correlations
@@ -31,7 +32,7 @@ from ..studies.grissom2024 import ITEM_NAMES, read_study2
 AXES = ["masculinity", "femininity", "skintone", "afrocentric", "eurocentric", "asiocentric", "hair_length"]
 AXIS_COLS = [f"{a}_mean" for a in AXES]
 RGB = ["red_mean", "green_mean", "blue_mean"]
-N_BOOT = 100
+N_BOOT = DEFAULTS["models"]["n_boot"]
 ICC_K = 3
 SEED = 20240215
 CELL = ["race", "gender", "hair_prompt"]
@@ -49,13 +50,17 @@ RGH_FULL = "score ~ C(race) * C(gender) * C(hair) + luminance + red_mean"
 
 
 def _settings(config) -> tuple[SamplerSettings, int]:
-    m = dict(config.raw.get("models", {})) if getattr(config, "raw", None) else {}
-    s = SamplerSettings(draws=int(m.get("draws", SamplerSettings.draws)), tune=int(m.get("tune", SamplerSettings.tune)),
-                        chains=int(m.get("chains", SamplerSettings.chains)), cores=int(m.get("cores", SamplerSettings.cores)),
-                        seed=int(m.get("seed", SamplerSettings.seed)),
-                        target_accept=float(m.get("target_accept", SamplerSettings.target_accept)),
-                        sampler=str(m.get("sampler", SamplerSettings.sampler)))
-    return s, int(m.get("n_boot", N_BOOT))
+    """The ``[models]`` table (validated by :class:`discbias.schema.ModelsTable`, defaults filled in)."""
+    from ..errors import validate_config
+    from ..schema import ModelsTable
+
+    m = getattr(getattr(config, "settings", None), "models", None)
+    if m is None:
+        m = validate_config(ModelsTable, dict((getattr(config, "raw", None) or {}).get("models", {})),
+                            file=getattr(config, "path", "the configuration"), table="models")
+    s = SamplerSettings(draws=m.draws, tune=m.tune, chains=m.chains, cores=m.cores, seed=m.seed,
+                        target_accept=m.target_accept, sampler=m.sampler)
+    return s, m.n_boot
 
 
 # ----------------------------------------------------------------------------------------------
@@ -81,20 +86,20 @@ def read_uncleaned(path, *, on_invalid: str = "report") -> tuple[pd.DataFrame, p
     """
     from pathlib import Path
 
-    from ..studies.grissom2024 import _NAME_GEN, _NAME_HAIR, _NAME_RACE, _NAME_RE, _read, ratings_long, summarise_ratings
+    from ..studies.grissom2024 import NAME_GENDER, NAME_HAIR, NAME_RACE, NAME_RE, read_released, ratings_long, summarise_ratings
     from ..studies.validation import numeric_column, require_columns
 
     name = Path(str(path)).name
-    df, log = _read(path, name)
+    df, log = read_released(path, name)
     require_columns(df, ["image", "matches_prompt", *RGB, "luminance"], name,
                     "Point the ratings role at all_face_data_matched.csv")
-    keep = df["image"].astype(str).str.match(_NAME_RE.pattern)
+    keep = df["image"].astype(str).str.match(NAME_RE.pattern)
     df = df[keep]  # the file's row labels are kept, so that issues name the file's own lines
-    parts = df["image"].str.extract(_NAME_RE.pattern)
+    parts = df["image"].str.extract(NAME_RE.pattern)
     out = pd.DataFrame({"image": df["image"]})
-    out["race"] = parts["race"].map(_NAME_RACE)
-    out["gender"] = parts["gen"].map(_NAME_GEN)
-    out["hair_prompt"] = parts["hair"].map(_NAME_HAIR)
+    out["race"] = parts["race"].map(NAME_RACE)
+    out["gender"] = parts["gen"].map(NAME_GENDER)
+    out["hair_prompt"] = parts["hair"].map(NAME_HAIR)
     out["hair"] = np.where(out["hair_prompt"] == "long", "long", "short")
     out["cell"] = out["race"] + ":" + out["gender"] + ":" + out["hair_prompt"]
     score_col = next(c for c in ("discriminator_score", "discriminator_Score", "scores") if c in df.columns)

@@ -30,14 +30,17 @@ which sections need the official weights and how to get them.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..studies.validation import ISSUE_COLUMNS
+from ..errors import ConfigError, MissingInputError
+
+log = logging.getLogger(__name__)
 
 SECTION = "probes"
 #: Paper sections that need the discriminator's weights.
@@ -45,13 +48,24 @@ NEEDS_WEIGHTS = ["Controlled colour and luminance probes (dose-response per prob
                  "Training-distribution comparison of the preferred luminance"]
 
 
-def _log(msg):
-    print(f"[discbias] probes: {msg}", file=sys.stderr, flush=True)
+def probes_table(config) -> dict:
+    """The ``[probes]`` table validated by :class:`discbias.schema.ProbesTable`, defaults filled in
+    (``{}`` when the configuration has no ``[probes]`` table; keys without a value are left out)."""
+    from ..errors import validate_config
+    from ..schema import ProbesTable
+
+    t = getattr(getattr(config, "settings", None), "probes", None)
+    if t is None:
+        raw = (getattr(config, "raw", None) or {}).get("probes")
+        if raw is None:
+            return {}
+        t = validate_config(ProbesTable, dict(raw), file=getattr(config, "path", "the configuration"), table="probes")
+    return t.model_dump(exclude_none=True)
 
 
 def settings(config, paths) -> dict:
     """Resolve the ``[probes]`` configuration; ``available`` says whether probes can run and ``reason`` why not."""
-    p = dict(config.raw.get("probes", {}))
+    p = probes_table(config)
     name = p.get("weights") or config.study.get("weights")
     out = dict(p, weights_name=name or "", available=False, reason="", demo=bool(p.get("demo", False)))
     how = ("Download the official weights with `python -c \"from discbias.nets import download_weights; "
@@ -94,7 +108,7 @@ def cache_path(config, paths, s) -> Path:
     stage's default (``$DISCBIAS_CACHE_DIR`` or ``data/cache``): one cache for every score."""
     from ..scoring import cache_path as _cache_path, default_cache_dir
 
-    c = s.get("cache") or config.raw.get("scoring", {}).get("cache")
+    c = s.get("cache") or (getattr(config, "raw", None) or {}).get("scoring", {}).get("cache")
     if c:
         c = Path(str(c)).expanduser()
         return _cache_path(c if c.is_absolute() else paths.root / c)
@@ -108,7 +122,7 @@ def _reference(s, paths) -> tuple[pd.DataFrame | None, str]:
         return None, ""
     p = paths.root / ref
     if not p.exists():
-        raise FileNotFoundError(f"[probes] reference {ref} does not exist (resolved to {p})")
+        raise MissingInputError(f"[probes] reference {ref} does not exist (resolved to {p})")
     if p.suffix in (".csv", ".parquet") and p.is_file():
         t = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
         if {"quantile", "value"} <= set(t.columns):
@@ -116,13 +130,13 @@ def _reference(s, paths) -> tuple[pd.DataFrame | None, str]:
         if measure in t.columns:
             return pd.DataFrame({"kind": "values", "value": t[measure].astype(float)}), str(ref)
         if "image" not in t.columns or p.suffix != ".csv":
-            raise ValueError(f"[probes] reference {ref}: needs a '{measure}' column, 'quantile'/'value' columns, "
+            raise ConfigError(f"[probes] reference {ref}: needs a '{measure}' column, 'quantile'/'value' columns, "
                              "or (CSV only) an 'image' column listing image files, as `discbias score` reads")
     from ..measures.io import measure_images
 
     m, errors = measure_images(p, workers=int(s.get("workers", os.cpu_count() or 1)), progress=False)
     if len(errors):
-        _log(f"{len(errors)} reference images skipped (as the scoring stage skips them): "
+        log.info(f"probes: {len(errors)} reference images skipped (as the scoring stage skips them): "
              + "; ".join(f"{r.image}: {r.reason}" for r in errors.head(5).itertuples()))
     return pd.DataFrame({"kind": "values", "value": m[measure].astype(float), "image": m["image"]}), str(ref)
 
@@ -132,7 +146,7 @@ def measure(ctx):
     s = settings(ctx.config, ctx.paths)
     empty = pd.DataFrame(columns=ISSUE_COLUMNS)
     if not s["available"]:
-        _log(f"skipped: {s['reason']}")
+        log.info(f"probes: skipped: {s['reason']}")
         return {}, empty
     issues: list[dict] = []
     from ..probes.generate import load_bases
@@ -144,7 +158,7 @@ def measure(ctx):
     res = int(s.get("resolution", next(iter(scorers.values())).resolution))
     bases, failed = load_bases(s["images_path"], res, s.get("face_method", "template"))
     for f in failed.itertuples():
-        _log(f"base image {f.image} skipped: {f.reason}")
+        log.info(f"probes: base image {f.image} skipped: {f.reason}")
         issues.append(dict(file=f"[probes] images: {f.image}", line="", column="", value="", problem=f.reason,
                            action="base image skipped (as the scoring stage skips bad files)"))
     levels = s.get("levels")
@@ -156,7 +170,7 @@ def measure(ctx):
     with ScoreCache(cpath) as cache:
         df = run_probes(bases, scorers=scorers, cache=cache, levels=levels, fields=bool(s.get("fields", True)),
                         field_size=res, batch_size=int(s.get("batch_size", 8)))
-    _log(f"{len(df)} scores ({df.attrs.get('n_computed', 0)} computed, the rest from the score cache {cpath})")
+    log.info(f"probes: {len(df)} scores ({df.attrs.get('n_computed', 0)} computed, the rest from the score cache {cpath})")
     df["n_computed_this_run"] = df.attrs.get("n_computed", 0)
     tables = {"probe_scores": df}
     ref, _ = _reference(s, ctx.paths)
@@ -204,7 +218,7 @@ def fit(ctx):
                 t, c = compare_to_training(scores, dist, measure=measure_name, probe=tprobe, protocol=protocol,
                                            n_boot=int(s.get("n_boot", 2000)))
             except (ValueError, RuntimeError) as exc:
-                _log(f"training comparison ({protocol}) failed: {exc}")
+                log.info(f"probes: training comparison ({protocol}) failed: {exc}")
                 continue
             training.append(t)
             c["protocol"] = protocol

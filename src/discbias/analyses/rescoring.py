@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import logging
 import dataclasses
 from pathlib import Path
 
@@ -29,6 +30,8 @@ import pandas as pd
 from ..results import result_frame
 from ..stats.groups import correlation, welch_ttest
 from ..studies.validation import ISSUE_COLUMNS
+
+log = logging.getLogger(__name__)
 
 RELEASED = "released"
 
@@ -159,8 +162,8 @@ def _rescore(sc, cache, issues) -> dict[str, pd.DataFrame]:
         scorer = Scorer(sc.weights, npro.protocol, device=sc.device, fp32=sc.fp32, reference=npro.reference,
                         batch_size=sc.batch_size, num_workers=sc.workers, min_side=sc.min_side)
         run = scorer.score_items(items, cache, progress=sys.stderr.isatty())
-        print(f"[discbias] rescoring {npro.name} ({run.protocol.label}): {run.scored} scored, {run.from_cache} from "
-              f"cache, {run.failed} failed", file=sys.stderr, flush=True)
+        log.info("rescoring %s (%s): %d scored, %d from cache, %d failed", npro.name, run.protocol.label, run.scored,
+                 run.from_cache, run.failed)
         for f in run.failures.itertuples():
             issues.append(dict(file=str(sc.images), line=np.nan, column="image", value=f.image, problem=f.reason,
                                action=f"not scored under protocol {npro.name}"))

@@ -19,8 +19,7 @@ import sys
 def _run(args) -> int:
     from ..paths import project_paths
     from ..scoring.cli import EXIT_FAILED_INPUTS
-    from ..scoring.images import ImageError
-    from ..scoring.sources import SourceError
+    from ..errors import UserError
     from .io import measure_images
 
     out = project_paths(args.root).resolve(args.out) if args.out else (project_paths(args.root).measures / "image_measures.parquet")
@@ -28,8 +27,8 @@ def _run(args) -> int:
         df, failures = measure_images(args.source, out=out, workers=args.workers, faces=args.faces,
                                       mask_dir=args.mask_dir, on_error=args.on_error, progress=not args.quiet,
                                       min_side=args.min_side)
-    except (SourceError, ImageError, ValueError, ImportError) as exc:
-        print(f"discbias measure-images: error: {exc}", file=sys.stderr)
+    except UserError as exc:  # bad input or a missing extra; anything else is a bug (traceback, exit 1)
+        print(f"discbias measure-images: error: {exc.one_line()}", file=sys.stderr)
         return 2
     s = {"out": str(out), "measured": len(df), "failed": len(failures)}
     fpath = out.with_name(out.stem + ".failures.csv")

@@ -25,6 +25,7 @@ import numpy as np
 
 from .color import lab_chroma_hue, linear_to_xyz, srgb_to_lab, srgb_to_linear, xyz_to_lab
 from .image import ColourHistograms
+from ..errors import ConfigError, MissingExtraError
 
 #: FFHQ alignment template (fractions of width/height). FFHQ's aligner centres the crop on the
 #: eye midpoint moved 10% towards the mouth, with side four times the eye distance, so the eyes sit
@@ -96,7 +97,15 @@ def nearest_monk(lab) -> tuple[int, float]:
     return i + 1, float(round(d[i], 10))
 
 
-def _ellipse(h: int, w: int, centre, axes) -> np.ndarray:
+def ellipse_mask(h: int, w: int, centre, axes) -> np.ndarray:
+    """Boolean ``h x w`` mask of an axis-aligned ellipse; ``centre`` and ``axes`` are fractions of the width and height.
+
+    Examples
+    --------
+    >>> m = ellipse_mask(4, 4, (0.5, 0.5), (0.5, 0.5))
+    >>> m.shape, int(m.sum()), bool(m[0, 0])
+    ((4, 4), 12, False)
+    """
     y = (np.arange(h) + 0.5)[:, None] / h
     x = (np.arange(w) + 0.5)[None, :] / w
     return ((x - centre[0]) / axes[0]) ** 2 + ((y - centre[1]) / axes[1]) ** 2 <= 1.0
@@ -123,14 +132,14 @@ def template_regions(height: int, width: int, template: dict | None = None) -> F
     """
     t = template or FFHQ_TEMPLATE
     h, w = height, width
-    oval = _ellipse(h, w, *t["face_oval"])
+    oval = ellipse_mask(h, w, *t["face_oval"])
     holes = np.zeros((h, w), bool)
     for eye in (t["left_eye"], t["right_eye"]):
-        holes |= _ellipse(h, w, eye, t["eye_axes"])
-        holes |= _ellipse(h, w, (eye[0], eye[1] - t["brow_offset"]), t["brow_axes"])
-    holes |= _ellipse(h, w, t["mouth"], t["mouth_axes"])
+        holes |= ellipse_mask(h, w, eye, t["eye_axes"])
+        holes |= ellipse_mask(h, w, (eye[0], eye[1] - t["brow_offset"]), t["brow_axes"])
+    holes |= ellipse_mask(h, w, t["mouth"], t["mouth_axes"])
     skin = oval & ~holes
-    head = _ellipse(h, w, *t["head"])
+    head = ellipse_mask(h, w, *t["head"])
     yy = (np.arange(h) + 0.5)[:, None] / h
     background = ~head & (yy < 0.80) & np.ones((1, w), bool)  # leave out the shoulders
     (cx, cy), (ax, ay) = t["face_oval"]
@@ -153,7 +162,7 @@ def _require(module: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ImportError(
+        raise MissingExtraError(
             f"face method needs '{module}', which is not installed: pip install 'discbias[faces]' "
             "(mediapipe==0.10.21 and opencv-python-headless<5; MediaPipe 0.10.21 needs numpy<2, so use "
             "a separate environment), or use method='template' for FFHQ-aligned images") from exc
@@ -166,7 +175,7 @@ def haar_regions(rgb: np.ndarray) -> FaceRegions | None:
     """
     cv2 = _require("cv2")
     if not hasattr(cv2, "CascadeClassifier"):
-        raise ImportError("this OpenCV build has no CascadeClassifier (OpenCV 5 dropped it): pin opencv-python-headless<5")
+        raise MissingExtraError("this OpenCV build has no CascadeClassifier (OpenCV 5 dropped it): pin opencv-python-headless<5")
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     faces = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5)
@@ -180,12 +189,12 @@ def haar_regions(rgb: np.ndarray) -> FaceRegions | None:
     def to_img(p):
         return (x + (p[0] - (cx - ax)) / (2 * ax) * fw) / w, (y + (p[1] - (cy - ay)) / (2 * ay) * fh) / h
     sx, sy = fw / w / (2 * ax), fh / h / (2 * ay)
-    skin = _ellipse(h, w, ((x + fw / 2) / w, (y + fh / 2) / h), (fw / 2 / w * 0.9, fh / 2 / h * 0.95))
+    skin = ellipse_mask(h, w, ((x + fw / 2) / w, (y + fh / 2) / h), (fw / 2 / w * 0.9, fh / 2 / h * 0.95))
     for eye in (t["left_eye"], t["right_eye"]):
-        skin &= ~_ellipse(h, w, to_img(eye), (t["eye_axes"][0] * sx, t["eye_axes"][1] * sy))
-        skin &= ~_ellipse(h, w, to_img((eye[0], eye[1] - t["brow_offset"])), (t["brow_axes"][0] * sx, t["brow_axes"][1] * sy))
-    skin &= ~_ellipse(h, w, to_img(t["mouth"]), (t["mouth_axes"][0] * sx, t["mouth_axes"][1] * sy))
-    head = _ellipse(h, w, ((x + fw / 2) / w, (y + fh / 2) / h), (fw / w * 0.85, fh / h * 1.0))
+        skin &= ~ellipse_mask(h, w, to_img(eye), (t["eye_axes"][0] * sx, t["eye_axes"][1] * sy))
+        skin &= ~ellipse_mask(h, w, to_img((eye[0], eye[1] - t["brow_offset"])), (t["brow_axes"][0] * sx, t["brow_axes"][1] * sy))
+    skin &= ~ellipse_mask(h, w, to_img(t["mouth"]), (t["mouth_axes"][0] * sx, t["mouth_axes"][1] * sy))
+    head = ellipse_mask(h, w, ((x + fw / 2) / w, (y + fh / 2) / h), (fw / w * 0.85, fh / h * 1.0))
     yy = np.arange(h)[:, None]
     background = ~head & (yy < min(h, y + 1.5 * fh))
     return FaceRegions(skin, background, (float(x), float(y), float(x + fw), float(y + fh)), "haar")
@@ -222,7 +231,7 @@ def mediapipe_regions(rgb: np.ndarray) -> FaceRegions | None:
     x0, y0 = oval.min(axis=0)
     x1, y1 = oval.max(axis=0)
     cx, cy, fw, fh = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
-    head = _ellipse(h, w, (cx / w, (cy - 0.1 * fh) / h), (0.8 * fw / w, 0.8 * fh / h))
+    head = ellipse_mask(h, w, (cx / w, (cy - 0.1 * fh) / h), (0.8 * fw / w, 0.8 * fh / h))
     yy = np.arange(h)[:, None]
     background = ~head & (yy < min(h, y1 + 0.3 * fh))
     return FaceRegions(skin.astype(bool), background, (float(x0), float(y0), float(x1), float(y1)), "mediapipe")
@@ -247,7 +256,7 @@ def face_regions(rgb: np.ndarray, method: str = "template") -> FaceRegions | Non
         return haar_regions(rgb)
     if method == "mediapipe":
         return mediapipe_regions(rgb)
-    raise ValueError(f"unknown face method {method!r}; use one of {FACE_METHODS}")
+    raise ConfigError(f"unknown face method {method!r}; use one of {FACE_METHODS}")
 
 
 FACE_COLUMNS = ["face_method", "face_found", "skin_L", "skin_a", "skin_b", "skin_chroma", "skin_hue_deg",

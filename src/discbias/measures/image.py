@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .color import _EPS, _KAPPA, REC709, WHITE_D65, XYZ_FROM_RGB, srgb_to_linear
+from .color import CIE_EPSILON, CIE_KAPPA, REC709, WHITE_D65, XYZ_FROM_RGB, srgb_to_linear
 
 _LIN_LUT = srgb_to_linear(np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 
@@ -175,9 +175,9 @@ def _colour_table(colours: np.ndarray) -> dict[str, np.ndarray]:
     lin = _LIN_LUT[colours]
     xyz = lin @ (XYZ_FROM_RGB.T / WHITE_D65[None, :]).astype(np.float32)  # XYZ / white
     fx = np.cbrt(xyz)
-    small = xyz <= _EPS
+    small = xyz <= CIE_EPSILON
     if small.any():
-        fx[small] = xyz[small] * _KAPPA + np.float32(4.0 / 29.0)
+        fx[small] = xyz[small] * CIE_KAPPA + np.float32(4.0 / 29.0)
     a = 500.0 * (fx[:, 0] - fx[:, 1])
     b = 200.0 * (fx[:, 1] - fx[:, 2])
     return dict(luma=luma, Y=xyz[:, 1], L=116.0 * fx[:, 1] - 16.0, a=a, b=b, chroma=np.hypot(a, b),

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from .fir import downsample2d, setup_filter
-from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer, _FirMixin
+from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, MinibatchStdLayer, FirMixin
 
 __all__ = ["Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "check_init_kwargs", "discriminator_flops",
            "estimate_parameters"]
@@ -209,7 +209,7 @@ def _check_architecture(architecture: str) -> None:
         raise ValueError(f"architecture must be one of {_ARCHITECTURES}, got {architecture!r}")
 
 
-class DiscriminatorBlock(_FirMixin, torch.nn.Module):
+class DiscriminatorBlock(FirMixin, torch.nn.Module):
     """One resolution of the discriminator: ``[N, in, r, r] -> [N, out, r/2, r/2]``.
 
     Parameters

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pickle
 
+from ..errors import UserError
+
 __all__ = [
     "NetworkLoadError",
     "NotAPickleError",
@@ -19,10 +21,11 @@ __all__ = [
     "StateDictMismatchError",
     "WeightsNotFoundError",
     "ChecksumMismatchError",
+    "UnknownWeightsError",
 ]
 
 
-class NetworkLoadError(ValueError):
+class NetworkLoadError(UserError, ValueError):
     """Base class of every error raised while loading a network file."""
 
 
@@ -42,7 +45,7 @@ class UnsupportedNetworkError(NetworkLoadError):
     """The pickle holds a network class or configuration we do not implement."""
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(UserError, pickle.UnpicklingError):
     """The pickle asked for a global that a network pickle never needs.
 
     Raised by the restricted unpickler *before* the global is resolved, so
@@ -58,8 +61,14 @@ class StateDictMismatchError(NetworkLoadError):
     """Stored tensors do not match the network built from the stored config."""
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(UserError, FileNotFoundError):
     """Known weights are not on disk and could not be downloaded."""
+
+
+class UnknownWeightsError(UserError, KeyError):
+    """A weights name that is not in the registry (:data:`discbias.nets.registry.KNOWN_WEIGHTS`)."""
+
+    __str__ = Exception.__str__  # KeyError would print the message in quotes
 
 
 class ChecksumMismatchError(NetworkLoadError):

@@ -137,7 +137,7 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
-class _FirMixin:
+class FirMixin:
     """Keeps the separable factors of the ``resample_filter`` buffer as non-persistent buffers.
 
     They move with ``.to()``, never appear in ``state_dict()``, are refreshed
@@ -172,7 +172,7 @@ class _FirMixin:
         self.refresh_fir()
 
 
-class Conv2dLayer(_FirMixin, torch.nn.Module):
+class Conv2dLayer(FirMixin, torch.nn.Module):
     """Equalised-learning-rate 2-D convolution with bias, activation, clamp and optional 2x down.
 
     Parameters

@@ -56,6 +56,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
+from ..errors import MissingInputError
 from .discriminator import Discriminator, check_init_kwargs, estimate_parameters
 from .errors import (
     MissingNetworkError,
@@ -545,7 +546,7 @@ def _regular_file_size(path: Path) -> int:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise FileNotFoundError(f"network file not found: {path}") from None
+        raise MissingInputError(f"network file not found: {path}") from None
     except OSError as exc:
         raise NetworkLoadError(f"cannot read network file {path}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(st.st_mode):
@@ -993,7 +994,7 @@ def load_discriminator(
             entry = KNOWN_WEIGHTS[name]
             p = weights_path(name, must_exist=True)
         else:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"network file not found: {p}. Give a path to a .pkl/.pt/.safetensors file or one of the registry "
                 f"names: {', '.join(sorted(KNOWN_WEIGHTS))}"
             )

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ChecksumMismatchError, WeightsNotFoundError
-from ..fetch import sha256_file  # one implementation for the whole package
+from .errors import ChecksumMismatchError, UnknownWeightsError, WeightsNotFoundError
+from ..fetch import sha256_file, stream_download  # one implementation for the whole package
 
 __all__ = [
     "KnownWeights",
@@ -158,7 +158,7 @@ def _entry(name: str) -> KnownWeights:
     try:
         return KNOWN_WEIGHTS[name]
     except KeyError:
-        raise KeyError(f"unknown weights {name!r}; known: {', '.join(sorted(KNOWN_WEIGHTS))}") from None
+        raise UnknownWeightsError(f"unknown weights {name!r}; known: {', '.join(sorted(KNOWN_WEIGHTS))}") from None
 
 
 def weights_path(name: str, dest_dir: str | os.PathLike | None = None, must_exist: bool = False) -> Path:
@@ -192,19 +192,6 @@ def weights_path(name: str, dest_dir: str | os.PathLike | None = None, must_exis
             f"(set ${WEIGHTS_DIR_ENV} to use another directory). Licence: {entry.license}"
         )
     return path
-
-
-def _progress_printer(name: str) -> Callable[[int, int | None], None]:
-    def report(done: int, total: int | None) -> None:
-        if total:
-            pct = 100.0 * done / total
-            msg = f"\r{name}: {done / 1e6:8.1f} / {total / 1e6:.1f} MB ({pct:5.1f}%)"
-        else:
-            msg = f"\r{name}: {done / 1e6:8.1f} MB"
-        sys.stderr.write(msg)
-        sys.stderr.flush()
-
-    return report
 
 
 def download_weights(
@@ -264,6 +251,33 @@ def download_weights(
     target = weights_path(name, dest_dir)
     if target.is_file():
         return target
+    source = url or entry.url
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if progress:
+        sys.stderr.write(f"Downloading {source}\n  -> {target}\n  Licence: {entry.license}\n")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        try:
+            digest = stream_download(source, tmp, label=entry.name, progress=progress, opener=opener, timeout=timeout)
+        except OSError as exc:
+            raise WeightsNotFoundError(
+                f"could not download {entry.name} from {source} ({exc}). If this machine is offline, download "
+                f"the file elsewhere and put it at {target} (or set ${WEIGHTS_DIR_ENV}). Licence: {entry.license}"
+            ) from exc
+        if entry.sha256 is not None and digest != entry.sha256:
+            raise ChecksumMismatchError(
+                f"{entry.name} downloaded from {source} has sha256 {digest}, expected {entry.sha256}; the file was "
+                "discarded -- retry, or check the URL"
+            )
+        if progress and entry.sha256 is None:
+            sys.stderr.write(f"  sha256 {digest} (no known hash to check against)\n")
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
     source = url or entry.url
     target.parent.mkdir(parents=True, exist_ok=True)
     open_url = opener or urllib.request.urlopen

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+
+log = logging.getLogger(__name__)
 
 
 def _probe(args) -> int:
     from ..analyses import probes as analysis
-    from ..config import ConfigError, load_config
+    from ..config import load_config
+    from ..errors import UserError
     from ..paths import project_paths
     from ..pipeline import MeasureContext
     from ..results import write_table
@@ -21,12 +25,12 @@ def _probe(args) -> int:
             print(f"discbias probe: cannot run: {s['reason']}.\n{s['how_to']}", file=sys.stderr)
             return 2
         made, _ = analysis.measure(MeasureContext(config, paths))
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"discbias probe: error: {exc}", file=sys.stderr)
+    except UserError as exc:
+        print(f"discbias probe: error: {exc.one_line()}", file=sys.stderr)
         return 2
     for name, df in made.items():
         write_table(df, paths.measures / f"{name}.parquet")
-        print(f"[discbias] wrote {paths.measures / (name + '.parquet')} ({len(df)} rows)", file=sys.stderr)
+        log.info("wrote %s (%d rows)", paths.measures / f"{name}.parquet", len(df))
     return 0
 
 

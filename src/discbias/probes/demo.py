@@ -10,6 +10,7 @@ comparison. Run ``python -m discbias.probes.demo`` (or ``discbias probes-demo``)
 
 from __future__ import annotations
 
+import logging
 import argparse
 import json
 import sys
@@ -21,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from ..measures.color import linear_to_srgb, srgb_to_linear
-from ..measures.faces import FFHQ_TEMPLATE, MONK_HEX, _ellipse, template_regions
+from ..measures.faces import FFHQ_TEMPLATE, MONK_HEX, ellipse_mask, template_regions
 from ..paths import ProjectPaths
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "analysis/probes-demo.toml"
 #: The astronaut's face in scikit-image's 512 x 512 image, cropped so that the eyes and mouth fall
@@ -57,17 +60,17 @@ def synthetic_face(size: int, skin_hex: str, rng, bg=(0.45, 0.55, 0.7), hair=(0.
     yy = np.linspace(0, 1, size)[:, None, None]
     img[:] = np.asarray(bg) * (0.8 + 0.4 * yy)
     t = FFHQ_TEMPLATE
-    img[_ellipse(size, size, *t["head"])] = hair
+    img[ellipse_mask(size, size, *t["head"])] = hair
     (cx, cy), (ax, ay) = t["face_oval"]
-    face = _ellipse(size, size, (cx, cy + 0.01), (ax * 1.08, ay * 1.05))
+    face = ellipse_mask(size, size, (cx, cy + 0.01), (ax * 1.08, ay * 1.05))
     tex = 1.0 + _smooth_noise(rng, size, 16, 0.04)[..., None]
     img[face] = (skin * tex)[face]
     for eye in (t["left_eye"], t["right_eye"]):
-        img[_ellipse(size, size, eye, (0.05, 0.022))] = (0.92, 0.92, 0.9)
-        img[_ellipse(size, size, eye, (0.018, 0.018))] = (0.2, 0.13, 0.08)
-        img[_ellipse(size, size, (eye[0], eye[1] - t["brow_offset"]), (0.06, 0.012))] = hair
-    img[_ellipse(size, size, t["mouth"], (0.07, 0.018))] = skin * np.array([0.8, 0.45, 0.45])
-    img[_ellipse(size, size, (0.5, 0.85), (0.3, 0.2)) & (yy[..., 0] > 0.82)] = (0.25, 0.3, 0.45)  # shoulders
+        img[ellipse_mask(size, size, eye, (0.05, 0.022))] = (0.92, 0.92, 0.9)
+        img[ellipse_mask(size, size, eye, (0.018, 0.018))] = (0.2, 0.13, 0.08)
+        img[ellipse_mask(size, size, (eye[0], eye[1] - t["brow_offset"]), (0.06, 0.012))] = hair
+    img[ellipse_mask(size, size, t["mouth"], (0.07, 0.018))] = skin * np.array([0.8, 0.45, 0.45])
+    img[ellipse_mask(size, size, (0.5, 0.85), (0.3, 0.2)) & (yy[..., 0] > 0.82)] = (0.25, 0.3, 0.45)  # shoulders
     img = img + _smooth_noise(rng, size, 4, 0.01)[..., None]
     img = linear_to_srgb(np.clip(srgb_to_linear(np.clip(img, 0, 1)) * 2.0 ** exposure, 0, 1))
     return np.round(img * 255).astype(np.uint8)
@@ -89,7 +92,9 @@ def prepare_inputs(config, paths: DemoPaths) -> dict:
 
     from ..nets import Discriminator, discriminator_flops, save_discriminator
 
-    p = config.raw.get("probes", {})
+    from ..analyses.probes import probes_table
+
+    p = probes_table(config)
     net = dict(p.get("demo_network", {}))
     seed = int(net.pop("seed", 0))
     res = int(net.pop("resolution", 256))
@@ -169,10 +174,10 @@ def run_demo(config_path: str | Path = DEFAULT_CONFIG, root: str | Path | None =
         outs.append(render_html(qmd))
     if "pdf" in formats:
         outs.append(render_pdf(qmd, paths.build))
-    print(f"[discbias] probes demo: inputs {t_inputs:.0f}s, probes {t_measure:.0f}s, models {t_fit:.0f}s, "
-          f"total {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    log.info("probes demo: inputs %.0fs, probes %.0fs, models %.0fs, total %.0fs", t_inputs, t_measure, t_fit,
+             time.perf_counter() - t0)
     for o in outs:
-        print(f"[discbias] wrote {o}", file=sys.stderr)
+        log.info("wrote %s", o)
     return outs
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import interventions as iv
+from ..errors import ConfigError
+from ..scoring.sources import SourceError
 
 #: Bump when an intervention's output changes (part of every probe id).
 GENERATOR_VERSION = "1"
@@ -124,7 +126,7 @@ def load_bases(source, resolution: int, face_method: str | None = "template", *,
     names = [b.image for b in out]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"{source}: base image names {dup} appear more than once (names are file stems); rename "
+        raise SourceError(f"{source}: base image names {dup} appear more than once (names are file stems); rename "
                          f"the files")
     return out, pd.DataFrame(failed, columns=FAILURE_COLUMNS)
 
@@ -168,7 +170,7 @@ def probe_plan(bases: list[BaseImage], levels: dict[str, list] | None = None, *,
         sha = b.sha256
         for probe, lv in levels.items():
             if probe not in iv.PROBES:
-                raise ValueError(f"unknown probe {probe!r} in the level grid; known: {', '.join(iv.PROBES)}")
+                raise ConfigError(f"unknown probe {probe!r} in the level grid ([probes.levels]); known: {', '.join(iv.PROBES)}")
             if probe in iv.MASKED and iv.MASKED[probe] not in b.masks:
                 continue
             for level in sorted(set(float(v) for v in lv) | {0.0}):

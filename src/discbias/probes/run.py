@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..measures.image import image_measures
 from .generate import GENERATOR_VERSION, BaseImage, generate_probes, probe_plan
+from ..errors import ConfigError
 
 #: Measures recorded for each probe image (the x axis of the training-distribution comparison).
 PROBE_MEASURES = ["luma_709", "rel_luminance", "lab_l", "lab_a", "lab_b", "chroma", "hue_deg", "mean_r", "mean_g",
@@ -154,7 +155,7 @@ def run_probes(bases: list[BaseImage], *, weights=None, cache, protocols=("nvidi
     db = ScoreCache(cache) if own_cache else cache
     plan = probe_plan(bases, levels, fields=fields, field_size=field_size or 64)
     if plan.empty:
-        raise ValueError("the probe plan is empty: no base images, no probes, and no uniform fields")
+        raise ConfigError("the probe plan is empty: no base images, no probes, and no uniform fields; configure [probes] images, levels or fields")
     by_name = {b.image: b for b in bases}
     rows, n_computed, t0 = [], 0, time.perf_counter()
     gen = generate_probes(bases, plan, field_size=field_size)

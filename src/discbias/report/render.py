@@ -8,18 +8,21 @@ render error naming it, never a blank.
 
 from __future__ import annotations
 
+import logging
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
 from ..results import atomic_write_text
+from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 TEMPLATE_DIR_ENV = "DISCBIAS_TEMPLATES"
 LUA_FILTER = Path(__file__).with_name("crossref.lua")
@@ -30,7 +33,7 @@ SUPPORT_GLOBS = ("*.bib", "*.csl")
 PAGE_MARGIN = {"x": "1.25in", "y": "1.25in"}
 
 
-class RenderError(RuntimeError):
+class RenderError(UserError, RuntimeError):
     """The paper could not be rendered (missing value, table, figure, or a renderer failed)."""
 
 
@@ -365,10 +368,10 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     report = format_findings(findings)
     atomic_write_text(paths.report / "render_checks.txt", report or "all render checks passed\n")
     for o in outs:
-        print(f"[discbias] wrote {o}", file=sys.stderr)
+        log.info("wrote %s", o)
     if findings:
         if not draft:
             raise RenderError(f"{len(findings)} render check(s) failed (see {paths.report / 'render_checks.txt'}; "
                               f"`discbias render --draft` downgrades them to warnings while drafting):\n{report}")
-        print(f"[discbias] WARNING: {len(findings)} render check(s) failed (draft mode):\n{report}", file=sys.stderr)
+        log.warning("%d render check(s) failed (draft mode):\n%s", len(findings), report)
     return outs

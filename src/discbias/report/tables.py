@@ -821,6 +821,16 @@ def common_tables(ctx) -> None:
                    caption="Data issues found by the adapters, by file and problem.",
                    label="tbl-data-issues")
     sw = ctx.values["meta"]["software"]
-    ctx.save_table(pd.DataFrame({"Package": list(sw), "Version": list(sw.values())}), "software",
-                   caption="Software versions used for this build.",
+    # every distribution the fit imported (discbias.provenance): three package/version column
+    # pairs, so that the table stays short enough to keep with its caption
+    items = list(sw.items())
+    k = 3
+    rows = -(-len(items) // k)
+    wide = pd.DataFrame({f"{what}_{j}": [items[j * rows + i][w] if j * rows + i < len(items) else ""
+                                          for i in range(rows)]
+                         for j in range(k) for w, what in enumerate(("package", "version"))})
+    ctx.save_table(wide, "software", columns=[Col(c, "Package" if c.startswith("package") else "Version", fmt="text")
+                                              for c in wide.columns],
+                   caption=f"Software versions of this build: Python and the {len(items) - 1} distributions the fit "
+                           "imported (with the samplers and the renderers, which are always recorded).",
                    label="tbl-software")

@@ -37,6 +37,7 @@ import pandas as pd
 
 from .. import __version__
 from ..fetch import digest_of_hashes, sha256_file
+from ..errors import UserError
 
 FORMAT = "discbias-bundle/1"
 MANIFEST = "manifest-sha256.txt"
@@ -51,7 +52,7 @@ _FORMATS = {".csv": "text/csv", ".json": "application/json", ".toml": "applicati
             ".pdf": "application/pdf", ".txt": "text/plain"}
 
 
-class BundleError(Exception):
+class BundleError(UserError):
     """A bundle cannot be written, or one that was read is unreadable, tampered or incomplete."""
 
 

@@ -17,17 +17,17 @@ def _err(stage: str, msg: str) -> None:
 
 def register(sub) -> None:
     """Add the ``bundle`` and ``verify`` subcommands."""
-    from ..cli import _common
+    from ..cli import common_options
 
     p = sub.add_parser("bundle", help="write build/bundle/<study>-<commit>.zip: results, values, claims, provenance, "
                                       "configuration, paper, environment lock, sha256 manifest, RO-Crate metadata")
-    _common(p)
+    common_options(p)
     p.add_argument("--out", default=None, help="zip to write (default: build/bundle/<study>-<git short hash>.zip)")
     p.add_argument("--templates", default=None, help="template folder the paper was rendered from (default: report/)")
     p.set_defaults(func=run_bundle)
     p = sub.add_parser("verify", help="compare a rebuild with a bundle number by number (exit 0 match, 1 differs, "
                                       "2 bundle unreadable, tampered or from another study)")
-    _common(p)
+    common_options(p)
     p.add_argument("bundle", help="the bundle zip written by `discbias bundle`")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--build", default=None, help="build folder to compare (default: build/ of --root)")
@@ -39,17 +39,18 @@ def register(sub) -> None:
 
 
 def run_bundle(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, load_config
+    from ..config import load_config
+    from ..errors import UserError
     from ..paths import project_paths
-    from .bundle import BundleError, make_bundle
+    from .bundle import make_bundle
 
     try:
         paths = project_paths(args.root)
         config = load_config(paths.config(args.config))
         path = make_bundle(config, paths, out=paths.resolve(args.out) if args.out else None,
                            template_dir=paths.resolve(args.templates) if args.templates else None)
-    except (ConfigError, BundleError, FileNotFoundError) as exc:
-        _err("bundle", str(exc))
+    except UserError as exc:
+        _err("bundle", exc.one_line())
         return 2
     from .bundle import read_bundle
 
@@ -88,7 +89,7 @@ def rebuild_into(config, paths) -> Path:
 
 def run_verify(args: argparse.Namespace) -> int:
     from ..config import ConfigError, load_config
-    from ..fetch import FetchError
+    from ..errors import UserError
     from ..paths import project_paths
     from .bundle import BundleError, read_bundle
     from .verify import Tolerances, verify_build, write_report
@@ -124,8 +125,8 @@ def run_verify(args: argparse.Namespace) -> int:
                               template_dir=paths.resolve(args.templates) if args.templates else paths.templates)
         out = paths.resolve(args.out) if args.out else paths.build / "verify"
         written = write_report(result, tol, out)
-    except (ConfigError, FetchError, FileNotFoundError, ValueError, KeyError) as exc:
-        _err("verify", str(exc))
+    except UserError as exc:  # anything else is a bug: traceback and exit 1 (discbias.cli.main)
+        _err("verify", exc.one_line())
         return EXIT_BAD_BUNDLE
     t = result.tables
     print(f"discbias verify: {int(t['compared'].fillna(0).sum())} rows compared in {len(t)} tables; "

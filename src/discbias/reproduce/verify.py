@@ -43,7 +43,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
+from ..defaults import DEFAULTS
 from .bundle import Bundle, installed_distributions, project_commit, templates_digest
+from ..errors import MissingInputError
 
 #: Columns (regular expressions on the name) of sampler diagnostics, never compared in posterior rows.
 DIAGNOSTIC = re.compile(r"(^|_)(r_?hat|ess|ess_bulk|ess_tail|mcse|divergen\w*|converged|warnings|seconds|time|"
@@ -88,10 +90,10 @@ class Tolerances:
     (1e-06, 1e-09)
     """
 
-    rtol: float = 1e-9
-    atol: float = 1e-12
-    posterior_k: float = 5.0
-    bootstrap_k: float = 5.0
+    rtol: float = DEFAULTS["verify"]["rtol"]
+    atol: float = DEFAULTS["verify"]["atol"]
+    posterior_k: float = DEFAULTS["verify"]["posterior_k"]
+    bootstrap_k: float = DEFAULTS["verify"]["bootstrap_k"]
     tables: dict = field(default_factory=dict, compare=False, hash=False)
 
     def for_table(self, name: str) -> "Tolerances":
@@ -591,7 +593,7 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
     build = Path(build)
     results = build / "results"
     if not results.is_dir():
-        raise FileNotFoundError(f"{results} does not exist: run `make report` (or pass --build / --rebuild)")
+        raise MissingInputError(f"{results} does not exist: run `make report` (or pass --build / --rebuild)")
     ta = bundle.tables()
     tb = {p.stem: pd.read_csv(p) for p in sorted(results.glob("*.csv"))}
     inherited = _inherited_index(ta, tb, tol)

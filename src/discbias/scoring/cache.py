@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import json
 import os
 import sqlite3
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +45,10 @@ from typing import Any, Iterable, Iterator, Mapping
 import pandas as pd
 
 from .. import __version__
+from ..errors import MissingInputError, UserError
 from .protocols import CACHE_SCHEMA_VERSION, protocol_from_settings, score_key
+
+log = logging.getLogger(__name__)
 
 CACHE_ENV = "DISCBIAS_CACHE_DIR"
 CACHE_FILE = "scores.sqlite"
@@ -110,9 +113,13 @@ def default_cache_dir(root: str | os.PathLike | None = None) -> Path:
     Examples
     --------
     >>> import os
-    >>> os.environ.pop("DISCBIAS_CACHE_DIR", None) is None or True
-    True
-    >>> default_cache_dir("/tmp/proj").as_posix()
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"DISCBIAS_CACHE_DIR": "/data/scores"}):  # restored afterwards
+    ...     default_cache_dir("/tmp/proj").as_posix()
+    '/data/scores'
+    >>> with mock.patch.dict(os.environ):
+    ...     _ = os.environ.pop("DISCBIAS_CACHE_DIR", None)
+    ...     default_cache_dir("/tmp/proj").as_posix()
     '/tmp/proj/data/cache'
     """
     from ..paths import project_paths
@@ -216,7 +223,7 @@ def integrity_problems(path: str | os.PathLike, con: sqlite3.Connection | None =
     return out
 
 
-class CacheError(RuntimeError):
+class CacheError(UserError, RuntimeError):
     """The cache file is unusable (wrong schema version, not a score cache, damaged, a row fails its checksum)."""
 
 
@@ -362,8 +369,8 @@ class ScoreCache:
             if todo:
                 con.executemany("UPDATE scores SET checksum = ? WHERE key = ?",
                                 [(row_checksum(tuple(r)), r["key"]) for r in todo])
-                print(f"discbias: score cache {self.path}: added row checksums to {len(todo)} rows written by an "
-                      f"older discbias (cache format {CACHE_FORMAT})", file=sys.stderr)
+                log.info("score cache %s: added row checksums to %d rows written by an older discbias "
+                         "(cache format %s)", self.path, len(todo), CACHE_FORMAT)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),))
 
     def close(self) -> None:
@@ -606,7 +613,7 @@ class ScoreCache:
         """
         other = cache_path(other)
         if not other.is_file():
-            raise FileNotFoundError(f"no cache database at {other}")
+            raise MissingInputError(f"no cache database at {other}")
         if other.resolve() == self.path.resolve():
             raise CacheError(f"{other} is this cache; nothing to merge")
         if other.stat().st_size == 0:

@@ -15,30 +15,42 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import results
+from ..defaults import DEFAULTS
+from ..errors import UserError
 from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, integrity_problems
-from .images import DEFAULT_MIN_SIDE, IMAGE_SUFFIXES
-from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ProtocolError, ScoringProtocol
-from .sources import SourceError, discover, parse_shard, shard
+from .images import IMAGE_SUFFIXES
+from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ScoringProtocol
+from .sources import discover, parse_shard, shard
 
 EXIT_FAILED_INPUTS = 3
+#: Defaults shared with the [scoring] table and the Python API (discbias.defaults).
+_S, _P = DEFAULTS["scoring"], DEFAULTS["protocol"]
 
 
 def _err(stage: str, exc: BaseException) -> int:
-    print(f"discbias {stage}: error: {exc}", file=sys.stderr)
+    msg = exc.one_line() if isinstance(exc, UserError) else str(exc)
+    print(f"discbias {stage}: error: {msg}", file=sys.stderr)
     return 2
 
 
 def write_table(df: pd.DataFrame, out: str | Path) -> Path:
-    """Write ``df`` as CSV or Parquet, chosen by the suffix (``.csv``, ``.parquet``)."""
+    """Write ``df`` as CSV or Parquet, chosen by the suffix, atomically (:func:`discbias.results.write_table`).
+
+    Raises :class:`~discbias.errors.UserError` for any other suffix (``--out`` names the file).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> write_table(pd.DataFrame({"a": [1]}), pathlib.Path(tempfile.mkdtemp()) / "t.xlsx")
+    Traceback (most recent call last):
+    ...
+    discbias.errors.UserError: --out .../t.xlsx: use a .csv or .parquet file name
+    """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".parquet":
-        df.to_parquet(out, index=False)
-    elif out.suffix == ".csv":
-        df.to_csv(out, index=False)
-    else:
-        raise ValueError(f"--out {out}: use a .csv or .parquet file name")
-    return out
+    if out.suffix not in (".csv", ".parquet"):
+        raise UserError(f"--out {out}: use a .csv or .parquet file name")
+    return results.write_table(df, out)
 
 
 def _add_cache_arg(p):
@@ -54,22 +66,22 @@ def register(sub) -> None:
                        "cache are not recomputed; rerunning an interrupted run resumes it.")
     p.add_argument("source", help="image folder or manifest CSV")
     p.add_argument("--weights", required=True, help="weights file or registry name (e.g. stylegan3-r-ffhq-1024x1024.pkl)")
-    p.add_argument("--protocol", choices=INPUTS, default="nvidia",
+    p.add_argument("--protocol", choices=INPUTS, default=_P["input"],
                    help="input scaling: nvidia = x/127.5-1 (as trained); grissom2024 = unscaled 0..255, one image per pass")
-    p.add_argument("--resize", choices=RESIZES, default="stretch", help="rule for non-square or wrong-size images")
-    p.add_argument("--filter", choices=FILTERS, default="lanczos", help="resampling filter (antialiased)")
-    p.add_argument("--grouping", choices=GROUPINGS, default="single", help="minibatch-std grouping protocol")
+    p.add_argument("--resize", choices=RESIZES, default=_P["resize"], help="rule for non-square or wrong-size images")
+    p.add_argument("--filter", choices=FILTERS, default=_P["filter"], help="resampling filter (antialiased)")
+    p.add_argument("--grouping", choices=GROUPINGS, default=_P["grouping"], help="minibatch-std grouping protocol")
     p.add_argument("--reference", default=None, help="reference images (folder or CSV) for --grouping reference-group")
-    p.add_argument("--draws", type=int, default=8, help="reference draws R averaged per image (reference-group)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the reference draws")
+    p.add_argument("--draws", type=int, default=_P["draws"], help="reference draws R averaged per image (reference-group)")
+    p.add_argument("--seed", type=int, default=_P["seed"], help="seed of the reference draws")
     p.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default=_S["device"], help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--fp32", action="store_true", help="on CUDA, run every block in float32 (default: fp16 blocks as NVIDIA)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (scores agree across batch sizes to float32 rounding, "
+    p.add_argument("--batch-size", type=int, default=_S["batch_size"], help="images per forward pass (scores agree across batch sizes to float32 rounding, "
                    "within 1e-5 x max(1, |score|); see the README)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader decoding workers (0 = main process)")
-    p.add_argument("--min-side", type=int, default=DEFAULT_MIN_SIDE, help="smaller images are recorded as failures")
+    p.add_argument("--workers", type=int, default=_S["workers"], help="DataLoader decoding workers (0 = main process)")
+    p.add_argument("--min-side", type=int, default=_S["min_side"], help="smaller images are recorded as failures")
     p.add_argument("--shard", default=None, help="i/N: score only shard i (0-based) of N, partitioned by image name")
     p.add_argument("--out", default=None, help="write the score table to this .csv or .parquet "
                    "(failures go to <out stem>.failures.csv)")
@@ -121,7 +133,6 @@ def _cache(args) -> ScoreCache:
 
 
 def cmd_score(args) -> int:
-    from ..nets.errors import NetworkLoadError
     from .scorer import Scorer
 
     if args.threads:
@@ -148,8 +159,9 @@ def cmd_score(args) -> int:
         else:
             scorer = Scorer(args.weights, protocol, device=args.device, fp32=args.fp32, reference=args.reference,
                             batch_size=args.batch_size, num_workers=args.workers, min_side=args.min_side)
-    except (ProtocolError, SourceError, CacheError, FileNotFoundError, ValueError, RuntimeError,
-            pickle.UnpicklingError, NetworkLoadError, OSError) as exc:  # the reader's refusals are one line
+    except (UserError, OSError, pickle.UnpicklingError) as exc:
+        # user errors, unreadable files and the pickle reader's refusals are one line; anything else
+        # (a bug) propagates to discbias.cli.main, which prints the traceback and exits 1
         return _err("score", exc)
     done = [0]
     try:
@@ -211,7 +223,7 @@ def cmd_cache_export(args) -> int:
                 where.append("weights_sha256 LIKE ?"), params.append(args.weights.lower() + "%")
             df = cache.frame(" AND ".join(where), tuple(params))
         out = write_table(df, args.out)
-    except (CacheError, ValueError) as exc:
+    except UserError as exc:
         return _err("cache export", exc)
     print(f"discbias cache export: {len(df)} rows -> {out}", file=sys.stderr)
     return 0
@@ -254,7 +266,7 @@ def cmd_cache_merge(args) -> int:
             n = cache.merge_from(src)
             total += n
             print(f"discbias cache merge: {n} new scores from {cache_path(src)}", file=sys.stderr)
-    except (CacheError, FileNotFoundError) as exc:
+    except UserError as exc:
         return _err("cache merge", exc)
     print(f"discbias cache merge: {total} new scores; {cache.count()} in {cache.path}", file=sys.stderr)
     return 0

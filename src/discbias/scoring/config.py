@@ -21,12 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError, StudyConfig
+from ..config import StudyConfig
+from ..defaults import DEFAULTS
+from ..errors import ConfigError
+from ..schema import ProtocolTable
 from .protocols import ProtocolError, ScoringProtocol
 
-_KEYS = {"weights", "images", "protocols", "device", "batch_size", "workers", "fp32", "min_side", "cache", "top_n",
-         "threads"}
-_PROTO_KEYS = {"name", "input", "resize", "filter", "grouping", "flip", "draws", "seed", "reference"}
+_S = DEFAULTS["scoring"]
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,13 @@ class ScoringConfig:
     weights: str | None = None
     images: Path | None = None
     protocols: tuple[NamedProtocol, ...] = ()
-    device: str = "cpu"
-    batch_size: int = 8
-    workers: int = 2
-    fp32: bool = False
-    min_side: int = 32
+    device: str = _S["device"]
+    batch_size: int = _S["batch_size"]
+    workers: int = _S["workers"]
+    fp32: bool = _S["fp32"]
+    min_side: int = _S["min_side"]
     cache: Path | None = None
-    top_n: int = 100
+    top_n: int = _S["top_n"]
     threads: int | None = None
     raw: dict = field(default_factory=dict)
 
@@ -76,11 +77,14 @@ def scoring_config(config: StudyConfig, root: str | Path = ".") -> ScoringConfig
     >>> scoring_config(load_config(p.with_name("s.toml"))).top_n
     100
     """
-    raw = dict(config.raw.get("scoring", {}))
+    from ..errors import validate_config
+    from ..schema import ScoringTable
+
+    raw = dict((getattr(config, "raw", None) or {}).get("scoring", {}))
     root = Path(root)
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise ConfigError(f"{config.path}: unknown keys in [scoring]: {sorted(unknown)}; known: {sorted(_KEYS)}")
+    sc = getattr(getattr(config, "settings", None), "scoring", None)
+    if sc is None:  # no [scoring] table, or a StudyConfig not made by load_config
+        sc = validate_config(ScoringTable, raw, file=config.path, table="scoring")
 
     def _path(v):
         if v is None:
@@ -89,33 +93,29 @@ def scoring_config(config: StudyConfig, root: str | Path = ".") -> ScoringConfig
         return p if p.is_absolute() else root / p
 
     protos = []
-    for i, spec in enumerate(raw.get("protocols", ["grissom2024", "nvidia"])):
+    for i, spec in enumerate(sc.protocols):
+        where = dict(file=config.path, table=f"scoring.protocols[{i}]")
         if isinstance(spec, str):
-            spec = {"input": spec}
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{config.path}: [scoring] protocols[{i}] must be a name or a table")
-        bad = set(spec) - _PROTO_KEYS
-        if bad:
-            raise ConfigError(f"{config.path}: [scoring] protocols[{i}] has unknown keys {sorted(bad)}; "
-                              f"known: {sorted(_PROTO_KEYS)}")
-        kw = {k: v for k, v in spec.items() if k not in ("name", "reference")}
+            spec = ProtocolTable(input=spec)
+        kw = spec.model_dump(exclude={"name", "reference"})
+        if kw["grouping"] != "reference-group":  # draws and seed apply to reference groups only
+            kw.pop("draws"), kw.pop("seed")
         try:
             proto = ScoringProtocol(**kw)
         except ProtocolError as exc:
-            raise ConfigError(f"{config.path}: [scoring] protocols[{i}]: {exc}") from None
-        ref = _path(spec.get("reference"))
+            raise ConfigError(str(exc), key="input", **where) from None
+        ref = _path(spec.reference)
         if proto.grouping == "reference-group" and ref is None:
-            raise ConfigError(f"{config.path}: [scoring] protocols[{i}] uses reference-group: add `reference = <folder>`")
-        protos.append(NamedProtocol(str(spec.get("name", spec.get("input", "nvidia"))), proto, ref))
+            raise ConfigError("grouping = \"reference-group\" needs a reference image set", key="reference",
+                              suggestion="add `reference = \"<folder or manifest CSV>\"`", **where)
+        protos.append(NamedProtocol(spec.name or spec.input, proto, ref))
     names = [p.name for p in protos]
     if len(set(names)) != len(names) or "released" in names:
-        raise ConfigError(f"{config.path}: [scoring] protocol names must be unique and not 'released': {names}; "
-                          f"give each a `name`")
-    w = raw.get("weights")
+        raise ConfigError(f"protocol names must be unique and not 'released': {names}", file=config.path,
+                          table="scoring", key="protocols", suggestion="give each protocol table a `name`")
+    w = sc.weights
     if w is not None and ("/" in str(w) or str(w).endswith((".pt", ".safetensors"))):
         w = str(_path(w))
-    return ScoringConfig(weights=w, images=_path(raw.get("images")), protocols=tuple(protos),
-                         device=str(raw.get("device", "cpu")), batch_size=int(raw.get("batch_size", 8)),
-                         workers=int(raw.get("workers", 2)), fp32=bool(raw.get("fp32", False)),
-                         min_side=int(raw.get("min_side", 32)), cache=_path(raw.get("cache")),
-                         top_n=int(raw.get("top_n", 100)), threads=raw.get("threads"), raw=raw)
+    return ScoringConfig(weights=w, images=_path(sc.images), protocols=tuple(protos), device=sc.device,
+                         batch_size=sc.batch_size, workers=sc.workers, fp32=sc.fp32, min_side=sc.min_side,
+                         cache=_path(sc.cache), top_n=sc.top_n, threads=sc.threads, raw=raw)

@@ -35,13 +35,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from ..defaults import DEFAULTS
 from ..fetch import sha256_file  # one implementation for the whole package
+from ..errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-DEFAULT_MIN_SIDE = 32
+DEFAULT_MIN_SIDE = DEFAULTS["scoring"]["min_side"]
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """A file cannot be turned into an RGB image; the message is the recorded reason."""
 
 
@@ -248,7 +251,7 @@ def decode_rgb(data: bytes, *, min_side: int = DEFAULT_MIN_SIDE) -> tuple[np.nda
             raise ImageError(f"32-bit integer image (mode {mode}) with values outside 0..65535")
         arr8 = np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
         notes += ["16bit->8bit", "gray->rgb"]
-        return _check_size(np.repeat(arr8[..., None], 3, axis=2), min_side), notes
+        return check_size(np.repeat(arr8[..., None], 3, axis=2), min_side), notes
     if mode == "P":
         has_alpha = "transparency" in img.info
         img = img.convert("RGBA" if has_alpha else "RGB")
@@ -277,10 +280,21 @@ def decode_rgb(data: bytes, *, min_side: int = DEFAULT_MIN_SIDE) -> tuple[np.nda
             raise ImageError(f"image mode {mode} cannot be converted to RGB ({exc})") from None
         notes.append(f"{mode.lower()}->rgb")
     arr = np.asarray(img, dtype=np.uint8)
-    return _check_size(arr, min_side), notes
+    return check_size(arr, min_side), notes
 
 
-def _check_size(arr: np.ndarray, min_side: int) -> np.ndarray:
+def check_size(arr: np.ndarray, min_side: int) -> np.ndarray:
+    """``arr`` as a contiguous array; :class:`ImageError` when its smaller side is below ``min_side``.
+
+    Examples
+    --------
+    >>> check_size(np.zeros((40, 50, 3), np.uint8), 32).shape
+    (40, 50, 3)
+    >>> check_size(np.zeros((8, 50, 3), np.uint8), 32)
+    Traceback (most recent call last):
+    ...
+    discbias.scoring.images.ImageError: too small: 50x8 pixels, smaller than min_side=32
+    """
     h, w = arr.shape[:2]
     if min(h, w) < min_side:
         raise ImageError(f"too small: {w}x{h} pixels, smaller than min_side={min_side}")

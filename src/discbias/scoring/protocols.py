@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
+from ..errors import UserError
 
 #: Version of the cache's key and row layout; bump when a change makes old scores incomparable.
 CACHE_SCHEMA_VERSION = 1
@@ -81,7 +82,7 @@ def describe_input(name: str | None) -> dict:
                 as_trained=(lo, hi) == (tlo, thi), scale=(hi - lo) / (thi - tlo))
 
 
-class ProtocolError(ValueError):
+class ProtocolError(UserError, ValueError):
     """A protocol setting is unknown or inconsistent with the others."""
 
 

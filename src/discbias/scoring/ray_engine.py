@@ -39,8 +39,9 @@ import numpy as np
 from .cache import ScoreCache
 from .images import DEFAULT_MIN_SIDE
 from .protocols import ScoringProtocol
-from .scorer import Scorer, ScoreRun, _Files
+from .scorer import Scorer, ScoreRun, ImageFiles
 from .sources import ImageItem
+from ..errors import SetupError
 
 RAY_MISSING = ("--engine ray needs the optional Ray extra: pip install 'discbias[ray]' "
                "(or pip install 'ray[data]')")
@@ -71,7 +72,7 @@ def _decode_batch(batch: dict, *, resolution: int, resize: str, filter: str, min
     xs, metas = [], []
     for job in batch["job"]:
         job = json.loads(job)
-        files = _Files([path for _, path in job], resolution, resize, filter, min_side)
+        files = ImageFiles([path for _, path in job], resolution, resize, filter, min_side)
         x = np.zeros((len(job), 3, resolution, resolution), np.uint8)
         meta = []
         for j, (i, _) in enumerate(job):
@@ -193,7 +194,7 @@ class RayScorer:
                  reference=None, batch_size: int = 8, min_side: int = DEFAULT_MIN_SIDE, address: str | None = None,
                  num_gpus_per_worker: float = 0, actors: int | None = None, threads: int | None = None):
         if not ray_available():
-            raise RuntimeError(RAY_MISSING)
+            raise SetupError(RAY_MISSING)
         self.gpu = num_gpus_per_worker > 0 or str(device).startswith("cuda")
         self.num_gpus_per_worker = num_gpus_per_worker if num_gpus_per_worker > 0 else (1 if self.gpu else 0)
         self.user_protocol = protocol or ScoringProtocol()
@@ -232,7 +233,7 @@ class RayScorer:
                 if gpu:
                     actors = int(res.get("GPU", 0) // num_gpus_per_worker)
                     if actors < 1:
-                        raise RuntimeError(f"the Ray cluster has {res.get('GPU', 0)} GPUs; --num-gpus-per-worker "
+                        raise SetupError(f"the Ray cluster has {res.get('GPU', 0)} GPUs; --num-gpus-per-worker "
                                            f"{num_gpus_per_worker} needs at least that many (or use --device cpu)")
                 else:
                     actors = max(1, int(res.get("CPU", 1) // threads) - 1)

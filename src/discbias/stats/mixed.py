@@ -17,14 +17,10 @@ import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import optimize, stats
 
-from ..results import result_frame
+from ..results import clean_term, result_frame
 
 #: A random-effect variance below this fraction of the residual variance is flagged as near zero.
 NEAR_ZERO_SHARE = 1e-3
-
-
-def _clean_term(t: str) -> str:
-    return t.replace("[T.", "[")
 
 
 def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: bool = True,
@@ -115,7 +111,7 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     bse = fit.bse_fe
     for term in fe.index:
         est, se = float(fe[term]), float(bse[term])
-        rows.append(dict(common, term=_clean_term(term), estimate=est, std_error=se, statistic=est / se,
+        rows.append(dict(common, term=clean_term(term), estimate=est, std_error=se, statistic=est / se,
                          p_value=2 * stats.norm.sf(abs(est / se)), conf_low=est - z * se, conf_high=est + z * se))
     rows.append(dict(common, term="Group Var", estimate=re_var, std_error=np.nan, statistic=np.nan, p_value=np.nan,
                      conf_low=np.nan, conf_high=np.nan))

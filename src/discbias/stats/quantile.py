@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..results import result_frame
+from ..results import clean_term, result_frame
 
 
 def _step(v: np.ndarray, dv: np.ndarray) -> float:
@@ -157,7 +157,7 @@ def quantreg(formula: str, data: pd.DataFrame, q: float, *, model: str, conf_lev
     import patsy
 
     y, X = patsy.dmatrices(formula, data, return_type="dataframe", NA_action="drop")
-    names = [t.replace("[T.", "[") for t in X.columns]
+    names = [clean_term(t) for t in X.columns]
     Xa, ya = X.to_numpy(float), y.to_numpy(float).ravel()
     warns = []
     if len(Xa) < len(data):

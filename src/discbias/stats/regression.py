@@ -9,11 +9,7 @@ import pandas as pd
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from ..results import result_frame
-
-
-def _clean_term(t: str) -> str:
-    return t.replace("[T.", "[")
+from ..results import clean_term, result_frame
 
 
 def ols(formula: str, data: pd.DataFrame, *, model: str, cov_type: str = "nonrobust",
@@ -60,7 +56,7 @@ def ols(formula: str, data: pd.DataFrame, *, model: str, cov_type: str = "nonrob
     method = "OLS" + ("" if cov_type == "nonrobust" else f" ({cov_type} standard errors)")
     rows = []
     for term in fit.params.index:
-        rows.append(dict(model=model, term=_clean_term(term), estimate=fit.params[term], std_error=fit.bse[term],
+        rows.append(dict(model=model, term=clean_term(term), estimate=fit.params[term], std_error=fit.bse[term],
                          statistic=fit.tvalues[term], p_value=fit.pvalues[term], conf_low=ci.loc[term, 0],
                          conf_high=ci.loc[term, 1], conf_level=conf_level, method=method, n_obs=n_used,
                          n_groups=np.nan, converged=True, warnings=warns, r_squared=fit.rsquared,
@@ -84,7 +80,7 @@ def anova_type1(fit, *, model: str) -> pd.DataFrame:
     rows = []
     for term, r in tab.iterrows():
         is_res = term == "Residual"
-        rows.append(dict(model=model, term=_clean_term(term), estimate=np.nan if is_res else r["sum_sq"] / (r["sum_sq"] + ss_res),
+        rows.append(dict(model=model, term=clean_term(term), estimate=np.nan if is_res else r["sum_sq"] / (r["sum_sq"] + ss_res),
                          statistic=r["F"], p_value=r["PR(>F)"], method="type I ANOVA (estimate: partial eta squared)",
                          n_obs=int(fit.nobs), converged=True, warnings="", df=r["df"], sum_sq=r["sum_sq"],
                          mean_sq=r["mean_sq"]))

@@ -34,7 +34,8 @@ import pandas as pd
 
 from ..fetch import digest_of_hashes, iter_tree_files, sha256_file
 from .grissom2024 import AdapterResult
-from .validation import ISSUE_COLUMNS, DataIssue, DataValidationError
+from ..errors import MissingInputError
+from .validation import ISSUE_COLUMNS, DataError, DataIssue, DataValidationError
 
 #: Bump when the table's columns or their meaning change (invalidates the Parquet cache).
 SCHEMA_VERSION = 2  # 2: the two-face issue is worded without the raw flag name
@@ -301,7 +302,7 @@ def read_ffhq_features(path: str | os.PathLike, *, expected_files: int | None = 
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; run `discbias fetch` (the ffhq_features source)")
+        raise MissingInputError(f"{path} does not exist; run `discbias fetch` (the ffhq_features source)")
     archive = path.name
     key = None
     if cache_dir is not None and path.is_file():
@@ -318,11 +319,11 @@ def read_ffhq_features(path: str | os.PathLike, *, expected_files: int | None = 
     rows, hashes = [], {}
     for name, data in iter_tree_files(path):
         if name in hashes:
-            raise ValueError(f"{path}: {name} occurs twice (more than one json/ folder); use the upstream layout")
+            raise DataError(f"{path}: {name} occurs twice (more than one json/ folder); use the upstream layout")
         hashes[name] = hashlib.sha256(data).hexdigest()
         rows.append(parse_image(name, data, log))
     if not rows:
-        raise ValueError(f"{path}: no json/<id>.json files found; is this the ffhq-features-dataset archive?")
+        raise DataError(f"{path}: no json/<id>.json files found; is this the ffhq-features-dataset archive?")
     digest = digest_of_hashes(hashes)
     if expected_files is not None and len(rows) != expected_files:
         log.add("json/", "<files>", len(rows), f"expected {expected_files} files, found {len(rows)}", "kept as found")

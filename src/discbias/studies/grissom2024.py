@@ -60,10 +60,10 @@ COLOUR_COLUMNS = ("red_mean", "green_mean", "blue_mean", "luminance")
 _RACE = {"Asian": "Asian", "Black": "Black", "White": "White", "asian": "Asian", "black": "Black", "white": "White"}
 _GENDER = {"men": "men", "women": "women"}
 _HAIR = {"long": "long", "short": "short"}
-_NAME_RE = re.compile(r"^(?P<race>[abw])(?P<gen>[mw])(?P<hair>[lsb])(?P<k>\d+)\.png$")
-_NAME_RACE = {"a": "Asian", "b": "Black", "w": "White"}
-_NAME_GEN = {"m": "men", "w": "women"}
-_NAME_HAIR = {"l": "long", "s": "short", "b": "buzz"}
+NAME_RE = re.compile(r"^(?P<race>[abw])(?P<gen>[mw])(?P<hair>[lsb])(?P<k>\d+)\.png$")
+NAME_RACE = {"a": "Asian", "b": "Black", "w": "White"}
+NAME_GENDER = {"m": "men", "w": "women"}
+NAME_HAIR = {"l": "long", "s": "short", "b": "buzz"}
 _SLOT_RE = re.compile(r"^(?P<item>[A-Za-z]+)[ _.](?P<slot>\d+)$")
 
 
@@ -83,9 +83,20 @@ class AdapterResult:
     issues: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def _read(path, name: str) -> tuple[pd.DataFrame, IssueLog]:
-    # Everything is read as text so that nothing is coerced before validation; the log maps each
-    # row to its physical line (see :func:`validation.read_released_csv`).
+def read_released(path, name: str) -> tuple[pd.DataFrame, IssueLog]:
+    """Read a released CSV as text, with the issue log that maps each row to its physical line.
+
+    Everything is read as text so that nothing is coerced before validation (see
+    :func:`discbias.studies.validation.read_released_csv`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.csv"; _ = p.write_text("image,score\\n1.png,0.5\\n")
+    >>> df, log = read_released(p, "a.csv")
+    >>> df.to_dict("records")
+    [{'image': '1.png', 'score': '0.5'}]
+    """
     df, lines = read_released_csv(path, name=name)
     return df, IssueLog(name, lines)
 
@@ -130,7 +141,7 @@ def read_ffhq_scores(path: str | Path, *, expected_rows: int | None = None,
     ['image_id', 'score', 'blue_mean', 'valid']
     """
     name = Path(getattr(path, "name", "RGB_format_images_data.csv")).name
-    df, log = _read(path, name)
+    df, log = read_released(path, name)
     require_columns(df, ["image_id", "scores", "luminance"], name, "Is this RGB_format_images_data.csv?")
     _check_rows(df, expected_rows, log)
     out = pd.DataFrame({"image_id": df["image_id"].astype(str).str.replace(r"\.png$", "", regex=True)})
@@ -279,7 +290,7 @@ def read_top_bottom(top_bottom_path: str | Path, ratings_path: str | Path, *,
     {'bottom': 100, 'top': 100}
     """
     tb_name = Path(getattr(top_bottom_path, "name", "bottom_top_100_data.csv")).name
-    tb, log = _read(top_bottom_path, tb_name)
+    tb, log = read_released(top_bottom_path, tb_name)
     require_columns(tb, ["image", *COLOUR_COLUMNS], tb_name, "Is this bottom_top_100_data.csv?")
     _check_rows(tb, expected_rows, log)
     out = pd.DataFrame({"image_id": tb["image"].astype(str).str.replace(r"\.png$", "", regex=True)})
@@ -292,7 +303,7 @@ def read_top_bottom(top_bottom_path: str | Path, ratings_path: str | Path, *,
     out["group"] = np.where(order <= n_top, "top", "bottom")
 
     r_name = Path(getattr(ratings_path, "name", "all_face_data_matched.csv")).name
-    ratings, rlog = _read(ratings_path, r_name)
+    ratings, rlog = read_released(ratings_path, r_name)
     require_columns(ratings, ["image"], r_name, "Is this all_face_data_matched.csv (or all_face_data.csv)?")
     is_extreme = ratings["image"].astype(str).str.match(r"^(top|bot)\d+\.png$")
     ext = ratings.loc[is_extreme]
@@ -365,7 +376,7 @@ def read_study2(path: str | Path, *, expected_rows: int | None = None, on_invali
     3
     """
     name = Path(getattr(path, "name", "study2.csv")).name
-    df, log = _read(path, name)
+    df, log = read_released(path, name)
     require_columns(df, ["stim.race", "stim.gen", "hairlength", "fullstimname", *COLOUR_COLUMNS], name,
                     "Is this a Study 2 file?")
     _check_rows(df, expected_rows, log)
@@ -375,12 +386,12 @@ def read_study2(path: str | Path, *, expected_rows: int | None = None, on_invali
     out["hair"] = categorical_column(df, "hairlength", _HAIR, log, what="hair length").to_numpy()
     prompts = []
     for idx, nm in df["fullstimname"].items():
-        m = _NAME_RE.match(str(nm))
+        m = NAME_RE.match(str(nm))
         if not m:
             log.add(log.line(idx), "fullstimname", nm, "image name is not <race><m|w><l|s|b><k>.png", "hair prompt missing")
             prompts.append(pd.NA)
             continue
-        r, g, h = _NAME_RACE[m["race"]], _NAME_GEN[m["gen"]], _NAME_HAIR[m["hair"]]
+        r, g, h = NAME_RACE[m["race"]], NAME_GENDER[m["gen"]], NAME_HAIR[m["hair"]]
         expected_hair = "short" if h in ("short", "buzz") else "long"
         row = out.loc[idx]
         if (r, g, expected_hair) != (row["race"], row["gender"], row["hair"]) and pd.notna(row["race"]) \
@@ -464,7 +475,7 @@ def read_authors_faces(path: str | Path, *, expected_rows: int | None = None, on
     [['asian', 'short', 'buzz', True]]
     """
     name = Path(getattr(path, "name", "AtypicalFaceData.csv")).name
-    df, log = _read(path, name)
+    df, log = read_released(path, name)
     require_columns(df, list(AUTHORS_FACE_COLUMNS), name, "Is this AtypicalFaceData.csv or WomenFaceData.csv?")
     _check_rows(df, expected_rows, log)
     out = pd.DataFrame({"line": [log.line(i) for i in range(len(df))], "image": df["image"].astype(str)})

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from ..errors import UserError
 
 ISSUE_COLUMNS = ["file", "line", "column", "value", "problem", "action"]
 
@@ -44,7 +45,7 @@ NA_STRINGS = frozenset(["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-
                         "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"])
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A released file cannot be used as it is (base class of the two errors below)."""
 
 

@@ -1,0 +1,97 @@
+"""Honest errors: a user error is one line and exit 2; a bug shows its traceback and exits 1 (issue 16)."""
+
+import logging
+import types
+
+import pandas as pd
+import pytest
+
+from discbias import pipeline
+from discbias.cli import main
+
+STUDY = '[study]\nid = "x"\n'
+
+
+@pytest.fixture
+def config(tmp_path):
+    p = tmp_path / "study.toml"
+    p.write_text(STUDY)
+    return p
+
+
+def _bug_in_an_analysis(monkeypatch):
+    def fit(ctx):
+        return ctx.measures["table"]["a_column_that_is_not_there"]  # a bug: KeyError
+
+    fake = types.SimpleNamespace(__name__="discbias.analyses.fake", fit=fit)
+    monkeypatch.setattr(pipeline, "require_current_build", lambda config, paths: None)
+    monkeypatch.setattr(pipeline, "load_measures", lambda paths: {"table": pd.DataFrame({"a": [1]})})
+    monkeypatch.setattr(pipeline, "_analyses", lambda: [fake])
+
+
+def test_bug_inside_an_analysis_shows_its_traceback(tmp_path, config, monkeypatch, capsys):
+    _bug_in_an_analysis(monkeypatch)
+    assert main(["fit", "--config", str(config), "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "KeyError: 'a_column_that_is_not_there'" in err and "in fit" in err  # where it happened
+    assert "internal error (KeyError)" in err and "bug" in err
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path, monkeypatch, capsys):
+    p = tmp_path / "study.toml"
+    p.write_text(STUDY + "[models]\ndraw = 1000\n")
+    assert main(["fit", "--config", str(p), "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [f"discbias fit: error: {p}: [models] unknown key 'draw'; did you mean 'draws'?"]
+
+
+def test_stale_build_is_a_user_error(tmp_path, config, capsys):
+    assert main(["fit", "--config", str(config), "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bug_in_a_plugin_command_shows_its_traceback(tmp_path, monkeypatch, capsys):
+    import discbias.scoring.scorer as scorer
+
+    class Broken:
+        def __init__(self, *a, **k):
+            raise RuntimeError("an internal invariant failed")
+
+    monkeypatch.setattr(scorer, "Scorer", Broken)
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "imgs" / "a.png")
+    rc = main(["score", str(tmp_path / "imgs"), "--weights", "w.pt", "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" in err and "RuntimeError: an internal invariant failed" in err
+
+
+def test_user_error_in_a_plugin_command(tmp_path, capsys):
+    rc = main(["score", str(tmp_path / "missing"), "--weights", "w.pt", "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_verbose_and_quiet(tmp_path, config, monkeypatch, capsys):
+    def fit(ctx):
+        logging.getLogger("discbias.analyses.fake").debug("a debug detail")
+        logging.getLogger("discbias.analyses.fake").info("an info line")
+
+    fake = types.SimpleNamespace(__name__="discbias.analyses.fake", fit=fit)
+    monkeypatch.setattr(pipeline, "require_current_build", lambda config, paths: None)
+    monkeypatch.setattr(pipeline, "load_measures", lambda paths: {"t": pd.DataFrame({"a": [1]})})
+    monkeypatch.setattr(pipeline, "_analyses", lambda: [fake])
+    import discbias.claims as claims
+
+    # stop right after the analyses ran (an interrupt: exit 130, no files written)
+    monkeypatch.setattr(claims, "evaluate_claims", lambda ctx, c: (_ for _ in ()).throw(KeyboardInterrupt()))
+    for flags, shown, hidden in ((["-v"], ["a debug detail", "an info line"], []),
+                                 ([], ["an info line"], ["a debug detail"]),
+                                 (["-q"], [], ["an info line", "a debug detail"])):
+        assert main(["fit", *flags, "--config", str(config), "--root", str(tmp_path)]) == 130
+        err = capsys.readouterr().err
+        assert all(f"[discbias] {s}" in err for s in shown) and not any(s in err for s in hidden), (flags, err)
