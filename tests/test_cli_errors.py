@@ -19,18 +19,27 @@ def config(tmp_path):
     return p
 
 
-def _bug_in_an_analysis(monkeypatch):
-    def fit(ctx):
-        return ctx.measures["table"]["a_column_that_is_not_there"]  # a bug: KeyError
+def _fake_analysis(monkeypatch, tmp_path, fit):
+    """Replace the replication's analyses with one whose fit step runs ``fit`` (on the engine)."""
+    from discbias.stages import fit_step
 
-    fake = types.SimpleNamespace(__name__="discbias.analyses.fake", fit=fit)
+    fake = types.SimpleNamespace(__name__="discbias.analyses.fake",
+                                 steps=lambda config, paths: [fit_step("fake", fit, section="fake")])
     monkeypatch.setattr(pipeline, "require_current_build", lambda config, paths: None)
-    monkeypatch.setattr(pipeline, "load_measures", lambda paths: {"table": pd.DataFrame({"a": [1]})})
     monkeypatch.setattr(pipeline, "_analyses", lambda: [fake])
+    (tmp_path / "build" / "measures").mkdir(parents=True)
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "build" / "measures" / "table.parquet")
+
+
+def _bug_in_an_analysis(monkeypatch, tmp_path):
+    def fit(ctx):
+        return pd.DataFrame({"a": [1]})["a_column_that_is_not_there"]  # a bug: KeyError
+
+    _fake_analysis(monkeypatch, tmp_path, fit)
 
 
 def test_bug_inside_an_analysis_shows_its_traceback(tmp_path, config, monkeypatch, capsys):
-    _bug_in_an_analysis(monkeypatch)
+    _bug_in_an_analysis(monkeypatch, tmp_path)
     assert main(["fit", "--config", str(config), "--root", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err
@@ -80,15 +89,9 @@ def test_verbose_and_quiet(tmp_path, config, monkeypatch, capsys):
     def fit(ctx):
         logging.getLogger("discbias.analyses.fake").debug("a debug detail")
         logging.getLogger("discbias.analyses.fake").info("an info line")
+        raise KeyboardInterrupt  # stop right after the analysis ran (exit 130, nothing else written)
 
-    fake = types.SimpleNamespace(__name__="discbias.analyses.fake", fit=fit)
-    monkeypatch.setattr(pipeline, "require_current_build", lambda config, paths: None)
-    monkeypatch.setattr(pipeline, "load_measures", lambda paths: {"t": pd.DataFrame({"a": [1]})})
-    monkeypatch.setattr(pipeline, "_analyses", lambda: [fake])
-    import discbias.claims as claims
-
-    # stop right after the analyses ran (an interrupt: exit 130, no files written)
-    monkeypatch.setattr(claims, "evaluate_claims", lambda ctx, c: (_ for _ in ()).throw(KeyboardInterrupt()))
+    _fake_analysis(monkeypatch, tmp_path, fit)
     for flags, shown, hidden in ((["-v"], ["a debug detail", "an info line"], []),
                                  ([], ["an info line"], ["a debug detail"]),
                                  (["-q"], [], ["an info line", "a debug detail"])):
