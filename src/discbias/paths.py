@@ -1,8 +1,12 @@
-"""Every path the pipeline reads or writes, in one place.
+"""Every path the pipeline reads or writes, in one place: one resolver against the project root.
 
-All paths are relative to a project root (the current working directory by default, or the
-``DISCBIAS_ROOT`` environment variable), so a user can run the pipeline from a checkout or from
-any folder holding an ``analysis/`` configuration.
+All paths are relative to a project root (``--root``; else the ``DISCBIAS_ROOT`` environment
+variable; else the current working directory), so a user can run the pipeline from a checkout or
+from any folder holding an ``analysis/`` configuration. :class:`ProjectPaths` resolves the
+configuration (:meth:`ProjectPaths.config`), the data (``data/raw``), the score cache
+(``data/cache`` or ``$DISCBIAS_CACHE_DIR``), the weights (``data/weights`` or
+``$DISCBIAS_WEIGHTS_DIR``), the templates (``report/`` or ``$DISCBIAS_TEMPLATES``) and every build
+output; nothing else in the package resolves a path against the working directory.
 """
 
 from __future__ import annotations
@@ -10,6 +14,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+#: Environment variables that move one resolved folder away from the project root.
+CACHE_ENV = "DISCBIAS_CACHE_DIR"
+WEIGHTS_ENV = "DISCBIAS_WEIGHTS_DIR"
+TEMPLATES_ENV = "DISCBIAS_TEMPLATES"
+ROOT_ENV = "DISCBIAS_ROOT"
 
 
 @dataclass(frozen=True)
@@ -76,9 +86,60 @@ class ProjectPaths:
         """Content-keyed caches that survive a configuration switch (``build/cache``)."""
         return self.build / "cache"
 
+    @property
+    def score_cache(self) -> Path:
+        """The content-addressed score cache folder (``data/cache``, or ``$DISCBIAS_CACHE_DIR``)."""
+        env = os.environ.get(CACHE_ENV)
+        return Path(env).expanduser() if env else self.root / "data" / "cache"
+
+    @property
+    def weights(self) -> Path:
+        """Downloaded network weights (``data/weights``, or ``$DISCBIAS_WEIGHTS_DIR``)."""
+        env = os.environ.get(WEIGHTS_ENV)
+        return Path(env).expanduser() if env else self.root / "data" / "weights"
+
+    @property
+    def templates(self) -> Path:
+        """The paper's templates (``report/`` in the root, or ``$DISCBIAS_TEMPLATES``)."""
+        env = os.environ.get(TEMPLATES_ENV)
+        return Path(env).expanduser() if env else self.root / "report"
+
+    @property
+    def engine(self) -> Path:
+        """The engine's own records (``build/engine``: per-step manifests and intermediate tables)."""
+        return self.build / "engine"
+
+    @property
+    def manifests(self) -> Path:
+        """Per-step manifests of the engine (``build/engine/manifests``)."""
+        return self.engine / "manifests"
+
+    def config(self, path: str | os.PathLike) -> Path:
+        """A configuration file: an absolute path as is, a relative one against the root.
+
+        Examples
+        --------
+        >>> ProjectPaths(Path("/tmp/proj")).config("analysis/x.toml").as_posix()
+        '/tmp/proj/analysis/x.toml'
+        >>> ProjectPaths(Path("/tmp/proj")).config("/etc/y.toml").as_posix()
+        '/etc/y.toml'
+        """
+        return self.resolve(path)
+
+    def resolve(self, path: str | os.PathLike) -> Path:
+        """Any path the user gives (``~`` expanded): absolute as is, relative against the root.
+
+        Examples
+        --------
+        >>> ProjectPaths(Path("/tmp/proj")).resolve("tests/ref.csv").as_posix()
+        '/tmp/proj/tests/ref.csv'
+        """
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.root / p
+
     def derived(self) -> tuple[Path, ...]:
         """What a configuration's stages write (removed when the configuration changes)."""
-        return (self.measures, self.results, self.values, self.figures, self.tables, self.report)
+        return (self.measures, self.results, self.values, self.figures, self.tables, self.report, self.engine)
 
     def ensure(self) -> "ProjectPaths":
         """Create every output folder; returns ``self``."""
@@ -90,11 +151,13 @@ class ProjectPaths:
 def project_paths(root: str | os.PathLike | None = None) -> ProjectPaths:
     """Return the :class:`ProjectPaths` for ``root`` (default: ``$DISCBIAS_ROOT`` or the cwd).
 
+    This is the only place where the working directory is the default of anything.
+
     Examples
     --------
     >>> project_paths("/tmp/x").raw.as_posix()
     '/tmp/x/data/raw'
     """
     if root is None:
-        root = os.environ.get("DISCBIAS_ROOT") or Path.cwd()
+        root = os.environ.get(ROOT_ENV) or Path.cwd()
     return ProjectPaths(Path(root).resolve())

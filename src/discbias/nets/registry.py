@@ -149,8 +149,9 @@ def default_weights_dir() -> Path:
     >>> default_weights_dir().name in ("weights", os.environ.get("DISCBIAS_WEIGHTS_DIR", "weights").rstrip("/").split("/")[-1])
     True
     """
-    env = os.environ.get(WEIGHTS_DIR_ENV)
-    return Path(env).expanduser() if env else Path.cwd() / "data" / "weights"
+    from ..paths import project_paths
+
+    return project_paths().weights
 
 
 def _entry(name: str) -> KnownWeights:

@@ -205,8 +205,10 @@ def paper_metadata(config) -> dict:
 
 
 def default_template_dir() -> Path:
-    """``$DISCBIAS_TEMPLATES``, else ``report/`` in the project root (the cwd)."""
-    return Path(os.environ.get(TEMPLATE_DIR_ENV) or Path.cwd() / "report")
+    """``$DISCBIAS_TEMPLATES``, else ``report/`` in the project root (:attr:`discbias.paths.ProjectPaths.templates`)."""
+    from ..paths import project_paths
+
+    return project_paths().templates
 
 
 def render_qmd(paths, template_dir: str | Path | None = None, template: str = "paper.qmd.j2",

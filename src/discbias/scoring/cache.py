@@ -115,12 +115,9 @@ def default_cache_dir(root: str | os.PathLike | None = None) -> Path:
     >>> default_cache_dir("/tmp/proj").as_posix()
     '/tmp/proj/data/cache'
     """
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    if root is None:
-        root = os.environ.get("DISCBIAS_ROOT") or Path.cwd()
-    return Path(root) / "data" / "cache"
+    from ..paths import project_paths
+
+    return project_paths(root).score_cache
 
 
 def cache_path(cache: str | os.PathLike | None = None, root=None) -> Path:
