@@ -28,6 +28,7 @@ PLUGINS: list[str] = [
     "discbias.measures.cli",
     "discbias.probes.cli",
     "discbias.reproduce.cli",
+    "discbias.audit.cli",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Audit any StyleGAN-family discriminator on any labelled image set (``discbias audit``)."""
