@@ -75,14 +75,17 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
         rows.append((f"Protocol {p['protocol']}", f"{p['label']}: {p['scored']} scored now, {p['from_cache']} from the "
                                                   f"cache, {p['failed']} failed, {p['converted']} converted"
                                                   + (f" ({p['conversions']})" if p["conversions"] else "")))
-    rows += [("Configuration sha256", cfg.sha256), ("discbias version", prov["discbias_version"])]
-    for name, sha in prov.get("files", {}).items():
-        rows.append((f"File {name}", sha))
+    rows += [("discbias version", prov["discbias_version"])]
+    rows = [(k, v if "sha256" not in k else v[:16] + "…") for k, v in rows]
     write_publication_table(pd.DataFrame(rows, columns=["field", "value"]), out, "provenance",
                             columns=[Col("field", "Item", fmt="text", relabel=False),
-                                     Col("value", "Value", fmt="code")],
-                            caption="Provenance: weights, scoring protocol, conversions and failures; local input "
-                                    "files with their sha256.")
+                                     Col("value", "Value", fmt="text", relabel=False)],
+                            caption="Provenance: weights, scoring protocol, conversions and failures (the full "
+                                    "sha256 of every input is listed below the table).")
+    facts["hashes"] = [dict(what="weights", sha256=net.get("weights_sha256", "")),
+                       dict(what="configuration", sha256=cfg.sha256)]
+    facts["hashes"] += [dict(what=name.split(":", 1)[1] if ":" in name else name, sha256=sha)
+                        for name, sha in prov.get("files", {}).items() if not name.startswith("weights")]
     fails = pd.concat([t["score_failures"].assign(stage="score"),
                        t["measure_failures"].assign(stage="measure", protocol="")], ignore_index=True)
     facts["n_failures"] = int(len(fails))
@@ -127,13 +130,16 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
     models = t["models"]
     facts["models"] = []
     for m in cfg.models:
-        wide, specs = model_table(models, m.id)
-        cols = [Col("term", "Term", fmt="text")]
-        spanners = {}
-        for s in specs:
-            cols += [Col(f"est_{s}", "Estimate", digits=3),
-                     Col(f"lo_{s}", "95% interval", fmt="interval", high=f"hi_{s}", digits=3)]
-            spanners[_spec_label(s)] = [f"est_{s}", f"lo_{s}"]
+        _, specs = model_table(models, m.id)
+        long = models[models["model"] == m.id][["term", "specification", "estimate", "conf_low", "conf_high"]].copy()
+        order = {t: i for i, t in enumerate(dict.fromkeys(long["term"]))}
+        long = long.assign(_t=long["term"].map(order), _s=long["specification"].map({x: i for i, x in enumerate(specs)}))
+        long = long.sort_values(["_t", "_s"]).drop(columns=["_t", "_s"])
+        long["specification"] = long["specification"].map(_spec_label)
+        long.loc[long["term"].duplicated(), "term"] = ""
+        cols = [Col("term", "Term", fmt="text"), Col("specification", "Specification", fmt="text", relabel=False),
+                Col("estimate", "Estimate", sig=3),
+                Col("conf_low", "95% interval", fmt="interval", high="conf_high", sig=3)]
         d = models[models["model"] == m.id]
         main = d[d["specification"] == "main"]
         conv = bool(main["converged"].map(_bool).all()) if len(main) else False
@@ -146,7 +152,7 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                  + (f" Near-zero random-effect variance: {', '.join(flagged)}." if flagged else "")
                  + (" Warnings: " + "; ".join(warns) + "." if warns else ""))
         label = f"tbl-model-{m.id.replace('_', '-')}"
-        write_publication_table(wide, out, f"model_{m.id}", columns=cols, spanners=spanners,
+        write_publication_table(long, out, f"model_{m.id}", columns=cols,
                                 caption=f"Model {m.id} (`{m.formula}`, {m.level} level"
                                         + (f", standardized: {', '.join(m.standardize)}" if m.standardize else "")
                                         + ") beside its comparison specifications.", label=label, notes=notes)
@@ -216,6 +222,8 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
     except jinja2.UndefinedError as exc:
         raise RenderError(f"the audit template uses a value that does not exist: {exc.message}") from None
     paths.report.mkdir(parents=True, exist_ok=True)
+    if cfg.audit.stand_in_weights:
+        _watermark(paths.report / "stand-in.png")
     qmd = paths.report / f"{cfg.audit.name}.qmd"
     atomic_write_text(qmd, text)
     outs, warnings = [qmd], []
@@ -233,6 +241,21 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
         raise RenderError(f"{len(findings)} render check(s) failed (see {paths.report / 'render_checks.txt'}; "
                           f"`discbias audit run --draft` downgrades them to warnings):\n{report}")
     return outs
+
+
+def _watermark(out: Path) -> Path:
+    """The "stand-in weights" page background, as pixels (text in the PDF would trip the overlap check)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(8.27, 11.69), dpi=60)
+    fig.text(0.5, 0.5, "STAND-IN WEIGHTS", rotation=55, fontsize=64, color="#e4e4e4", ha="center", va="center",
+             weight="bold")
+    fig.savefig(out, transparent=True)
+    plt.close(fig)
+    return out
 
 
 def _measure_names() -> list[str]:

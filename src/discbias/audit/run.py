@@ -144,11 +144,11 @@ def _items(inputs: pd.DataFrame, label_column: str | None = None):
     from ..scoring.sources import ImageItem
 
     out = []
-    for r in inputs.itertuples(index=False):
-        p = Path(r._path)
-        meta = {label_column: getattr(r, label_column)} if label_column else {}
+    for r in inputs.to_dict("records"):
+        p = Path(r["_path"])
+        meta = {label_column: r[label_column]} if label_column else {}
         err = None if p.exists() else "file not found (listed in the manifest)"
-        out.append(ImageItem(r.image, p, p.stem, meta, error=err))
+        out.append(ImageItem(r["image"], p, p.stem, meta, error=err))
     return out
 
 
@@ -205,6 +205,11 @@ def step_score(ctx) -> None:
                          converted=int((conv != "").sum()),
                          conversions="; ".join(sorted({c.split(" ")[0] for c in conv if c}))))
     scores = pd.concat(tables, ignore_index=True)
+    if not len(scores):
+        f = pd.concat(fails, ignore_index=True)
+        first = f"; first failure: {f['image'].iloc[0]}: {f['reason'].iloc[0]}" if len(f) else ""
+        raise AuditError(f"no image of {len(inputs)} could be scored{first} (smaller images need a smaller "
+                         f"[scoring] min_side)")
     ctx.write("scores", scores)
     ctx.write("score_failures", pd.concat(fails, ignore_index=True))
     condition = (f"each image's class from column '{s.label_column}'" if s.label_column
@@ -228,18 +233,21 @@ def step_measure(ctx) -> None:
                           f"or [\"all\"]", file=cfg.path, table="measures", key="image")
     faces = None if cfg.measures.faces == "none" else cfg.measures.faces
     rows, fails = [], []
-    for r in inputs.itertuples(index=False):
-        if not Path(r._path).exists():
-            fails.append(dict(image=r.image, reason="file not found (listed in the manifest)"))
+    for r in inputs.to_dict("records"):
+        if not Path(r["_path"]).exists():
+            fails.append(dict(image=r["image"], reason="file not found (listed in the manifest)"))
             continue
-        row, err = _measure_one((r.image, Path(r._path).stem, r._path, faces, None, cfg.scoring.min_side, {}))
+        row, err = _measure_one((r["image"], Path(r["_path"]).stem, r["_path"], faces, None, cfg.scoring.min_side, {}))
         if err is not None:
-            fails.append(dict(image=r.image, reason=err["reason"]))
+            fails.append(dict(image=r["image"], reason=err["reason"]))
             continue
         keep = {k: v for k, v in row.items() if k not in ("path", "image_id", "conversion", "width", "height",
                                                              "image_sha256")}
         keep = {k: v for k, v in keep.items() if k == "image" or k in want or not k in IMAGE_MEASURES}
         rows.append(keep)
+    if not rows:
+        first = f"; first failure: {fails[0]['image']}: {fails[0]['reason']}" if fails else ""
+        raise AuditError(f"no image of {len(inputs)} could be measured{first}")
     ctx.write("measures", pd.DataFrame(rows))
     ctx.write("measure_failures", pd.DataFrame(fails, columns=["image", "reason"]))
 
@@ -514,15 +522,19 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
     """
     conf = cfg.model_dump(mode="json", by_alias=True)
     files = _input_digests(cfg)
-    P = lambda *keys: {k: conf.get(k) for k in keys} | {"files": files}  # noqa: E731
+
+    def P(*keys, files_of=()):  # a step's settings: its configuration tables and the digests of its local files
+        return {k: conf.get(k) for k in keys} | {"files": {k: v for k, v in files.items()
+                                                          if k.split(":")[0] in files_of}}
+
     steps = [
-        Step("inputs", step_inputs, writes=["inputs"], group="data", params=P("data")),
+        Step("inputs", step_inputs, writes=["inputs"], group="data", params=P("data", files_of=("manifest",))),
         Step("score", step_score, reads=["inputs"], writes=["scores", "score_failures", "provenance"],
-             group="score", params=P("scoring", "audit")),
+             group="score", params=P("scoring", "audit", files_of=("weights",))),
         Step("measure", step_measure, reads=["inputs"], writes=["measures", "measure_failures"], group="measure",
              params=P("measures", "scoring")),
         Step("ratings", step_ratings, reads=["inputs"], writes=["ratings_long"], group="measure",
-             params=P("ratings")),
+             params=P("ratings", files_of=("ratings",))),
         Step("join", step_join, reads=["inputs", "measures", "scores", "ratings_long"],
              writes=["images", "rating_rows"], group="join", params=P("scoring", "ratings")),
         Step("reliability", step_reliability, reads=["ratings_long"], writes=["reliability"], group="fit",
@@ -536,7 +548,9 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
         Step("render", step_render, reads=["images", "scores", "score_failures", "measure_failures", "ratings_long",
                                            "reliability", "models", "claims", "claim_specs", "provenance",
                                            "figures"],
-             writes=["report"], group="render", params=P("audit", "labels", "data", "scoring") | {"template": _template_digest()}),
+             writes=["report"], group="render",
+             params=P("audit", "labels", "data", "scoring", "ratings", "models", "claims",
+                      files_of=("manifest", "weights", "ratings")) | {"template": _template_digest()}),
     ]
     return Engine(steps, TableStore(paths.store), manifests=paths.store / ".manifests")
 
@@ -555,16 +569,16 @@ def _input_digests(cfg) -> dict:
     out = {}
     cands = []
     if getattr(cfg.data, "manifest", None):
-        cands.append(cfg.data.manifest)
-    for rc in getattr(cfg, "ratings", {}).values():
+        cands.append(("manifest", cfg.data.manifest))
+    for item, rc in getattr(cfg, "ratings", {}).items():
         if rc.file:
-            cands.append(rc.file)
+            cands.append((f"ratings:{item}", rc.file))
     if getattr(cfg.scoring, "weights", None):
-        cands.append(cfg.scoring.weights)
-    for c in cands:
+        cands.append(("weights", cfg.scoring.weights))
+    for role, c in cands:
         p = cfg.resolve(c) if hasattr(cfg, "resolve") else Path(c)
         if p.is_file():
-            out[str(c)] = _sha256(p)
+            out[f"{role}:{c}"] = _sha256(p)
     return out
 
 
