@@ -145,7 +145,7 @@ def model_comparison(models: pd.DataFrame, model_id: str, out: Path, *, labels: 
     ax.set_yticks(range(len(terms)), [_lab(labels, t) for t in terms])
     ax.invert_yaxis()
     ax.set_xlabel("Estimate (95% interval)")
-    ax.legend(title="Specification", loc="best")
+    fig.legend(*ax.get_legend_handles_labels(), title="Specification", loc="outside right upper")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

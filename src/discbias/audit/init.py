@@ -163,7 +163,8 @@ def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None
     for item in r["items"]:
         L += ["", "[[models]]", f'id = "{item}_rating"',
               f'formula = "{item} ~ {grp + " + " if grp else ""}score + (1|rater) + (1|image)"',
-              'level = "rating"', 'engine = "statsmodels"', 'compare = ["ols_hc3", "cluster:image"]']
+              'level = "rating"', 'engine = "statsmodels"', 'standardize = ["score"]',
+              'compare = ["ols_hc3", "cluster:image"]']
         break
     if grp:
         lv = sorted(df[grp].dropna().astype(str).unique())

@@ -57,6 +57,11 @@ _FORMULA_FUNCS = {"C", "np", "log", "exp", "sqrt", "I", "Q", "center", "scale", 
                   "cr", "poly", "abs"}
 
 
+def _plain(x):
+    """A numpy scalar as the Python value (so messages read 9, not np.int64(9))."""
+    return x.item() if hasattr(x, "item") else x
+
+
 class AuditError(UserError):
     """The data do not fit the audit configuration (a missing column, a label out of range...)."""
 
@@ -296,7 +301,7 @@ def step_ratings(ctx) -> None:
             if mask.any():
                 i = int(np.flatnonzero(mask)[0])
                 raise AuditError(f"{where} ({source}): image {long['image'].iloc[i]!r}, rater "
-                                 f"{long['rater'].iloc[i]!r}: value {long['value'].iloc[i]!r} {what}; fix the "
+                                 f"{long['rater'].iloc[i]!r}: value {_plain(long['value'].iloc[i])!r} {what}; fix the "
                                  f"rating or the item's scale")
         dup = long.duplicated(["image", "rater"])
         if dup.any():
