@@ -171,3 +171,24 @@ def test_conditional_scoring_average_is_mean_of_classes(tmp_path):
     assert ScoringProtocol().key() == '{"filter":"lanczos","flip":false,"grouping":"single","input":"nvidia",' \
                                       '"precision":"fp32","resize":"stretch"}'
     assert len(cache.summary()) >= 4
+
+
+def test_readme_example_configuration_is_valid(tmp_path):
+    """The configuration printed in the README's "Audit your own discriminator" section validates."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Audit your own discriminator", 1)[1].split("\n## ", 1)[0]
+    toml = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = load_audit_config(_cfg(tmp_path, base=toml))
+    assert [m.id for m in cfg.models] == ["score_main", "skin_rating"] and cfg.models[1].level == "rating"
+    assert cfg.ratings["skin"].columns == ["skin_r1", "skin_r2", "skin_r3"] and cfg.claims[0].model == "score_main"
+
+
+@pytest.mark.parametrize("package", ["discbias.audit", "discbias.stats", "discbias.scoring", "discbias.measures",
+                                     "discbias.report", "discbias.engine", "discbias.errors"])
+def test_api_page_lists_every_public_name(package):
+    import importlib
+
+    page = (Path(__file__).parents[1] / "docs" / "api.md").read_text()
+    section = page.split(f"## `{package}`", 1)[1].split("\n## ", 1)[0]
+    missing = [n for n in importlib.import_module(package).__all__ if f"`{n}`" not in section]
+    assert not missing, f"docs/api.md lacks {missing} under {package}"
