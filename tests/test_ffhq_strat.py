@@ -309,4 +309,6 @@ def test_study_without_face_attributes_skips_the_section(tmp_path):
     ctx = SimpleNamespace(config=config, measures={"ffhq_scores": pd.DataFrame()}, values={})
     ffhq_strat.fit(ctx)
     assert ctx.values["ffhq_strat"] == {"available": False}
-    ffhq_strat.figures(SimpleNamespace(values=ctx.values))  # draws nothing, raises nothing
+    from discbias.report.figures import ffhq_strat as ffhq_strat_figures
+
+    ffhq_strat_figures.figures(SimpleNamespace(values=ctx.values))  # draws nothing, raises nothing

@@ -212,7 +212,9 @@ def test_analysis_end_to_end_with_weights(weights, tmp_path, monkeypatch):
 
     matplotlib.use("Agg")
     values = json.loads(json.dumps(fctx.values, default=float))
-    analysis.figures(FigureContext(cfg, paths, load_measures(paths), load_results(paths), values))
+    from discbias.report.figures import figure_module
+
+    figure_module(analysis).figures(FigureContext(cfg, paths, load_measures(paths), load_results(paths), values))
     for f in ("probes_dose_response_nvidia", "probes_fields", "probes_training"):
         assert (paths.figures / f"{f}.png").exists()
     assert (paths.tables / "probes_dose_response.md").exists()

@@ -103,7 +103,9 @@ def _run(root: Path, cfg_path: Path):
     study1.fit(fctx)
     rescoring.fit(fctx)
     figctx = FigureContext(config, paths, tables, fctx.results, json.loads(json.dumps(fctx.values, default=float)))
-    rescoring.figures(figctx)
+    from discbias.report.figures import rescoring as rescoring_figures
+
+    rescoring_figures.figures(figctx)
     return fctx, tables, issues
 
 

@@ -73,13 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     from . import pipeline
-    from .report.render import RenderError, render
+    from .engine import StepError
+    from .report.render import RenderError
 
     if getattr(args, "func", None) is not None:
         return int(args.func(args) or 0)
     try:
-        config = load_config(args.config)
         paths = project_paths(args.root)
+        config = load_config(paths.config(args.config))
         if args.stage == "fetch":
             pipeline.run_fetch(config, paths, allow_download=not args.offline)
         elif args.stage == "measure":
@@ -91,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.stage == "figures":
             pipeline.run_figures(config, paths)
         elif args.stage == "render":
-            pipeline.require_current_build(config, paths)
-            render(config, paths, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
-                   template_dir=args.templates, use_quarto=False if args.no_quarto else None, draft=args.draft)
+            pipeline.run_render(config, paths, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
+                                template_dir=paths.resolve(args.templates) if args.templates else None,
+                                use_quarto=False if args.no_quarto else None, draft=args.draft)
         elif args.stage == "report":
-            pipeline.run_all(args.config, args.root)
+            pipeline.run_all(paths.config(args.config), args.root)
     except (ConfigError, FetchError, RenderError, pipeline.StaleBuildError, FileNotFoundError, KeyError,
-            ValueError) as exc:
+            ValueError, StepError) as exc:  # DeclarationError is a ValueError, MissingInputError a FileNotFoundError
         print(f"discbias {args.stage}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -71,6 +71,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from .results import _jsonable, write_table, write_values
+
 __all__ = ["DeclarationError", "MissingInputError", "StepError", "Step", "StepContext", "TableStore", "Engine",
            "code_version", "MANIFEST_SCHEMA"]
 
@@ -94,14 +96,17 @@ class StepError(RuntimeError):
 # code versions
 # --------------------------------------------------------------------------------------------
 
-def code_version(obj: Any) -> str:
+def code_version(obj: Any, *, deep: bool = True) -> str:
     """A version of the code behind ``obj``: sha256 (16 hex digits) of its module's source.
 
     ``obj`` is a function, a class, a module, or a string (returned as is). Functions and
     classes are hashed through the source of the module that defines them, so an edit anywhere
-    in that module (a helper, a constant) changes the version; objects whose source cannot be
-    read (built-ins, code typed at a prompt) are hashed through their qualified name and raise no
-    error.
+    in that module (a helper, a constant) changes the version. With ``deep`` (the default) the
+    sources of every module of the same package that the module imports, directly or not
+    (:func:`discbias.imports.module_imports`, read from the source, function-level imports
+    included), are hashed too, so a change in a library function a step calls reruns the step.
+    Objects whose source cannot be read (built-ins, code typed at a prompt) are hashed through
+    their qualified name.
 
     Examples
     --------
@@ -112,6 +117,8 @@ def code_version(obj: Any) -> str:
     16
     >>> code_version("v2")
     'v2'
+    >>> code_version(r, deep=False) == code_version(r)   # results imports nothing of discbias
+    True
     """
     if isinstance(obj, str):
         return obj
@@ -122,7 +129,20 @@ def code_version(obj: Any) -> str:
         src = None
     if src is None:
         src = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"
-    return hashlib.sha256(src.encode()).hexdigest()[:16]
+        return hashlib.sha256(src.encode()).hexdigest()[:16]
+    h = hashlib.sha256(src.encode())
+    if deep:
+        from .imports import module_imports, package_modules
+
+        name = module.__name__
+        try:
+            deps = module_imports(name)
+            files = package_modules(name.split(".")[0]) if deps else {}
+        except (ModuleNotFoundError, SyntaxError, OSError):
+            deps, files = [], {}
+        for d in deps:
+            h.update(b"\0" + d.encode() + b"\0" + files[d].read_bytes())
+    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,20 +162,6 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def _jsonable(x):
-    import numpy as np
-
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    return x
 
 
 def default_layout(name: str, kind: str) -> str:
@@ -220,22 +226,17 @@ class TableStore:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"table '{name}' must be a pandas DataFrame, not {type(df).__name__}")
         p = self.path(name, "table")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if p.suffix == ".csv":
-            _atomic_write_bytes(p, df.to_csv(index=False).encode())
-        elif p.suffix == ".parquet":
-            tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-            df.to_parquet(tmp, index=False)
-            os.replace(tmp, p)
-        else:
+        if p.suffix not in (".csv", ".parquet"):
             raise ValueError(f"table '{name}': the layout gives {p.name}; use a .parquet or .csv file name")
+        write_table(df, p)
         self._drop_other(name, "value")
         self._memory[name] = df
 
     def put_value(self, name: str, value: Any) -> None:
         """Store a JSON value (dicts, lists, numbers, strings; numpy scalars and non-finite floats converted)."""
         p = self.path(name, "value")
-        _atomic_write_bytes(p, json.dumps(_jsonable(value), indent=2, sort_keys=True).encode())
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write_values(value, p)
         self._drop_other(name, "table")
         self._memory[name] = value
 

@@ -1,9 +1,13 @@
-"""The pipeline's stages: fetch -> measure -> fit -> figures -> render.
+"""The pipeline's stages: fetch -> measure -> fit -> figures -> render, as groups of engine steps.
 
-Each stage reads the files the previous one wrote, so each can be run alone
-(``discbias <stage>``) and ``make`` only reruns what changed. Analysis modules in
-:mod:`discbias.analyses` plug into the ``measure``, ``fit`` and ``figures`` stages; see
-:class:`FitContext` and :class:`FigureContext` for what they receive.
+Every analysis module in :mod:`discbias.analyses` declares its measure and fit steps, and its
+figure module in :mod:`discbias.report.figures` its figure steps (``steps(config, paths)``: the
+tables each reads and writes and the claims it makes, see :mod:`discbias.stages`);
+:func:`build_engine` adds the pipeline's own steps (fetch, data issues, provenance, claims,
+values, common tables, render) and hands them to :class:`discbias.engine.Engine`, which checks
+that every table has one writer, derives the order and reruns only the steps whose code or
+inputs changed. Each stage (``discbias <stage>``) runs one group of steps, so each can be run
+alone and ``make`` only calls the stages whose files changed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -24,8 +27,11 @@ import pandas as pd
 from . import __version__
 from .config import StudyConfig, load_config
 from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileError, fetch_all, sha256_file, verify_tree
+from .engine import Engine, Step, StepContext
 from .paths import ProjectPaths, project_paths
-from .results import write_table, write_values
+from .results import write_table
+from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitContext, MeasureContext, R,  # noqa: F401
+                     replication_store)
 from .studies.validation import ISSUE_COLUMNS
 
 DEFAULT_CONFIG = "analysis/grissom2024.toml"
@@ -186,177 +192,173 @@ def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
     return hashes
 
 
-@dataclass
-class MeasureContext:
-    """What a measure builder receives: configuration, paths, and the invalid-value policy."""
-
-    config: StudyConfig
-    paths: ProjectPaths
-    on_invalid: str = "report"
-
-    def raw(self, role: str) -> Path:
-        """Path in ``data/raw`` of the source a role points at."""
-        return self.paths.raw / self.config.role(role).file
-
-    def expected_rows(self, role: str) -> int | None:
-        return self.config.role(role).rows
-
-
-@dataclass
-class FitContext:
-    """What an analysis's ``fit(ctx)`` receives and fills.
-
-    Attributes
-    ----------
-    measures : dict of str to DataFrame
-        Every table in ``build/measures`` (by file stem).
-    results : dict of str to DataFrame
-        Result tables to write to ``build/results/<name>.csv``; analyses add to it.
-    values : dict
-        Nested scalars for ``build/values.json``; each analysis writes under its own key.
-    models : list of dict
-        One entry per fitted model (id, description, formula, n_obs, converged, warnings).
-    """
-
-    config: StudyConfig
-    paths: ProjectPaths
-    measures: dict[str, pd.DataFrame]
-    results: dict[str, pd.DataFrame] = field(default_factory=dict)
-    values: dict = field(default_factory=dict)
-    models: list[dict] = field(default_factory=list)
-
-    def add_model(self, model: str, description: str, formula: str, tidy: pd.DataFrame | None = None, **extra) -> None:
-        """Record a model in ``build/results/models.csv`` (n, convergence and warnings from ``tidy``)."""
-        row = dict(model=model, description=description, formula=formula)
-        if tidy is not None and len(tidy):
-            row["n_obs"] = tidy["n_obs"].dropna().max() if tidy["n_obs"].notna().any() else None
-            row["converged"] = bool(tidy["converged"].fillna(False).astype(bool).all())
-            ws = sorted({w for ws in tidy["warnings"].fillna("") for w in str(ws).split("; ") if w})
-            row["warnings"] = "; ".join(ws)
-            row["method"] = tidy["method"].iloc[0]
-        row.update(extra)
-        self.models.append(row)
-
-
-@dataclass
-class FigureContext:
-    """What an analysis's ``figures(ctx)`` receives: results, measures, values and writers."""
-
-    config: StudyConfig
-    paths: ProjectPaths
-    measures: dict[str, pd.DataFrame]
-    results: dict[str, pd.DataFrame]
-    values: dict
-
-    def save_figure(self, fig, name: str) -> Path:
-        """Save a figure as ``build/figures/<name>.svg`` (HTML and Typst), ``.pdf`` and ``.png``; close it.
-
-        The figure is first made printable (:func:`discbias.report.style.fit_to_print`: at most
-        the text width, fonts >= 7 pt); scatters of many points are rasterized inside the vector
-        files. It is saved at its own size (no tight bounding box), which is its printed size.
-        """
-        import matplotlib.pyplot as plt
-        from matplotlib.collections import Collection
-
-        from .report.style import fit_to_print
-
-        fit_to_print(fig)
-        for c in fig.findobj(Collection):
-            if len(c.get_offsets()) > 3000:
-                c.set_rasterized(True)
-        self.paths.figures.mkdir(parents=True, exist_ok=True)
-        out = self.paths.figures / f"{name}.svg"
-        for ext in ("svg", "pdf", "png"):
-            fig.savefig(self.paths.figures / f"{name}.{ext}", dpi=300 if ext != "png" else 200,
-                        metadata={"Date": None} if ext == "svg" else None)
-        plt.close(fig)
-        return out
-
-    def save_table(self, df, name: str, *, digits: dict[str, int] | int = 2,
-                   rename: dict[str, str] | None = None, **table):
-        """Write a publication table to ``build/tables/<name>.{csv,tex,typ,html,md}``.
-
-        ``df`` is a frame or a ready :class:`~discbias.report.tables.PubTable`. Keywords
-        ``caption``, ``label``, ``notes``, ``columns`` (list of :class:`~discbias.report.tables.Col`),
-        ``spanners`` and ``landscape`` go to ``PubTable``; the CSV is unrounded.
-        """
-        from .report.tables import PubTable, write_publication_table
-
-        if isinstance(df, PubTable):
-            df.write(self.paths.tables, name)
-            return df
-        return write_publication_table(df, self.paths.tables, name, digits=digits, rename=rename, **table)
-
-    def label(self, id_: str) -> str:
-        """The readable label of an id (the study's ``[labels]`` over the package defaults)."""
-        from .report.labels import label
-
-        return label(id_)
-
-
 def _analyses():
     from .analyses import ANALYSES
 
     return ANALYSES
 
 
+# ---- the pipeline's own steps ----------------------------------------------------------------
+
+def _fetch_step(ctx: StepContext) -> None:
+    config, paths = ctx.config, ctx.paths
+    paths.raw.mkdir(parents=True, exist_ok=True)
+    got = []
+    for r in fetch_all(config, paths.raw, allow_download=ctx.extra.get("allow_download", True)):
+        _log(f"fetch {r.path.name}: {r.origin}")
+        got.append(dict(file=r.path.name, origin=str(r.origin)))
+    for analysis in _analyses():
+        if hasattr(analysis, "fetch"):
+            analysis.fetch(config, paths)
+    ctx.write_value("fetch/files", got)
+
+
+def _issues_step(names: list[str]):
+    def run(ctx: StepContext) -> None:
+        parts = [pd.DataFrame(columns=ISSUE_COLUMNS)] + [ctx.read(n) for n in names]
+        ctx.write(R("data_issues"), pd.concat(parts, ignore_index=True))
+
+    return run
+
+
+def _provenance_step(ctx: StepContext) -> None:
+    hashes = ctx.read_value(RAW_INPUT)
+    rows = [dict(source=src.name, file=src.file, url=src.url, sha256_expected=src.sha256, sha256=hashes.get(src.name),
+                 rows_expected=src.rows, description=src.description) for src in ctx.config.sources.values()]
+    ctx.write(R("provenance"), pd.DataFrame(rows))
+
+
+def _claims_step(claims: list, tables: list[str]):
+    def run(ctx: StepContext) -> None:
+        from .claims import evaluate_claims
+
+        results = {t: ctx.read(R(t)) for t in tables if ctx.has(R(t))}
+        table, specs = evaluate_claims(results, claims)
+        ctx.write(R("claims"), table)
+        ctx.write(R("claims_specifications"), specs)
+
+    return run
+
+
+def _values_step(fit_steps: list[Step]):
+    def run(ctx: StepContext) -> None:
+        from .scoring.protocols import describe_input
+
+        config, paths = ctx.config, ctx.paths
+        values, models, timings = {}, [], {}
+        for s in fit_steps:
+            section = next(t for t in s.writes if t.startswith("values/"))
+            values[section.split("/", 1)[1]] = ctx.read_value(section)
+            info = ctx.read_value(f"fitinfo/{s.name}")
+            models += info["models"]
+            timings[info["module"]] = info["seconds"]
+        claims, specs = ctx.read(R("claims")), ctx.read(R("claims_specifications"))
+        ctx.write(R("models"), pd.DataFrame(models))
+        prov, issues = ctx.read(R("provenance")), ctx.read(R("data_issues"))
+        values["meta"] = dict(
+            study_id=config.id, title=config.title, paper=config.study.get("paper", ""),
+            discbias_version=__version__, software=software_versions(),
+            build_date=time.strftime("%Y-%m-%d"),
+            upstream=config.upstream, config=config_stamp(config), n_sources=len(prov), n_data_issues=int(len(issues)),
+            released_protocol=describe_input(config.study.get("released_scores_protocol")),
+            roles={role: dict(source=src.name, file=src.file, description=src.description, rows=src.rows)
+                   for role, src in ((r, config.role(r)) for r in config.roles)},
+            fit_seconds=timings, code_commit=_code_commit(paths),
+        )
+        values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
+        for cid, c in values["claims"].items():
+            c["specifications"] = {r["specification"]: r for r in specs[specs["claim_id"] == cid].to_dict("records")}
+        values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
+        ctx.write_value("values", values)
+
+    return run
+
+
+def _common_figures_step(ctx: StepContext) -> None:
+    from .report.speccurve import spec_curve_figures
+    from .report.tables import common_tables
+
+    res = {t: ctx.read(R(t)) for t in COMMON_RESULTS if ctx.has(R(t))}
+    fctx = FigureContext(ctx.config, ctx.paths, {}, res, ctx.read_value("values"))
+    common_tables(fctx)
+    spec_curve_figures(fctx)
+    ctx.write_value("figures/common", dict(saved=fctx.saved))
+
+
+COMMON_RESULTS = ["claims", "claims_specifications", "provenance", "models", "data_issues"]
+
+
+def _render_step(ctx: StepContext) -> None:
+    from .report.render import render
+
+    opts = dict(ctx.extra.get("render", {}))
+    render(ctx.config, ctx.paths, **opts)
+    ctx.write_value("report/render", dict(formats=list(opts.get("formats", ("html", "pdf")))))
+
+
+def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
+    """Every step of the replication: the pipeline's own and each analysis's ``steps(config, paths)``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from discbias.studies.synthetic import make_synthetic_study
+    >>> cfg = load_config(make_synthetic_study(tempfile.mkdtemp(), n_ffhq=300, n_per_cell=3))
+    >>> e = build_engine(cfg, project_paths(tempfile.mkdtemp()))
+    >>> e.groups()
+    ['fetch', 'measure', 'fit', 'figures', 'render']
+    >>> e.writer("measures/ffhq_scores"), e.writer("released/ffhq_scores")
+    ('rescoring:import', 'study1:adapt')
+    """
+    analysis_steps = [s for a in _analyses() for s in a.steps(config, paths)]
+    steps = [Step("fetch", _fetch_step, writes=["fetch/files"], group="fetch")]
+    measure = [s for s in analysis_steps if s.group == "measure"]
+    issues = [t for s in measure for t in s.writes if t.startswith("issues/")]
+    steps += measure
+    steps.append(Step("measure:data_issues", _issues_step(issues), reads=issues, writes=[R("data_issues")],
+                      group="measure"))
+    steps.append(Step("measure:provenance", _provenance_step, reads=[CONFIG_INPUT, RAW_INPUT],
+                      writes=[R("provenance")], group="measure"))
+    fit = [s for s in analysis_steps if s.group == "fit"]
+    steps += fit
+    # claims in the order the fit steps run (a throwaway engine derives it)
+    order = Engine(steps, replication_store(paths), external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT]).order("fit")
+    by = {s.name: s for s in fit}
+    claims = [c for n in order for c in by[n].claims]
+    result_tables = sorted({t.split("/", 1)[1] for s in fit for t in s.outputs if t.startswith("results/")})
+    steps.append(Step("fit:claims", _claims_step(claims, result_tables), optional_reads=[R(t) for t in result_tables],
+                      writes=[R("claims"), R("claims_specifications")], group="fit"))
+    fit_ordered = [by[n] for n in order]
+    steps.append(Step("fit:values", _values_step(fit_ordered),
+                      reads=[CONFIG_INPUT, R("claims"), R("claims_specifications"), R("provenance"), R("data_issues"),
+                             *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
+                      writes=[R("models"), "values"], group="fit"))
+    steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
+                      optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures"))
+    from .report.figures import figure_module
+
+    for a in _analyses():  # each analysis's figure module declares its figure steps
+        fig = figure_module(a)
+        if fig is not None:
+            steps += fig.steps(config, paths)
+    steps.append(Step("render", _render_step, reads=["values"], optional_reads=[t for s in steps for t in s.writes
+                                                                                if t.startswith("figures/")],
+                      writes=["report/render"], group="render"))
+    return steps
+
+
+def build_engine(config: StudyConfig, paths: ProjectPaths) -> Engine:
+    """The replication's :class:`~discbias.engine.Engine` on the project's store (``build/``)."""
+    return Engine(build_steps(config, paths), replication_store(paths),
+                  external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT], manifests=paths.manifests)
+
+
 def analysis_claims():
-    """Every claim the registered analyses declare (their ``CLAIMS``), in pipeline order."""
+    """Every claim the analyses declare (their ``CLAIMS``, which their fit steps carry), in pipeline order."""
     from .claims import collect_claims
 
     return collect_claims(_analyses())
 
-
-def run_fetch(config: StudyConfig, paths: ProjectPaths, *, allow_download: bool = True) -> None:
-    """Fetch every source into ``data/raw`` (mirror or download, sha256-verified)."""
-    paths.raw.mkdir(parents=True, exist_ok=True)
-    for r in fetch_all(config, paths.raw, allow_download=allow_download):
-        _log(f"fetch {r.path.name}: {r.origin}")
-    for analysis in _analyses():
-        if hasattr(analysis, "fetch"):
-            analysis.fetch(config, paths)
-
-
-def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | None = None) -> dict[str, pd.DataFrame]:
-    """Verify the raw files, run every adapter; write ``build/measures/*.parquet``, data issues,
-    provenance and the configuration stamp.
-
-    Every file in ``data/raw`` is checked against the configuration first (:func:`verify_raw`):
-    a changed file stops the stage before anything is written. When the configuration differs
-    from the one that made ``build/`` (see :func:`require_current_build`), that configuration's
-    outputs (measures, results, values, figures, tables, report) are removed once the adapters have
-    succeeded, so no later stage can report them; ``build/cache`` is kept (content-keyed).
-    """
-    hashes = verify_raw(config, paths)
-    on_invalid = on_invalid or config.study.get("on_invalid", "report")
-    ctx = MeasureContext(config, paths, on_invalid)
-    tables: dict[str, pd.DataFrame] = {}
-    issues = [pd.DataFrame(columns=ISSUE_COLUMNS)]
-    for analysis in _analyses():
-        if hasattr(analysis, "measure"):
-            t0 = time.perf_counter()
-            made, found = analysis.measure(ctx)
-            tables.update(made)
-            issues.append(found)
-            _log(f"measure {analysis.__name__.rsplit('.', 1)[-1]}: {len(made)} tables in {time.perf_counter() - t0:.1f}s")
-    stamp = config_stamp(config)
-    if read_stamp(paths) != stamp:
-        _clear_derived(paths)
-    paths.ensure()
-    for name, df in tables.items():
-        write_table(df, paths.measures / f"{name}.parquet")
-    for old in paths.measures.glob("*.parquet"):
-        if old.stem not in tables:  # a table this configuration (or this code) no longer makes
-            old.unlink()
-    write_table(pd.concat(issues, ignore_index=True), paths.results / "data_issues.csv")
-    rows = []
-    for src in config.sources.values():
-        rows.append(dict(source=src.name, file=src.file, url=src.url, sha256_expected=src.sha256,
-                         sha256=hashes.get(src.name), rows_expected=src.rows,
-                         description=src.description))
-    write_table(pd.DataFrame(rows), paths.results / "provenance.csv")
-    paths.stamp.write_text(json.dumps(stamp, indent=1))
-    return tables
 
 
 def load_measures(paths: ProjectPaths) -> dict[str, pd.DataFrame]:
@@ -386,82 +388,126 @@ def _code_commit(paths: ProjectPaths) -> dict:
     return dict(commit=git["commit"], dirty=git["dirty"])
 
 
-def run_fit(config: StudyConfig, paths: ProjectPaths) -> FitContext:
-    """Run every analysis's ``fit``, evaluate the claims, write results and ``values.json``."""
-    from .claims import evaluate_claims
-    from .scoring.protocols import describe_input
 
+def _engine_for(config: StudyConfig, paths: ProjectPaths) -> Engine:
+    engine = build_engine(config, paths)
+    store = engine.store
+    stamp = config_stamp(config)
+    if not store.exists(CONFIG_INPUT) or store.get_value(CONFIG_INPUT) != stamp:
+        store.put_value(CONFIG_INPUT, stamp)
+    return engine
+
+
+def _report(ran: pd.DataFrame, stage: str) -> None:
+    n = int((ran["status"] == "ran").sum())
+    _log(f"{stage}: {n} step(s) ran, {len(ran) - n} up to date")
+
+
+def run_fetch(config: StudyConfig, paths: ProjectPaths, *, allow_download: bool = True) -> None:
+    """Fetch every source into ``data/raw`` (mirror or download, sha256-verified): the ``fetch`` group."""
+    paths.build.mkdir(parents=True, exist_ok=True)
+    engine = build_engine(config, paths)
+    engine.run("fetch", force=True, context=dict(config=config, paths=paths, allow_download=allow_download))
+
+
+def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | None = None,
+                force: bool = False) -> dict[str, pd.DataFrame]:
+    """Verify the raw files and run the ``measure`` group: adapters, scores from the score cache,
+    rescoring, data issues and provenance; write the configuration stamp.
+
+    Every file in ``data/raw`` is checked against the configuration first (:func:`verify_raw`):
+    a changed file stops the stage before anything is written. When the configuration differs
+    from the one that made ``build/`` (see :func:`require_current_build`), that configuration's
+    outputs (measures, results, values, figures, tables, report and the engine's records) are
+    removed first, so no later stage can report them; ``build/cache`` is kept (content-keyed).
+    Steps whose code and inputs are unchanged are not rerun (``force`` reruns them).
+
+    Returns
+    -------
+    dict of str to DataFrame
+        The measures tables (``build/measures``), by name.
+    """
+    hashes = verify_raw(config, paths)
+    on_invalid = on_invalid or config.study.get("on_invalid", "report")
+    stamp = config_stamp(config)
+    if read_stamp(paths) != stamp:
+        _clear_derived(paths)
+    paths.ensure()
+    engine = _engine_for(config, paths)
+    store = engine.store
+    for name, value in ((RAW_INPUT, hashes), (OPTIONS_INPUT, dict(on_invalid=on_invalid))):
+        if not store.exists(name) or store.get_value(name) != value:
+            store.put_value(name, value)
+    ran = engine.run("measure", force=force, context=dict(config=config, paths=paths, on_invalid=on_invalid),
+                     log=lambda m: _log(f"measure {m}"))
+    _report(ran, "measure")
+    declared = {t.split("/", 1)[1] for s in engine.steps for t in s.outputs if t.startswith("measures/")}
+    for old in paths.measures.glob("*.parquet"):
+        if old.stem not in declared:  # a table no step of this code makes any more
+            old.unlink()
+    paths.stamp.write_text(json.dumps(stamp, indent=1))
+    return load_measures(paths)
+
+
+def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) -> FitContext:
+    """Run the ``fit`` group (each analysis's fit, the claims, ``models.csv`` and ``values.json``).
+
+    Fit steps whose code and inputs are unchanged are not rerun (``force`` reruns them); the
+    values step always runs (it records the build's date and commit). Returns a
+    :class:`FitContext` with every results table and the values.
+    """
     require_current_build(config, paths)
     paths.ensure()
-    ctx = FitContext(config, paths, load_measures(paths))
-    if not ctx.measures:
+    if not any(paths.measures.glob("*.parquet")):
         raise FileNotFoundError(f"no tables in {paths.measures}; run `discbias measure` first")
-    timings = {}
-    for analysis in _analyses():
-        if hasattr(analysis, "fit"):
-            t0 = time.perf_counter()
-            analysis.fit(ctx)
-            timings[analysis.__name__.rsplit(".", 1)[-1]] = time.perf_counter() - t0
-            _log(f"fit {analysis.__name__.rsplit('.', 1)[-1]}: {timings[analysis.__name__.rsplit('.', 1)[-1]]:.1f}s")
-    claims, specs = evaluate_claims(ctx, analysis_claims())
-    ctx.results["claims"] = claims
-    ctx.results["claims_specifications"] = specs
-    ctx.results["models"] = pd.DataFrame(ctx.models)
-    for name, df in ctx.results.items():
-        write_table(df, paths.results / f"{name}.csv")
-    prov = pd.read_csv(paths.results / "provenance.csv")
-    issues = pd.read_csv(paths.results / "data_issues.csv")
-    ctx.values["meta"] = dict(
-        study_id=config.id, title=config.title, paper=config.study.get("paper", ""),
-        discbias_version=__version__, software=software_versions(),
-        build_date=time.strftime("%Y-%m-%d"),
-        upstream=config.upstream, config=config_stamp(config), n_sources=len(prov), n_data_issues=int(len(issues)),
-        released_protocol=describe_input(config.study.get("released_scores_protocol")),
-        roles={role: dict(source=src.name, file=src.file, description=src.description, rows=src.rows)
-               for role, src in ((r, config.role(r)) for r in config.roles)},
-        fit_seconds=timings, code_commit=_code_commit(paths),
-    )
-    ctx.values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
-    for cid, c in ctx.values["claims"].items():
-        c["specifications"] = {r["specification"]: r for r in specs[specs["claim_id"] == cid].to_dict("records")}
-    ctx.values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
-    write_values(ctx.values, paths.values)
+    engine = _engine_for(config, paths)
+    ran = engine.run("fit", force=True if force else ["fit:values"], context=dict(config=config, paths=paths),
+                     log=lambda m: _log(f"fit {m}"))
+    _report(ran, "fit")
+    values = engine.store.get_value("values")
+    results = {t.split("/", 1)[1]: engine.store.get(t) for n in engine.order("fit")
+               for t in engine.step(n).outputs if t.startswith("results/") and engine.store.exists(t)}
+    ctx = FitContext(config, paths, {}, results, values)
+    ctx.models = results["models"].to_dict("records")
     return ctx
 
 
 def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
-    """Run every analysis's ``figures`` on the written results."""
+    """Run the ``figures`` group (common tables, specification curves, each analysis's figure module
+    in :mod:`discbias.report.figures`).
+
+    Figures are files outside the store, so every figure step runs (make decides when the stage runs).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     require_current_build(config, paths)
     paths.ensure()
-    values = json.loads(paths.values.read_text())
-    fctx = FigureContext(config, paths, load_measures(paths), load_results(paths), values)
     from .report.labels import labels_from_config, set_labels
     from .report.style import apply_style
-    from .report.tables import common_tables
 
     apply_style()
     set_labels(labels_from_config(config))
+    engine = _engine_for(config, paths)
+    if not engine.store.exists("values"):
+        raise FileNotFoundError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
+    engine.run("figures", force=True, context=dict(config=config, paths=paths), log=lambda m: _log(f"figures {m}"))
 
-    common_tables(fctx)
-    from .report.speccurve import spec_curve_figures
 
-    spec_curve_figures(fctx)
-    for analysis in _analyses():
-        if hasattr(analysis, "figures"):
-            analysis.figures(fctx)
+def run_render(config: StudyConfig, paths: ProjectPaths, **options) -> None:
+    """Run the ``render`` group: :func:`discbias.report.render.render` with ``options``
+    (``formats``, ``template_dir``, ``use_quarto``, ``draft``)."""
+    require_current_build(config, paths)
+    engine = _engine_for(config, paths)
+    engine.run("render", force=True, context=dict(config=config, paths=paths, render=options))
 
 
 def run_all(config_path: str | Path = DEFAULT_CONFIG, root=None, formats=("html", "pdf")) -> None:
-    """Every stage in order (what ``make report`` runs, without make's skipping)."""
-    from .report.render import render
-
-    config = load_config(config_path)
+    """Every stage in order (what ``make report`` runs, without make's skipping of stages)."""
     paths = project_paths(root)
+    config = load_config(paths.config(config_path))
     run_fetch(config, paths)
     run_measure(config, paths)
     run_fit(config, paths)
     run_figures(config, paths)
-    render(config, paths, formats=formats)
+    run_render(config, paths, formats=formats)

@@ -6,11 +6,13 @@ Each module may define any of:
   written to ``build/measures/<name>.parquet``;
 * ``fit(ctx: FitContext) -> None``: adds result tables to ``ctx.results``, scalars to
   ``ctx.values[<section>]`` and models to ``ctx.models``;
-* ``figures(ctx: FigureContext) -> None``: figures and publication tables;
 * ``CLAIMS``: a list of :class:`discbias.claims.Claim`.
 
-A new analysis is a new module added to :data:`ANALYSES`; its report section is a new
-template in ``report/sections/``.
+Its figures and publication tables (``figures(ctx: FigureContext) -> None``) are in the module of
+the same name in :mod:`discbias.report.figures`, apart from the fit code, so that a figure edit
+never reruns the fit stage. A new analysis is a new module added to :data:`ANALYSES` (and,
+if it has figures, one in ``report/figures/``); its report section is a new template in
+``report/sections/``.
 """
 
 from . import authors, ffhq_strat, models, probes, rescoring, study1, study2

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -75,32 +76,72 @@ def _from_cache(cache, study, table, id_col, path, issues, file_label):
     return out
 
 
+def import_released(ctx, tables: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Step ``rescoring:import``: the released scores through the score cache.
+
+    ``tables`` holds the adapters' tables ``released/ffhq_scores`` (Study 1) and
+    ``released/study2_images`` (Study 2), where configured; returns ``ffhq_scores`` and
+    ``study2_images`` with ``score`` read back from the cache (a mismatch is a data issue) and a
+    ``score_provenance`` column. These are the tables the analyses fit: the adapters' tables have
+    other names, so each table has one writer.
+    """
+    cfg = ctx.config
+    out: dict[str, pd.DataFrame] = {}
+    issues: list[dict] = []
+    s1, s2 = tables.get("released/ffhq_scores"), tables.get("released/study2_images")
+    if s1 is None and s2 is None:
+        return out, pd.DataFrame(columns=ISSUE_COLUMNS)
+    cache = _cache(ctx, _scoring(ctx))
+    try:
+        if s1 is not None:
+            path = ctx.raw("study1_scores")
+            out["ffhq_scores"] = _from_cache(cache, study_key(cfg, "study1"), s1, "image_id", path, issues, path.name)
+        if s2 is not None:
+            path = ctx.raw("study2_images")
+            out["study2_images"] = _from_cache(cache, study_key(cfg, "study2"), s2, "image", path, issues, path.name)
+    finally:
+        cache.close()
+    return out, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+
+
+def rescore(ctx) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Step ``rescoring:score``: score the configured images under each protocol (through the cache).
+
+    Returns ``rescored_scores`` and ``rescored_images`` when the ``[scoring]`` table names weights
+    and images; nothing otherwise.
+    """
+    sc = _scoring(ctx)
+    if not sc.enabled:
+        return {}, pd.DataFrame(columns=ISSUE_COLUMNS)
+    issues: list[dict] = []
+    cache = _cache(ctx, sc)
+    try:
+        tables = _rescore(sc, cache, issues)
+    finally:
+        cache.close()
+    return tables, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+
+
 def measure(ctx):
+    """Both measure steps of this module at once, reading the released files itself (for scripts and tests
+    that run one analysis without the engine): ``ffhq_scores`` / ``study2_images`` from the score cache and,
+    with weights and images configured, ``rescored_scores`` / ``rescored_images``."""
     from ..studies.grissom2024 import read_ffhq_scores, read_study2
 
-    sc = _scoring(ctx)
     cfg = ctx.config
-    tables: dict[str, pd.DataFrame] = {}
-    issues: list[dict] = []
-    if not (cfg.has_role("study1_scores") or cfg.has_role("study2_images") or sc.enabled):
-        return tables, pd.DataFrame(columns=ISSUE_COLUMNS)
-    cache = _cache(ctx, sc)
-    # The adapters' own data issues are reported by study1/study2's measure; here only the cache.
+    released = {}
     if cfg.has_role("study1_scores"):
-        path = ctx.raw("study1_scores")
-        a = read_ffhq_scores(path, expected_rows=ctx.expected_rows("study1_scores"), on_invalid="report")
-        tables["ffhq_scores"] = _from_cache(cache, study_key(cfg, "study1"), a.tables["ffhq_scores"], "image_id", path,
-                                            issues, path.name)
+        released["released/ffhq_scores"] = read_ffhq_scores(
+            ctx.raw("study1_scores"), expected_rows=ctx.expected_rows("study1_scores"),
+            on_invalid="report").tables["ffhq_scores"]
     if cfg.has_role("study2_images"):
-        path = ctx.raw("study2_images")
-        b = read_study2(path, expected_rows=ctx.expected_rows("study2_images"), on_invalid="report",
-                        table_prefix="study2")
-        im = b.tables["study2_images"]
-        tables["study2_images"] = _from_cache(cache, study_key(cfg, "study2"), im, "image", path, issues, path.name)
-    if sc.enabled:
-        tables.update(_rescore(sc, cache, issues))
-    cache.close()
-    return tables, pd.DataFrame(issues, columns=ISSUE_COLUMNS)
+        released["released/study2_images"] = read_study2(
+            ctx.raw("study2_images"), expected_rows=ctx.expected_rows("study2_images"), on_invalid="report",
+            table_prefix="study2").tables["study2_images"]
+    tables, issues = import_released(ctx, released)
+    more, issues2 = rescore(ctx)
+    tables.update(more)
+    return tables, pd.concat([issues, issues2], ignore_index=True)
 
 
 def _rescore(sc, cache, issues) -> dict[str, pd.DataFrame]:
@@ -301,58 +342,28 @@ def fit(ctx):
              n_rated=int(claims["n_rated"].max()) if len(claims) else 0,
              weights_sha256=str(rs["weights_sha256"].iloc[0]))
     ctx.values["rescoring"] = v
+FIT_TABLES = ["rescoring_agreement", "rescoring_tests", "rescoring_claims", "rescoring_summary"]
 
 
-def figures(ctx):
-    import matplotlib.pyplot as plt
+def steps(config, paths) -> list:
+    """This module's steps: import the released scores, rescore, and the protocol-sensitivity fit."""
+    from ..stages import files_stamp, fit_step, measure_step
 
-    rs = ctx.measures.get("rescored_scores")
-    if rs is None or rs.empty or "rescoring_summary" not in ctx.results:
-        return
-    summary = ctx.results["rescoring_summary"]
-    names = [n for n in summary["protocol"] if n != RELEASED]
-    rel = ctx.measures.get("ffhq_scores")
-    if rel is not None and names:
-        rel = rel[rel["valid"]].astype({"image_id": str}).set_index("image_id")["score"]
-        from ..report.style import OKABE_ITO, figsize
+    sc = None
+    try:
+        from ..scoring.config import scoring_config
 
-        fig, axes = plt.subplots(1, len(names), figsize=figsize(min(1.0, 0.4 * len(names)), 0.9 / min(2.5, len(names))),
-                                 squeeze=False)
-        for ax, name in zip(axes[0], names):
-            s = rs[rs["protocol_name"] == name].astype({"image_id": str}).set_index("image_id")["score"]
-            j = pd.concat([rel.rename("released"), s.rename("rescored")], axis=1, join="inner")
-            ax.scatter(j["released"], j["rescored"], s=3, alpha=0.5, color=OKABE_ITO[3], edgecolor="none")
-            lo, hi = np.nanmin(j.to_numpy()), np.nanmax(j.to_numpy())
-            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-            ax.set_xlabel("released score")
-            ax.set_ylabel(f"rescored ({name})")
-            ax.set_title(f"{name}, n = {len(j):,}")
-        ctx.save_figure(fig, "rs_scatter")
-    ag = ctx.results["rescoring_agreement"]
-    if len(ag):
-        piv = ag.pivot(index="protocol", columns="term", values="estimate").reindex(names)
-        n = ag.groupby("protocol")["n_obs"].max().reindex(names)
-        tab = pd.DataFrame({"Protocol": piv.index, "n": n.to_numpy(), "Pearson r": piv["pearson_r"].to_numpy(),
-                            "Spearman rho": piv["spearman_rho"].to_numpy(),
-                            "Mean diff": piv["mean_diff"].to_numpy(), "Mean abs diff": piv["mean_abs_diff"].to_numpy(),
-                            "Max abs diff": piv["max_abs_diff"].to_numpy(), "Top overlap": piv["top_overlap"].to_numpy(),
-                            "Bottom overlap": piv["bottom_overlap"].to_numpy()})
-        ctx.save_table(tab, "rs_agreement", digits={"Pearson r": 6, "Spearman rho": 6, "Mean diff": 4,
-                                                    "Mean abs diff": 4, "Max abs diff": 4, "Top overlap": 2,
-                                                    "Bottom overlap": 2},
-                       caption="Agreement of rescored with released scores, per protocol (@fig-rs-scatter).",
-                       label="tbl-rs-agree")
-    cl = ctx.results["rescoring_claims"]
-    tab = pd.DataFrame({"Protocol": cl["protocol"], "Claim": cl["claim_id"], "Estimate": cl["estimate"],
-                        "95% CI low": cl["conf_low"], "95% CI high": cl["conf_high"], "Verdict": cl["verdict"],
-                        "Images": cl["n_images"], "Rated": cl["n_rated"]})
-    ctx.save_table(tab, "rs_claims", digits={"Estimate": 3, "95% CI low": 3, "95% CI high": 3},
-                   caption="Study 1 claims re-evaluated under each scoring protocol (estimates: luminance, Pearson r of the score "
-                           "with the blue-channel mean over every scored image; race, bottom − top per-image share of "
-                           "\"Black\" ratings).",
-                   label="tbl-rs-claims")
-    ctx.save_table(summary.rename(columns={"protocol": "Protocol", "label": "Settings", "n_scored": "Scored",
-                                           "n_failed": "Failed", "mean": "Mean score", "sd": "SD"})
-                   .drop(columns=["weights_sha256"]), "rs_summary", digits={"Mean score": 3, "SD": 3},
-                   caption="Scores per protocol on the common image set (released scores read from the cache).",
-                   label="tbl-rs-summary")
+        sc = scoring_config(config, paths.root)
+    except (KeyError, ValueError, TypeError):  # an invalid [scoring] table fails in the step itself, with its message
+        pass
+    stamp = files_stamp(sc.images, sc.weights if sc.weights and Path(str(sc.weights)).exists() else None) \
+        if sc is not None and sc.enabled else ""
+    return [
+        measure_step("rescoring:import", import_released, optional_writes=["ffhq_scores", "study2_images"],
+                     optional_reads=["released/ffhq_scores", "released/study2_images"]),
+        measure_step("rescoring:score", rescore, optional_writes=["rescored_scores", "rescored_images"],
+                     params={"inputs": stamp}),
+        fit_step("rescoring", fit, optional_measures=["ffhq_scores", "study2_images", "rescored_scores",
+                                                      "rescored_images", "top_bottom_race"],
+                 optional_writes=FIT_TABLES),
+    ]

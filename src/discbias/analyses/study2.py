@@ -208,52 +208,6 @@ def fit(ctx):
     )
 
 
-def figures(ctx):
-    import matplotlib.pyplot as plt
-
-    cells = ctx.results["study2_cell_means"]
-    from ..report.style import colours as palette, figsize
-
-    colours = palette(LEVELS["race"])
-    fig, axes = plt.subplots(1, 2, figsize=figsize(0.9, 0.5), sharey=True)
-    for ax, gender in zip(axes, LEVELS["gender"]):
-        for k, race in enumerate(LEVELS["race"]):
-            s = cells[(cells["gender"] == gender) & (cells["race"] == race)].set_index("hair").reindex(LEVELS["hair"])
-            x = np.arange(len(LEVELS["hair"])) + (k - 1) * 0.12
-            ax.errorbar(x, s["mean"], yerr=[s["mean"] - s["conf_low"], s["conf_high"] - s["mean"]], fmt="o-",
-                        color=colours[race], label=race, capsize=2, ms=3)
-            for xi, (m, n) in zip(x, zip(s["mean"], s["n"])):
-                if np.isfinite(m):
-                    ax.annotate(f"{n}", (xi, m), textcoords="offset points", xytext=(4, -9), fontsize=7,
-                                color=colours[race])
-        ax.set_xticks(range(len(LEVELS["hair"])),
-                      ["long", "short" if gender == "men" else "short (buzz cut)"])
-        ax.set_title(gender)
-    axes[0].set_ylabel("mean score (95% CI); labels: n")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", title="race")
-    ctx.save_figure(fig, "s2_cell_means")
-
-    cm = cells.rename(columns={"race": "Race", "gender": "Gender", "hair": "Hair", "n": "n", "mean": "Mean",
-                               "sd": "SD", "conf_low": "95% CI low", "conf_high": "95% CI high"})
-    ctx.save_table(cm[["Race", "Gender", "Hair", "n", "Mean", "SD", "95% CI low", "95% CI high"]], "s2_cell_means",
-                   digits={"Mean": 1, "SD": 1, "95% CI low": 1, "95% CI high": 1},
-                   caption="Score by race x gender x hair (full cross; for women \"short\" is the buzz-cut prompt).",
-                   label="tbl-s2-cells")
-    rgb = ctx.results["study2_rgb_ols"]
-    t = pd.DataFrame({"Model": rgb["model"], "Term": rgb["term"], "Estimate": rgb["estimate"], "SE": rgb["std_error"],
-                      "95% CI low": rgb["conf_low"], "95% CI high": rgb["conf_high"], "p": rgb["p_value"],
-                      "n": rgb["n_obs"]})
-    ctx.save_table(t, "s2_rgb_ols", digits={"Estimate": 3, "SE": 3, "95% CI low": 3, "95% CI high": 3, "p": 4},
-                   caption="OLS of score on mean red, green and blue (classical and HC3 standard errors).",
-                   label="tbl-s2-rgb")
-    an = ctx.results["study2_anova"]
-    t = pd.DataFrame({"Model": an["model"], "Term": an["term"], "df": an["df"], "Sum sq": an["sum_sq"], "F": an["statistic"],
-                      "p": an["p_value"], "Partial eta sq": an["estimate"]})
-    ctx.save_table(t, "s2_anova", digits={"df": 0, "Sum sq": 0, "F": 2, "p": 4, "Partial eta sq": 3},
-                   caption="Type I ANOVA of score on race x hair + luminance, for men and for women separately.",
-                   label="tbl-s2-anova")
-
-
 def _red_largest(r, results) -> bool:
     """Red is the largest of the three colour slopes in the same model (and table)."""
     for df in results.values():
@@ -337,3 +291,24 @@ CLAIMS += [
     Claim("S2-skintone", "Darker perceived skin tone lowers the score (Grissom et al.'s Figure 7 model).", "-1.9 [-3.8, 0.13]", -1,
           _elicited_specs("skintone_mean"), quantity="slope (score per rating point)"),
 ]
+
+
+FIT_TABLES = ["study2_cell_means", "study2_rgb_ols", "study2_rgb_grouped", "study2_anova", "study2_black_men_long_hair",
+              "study2_black_long_emm", "study2_black_long_contrasts"]
+
+
+def steps(config, paths) -> list:
+    """This module's steps: the Study 2 adapters, the fit (with the Study 2 claims).
+
+    The adapter's image table is ``released/study2_images``; ``measures/study2_images`` is written
+    by ``rescoring:import`` (scores read back from the score cache).
+    """
+    from ..stages import fit_step, measure_step
+
+    return [
+        measure_step("study2:adapt", measure, writes=["study2_images", "study2_race", "study2_ratings"],
+                     optional_writes=["study2agg_images", "study2agg_race", "study2agg_ratings"],
+                     rename={"study2_images": "released/study2_images"}),
+        fit_step("study2", fit, measures=["study2_images", "study2_ratings"], optional_measures=["study2agg_images"],
+                 writes=FIT_TABLES, claims=CLAIMS),
+    ]

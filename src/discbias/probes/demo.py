@@ -158,7 +158,9 @@ def run_demo(config_path: str | Path = DEFAULT_CONFIG, root: str | Path | None =
 
     matplotlib.use("Agg")
     values = json.loads(paths.values.read_text())
-    analysis.figures(FigureContext(config, paths, load_measures(paths), load_results(paths), values))
+    from ..report.figures import probes as probe_figures
+
+    probe_figures.figures(FigureContext(config, paths, load_measures(paths), load_results(paths), values))
     template_dir = paths.root / "report"
     qmd = render_qmd(paths, template_dir, "probes-demo.qmd.j2")
     qmd = qmd.rename(qmd.with_name("probes-demo.qmd"))

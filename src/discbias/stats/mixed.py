@@ -361,3 +361,85 @@ def cell_marginal_means(fit, data: pd.DataFrame, cells: list[str], *, model: str
                              conf_high=float(pred["mean_ci_upper"].iloc[i]), conf_level=conf_level, n=g["n"],
                              method="OLS cell mean at covariate means (t CI)", n_obs=int(fit.nobs), converged=True))
     return result_frame(rows)
+
+
+# ==============================================================================================
+# Highest-REML policy (moved from discbias.analyses.ffhq_strat; the 70k FFHQ stratified model).
+#
+# A second MixedLM fitting policy, kept apart from :func:`mixedlm` on purpose: :func:`mixedlm`
+# keeps the first optimizer that converges with a finite log-likelihood; this block fits with
+# every optimizer and keeps the highest REML log-likelihood, because on the 70k FFHQ data L-BFGS
+# alone stops at a zero cell variance (a boundary point with a lower likelihood) while reporting
+# convergence. Results of ``s1x_mixed`` depend on this exact policy: do not merge the two
+# without re-checking those estimates.
+# ==============================================================================================
+
+#: Optimizer sequences tried by :func:`mixedlm_highest_reml`; the fit with the highest REML log-likelihood is kept.
+MIXED_OPTIMIZERS = (("lbfgs",), ("powell",))
+
+
+def mixedlm_highest_reml(formula: str, data: pd.DataFrame, groups, *,
+                         optimizers: tuple[tuple[str, ...], ...] = MIXED_OPTIMIZERS) -> tuple[object, tuple, list[str]]:
+    """Fit a random-intercept MixedLM (REML) with each optimizer sequence; keep the highest log-likelihood.
+
+    Parameters
+    ----------
+    formula : str
+        Patsy formula of the fixed effects.
+    data : DataFrame
+        Complete rows (no missing-value handling is done here).
+    groups : array-like
+        The grouping factor of the random intercept (one value per row).
+    optimizers : tuple of tuple of str
+        Each entry is one ``method=`` list for ``MixedLMResults.fit``.
+
+    Returns
+    -------
+    fit : MixedLMResults
+        The fit with the highest finite REML log-likelihood (a singular fit with an infinite
+        log-likelihood ranks last).
+    best : tuple of str
+        Its optimizer sequence.
+    warnings : list of str
+        The kept fit's warnings, then one line for each other optimizer that stopped elsewhere
+        (another log-likelihood or cell variance), so a reader sees the disagreement.
+
+    Raises
+    ------
+    RuntimeError
+        Every optimizer failed (naming each failure).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(10), 20); x = rng.normal(size=200)
+    >>> d = pd.DataFrame({"y": 1 + 0.5 * x + rng.normal(size=10)[g] + rng.normal(size=200), "x": x, "g": g})
+    >>> fit, best, warns = mixedlm_highest_reml("y ~ x", d, d["g"])
+    >>> best in MIXED_OPTIMIZERS, round(float(fit.fe_params["x"]), 1)
+    (True, 0.5)
+    """
+    mod = smf.mixedlm(formula, data, groups=groups)
+    fits, caught_all = [], {}
+    for opt in optimizers:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                f = mod.fit(reml=True, method=list(opt))
+            except (np.linalg.LinAlgError, ValueError) as exc:
+                caught_all[opt] = [f"{'+'.join(opt)} failed: {exc}"]
+                continue
+        # A singular fit can report an infinite log-likelihood: rank it last.
+        fits.append((float(f.llf) if np.isfinite(f.llf) else -np.inf, opt, f, float(f.llf)))
+        caught_all[opt] = sorted({str(w.message).splitlines()[0] for w in caught})
+    if not fits:
+        raise RuntimeError(f"MixedLM failed with every optimizer: {caught_all}")
+    llf, best, fit, _ = max(fits, key=lambda t: t[0])
+    warns = list(caught_all[best])
+    for other_llf, opt, other, raw_llf in fits:
+        if opt != best and (llf - other_llf > 1e-3 or abs(float(other.cov_re.iloc[0, 0]) - float(fit.cov_re.iloc[0, 0]))
+                            > 1e-3 * max(float(fit.cov_re.iloc[0, 0]), 1e-12)):
+            warns.append(f"optimizer {'+'.join(opt)} stopped elsewhere (cell variance {float(other.cov_re.iloc[0, 0]):.3g}, "
+                         f"REML log-lik {raw_llf:.2f}{'' if np.isfinite(raw_llf) else ' (not finite: singular fit)'}, "
+                         f"converged={other.converged}); kept {'+'.join(best)} "
+                         f"(variance {float(fit.cov_re.iloc[0, 0]):.3g}, log-lik {llf:.2f})")
+    return fit, best, warns
