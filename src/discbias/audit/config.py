@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 
 from ..errors import ConfigError, ConfigModel, validate_config
 
-__all__ = ["AuditConfig", "load_audit_config", "LEVELS", "COMPARISONS"]
+__all__ = ["AuditConfig", "load_audit_config", "input_digests", "LEVELS", "COMPARISONS"]
 
 LEVELS = ("image", "rating")
 #: Comparison specifications: OLS of the fixed part with HC3 errors, or clustered by a column.
@@ -216,3 +216,38 @@ def load_audit_config(path) -> AuditConfig:
     cfg.path = path.resolve()
     cfg.sha256 = hashlib.sha256(raw).hexdigest()
     return cfg
+
+
+def _sha256(p: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def input_digests(cfg) -> dict:
+    """sha256 of the local input files (the manifest, long rating files, a local weights file), by ``role:path``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> input_digests(NS(data=NS(manifest="/nonexistent.csv"), ratings={}, scoring=NS(weights="x.pkl")))
+    {}
+    """
+    out = {}
+    cands = []
+    if getattr(cfg.data, "manifest", None):
+        cands.append(("manifest", cfg.data.manifest))
+    for item, rc in getattr(cfg, "ratings", {}).items():
+        if rc.file:
+            cands.append((f"ratings:{item}", rc.file))
+    if getattr(cfg.scoring, "weights", None):
+        cands.append(("weights", cfg.scoring.weights))
+    for role, c in cands:
+        p = cfg.resolve(c) if hasattr(cfg, "resolve") else Path(c)
+        if p.is_file():
+            out[f"{role}:{c}"] = _sha256(p)
+    return out

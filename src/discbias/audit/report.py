@@ -199,7 +199,7 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
     from ..report.labels import DEFAULT_LABELS, known_ids
     from ..report.render import PAGE_MARGIN, RenderError, make_environment, render_html, render_pdf
     from ..results import atomic_write_text
-    from .run import _input_digests
+    from .config import input_digests as _input_digests
 
     prov = dict(provenance, files=_input_digests(cfg))
     facts = _tables(cfg, paths, tables, prov)

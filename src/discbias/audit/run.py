@@ -39,7 +39,7 @@ import pandas as pd
 from .. import __version__
 from ..engine import Engine, Step, TableStore
 from ..errors import ConfigError, UserError
-from .config import AuditConfig, load_audit_config
+from .config import AuditConfig, input_digests as _input_digests, load_audit_config
 
 __all__ = ["audit", "audit_engine", "AuditPaths", "AuditError", "VERDICT_READING"]
 
@@ -64,14 +64,6 @@ def _plain(x):
 
 class AuditError(UserError):
     """The data do not fit the audit configuration (a missing column, a label out of range...)."""
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class AuditPaths:
@@ -227,7 +219,7 @@ def step_score(ctx) -> None:
 
 def step_measure(ctx) -> None:
     from ..measures.image import IMAGE_MEASURES
-    from ..measures.io import _measure_one
+    from ..measures.io import measure_file
 
     cfg: AuditConfig = ctx.config
     inputs = ctx.read("inputs")
@@ -242,7 +234,7 @@ def step_measure(ctx) -> None:
         if not Path(r["_path"]).exists():
             fails.append(dict(image=r["image"], reason="file not found (listed in the manifest)"))
             continue
-        row, err = _measure_one((r["image"], Path(r["_path"]).stem, r["_path"], faces, None, cfg.scoring.min_side, {}))
+        row, err = measure_file(r["image"], r["_path"], faces=faces, min_side=cfg.scoring.min_side)
         if err is not None:
             fails.append(dict(image=r["image"], reason=err["reason"]))
             continue
@@ -567,24 +559,6 @@ def _template_digest() -> str:
     for f in sorted(TEMPLATE_DIR.glob("*")):
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()
-
-
-def _input_digests(cfg) -> dict:
-    """sha256 of the local input files (the manifest, long rating files, a local weights file)."""
-    out = {}
-    cands = []
-    if getattr(cfg.data, "manifest", None):
-        cands.append(("manifest", cfg.data.manifest))
-    for item, rc in getattr(cfg, "ratings", {}).items():
-        if rc.file:
-            cands.append((f"ratings:{item}", rc.file))
-    if getattr(cfg.scoring, "weights", None):
-        cands.append(("weights", cfg.scoring.weights))
-    for role, c in cands:
-        p = cfg.resolve(c) if hasattr(cfg, "resolve") else Path(c)
-        if p.is_file():
-            out[f"{role}:{c}"] = _sha256(p)
-    return out
 
 
 def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, force: bool = False,

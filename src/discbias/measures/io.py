@@ -248,3 +248,23 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
             pd.DataFrame(rows).to_parquet(tmp, index=False)
         os.replace(tmp, out)
     return pd.DataFrame(rows), pd.DataFrame(errors, columns=FAILURE_COLUMNS)
+
+
+def measure_file(image: str, path: str | os.PathLike, *, faces: str | None = None, min_side: int = DEFAULT_MIN_SIDE,
+                 **measure_kwargs) -> tuple[dict | None, dict | None]:
+    """Measure one image file: ``(row, None)``, or ``(None, failure)`` for a file that cannot be decoded.
+
+    The per-file work of :func:`measure_images` (same decoding, conversion and failure rules), for
+    callers that hold their own list of files (the audit's manifest).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> d = pathlib.Path(tempfile.mkdtemp()); Image.new("RGB", (32, 32), (0, 0, 255)).save(d / "a.png")
+    >>> row, err = measure_file("a.png", d / "a.png"); row["mean_b"], err
+    (255.0, None)
+    >>> measure_file("b.png", d / "b.png")[1]["reason"][:14]
+    'cannot read fi'
+    """
+    return _measure_one((image, Path(path).stem, str(path), faces, None, int(min_side), measure_kwargs))
