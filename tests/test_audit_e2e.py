@@ -77,6 +77,8 @@ def _project(root: Path, n: int = 30) -> Path:
         rows.append(dict(image=f"images/{i:03d}.png", group=group, hair=float(rng.uniform(0, 5)), cls=i % 3,
                          **{f"skin_r{k}": int(np.clip(round(tone + rng.normal(0, 0.7) + (k - 2) * 0.5), 1, 10))
                             for k in (1, 2, 3)}))
+    (root / "data" / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # listed, cannot be read
+    rows.append(dict(image="images/broken.png", group="dark", hair=1.0, cls=0))
     pd.DataFrame(rows).to_csv(root / "data" / "faces.csv", index=False)
     return root / "data" / "faces.csv"
 
@@ -115,6 +117,8 @@ def test_audit_init_then_run_produces_report(tmp_path, monkeypatch):
         "reproduced", "fragile", "not reproduced", "inconclusive")
     html = (build / "report" / "faces.html").read_text()
     assert "Stand-in weights" in html and "Model skin_rating" in html
+    failures = pd.read_parquet(build / "tables" / "score_failures.parquet")
+    assert failures["image"].tolist() == ["images/broken.png"] and "broken.png" in html  # failures reported
     images = pd.read_parquet(build / "tables" / "images.parquet")
     assert {"group", "hair", "cls", "luma_709", "skin", "score"} <= set(images.columns)  # metadata kept throughout
 
