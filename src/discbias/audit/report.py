@@ -88,7 +88,7 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                         for name, sha in prov.get("files", {}).items() if not name.startswith("weights")]
     fails = pd.concat([t["score_failures"].assign(stage="score"),
                        t["measure_failures"].assign(stage="measure", protocol="")], ignore_index=True)
-    facts["n_failures"] = int(len(fails))
+    facts["n_failures"] = int(fails["image"].nunique())
     if len(fails):
         write_publication_table(fails[["stage", "protocol", "image", "reason"]].head(50), out, "failures",
                                 columns=[Col("stage", "Stage", fmt="text"), Col("protocol", "Protocol", fmt="text"),
