@@ -192,3 +192,27 @@ def test_api_page_lists_every_public_name(package):
     section = page.split(f"## `{package}`", 1)[1].split("\n## ", 1)[0]
     missing = [n for n in importlib.import_module(package).__all__ if f"`{n}`" not in section]
     assert not missing, f"docs/api.md lacks {missing} under {package}"
+
+
+def test_score_cli_conditional_options(tmp_path, capsys):
+    from PIL import Image
+
+    from discbias.nets import Discriminator, save_discriminator
+
+    torch.manual_seed(0)
+    save_discriminator(Discriminator(3, 16, 3, channel_base=128, channel_max=16), tmp_path / "D.pt")
+    for k in range(4):
+        Image.new("RGB", (16, 16), (60 * k, 20, 90)).save(tmp_path / f"{k}.png")
+    pd.DataFrame({"image": [f"{k}.png" for k in range(4)], "cls": [2, 0, 1, 2]}).to_csv(tmp_path / "m.csv", index=False)
+    base = ["score", str(tmp_path / "m.csv"), "--weights", str(tmp_path / "D.pt"), "--min-side", "8",
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--workers", "0"]
+    assert main(base + ["--label-column", "cls", "--out", str(tmp_path / "s.csv")]) == 0
+    out = pd.read_csv(tmp_path / "s.csv")
+    assert out["condition"].tolist() == ["class:2", "class:0", "class:1", "class:2"]
+    assert main(base + ["--class", "1", "--out", str(tmp_path / "c1.csv")]) == 0
+    c1 = pd.read_csv(tmp_path / "c1.csv").set_index("image")["score"]
+    assert c1["2.png"] == pytest.approx(out.set_index("image").loc["2.png", "score"])  # the same class, the same score
+    capsys.readouterr()
+    assert main(base) == 2
+    assert "conditional (c_dim=3); say which label" in capsys.readouterr().err
+    assert main(base + ["--class", "1", "--average-classes"]) == 2
