@@ -32,7 +32,6 @@ def cmd_init(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ..engine import DeclarationError, MissingInputError, StepError
     from ..errors import UserError
     from ..report.render import RenderError
     from .run import audit
@@ -41,7 +40,7 @@ def cmd_run(args) -> int:
         out = audit(args.config, root=args.root, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
                     draft=args.draft, force=args.force,
                     log=lambda line: print(f"[discbias audit] {line}", file=sys.stderr))
-    except (UserError, RenderError, DeclarationError, MissingInputError, StepError) as exc:
+    except (UserError, RenderError) as exc:  # anything else is a bug: its traceback is what a maintainer needs
         return _err("audit run", exc)
     for p in out["report"]:
         print(f"[discbias audit] wrote {p}", file=sys.stderr)
@@ -52,11 +51,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    from ..errors import UserError
     from .plot import plot_scores
 
     try:
         summary = plot_scores(args.scores, x=args.x, by=args.by, y=args.y, out=args.out)
-    except (ValueError, FileNotFoundError) as exc:
+    except UserError as exc:
         return _err("plot", exc)
     print(summary)
     return 0

@@ -7,17 +7,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_scores"]
+from ..errors import UserError
+
+__all__ = ["plot_scores", "PlotError"]
+
+
+class PlotError(UserError, ValueError):
+    """The score table or a column given to ``discbias plot`` does not exist."""
 
 
 def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise FileNotFoundError(f"score table {path} does not exist")
+        raise PlotError(f"score table {path} does not exist")
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
     if path.suffix.lower() in (".csv", ".txt"):
         return pd.read_csv(path)
-    raise ValueError(f"{path}: give a .csv or .parquet table")
+    raise PlotError(f"{path}: give a .csv or .parquet table")
 
 
 def plot_scores(scores, *, x: str | None = None, by: str | None = None, y: str = "score", out=None) -> str:
@@ -44,10 +50,10 @@ def plot_scores(scores, *, x: str | None = None, by: str | None = None, y: str =
     df = _read(path)
     for role, c in (("--y", y), ("--x", x), ("--by", by)):
         if c is not None and c not in df.columns:
-            raise ValueError(f"{path.name} has no column {c!r} (given as {role}); its columns are "
+            raise PlotError(f"{path.name} has no column {c!r} (given as {role}); its columns are "
                              f"{', '.join(map(str, df.columns))}")
     if x is None and by is None:
-        raise ValueError("give --x MEASURE, --by GROUP, or both")
+        raise PlotError("give --x MEASURE, --by GROUP, or both")
     out = Path(out) if out else path.with_name(f"{path.stem}.{x or by}.png")
     if x is not None:
         score_vs_measures(df, [x], out, by=by, y=y)

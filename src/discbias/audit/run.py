@@ -158,7 +158,6 @@ def step_inputs(ctx) -> None:
 
 
 def step_score(ctx) -> None:
-    from ..nets import load_discriminator  # noqa: F401  (import errors surface here, not mid-run)
     from ..scoring.cache import ScoreCache
     from ..scoring.protocols import ProtocolError, ScoringProtocol
     from ..scoring.scorer import Scorer, score_by_label
