@@ -216,3 +216,27 @@ def test_score_cli_conditional_options(tmp_path, capsys):
     assert main(base) == 2
     assert "conditional (c_dim=3); say which label" in capsys.readouterr().err
     assert main(base + ["--class", "1", "--average-classes"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").environ.get("DISCBIAS_EXPENSIVE_TESTS"),
+                    reason="samples a Bambi model (about a minute on 2 cores): `make test-all` or "
+                           "DISCBIAS_EXPENSIVE_TESTS=1 runs it; tests/test_crossed.py covers crossed_mixed's Bambi path")
+def test_rating_level_model_with_bambi_engine(tmp_path):
+    rng = np.random.default_rng(3)
+    n_img, raters = 40, ["ann", "bob", "cat", "dan"]
+    img = np.repeat(np.arange(n_img), len(raters))
+    group = np.where(np.arange(n_img) % 2, "b", "a")
+    rows = pd.DataFrame({"image": [f"{i}.png" for i in img], "rater": np.tile(raters, n_img), "group": group[img]})
+    rows["skin"] = (3 + 1.5 * (rows["group"] == "b") + rng.normal(0, 1, n_img)[img]
+                    + np.tile([-0.5, 0, 0.3, 0.6], n_img) + rng.normal(0, 0.4, len(rows)))
+    extra = ('[ratings.skin]\ncolumns = ["a", "b"]\nscale = [1, 10]\n[[models]]\nid = "m"\nlevel = "rating"\n'
+             'formula = "skin ~ group + (1|rater) + (1|image)"\nengine = "bambi"\ndraws = 300\ntune = 300\nchains = 2\n'
+             'compare = ["cluster:image"]\n')
+    cfg = load_audit_config(_cfg(tmp_path, extra))
+    out = fit_model(cfg, cfg.models[0], _model_data(cfg, cfg.models[0], pd.DataFrame(), rows)).set_index(
+        ["specification", "term"])
+    main = out.loc["main"]
+    assert main.loc["group[b]", "conf_low"] < 1.5 < main.loc["group[b]", "conf_high"]
+    assert main.loc["sd(rater)", "n_groups"] == 4 and main["r_hat"].notna().all()
+    assert "Bambi" in main.loc["group[b]", "method"] and out.loc[("cluster:image", "group[b]"), "method"].startswith("OLS")
