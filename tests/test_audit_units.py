@@ -240,3 +240,23 @@ def test_rating_level_model_with_bambi_engine(tmp_path):
     assert main.loc["group[b]", "conf_low"] < 1.5 < main.loc["group[b]", "conf_high"]
     assert main.loc["sd(rater)", "n_groups"] == 4 and main["r_hat"].notna().all()
     assert "Bambi" in main.loc["group[b]", "method"] and out.loc[("cluster:image", "group[b]"), "method"].startswith("OLS")
+
+
+def test_folder_and_parquet_manifest_sources(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "imgs" / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.jpg"):
+        Image.new("RGB", (32, 32)).save(tmp_path / "imgs" / name)
+    cfg = load_audit_config(_cfg(tmp_path, base=BASE.replace('manifest = "m.csv"\ngroups = ["group"]',
+                                                             'folder = "imgs"')))
+    df, _ = read_manifest(cfg)
+    assert df["image"].tolist() == ["a.png", "sub/b.jpg"] and Path(df["_path"].iloc[1]).is_file()
+    pd.DataFrame({"file": ["imgs/a.png", "imgs/a.png"], "group": ["x", "y"]}).to_parquet(tmp_path / "m.parquet")
+    cfg = load_audit_config(_cfg(tmp_path, base=BASE.replace('"m.csv"', '"m.parquet"\nimage_column = "file"')))
+    with pytest.raises(AuditError, match=r"image 'imgs/a.png' is listed twice"):
+        read_manifest(cfg)
+    cfg = load_audit_config(_cfg(tmp_path, base=BASE.replace('groups = ["group"]', 'groups = ["race"]')))
+    pd.DataFrame({"image": ["imgs/a.png"], "group": ["x"]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(ConfigError, match=r"groups names 'race', which is not a column of m.csv \(columns: image, group\)"):
+        read_manifest(cfg)
