@@ -181,3 +181,21 @@ def test_cli_measure_images(folder, tmp_path, capsys):
     assert "failed: bad.png: empty file (0 bytes)" in capsys.readouterr().err
     assert pd.read_csv(tmp_path / "cli.failures.csv")["image"].tolist() == ["bad.png"]
     assert main(["measure-images", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 2
+
+
+def test_manifest_metadata_columns_are_kept(tmp_path):
+    """measure-images keeps every metadata column of the manifest (issue 14)."""
+    from PIL import Image
+
+    from discbias.measures.io import measure_images
+
+    for k in range(3):
+        Image.new("RGB", (32, 32), (80 * k, 10, 10)).save(tmp_path / f"{k}.png")
+    pd.DataFrame({"image": [f"{k}.png" for k in range(3)], "group": ["a", "b", "a"], "hair": [1.5, 2.0, 3.0]}
+                 ).to_csv(tmp_path / "m.csv", index=False)
+    m, _ = measure_images(tmp_path / "m.csv", workers=1, progress=False, out=tmp_path / "o.parquet")
+    assert m["group"].tolist() == ["a", "b", "a"] and m["hair"].tolist() == [1.5, 2.0, 3.0]
+    assert pd.read_parquet(tmp_path / "o.parquet")["group"].tolist() == ["a", "b", "a"]
+    pd.DataFrame({"image": ["0.png"], "mean_r": [1]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match=r"\['mean_r'\] have the names of measures"):
+        measure_images(tmp_path / "bad.csv", workers=1, progress=False)

@@ -41,6 +41,7 @@ PLUGINS: list[str] = [
     "discbias.measures.cli",
     "discbias.probes.cli",
     "discbias.reproduce.cli",
+    "discbias.audit.cli",
 ]
 
 

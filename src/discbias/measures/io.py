@@ -154,7 +154,8 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
     Returns
     -------
     measures, failures : DataFrame
-        One row per image (in source order; :data:`ID_COLUMNS`, then the measures) and one per
+        One row per image (in source order; :data:`ID_COLUMNS`, then the measures, then the
+        manifest's metadata columns, kept as they are) and one per
         bad file (``image, image_sha256, reason``, as the scoring stage's failures).
 
     Examples
@@ -176,6 +177,13 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
         raise ImageError(f"{listed[0]['image']}: {listed[0]['reason']} (use on_error='report' to skip bad files, "
                          f"as the scoring stage does)")
     workers = workers or os.cpu_count() or 1
+    meta_cols = [c for c in files.columns if c not in ("image", "image_id", "path")]
+    meta_df = files.set_index("image")[meta_cols].copy()
+    for c in meta_cols:  # the manifest is read as text; numeric columns become numbers again
+        num = pd.to_numeric(meta_df[c], errors="coerce")
+        if num.notna().sum() == meta_df[c].replace("", np.nan).notna().sum():
+            meta_df[c] = num
+    meta = meta_df.to_dict("index") if meta_cols else {}
     tasks = [(r.image, r.image_id, r.path, faces, str(mask_dir) if mask_dir else None, int(min_side), measure_kwargs)
              for r in files.itertuples()]
     rows, errors = [], list(listed)
@@ -208,6 +216,12 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
                                          f"as the scoring stage does)")
                     errors.append(err)
                 else:
+                    if meta_cols:  # the manifest's metadata columns travel with the measures
+                        clash = [c for c in meta_cols if c in row]
+                        if clash:
+                            raise ValueError(f"manifest column(s) {clash} have the names of measures; rename them "
+                                             f"in the manifest (e.g. to meta_{clash[0]})")
+                        row = {**row, **meta[row["image"]]}
                     got.append(row)
             if got and out is not None:
                 import pyarrow as pa
@@ -234,3 +248,23 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
             pd.DataFrame(rows).to_parquet(tmp, index=False)
         os.replace(tmp, out)
     return pd.DataFrame(rows), pd.DataFrame(errors, columns=FAILURE_COLUMNS)
+
+
+def measure_file(image: str, path: str | os.PathLike, *, faces: str | None = None, min_side: int = DEFAULT_MIN_SIDE,
+                 **measure_kwargs) -> tuple[dict | None, dict | None]:
+    """Measure one image file: ``(row, None)``, or ``(None, failure)`` for a file that cannot be decoded.
+
+    The per-file work of :func:`measure_images` (same decoding, conversion and failure rules), for
+    callers that hold their own list of files (the audit's manifest).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> d = pathlib.Path(tempfile.mkdtemp()); Image.new("RGB", (32, 32), (0, 0, 255)).save(d / "a.png")
+    >>> row, err = measure_file("a.png", d / "a.png"); row["mean_b"], err
+    (255.0, None)
+    >>> measure_file("b.png", d / "b.png")[1]["reason"][:14]
+    'cannot read fi'
+    """
+    return _measure_one((image, Path(path).stem, str(path), faces, None, int(min_side), measure_kwargs))

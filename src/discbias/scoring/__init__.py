@@ -11,7 +11,7 @@ from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, default_cache_
 from .images import (DEFAULT_MIN_SIDE, ImageError, check_rgb8, colour_stats, decode_rgb, load_for_scoring, resize_square,
                      sha256_bytes, sha256_file, sha256_pixels)
 from .protocols import CACHE_SCHEMA_VERSION, ProtocolError, ScoringProtocol, protocol_from_settings, score_key
-from .scorer import FAILURE_COLUMNS, OUTPUT_COLUMNS, Scorer, ScoreRun, resolve_weights, score_arrays, score_folder
+from .scorer import FAILURE_COLUMNS, OUTPUT_COLUMNS, Scorer, ScoreRun, resolve_weights, score_arrays, score_by_label, score_folder
 from .sources import ImageItem, SourceError, discover, parse_shard, shard
 
 __all__ = [
@@ -20,6 +20,6 @@ __all__ = [
     "ProtocolError", "ScoreCache", "ScoreRun", "Scorer", "ScoringProtocol", "SourceError", "cache_path", "check_rgb8",
     "colour_stats",
     "decode_rgb", "default_cache_dir", "discover", "load_for_scoring", "parse_shard", "protocol_from_settings",
-    "released_key", "resize_square", "resolve_weights", "score_arrays", "score_folder", "score_key", "sha256_bytes",
+    "released_key", "resize_square", "resolve_weights", "score_arrays", "score_by_label", "score_folder", "score_key", "sha256_bytes",
     "sha256_file", "sha256_pixels", "shard",
 ]

@@ -75,6 +75,12 @@ def register(sub) -> None:
     p.add_argument("--draws", type=int, default=_P["draws"], help="reference draws R averaged per image (reference-group)")
     p.add_argument("--seed", type=int, default=_P["seed"], help="seed of the reference draws")
     p.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
+    c = p.add_argument_group("class-conditional networks (c_dim > 0); one of")
+    c.add_argument("--class", dest="cond_class", type=int, default=None, metavar="K",
+                   help="score every image with the one-hot label of class K")
+    c.add_argument("--average-classes", action="store_true", help="mean of the scores under every class label")
+    c.add_argument("--label-column", default=None, metavar="COLUMN",
+                   help="score each image with its own class, read from this manifest column (integers 0..c_dim-1)")
     p.add_argument("--device", default=_S["device"], help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--fp32", action="store_true", help="on CUDA, run every block in float32 (default: fp16 blocks as NVIDIA)")
@@ -132,6 +138,18 @@ def _cache(args) -> ScoreCache:
     return ScoreCache(cache_path(args.cache_dir, args.root))
 
 
+def _condition(args) -> str:
+    """The protocol's condition from --class / --average-classes / --label-column (at most one)."""
+    given = [x for x in (args.cond_class is not None, args.average_classes, bool(args.label_column)) if x]
+    if len(given) > 1:
+        raise ProtocolError("give at most one of --class, --average-classes and --label-column")
+    if args.cond_class is not None:
+        return f"class:{args.cond_class}"
+    if args.average_classes or args.label_column:
+        return "average"  # --label-column: replaced per image by score_by_label
+    return ""
+
+
 def cmd_score(args) -> int:
     from .scorer import Scorer
 
@@ -143,7 +161,8 @@ def cmd_score(args) -> int:
         protocol = ScoringProtocol(input=args.protocol, resize=args.resize, filter=args.filter,
                                    grouping=args.grouping, flip=args.flip,
                                    draws=args.draws if args.grouping == "reference-group" else 1,
-                                   seed=args.seed if args.grouping == "reference-group" else 0)
+                                   seed=args.seed if args.grouping == "reference-group" else 0,
+                                   condition=_condition(args))
         items = discover(args.source)
         sh = parse_shard(args.shard)
         if sh:
@@ -165,8 +184,15 @@ def cmd_score(args) -> int:
         return _err("score", exc)
     done = [0]
     try:
-        run = scorer.score_items(items, cache, progress=not args.no_progress, rehash=args.rehash,
-                                 on_batch=lambda n: done.__setitem__(0, done[0] + n))
+        if getattr(args, "label_column", None):
+            from .scorer import score_by_label
+
+            run = score_by_label(scorer, items, cache, args.label_column, progress=not args.no_progress)
+        else:
+            run = scorer.score_items(items, cache, progress=not args.no_progress, rehash=args.rehash,
+                                     on_batch=lambda n: done.__setitem__(0, done[0] + n))
+    except ProtocolError as exc:
+        return _err("score", exc)
     except CacheError as exc:
         print(f"discbias score: error: {exc} ({done[0]} images of this run were saved before it)", file=sys.stderr)
         return 2

@@ -25,12 +25,20 @@ Grouping (``grouping``)
 ``flip``: average the score of the image and of its horizontal mirror.
 ``precision``: ``fp32`` or ``fp16-blocks`` (CUDA only: the highest-resolution blocks in float16,
 as in NVIDIA's code).
+Conditioning (``condition``), for class-conditional networks (``c_dim > 0``) only
+    ``class:K``: every image is scored with the one-hot label of class ``K``.
+    ``average``: the mean of the scores under each of the ``c_dim`` one-hot labels.
+    ``label:COLUMN``: recorded on a run scored per image with the class in a manifest column.
+    (A label column of a manifest is scored as ``class:K`` per image, ``K`` read from the column;
+    see :func:`discbias.scoring.scorer.score_by_label`.) Empty for unconditional networks, and then
+    not part of the cache key, so unconditional scores keep their keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, replace
 from ..errors import UserError
 
@@ -112,6 +120,8 @@ class ScoringProtocol:
         Minibatch-std group size used with ``reference-group`` (the network's); set by the scorer.
     precision : {"fp32", "fp16-blocks"}
         Arithmetic of the forward pass.
+    condition : str
+        ``""`` (unconditional network), ``"class:K"`` or ``"average"`` (see the module docstring).
 
     Examples
     --------
@@ -136,6 +146,7 @@ class ScoringProtocol:
     reference_sha256: str = ""
     group_size: int = 0
     precision: str = "fp32"
+    condition: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -147,6 +158,9 @@ class ScoringProtocol:
             raise ProtocolError("input protocol 'grissom2024' scores one image per forward pass; use grouping='single'")
         if self.grouping == "reference-group" and self.draws < 1:
             raise ProtocolError(f"draws must be >= 1, got {self.draws}")
+        if self.condition and self.condition != "average" and not re.fullmatch(r"class:\d+|label:.+", self.condition):
+            raise ProtocolError(f"unknown condition {self.condition!r}; use 'class:K' (K = 0..c_dim-1), 'average', "
+                                f"or '' for an unconditional network")
 
     def settings(self) -> dict:
         """The settings that make up the cache key (only those that apply to the grouping)."""
@@ -155,6 +169,8 @@ class ScoringProtocol:
         if self.grouping == "reference-group":
             s.update(draws=int(self.draws), seed=int(self.seed), reference_sha256=self.reference_sha256,
                      group_size=int(self.group_size))
+        if self.condition:
+            s["condition"] = self.condition
         return s
 
     def key(self) -> str:
@@ -170,7 +186,14 @@ class ScoringProtocol:
             s += "/flip"
         if self.precision != "fp32":
             s += f"/{self.precision}"
+        if self.condition:
+            s += f"/{self.condition}"
         return s
+
+    @property
+    def class_index(self) -> int | None:
+        """``K`` of ``condition="class:K"``, else ``None``."""
+        return int(self.condition.split(":", 1)[1]) if self.condition.startswith("class:") else None
 
     def with_(self, **kw) -> "ScoringProtocol":
         """A copy with some settings changed."""

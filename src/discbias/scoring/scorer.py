@@ -33,12 +33,11 @@ from .images import (DEFAULT_MIN_SIDE, ImageError, check_size, check_rgb8, colou
 from .protocols import ProtocolError, ScoringProtocol
 from .sources import ImageItem, discover
 from ..errors import SetupError
-from ..nets.errors import UnsupportedNetworkError
 from ..errors import MissingInputError
 
 OUTPUT_COLUMNS = ["image", "image_id", "image_sha256", "score", "score_sd", "n_draws", "protocol", "grouping", "resize",
                   "filter", "flip", "precision", "label", "weights_sha256", "discbias_version", "from_cache",
-                  "conversion"]
+                  "conversion", "condition"]
 FAILURE_COLUMNS = ["image", "image_sha256", "reason"]
 
 
@@ -207,9 +206,22 @@ class Scorer:
             if not weights_sha256:
                 raise ValueError("pass weights_sha256 together with network")
             self.weights_path, self.weights_sha256, self.D = None, weights_sha256, network.to(self.device).eval()
-        if getattr(self.D, "c_dim", 0):
-            raise UnsupportedNetworkError(f"this discriminator is conditional (c_dim={self.D.c_dim}); scoring without labels "
-                             f"is only defined for unconditional networks")
+        self.c_dim = int(getattr(self.D, "c_dim", 0) or 0)
+        if self.c_dim and not protocol.condition:
+            raise ProtocolError(f"this discriminator is conditional (c_dim={self.c_dim}); say which label to score "
+                                f"with: condition 'class:K' (K = 0..{self.c_dim - 1}), 'average' (mean over the "
+                                f"{self.c_dim} classes), or a manifest label column (--label-column / "
+                                f"[scoring] label_column)")
+        if not self.c_dim and protocol.condition:
+            raise ProtocolError(f"condition {protocol.condition!r} given, but this discriminator is unconditional "
+                                f"(c_dim=0); drop the condition")
+        if protocol.condition.startswith("label:"):
+            raise ProtocolError(f"condition {protocol.condition!r}: scoring by a label column goes through "
+                                f"score_by_label (build the Scorer with condition 'average' or 'class:K')")
+        k = protocol.class_index
+        if k is not None and not 0 <= k < self.c_dim:
+            raise ProtocolError(f"condition {protocol.condition!r}: class {k} is out of range for c_dim={self.c_dim} "
+                                f"(classes 0..{self.c_dim - 1})")
         self.resolution = int(self.D.img_resolution)
         self.force_fp32 = fp32 or self.device.type != "cuda"
         precision = "fp32" if self.force_fp32 or not getattr(self.D, "num_fp16_res", 0) else "fp16-blocks"
@@ -276,11 +288,42 @@ class Scorer:
             x = x / 127.5 - 1
         return x
 
+    def _labels(self, n: int, k: int) -> torch.Tensor:
+        c = torch.zeros(n, self.c_dim, device=self.device)
+        c[:, k] = 1
+        return c
+
+    def _d1(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw scores of one batch under the protocol's conditioning (mean over classes for 'average')."""
+        if not self.c_dim:
+            return self.D(x, None, force_fp32=self.force_fp32)[:, 0].float()
+        k = self.protocol.class_index
+        ks = [k] if k is not None else range(self.c_dim)
+        outs = [self.D(x, self._labels(x.shape[0], j), force_fp32=self.force_fp32)[:, 0].float() for j in ks]
+        return torch.stack(outs).mean(0)
+
     def _d(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.D(x, None, force_fp32=self.force_fp32)[:, 0].float()
+        out = self._d1(x)
         if self.protocol.flip:
-            out = (out + self.D(x.flip(3), None, force_fp32=self.force_fp32)[:, 0].float()) / 2
+            out = (out + self._d1(x.flip(3))) / 2
         return out
+
+    def with_condition(self, condition: str) -> "Scorer":
+        """A scorer sharing this one's network and settings, with another ``condition`` (conditional networks).
+
+        Examples
+        --------
+        See :func:`score_by_label`.
+        """
+        import copy
+
+        new = copy.copy(self)
+        p = self.protocol.with_(condition=condition)
+        k = p.class_index
+        if k is not None and not 0 <= k < self.c_dim:
+            raise ProtocolError(f"class {k} is out of range for c_dim={self.c_dim} (classes 0..{self.c_dim - 1})")
+        new.protocol = p
+        return new
 
     @torch.inference_mode()
     def forward_uint8(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -624,7 +667,7 @@ class Scorer:
                  score_sd=np.nan if sd is None else sd, n_draws=n_draws, protocol=p.input, grouping=p.grouping,
                  resize=p.resize, filter=p.filter, flip=bool(p.flip), precision=p.precision, label=p.label,
                  weights_sha256=self.weights_sha256, discbias_version=version, from_cache=from_cache,
-                 conversion=conversion)
+                 conversion=conversion, condition=p.condition)
         r.update(it.meta)
         return r
 
@@ -669,3 +712,74 @@ def score_folder(source, weights, protocol: ScoringProtocol | None = None, *, ca
     if not isinstance(cache, ScoreCache):
         cache = ScoreCache(cache)
     return Scorer(weights, protocol, **kwargs).score_items(items, cache, progress=progress)
+
+
+def score_by_label(scorer: Scorer, items: Sequence[ImageItem], cache: ScoreCache, label_column: str, *,
+                   progress: bool = False) -> ScoreRun:
+    """Score a class-conditional network with each image's own class, read from a manifest column.
+
+    Items are grouped by their label and each group is scored with ``condition="class:K"`` (so
+    the cache key holds the class). The table's ``condition`` column says ``class:K`` per image.
+
+    Parameters
+    ----------
+    scorer : Scorer
+        A scorer of a conditional network (any ``condition``; it is replaced per group).
+    items : sequence of ImageItem
+        From a manifest with the column ``label_column`` (integers ``0..c_dim-1``).
+    cache : ScoreCache
+    label_column : str
+    progress : bool
+
+    Raises
+    ------
+    ProtocolError
+        The network is unconditional, the column is absent, or a label is not an integer class
+        of the network (naming the image and the value).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> from discbias.nets import Discriminator, save_discriminator
+    >>> d = Path(tempfile.mkdtemp())
+    >>> torch.manual_seed(0) and None
+    >>> save_discriminator(Discriminator(3, 16, 3, channel_base=128, channel_max=16), d / "D.pt")
+    >>> for k in range(4): Image.new("RGB", (16, 16), (60 * k, 20, 90)).save(d / f"{k}.png")
+    >>> _ = pd.DataFrame({"image": [f"{k}.png" for k in range(4)], "cls": [0, 2, 2, 1]}).to_csv(d / "m.csv", index=False)
+    >>> s = Scorer(d / "D.pt", ScoringProtocol(condition="average"), min_side=8)
+    >>> run = score_by_label(s, discover(d / "m.csv"), ScoreCache(d / "cache"), "cls")
+    >>> run.table["condition"].tolist()
+    ['class:0', 'class:2', 'class:2', 'class:1']
+    """
+    if not scorer.c_dim:
+        raise ProtocolError(f"label column {label_column!r} given, but the discriminator is unconditional (c_dim=0); "
+                            f"drop the label column")
+    t0 = time.perf_counter()
+    groups: dict[int, list[ImageItem]] = {}
+    for it in items:
+        if label_column not in it.meta:
+            raise ProtocolError(f"image {it.image}: no column {label_column!r} in the manifest (columns: "
+                                f"{', '.join(sorted(it.meta)) or 'none besides image'}); fix label_column")
+        v = it.meta[label_column]
+        try:
+            k = int(v)
+            if float(v) != k:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ProtocolError(f"image {it.image}: label {v!r} in column {label_column!r} is not an integer class "
+                                f"(0..{scorer.c_dim - 1})") from None
+        if not 0 <= k < scorer.c_dim:
+            raise ProtocolError(f"image {it.image}: label {k} in column {label_column!r} is out of range for "
+                                f"c_dim={scorer.c_dim} (classes 0..{scorer.c_dim - 1})")
+        groups.setdefault(k, []).append(it)
+    runs = [scorer.with_condition(f"class:{k}").score_items(g, cache, progress=progress) for k, g in sorted(groups.items())]
+    order = {it.image: i for i, it in enumerate(items)}
+    table = pd.concat([r.table for r in runs], ignore_index=True) if runs else pd.DataFrame(columns=OUTPUT_COLUMNS)
+    fails = pd.concat([r.failures for r in runs], ignore_index=True) if runs else pd.DataFrame(columns=FAILURE_COLUMNS)
+    if len(table):
+        table = table.assign(_o=table["image"].map(order)).sort_values("_o", kind="stable").drop(columns="_o")
+        table = table.reset_index(drop=True)
+    return ScoreRun(table, fails, sum(r.scored for r in runs), sum(r.from_cache for r in runs),
+                    sum(r.failed for r in runs), time.perf_counter() - t0, scorer.weights_sha256,
+                    scorer.protocol.with_(condition=f"label:{label_column}"))

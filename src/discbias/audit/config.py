@@ -1,0 +1,253 @@
+"""The audit configuration: one TOML file, validated strictly (unknown keys are errors).
+
+Tables (see ``discbias audit init`` for a commented starter file)::
+
+    [audit]            name, title, stand_in_weights (watermark), seed
+    [data]             manifest (CSV/Parquet) or folder; image_column; groups
+    [scoring]          weights (path or registry name), protocols, resize, filter, device,
+                       batch_size, min_side; for class-conditional networks one of
+                       label_column / class / average_classes
+    [measures]         image (list of image measures to keep, or ["all"]), faces
+    [ratings.<item>]   wide columns, or a long file (image, rater, value columns); scale
+    [[models]]         id, formula (lme4 style, random intercepts allowed), level (image|rating),
+                       engine (statsmodels|bambi), standardize, compare, sampler settings
+    [[claims]]         id, description, model, term, direction (+1 / -1)
+    [labels]           readable names of columns for the report
+
+Relative paths are resolved against the configuration file's folder. Local files need no sha256:
+their hashes are recorded in the report's provenance.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..errors import ConfigError, ConfigModel, validate_config
+
+__all__ = ["AuditConfig", "load_audit_config", "input_digests", "LEVELS", "COMPARISONS"]
+
+LEVELS = ("image", "rating")
+#: Comparison specifications: OLS of the fixed part with HC3 errors, or clustered by a column.
+COMPARISONS = "ols_hc3 | cluster:<column>"
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+class AuditMeta(ConfigModel):
+    name: str
+    title: str = ""
+    stand_in_weights: bool = False
+    seed: int = 0
+
+
+class DataConfig(ConfigModel):
+    manifest: str | None = None
+    folder: str | None = None
+    image_column: str = "image"
+    groups: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if bool(self.manifest) == bool(self.folder):
+            raise ValueError("give exactly one of manifest (a CSV/Parquet file with an image column) or folder")
+        return self
+
+
+class ScoringConfig(ConfigModel):
+    weights: str
+    protocols: list[Literal["nvidia", "grissom2024"]] = Field(default_factory=lambda: ["nvidia"], min_length=1)
+    resize: Literal["stretch", "center-crop", "pad"] = "stretch"
+    filter: Literal["lanczos", "bicubic"] = "lanczos"
+    device: str = "cpu"
+    batch_size: int = Field(8, ge=1)
+    min_side: int = Field(32, ge=1)
+    label_column: str | None = None
+    class_: int | None = Field(None, alias="class", ge=0)
+    average_classes: bool = False
+
+    @model_validator(mode="after")
+    def _one_condition(self):
+        n = sum([self.label_column is not None, self.class_ is not None, self.average_classes])
+        if n > 1:
+            raise ValueError("give at most one of label_column, class and average_classes")
+        return self
+
+    @property
+    def condition(self) -> str:
+        if self.class_ is not None:
+            return f"class:{self.class_}"
+        if self.average_classes or self.label_column:
+            return "average"
+        return ""
+
+
+class MeasuresConfig(ConfigModel):
+    image: list[str] = Field(default_factory=lambda: ["luma_709", "lab_l", "lab_a", "lab_b", "chroma"])
+    faces: Literal["none", "template", "mediapipe", "haar"] = "none"
+
+
+class RatingItem(ConfigModel):
+    columns: list[str] | None = None
+    file: str | None = None
+    image_column: str = "image"
+    rater_column: str = "rater"
+    value_column: str = "value"
+    scale: list[float] = Field(min_length=2, max_length=2)
+
+    @model_validator(mode="after")
+    def _one_layout(self):
+        if bool(self.columns) == bool(self.file):
+            raise ValueError("give exactly one of columns (wide: one manifest column per rater) or file "
+                             "(long: one row per image, rater and value)")
+        if self.columns is not None and len(self.columns) < 2:
+            raise ValueError("reliability needs at least two rater columns")
+        if self.scale[0] >= self.scale[1]:
+            raise ValueError(f"scale must be [low, high] with low < high, got {self.scale}")
+        return self
+
+
+class ModelConfig(ConfigModel):
+    id: str
+    formula: str
+    level: Literal["image", "rating"] = "image"
+    engine: Literal["statsmodels", "bambi"] = "statsmodels"
+    standardize: list[str] = Field(default_factory=list)
+    compare: list[str] = Field(default_factory=lambda: ["ols_hc3"])
+    draws: int = Field(1000, ge=10)
+    tune: int = Field(1000, ge=10)
+    chains: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not _NAME.match(self.id):
+            raise ValueError(f"id {self.id!r} must start with a letter and contain only letters, digits, _ and -")
+        if "~" not in self.formula:
+            raise ValueError(f"formula {self.formula!r} needs a '~' (e.g. 'score ~ group + luma_709')")
+        for c in self.compare:
+            if c != "ols_hc3" and not re.fullmatch(r"cluster:[A-Za-z_][A-Za-z0-9_]*", c):
+                raise ValueError(f"compare entry {c!r}: use {COMPARISONS}")
+        return self
+
+
+class ClaimConfig(ConfigModel):
+    id: str
+    description: str
+    model: str
+    term: str
+    direction: Literal[1, -1] = 1
+
+
+class AuditConfig(ConfigModel):
+    audit: AuditMeta
+    data: DataConfig
+    scoring: ScoringConfig
+    measures: MeasuresConfig = Field(default_factory=MeasuresConfig)
+    ratings: dict[str, RatingItem] = Field(default_factory=dict)
+    models: list[ModelConfig] = Field(default_factory=list)
+    claims: list[ClaimConfig] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    # set by load_audit_config
+    path: Path | None = Field(None, exclude=True)
+    sha256: str = Field("", exclude=True)
+
+    @model_validator(mode="after")
+    def _cross(self):
+        if not _NAME.match(self.audit.name):
+            raise ValueError(f"[audit] name {self.audit.name!r} must start with a letter and contain only letters, "
+                             f"digits, _ and - (it names build/<name>/)")
+        ids = [m.id for m in self.models]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"model id(s) {dup} used twice; every [[models]] id must be unique")
+        for c in self.claims:
+            if c.model not in ids:
+                raise ValueError(f"claim {c.id!r} names model {c.model!r}, which no [[models]] entry defines "
+                                 f"(models: {', '.join(ids) or 'none'})")
+        for m in self.models:
+            if m.level == "rating" and not self.ratings:
+                raise ValueError(f"model {m.id!r} has level = \"rating\" but there is no [ratings.<item>] table")
+        return self
+
+    def resolve(self, p: str) -> Path:
+        """A path of the configuration: absolute as is, relative against the configuration's folder."""
+        q = Path(p).expanduser()
+        if q.is_absolute() or self.path is None:
+            return q
+        return self.path.parent / q
+
+
+def load_audit_config(path) -> AuditConfig:
+    """Read and validate an audit configuration (TOML).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not TOML, or breaks the schema (naming the table, the key and the
+        closest valid key).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.toml"
+    >>> _ = p.write_text('[audit]\\nname = "demo"\\n[data]\\nmanifest = "m.csv"\\n[scoring]\\nweights = "D.pkl"\\n'
+    ...                  '[[models]]\\nid = "m1"\\nformula = "score ~ group"\\nfromula = "x"\\n')
+    >>> load_audit_config(p)
+    Traceback (most recent call last):
+    ...
+    discbias.errors.ConfigError: ...a.toml: [models[0]] unknown key 'fromula'; did you mean 'formula'?
+    """
+    import hashlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"audit configuration {path} does not exist; write one with "
+                          f"`discbias audit init MANIFEST --out {path}`", file=path)
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})", file=path) from None
+    cfg = validate_config(AuditConfig, data, file=path)
+    cfg.path = path.resolve()
+    cfg.sha256 = hashlib.sha256(raw).hexdigest()
+    return cfg
+
+
+def _sha256(p: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def input_digests(cfg) -> dict:
+    """sha256 of the local input files (the manifest, long rating files, a local weights file), by ``role:path``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> input_digests(NS(data=NS(manifest="/nonexistent.csv"), ratings={}, scoring=NS(weights="x.pkl")))
+    {}
+    """
+    out = {}
+    cands = []
+    if getattr(cfg.data, "manifest", None):
+        cands.append(("manifest", cfg.data.manifest))
+    for item, rc in getattr(cfg, "ratings", {}).items():
+        if rc.file:
+            cands.append((f"ratings:{item}", rc.file))
+    if getattr(cfg.scoring, "weights", None):
+        cands.append(("weights", cfg.scoring.weights))
+    for role, c in cands:
+        p = cfg.resolve(c) if hasattr(cfg, "resolve") else Path(c)
+        if p.is_file():
+            out[f"{role}:{c}"] = _sha256(p)
+    return out

@@ -1,0 +1,264 @@
+"""The audit report: publication tables, ``values.json`` and the shipped template, rendered by the paper's renderer.
+
+The template (``discbias/audit/templates/audit.qmd.j2``) ships in the package, so an audit needs
+no ``report/`` folder of its own. Rendering reuses :mod:`discbias.report.render` (pandoc + Typst,
+the same Jinja environment and the same render checks as the paper).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["render_audit", "TEMPLATE_DIR", "model_table"]
+
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+
+
+def _f(x) -> bool:
+    return x is not None and not (isinstance(x, float) and np.isnan(x))
+
+
+def _bool(x) -> bool:
+    if isinstance(x, str):
+        return x.strip().lower() == "true"
+    return bool(x) if _f(x) else False
+
+
+def model_table(models: pd.DataFrame, model_id: str) -> tuple[pd.DataFrame, list[str]]:
+    """One model's terms (rows) beside its specifications (estimate and interval columns per specification).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"model": "m", "term": ["x", "x"], "estimate": [1.0, 1.1], "conf_low": [0.5, 0.4],
+    ...                   "conf_high": [1.5, 1.8], "specification": ["main", "ols_hc3"]})
+    >>> t, specs = model_table(m, "m"); specs, t.columns.tolist()
+    (['main', 'ols_hc3'], ['term', 'est_main', 'lo_main', 'hi_main', 'est_ols_hc3', 'lo_ols_hc3', 'hi_ols_hc3'])
+    """
+    d = models[models["model"] == model_id]
+    specs = list(dict.fromkeys(d["specification"]))
+    terms = list(dict.fromkeys(d["term"]))
+    out = pd.DataFrame({"term": terms})
+    for s in specs:
+        e = d[d["specification"] == s].set_index("term").reindex(terms)
+        out[f"est_{s}"] = e["estimate"].to_numpy(float)
+        out[f"lo_{s}"] = e["conf_low"].to_numpy(float)
+        out[f"hi_{s}"] = e["conf_high"].to_numpy(float)
+    return out, specs
+
+
+def _spec_label(s: str) -> str:
+    if s == "main":
+        return "Main model"
+    if s == "ols_hc3":
+        return "OLS, HC3"
+    if s.startswith("cluster:"):
+        return f"OLS, clustered by {s.split(':', 1)[1]}"
+    return s
+
+
+def _tables(cfg, paths, t: dict, prov: dict) -> dict:
+    """Write every publication table; return facts for values.json."""
+    from ..report.tables import Col, write_publication_table
+
+    out = paths.tables
+    facts: dict = {}
+    net = prov["network"]
+    rows = [("Weights", str(net.get("weights", ""))), ("Weights sha256", net.get("weights_sha256", "")),
+            ("Network", f"resolution {net.get('resolution')}, c_dim {net.get('c_dim')}"),
+            ("Class conditioning", prov["condition"])]
+    for p in prov["protocols"]:
+        rows.append((f"Protocol {p['protocol']}", f"{p['label']}: {p['scored']} scored now, {p['from_cache']} from the "
+                                                  f"cache, {p['failed']} failed, {p['converted']} converted"
+                                                  + (f" ({p['conversions']})" if p["conversions"] else "")))
+    rows += [("discbias version", prov["discbias_version"])]
+    rows = [(k, v if "sha256" not in k else v[:16] + "…") for k, v in rows]
+    write_publication_table(pd.DataFrame(rows, columns=["field", "value"]), out, "provenance",
+                            columns=[Col("field", "Item", fmt="text", relabel=False),
+                                     Col("value", "Value", fmt="text", relabel=False)],
+                            caption="Provenance: weights, scoring protocol, conversions and failures (the full "
+                                    "sha256 of every input is listed below the table).")
+    facts["hashes"] = [dict(what="weights", sha256=net.get("weights_sha256", "")),
+                       dict(what="configuration", sha256=cfg.sha256)]
+    facts["hashes"] += [dict(what=name.split(":", 1)[1] if ":" in name else name, sha256=sha)
+                        for name, sha in prov.get("files", {}).items() if not name.startswith("weights")]
+    fails = pd.concat([t["score_failures"].assign(stage="score"),
+                       t["measure_failures"].assign(stage="measure", protocol="")], ignore_index=True)
+    facts["n_failures"] = int(fails["image"].nunique())
+    if len(fails):
+        write_publication_table(fails[["stage", "protocol", "image", "reason"]].head(50), out, "failures",
+                                columns=[Col("stage", "Stage", fmt="text"), Col("protocol", "Protocol", fmt="text"),
+                                         Col("image", "Image", fmt="code"), Col("reason", "Reason", fmt="text",
+                                                                                 relabel=False)],
+                                caption=f"Images that could not be scored or measured ({len(fails)}; at most 50 "
+                                        f"listed).")
+    img = t["images"]
+    facts["groups"] = []
+    for g in cfg.data.groups:
+        levels = sorted(img[g].dropna().unique(), key=str)
+        s = img.groupby(g, observed=False)["score"].agg(["count", "mean", "std", "median"]).reindex(levels)
+        s = s.reset_index().rename(columns={g: "level", "count": "n"})
+        s["level"] = s["level"].astype(str)
+        write_publication_table(s, out, f"scores_{g}",
+                                columns=[Col("level", g, fmt="text"), Col("n", "n", fmt="int"),
+                                         Col("mean", "Mean", digits=3), Col("std", "SD", digits=3),
+                                         Col("median", "Median", digits=3)],
+                                caption=f"Discriminator score by {g} (primary protocol "
+                                        f"{cfg.scoring.protocols[0]}).")
+        facts["groups"].append(dict(column=g, levels=len(levels), table=f"scores_{g}", figure=f"score_by_{g}",
+                                    label=f"tbl-scores-{g.replace('_', '-')}",
+                                    fig_label=f"fig-score-by-{g.replace('_', '-')}"))
+    rel = t["reliability"]
+    facts["has_reliability"] = bool(len(rel))
+    if len(rel):
+        r = rel.copy()
+        r["k"] = r["k"].astype(float)
+        write_publication_table(r, out, "reliability",
+                                columns=[Col("item", "Item", fmt="text"), Col("coefficient", "Coefficient", fmt="text"),
+                                         Col("estimate", "Estimate", digits=3),
+                                         Col("conf_low", "95% CI", fmt="interval", high="conf_high", digits=3),
+                                         Col("n_images", "Images", fmt="int"), Col("n_ratings", "Ratings", fmt="int")],
+                                caption="Inter-rater reliability per rated item: Krippendorff's alpha (interval "
+                                        "level, bootstrap interval over images) and ICC(2,k), ICC(1,k) on the images "
+                                        "rated by every rater.")
+        facts["reliability_warnings"] = sorted({w for ws in rel["warnings"].fillna("") for w in str(ws).split("; ")
+                                                if w})
+    models = t["models"]
+    facts["models"] = []
+    for m in cfg.models:
+        _, specs = model_table(models, m.id)
+        long = models[models["model"] == m.id][["term", "specification", "estimate", "conf_low", "conf_high"]].copy()
+        order = {t: i for i, t in enumerate(dict.fromkeys(long["term"]))}
+        long = long.assign(_t=long["term"].map(order), _s=long["specification"].map({x: i for i, x in enumerate(specs)}))
+        long = long.sort_values(["_t", "_s"]).drop(columns=["_t", "_s"])
+        long["specification"] = long["specification"].map(_spec_label)
+        long.loc[long["term"].duplicated(), "term"] = ""
+        cols = [Col("term", "Term", fmt="text"), Col("specification", "Specification", fmt="text", relabel=False),
+                Col("estimate", "Estimate", sig=3),
+                Col("conf_low", "95% interval", fmt="interval", high="conf_high", sig=3)]
+        d = models[models["model"] == m.id]
+        main = d[d["specification"] == "main"]
+        conv = bool(main["converged"].map(_bool).all()) if len(main) else False
+        near = main.get("re_near_zero", pd.Series(dtype=object)).map(_bool)
+        flagged = [str(x) for x in main.loc[near.fillna(False).astype(bool), "term"]] if len(near) else []
+        warns = sorted({w for ws in d["warnings"].fillna("") for w in str(ws).split("; ") if w})
+        method = str(main["method"].iloc[0]) if len(main) else ""
+        n_obs = int(main["n_obs"].iloc[0]) if len(main) and _f(main["n_obs"].iloc[0]) else 0
+        notes = (f"Main model: {method}; n = {n_obs}; converged: {'yes' if conv else 'NO'}."
+                 + (f" Near-zero random-effect variance: {', '.join(flagged)}." if flagged else "")
+                 + (" Warnings: " + "; ".join(warns) + "." if warns else ""))
+        label = f"tbl-model-{m.id.replace('_', '-')}"
+        write_publication_table(long, out, f"model_{m.id}", columns=cols,
+                                caption=f"Model {m.id} (`{m.formula}`, {m.level} level"
+                                        + (f", standardized: {', '.join(m.standardize)}" if m.standardize else "")
+                                        + ") beside its comparison specifications.", label=label, notes=notes)
+        diag = {}
+        if "r_hat" in main.columns and main["r_hat"].notna().any():
+            diag = dict(max_rhat=float(main["r_hat"].max()), min_ess=float(main[["ess_bulk", "ess_tail"]].min().min()),
+                        divergences=int(main["divergences"].max()))
+        facts["models"].append(dict(id=m.id, formula=m.formula, level=m.level, engine=m.engine, converged=conv,
+                                    near_zero=flagged, n_obs=n_obs, method=method, table=f"model_{m.id}",
+                                    label=label, figure=f"model_{m.id}",
+                                    fig_label=f"fig-model-{m.id.replace('_', '-')}",
+                                    specs=[_spec_label(s) for s in specs], n_warnings=len(warns), **diag))
+    claims = t["claims"]
+    facts["claims"] = claims[["claim_id", "verdict", "reading"]].to_dict("records")
+    if len(claims):
+        c = claims.copy()
+        c["term"] = [next(x.term for x in cfg.claims if x.id == i) for i in c["claim_id"]]
+        write_publication_table(c, out, "claims",
+                                columns=[Col("claim_id", "Claim", fmt="code"), Col("description", "Hypothesis",
+                                                                                   fmt="text", relabel=False),
+                                         Col("term", "Term", fmt="code"), Col("estimate", "Estimate", digits=3),
+                                         Col("conf_low", "95% interval", fmt="interval", high="conf_high", digits=3),
+                                         Col("n_supporting", "Supporting", fmt="int"),
+                                         Col("n_specifications", "Specifications", fmt="int"),
+                                         Col("reading", "Verdict", fmt="text", relabel=False)],
+                                caption="Claims: the main model's estimate and the verdict over every "
+                                        "specification.")
+    return facts
+
+
+def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, formats=("html", "pdf"),
+                 draft: bool = False) -> list[Path]:
+    """Write ``build/<name>/report/<name>.{qmd,html,pdf}`` and run the render checks.
+
+    Raises
+    ------
+    discbias.report.render.RenderError
+        A value, table or figure is missing, pandoc or Typst fails, or (unless ``draft``) a
+        render check finds a problem.
+    """
+    import jinja2
+
+    from ..report.checks import format_findings, run_checks
+    from ..report.labels import DEFAULT_LABELS, known_ids
+    from ..report.render import PAGE_MARGIN, RenderError, make_environment, render_html, render_pdf
+    from ..results import atomic_write_text
+    from .config import input_digests as _input_digests
+
+    prov = dict(provenance, files=_input_digests(cfg))
+    facts = _tables(cfg, paths, tables, prov)
+    img = tables["images"]
+    values = dict(meta=dict(build_date=time.strftime("%Y-%m-%d"), name=cfg.audit.name,
+                            title=cfg.audit.title or f"Discriminator audit: {cfg.audit.name}",
+                            stand_in=bool(cfg.audit.stand_in_weights), config=cfg.path.name if cfg.path else "",
+                            config_sha256=cfg.sha256),
+                  provenance=prov, n_images=int(len(img)), n_listed=int(prov["n_images"]),
+                  n_ratings=int(len(tables["ratings_long"])),
+                  items=list(cfg.ratings), measures=[c for c in img.columns if c in _measure_names()],
+                  primary_protocol=cfg.scoring.protocols[0], figures=figures, **facts)
+    atomic_write_text(paths.values, json.dumps(values, indent=1, default=str))
+    for name, df in tables.items():
+        df.to_csv(paths.results / f"{name}.csv", index=False)
+    labels = dict(cfg.labels)
+    env = make_environment(TEMPLATE_DIR, paths, labels)
+    try:
+        text = env.get_template("audit.qmd.j2").render(values=values, page_margin=PAGE_MARGIN)
+    except jinja2.UndefinedError as exc:
+        raise RenderError(f"the audit template uses a value that does not exist: {exc.message}") from None
+    paths.report.mkdir(parents=True, exist_ok=True)
+    if cfg.audit.stand_in_weights:
+        _watermark(paths.report / "stand-in.png")
+    qmd = paths.report / f"{cfg.audit.name}.qmd"
+    atomic_write_text(qmd, text)
+    outs, warnings = [qmd], []
+    if "html" in formats:
+        outs.append(render_html(qmd, warnings))
+    if "pdf" in formats:
+        outs.append(render_pdf(qmd, paths.build, warnings))
+    findings = run_checks(qmd=qmd, html=qmd.with_suffix(".html") if "html" in formats else None,
+                          pdf=qmd.with_suffix(".pdf") if "pdf" in formats else None,
+                          typ=qmd.with_suffix(".typ") if "pdf" in formats else None, root=paths.build,
+                          warnings=warnings, label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN)
+    report = format_findings(findings)
+    atomic_write_text(paths.report / "render_checks.txt", report or "all render checks passed\n")
+    if findings and not draft:
+        raise RenderError(f"{len(findings)} render check(s) failed (see {paths.report / 'render_checks.txt'}; "
+                          f"`discbias audit run --draft` downgrades them to warnings):\n{report}")
+    return outs
+
+
+def _watermark(out: Path) -> Path:
+    """The "stand-in weights" page background, as pixels (text in the PDF would trip the overlap check)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(8.27, 11.69), dpi=60)
+    fig.text(0.5, 0.5, "STAND-IN WEIGHTS", rotation=55, fontsize=64, color="#e4e4e4", ha="center", va="center",
+             weight="bold")
+    fig.savefig(out, transparent=True)
+    plt.close(fig)
+    return out
+
+
+def _measure_names() -> list[str]:
+    from ..measures.image import IMAGE_MEASURES
+
+    return list(IMAGE_MEASURES)

@@ -1,0 +1,607 @@
+"""``discbias audit run``: score -> measure -> join -> reliability -> models -> claims -> figures -> render.
+
+Each stage is a declared :class:`~discbias.engine.Step` on the engine (one writer per table, order
+derived from the declarations, rerun only what changed); the tables live in
+``build/<name>/tables/`` (Parquet), the report in ``build/<name>/report/<name>.{qmd,html,pdf}``.
+
+Tables (one writer each):
+
+==================  ================  ============================================================
+table               written by        content
+==================  ================  ============================================================
+``inputs``          ``inputs``        the manifest: one row per image with its metadata
+``scores``          ``score``         one row per image x protocol (the scorer's columns)
+``score_failures``  ``score``         images that could not be scored, with the reason
+``provenance``      ``score``         weights sha256, network, protocols, conditioning, counts
+``measures``        ``measure``       image measures, one row per image
+``ratings_long``    ``ratings``       item, image, rater, value
+``images``          ``join``          image level: metadata + measures + scores + mean ratings
+``rating_rows``     ``join``          rating level: one row per image x rater (+ image columns)
+``reliability``     ``reliability``   ICC(2,k), ICC(1,k), Krippendorff's alpha per item
+``models``          ``models``        tidy estimates of every model and comparison specification
+``claims``          ``claims``        one verdict per claim; ``claim_specs`` per specification
+``figures``         ``figures``       the figure files written
+``report``          ``render``        the report files written
+==================  ================  ============================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..engine import Engine, Step, TableStore
+from ..errors import ConfigError, UserError
+from .config import AuditConfig, input_digests as _input_digests, load_audit_config
+
+__all__ = ["audit", "audit_engine", "AuditPaths", "AuditError", "VERDICT_READING"]
+
+#: How the claims engine's verdicts read for an audit's own hypotheses.
+VERDICT_READING = {
+    "reproduced": "supported under every specification",
+    "fragile": "supported by the main model only",
+    "not reproduced": "not supported by the main model",
+    "inconclusive": "inconclusive",
+    "not tested": "not tested",
+    "not yet estimated": "not yet estimated",
+}
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_FORMULA_FUNCS = {"C", "np", "log", "exp", "sqrt", "I", "Q", "center", "scale", "standardize", "Treatment", "bs",
+                  "cr", "poly", "abs"}
+
+
+def _plain(x):
+    """A numpy scalar as the Python value (so messages read 9, not np.int64(9))."""
+    return x.item() if hasattr(x, "item") else x
+
+
+class AuditError(UserError):
+    """The data do not fit the audit configuration (a missing column, a label out of range...)."""
+
+
+class AuditPaths:
+    """Where an audit writes: ``<root>/build/<name>/{tables,figures,pubtables,report}``.
+
+    The attribute names (``results``, ``tables``, ``figures``, ``report``, ``values``) are the
+    ones the report renderer's helpers use.
+    """
+
+    def __init__(self, root: Path, name: str):
+        self.root = Path(root)
+        self.name = name
+        self.build = self.root / "build" / name
+        self.store = self.build / "tables"
+        self.results = self.build / "results"
+        self.figures = self.build / "figures"
+        self.tables = self.build / "pubtables"
+        self.report = self.build / "report"
+        self.values = self.build / "values.json"
+
+    def ensure(self) -> "AuditPaths":
+        for d in (self.store, self.results, self.figures, self.tables, self.report):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+def read_manifest(cfg: AuditConfig) -> tuple[pd.DataFrame, Path | None]:
+    """The manifest as a frame with columns ``image`` (as written), ``_path`` (the file) and metadata."""
+    d = cfg.data
+    if d.folder:
+        from ..scoring.sources import discover
+
+        folder = cfg.resolve(d.folder)
+        if not folder.is_dir():
+            raise ConfigError(f"[data] folder {folder} does not exist; fix `folder` in {cfg.path}", file=cfg.path,
+                              table="data", key="folder")
+        items = discover(folder)
+        return pd.DataFrame({"image": [it.image for it in items], "_path": [str(it.path) for it in items]}), None
+    path = cfg.resolve(d.manifest)
+    if not path.is_file():
+        raise ConfigError(f"[data] manifest {path} does not exist; fix `manifest` in {cfg.path}", file=cfg.path,
+                          table="data", key="manifest")
+    if path.suffix.lower() == ".parquet":
+        df = pd.read_parquet(path)
+    elif path.suffix.lower() in (".csv", ".txt"):
+        df = pd.read_csv(path)
+    else:
+        raise ConfigError(f"[data] manifest {path}: use a .csv or .parquet file", file=cfg.path, table="data",
+                          key="manifest")
+    col = d.image_column
+    if col not in df.columns:
+        raise ConfigError(f"[data] the manifest {path.name} has no image column {col!r} (its columns: "
+                          f"{', '.join(map(str, df.columns))}); set image_column to the column holding the image "
+                          f"paths", file=cfg.path, table="data", key="image_column")
+    df = df.rename(columns={col: "image"})
+    bad = df["image"].isna() | (df["image"].astype(str).str.strip() == "")
+    if bad.any():
+        raise AuditError(f"{path}: row {int(np.flatnonzero(bad)[0]) + 2} has an empty {col!r}; fill it or drop the row")
+    df["image"] = df["image"].astype(str).str.strip()
+    dup = df["image"].duplicated()
+    if dup.any():
+        raise AuditError(f"{path}: image {df.loc[dup, 'image'].iloc[0]!r} is listed twice; list each image once")
+    df["_path"] = [str(p if p.is_absolute() else path.parent / p) for p in map(Path, df["image"])]
+    for g in d.groups:
+        if g not in df.columns:
+            raise ConfigError(f"[data] groups names {g!r}, which is not a column of {path.name} (columns: "
+                              f"{', '.join(c for c in df.columns if c != '_path')}); fix `groups`", file=cfg.path,
+                              table="data", key="groups")
+    return df, path
+
+
+def _items(inputs: pd.DataFrame, label_column: str | None = None):
+    from ..scoring.sources import ImageItem
+
+    out = []
+    for r in inputs.to_dict("records"):
+        p = Path(r["_path"])
+        meta = {label_column: r[label_column]} if label_column else {}
+        err = None if p.exists() else "file not found (listed in the manifest)"
+        out.append(ImageItem(r["image"], p, p.stem, meta, error=err))
+    return out
+
+
+# -------------------------------------------------------------------------------------------- steps
+
+def step_inputs(ctx) -> None:
+    cfg: AuditConfig = ctx.config
+    df, _ = read_manifest(cfg)
+    ctx.write("inputs", df)
+
+
+def step_score(ctx) -> None:
+    from ..scoring.cache import ScoreCache
+    from ..scoring.protocols import ProtocolError, ScoringProtocol
+    from ..scoring.scorer import Scorer, score_by_label
+
+    cfg: AuditConfig = ctx.config
+    s = cfg.scoring
+    inputs = ctx.read("inputs")
+    if s.label_column and s.label_column not in inputs.columns:
+        raise ConfigError(f"[scoring] label_column {s.label_column!r} is not a column of the manifest (columns: "
+                          f"{', '.join(c for c in inputs.columns if c != '_path')}); fix label_column",
+                          file=cfg.path, table="scoring", key="label_column")
+    items = _items(inputs, s.label_column)
+    cache = ScoreCache(ctx.cache_dir)
+    weights = s.weights
+    wp = cfg.resolve(weights)
+    if wp.exists():
+        weights = str(wp)
+    tables, fails, prov = [], [], []
+    net = {}
+    for proto in s.protocols:
+        try:
+            scorer = Scorer(weights, ScoringProtocol(input=proto, resize=s.resize, filter=s.filter,
+                                                      condition=s.condition),
+                            device=s.device, batch_size=s.batch_size, min_side=s.min_side)
+            if s.label_column:
+                run = score_by_label(scorer, items, cache, s.label_column, progress=False)
+            else:
+                run = scorer.score_items(items, cache, progress=False)
+        except ProtocolError as exc:
+            raise AuditError(f"[scoring] {exc} (in {cfg.path})") from None
+        except FileNotFoundError as exc:
+            raise ConfigError(f"[scoring] weights: {exc}; fix `weights` in {cfg.path}", file=cfg.path,
+                              table="scoring", key="weights") from None
+        net = dict(c_dim=int(scorer.c_dim), resolution=int(scorer.resolution),
+                   weights=str(s.weights), weights_sha256=scorer.weights_sha256)
+        tables.append(run.table)
+        fails.append(run.failures.assign(protocol=proto))
+        conv = run.table["conversion"].fillna("")
+        prov.append(dict(protocol=proto, label=run.protocol.label, settings=json.dumps(run.protocol.settings()),
+                         scored=run.scored, from_cache=run.from_cache, failed=run.failed,
+                         converted=int((conv != "").sum()),
+                         conversions="; ".join(sorted({c.split(" ")[0] for c in conv if c}))))
+    scores = pd.concat(tables, ignore_index=True)
+    if not len(scores):
+        f = pd.concat(fails, ignore_index=True)
+        first = f"; first failure: {f['image'].iloc[0]}: {f['reason'].iloc[0]}" if len(f) else ""
+        raise AuditError(f"no image of {len(inputs)} could be scored{first} (smaller images need a smaller "
+                         f"[scoring] min_side)")
+    ctx.write("scores", scores)
+    ctx.write("score_failures", pd.concat(fails, ignore_index=True))
+    condition = (f"each image's class from column '{s.label_column}'" if s.label_column
+                 else f"class {s.class_}" if s.class_ is not None
+                 else "mean over all classes" if s.average_classes else "none (unconditional network)")
+    ctx.write_value("provenance", dict(network=net, protocols=prov, condition=condition, device=s.device,
+                                       n_images=int(len(inputs)), discbias_version=__version__,
+                                       stand_in_weights=bool(cfg.audit.stand_in_weights)))
+
+
+def step_measure(ctx) -> None:
+    from ..measures.image import IMAGE_MEASURES
+    from ..measures.io import measure_file
+
+    cfg: AuditConfig = ctx.config
+    inputs = ctx.read("inputs")
+    want = list(IMAGE_MEASURES) if cfg.measures.image == ["all"] else list(cfg.measures.image)
+    unknown = [m for m in want if m not in IMAGE_MEASURES]
+    if unknown:
+        raise ConfigError(f"[measures] unknown image measure(s) {unknown}; choose from {', '.join(IMAGE_MEASURES)} "
+                          f"or [\"all\"]", file=cfg.path, table="measures", key="image")
+    faces = None if cfg.measures.faces == "none" else cfg.measures.faces
+    rows, fails = [], []
+    for r in inputs.to_dict("records"):
+        if not Path(r["_path"]).exists():
+            fails.append(dict(image=r["image"], reason="file not found (listed in the manifest)"))
+            continue
+        row, err = measure_file(r["image"], r["_path"], faces=faces, min_side=cfg.scoring.min_side)
+        if err is not None:
+            fails.append(dict(image=r["image"], reason=err["reason"]))
+            continue
+        keep = {k: v for k, v in row.items() if k not in ("path", "image_id", "conversion", "width", "height",
+                                                             "image_sha256")}
+        keep = {k: v for k, v in keep.items() if k == "image" or k in want or not k in IMAGE_MEASURES}
+        rows.append(keep)
+    if not rows:
+        first = f"; first failure: {fails[0]['image']}: {fails[0]['reason']}" if fails else ""
+        raise AuditError(f"no image of {len(inputs)} could be measured{first}")
+    ctx.write("measures", pd.DataFrame(rows))
+    ctx.write("measure_failures", pd.DataFrame(fails, columns=["image", "reason"]))
+
+
+def step_ratings(ctx) -> None:
+    cfg: AuditConfig = ctx.config
+    inputs = ctx.read("inputs")
+    known = set(inputs["image"])
+    parts = []
+    for item, rc in cfg.ratings.items():
+        where = f"[ratings.{item}]"
+        if rc.columns:
+            miss = [c for c in rc.columns if c not in inputs.columns]
+            if miss:
+                raise ConfigError(f"{where} columns {miss} are not in the manifest (columns: "
+                                  f"{', '.join(c for c in inputs.columns if c != '_path')}); fix `columns`",
+                                  file=cfg.path, table=f"ratings.{item}", key="columns")
+            long = inputs.melt(id_vars=["image"], value_vars=rc.columns, var_name="rater", value_name="value")
+            source = "manifest"
+        else:
+            path = cfg.resolve(rc.file)
+            if not path.is_file():
+                raise ConfigError(f"{where} file {path} does not exist; fix `file`", file=cfg.path,
+                                  table=f"ratings.{item}", key="file")
+            raw = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+            cols = {rc.image_column: "image_column", rc.rater_column: "rater_column", rc.value_column: "value_column"}
+            miss = [f"{k} ({v})" for k, v in cols.items() if k not in raw.columns]
+            if miss:
+                raise ConfigError(f"{where} {path.name} lacks the column(s) {', '.join(miss)} (its columns: "
+                                  f"{', '.join(map(str, raw.columns))}); set image_column / rater_column / "
+                                  f"value_column", file=cfg.path, table=f"ratings.{item}")
+            long = raw.rename(columns={rc.image_column: "image", rc.rater_column: "rater",
+                                       rc.value_column: "value"})[["image", "rater", "value"]]
+            long["image"] = long["image"].astype(str)
+            unknown = ~long["image"].isin(known)
+            if unknown.any():
+                i = int(np.flatnonzero(unknown)[0])
+                raise AuditError(f"{path}: row {i + 2}: image {long['image'].iloc[i]!r} is not in the manifest "
+                                 f"({int(unknown.sum())} such row(s)); rate only images listed in [data]")
+            source = path.name
+        vals = pd.to_numeric(long["value"], errors="coerce")
+        bad = long["value"].notna() & vals.isna()
+        lo, hi = rc.scale
+        out = vals.notna() & ((vals < lo) | (vals > hi))
+        for mask, what in ((bad, "is not a number"), (out, f"is outside the scale [{lo:g}, {hi:g}]")):
+            if mask.any():
+                i = int(np.flatnonzero(mask)[0])
+                raise AuditError(f"{where} ({source}): image {long['image'].iloc[i]!r}, rater "
+                                 f"{long['rater'].iloc[i]!r}: value {_plain(long['value'].iloc[i])!r} {what}; fix the "
+                                 f"rating or the item's scale")
+        dup = long.duplicated(["image", "rater"])
+        if dup.any():
+            i = int(np.flatnonzero(dup)[0])
+            raise AuditError(f"{where} ({source}): rater {long['rater'].iloc[i]!r} rated image "
+                             f"{long['image'].iloc[i]!r} twice; keep one rating per image and rater")
+        parts.append(long.assign(item=item, value=vals, rater=long["rater"].astype(str))[
+            ["item", "image", "rater", "value"]])
+    ctx.write("ratings_long", pd.concat(parts, ignore_index=True) if parts
+              else pd.DataFrame(columns=["item", "image", "rater", "value"]))
+
+
+def step_join(ctx) -> None:
+    cfg: AuditConfig = ctx.config
+    inputs, measures, scores = ctx.read("inputs"), ctx.read("measures"), ctx.read("scores")
+    ratings = ctx.read("ratings_long")
+    meta_cols = [c for c in inputs.columns if c != "_path"]
+    items = list(cfg.ratings)
+    mcols = [c for c in measures.columns if c != "image"]
+    roles = {"manifest": set(meta_cols) - {"image"}, "measures": set(mcols), "ratings": set(items),
+             "score": {"score"} | {f"score_{p}" for p in cfg.scoring.protocols}}
+    seen: dict[str, str] = {}
+    for role, cols in roles.items():
+        for c in cols:
+            if c in seen:
+                raise ConfigError(f"column {c!r} is both a {seen[c]} column and a {role} column; rename it in the "
+                                  f"manifest (or the rating item) so that each name has one meaning",
+                                  file=cfg.path)
+            seen[c] = role
+    primary = cfg.scoring.protocols[0]
+    sc = scores.pivot_table(index="image", columns="protocol", values="score", aggfunc="first")
+    sc.columns = [f"score_{p}" for p in sc.columns]
+    sc["score"] = sc[f"score_{primary}"]
+    extra = scores[scores["protocol"] == primary][["image", "condition"]].set_index("image")
+    img = inputs[meta_cols].merge(measures, on="image", how="inner").merge(sc.reset_index(), on="image", how="inner")
+    img = img.merge(extra.rename(columns={"condition": "score_condition"}).reset_index(), on="image", how="left")
+    if items:
+        means = ratings.pivot_table(index="image", columns="item", values="value", aggfunc="mean")
+        img = img.merge(means.reset_index(), on="image", how="left")
+    ctx.write("images", img)
+    if items:
+        wide = ratings.pivot_table(index=["image", "rater"], columns="item", values="value", aggfunc="first")
+        rr = wide.reset_index().merge(img.drop(columns=items), on="image", how="inner")
+    else:
+        rr = pd.DataFrame(columns=["image", "rater"])
+    ctx.write("rating_rows", rr)
+
+
+def step_reliability(ctx) -> None:
+    from ..stats.reliability import item_reliability
+
+    ratings = ctx.read("ratings_long")
+    if not len(ratings):
+        ctx.write("reliability", pd.DataFrame(columns=["model", "term", "estimate"]))
+        return
+    parts = []
+    for item, d in ratings.groupby("item", sort=False):
+        codes = {r: k + 1 for k, r in enumerate(sorted(d["rater"].unique()))}
+        k = len(codes)
+        long = d.assign(slot=d["rater"].map(codes))
+        parts.append(item_reliability(long, item="item", image="image", slot="slot", value="value", k=k,
+                                      n_boot=200, seed=ctx.config.audit.seed, model="reliability"))
+    ctx.write("reliability", pd.concat(parts, ignore_index=True))
+
+
+def formula_columns(formula: str, data: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Names a formula uses that are columns of ``data`` and those that are not (functions excluded).
+
+    Examples
+    --------
+    >>> formula_columns("score ~ C(group) + np.log(luma) + (1|rater)", pd.DataFrame(columns=["score", "group"]))
+    (['score', 'group'], ['luma', 'rater'])
+    """
+    body = re.sub(r"'[^']*'|\"[^\"]*\"", "", formula)
+    found, missing = [], []
+    for m in _WORD.finditer(body):
+        w = m.group(0)
+        if w.split(".")[0] in _FORMULA_FUNCS or (body[m.end():m.end() + 1] == "(" and w not in data.columns):
+            continue
+        if w in data.columns:
+            if w not in found:
+                found.append(w)
+        elif not re.fullmatch(r"\d+", w) and w not in missing and w not in _FORMULA_FUNCS:
+            missing.append(w)
+    return found, missing
+
+
+def _model_data(cfg: AuditConfig, m, images: pd.DataFrame, rating_rows: pd.DataFrame) -> pd.DataFrame:
+    data = images if m.level == "image" else rating_rows
+    used, missing = formula_columns(m.formula, data)
+    if missing:
+        other = rating_rows if m.level == "image" else images
+        hint = ""
+        if any(c in other.columns for c in missing):
+            hint = f" ({', '.join(c for c in missing if c in other.columns)} exist(s) at the other level: set level = " \
+                   f"\"{'rating' if m.level == 'image' else 'image'}\")"
+        avail = [c for c in data.columns if not c.startswith("_")]
+        raise ConfigError(f"model {m.id!r}: the formula {m.formula!r} uses {missing}, which is not a column at the "
+                          f"{m.level} level{hint}; columns are: {', '.join(avail)}", file=cfg.path,
+                          table="models", key="formula")
+    data = data.copy()
+    for c in m.standardize:
+        if c not in data.columns:
+            raise ConfigError(f"model {m.id!r}: standardize names {c!r}, which is not a column at the {m.level} level",
+                              file=cfg.path, table="models", key="standardize")
+        v = pd.to_numeric(data[c], errors="coerce")
+        if v.notna().sum() < data[c].notna().sum():
+            raise ConfigError(f"model {m.id!r}: standardize names {c!r}, which is not numeric; drop it from "
+                              f"standardize", file=cfg.path, table="models", key="standardize")
+        data[c] = (v - v.mean()) / v.std(ddof=1)
+    return data
+
+
+def fit_model(cfg: AuditConfig, m, data: pd.DataFrame) -> pd.DataFrame:
+    """The main fit and the comparison specifications of one ``[[models]]`` entry, stacked."""
+    from ..stats.crossed import crossed_mixed, parse_random_effects
+    from ..stats.regression import ols
+
+    fixed, factors = parse_random_effects(m.formula)
+    parts = []
+    if factors:
+        main = crossed_mixed(m.formula, data, model=m.id, engine=m.engine, draws=m.draws, tune=m.tune,
+                             chains=m.chains, seed=cfg.audit.seed)
+    else:
+        main, _ = ols(fixed, data, model=m.id)
+    parts.append(main.assign(specification="main"))
+    for c in m.compare:
+        if c == "ols_hc3":
+            t, _ = ols(fixed, data, model=m.id, cov_type="HC3")
+        else:
+            col = c.split(":", 1)[1]
+            if col not in data.columns:
+                raise ConfigError(f"model {m.id!r}: compare {c!r} clusters by {col!r}, which is not a column at the "
+                                  f"{m.level} level", file=cfg.path, table="models", key="compare")
+            used, _ = formula_columns(fixed, data)
+            d = data.dropna(subset=used + [col])
+            t, _ = ols(fixed, d, model=m.id, cov_type="cluster",
+                       cov_kwds={"groups": pd.factorize(d[col])[0]})
+            t["method"] = f"OLS (standard errors clustered by {col}, {d[col].nunique()} clusters)"
+        parts.append(t.assign(specification=c))
+    out = pd.concat(parts, ignore_index=True)
+    return out.assign(level=m.level, standardized=", ".join(m.standardize), formula_spec=m.formula)
+
+
+def step_models(ctx) -> None:
+    cfg: AuditConfig = ctx.config
+    images, rr = ctx.read("images"), ctx.read("rating_rows")
+    parts = [fit_model(cfg, m, _model_data(cfg, m, images, rr)) for m in cfg.models]
+    if parts:
+        df = pd.concat(parts, ignore_index=True)
+    else:
+        df = pd.DataFrame(columns=["model", "term", "estimate", "specification"])
+    for c in ("warnings", "method", "formula", "engine", "group_levels", "standardized", "formula_spec"):
+        if c in df.columns:
+            df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
+    ctx.write("models", df)
+
+
+def audit_claims(cfg: AuditConfig, models: pd.DataFrame):
+    """The configuration's ``[[claims]]`` as claims-engine :class:`~discbias.claims.Claim` objects."""
+    from ..claims import Claim, Specification, result_row
+
+    out = []
+    for c in cfg.claims:
+        m = next(x for x in cfg.models if x.id == c.model)
+        terms = sorted(set(models.loc[models["model"] == m.id, "term"]))
+        if c.term not in terms:
+            raise ConfigError(f"claim {c.id!r}: model {m.id!r} has no term {c.term!r}; its terms are "
+                              f"{', '.join(terms)} (a level of a categorical variable is written like group[b])",
+                              file=cfg.path, table="claims", key="term")
+        specs = [Specification("main", f"{m.id} (main)", result_row("models", m.id, c.term, specification="main"),
+                               role="paper")]
+        specs += [Specification(s, f"{m.id} ({s})", result_row("models", m.id, c.term, specification=s))
+                  for s in m.compare]
+        out.append(Claim(c.id, c.description, f"{'positive' if c.direction > 0 else 'negative'} {c.term} in {m.id}",
+                         c.direction, specs, quantity=c.term))
+    return out
+
+
+def step_claims(ctx) -> None:
+    from ..claims import evaluate_claims
+
+    cfg: AuditConfig = ctx.config
+    models = ctx.read("models")
+    table, specs = evaluate_claims({"models": models}, audit_claims(cfg, models))
+    table["reading"] = table["verdict"].map(VERDICT_READING)
+    ctx.write("claims", table)
+    ctx.write("claim_specs", specs)
+
+
+def step_figures(ctx) -> None:
+    from .figures import audit_figures
+
+    cfg: AuditConfig = ctx.config
+    files = audit_figures(cfg, ctx.paths, ctx.read("images"), ctx.read("models"), ctx.read("reliability"))
+    ctx.write_value("figures", files)
+
+
+def step_render(ctx) -> None:
+    from .report import render_audit
+
+    cfg: AuditConfig = ctx.config
+    tables = {n: ctx.read(n) for n in ("images", "scores", "score_failures", "measure_failures", "ratings_long",
+                                       "reliability", "models", "claims", "claim_specs")}
+    outs = render_audit(cfg, ctx.paths, tables, ctx.read_value("provenance"), ctx.read_value("figures"),
+                        formats=ctx.formats, draft=ctx.draft)
+    ctx.write_value("report", [str(p) for p in outs])
+
+
+# ------------------------------------------------------------------------------------------ engine
+
+def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
+    """The audit's declared steps on an :class:`~discbias.engine.Engine` (one writer per table).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> cfg = NS(model_dump=lambda **k: {}, sha256="x", path=None, audit=NS(name="a"), data=NS(manifest=None),
+    ...          ratings={}, scoring=NS(weights="w"))
+    >>> import tempfile
+    >>> audit_engine(cfg, AuditPaths(tempfile.mkdtemp(), "a")).order()
+    ['inputs', 'score', 'measure', 'ratings', 'join', 'reliability', 'models', 'claims', 'figures', 'render']
+    """
+    conf = cfg.model_dump(mode="json", by_alias=True)
+    files = _input_digests(cfg)
+
+    def P(*keys, files_of=()):  # a step's settings: its configuration tables and the digests of its local files
+        return {k: conf.get(k) for k in keys} | {"files": {k: v for k, v in files.items()
+                                                          if k.split(":")[0] in files_of}}
+
+    steps = [
+        Step("inputs", step_inputs, writes=["inputs"], group="data", params=P("data", files_of=("manifest",))),
+        Step("score", step_score, reads=["inputs"], writes=["scores", "score_failures", "provenance"],
+             group="score", params=P("scoring", "audit", files_of=("weights",))),
+        Step("measure", step_measure, reads=["inputs"], writes=["measures", "measure_failures"], group="measure",
+             params=P("measures", "scoring")),
+        Step("ratings", step_ratings, reads=["inputs"], writes=["ratings_long"], group="measure",
+             params=P("ratings", files_of=("ratings",))),
+        Step("join", step_join, reads=["inputs", "measures", "scores", "ratings_long"],
+             writes=["images", "rating_rows"], group="join", params=P("scoring", "ratings")),
+        Step("reliability", step_reliability, reads=["ratings_long"], writes=["reliability"], group="fit",
+             params=P("audit")),
+        Step("models", step_models, reads=["images", "rating_rows"], writes=["models"], group="fit",
+             params=P("models", "audit")),
+        Step("claims", step_claims, reads=["models"], writes=["claims", "claim_specs"], group="fit",
+             params=P("claims", "models")),
+        Step("figures", step_figures, reads=["images", "models", "reliability"], writes=["figures"],
+             group="figures", params=P("data", "labels", "models")),
+        Step("render", step_render, reads=["images", "scores", "score_failures", "measure_failures", "ratings_long",
+                                           "reliability", "models", "claims", "claim_specs", "provenance",
+                                           "figures"],
+             writes=["report"], group="render",
+             params=P("audit", "labels", "data", "scoring", "ratings", "models", "claims",
+                      files_of=("manifest", "weights", "ratings")) | {"template": _template_digest()}),
+    ]
+    return Engine(steps, TableStore(paths.store), manifests=paths.store / ".manifests")
+
+
+def _template_digest() -> str:
+    from .report import TEMPLATE_DIR
+
+    h = hashlib.sha256()
+    for f in sorted(TEMPLATE_DIR.glob("*")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, force: bool = False,
+          log=None) -> dict:
+    """Run an audit configuration end to end; return where everything went.
+
+    Parameters
+    ----------
+    config : path or AuditConfig
+        The audit TOML (see :mod:`discbias.audit.config`).
+    root : path, optional
+        Project root: outputs go to ``<root>/build/<name>/``, the score cache to
+        ``<root>/data/cache`` (or ``$DISCBIAS_CACHE_DIR``). Default: the configuration's folder's
+        parent when it is called ``analysis``, else the configuration's folder.
+    formats : tuple of str
+        Report formats (``html``, ``pdf``).
+    draft : bool
+        Render-check findings are warnings instead of errors.
+    force : bool
+        Rerun every step.
+    log : callable, optional
+        Called with one line per step.
+
+    Returns
+    -------
+    dict
+        ``build`` (folder), ``report`` (files), ``steps`` (the engine's run table), ``tables``
+        (folder of the Parquet tables), ``claims`` (the claims table).
+
+    Examples
+    --------
+    >>> audit("analysis/my-audit.toml")  # doctest: +SKIP
+    """
+    from ..paths import project_paths
+
+    cfg = config if isinstance(config, AuditConfig) else load_audit_config(config)
+    if root is None:
+        here = cfg.path.parent if cfg.path else Path.cwd()
+        root = here.parent if here.name == "analysis" else here
+    pp = project_paths(root)
+    paths = AuditPaths(pp.root, cfg.audit.name).ensure()
+    eng = audit_engine(cfg, paths)
+    steps = eng.run(force=force, log=log, context=dict(config=cfg, paths=paths, cache_dir=pp.score_cache,
+                                                       formats=tuple(formats), draft=draft))
+    store = eng.store
+    return dict(build=paths.build, tables=paths.store, report=[Path(p) for p in store.get_value("report")],
+                steps=steps, claims=store.get("claims"))
