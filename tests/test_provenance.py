@@ -37,6 +37,8 @@ def _direct_imports(files, root: Path = ROOT) -> dict[str, set[str]]:
                   and getattr(n.func, "attr", getattr(n.func, "id", "")) in ("import_module", "_require")):
                 names = [n.args[0].value]
             for name in names:
+                if name.startswith("."):  # import_module(".x", __name__): a module of this package
+                    continue
                 out.setdefault(name.split(".")[0], set()).add(str(f.relative_to(root)))
     return out
 

@@ -20,7 +20,7 @@ from ..defaults import DEFAULTS
 from ..errors import UserError
 from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, integrity_problems
 from .images import IMAGE_SUFFIXES
-from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ScoringProtocol
+from .protocols import FILTERS, GROUPINGS, INPUTS, RESIZES, ProtocolError, ScoringProtocol
 from .sources import discover, parse_shard, shard
 
 EXIT_FAILED_INPUTS = 3
