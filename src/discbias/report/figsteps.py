@@ -156,5 +156,6 @@ def run_steps(fctx, steps: list[tuple[str, Callable]], *, log=None) -> dict[str,
         tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
         os.replace(tmp, state_file)
     ran = [n for n, s in status.items() if s == "ran"]
-    log(f"figures: ran {len(ran)} of {len(status)} steps ({', '.join(ran) or 'none'}); the others are unchanged")
+    log(f"figures: ran {len(ran)} of {len(status)} steps ({', '.join(ran) or 'none'}); "
+        f"{len(status) - len(ran)} skipped (code and inputs unchanged)")
     return status
