@@ -113,21 +113,36 @@ def main() -> None:
     env["DISCBIAS_DATA_MIRROR"] = str(mirror)
     results = {}
     print(f"scratch project: {root}\ndata: {data}", flush=True)
+    out = REPO / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save(results):  # after every scenario, so a failure later keeps what was measured
+        doc = dict(data=data, cpus=os.cpu_count(), date=time.strftime("%Y-%m-%d %H:%M"), scenarios=results,
+                   note="seconds: wall time of `make report` after the edit; cpu_seconds: CPU time of its processes; "
+                        "load: 1-minute load average before and after (other work on the machine slows every scenario)")
+        (out / "bench_fit_cache.json").write_text(json.dumps(doc, indent=2))
+        last = list(results)[-1]
+        print(last, results[last], flush=True)
+
     results["cold build"] = _make(root, config, env)
-    print("cold build", results["cold build"], flush=True)
+    save(results)
     results["no-op"] = _make(root, config, env)
+    save(results)
 
     _edit(root / "src/discbias/report/figures/models.py", 'ax.axvline(0, color="grey", lw=0.8)',
           'ax.axvline(0, color="0.3", lw=0.8)')
     results["figure colour edit"] = _make(root, config, env)
+    save(results)
 
     section = sorted((root / "report" / "sections").glob("*.qmd.j2"))[0]
     section.write_text(section.read_text().rstrip("\n") + "\n\nThis sentence was added by the benchmark.\n")
     results["template edit"] = _make(root, config, env)
+    save(results)
 
     _edit(root / "src/discbias/analyses/study2.py", 'ANOVA = "score ~ C(race) * C(hair) + luminance"',
           'ANOVA = "score ~ C(race) * C(hair) + luminance"  # edited by the benchmark')
     results["analysis non-fit edit"] = _make(root, config, env)
+    save(results)
 
     # one value of one used column of one file; the configuration's sha256 follows
     lines = study2_file.read_text().splitlines(keepends=True)
@@ -140,18 +155,14 @@ def main() -> None:
     study2_file.write_text("".join(lines))
     new_sha = hashlib.sha256(study2_file.read_bytes()).hexdigest()
     _edit(root / config, old_sha, new_sha)
+    (root / "data" / "raw" / study2_file.name).unlink()  # fetch never replaces an installed file; it refetches a missing one
     results["data change (one red_mean value)"] = _make(root, config, env)
+    save(results)
 
     print(f"\n{'scenario':<36}{'seconds':>8}{'CPU s':>7}  stages run / fits refitted / figure steps run")
     for k, v in results.items():
         print(f"{k:<36}{v['seconds']:>8.1f}{v['cpu_seconds']:>7.1f}  {'+'.join(v['stages']) or '-'} / "
               f"{', '.join(v['fits_refitted']) or '-'} / {', '.join(v['figure_steps_ran']) or '-'}")
-    out = REPO / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    doc = dict(data=data, cpus=os.cpu_count(), date=time.strftime("%Y-%m-%d %H:%M"), scenarios=results,
-               note="seconds: wall time of `make report` after the edit; cpu_seconds: CPU time of its processes; "
-                    "load: 1-minute load average before and after (other work on the machine slows every scenario)")
-    (out / "bench_fit_cache.json").write_text(json.dumps(doc, indent=2))
     print(f"wrote {out / 'bench_fit_cache.json'}")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

@@ -53,6 +53,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import importlib.metadata as md
@@ -144,6 +145,17 @@ def _file_sha(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
+def _library_versions() -> tuple:
+    out = []
+    for lib in FIT_LIBRARIES:
+        try:
+            out.append((lib, md.version(lib)))
+        except md.PackageNotFoundError:
+            out.append((lib, None))
+    return tuple(out)
+
+
 def code_version(func: Callable) -> dict:
     """What identifies the code that fits: sha256 of the function's module and of
     :mod:`discbias.results`, and the versions of :data:`FIT_LIBRARIES`.
@@ -161,13 +173,7 @@ def code_version(func: Callable) -> dict:
     for m in (mod, results):
         if m is not None and getattr(m, "__file__", None):
             files[m.__name__] = _file_sha(m.__file__)
-    libs = {}
-    for lib in FIT_LIBRARIES:
-        try:
-            libs[lib] = md.version(lib)
-        except md.PackageNotFoundError:
-            libs[lib] = None
-    return dict(sources=files, libraries=libs)
+    return dict(sources=files, libraries=dict(_library_versions()))
 
 
 # ---------------------------------------------------------------------------------- the cache
@@ -320,12 +326,39 @@ def _load(kind: str, folder: Path, name: str | None):
     if kind == "dataframe":
         return pd.read_parquet(folder / name)
     if kind == "inferencedata":
-        import arviz as az
-
-        idata = az.from_netcdf(str(folder / name))
-        idata.load()  # read now, so the file is closed and a damaged one fails here
-        return idata
+        return LazyInferenceData(folder / name)
     raise FitCacheError(f"unknown part kind {kind!r}")
+
+
+class LazyInferenceData:
+    """Stored draws, read from their netCDF file (sha256-checked already) on first use.
+
+    The pipeline's call sites keep only the tidy table, so reading a few MB of draws with
+    xarray and ArviZ (seconds on a busy machine) is left until something asks for them; any
+    attribute of ``arviz.InferenceData`` (``posterior``, ``sample_stats``, ...) works.
+    """
+
+    def __init__(self, path: Path):
+        self._path = Path(path)
+        self._idata = None
+
+    def load(self):
+        """The ``arviz.InferenceData`` itself."""
+        if self._idata is None:
+            import arviz as az
+
+            idata = az.from_netcdf(str(self._path))
+            idata.load()
+            self._idata = idata
+        return self._idata
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.load(), name)
+
+    def __repr__(self) -> str:
+        return f"LazyInferenceData({str(self._path)!r})"
 
 
 def _with_warning(value, note: str):
