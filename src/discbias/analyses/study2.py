@@ -9,12 +9,13 @@ from ..claims import Claim, SpecResult, Specification, result_row, row
 from ..results import result_frame
 from ..stats.groups import cell_summary, welch_ttest
 from ..stats.mixed import mixedlm
-from ..stats.regression import anova_type1, ols
+from ..stats.anova import lm_anova
+from ..stats.regression import ols
 from ..studies.grissom2024 import read_study2
 
 LEVELS = {"race": ["Asian", "Black", "White"], "gender": ["men", "women"], "hair": ["long", "short"]}
 RGB = "score ~ red_mean + green_mean + blue_mean"
-ANOVA = "score ~ C(race) * C(hair) + luminance"
+ANOVA = "score ~ race * hair + luminance"
 
 
 def measure(ctx):
@@ -158,8 +159,9 @@ def fit(ctx):
     anovas = []
     for gender in ("men", "women"):
         sub = im[im["gender"] == gender]
-        _, fit_ = ols(ANOVA, sub, model=f"{gender}_anova")
-        a = anova_type1(fit_, model=f"{gender}_anova")
+        # R's lm() + anova(): sequential sums of squares with main effects before interactions
+        # (patsy would put the race x hair interaction before luminance)
+        _, a = lm_anova(ANOVA, sub, model=f"{gender}_anova", typ=(1,))
         anovas.append(a)
         ctx.add_model(f"{gender}_anova", f"Type I ANOVA of score, {gender} only", ANOVA, a)
     ctx.results["study2_anova"] = pd.concat(anovas, ignore_index=True)
