@@ -152,7 +152,7 @@ def fit(ctx):
     rgb_mx, _ = mixedlm(RGB, im, "cell", model="rgb_mixed")
     ctx.results["study2_rgb_grouped"] = pd.concat([rgb_cl, rgb_mx], ignore_index=True)
     ctx.add_model("rgb_ols_cluster", "As rgb_ols, SEs clustered by the race x gender x hair cell", RGB, rgb_cl)
-    ctx.add_model("rgb_mixed", "As rgb_ols, random intercept for the race x gender x hair cell (Wald z)",
+    ctx.add_model("rgb_mixed", "As rgb_ols, random intercept for the race x gender x hair cell (t, Satterthwaite df)",
                   RGB + " + (1 | cell)", rgb_mx, re_var=float(rgb_mx["re_var"].iloc[0]),
                   re_near_zero=bool(rgb_mx["re_near_zero"].iloc[0]))
 
@@ -298,7 +298,7 @@ CLAIMS = [
                             result_row("study2_rgb_ols", "rgb_ols_hc3", "red_mean", supports=_red_largest)),
               Specification("cluster", "OLS, cell-clustered",
                             result_row("study2_rgb_grouped", "rgb_ols_cluster", "red_mean", supports=_red_largest)),
-              Specification("mixed", "mixed model, cell intercept (Wald z)",
+              Specification("mixed", "mixed model, cell intercept (t, Satterthwaite df)",
                             result_row("study2_rgb_grouped", "rgb_mixed", "red_mean", supports=_red_largest)),
               _balanced("rgb_ols", "red_mean"),
           ], quantity="red slope (score per unit channel mean)"),
@@ -325,7 +325,7 @@ def _elicited_specs(term: str) -> list[Specification]:
                       result_row("models_elicited", "elicited_bayes_centred", term)),
         Specification("ols_hc3", "OLS, HC3", result_row("models_elicited", "elicited_ols_hc3", term)),
         Specification("cluster", "OLS, cell-clustered", result_row("models_elicited", "elicited_ols_cluster", term)),
-        Specification("mixed", "mixed, standardised, + luminance (Wald z)",
+        Specification("mixed", "mixed, standardised, + luminance (t, Satterthwaite df)",
                       result_row("models_elicited_mixed", "elicited_mixed", z)),
         _balanced("elicited_ols", term),
     ]
