@@ -165,3 +165,23 @@ def test_black_long_contrast_is_against_the_next_lowest_cell(project):
         lowest = e.loc[e["estimate"].idxmin(), "term"]
         assert c.loc[c["next_lowest"], "other"].item() == lowest
         assert (c["p_holm"] >= c["p_value"] - 1e-12).all()
+
+
+def test_cleaned_subset_anova_uses_r_term_order(project):
+    """men_anova/women_anova are R's anova(lm(score ~ race * hair + luminance)): main effects
+    (luminance included) before the interaction, and the sequential sums of squares add up to the
+    total sum of squares of the subset."""
+    an = project.results["study2_anova"]
+    for mid in ("men_anova", "women_anova"):
+        a = an[an["model"] == mid]
+        assert a["term"].tolist() == ["race", "hair", "luminance", "race:hair", "Residual"], mid
+        assert a["df"].tolist() == [2, 1, 1, 2, a["df"].iloc[-1]]
+        assert a["method"].str.contains("R term order").all()
+        # interaction SS after luminance: the same as in the full model fitted with luminance entered first
+        im = project.measures["study2_images"]
+        sub = im[im["valid"] & (im["gender"] == mid.split("_")[0])]
+        _, fit_small = ols("score ~ C(race) + C(hair) + luminance", sub, model="s")
+        _, fit_full = ols("score ~ C(race) * C(hair) + luminance", sub, model="f")
+        ss_int = float(fit_small.ssr - fit_full.ssr)
+        assert np.isclose(a.set_index("term").loc["race:hair", "sum_sq"], ss_int, rtol=1e-8)
+    assert set(project.values["study2"]["men_anova"]) == {"race", "hair", "luminance", "race_x_hair"}

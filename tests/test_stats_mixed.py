@@ -129,3 +129,53 @@ def test_mixedlm_recovers_fixed_effects_and_cell_means():
     inside = (emm["conf_low"].to_numpy() <= true_means) & (true_means <= emm["conf_high"].to_numpy())
     assert inside.mean() >= 0.75  # 95% intervals, 12 cells
     assert len(emm) == 12 and emm["n"].eq(90).all()
+
+
+REF_DIR = Path(__file__).parent / "reference"
+SATT_MODELS = {"full": "y ~ x + w + f", "small": "y ~ x", "between": "y ~ w"}
+
+
+@pytest.mark.parametrize("name", list(SATT_MODELS))
+def test_mixedlm_satterthwaite_matches_lmertest_to_4_digits(name):
+    # tests/reference/mixed_satterthwaite.R: lme4::lmer(REML) + lmerTest summary() on the synthetic
+    # data set it wrote (unbalanced groups, within-group x, group-level w, factor f)
+    d = pd.read_csv(REF_DIR / "mixed_satterthwaite_data.csv")
+    ref = pd.read_csv(REF_DIR / "mixed_satterthwaite_output.csv")
+    ref = ref[ref["model"] == name].set_index("term")
+    tidy, _ = mixedlm(SATT_MODELS[name], d, "g", model=name)
+    t = tidy[tidy["term"] != "Group Var"].copy()
+    t["term"] = t["term"].replace({"Intercept": "(Intercept)", "f[b]": "fb", "f[c]": "fc"})
+    t = t.set_index("term").loc[ref.index]
+    for col in ("estimate", "std_error", "df", "statistic", "p_value"):
+        np.testing.assert_allclose(t[col].astype(float), ref[col], rtol=5e-5, err_msg=f"{name}: {col}")
+    np.testing.assert_allclose(t["re_var"].astype(float), ref["re_var"], rtol=1e-3)
+    assert (t["test"] == "t (Satterthwaite)").all()
+    # the Wald z alternative is kept, labelled, and differs from the t test where df are small
+    z = t["statistic"].astype(float)
+    from scipy import stats
+    np.testing.assert_allclose(t["p_value_wald_z"].astype(float), 2 * stats.norm.sf(np.abs(z)), rtol=1e-10)
+    small = t["df"].astype(float) < 30
+    assert small.any() and (t.loc[small, "p_value"] > t.loc[small, "p_value_wald_z"]).all()
+    assert ((t["conf_high"] - t["conf_low"]) > (t["conf_high_wald_z"] - t["conf_low_wald_z"])).all()
+
+
+def test_mixedlm_zero_group_variance_falls_back_to_residual_df():
+    rng = np.random.default_rng(5)
+    d = pd.DataFrame({"g": np.repeat(np.arange(12), 30), "x": rng.normal(size=360)})
+    d["y"] = 1 + 0.3 * d.x + rng.normal(size=360)
+    tidy, fit = mixedlm("y ~ x", d, "g", model="m")
+    fe = tidy[tidy["term"] != "Group Var"]
+    if bool(tidy["re_near_zero"].iloc[0]):
+        assert (fe["df"] == 360 - 2).all()
+        assert fe["test"].str.contains("residual df").all()
+        assert "Satterthwaite df undefined" in tidy["warnings"].iloc[0]
+    else:  # a small positive variance: Satterthwaite df between the group count and n - p
+        assert ((fe["df"] > 5) & (fe["df"] <= 358 + 1e-6)).all()
+
+
+def test_mixedlm_ml_fit_reports_wald_z():
+    d = pd.read_csv(REF_DIR / "mixed_satterthwaite_data.csv")
+    tidy, _ = mixedlm("y ~ x", d, "g", model="ml", reml=False)
+    fe = tidy[tidy["term"] != "Group Var"]
+    assert (fe["test"] == "Wald z").all()
+    np.testing.assert_allclose(fe["p_value"].astype(float), fe["p_value_wald_z"].astype(float))

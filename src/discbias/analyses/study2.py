@@ -9,12 +9,13 @@ from ..claims import Claim, SpecResult, Specification, result_row, row
 from ..results import result_frame
 from ..stats.groups import cell_summary, welch_ttest
 from ..stats.mixed import mixedlm
-from ..stats.regression import anova_type1, ols
+from ..stats.anova import lm_anova
+from ..stats.regression import ols
 from ..studies.grissom2024 import read_study2
 
 LEVELS = {"race": ["Asian", "Black", "White"], "gender": ["men", "women"], "hair": ["long", "short"]}
 RGB = "score ~ red_mean + green_mean + blue_mean"
-ANOVA = "score ~ C(race) * C(hair) + luminance"
+ANOVA = "score ~ race * hair + luminance"
 
 
 def measure(ctx):
@@ -151,15 +152,16 @@ def fit(ctx):
     rgb_mx, _ = mixedlm(RGB, im, "cell", model="rgb_mixed")
     ctx.results["study2_rgb_grouped"] = pd.concat([rgb_cl, rgb_mx], ignore_index=True)
     ctx.add_model("rgb_ols_cluster", "As rgb_ols, SEs clustered by the race x gender x hair cell", RGB, rgb_cl)
-    ctx.add_model("rgb_mixed", "As rgb_ols, random intercept for the race x gender x hair cell (Wald z)",
+    ctx.add_model("rgb_mixed", "As rgb_ols, random intercept for the race x gender x hair cell (t, Satterthwaite df)",
                   RGB + " + (1 | cell)", rgb_mx, re_var=float(rgb_mx["re_var"].iloc[0]),
                   re_near_zero=bool(rgb_mx["re_near_zero"].iloc[0]))
 
     anovas = []
     for gender in ("men", "women"):
         sub = im[im["gender"] == gender]
-        _, fit_ = ols(ANOVA, sub, model=f"{gender}_anova")
-        a = anova_type1(fit_, model=f"{gender}_anova")
+        # R's lm() + anova(): sequential sums of squares with main effects before interactions
+        # (patsy would put the race x hair interaction before luminance)
+        _, a = lm_anova(ANOVA, sub, model=f"{gender}_anova", typ=(1,))
         anovas.append(a)
         ctx.add_model(f"{gender}_anova", f"Type I ANOVA of score, {gender} only", ANOVA, a)
     ctx.results["study2_anova"] = pd.concat(anovas, ignore_index=True)
@@ -250,7 +252,7 @@ CLAIMS = [
                             result_row("study2_rgb_ols", "rgb_ols_hc3", "red_mean", supports=_red_largest)),
               Specification("cluster", "OLS, cell-clustered",
                             result_row("study2_rgb_grouped", "rgb_ols_cluster", "red_mean", supports=_red_largest)),
-              Specification("mixed", "mixed model, cell intercept (Wald z)",
+              Specification("mixed", "mixed model, cell intercept (t, Satterthwaite df)",
                             result_row("study2_rgb_grouped", "rgb_mixed", "red_mean", supports=_red_largest)),
               _balanced("rgb_ols", "red_mean"),
           ], quantity="red slope (score per unit channel mean)"),
@@ -277,7 +279,7 @@ def _elicited_specs(term: str) -> list[Specification]:
                       result_row("models_elicited", "elicited_bayes_centred", term)),
         Specification("ols_hc3", "OLS, HC3", result_row("models_elicited", "elicited_ols_hc3", term)),
         Specification("cluster", "OLS, cell-clustered", result_row("models_elicited", "elicited_ols_cluster", term)),
-        Specification("mixed", "mixed, standardised, + luminance (Wald z)",
+        Specification("mixed", "mixed, standardised, + luminance (t, Satterthwaite df)",
                       result_row("models_elicited_mixed", "elicited_mixed", z)),
         _balanced("elicited_ols", term),
     ]

@@ -18,12 +18,15 @@ The priors follow the authors' public scripts (repository ``acgrissom/projects``
 
 The hyper-means ``mu_c`` and ``mu_0`` are sampled non-centred (``mu = sigma * z``). The RGB model
 samples intercept and slopes in OLS-whitened coordinates (:func:`_whitened_coefficients`) with the
-priors added as potentials. :func:`elicited_bayes` offers three coordinate systems
-(``parametrization``): whitened; ``centred_intercept`` (the centred-predictor intercept sampled
-flat, the paper's intercept prior on the implied uncentred intercept, a unit-Jacobian linear map;
-slopes non-centred as location + scale x standard Student-t); and fully ``noncentred``. Each is
-the same posterior, with a geometry NUTS handles differently (a slow test checks that whitened and
-centred-intercept coordinates agree within Monte Carlo error). Every fit reports R-hat, bulk/tail
+priors added as potentials. :func:`elicited_bayes` offers four coordinate systems
+(``parametrization``): whitened; ``whitened_mixture`` (the intercept's Student-t prior as its
+normal scale mixture, ``b0 = mu_0 + s_0 z / sqrt(lam)``, ``z ~ N(0, 1)``,
+``lam ~ Gamma(nu/2, nu/2)``, and the slopes OLS-whitened given ``b0``); ``centred_intercept``
+(the centred-predictor intercept sampled flat, the paper's intercept prior on the implied
+uncentred intercept, a unit-Jacobian linear map; slopes non-centred as location + scale x
+standard Student-t); and fully ``noncentred``. Each is the same posterior, with a geometry NUTS
+handles differently (a test checks that each has the paper model's density up to a constant; a
+gated slow test that the samples agree within Monte Carlo error). Every fit reports R-hat, bulk/tail
 ESS, divergences and its sampling time; ``converged`` needs R-hat <= 1.01, ESS >= 400 and no
 divergence on every reported parameter.
 """
@@ -67,13 +70,21 @@ class SamplerSettings:
     seed: int = SAMPLER_DEFAULTS["seed"]
     init: str = "jitter+adapt_diag"
     sampler: str = SAMPLER_DEFAULTS["sampler"]
+    #: "diag" (diagonal mass matrix) or "low_rank" (nutpie's low-rank modified mass matrix, which
+    #: adapts to the few strongly correlated directions of a posterior; nutpie only)
+    mass_matrix: str = "diag"
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, not {self.sampler!r}")
+        if self.mass_matrix not in ("diag", "low_rank"):
+            raise ValueError(f"mass_matrix must be 'diag' or 'low_rank', not {self.mass_matrix!r}")
+        if self.mass_matrix == "low_rank" and self.sampler != "nutpie":
+            raise ValueError("mass_matrix='low_rank' needs sampler='nutpie'")
 
     def describe(self) -> str:
-        return (f"NUTS ({self.sampler}), {self.chains} chains x {self.draws} draws after {self.tune} tuning steps, "
+        mm = ", low-rank modified mass matrix" if self.mass_matrix == "low_rank" else ""
+        return (f"NUTS ({self.sampler}{mm}), {self.chains} chains x {self.draws} draws after {self.tune} tuning steps, "
                 f"target_accept {self.target_accept}, seed {self.seed}")
 
 
@@ -110,12 +121,42 @@ def _sample_inner(model, settings: SamplerSettings):
         with model, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             extra = dict(nuts_sampler="nutpie") if settings.sampler == "nutpie" else dict(init=settings.init)
+            if settings.mass_matrix == "low_rank":
+                extra["nuts_sampler_kwargs"] = dict(low_rank_modified_mass_matrix=True)
             return pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=settings.cores,
                              random_seed=settings.seed, progressbar=False, target_accept=settings.target_accept,
                              compute_convergence_checks=False, **extra)
     finally:
         for lg, lv in zip(loggers, old):
             lg.setLevel(lv)
+
+
+def _ols_whitening(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OLS coefficients (intercept first) and the Cholesky factor of their covariance."""
+    X1 = np.column_stack([np.ones(len(X)), X])
+    beta, *_ = np.linalg.lstsq(X1, y, rcond=None)
+    resid = y - X1 @ beta
+    s2 = float(resid @ resid) / max(len(y) - X1.shape[1], 1)
+    return beta, np.linalg.cholesky(s2 * np.linalg.inv(X1.T @ X1))
+
+
+def _whitened_given_intercept(X: np.ndarray, y: np.ndarray, b0):
+    """Slopes in OLS-whitened coordinates given the intercept ``b0`` (call inside a model).
+
+    As :func:`_whitened_coefficients` with the intercept ordered first in the Cholesky factor
+    ``L``: the intercept depends on the first whitened coordinate alone, ``b0 = ols_0 + L_00
+    theta_0``, so ``theta_0`` is replaced by ``(b0 - ols_0) / L_00`` with ``b0`` sampled in its own
+    coordinates (by the caller), and the slopes are ``ols + L @ (theta_0, theta_rest)`` with flat
+    ``theta_rest``. The map ``(b0, theta_rest) -> (b0, slopes)`` is linear (constant Jacobian).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    beta, L = _ols_whitening(X, y)
+    rest = pm.Flat("theta", shape=len(beta) - 1)
+    theta = pt.concatenate([pt.reshape((b0 - beta[0]) / L[0, 0], (1,)), rest])
+    coefs = pm.math.constant(beta) + pm.math.dot(pm.math.constant(L), theta)
+    return coefs[1:]
 
 
 def _whitened_coefficients(X: np.ndarray, y: np.ndarray):
@@ -128,12 +169,8 @@ def _whitened_coefficients(X: np.ndarray, y: np.ndarray):
     """
     import pymc as pm
 
-    X1 = np.column_stack([np.ones(len(X)), X])
-    beta, *_ = np.linalg.lstsq(X1, y, rcond=None)
-    resid = y - X1 @ beta
-    s2 = float(resid @ resid) / max(len(y) - X1.shape[1], 1)
-    L = np.linalg.cholesky(s2 * np.linalg.inv(X1.T @ X1))
-    theta = pm.Flat("theta", shape=X1.shape[1])
+    beta, L = _ols_whitening(X, y)
+    theta = pm.Flat("theta", shape=len(beta))
     return pm.math.constant(beta) + pm.math.dot(pm.math.constant(L), theta)
 
 
@@ -269,78 +306,48 @@ def rgb_bayes(df: pd.DataFrame, y: str = "score", xs: tuple[str, ...] = ("red_me
     return tidy, idata
 
 
-PARAMETRIZATIONS = ("centred_intercept", "noncentred", "whitened")
+PARAMETRIZATIONS = ("centred_intercept", "noncentred", "whitened", "whitened_mixture")
 
 
-def elicited_bayes(df: pd.DataFrame, y: str, xs: list[str], *, shared_scale: dict[str, str] | None = None,
-                   spec: str = "paper", model: str = "elicited_bayes", settings: SamplerSettings | None = None,
-                   parametrization: str = "centred_intercept") -> tuple[pd.DataFrame, object]:
-    """The paper's Figure 7 model: score on per-image mean ratings with Student-t slopes.
+def elicited_model(yv: np.ndarray, X: np.ndarray, xs: list[str], idx: np.ndarray, *, spec: str = "paper",
+                   parametrization: str = "whitened_mixture"):
+    """The PyMC model of :func:`elicited_bayes` (not sampled), in the given coordinates.
 
     Parameters
     ----------
-    df : DataFrame
-    y : str
-        Outcome column.
+    yv : ndarray
+        Outcome.
+    X : ndarray
+        Predictors (n x k), already centred for ``spec="centred"``.
     xs : list of str
-        Predictor columns.
-    shared_scale : dict, optional
-        ``{predictor: other}``: ``predictor`` uses ``other``'s ``sigma_c`` (the paper ties
-        femininity to masculinity).
-    spec : {"paper", "centred"}
-        ``"paper"``: uncentred predictors, t intercept centred on the mean score with scale
-        ``~HalfStudentT(10, 1)``. ``"centred"``: centred predictors and a
-        ``Normal(mean(y), 2.5 sd(y))`` intercept (the slopes' priors unchanged).
-    model : str
-    settings : SamplerSettings, optional
-    parametrization : {"centred_intercept", "noncentred", "whitened"}
-        Coordinates NUTS samples in; the model (priors and likelihood) is the same.
-        ``"centred_intercept"`` (default): the intercept of the *centred* predictors ``c0`` (which
-        the data pin down) is sampled with a flat density, the paper's intercept prior is put
-        on the implied uncentred intercept ``b0 = c0 - mean(x) . b`` (a linear change of variables
-        with unit Jacobian, so the posterior is the same) and the slopes are non-centred as below.
-        ``"noncentred"``: each Student-t coefficient as location + scale x a standard Student-t
-        draw (``b_c = mu_c + sigma_c w_c``, ``b0 = mu_0 + s_0 w_0``, ``w ~ StudentT(nu, 0, 1)``):
-        the rating slopes and the paper's uncentred intercept are weakly identified relative to
-        their prior scales, where the centred form has funnels that leave R-hat > 1.01.
-        ``"whitened"``: intercept and slopes in OLS-whitened coordinates with the priors as
-        potentials (:func:`_whitened_coefficients`).
+        Predictor names (length k).
+    idx : ndarray of int
+        For each predictor, the index of the ``sigma_c`` it uses (shared scales).
+    spec, parametrization : str
+        As in :func:`elicited_bayes`.
 
     Returns
     -------
-    tidy : DataFrame
-        Rows ``Intercept``, each predictor, ``sigma`` and ``nu``.
-    idata : arviz.InferenceData
+    pymc.Model
+        Deterministics ``b0``, ``b_0`` ... ``b_{k-1}`` hold the intercept and slopes in every
+        parametrization (the tests compare the models' densities through them).
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> df = pd.DataFrame({"m": rng.uniform(1, 7, 200), "f": rng.uniform(1, 7, 200)})
-    >>> df["y"] = 150 - 2 * df.m + rng.normal(0, 5, 200)
-    >>> tidy, _ = elicited_bayes(df, "y", ["m", "f"], shared_scale={"f": "m"},
-    ...                          settings=SamplerSettings(200, 200, 2, 1))  # doctest: +SKIP
+    >>> X = rng.uniform(1, 7, (50, 2)); y = 150 + X @ [1.0, -1.0] + rng.normal(0, 5, 50)
+    >>> m = elicited_model(y, X, ["a", "b"], np.array([0, 0]))
+    >>> sorted(v.name for v in m.deterministics)
+    ['b0', 'b_0', 'b_1', 'mu_0', 'mu_c']
     """
     import pymc as pm
 
-    if spec not in ("paper", "centred"):
-        raise ValueError(f"spec must be 'paper' or 'centred', not {spec!r}")
-    settings = settings or SamplerSettings()
-    shared_scale = dict(shared_scale or {})
-    for k, v in shared_scale.items():
-        if k not in xs or v not in xs:
-            raise ValueError(f"shared_scale {k!r} -> {v!r}: both must be predictors ({xs})")
-    d, warns = _check(df, y, xs, model)
-    yv = d[y].to_numpy(float)
-    X = d[xs].to_numpy(float)
-    means = X.mean(axis=0)
-    if spec == "centred":
-        X = X - means
-    own = [x for x in xs if x not in shared_scale]
-    idx = np.array([own.index(shared_scale.get(x, x)) for x in xs])
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, not {parametrization!r}")
+    own = list(range(int(np.max(idx)) + 1))
     nc = parametrization in ("noncentred", "centred_intercept")
     ci = parametrization == "centred_intercept"
+    mix = parametrization == "whitened_mixture"
     xbar = X.mean(axis=0)
     with pm.Model() as m:
         nu = pm.HalfCauchy("nu", beta=2)
@@ -348,14 +355,31 @@ def elicited_bayes(df: pd.DataFrame, y: str, xs: list[str], *, shared_scale: dic
         s = sigma_c[idx]
         z_mu = pm.Normal("z_mu", 0, 1, shape=len(xs))
         mu_c = pm.Deterministic("mu_c", s * z_mu)
-        if nc:
+        if mix:
+            # the intercept's Student-t prior as its normal scale mixture (b0 = mu_0 + s_0 z / sqrt(lam),
+            # z ~ N(0, 1), lam ~ Gamma(nu/2, nu/2): marginally t(nu, mu_0, s_0)), non-centred; the slopes
+            # in OLS-whitened coordinates given b0, their t priors as potentials
+            if spec == "paper":
+                sigma_0 = pm.HalfStudentT("sigma_0", nu=10, sigma=1)
+                z0 = pm.Normal("z0", 0, 1)
+                mu_0 = pm.Deterministic("mu_0", float(yv.mean()) + sigma_0 * z0)
+                s_0 = pm.HalfStudentT("s_0", nu=10, sigma=1)
+                lam0 = pm.Gamma("lam0", alpha=nu / 2, beta=nu / 2)
+                b0 = mu_0 + s_0 * pm.Normal("z_b0", 0, 1) / pm.math.sqrt(lam0)
+            else:
+                b0 = float(yv.mean()) + 2.5 * float(yv.std()) * pm.Normal("z_b0", 0, 1)
+            b = _whitened_given_intercept(X, yv, b0)
+            pm.Potential("prior_b", pm.logp(pm.StudentT.dist(nu=nu, mu=mu_c, sigma=s), b).sum())
+        elif nc:
             w = pm.StudentT("w", nu=nu, mu=0, sigma=1, shape=len(xs))
             b = mu_c + s * w
         else:
             coefs = _whitened_coefficients(X, yv)
             b0, b = coefs[0], coefs[1:]
             pm.Potential("prior_b", pm.logp(pm.StudentT.dist(nu=nu, mu=mu_c, sigma=s), b).sum())
-        if spec == "paper":
+        if mix:
+            pass
+        elif spec == "paper":
             sigma_0 = pm.HalfStudentT("sigma_0", nu=10, sigma=1)
             z0 = pm.Normal("z0", 0, 1)
             mu_0 = pm.Deterministic("mu_0", float(yv.mean()) + sigma_0 * z0)
@@ -381,12 +405,85 @@ def elicited_bayes(df: pd.DataFrame, y: str, xs: list[str], *, shared_scale: dic
         pm.Normal("y", mu=b0 + pm.math.dot(X, b), sigma=sigma, observed=yv)
         for j in range(len(xs)):
             pm.Deterministic(f"b_{j}", b[j])
+    return m
+
+
+def elicited_bayes(df: pd.DataFrame, y: str, xs: list[str], *, shared_scale: dict[str, str] | None = None,
+                   spec: str = "paper", model: str = "elicited_bayes", settings: SamplerSettings | None = None,
+                   parametrization: str = "centred_intercept") -> tuple[pd.DataFrame, object]:
+    """The paper's Figure 7 model: score on per-image mean ratings with Student-t slopes.
+
+    Parameters
+    ----------
+    df : DataFrame
+    y : str
+        Outcome column.
+    xs : list of str
+        Predictor columns.
+    shared_scale : dict, optional
+        ``{predictor: other}``: ``predictor`` uses ``other``'s ``sigma_c`` (the paper ties
+        femininity to masculinity).
+    spec : {"paper", "centred"}
+        ``"paper"``: uncentred predictors, t intercept centred on the mean score with scale
+        ``~HalfStudentT(10, 1)``. ``"centred"``: centred predictors and a
+        ``Normal(mean(y), 2.5 sd(y))`` intercept (the slopes' priors unchanged).
+    model : str
+    settings : SamplerSettings, optional
+    parametrization : {"centred_intercept", "noncentred", "whitened", "whitened_mixture"}
+        Coordinates NUTS samples in; the model (priors and likelihood) is the same.
+        ``"centred_intercept"`` (default): the intercept of the *centred* predictors ``c0`` (which
+        the data pin down) is sampled with a flat density, the paper's intercept prior is put
+        on the implied uncentred intercept ``b0 = c0 - mean(x) . b`` (a linear change of variables
+        with unit Jacobian, so the posterior is the same) and the slopes are non-centred as below.
+        ``"noncentred"``: each Student-t coefficient as location + scale x a standard Student-t
+        draw (``b_c = mu_c + sigma_c w_c``, ``b0 = mu_0 + s_0 w_0``, ``w ~ StudentT(nu, 0, 1)``):
+        the rating slopes and the paper's uncentred intercept are weakly identified relative to
+        their prior scales, where the centred form has funnels that leave R-hat > 1.01.
+        ``"whitened"``: intercept and slopes in OLS-whitened coordinates with the priors as
+        potentials (:func:`_whitened_coefficients`). ``"whitened_mixture"``: the intercept's
+        Student-t prior as its normal scale mixture, non-centred (``b0 = mu_0 + s_0 z /
+        sqrt(lam)``, ``z ~ N(0, 1)``, ``lam ~ Gamma(nu/2, nu/2)``; marginally the same t), the
+        slopes OLS-whitened given ``b0`` (:func:`_whitened_given_intercept`) with their priors
+        as potentials: for a heavy-tailed intercept posterior (prior core vs data far from it).
+
+    Returns
+    -------
+    tidy : DataFrame
+        Rows ``Intercept``, each predictor, ``sigma`` and ``nu``.
+    idata : arviz.InferenceData
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"m": rng.uniform(1, 7, 200), "f": rng.uniform(1, 7, 200)})
+    >>> df["y"] = 150 - 2 * df.m + rng.normal(0, 5, 200)
+    >>> tidy, _ = elicited_bayes(df, "y", ["m", "f"], shared_scale={"f": "m"},
+    ...                          settings=SamplerSettings(200, 200, 2, 1))  # doctest: +SKIP
+    """
+    if spec not in ("paper", "centred"):
+        raise ValueError(f"spec must be 'paper' or 'centred', not {spec!r}")
+    settings = settings or SamplerSettings()
+    shared_scale = dict(shared_scale or {})
+    for k, v in shared_scale.items():
+        if k not in xs or v not in xs:
+            raise ValueError(f"shared_scale {k!r} -> {v!r}: both must be predictors ({xs})")
+    d, warns = _check(df, y, xs, model)
+    yv = d[y].to_numpy(float)
+    X = d[xs].to_numpy(float)
+    means = X.mean(axis=0)
+    if spec == "centred":
+        X = X - means
+    own = [x for x in xs if x not in shared_scale]
+    idx = np.array([own.index(shared_scale.get(x, x)) for x in xs])
+    if parametrization not in PARAMETRIZATIONS:
+        raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, not {parametrization!r}")
+    m = elicited_model(yv, X, xs, idx, spec=spec, parametrization=parametrization)
     idata = _sample(m, settings)
     terms = {"b0": "Intercept", **{f"b_{j}": x for j, x in enumerate(xs)}, "sigma": "sigma", "nu": "nu"}
     what = ("paper's specification (uncentred predictors, t intercept centred on the mean score)" if spec == "paper"
             else "centred predictors, weakly informative Normal intercept")
     method = (f"Bayesian regression with Student-t slopes, {what} (posterior mean, 95% HDI); sampled "
-              f"{dict(centred_intercept='with the centred-predictor intercept and non-centred slopes', noncentred='non-centred', whitened='in OLS-whitened coordinates')[parametrization]}; " + settings.describe())
+              f"{dict(centred_intercept='with the centred-predictor intercept and non-centred slopes', noncentred='non-centred', whitened='in OLS-whitened coordinates', whitened_mixture='with the intercept non-centred as a normal scale mixture and the slopes OLS-whitened given it')[parametrization]}; " + settings.describe())
     tidy = posterior_table(idata, terms, model=model, method=method, n_obs=len(d), warnings_=warns,
                            extra=dict(formula=f"{y} ~ {' + '.join(xs)}", spec=spec))
     if spec == "centred":

@@ -2,7 +2,9 @@
 
 * :func:`mixedlm`: a statsmodels ``MixedLM`` random-intercept model (REML by default), with the
   fixed effects and the random-intercept variance as rows, a flag when that variance is near zero
-  (the known trap where ``converged=True`` hides a degenerate fit), and the dropped rows.
+  (the known trap where ``converged=True`` hides a degenerate fit), and the dropped rows. Fixed
+  effects are tested with t statistics on Satterthwaite degrees of freedom (as lmerTest), Wald z
+  kept beside them (:func:`satterthwaite`).
 * :func:`nested_variance_components`: a fast REML fit of ``y = mu + a[cell] + b[image in cell] + e``
   from per-image sufficient statistics, with parametric-bootstrap intervals for the variance
   shares. It is validated against ``MixedLM`` in the tests (same REML criterion).
@@ -50,9 +52,13 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     Returns
     -------
     tidy : DataFrame
-        One row per fixed effect (Wald z statistics, as statsmodels reports them) and a row
-        ``"Group Var"`` holding the random-intercept variance (``estimate``) and the residual
-        variance (column ``residual_var``). Extra columns: ``re_var``, ``residual_var``,
+        One row per fixed effect and a row ``"Group Var"`` holding the random-intercept variance
+        (``estimate``) and the residual variance (column ``residual_var``). Fixed effects:
+        ``statistic`` = estimate / SE, tested as t on ``df`` Satterthwaite degrees of freedom
+        (``test`` = ``"t (Satterthwaite)"``, as lmerTest's ``summary``; ``p_value`` and the
+        ``conf_low/high`` t interval use them; see :func:`satterthwaite`), with the Wald z
+        alternative in ``p_value_wald_z``, ``conf_low_wald_z``, ``conf_high_wald_z``. With
+        ``reml=False`` the test is Wald z. Extra columns: ``re_var``, ``residual_var``,
         ``re_share`` (random-intercept share of the total variance), ``re_near_zero``.
     fit : MixedLMResults
 
@@ -106,16 +112,162 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     common = dict(model=model, conf_level=conf_level, n_obs=n_used, n_groups=n_groups, converged=converged,
                   warnings=list(warns), re_var=re_var, residual_var=scale, re_share=share, re_near_zero=near_zero,
                   formula=f"{formula} + (1 | {groups})",
-                  method=f"linear mixed model, random intercept for {groups} ({'REML' if reml else 'ML'}; Wald z CI)")
+                  method=f"linear mixed model, random intercept for {groups} ({'REML' if reml else 'ML'}; "
+                         + ("t tests and CI on Satterthwaite df)" if reml else "Wald z CI)"))
     fe = fit.fe_params
     bse = fit.bse_fe
-    for term in fe.index:
+    satt = satterthwaite(fit, reml=reml) if reml else None
+    if satt is not None and satt["warning"]:
+        common["warnings"] = common["warnings"] + [satt["warning"]]
+    for j, term in enumerate(fe.index):
         est, se = float(fe[term]), float(bse[term])
+        if satt is not None:  # lme4's vcov: sigma^2 (X' V^-1 X)^-1 at the REML optimum (statsmodels' bse_fe
+            est, se = float(satt["estimate"][j]), float(satt["std_error"][j])  # differ by up to ~1%)
+        wald = dict(p_value_wald_z=2 * stats.norm.sf(abs(est / se)), conf_low_wald_z=est - z * se,
+                    conf_high_wald_z=est + z * se)
+        if satt is None:   # ML fit: lmerTest's Satterthwaite df are defined for the REML fit; Wald z only
+            rows.append(dict(common, term=clean_term(term), estimate=est, std_error=se, statistic=est / se,
+                             p_value=wald["p_value_wald_z"], conf_low=wald["conf_low_wald_z"],
+                             conf_high=wald["conf_high_wald_z"], df=np.inf, test="Wald z", **wald))
+            continue
+        df = float(satt["df"][j])
+        tq = stats.t.ppf(0.5 + conf_level / 2, df)
         rows.append(dict(common, term=clean_term(term), estimate=est, std_error=se, statistic=est / se,
-                         p_value=2 * stats.norm.sf(abs(est / se)), conf_low=est - z * se, conf_high=est + z * se))
+                         p_value=float(np.exp(np.log(2) + stats.t.logsf(abs(est / se), df))),
+                         conf_low=est - tq * se, conf_high=est + tq * se, df=df, test=satt["test"], **wald))
     rows.append(dict(common, term="Group Var", estimate=re_var, std_error=np.nan, statistic=np.nan, p_value=np.nan,
                      conf_low=np.nan, conf_high=np.nan))
     return result_frame(rows), fit
+
+
+#: ``test`` label of the fixed-effect rows of :func:`mixedlm`.
+SATTERTHWAITE = "t (Satterthwaite)"
+
+
+def _group_sums(X: np.ndarray, y: np.ndarray, groups) -> dict:
+    codes = pd.factorize(pd.Series(np.asarray(groups)))[0]
+    G = codes.max() + 1
+    Z = np.zeros((len(y), G))
+    Z[np.arange(len(y)), codes] = 1.0
+    return dict(n=Z.sum(axis=0), XtX=X.T @ X, Xty=X.T @ y, yty=float(y @ y), Xg=Z.T @ X, yg=Z.T @ y)
+
+
+def _reml_parts(phi: np.ndarray, s: dict):
+    """REML deviance (-2 log-likelihood, without its constant) of ``y = X b + a[g] + e`` at
+    ``phi = (log var(a), log var(e))``, and the fixed effects' covariance ``(X' V^-1 X)^-1``."""
+    s_a, s_e = np.exp(phi)
+    w = s_a / (s_e + s["n"] * s_a)                      # per group, V_g^-1 = (I - w 11') / s_e
+    XVX = (s["XtX"] - (s["Xg"].T * w) @ s["Xg"]) / s_e
+    XVy = (s["Xty"] - (s["Xg"].T * w) @ s["yg"]) / s_e
+    yVy = (s["yty"] - float((w * s["yg"]) @ s["yg"])) / s_e
+    n = s["n"]
+    logdet_v = float(((n - 1) * np.log(s_e) + np.log(s_e + n * s_a)).sum())
+    sign, logdet_x = np.linalg.slogdet(XVX)
+    C = np.linalg.inv(XVX)
+    beta = C @ XVy
+    dev = logdet_v + logdet_x + yVy - float(beta @ XVy)
+    return dev, C, beta
+
+
+def _num_grad(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Central differences, one Richardson step (error O(h^4))."""
+    def d(step):
+        out = []
+        for i in range(len(x)):
+            e = np.zeros_like(x)
+            e[i] = step
+            out.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * step))
+        return np.array(out)
+    return (4 * d(h / 2) - d(h)) / 3
+
+
+def satterthwaite(fit, *, reml: bool = True, L: np.ndarray | None = None) -> dict:
+    """Satterthwaite degrees of freedom of fixed-effect contrasts of a random-intercept MixedLM.
+
+    As ``lmerTest`` computes them: for a contrast ``L b`` with variance
+    ``v(theta) = L C(theta) L'`` (``C = (X' V^-1 X)^-1``, theta the variance parameters),
+    ``df = 2 v^2 / (g' A g)`` where ``g`` is the gradient of ``v`` with respect to theta and ``A``
+    the asymptotic covariance of theta, twice the inverse Hessian of the REML deviance
+    (-2 log-likelihood). Both are numerical derivatives (central differences with a Richardson
+    step) at the REML estimate, here in log-variance coordinates (``df`` does not depend on the
+    coordinates at an interior optimum). The variance parameters are re-optimised from
+    statsmodels' estimates on the same REML criterion so that the derivatives are taken at the optimum.
+
+    When the random-intercept variance is at (or numerically near) zero the Hessian is singular
+    and the model is an OLS fit: ``df`` is then the residual df ``n - p`` and ``test`` says so.
+
+    Parameters
+    ----------
+    fit : statsmodels MixedLMResults
+        A random-intercept fit (one random effect per group).
+    reml : bool
+        Must be True (the degrees of freedom are defined from the REML criterion).
+    L : ndarray, optional
+        Contrast matrix (rows = contrasts); the identity (each coefficient) by default.
+
+    Returns
+    -------
+    dict
+        ``df`` (array, one per contrast), ``std_error`` (array, ``sqrt(v)`` at the optimum, as
+        lme4's ``vcov``), ``estimate`` (array, ``L b`` with the GLS fixed effects at the optimum),
+        ``theta`` (random-intercept and residual variances), ``vcov_theta`` (covariance of the
+        log variances), ``test`` (label for the ``test`` column) and ``warning`` ("" or why the
+        fallback was used).
+
+    Examples
+    --------
+    >>> import statsmodels.formula.api as smf
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(8), 15); x = rng.normal(size=120); w = rng.normal(size=8)[g]
+    >>> u = rng.normal(size=8)[g]  # group effect not explained by w
+    >>> d = pd.DataFrame({"y": 1 + 0.5 * x + w + u + rng.normal(size=120), "x": x, "w": w, "g": g})
+    >>> fit = smf.mixedlm("y ~ x + w", d, groups=d["g"]).fit(reml=True)
+    >>> s = satterthwaite(fit)
+    >>> s["test"], bool(s["df"][1] > 100), bool(s["df"][2] < 10)   # within-group x, between-group w
+    ('t (Satterthwaite)', True, True)
+    """
+    from scipy import optimize
+
+    if not reml:
+        raise ValueError("satterthwaite: Satterthwaite df are defined for the REML fit; refit with reml=True")
+    if fit.cov_re.shape != (1, 1):
+        raise ValueError(f"satterthwaite: only random-intercept models (one variance), not {fit.cov_re.shape}")
+    X = np.asarray(fit.model.exog, float)
+    y = np.asarray(fit.model.endog, float)
+    groups = np.concatenate([np.full(len(fit.model.row_indices[g]), i) for i, g in enumerate(fit.model.group_labels)])
+    order = np.concatenate([fit.model.row_indices[g] for g in fit.model.group_labels])
+    sums = _group_sums(X[order], y[order], groups)
+    p = X.shape[1]
+    L = np.eye(p) if L is None else np.atleast_2d(np.asarray(L, float))
+    re_var, scale = float(fit.cov_re.iloc[0, 0]), float(fit.scale)
+    n = len(y)
+    if re_var < NEAR_ZERO_SHARE * scale:
+        _, C, beta = _reml_parts(np.log([max(re_var, 1e-300), scale]), sums)
+        df = np.full(len(L), float(n - np.linalg.matrix_rank(X)))
+        return dict(df=df, std_error=np.sqrt(np.einsum("ij,jk,ik->i", L, C, L)), estimate=L @ beta,
+                    theta=np.array([re_var, scale]),
+                    vcov_theta=np.full((2, 2), np.nan), test="t (residual df: random-intercept variance at zero)",
+                    warning="Satterthwaite df undefined with a zero random-intercept variance; t on the residual df")
+    dev = lambda ph: _reml_parts(ph, sums)[0]  # noqa: E731
+    res = optimize.minimize(dev, np.log([re_var, scale]), method="BFGS", jac=lambda ph: _num_grad(dev, ph),
+                            options=dict(gtol=1e-9))
+    phi = res.x if res.fun <= dev(np.log([re_var, scale])) else np.log([re_var, scale])
+    H = _num_grad(lambda ph: _num_grad(dev, ph, 1e-3), phi, 1e-3)
+    H = (H + H.T) / 2
+    warning = ""
+    try:
+        np.linalg.cholesky(H)
+        A = 2 * np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        A = np.full((2, 2), np.nan)
+        warning = "REML Hessian of the variance parameters not positive definite: Satterthwaite df undefined"
+    v = lambda ph: np.einsum("ij,jk,ik->i", L, _reml_parts(ph, sums)[1], L)  # noqa: E731
+    v0 = v(phi)
+    g = _num_grad(v, phi)                       # shape (2, n_contrasts)
+    df = 2 * v0 ** 2 / np.einsum("ai,ab,bi->i", g, A, g)
+    beta = _reml_parts(phi, sums)[2]
+    return dict(df=df, std_error=np.sqrt(v0), estimate=L @ beta, theta=np.exp(phi), vcov_theta=A, test=SATTERTHWAITE,
+                warning=warning)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -84,18 +84,23 @@ def figures(ctx):
     mx = res["models_elicited_mixed"]
     t = pd.DataFrame({"Model": mx["model"], "Term": mx["term"].map(lambda s: _short(s[2:]) if s.startswith("z_") else s),
                       "Estimate": mx["estimate"], "SE": mx["std_error"], "95% CI low": mx["conf_low"],
-                      "95% CI high": mx["conf_high"], "p": mx["p_value"], "p (Holm)": mx["p_holm"]})
+                      "95% CI high": mx["conf_high"], "Test": mx["test"].fillna("z (cluster-robust SE)"),
+                      "df": mx["df"], "p": mx["p_value"], "p (Holm)": mx["p_holm"]})
     ctx.save_table(t, "models_elicited_mixed", digits={"Estimate": 3, "SE": 3, "95% CI low": 3, "95% CI high": 3,
-                                                       "p": 4, "p (Holm)": 4},
-                   caption="Standardized fixed effects: MixedLM (random cell intercept, REML) and OLS with cell-clustered SEs.",
+                                                       "df": 1, "p": 4, "p (Holm)": 4},
+                   caption="Standardized fixed effects: MixedLM (random cell intercept, REML; t tests and intervals on "
+                           "Satterthwaite degrees of freedom) and OLS with cell-clustered SEs (z).",
                    label="tbl-models-mixed")
 
     rgh = res["models_race_gender_hair"]
     rgh = rgh[rgh["model"] == "race_gender_hair_mixed"]
     t = pd.DataFrame({"Term": rgh["term"], "Estimate": rgh["estimate"], "SE": rgh["std_error"],
-                      "95% CI low": rgh["conf_low"], "95% CI high": rgh["conf_high"], "p": rgh["p_value"]})
-    ctx.save_table(t, "models_rgh_mixed", digits={"Estimate": 2, "SE": 2, "95% CI low": 2, "95% CI high": 2, "p": 4},
-                   caption="Race \u00d7 gender \u00d7 hair mixed model: fixed effects (REML, Wald intervals).",
+                      "95% CI low": rgh["conf_low"], "95% CI high": rgh["conf_high"], "Test": rgh["test"],
+                      "df": rgh["df"], "p": rgh["p_value"]})
+    ctx.save_table(t, "models_rgh_mixed", digits={"Estimate": 2, "SE": 2, "95% CI low": 2, "95% CI high": 2, "df": 1,
+                                                  "p": 4},
+                   caption="Race \u00d7 gender \u00d7 hair mixed model: fixed effects (REML; t tests and intervals on "
+                           "Satterthwaite degrees of freedom, as lmerTest).",
                    label="tbl-models-rgh")
 
     emm = res["models_cell_emm"]
