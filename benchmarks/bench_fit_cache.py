@@ -71,12 +71,12 @@ def _make(root: Path, config: str, env: dict) -> dict:
     if proc.returncode:
         raise SystemExit(f"bench_fit_cache: make report failed in {root}:\n{out[-4000:]}")
     events = [json.loads(x) for x in log.read_text().splitlines()[n0:]] if log.exists() else []
-    steps = re.findall(r"figures: ran \d+ of \d+ steps \(([^)]*)\)", out)
+    steps = re.findall(r"figures (\S+): ran in", out)  # the engine's log line per figure step that ran
     return dict(seconds=round(wall, 1), cpu_seconds=round(_cpu() - cpu0, 1),
                 stages=re.findall(r"discbias (fetch|measure|fit|figures|render) --config", out),
                 fits_refitted=sorted(e["model"] for e in events if e["status"] != "hit"),
                 fits_reused=sorted(e["model"] for e in events if e["status"] == "hit"),
-                figure_steps_ran=[s.strip() for s in steps[0].split(",")] if steps and steps[0] != "none" else [],
+                figure_steps_ran=steps,
                 load_before=round(load0, 2), load_after=round(os.getloadavg()[0], 2))
 
 
