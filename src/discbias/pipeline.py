@@ -283,6 +283,22 @@ def _common_figures_step(ctx: StepContext) -> None:
 COMMON_RESULTS = ["claims", "claims_specifications", "provenance", "models", "data_issues"]
 
 
+def _common_figures_version() -> str:
+    """The common figures step's code version: the step's own source and the modules it draws with
+    (not all of this module's imports, which reach every analysis and figure module, so that an edit to
+    one analysis's figure reruns that figure step only)."""
+    import hashlib
+    import inspect
+
+    from .engine import code_version
+    from .report.speccurve import spec_curve_figures
+    from .report.tables import common_tables
+
+    parts = [inspect.getsource(_common_figures_step), code_version(common_tables), code_version(spec_curve_figures),
+             code_version(FigureContext)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
 def _render_step(ctx: StepContext) -> None:
     from .report.render import render
 
@@ -329,7 +345,8 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
                              *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
                       writes=[R("models"), "values"], group="fit"))
     steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
-                      optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures"))
+                      optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures",
+                      version=_common_figures_version()))
     from .report.figures import figure_module
 
     for a in _analyses():  # each analysis's figure module declares its figure steps
