@@ -122,3 +122,27 @@ def test_steps_command_lists_the_declarations(synthetic_study, capsys):
     assert ("rescoring:import", "measures/ffhq_scores") in writes and ("study1:adapt", "released/ffhq_scores") in writes
     assert main(["steps", "--config", str(synthetic_study), "--root", str(root)]) == 0
     assert "fit:claims" in capsys.readouterr().out
+
+
+def test_figure_steps_rerun_only_when_a_saved_file_is_missing(tmp_path):
+    """A figure step whose record exists and whose saved files are all on disk is not forced; one whose
+    record is missing, or one of whose files was deleted, is (whatever the step's name, e.g. the common
+    step 'figures:common' that records 'figures/common')."""
+    from discbias.engine import Step
+    from discbias.pipeline import _figure_steps_missing_files
+
+    paths = project_paths(tmp_path)
+    paths.figures.mkdir(parents=True)
+    paths.tables.mkdir(parents=True)
+    store = TableStore(tmp_path / "store")
+    steps = [Step("figures:common", lambda ctx: None, writes=["figures/common"], group="figures"),
+             Step("a:figures", lambda ctx: None, writes=["figures/a:figures"], group="figures")]
+    engine = Engine(steps, store)
+    assert _figure_steps_missing_files(engine, paths) == ["figures:common", "a:figures"]  # never ran
+    store.put_value("figures/common", dict(saved=["figure:f1", "table:t1"]))
+    store.put_value("figures/a:figures", dict(saved=["figure:f2"]))
+    for f in (paths.figures / "f1.svg", paths.tables / "t1.csv", paths.figures / "f2.svg"):
+        f.write_text("x")
+    assert _figure_steps_missing_files(engine, paths) == []
+    (paths.tables / "t1.csv").unlink()
+    assert _figure_steps_missing_files(engine, paths) == ["figures:common"]

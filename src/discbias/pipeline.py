@@ -521,11 +521,12 @@ def _figure_steps_missing_files(engine, paths: ProjectPaths) -> list[str]:
     """Figure steps that never ran or one of whose saved figures/tables is no longer on disk."""
     missing = []
     for name in engine.order("figures"):
-        key = f"figures/{name}"
-        if not engine.store.exists(key):
+        records = [t for t in engine.step(name).outputs if t.startswith("figures/")]  # {"saved": [...]}
+        if not records or not all(engine.store.exists(t) for t in records):
             missing.append(name)
             continue
-        for item in engine.store.get_value(key).get("saved", []):
+        saved = [item for t in records for item in engine.store.get_value(t).get("saved", [])]
+        for item in saved:
             kind, _, stem = item.partition(":")
             folder, ext = (paths.figures, "svg") if kind == "figure" else (paths.tables, "csv")
             if not (folder / f"{stem}.{ext}").exists():
