@@ -78,6 +78,7 @@ __all__ = ["DeclarationError", "MissingInputError", "StepError", "Step", "StepCo
 
 #: Bumped when the manifest's meaning changes (every step then reruns once).
 from .errors import MissingInputError as _UserMissingInput  # noqa: E402
+from .fetch import sha256_file  # noqa: E402
 
 MANIFEST_SCHEMA = 1
 
@@ -151,14 +152,6 @@ def code_version(obj: Any, *, deep: bool = True) -> str:
 # --------------------------------------------------------------------------------------------
 # the table store
 # --------------------------------------------------------------------------------------------
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -319,7 +312,7 @@ class TableStore:
         memo = self._digests.get(key)
         if memo and memo[:2] == (st.st_size, st.st_mtime_ns):
             return memo[2]
-        d = _sha256_file(p)
+        d = sha256_file(p)
         self._digests[key] = (st.st_size, st.st_mtime_ns, d)
         return d
 

@@ -28,6 +28,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ..errors import ConfigError, ConfigModel, validate_config
+from ..fetch import sha256_file
 
 __all__ = ["AuditConfig", "load_audit_config", "input_digests", "LEVELS", "COMPARISONS"]
 
@@ -218,16 +219,6 @@ def load_audit_config(path) -> AuditConfig:
     return cfg
 
 
-def _sha256(p: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def input_digests(cfg) -> dict:
     """sha256 of the local input files (the manifest, long rating files, a local weights file), by ``role:path``.
 
@@ -249,5 +240,5 @@ def input_digests(cfg) -> dict:
     for role, c in cands:
         p = cfg.resolve(c) if hasattr(cfg, "resolve") else Path(c)
         if p.is_file():
-            out[f"{role}:{c}"] = _sha256(p)
+            out[f"{role}:{c}"] = sha256_file(p)
     return out

@@ -17,12 +17,9 @@ printed so it can be recorded).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -266,55 +263,6 @@ def download_weights(
                 f"could not download {entry.name} from {source} ({exc}). If this machine is offline, download "
                 f"the file elsewhere and put it at {target} (or set ${WEIGHTS_DIR_ENV}). Licence: {entry.license}"
             ) from exc
-        if entry.sha256 is not None and digest != entry.sha256:
-            raise ChecksumMismatchError(
-                f"{entry.name} downloaded from {source} has sha256 {digest}, expected {entry.sha256}; the file was "
-                "discarded -- retry, or check the URL"
-            )
-        if progress and entry.sha256 is None:
-            sys.stderr.write(f"  sha256 {digest} (no known hash to check against)\n")
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
-    source = url or entry.url
-    target.parent.mkdir(parents=True, exist_ok=True)
-    open_url = opener or urllib.request.urlopen
-    report = _progress_printer(entry.name) if progress else None
-    if progress:
-        sys.stderr.write(f"Downloading {source}\n  -> {target}\n  Licence: {entry.license}\n")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    h = hashlib.sha256()
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out:
-                with open_url(source, timeout=timeout) as resp:
-                    total = None
-                    headers = getattr(resp, "headers", None)
-                    if headers is not None and headers.get("Content-Length"):
-                        total = int(headers.get("Content-Length"))
-                    done = 0
-                    while True:
-                        block = resp.read(1 << 20)
-                        if not block:
-                            break
-                        out.write(block)
-                        h.update(block)
-                        done += len(block)
-                        if report:
-                            report(done, total)
-            if total is not None and done != total:
-                raise OSError(f"connection closed after {done} of {total} bytes")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise WeightsNotFoundError(
-                f"could not download {entry.name} from {source} ({exc}). If this machine is offline, download "
-                f"the file elsewhere and put it at {target} (or set ${WEIGHTS_DIR_ENV}). Licence: {entry.license}"
-            ) from exc
-        if report:
-            sys.stderr.write("\n")
-        digest = h.hexdigest()
         if entry.sha256 is not None and digest != entry.sha256:
             raise ChecksumMismatchError(
                 f"{entry.name} downloaded from {source} has sha256 {digest}, expected {entry.sha256}; the file was "

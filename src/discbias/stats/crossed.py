@@ -175,6 +175,7 @@ def crossed_mixed(formula: str, data: pd.DataFrame, *, model: str, engine: str =
 
 def _fit_statsmodels(fixed, factors, d, warns, levels, common, conf_level) -> list[dict]:
     import statsmodels.formula.api as smf
+    from .mixed import fit_first_converged
     from scipy import stats
 
     d = d.assign(_all=1)
@@ -182,18 +183,7 @@ def _fit_statsmodels(fixed, factors, d, warns, levels, common, conf_level) -> li
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mod = smf.mixedlm(fixed, data=d, groups="_all", vc_formula=vc, re_formula="0")
-        fit, rejected = None, []
-        for m in ("lbfgs", "bfgs", "powell"):
-            try:
-                cand = mod.fit(reml=True, method=m)
-            except (np.linalg.LinAlgError, ValueError) as exc:
-                rejected.append(f"{m}: {exc}")
-                continue
-            if np.isfinite(cand.llf) and cand.converged:
-                fit = cand
-                break
-            rejected.append(f"{m}: log-likelihood {cand.llf}, converged={cand.converged}")
-            fit = fit or cand
+        fit, _, rejected = fit_first_converged(mod, ("lbfgs", "bfgs", "powell"), reml=True, keep_unconverged=True)
     if fit is None:
         raise RuntimeError(f"crossed MixedLM {fixed}: every optimizer failed ({'; '.join(rejected)})")
     warns = warns + sorted({str(w.message).splitlines()[0] for w in caught})

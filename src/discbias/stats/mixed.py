@@ -25,6 +25,37 @@ from ..results import clean_term, result_frame
 NEAR_ZERO_SHARE = 1e-3
 
 
+def fit_first_converged(mod, methods, *, reml: bool = True, keep_unconverged: bool = False):
+    """Fit a statsmodels MixedLM with each optimizer in turn; keep the first converged fit.
+
+    Returns ``(fit, method, rejected)``: the converged fit and its optimizer, or, when none
+    converged, ``(None, None, ...)`` (with ``keep_unconverged``: the first fit that ran and None,
+    for the caller to report as unconverged), and one line per rejected optimizer saying why.
+
+    Examples
+    --------
+    >>> import pandas as pd, statsmodels.formula.api as smf
+    >>> rng = np.random.default_rng(0)
+    >>> d = pd.DataFrame({"g": np.repeat(range(10), 8), "x": rng.normal(size=80)})
+    >>> d["y"] = d["x"] + rng.normal(size=10)[d["g"]] + rng.normal(size=80)
+    >>> fit, used, rejected = fit_first_converged(smf.mixedlm("y ~ x", d, groups=d["g"]), ("lbfgs", "powell"))
+    >>> used, fit.converged
+    ('lbfgs', True)
+    """
+    rejected, first = [], None
+    for m in methods:
+        try:
+            cand = mod.fit(reml=reml, method=m)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            rejected.append(f"{m}: {exc}")
+            continue
+        if np.isfinite(cand.llf) and cand.converged:
+            return cand, m, rejected
+        rejected.append(f"{m}: log-likelihood {cand.llf}, converged={cand.converged}")
+        first = first or cand
+    return (first if keep_unconverged else None), None, rejected
+
+
 def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: bool = True,
             conf_level: float = 0.95, method: tuple[str, ...] = ("bfgs", "lbfgs", "powell")) -> tuple[pd.DataFrame, object]:
     """Fit a random-intercept linear mixed model and return ``(tidy, fit)``.
@@ -75,18 +106,7 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mod = smf.mixedlm(formula, data=data, groups=data[groups], missing="drop")
-        fit, used, rejected = None, None, []
-        for m in method:
-            try:
-                cand = mod.fit(reml=reml, method=m)
-            except (np.linalg.LinAlgError, ValueError) as exc:
-                rejected.append(f"{m}: {exc}")
-                continue
-            if np.isfinite(cand.llf) and cand.converged:
-                fit, used = cand, m
-                break
-            rejected.append(f"{m}: log-likelihood {cand.llf}, converged={cand.converged}")
-            fit = fit or cand
+        fit, used, rejected = fit_first_converged(mod, method, reml=reml, keep_unconverged=True)
         if fit is None:
             raise RuntimeError(f"MixedLM {formula} | {groups}: every optimizer failed ({'; '.join(rejected)})")
     n_used = int(mod.nobs)
