@@ -34,3 +34,28 @@ def test_the_scanner_finds_a_cycle(tmp_path):
 def test_claims_engine_does_not_import_the_analyses():
     assert not [m for m in module_imports("discbias.claims") if m.startswith("discbias.analyses")]
     assert not [m for m in module_imports("discbias.engine") if m.startswith(("discbias.analyses", "discbias.pipeline"))]
+
+
+def test_stages_that_never_score_start_without_torch(tmp_path):
+    """The command line and the replication's engine (what `discbias render` and `figures` build
+    before they run) do not import torch: importing it costs seconds at every stage's start."""
+    import subprocess
+    import sys
+
+    from discbias.studies.synthetic import make_synthetic_study
+
+    cfg = make_synthetic_study(tmp_path, n_ffhq=300, n_per_cell=3)
+    code = ("import sys; from discbias.cli import build_parser; build_parser(); "
+            "from discbias.config import load_config; from discbias.paths import project_paths; "
+            "from discbias.pipeline import build_engine; "
+            f"build_engine(load_config({str(cfg)!r}), project_paths({str(tmp_path)!r})); "
+            "import discbias.scoring, discbias.nets; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    # the lazy names still resolve
+    import discbias.nets
+    import discbias.scoring
+
+    assert discbias.nets.Discriminator.__name__ == "Discriminator"
+    assert discbias.scoring.Scorer.__name__ == "Scorer"

@@ -47,6 +47,66 @@ def test_overlap_finds_a_word_running_into_the_next_column(tmp_path):
     assert checks.check_overlap(good) == []
 
 
+FIXTURES = {  # name -> (Typst body, the findings the checks must report)
+    "lorem": ("#lorem(300)\n#table(columns: (80pt, 80pt), [short], [next])\n", []),
+    "cell": ("#table(columns: (30pt, 30pt), [unbreakablewordhere], [next], [a], [b])\n", [("overlap", "page 1")]),
+    "mono": ("#table(columns: (40pt, 40pt), [`s1x_spline_exposure_value`], [`score`])\n", [("overlap", "page 1")]),
+    "math": ("#table(columns: (20pt, 30pt), [$sum_(i=1)^n beta_i x_i$], [next])\n", [("overlap", "page 1")]),
+    "italic": ("#table(columns: (25pt, 30pt), [_Affluently_], [Quo])\n", [("overlap", "page 1")]),
+    "margin": ("Fine.\n#pagebreak()\n#box(width: 560pt)[#lorem(40)]\n", [("overflow", "page 2")]),
+    # ligatures (fi, ff), a Q whose tail inks past its advance, code with zero-width spaces after
+    # underscores (one glyph, two characters), super- and subscripts, math: nothing overlaps
+    "clean": ("Text $sum_(i=1)^n beta_i x_i^2 + sigma^2$ and _italic ff fi Quod_ and `code_with_under`; "
+              "x#super[2], H#sub[2]O, 10#super[−3].\n#table(columns: 3, [Quod], [$beta$], [`x_y`])\n"
+              "#table(columns: 2, [first_\\u{200B}second_\\u{200B}third], [office affluent])\n", []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_overflow_and_overlap_findings_on_fixtures(tmp_path, name):
+    body, expected = FIXTURES[name]
+    _, pdf = _pdf(tmp_path, body, name)
+    found = [(f.check, f.where) for f in checks.check_overflow(pdf, PAGE_MARGIN) + checks.check_overlap(pdf)]
+    assert found == expected
+
+
+def test_pdfium_characters_agree_with_pdfminer(tmp_path, monkeypatch):
+    """The PDFium reader gives pdfminer's (pdfplumber's) advance boxes, and the checks the same findings."""
+    pdfplumber = pytest.importorskip("pdfplumber", reason="pdfplumber (the dev extra) is the reference reader")
+
+    def pdfminer_chars(path):
+        with pdfplumber.open(path) as doc:
+            return [(float(pg.width), float(pg.height),
+                     [{**{k: c[k] for k in ("text", "x0", "x1", "top", "bottom")}, "baseline": c["top"]}
+                      for c in pg.chars]) for pg in doc.pages]
+
+    for name, (body, _) in sorted(FIXTURES.items()):
+        _, pdf = _pdf(tmp_path, body, name)
+        ours = checks._read_pdf_chars(str(pdf))
+        ref = pdfminer_chars(str(pdf))
+        assert len(ours) == len(ref)
+        for (w, h, a), (w2, h2, b) in zip(ours, ref):
+            assert (w, h) == pytest.approx((w2, h2))
+            # every visible pdfminer character has a PDFium character with its text at its left edge,
+            # and (ligatures and zero-width spaces aside, which pdfminer splits differently) its right edge
+            vis = lambda t: t.replace("\u200b", "").strip()  # noqa: E731
+            for c in (c for c in b if vis(c["text"])):
+                near = [d for d in a if vis(d["text"])[:1] == vis(c["text"])[0] and abs(d["x0"] - c["x0"]) < 0.1
+                        and abs(d["bottom"] - c["bottom"]) < 8]
+                assert near, (name, c)
+                if len(near[0]["text"]) == 1 and len(c["text"]) == 1 and c["text"] not in "fQ":
+                    assert near[0]["x1"] == pytest.approx(c["x1"], abs=0.15), (name, c, near[0])
+        results = {}
+        for label, reader in (("pdfium", checks._read_pdf_chars), ("pdfminer", pdfminer_chars)):
+            monkeypatch.setattr(checks, "_read_pdf_chars", reader)
+            checks._PAGES.clear()
+            results[label] = [(f.check, f.where, f.message.split(":")[0])
+                              for f in checks.check_overflow(pdf, PAGE_MARGIN) + checks.check_overlap(pdf)]
+        monkeypatch.undo()
+        checks._PAGES.clear()
+        assert results["pdfium"] == results["pdfminer"], name
+
+
 # -------------------------------------------------------------------------------- split caption
 def test_caption_on_another_page_than_its_table_is_found(tmp_path):
     body = ("#show figure.where(kind: table): set figure.caption(position: top)\n"

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..scoring.images import DEFAULT_MIN_SIDE, ImageError, decode_rgb, display_name, read_regular_file, sha256_bytes
-from ..scoring.scorer import FAILURE_COLUMNS
+from ..scoring.columns import FAILURE_COLUMNS
 from ..scoring.sources import SourceError, discover
 from .image import ColourHistograms, image_measures
 

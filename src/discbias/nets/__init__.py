@@ -10,7 +10,6 @@ Examples
 torch.Size([2, 1])
 """
 
-from .discriminator import Discriminator, DiscriminatorBlock, DiscriminatorEpilogue, discriminator_flops
 from .errors import (
     ChecksumMismatchError,
     MissingNetworkError,
@@ -23,15 +22,25 @@ from .errors import (
     UnsupportedNetworkError,
     WeightsNotFoundError,
 )
-from .pickle_reader import (
-    PersistentRecord,
-    SafeNetworkUnpickler,
-    flatten_record_state,
-    load_discriminator,
-    read_network_pickle,
-    save_discriminator,
-)
 from .registry import KNOWN_WEIGHTS, KnownWeights, default_weights_dir, download_weights, list_weights, weights_path
+
+#: Names whose modules import torch: loaded on first use (PEP 562), so that what only needs the
+#: registry or the errors (the command line, the render stage) starts without importing torch.
+_LAZY = {
+    "Discriminator": "discriminator", "DiscriminatorBlock": "discriminator", "DiscriminatorEpilogue": "discriminator",
+    "discriminator_flops": "discriminator", "PersistentRecord": "pickle_reader", "SafeNetworkUnpickler": "pickle_reader",
+    "flatten_record_state": "pickle_reader", "load_discriminator": "pickle_reader",
+    "read_network_pickle": "pickle_reader", "save_discriminator": "pickle_reader",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Discriminator",

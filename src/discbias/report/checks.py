@@ -37,6 +37,7 @@ The checks:
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -155,29 +156,99 @@ def _length_pt(length: str) -> float:
 _PAGES: dict[tuple, list[tuple[float, float, list[dict]]]] = {}
 
 
-def pdf_chars(pdf) -> list[tuple[float, float, list[dict]]]:
-    """Each page's width, height and characters (pdfplumber's ``text``, ``x0``, ``x1``, ``top``,
-    ``bottom``, in points from the top-left corner), parsed once per file version.
+def _read_pdf_chars(path: str) -> list[tuple[float, float, list[dict]]]:
+    """Every page's characters through PDFium (C): text, advance box, baseline.
 
-    :func:`check_overflow` and :func:`check_overlap` both read them: parsing the paper's pages
-    with pdfplumber (pdfminer, in Python) is most of the time the render checks take, so it is
-    done once, not once per check.
+    A character's box runs from its origin over its advance width (the font's width of the
+    glyph), as pdfminer's does, and over the font's ascent and descent. PDFium's own "loose" box
+    takes the inked outline's right edge where that lies further (a Q's tail), which reads as
+    an overlap with the next letter, so it is used only where the font's width of the character
+    cannot be had, or for one glyph that stands for several characters (a ligature), which PDFium
+    reports as characters with one origin and a share of the glyph's box each, and which becomes
+    one character with the whole box, as in pdfminer.
+    """
+    import ctypes
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    pages = []
+    doc = pdfium.PdfDocument(path)
+    try:
+        rect = raw.FS_RECTF()
+        ox, oy = ctypes.c_double(), ctypes.c_double()
+        size, width = ctypes.c_float(), ctypes.c_float()
+        matrix = raw.FS_MATRIX()
+        for i in range(len(doc)):
+            page = doc[i]
+            page_w, page_h = page.get_size()
+            text = page.get_textpage()
+            chars: list[dict] = []
+            fonts: dict[int, tuple] = {}  # text object -> (font, size)
+            prev = None
+            for k in range(raw.FPDFText_CountChars(text)):
+                if raw.FPDFText_IsGenerated(text, k):  # a space or line break PDFium inferred
+                    prev = None
+                    continue
+                uni = raw.FPDFText_GetUnicode(text, k)
+                uni = 0x2D if uni == 0x02 else uni  # PDFium's code for a hyphen at a line break
+                raw.FPDFText_GetLooseCharBox(text, k, rect)
+                raw.FPDFText_GetCharOrigin(text, k, ox, oy)
+                origin = (ox.value, oy.value)
+                if prev is not None and origin == prev[0]:
+                    # one glyph for several characters (a ligature, or a letter with a zero-width
+                    # space typeset after it): PDFium gives each a share of the glyph's box
+                    prev[1]["text"] += chr(uni)
+                    prev[1]["x1"] = max(prev[1]["x1"], rect.right)
+                    continue
+                obj = raw.FPDFText_GetTextObject(text, k)
+                key = ctypes.cast(obj, ctypes.c_void_p).value or 0
+                if key not in fonts:
+                    fonts[key] = (raw.FPDFTextObj_GetFont(obj),
+                                  size.value if obj and raw.FPDFTextObj_GetFontSize(obj, size) else 0.0)
+                font, font_size = fonts[key]
+                advance = rect.right - rect.left
+                if font and font_size and raw.FPDFFont_GetGlyphWidth(font, uni, font_size, width) and width.value > 0:
+                    raw.FPDFText_GetMatrix(text, k, matrix)  # text and page scaling of the font size
+                    advance = min(advance, width.value * math.hypot(matrix.a, matrix.b))
+                c = {"text": chr(uni), "x0": ox.value, "x1": ox.value + advance,
+                     "top": page_h - rect.top, "bottom": page_h - rect.bottom, "baseline": page_h - oy.value}
+                chars.append(c)
+                prev = (origin, c)
+            text.close()
+            page.close()
+            for c in chars:  # a character beyond the BMP (math italic 𝑛) comes as its two UTF-16 halves
+                if any("\ud800" <= ch <= "\udfff" for ch in c["text"]):
+                    c["text"] = c["text"].encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+                if len(c["text"]) > 1 and "\u200b" in c["text"]:  # a zero-width space shares its neighbour's glyph
+                    c["text"] = c["text"].replace("\u200b", "") or "\u200b"
+            pages.append((float(page_w), float(page_h), chars))
+    finally:
+        doc.close()
+    return pages
+
+
+def pdf_chars(pdf) -> list[tuple[float, float, list[dict]]]:
+    """Each page's width, height and characters, parsed once per file version.
+
+    A character is a dict of ``text``, ``x0``, ``x1`` (its advance box), ``top``, ``bottom`` (the
+    font's ascent and descent) and ``baseline``, in points from the page's top-left corner, as
+    PDFium (``pypdfium2``) reads them. The advance box is the one pdfminer and pdfplumber report
+    (they agree to about 0.1 pt), read about 30 times faster; the render checks group characters
+    into lines by their baseline.
+
+    :func:`check_overflow` and :func:`check_overlap` both read them.
 
     Examples
     --------
     >>> pdf_chars("paper.pdf")[0][2][0]["text"]  # doctest: +SKIP
-    '1'
+    'P'
     """
-    import pdfplumber
-
     p = Path(pdf)
     st = p.stat()
     key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
     if key not in _PAGES:
-        with pdfplumber.open(str(p)) as doc:
-            pages = [(float(page.width), float(page.height),
-                      [{k: c[k] for k in ("text", "x0", "x1", "top", "bottom")} for c in page.chars])
-                     for page in doc.pages]
+        pages = _read_pdf_chars(str(p))
         _PAGES.clear()
         _PAGES[key] = pages
     return _PAGES[key]
@@ -209,8 +280,8 @@ def check_overflow(pdf, margin: dict | None = None, tolerance: float = 3.0) -> l
         side = "right" if any(c["x1"] > right for c in bad) else "left"
         lines: dict[int, list] = {}
         for c in chars:
-            lines.setdefault(round(c["top"]), []).append(c)
-        tops = sorted({round(c["top"]) for c in bad})
+            lines.setdefault(round(c["baseline"]), []).append(c)
+        tops = sorted({round(c["baseline"]) for c in bad})
         sample = " | ".join("".join(ch["text"] for ch in sorted(lines[t], key=lambda ch: ch["x0"]))[-60:]
                             for t in tops[:3])
         out.append(Finding("overflow", f"page {i}",
@@ -235,7 +306,7 @@ def check_overlap(pdf, threshold: float = 1.5) -> list[Finding]:
         lines: dict[int, list] = {}
         for c in chars:
             if c["text"].strip():
-                lines.setdefault(round(c["top"]), []).append(c)
+                lines.setdefault(round(c["baseline"]), []).append(c)
         bad = []
         for top in sorted(lines):
             cs = sorted(lines[top], key=lambda c: c["x0"])

@@ -356,10 +356,20 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
             warnings += [f"quarto ({to}): {line}" for line in proc.stderr.splitlines() if "WARN" in line]
             outs.append(qmd.with_suffix(".pdf" if fmt == "pdf" else ".html"))
     else:
-        if "html" in formats:
-            outs.append(render_html(qmd, warnings))
-        if "pdf" in formats:
-            outs.append(render_pdf(qmd, paths.build, warnings))
+        # The HTML (one pandoc process) is written while the PDF is made (pandoc, then the Typst
+        # compile, the longest part): on two or more CPUs the render takes the time of the PDF.
+        from concurrent.futures import ThreadPoolExecutor
+
+        html_warnings: list[str] = []
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            html_job = pool.submit(render_html, qmd, html_warnings) if "html" in formats else None
+            pdf_warnings: list[str] = []
+            pdf_out = render_pdf(qmd, paths.build, pdf_warnings) if "pdf" in formats else None
+            if html_job is not None:
+                outs.append(html_job.result())
+        if pdf_out is not None:
+            outs.append(pdf_out)
+        warnings += html_warnings + pdf_warnings
     html = qmd.with_suffix(".html") if "html" in formats else None
     pdf = qmd.with_suffix(".pdf") if "pdf" in formats else None
     typ = qmd.with_suffix(".typ") if "pdf" in formats and not use_quarto else None

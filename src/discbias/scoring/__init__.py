@@ -11,8 +11,21 @@ from .cache import CACHE_ENV, CacheError, ScoreCache, cache_path, default_cache_
 from .images import (DEFAULT_MIN_SIDE, ImageError, check_rgb8, colour_stats, decode_rgb, load_for_scoring, resize_square,
                      sha256_bytes, sha256_file, sha256_pixels)
 from .protocols import CACHE_SCHEMA_VERSION, ProtocolError, ScoringProtocol, protocol_from_settings, score_key
-from .scorer import FAILURE_COLUMNS, OUTPUT_COLUMNS, Scorer, ScoreRun, resolve_weights, score_arrays, score_by_label, score_folder
+from .columns import FAILURE_COLUMNS, OUTPUT_COLUMNS
 from .sources import ImageItem, SourceError, discover, parse_shard, shard
+
+#: Names of :mod:`.scorer`, which imports torch: loaded on first use, so that the command line
+#: and the stages that never score (fit, figures, render) start without importing torch.
+_SCORER_NAMES = ("Scorer", "ScoreRun", "resolve_weights", "score_arrays", "score_by_label", "score_folder")
+
+
+def __getattr__(name):
+    if name in _SCORER_NAMES:
+        from . import scorer
+
+        return getattr(scorer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CACHE_ENV", "CACHE_SCHEMA_VERSION", "CacheError", "DEFAULT_MIN_SIDE", "FAILURE_COLUMNS", "ImageError", "ImageItem",

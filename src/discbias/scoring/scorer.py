@@ -28,17 +28,13 @@ import torch
 
 from .. import __version__
 from .cache import ScoreCache
+from .columns import FAILURE_COLUMNS, OUTPUT_COLUMNS  # noqa: F401  (re-exported: discbias.scoring.scorer.OUTPUT_COLUMNS)
 from .images import (DEFAULT_MIN_SIDE, ImageError, check_size, check_rgb8, colour_stats, decode_rgb, display_name,
                      read_regular_file, resize_square, sha256_bytes, sha256_file, sha256_pixels, sha256_regular_file)
 from .protocols import ProtocolError, ScoringProtocol
 from .sources import ImageItem, discover
 from ..errors import SetupError
 from ..errors import MissingInputError
-
-OUTPUT_COLUMNS = ["image", "image_id", "image_sha256", "score", "score_sd", "n_draws", "protocol", "grouping", "resize",
-                  "filter", "flip", "precision", "label", "weights_sha256", "discbias_version", "from_cache",
-                  "conversion", "condition"]
-FAILURE_COLUMNS = ["image", "image_sha256", "reason"]
 
 
 def resolve_weights(weights: str | os.PathLike) -> Path:
