@@ -49,11 +49,23 @@ def package_modules(package: str, root: str | Path | None = None) -> dict[str, P
     return out
 
 
+def _statements(body):
+    """Every statement in ``body`` and in the blocks nested in it (functions, classes, if, try,
+    with, loops). Import statements are statements, so expressions are not visited: about 4x
+    faster than ``ast.walk`` over the package, which the engine does at every stage's start."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], ast.AST):
+                yield from _statements(inner)
+
+
 def _imports_of(name: str, path: Path, known: frozenset, module_level_only: bool) -> frozenset:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_pkg = path.name == "__init__.py"
     pkg = name.split(".") if is_pkg else name.split(".")[:-1]
-    nodes = tree.body if module_level_only else list(ast.walk(tree))
+    nodes = tree.body if module_level_only else list(_statements(tree.body))
     if module_level_only:  # imports under module-level if/try blocks still run at import time
         extra = []
         for n in tree.body:

@@ -37,9 +37,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportion_confint
 
 from ..claims import Claim, SpecResult, Specification
 from ..results import clean_term, result_frame
@@ -258,6 +255,8 @@ def bin_shares(d: pd.DataFrame) -> pd.DataFrame:
     Columns: ``grouping, level, bin, n, bin_total, share, overall_share, ratio`` (share / overall
     share: 1 means represented as in the whole set), with a Wilson 95% CI of ``share``.
     """
+    from statsmodels.stats.proportion import proportion_confint
+
     b = score_bins(d["score"])
     masks = {"bottom 1%": b["bottom1"].to_numpy()}
     for k in range(1, 11):
@@ -304,6 +303,9 @@ def quality_curves(d: pd.DataFrame, n_bins: int = 20) -> tuple[pd.DataFrame, pd.
     per measure with the robust Wald F-test that the curve is flat, its R^2 and a Holm p-value
     over the four measures.
     """
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
     import statsmodels.formula.api as smf
 
     bins, curves, tests = [], [], []
@@ -436,6 +438,8 @@ def _fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int =
     Returns a dict of tidy frames: ``coefficients``, ``blocks``, ``variance``, plus ``timings``
     (seconds per model) and ``info``.
     """
+    from statsmodels.stats.multitest import multipletests
+
     import statsmodels.formula.api as smf
 
     timings = {}

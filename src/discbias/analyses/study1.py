@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 
 from ..claims import Claim, Specification, result_row
 from ..results import result_frame
@@ -90,6 +89,8 @@ def black_rating_logit(race: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit(ctx):
+    from statsmodels.stats.multitest import multipletests
+
     scores = ctx.measures["ffhq_scores"]
     valid = scores[scores["valid"]]
     tb = ctx.measures["top_bottom"]

@@ -22,7 +22,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..results import result_frame
 
@@ -179,6 +178,8 @@ def lm_anova(formula: str, data: pd.DataFrame, *, model: str, typ: tuple[int, ..
     >>> coef["r_term"].tolist()[:3]
     ['(Intercept)', 'gb', 'gc']
     """
+    from scipy import stats
+
     import statsmodels.api as sm
 
     y, X, terms, col_term, names_r, frame, dropped = _design(formula, data)

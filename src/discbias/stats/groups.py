@@ -6,7 +6,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..results import result_frame
 
@@ -41,6 +40,8 @@ def welch_ttest(data: pd.DataFrame, value: str, group: str, a, b, *, model: str,
     >>> float(r.loc[0, "estimate"])
     4.0
     """
+    from scipy import stats
+
     x = data.loc[data[group] == a, value].dropna().to_numpy(float)
     y = data.loc[data[group] == b, value].dropna().to_numpy(float)
     warns = []
@@ -103,6 +104,8 @@ def chisq_independence(data: pd.DataFrame, category: str, group: str, *, model: 
     >>> float(chisq_independence(df, "c", "g", model="m").loc[0, "p_value"]) < 0.01
     True
     """
+    from scipy import stats
+
     tab = pd.crosstab(data[category], data[group])
     tab = tab.loc[tab.sum(axis=1) > 0]
     chi2, p, dof, expected = stats.chi2_contingency(tab.to_numpy(), correction=False)
@@ -147,6 +150,8 @@ def cell_summary(data: pd.DataFrame, value: str, by: list[str], levels: dict[str
     >>> cell_summary(df, "v", ["a", "b"], {"a": ["x", "y"], "b": ["p", "q"]})["n"].tolist()
     [2, 0, 1, 0]
     """
+    from scipy import stats
+
     levels = dict(levels or {})
     for b in by:
         levels.setdefault(b, sorted(data[b].dropna().unique()))
@@ -174,6 +179,8 @@ def describe(values: pd.Series) -> dict:
     >>> describe(pd.Series([1.0, 2.0, 3.0]))["median"]
     2.0
     """
+    from scipy import stats
+
     v = values.dropna().to_numpy(float)
     q = np.quantile(v, [0.01, 0.25, 0.5, 0.75, 0.99])
     return dict(n=int(v.size), mean=float(v.mean()), sd=float(v.std(ddof=1)), min=float(v.min()),
@@ -190,6 +197,8 @@ def correlation(data: pd.DataFrame, x: str, y: str, *, model: str, conf_level: f
     >>> correlation(df, "x", "y", model="m")["term"].tolist()
     ['x~y:pearson', 'x~y:spearman']
     """
+    from scipy import stats
+
     d = data[[x, y]].dropna()
     n = len(d)
     pr = stats.pearsonr(d[x], d[y])

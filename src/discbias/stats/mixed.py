@@ -16,8 +16,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
-from scipy import optimize, stats
 
 from ..results import clean_term, result_frame
 
@@ -102,6 +100,9 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     >>> round(float(tidy.set_index("term").loc["x", "estimate"]), 1)
     0.5
     """
+    from scipy import stats
+    import statsmodels.formula.api as smf
+
     cols = [c for c in data.columns if c in formula or c == groups]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -326,6 +327,8 @@ def _reml_negloglik(theta: np.ndarray, n, ybar, wss, cell_idx, n_cells: int) -> 
 
 
 def _fit_reml(n, ybar, wss, cell_idx, n_cells, start=None):
+    from scipy import optimize
+
     total = np.var(ybar) if len(ybar) > 1 else 1.0
     within = wss.sum() / max((n - 1).sum(), 1)
     x0 = np.log(np.maximum(start if start is not None else [total / 3, total / 3, within], 1e-6))
@@ -487,6 +490,8 @@ def cell_marginal_means(fit, data: pd.DataFrame, cells: list[str], *, model: str
     >>> cell_marginal_means(f, pd.DataFrame({"g": ["a", "b"], "n": [50, 50]}), ["g"], model="m", at={"x": 0.0})["term"].tolist()
     ['a', 'b']
     """
+    from scipy import stats
+
     z = stats.norm.ppf(0.5 + conf_level / 2)
     grid = data.copy()
     for k, v in at.items():
@@ -586,6 +591,8 @@ def mixedlm_highest_reml(formula: str, data: pd.DataFrame, groups, *,
     >>> best in MIXED_OPTIMIZERS, round(float(fit.fe_params["x"]), 1)
     (True, 0.5)
     """
+    import statsmodels.formula.api as smf
+
     mod = smf.mixedlm(formula, data, groups=groups)
     fits, caught_all = [], {}
     for opt in optimizers:

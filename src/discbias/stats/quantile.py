@@ -14,7 +14,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..results import clean_term, result_frame
 
@@ -127,6 +126,8 @@ def rq_vcov(X: np.ndarray, y: np.ndarray, coef: np.ndarray, q: float) -> np.ndar
     >>> rq_vcov(X, y, rq_fnb(X, y, 0.5)[0], 0.5).shape
     (2, 2)
     """
+    from scipy import stats
+
     n = len(y)
     e = y - X @ coef
     iqre = np.subtract(*np.percentile(e, [75, 25]))
@@ -154,6 +155,8 @@ def quantreg(formula: str, data: pd.DataFrame, q: float, *, model: str, conf_lev
     >>> quantreg("y ~ x", df, 0.9, model="m")["term"].tolist()
     ['Intercept', 'x']
     """
+    from scipy import stats
+
     import patsy
 
     y, X = patsy.dmatrices(formula, data, return_type="dataframe", NA_action="drop")

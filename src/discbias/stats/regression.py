@@ -6,8 +6,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-import statsmodels.formula.api as smf
 
 from ..results import clean_term, result_frame
 
@@ -40,6 +38,8 @@ def ols(formula: str, data: pd.DataFrame, *, model: str, cov_type: str = "nonrob
     >>> round(float(tidy.set_index("term").loc["x", "estimate"]), 1)
     1.9
     """
+    import statsmodels.formula.api as smf
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mod = smf.ols(formula, data=data, missing="drop")
@@ -75,6 +75,8 @@ def anova_type1(fit, *, model: str) -> pd.DataFrame:
     >>> anova_type1(fit, model="m")["term"].tolist()
     ['g', 'Residual']
     """
+    import statsmodels.api as sm
+
     tab = sm.stats.anova_lm(fit, typ=1)
     ss_res = float(tab.loc["Residual", "sum_sq"])
     rows = []
