@@ -221,3 +221,28 @@ def test_failing_check_fails_the_render_unless_draft(project):
                  "# References {#sec-refs .unnumbered}\n\n::: {#refs}\n:::\n")
     render(config, paths, template_dir=tdir, use_quarto=False)
     assert (paths.report / "render_checks.txt").read_text() == "all render checks passed\n"
+
+
+# ----------------------------------------------------------------------------- keep rule (Typst)
+def test_tables_near_a_page_end_stay_with_their_captions(tmp_path):
+    """typst-keep.typ: a short publication table (not measured), a pandoc pipe table (measured)
+    and a 30-row publication table that fits on a page all move whole to the next page rather
+    than leave their caption behind; the row limit is PubTable's."""
+    import pandas as pd
+
+    from discbias.report.render import TYPST_PRELUDES
+    from discbias.report.tables import UNBREAKABLE_MAX_ROWS, PubTable
+
+    keep = Path(checks.__file__).with_name("typst-keep.typ").read_text()
+    assert f"<= {UNBREAKABLE_MAX_ROWS} * ncols" in keep
+    prelude = "".join(Path(checks.__file__).with_name(n).read_text() for n in TYPST_PRELUDES)
+    short = PubTable(pd.DataFrame({"a": range(8), "b": range(8)}), caption="Short.", label="tbl-short").to_typst()
+    longer = PubTable(pd.DataFrame({"a": range(30), "b": range(30)}), caption="Thirty.", label="tbl-30").to_typst()
+    pipe = ("#figure(align(center)[#table(columns: 2, " + ", ".join(f"[{i}], [x]" for i in range(10)) + ")], "
+            "kind: table, caption: figure.caption(position: top)[Pipe.]) <tbl-pipe>\n")
+    for name, table in (("short", short), ("pipe", pipe), ("thirty", longer)):
+        typ = tmp_path / f"keep-{name}.typ"
+        typ.write_text(prelude + PAGE + "#v(21.5cm)\nFiller.\n\n" + table + "\n")
+        marks = checks._query(typ, "caption", tmp_path)
+        assert [int(m["page"]) for m in marks] == [2], name  # moved whole to page 2 ...
+        assert checks.check_split_captions(typ, tmp_path) == [], name  # ... with its first row

@@ -303,6 +303,9 @@ def _caption_html(md: str) -> str:
 #: Width of the PDF's text block in points (A4, pandoc's Typst margins) and the table font size.
 TEXT_WIDTH_PT = 415.0
 TABLE_FONT_PT = 7.5
+#: A publication table of at most this many rows is unbreakable in the PDF (stays with its caption);
+#: a longer one breaks across pages. typst-keep.typ skips measuring the tables this makes unbreakable.
+UNBREAKABLE_MAX_ROWS = 25
 #: Average character width of the table font in em, and the horizontal cell padding (estimates of width).
 CHAR_EM = 0.47
 CELL_INSET_PT = 3.0
@@ -504,7 +507,7 @@ class PubTable:
 
     def _typst_wrap(self, caption_typst: str) -> tuple[str, str]:
         """Typst before and after the caption's markup."""
-        breakable = len(self.df) > 25
+        breakable = len(self.df) > UNBREAKABLE_MAX_ROWS
         pre = "#page(flipped: true)[\n" if self.is_landscape() else ""
         # a long table breaks across pages (its header repeats); a short one stays with its caption
         pre += f"#[\n#show figure: set block(breakable: {'true' if breakable else 'false'})\n"
