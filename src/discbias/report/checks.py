@@ -40,6 +40,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -125,9 +126,15 @@ def html_sections(html: str) -> list[tuple[str, str]]:
     >>> html_sections('<h1>Intro</h1><p>Text <code>x_y</code> here.</p>')
     [('front matter', ''), ('Intro', 'Text  here.')]
     """
+    return [tuple(x) for x in _sections(html)]
+
+
+@lru_cache(maxsize=2)
+def _sections(html: str) -> tuple[tuple[str, str], ...]:
+    """Parsed once per page text: four checks read the sections of the same (embedded-image) page."""
     p = _BodyText()
     p.feed(html)
-    return [(h, t) for h, t in p.segments]
+    return tuple((h, t) for h, t in p.segments)
 
 
 def _read(path) -> str:
@@ -156,6 +163,9 @@ def _length_pt(length: str) -> float:
 _PAGES: dict[tuple, list[tuple[float, float, list[dict]]]] = {}
 
 
+_SPACES = frozenset((0x09, 0x0A, 0x0D, 0x20, 0xA0))
+
+
 def _read_pdf_chars(path: str) -> list[tuple[float, float, list[dict]]]:
     """Every page's characters through PDFium (C): text, advance box, baseline.
 
@@ -172,6 +182,10 @@ def _read_pdf_chars(path: str) -> list[tuple[float, float, list[dict]]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as raw
 
+    # the C functions, looked up once (about 10 calls per character)
+    get_unicode = raw.FPDFText_GetUnicode
+    loose_box, char_origin, text_object = raw.FPDFText_GetLooseCharBox, raw.FPDFText_GetCharOrigin, raw.FPDFText_GetTextObject
+    glyph_width, char_matrix = raw.FPDFFont_GetGlyphWidth, raw.FPDFText_GetMatrix
     pages = []
     doc = pdfium.PdfDocument(path)
     try:
@@ -179,21 +193,22 @@ def _read_pdf_chars(path: str) -> list[tuple[float, float, list[dict]]]:
         ox, oy = ctypes.c_double(), ctypes.c_double()
         size, width = ctypes.c_float(), ctypes.c_float()
         matrix = raw.FS_MATRIX()
+        widths: dict[tuple, float] = {}  # (font, font size, character) -> advance in points, 0 if unknown
         for i in range(len(doc)):
             page = doc[i]
             page_w, page_h = page.get_size()
             text = page.get_textpage()
             chars: list[dict] = []
-            fonts: dict[int, tuple] = {}  # text object -> (font, size)
+            objects: dict[int, tuple] = {}  # text object -> (font, font size, scale of its matrix)
             prev = None
             for k in range(raw.FPDFText_CountChars(text)):
-                if raw.FPDFText_IsGenerated(text, k):  # a space or line break PDFium inferred
+                uni = get_unicode(text, k)
+                if uni in _SPACES:  # a space or line break (PDFium infers them; the checks skip them)
                     prev = None
                     continue
-                uni = raw.FPDFText_GetUnicode(text, k)
                 uni = 0x2D if uni == 0x02 else uni  # PDFium's code for a hyphen at a line break
-                raw.FPDFText_GetLooseCharBox(text, k, rect)
-                raw.FPDFText_GetCharOrigin(text, k, ox, oy)
+                loose_box(text, k, rect)
+                char_origin(text, k, ox, oy)
                 origin = (ox.value, oy.value)
                 if prev is not None and origin == prev[0]:
                     # one glyph for several characters (a ligature, or a letter with a zero-width
@@ -201,16 +216,21 @@ def _read_pdf_chars(path: str) -> list[tuple[float, float, list[dict]]]:
                     prev[1]["text"] += chr(uni)
                     prev[1]["x1"] = max(prev[1]["x1"], rect.right)
                     continue
-                obj = raw.FPDFText_GetTextObject(text, k)
-                key = ctypes.cast(obj, ctypes.c_void_p).value or 0
-                if key not in fonts:
-                    fonts[key] = (raw.FPDFTextObj_GetFont(obj),
-                                  size.value if obj and raw.FPDFTextObj_GetFontSize(obj, size) else 0.0)
-                font, font_size = fonts[key]
+                obj = text_object(text, k)
+                key = bytes(obj)  # the pointer's address (a cheap, hashable identity)
+                if key not in objects:
+                    font = raw.FPDFTextObj_GetFont(obj) if obj else None
+                    font_size = size.value if obj and raw.FPDFTextObj_GetFontSize(obj, size) else 0.0
+                    char_matrix(text, k, matrix)  # the text object's and the page's scaling of the font size
+                    objects[key] = (font, bytes(font) if font else b"", font_size, math.hypot(matrix.a, matrix.b))
+                font, font_key, font_size, scale = objects[key]
+                wkey = (font_key, font_size, uni)
+                if wkey not in widths:
+                    ok = font and font_size and glyph_width(font, uni, font_size, width) and width.value > 0
+                    widths[wkey] = width.value if ok else 0.0
                 advance = rect.right - rect.left
-                if font and font_size and raw.FPDFFont_GetGlyphWidth(font, uni, font_size, width) and width.value > 0:
-                    raw.FPDFText_GetMatrix(text, k, matrix)  # text and page scaling of the font size
-                    advance = min(advance, width.value * math.hypot(matrix.a, matrix.b))
+                if widths[wkey]:
+                    advance = min(advance, widths[wkey] * scale)
                 c = {"text": chr(uni), "x0": ox.value, "x1": ox.value + advance,
                      "top": page_h - rect.top, "bottom": page_h - rect.bottom, "baseline": page_h - oy.value}
                 chars.append(c)

@@ -120,6 +120,20 @@ def _finalize(value):
     return minus_signs(value) if isinstance(value, str) else value
 
 
+def _bytecode_cache(paths) -> jinja2.BytecodeCache | None:
+    """Compiled templates under ``build/cache/jinja`` (keyed by each template's source): a template
+    edit recompiles that template only, not the twenty others (half a second a render)."""
+    cache = getattr(paths, "cache", None)
+    if cache is None:
+        return None
+    folder = Path(cache) / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only build folder: compile every time
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 def make_environment(template_dir: str | Path, paths, labels: dict | None = None) -> jinja2.Environment:
     """The Jinja2 environment of the paper, with its helpers bound to ``paths``.
 
@@ -139,6 +153,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
         comment_start_string="<#", comment_end_string="#>",
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
         autoescape=False, finalize=_finalize,
+        bytecode_cache=_bytecode_cache(paths),
     )
 
     def table(name: str) -> str:
