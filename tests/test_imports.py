@@ -59,3 +59,27 @@ def test_stages_that_never_score_start_without_torch(tmp_path):
 
     assert discbias.nets.Discriminator.__name__ == "Discriminator"
     assert discbias.scoring.Scorer.__name__ == "Scorer"
+
+
+def test_import_graph_cache_follows_edits_and_survives_a_corrupt_file(tmp_path, monkeypatch):
+    import os
+
+    from discbias import imports
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    pkg = tmp_path / "src" / "pk"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("X = 1\n")
+    (pkg / "b.py").write_text("def f():\n    from . import a\n    return a.X\n")
+    assert import_graph("pk", tmp_path / "src")["pk.b"] == {"pk.a"}
+    cache_files = list((tmp_path / "cache" / "discbias").glob("imports-*.json"))
+    assert len(cache_files) == 1  # parsed statements kept for the next process
+    (pkg / "a.py").write_text("from .b import f\n")  # an edit: a new edge
+    st = (pkg / "a.py").stat()
+    os.utime(pkg / "a.py", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert import_graph("pk", tmp_path / "src")["pk.a"] == {"pk.b"}
+    assert import_graph("pk", tmp_path / "src", module_level_only=True)["pk.b"] == frozenset()
+    cache_files[0].write_text("{not json")
+    imports._graph_cached.cache_clear()
+    assert import_graph("pk", tmp_path / "src")["pk.b"] == {"pk.a"}  # a corrupt cache is parsed again

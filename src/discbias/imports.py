@@ -15,7 +15,10 @@ True
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.util
+import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,31 +64,81 @@ def _statements(body):
                 yield from _statements(inner)
 
 
-def _imports_of(name: str, path: Path, known: frozenset, module_level_only: bool) -> frozenset:
+def _import_statements(path: Path) -> list[list]:
+    """The import statements of a source file: ``[module_level, module, level, [names]]`` each
+    (``module`` None and ``level`` -1 for ``import a.b``, whose names are the imported modules)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    top = set()
+    for n in tree.body:  # imports under module-level if/try blocks run at import time too
+        top.update(id(m) for m in ([n] if isinstance(n, (ast.Import, ast.ImportFrom)) else
+                                   ast.walk(n) if isinstance(n, (ast.If, ast.Try)) else []))
+    out = []
+    for n in _statements(tree.body):
+        if isinstance(n, ast.Import):
+            out.append([id(n) in top, None, -1, [a.name for a in n.names]])
+        elif isinstance(n, ast.ImportFrom):
+            out.append([id(n) in top, n.module, n.level, [a.name for a in n.names]])
+    return out
+
+
+def _cache_file(pkg_dir: Path) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "discbias" / f"imports-{hashlib.sha256(str(pkg_dir.resolve()).encode()).hexdigest()[:16]}.json"
+
+
+def _all_import_statements(mods: dict[str, Path]) -> dict[str, list]:
+    """Every module's import statements, parsed again only for files whose size or mtime changed.
+
+    The parsed statements are kept in the user's cache folder (``$XDG_CACHE_HOME/discbias`` or
+    ``~/.cache/discbias``): parsing the package's hundred modules is most of the time it takes
+    to build the engine at each stage's start. A cache that cannot be read or written is ignored
+    (it only saves time).
+    """
+    files = {m: (str(p), p.stat().st_mtime_ns, p.stat().st_size) for m, p in mods.items()}
+    cache_file = _cache_file(next(iter(mods.values())).parent) if mods else None
+    try:
+        cached = json.loads(cache_file.read_text()) if cache_file is not None else {}
+    except (OSError, ValueError):
+        cached = {}
+    out, changed = {}, False
+    for m, (path, mtime, size) in files.items():
+        hit = cached.get(path)
+        if hit and hit[0] == mtime and hit[1] == size:
+            out[m] = hit[2]
+        else:
+            out[m] = _import_statements(Path(path))
+            cached[path] = [mtime, size, out[m]]
+            changed = True
+    if changed and cache_file is not None:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cached))
+            os.replace(tmp, cache_file)
+        except OSError:
+            pass  # read-only home: parse again next time
+    return out
+
+
+def _imports_of(name: str, path: Path, known: frozenset, module_level_only: bool, statements: list) -> frozenset:
     is_pkg = path.name == "__init__.py"
     pkg = name.split(".") if is_pkg else name.split(".")[:-1]
-    nodes = tree.body if module_level_only else list(_statements(tree.body))
-    if module_level_only:  # imports under module-level if/try blocks still run at import time
-        extra = []
-        for n in tree.body:
-            if isinstance(n, (ast.If, ast.Try)):
-                extra += [m for m in ast.walk(n) if isinstance(m, (ast.Import, ast.ImportFrom))]
-        nodes = list(nodes) + extra
     deps: set[str] = set()
-    for n in nodes:
-        if isinstance(n, ast.Import):
-            deps.update(a.name for a in n.names if a.name in known)
-        elif isinstance(n, ast.ImportFrom):
-            if n.level:
-                base = pkg[: len(pkg) - (n.level - 1)] if n.level > 1 else pkg
-                mod = ".".join(base + ([n.module] if n.module else []))
-            else:
-                mod = n.module or ""
-            subs = [f"{mod}.{a.name}" for a in n.names if f"{mod}.{a.name}" in known]
-            if len(subs) < len(n.names) and mod in known:
-                deps.add(mod)  # names taken from the module itself
-            deps.update(subs)
+    for at_top, module, level, names in statements:
+        if module_level_only and not at_top:
+            continue
+        if level == -1:
+            deps.update(a for a in names if a in known)
+            continue
+        if level:
+            base = pkg[: len(pkg) - (level - 1)] if level > 1 else pkg
+            mod = ".".join(base + ([module] if module else []))
+        else:
+            mod = module or ""
+        subs = [f"{mod}.{a}" for a in names if f"{mod}.{a}" in known]
+        if len(subs) < len(names) and mod in known:
+            deps.add(mod)  # names taken from the module itself
+        deps.update(subs)
     deps.discard(name)
     return frozenset(deps)
 
@@ -94,7 +147,8 @@ def _imports_of(name: str, path: Path, known: frozenset, module_level_only: bool
 def _graph_cached(package: str, root: str | None, module_level_only: bool, stamp: tuple) -> dict:
     mods = package_modules(package, root)
     known = frozenset(mods)
-    return {m: _imports_of(m, p, known, module_level_only) for m, p in mods.items()}
+    statements = _all_import_statements(mods)
+    return {m: _imports_of(m, p, known, module_level_only, statements[m]) for m, p in mods.items()}
 
 
 def import_graph(package: str, root: str | Path | None = None, *, module_level_only: bool = False) -> dict[str, frozenset]:
