@@ -81,9 +81,14 @@ def _import_statements(path: Path) -> list[list]:
     return out
 
 
+#: Version of the cached statements' layout (in the cache file's name: a new layout starts a new file).
+_CACHE_FORMAT = 1
+
+
 def _cache_file(pkg_dir: Path) -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "discbias" / f"imports-{hashlib.sha256(str(pkg_dir.resolve()).encode()).hexdigest()[:16]}.json"
+    key = hashlib.sha256(str(pkg_dir.resolve()).encode()).hexdigest()[:16]
+    return base / "discbias" / f"imports-v{_CACHE_FORMAT}-{key}.json"
 
 
 def _all_import_statements(mods: dict[str, Path]) -> dict[str, list]:
@@ -100,10 +105,12 @@ def _all_import_statements(mods: dict[str, Path]) -> dict[str, list]:
         cached = json.loads(cache_file.read_text()) if cache_file is not None else {}
     except (OSError, ValueError):
         cached = {}
+    if not isinstance(cached, dict):
+        cached = {}
     out, changed = {}, False
     for m, (path, mtime, size) in files.items():
-        hit = cached.get(path)
-        if hit and hit[0] == mtime and hit[1] == size:
+        hit = cached.get(path) if isinstance(cached, dict) else None
+        if isinstance(hit, list) and len(hit) == 3 and hit[0] == mtime and hit[1] == size:
             out[m] = hit[2]
         else:
             out[m] = _import_statements(Path(path))
