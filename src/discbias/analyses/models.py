@@ -320,6 +320,10 @@ def fit(ctx):
                   for _, r in t.iterrows()} for mid, t in el.items()}
         values["elicited_n"] = int(len(a))
         values["masc_fem_corr"] = float(a["masculinity_mean"].corr(a["femininity_mean"]))
+        # what the prose says of the data: the lowest per-image mean rating (the intercept sits at
+        # ratings of 0, below it) and the number of design cells the cluster-robust SEs use
+        values["elicited_min_mean_rating"] = float(a[AXIS_COLS].min().min())
+        values["elicited_n_clusters"] = int(len(set(codes)))
         values["elicited_dropped"] = dropped
         values["elicited_mixed"] = dict(re_var=float(mx["re_var"].iloc[0]), residual_var=float(mx["residual_var"].iloc[0]),
                                         re_share=float(mx["re_share"].iloc[0]), near_zero=bool(mx["re_near_zero"].iloc[0]),
