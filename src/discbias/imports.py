@@ -109,7 +109,7 @@ def _all_import_statements(mods: dict[str, Path]) -> dict[str, list]:
         cached = {}
     out, changed = {}, False
     for m, (path, mtime, size) in files.items():
-        hit = cached.get(path) if isinstance(cached, dict) else None
+        hit = cached.get(path)
         if isinstance(hit, list) and len(hit) == 3 and hit[0] == mtime and hit[1] == size:
             out[m] = hit[2]
         else:

@@ -126,7 +126,7 @@ def html_sections(html: str) -> list[tuple[str, str]]:
     >>> html_sections('<h1>Intro</h1><p>Text <code>x_y</code> here.</p>')
     [('front matter', ''), ('Intro', 'Text  here.')]
     """
-    return [tuple(x) for x in _sections(html)]
+    return list(_sections(html))
 
 
 @lru_cache(maxsize=2)
@@ -182,7 +182,7 @@ def _read_pdf_chars(path: str) -> list[tuple[float, float, list[dict]]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as raw
 
-    # the C functions, looked up once (about 10 calls per character)
+    # the C functions, looked up once (a handful of calls per character)
     get_unicode = raw.FPDFText_GetUnicode
     loose_box, char_origin, text_object = raw.FPDFText_GetLooseCharBox, raw.FPDFText_GetCharOrigin, raw.FPDFText_GetTextObject
     glyph_width, char_matrix = raw.FPDFFont_GetGlyphWidth, raw.FPDFText_GetMatrix
@@ -199,7 +199,7 @@ def _read_pdf_chars(path: str) -> list[tuple[float, float, list[dict]]]:
             page_w, page_h = page.get_size()
             text = page.get_textpage()
             chars: list[dict] = []
-            objects: dict[int, tuple] = {}  # text object -> (font, font size, scale of its matrix)
+            objects: dict[bytes, tuple] = {}  # text object's address -> (font, its address, font size, matrix scale)
             prev = None
             for k in range(raw.FPDFText_CountChars(text)):
                 uni = get_unicode(text, k)

@@ -123,10 +123,7 @@ def _finalize(value):
 def _bytecode_cache(paths) -> jinja2.BytecodeCache | None:
     """Compiled templates under ``build/cache/jinja`` (keyed by each template's source): a template
     edit recompiles that template only, not the twenty others (half a second a render)."""
-    cache = getattr(paths, "cache", None)
-    if cache is None:
-        return None
-    folder = Path(cache) / "jinja"
+    folder = paths.cache / "jinja"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only build folder: compile every time
