@@ -67,10 +67,10 @@ class AuditError(UserError):
 
 
 class AuditPaths:
-    """Where an audit writes: ``<root>/build/<name>/{tables,figures,pubtables,report}``.
+    """Where an audit writes: ``<root>/build/<name>/{tables,figures,pubtables,report,cache}``.
 
-    The attribute names (``results``, ``tables``, ``figures``, ``report``, ``values``) are the
-    ones the report renderer's helpers use.
+    The attribute names (``results``, ``tables``, ``figures``, ``report``, ``values``, ``cache``)
+    are the ones the report renderer uses, as on :class:`~discbias.paths.ProjectPaths`.
     """
 
     def __init__(self, root: Path, name: str):
@@ -83,6 +83,7 @@ class AuditPaths:
         self.tables = self.build / "pubtables"
         self.report = self.build / "report"
         self.values = self.build / "values.json"
+        self.cache = self.build / "cache"  # compiled report templates
 
     def ensure(self) -> "AuditPaths":
         for d in (self.store, self.results, self.figures, self.tables, self.report):
