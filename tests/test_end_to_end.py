@@ -44,7 +44,7 @@ def test_pipeline_renders_paper_from_synthetic_study(synthetic_build):
                     "Ethics statement", "Data and code availability", "References", "Appendix A: Provenance"):
         assert f"{heading}</h1>" in " ".join(html.split()), heading
     assert html.count('class="csl-entry"') >= 20 and "Test Author" in html
-    assert (build / "report" / "render_checks.txt").read_text() == "all render checks passed\n"
+    assert (build / "report" / "render_checks.txt").read_text().startswith("all render checks passed\n")
     # the authors' files and the ledger of their analyses (synthetic files: no R comparison, and it says so)
     ledger = pd.read_csv(build / "results" / "authors_ledger.csv")
     assert {"men_anova_paper", "women_anova_paper"} <= set(pd.read_csv(build / "results" / "authors_anova.csv")["model"])

@@ -220,7 +220,7 @@ def test_failing_check_fails_the_render_unless_draft(project):
     _paper(tdir, "# Intro {#sec-intro}\n\nKnuth wrote it [@knuth1984]; a slope of << values.x | num(1) >>.\n\n"
                  "# References {#sec-refs .unnumbered}\n\n::: {#refs}\n:::\n")
     render(config, paths, template_dir=tdir, use_quarto=False)
-    assert (paths.report / "render_checks.txt").read_text() == "all render checks passed\n"
+    assert (paths.report / "render_checks.txt").read_text().startswith("all render checks passed\n")
 
 
 # ----------------------------------------------------------------------------- keep rule (Typst)

@@ -48,7 +48,7 @@ def test_numbers_use_a_true_minus_one_thousands_rule_and_p_below_precision():
     assert fmt_number(-1234.5, 1) == "\u22121,234.5" and fmt_number(999.0, 0) == "999"
     assert fmt_number(-0.0001, 2).startswith("\u22121.0 \u00d7 10")  # never "-0.00"
     assert fmt_number(-0.004, 2, None) != "-0.00" and fmt_number(-0.0, 2) == "0.00"
-    assert fmt_p(0.0) == "< 0.001" and fmt_p(0.0009) == "< 0.001" and fmt_p(0.001) == "0.001"
+    assert fmt_p(0.0) == "< .001" and fmt_p(0.0009) == "< .001" and fmt_p(0.001) == ".001"
     cells = [c for row in _tables()["coef"].body() for c in row]
     assert not any(re.search(r"(?<![\w])-\d", c) for c in cells)
 
@@ -69,7 +69,7 @@ def test_interval_p_value_and_spanner_cells():
     row = t["coef"].body()[0]
     est = t["coef"].df.loc[0, "estimate"]
     assert row[1] == fmt_number(est, 3) and row[2] == f"[{fmt_number(est - 1, 2)}, {fmt_number(est + 1, 2)}]"
-    assert row[3] == "< 0.001" and row[4] == "1,042"
+    assert row[3] == "< .001" and row[4] == "1,042"
     assert t["spec"].spanner_row() == [("", 1), ("Paper's model", 2), ("Centred model", 2)]
     with pytest.raises(ValueError, match="adjacent"):
         PubTable(t["spec"].df, t["spec"].columns, spanners={"x": ["a_est", "b_est"]}).spanner_row()

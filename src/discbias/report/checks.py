@@ -541,8 +541,15 @@ def check_original_numbering(html) -> list[Finding]:
     return out
 
 
+#: Every check :func:`run_checks` runs, for the list in ``render_checks.txt``.
+CHECK_NAMES = ("warnings", "overflow", "overlap", "split-caption", "numbering", "raw-identifier", "hyphen-minus",
+               "unreferenced", "unresolved", "original-numbering", "joined-sentence", "collapsed-list",
+               "python-repr", "placeholder-plural", "negative-zero", "p-style", "apostrophe", "repeated-caption",
+               "empty-page", "figure-overlap")
+
+
 def run_checks(qmd=None, html=None, pdf=None, typ=None, root=None, warnings=(), label_keys=(),
-               margin=None) -> list[Finding]:
+               margin=None, figures=()) -> list[Finding]:
     """Run every render check whose input exists; return all findings.
 
     Examples
@@ -565,4 +572,407 @@ def run_checks(qmd=None, html=None, pdf=None, typ=None, root=None, warnings=(), 
     if typ is not None and Path(typ).exists():
         findings += check_split_captions(typ, root)
         findings += check_numbering(typ=typ, root=root)
+    findings += run_reader_checks(html=html, pdf=pdf, margin=margin, figures=figures)
     return findings
+
+
+def checks_report(findings: list[Finding], checked=CHECK_NAMES) -> str:
+    """The text of ``render_checks.txt``: the findings (or that all passed), then the checks run.
+
+    Examples
+    --------
+    >>> print(checks_report([], checked=("overflow", "p-style")), end="")
+    all render checks passed
+    <BLANKLINE>
+    checked: overflow, p-style
+    """
+    head = format_findings(findings) or "all render checks passed\n"
+    return head + "\nchecked: " + ", ".join(checked) + "\n"
+
+
+# ------------------------------------------------------------------ what a reader sees in the text
+class _BlockText(_BodyText):
+    """Body text by section, with a line break at every block boundary (paragraph, list item,
+    table cell, caption), so that text of two blocks never reads as one sentence; captions are
+    collected apart (``captions``)."""
+
+    BLOCKS = {"p", "li", "td", "th", "tr", "div", "br", "figcaption", "caption", "dd", "dt", "blockquote",
+              "ul", "ol", "table", "figure", "section", "h1", "h2", "h3", "h4", "h5", "h6"}
+    CAPTIONS = {"figcaption", "caption"}
+
+    def __init__(self):
+        super().__init__()
+        self.captions: list[str] = []
+        self._caption: list[str] | None = None
+        self._caption_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.BLOCKS and not self._skip:
+            self.segments[-1][1] += "\n"
+        if tag in self.CAPTIONS and not self._skip:
+            self._caption, self._caption_depth = [], self._caption_depth + 1
+        super().handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag):
+        super().handle_endtag(tag)
+        if tag in self.BLOCKS and not self._skip:
+            self.segments[-1][1] += "\n"
+        if tag in self.CAPTIONS and self._caption is not None:
+            self.captions.append(" ".join("".join(self._caption).split()))
+            self._caption = None
+
+    def handle_data(self, data):
+        super().handle_data(data)
+        if self._caption is not None and not self._skip:
+            self._caption.append(data)
+
+
+@lru_cache(maxsize=2)
+def _blocks(html: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    p = _BlockText()
+    p.feed(html)
+    return tuple((h, t) for h, t in p.segments), tuple(p.captions)
+
+
+def html_blocks(html) -> list[tuple[str, str]]:
+    """``(section heading, body text)`` pairs of an HTML page with a line break between blocks.
+
+    Examples
+    --------
+    >>> html_blocks('<h1>A</h1><p>One.</p><p>Two <code>x</code>.</p>')[1]
+    ('A', '\\n\\nOne.\\n\\nTwo .\\n')
+    """
+    text = html if "<" in str(html) else _read(html)
+    return list(_blocks(text)[0])
+
+
+def pdf_text(pdf) -> list[str]:
+    """The text of each PDF page as PDFium reads it (words separated by spaces, lines by breaks).
+
+    Examples
+    --------
+    >>> pdf_text("paper.pdf")[0][:5]  # doctest: +SKIP
+    'Title'
+    """
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        pages = []
+        for i in range(len(doc)):
+            page = doc[i]
+            tp = page.get_textpage()
+            pages.append(tp.get_text_range().replace("\r\n", "\n").replace("\r", "\n").replace("\x02", "-"))
+            tp.close()
+            page.close()
+        return pages
+    finally:
+        doc.close()
+
+
+def _texts(html=None, pdf=None) -> list[tuple[str, str]]:
+    """``(where, text)`` for every HTML section (References left out) and every PDF page."""
+    out = []
+    if html is not None:
+        out += [(f'section "{h}" (HTML)', t) for h, t in html_blocks(html) if h != "References"]
+    if pdf is not None:
+        for i, t in enumerate(pdf_text(pdf), start=1):
+            out.append((f"page {i} (PDF)", t))
+    return out
+
+
+#: "in training.Without", "made.The", "re-estimated(19": a sentence end glued to the next word.
+_JOINED = re.compile(r"(?<![A-Z.])\b([a-z]{2,}[a-z)\]]?)([.!?:;])([A-Z][a-z]+)|\b([a-z]{3,})\((\d)")
+#: "rescore them.- Correlational", "group.- Reliability": a list item run into the paragraph.
+_COLLAPSED = re.compile(r"[a-z)\]*][.:;] ?[-*][ \t]+\**[A-Z]")
+_ABBREV = {"e.g", "i.e", "etc", "vs", "cf", "al", "fig", "tab", "eq", "no", "approx"}
+
+
+def check_joined_sentences(html=None, pdf=None) -> list[Finding]:
+    """Sentences glued together (``training.Without``, ``re-estimated(19``) and lists collapsed
+    into a paragraph (``rescore them.- Correlational``), in the HTML sections and the PDF pages.
+
+    File names and domains (``paper.Rmd``, ``www.Nature``) are told apart from sentence ends by
+    what follows them: a sentence start is a capital and a lower-case word.
+
+    Examples
+    --------
+    >>> [f.message for f in check_joined_sentences(html="<h1>A</h1><p>in training.Without it.</p>")]
+    ["sentences run together: 'in training.Without it.'"]
+    >>> [f.message for f in check_joined_sentences(html="<h1>A</h1><p>them.- Correlational data</p>")]
+    ["a list collapsed into a paragraph: 'them.- Correlational data'"]
+    >>> check_joined_sentences(html="<h1>A</h1><p>One.</p><ul><li>Two, e.g.Three (19 cells).</li></ul>")
+    []
+    """
+    out = []
+    for where, text in _texts(html, pdf):
+        for m in _JOINED.finditer(text):
+            if m.group(1) and m.group(1).lower() in _ABBREV:
+                continue
+            before = text[max(0, m.start() - 40):m.start()]
+            if m.group(1) and re.search(r"(?:https?://|www\.|/|@)\S*$", before):
+                continue
+            out.append(Finding("joined-sentence", where, f"sentences run together: '{_excerpt(text, m.start(), m.end())}'"))
+        for m in _COLLAPSED.finditer(text):
+            out.append(Finding("collapsed-list", where,
+                               f"a list collapsed into a paragraph: '{_excerpt(text, m.start(), m.end())}'"))
+    return out
+
+
+_REPR = re.compile(r"(?<![\w\-\u2212.])(True|False|nan|NaN|inf|-inf|\u2212inf)(?![\w\-])"
+                   r"|(?<=[:=(,] )(None)(?![\w\-])|(?<![\w\-])(None)(?=[,;)])")
+_PLACEHOLDER_PLURAL = re.compile(r"\b\w+\((?:s|es)\)|\b\w+\(ies\)")
+
+
+def check_python_reprs(html=None, pdf=None) -> list[Finding]:
+    """Python representations (``True``, ``False``, ``None``, ``nan``, ``inf``) and placeholder
+    plurals (``issue(s)``) in the text a reader sees (HTML prose outside code, PDF pages).
+
+    Examples
+    --------
+    >>> [f.check for f in check_python_reprs(html="<h1>A</h1><p>converged: True; 599 issue(s); REML log-lik inf</p>")]
+    ['python-repr', 'python-repr', 'placeholder-plural']
+    >>> check_python_reprs(html="<h1>A</h1><p>None of the fits; <code>x=None</code>. True to form, 1 issue.</p>")
+    []
+    """
+    out = []
+    for where, text in _texts(html, pdf):
+        for m in _REPR.finditer(text):
+            word = m.group(0)
+            if word == "True" and re.match(r"\s+[a-z]", text[m.end():m.end() + 3]) and \
+                    re.search(r"(?:^|[.!?]\s+|\n)$", text[:m.start()]):
+                continue  # a sentence that starts with the word "True"
+            out.append(Finding("python-repr", where,
+                               f"a Python value '{word}' in the text (write a word or a phrase): "
+                               f"'{_excerpt(text, m.start(), m.end())}'"))
+        for m in _PLACEHOLDER_PLURAL.finditer(text):
+            out.append(Finding("placeholder-plural", where,
+                               f"a placeholder plural '{m.group(0)}' (write the count's number): "
+                               f"'{_excerpt(text, m.start(), m.end())}'"))
+    return out
+
+
+_NEG_ZERO = re.compile(r"(?<![\w.])[\u2212\-]0(?:[.,]0+)?(?![\d.,]*[1-9])(?![\d.])")
+
+
+def check_negative_zero(html=None, pdf=None) -> list[Finding]:
+    """A negative zero (``−0.0``, ``-0.00``, ``−0``) in the text or a table.
+
+    Examples
+    --------
+    >>> [f.message for f in check_negative_zero(html="<h1>A</h1><p>slope \u22120.0 and \u22120.05</p>")]
+    ["negative zero '\u22120.0': 'slope \u22120.0 and \u22120.05'"]
+    """
+    out = []
+    for where, text in _texts(html, pdf):
+        for m in _NEG_ZERO.finditer(text):
+            out.append(Finding("negative-zero", where, f"negative zero '{m.group(0)}': '{_excerpt(text, m.start(), m.end())}'"))
+    return out
+
+
+_P_LEADING = re.compile(r"(?:\bp\s*[=<>]\s*|(?<![\w.])[<>]\s*)0\.\d")
+_P_BARE = re.compile(r"(?:\bp\s*[=<>]\s*|(?<![\w.])[<>]\s*)\.\d")
+
+
+def check_p_styles(html=None, pdf=None) -> list[Finding]:
+    """p-values in two styles in one document (``p = .034`` in the prose, ``0.034`` / ``< 0.001``
+    in a table): the paper uses one.
+
+    A p-value is a number after ``p =``, ``p <`` (prose) or after a lone ``<`` (a table cell).
+
+    Examples
+    --------
+    >>> [f.check for f in check_p_styles(html="<h1>A</h1><p>p = .034</p><table><tr><td>&lt; 0.001</td></tr></table>")]
+    ['p-style']
+    >>> check_p_styles(html="<h1>A</h1><p>p = .034</p><table><tr><td>&lt; .001</td></tr></table>")
+    []
+    """
+    lead, bare = [], []
+    for where, text in _texts(html, pdf):
+        lead += [(where, _excerpt(text, m.start(), m.end())) for m in _P_LEADING.finditer(text)]
+        bare += [(where, _excerpt(text, m.start(), m.end())) for m in _P_BARE.finditer(text)]
+    if lead and bare:
+        return [Finding("p-style", lead[0][0], f"p-values in two styles: {len(lead)} with a leading zero "
+                        f"(first: '{lead[0][1]}') and {len(bare)} without (first, {bare[0][0]}: '{bare[0][1]}')")]
+    return []
+
+
+_BAD_APOSTROPHE = re.compile(r"(?<=[\w.])['\u2018](?=[a-z])")
+
+
+def check_apostrophes(html=None, pdf=None) -> list[Finding]:
+    """A straight quote or an opening quote (‘) used as an apostrophe (``Grissom et al.'s``,
+    ``al.‘s``): the paper's apostrophe is ’ (U+2019).
+
+    Examples
+    --------
+    >>> [f.message for f in check_apostrophes(html="<h1>A</h1><p>Grissom et al.\u2018s Figure 7</p>")]
+    ["apostrophe '\u2018' (use \u2019): 'Grissom et al.\u2018s Figure 7'"]
+    >>> check_apostrophes(html="<h1>A</h1><p>Grissom et al.\u2019s Figure; <code>c('a')</code></p>")
+    []
+    """
+    out = []
+    for where, text in _texts(html, pdf):
+        for m in _BAD_APOSTROPHE.finditer(text):
+            out.append(Finding("apostrophe", where, f"apostrophe '{m.group(0)}' (use \u2019): "
+                               f"'{_excerpt(text, m.start(), m.end())}'"))
+    return out
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.;:])\s+(?=[A-Z(])", text) if len(s.split()) >= 8]
+
+
+def check_repeated_captions(html) -> list[Finding]:
+    """A caption, or a sentence of at least eight words, repeated verbatim in more than one
+    figure or table caption (say it once in the text instead).
+
+    Examples
+    --------
+    >>> cap = "Each estimate is drawn in units of its own interval so that scales can share one axis."
+    >>> html = f"<figure><figcaption>Claim A. {cap}</figcaption></figure><figure><figcaption>Claim B. {cap}</figcaption></figure>"
+    >>> [f.check for f in check_repeated_captions(html)]
+    ['repeated-caption']
+    """
+    text = html if "<" in str(html) else _read(html)
+    captions = [c for c in _blocks(text)[1] if c]
+    seen: dict[str, int] = {}
+    for c in captions:
+        for s in set(_sentences(c)) | ({c} if len(c.split()) >= 3 else set()):
+            seen[s] = seen.get(s, 0) + 1
+    return [Finding("repeated-caption", "captions", f"repeated verbatim in {n} captions: '{s[:90]}'")
+            for s, n in sorted(seen.items()) if n > 1]
+
+
+def _page_fill(pdf, margin: dict | None = None) -> list[tuple[float, bool]]:
+    """Per page: the share of the text area's height covered by any page object (text, paths,
+    images), and whether the page holds a heading that starts the appendix or the references."""
+    import pypdfium2 as pdfium
+
+    my = _length_pt((margin or {}).get("y", "1.25in"))
+    out = []
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        texts = pdf_text(pdf)
+        for i in range(len(doc)):
+            page = doc[i]
+            _, h = page.get_size()
+            top, bottom = h - my, my  # PDF coordinates: y up
+            spans = []
+            for obj in page.get_objects(max_depth=3):
+                try:
+                    left, b, right, t = obj.get_bounds()
+                except Exception:  # an object without bounds
+                    continue
+                b, t = max(b, bottom), min(t, top)
+                if t > b:
+                    spans.append((b, t))
+            spans.sort()
+            covered, end = 0.0, bottom
+            for b, t in spans:
+                if t > end:
+                    covered += t - max(b, end)
+                    end = t
+            out.append((covered / (top - bottom), bool(re.search(r"^\s*(?:Appendix|References)\b", texts[i], re.M))))
+            page.close()
+    finally:
+        doc.close()
+    return out
+
+
+def check_empty_pages(pdf, margin: dict | None = None, min_fill: float = 0.5) -> list[Finding]:
+    """Pages before the appendix (and the references) whose text area is more than half empty,
+    the last page of the main text excepted: a float pushed to the next page leaves a hole.
+
+    Examples
+    --------
+    >>> check_empty_pages("paper.pdf", {"x": "1.25in", "y": "1.25in"})  # doctest: +SKIP
+    [Finding(check='empty-page', where='page 9', message='page 9 is 38% filled ...')]
+    """
+    fills = _page_fill(pdf, margin)
+    end = next((i for i, (_, starts_back) in enumerate(fills) if starts_back), len(fills))
+    out = []
+    for i in range(1, max(end - 1, 1)):  # the title page and the last main-text page may be short
+        fill = fills[i][0]
+        if fill < min_fill:
+            out.append(Finding("empty-page", f"page {i + 1}", f"the page's text area is {100 * fill:.0f}% filled "
+                               f"(less than {100 * min_fill:.0f}%) before the appendix: a float left a hole"))
+    return out
+
+
+def check_figure_overlap(figures, threshold: float = 0.5) -> list[Finding]:
+    """Text labels that overlap in the figures' PDF files (tick and category labels, n labels on
+    error bars): characters of two different text runs whose boxes intersect by more than
+    ``threshold`` points each way.
+
+    Examples
+    --------
+    >>> check_figure_overlap(["build/figures/s1_race_bars.pdf"])  # doctest: +SKIP
+    [Finding(check='figure-overlap', where='figure s1_race_bars', message="...")]
+    """
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    out = []
+    for path in figures:
+        path = Path(path)
+        doc = pdfium.PdfDocument(str(path))
+        try:
+            boxes = []  # (run id, x0, y0, x1, y1, char)
+            for pi in range(len(doc)):
+                page = doc[pi]
+                tp = page.get_textpage()
+                run, prev = 0, None
+                for k in range(raw.FPDFText_CountChars(tp)):
+                    uni = raw.FPDFText_GetUnicode(tp, k)
+                    if uni in _SPACES or uni == 0:
+                        continue
+                    obj = bytes(raw.FPDFText_GetTextObject(tp, k))
+                    if obj != prev:
+                        run, prev = run + 1, obj
+                    x0, y0, x1, y1 = tp.get_charbox(k, loose=False)
+                    if x1 > x0 and y1 > y0:
+                        boxes.append((run, x0, y0, x1, y1, chr(uni)))
+                tp.close()
+                page.close()
+        finally:
+            doc.close()
+        runs: dict[int, str] = {}
+        for b in boxes:
+            runs[b[0]] = runs.get(b[0], "") + b[5]
+        hits = set()
+        boxes.sort(key=lambda b: b[1])
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                if b[1] >= a[3] - threshold:
+                    break
+                if a[0] != b[0] and min(a[3], b[3]) - max(a[1], b[1]) > threshold and \
+                        min(a[4], b[4]) - max(a[2], b[2]) > threshold:
+                    hits.add(tuple(sorted((runs[a[0]], runs[b[0]]))))
+        if hits:
+            out.append(Finding("figure-overlap", f"figure {path.stem}", f"labels overlap in {len(hits)} place(s): "
+                               + " | ".join(f"'{x}' over '{y}'" for x, y in sorted(hits)[:3])))
+    return out
+
+
+def run_reader_checks(html=None, pdf=None, margin=None, figures=()) -> list[Finding]:
+    """The checks of what a reader sees in the text: joined sentences and collapsed lists, Python
+    values and placeholder plurals, negative zero, mixed p styles, wrong apostrophes, repeated
+    captions, half-empty pages before the appendix and overlapping figure labels.
+
+    Examples
+    --------
+    >>> [f.check for f in run_reader_checks(html="<h1>A</h1><p>made.The end; 2 row(s); \u22120.0</p>")]
+    ['joined-sentence', 'placeholder-plural', 'negative-zero']
+    """
+    html = None if html is None or ("<" not in str(html) and not Path(html).exists()) else html
+    pdf = None if pdf is None or not Path(pdf).exists() else pdf
+    out = check_joined_sentences(html, pdf) + check_python_reprs(html, pdf) + check_negative_zero(html, pdf)
+    out += check_p_styles(html, pdf) + check_apostrophes(html, pdf)
+    if html is not None:
+        out += check_repeated_captions(html)
+    if pdf is not None:
+        out += check_empty_pages(pdf, margin)
+    if figures:
+        out += check_figure_overlap(figures)
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import json
+import math
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 import jinja2
+import jinja2.ext
 import pandas as pd
 
 from ..results import atomic_write_text
@@ -44,21 +46,31 @@ def _fail_undefined(msg):
 MINUS = "\u2212"
 
 
+def _formatting(fn):
+    """A :mod:`discbias.report.fmt` function whose errors are render errors."""
+    from . import fmt
+
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except fmt.FormatError as exc:
+            raise RenderError(str(exc)) from None
+
+    wrapped.__name__ = getattr(fn, "__name__", "format")
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
 def num(x, digits: int = 2) -> str:
-    """Format a number for prose, with a true minus sign; a missing (null) value is a render error.
+    """Format a number for prose (:func:`discbias.report.fmt.number`): a true minus sign, no
+    negative zero; a missing (null) value is a render error.
 
     Examples
     --------
-    >>> num(3.14159), num(2, 0), num(12345.6, 0), num(-0.5, 1)
-    ('3.14', '2', '12,346', '\u22120.5')
+    >>> num(3.14159), num(2, 0), num(12345.6, 0), num(-0.5, 1), num(-0.001, 1)
+    ('3.14', '2', '12,346', '−0.5', '0.0')
     """
-    if x is None or isinstance(x, jinja2.Undefined):
-        raise RenderError("a value used in the paper is missing (null in values.json)")
-    x = float(x)
-    s = f"{x:,.0f}" if digits == 0 else f"{x:,.{digits}f}"
-    if s.startswith("-"):
-        s = MINUS + s[1:] if s.strip("-0.,") else s[1:]  # no "-0.00"
-    return s
+    return _formatting(__import__("discbias.report.fmt", fromlist=["number"]).number)(x, digits)
 
 
 def minus(text) -> str:
@@ -77,19 +89,17 @@ def minus(text) -> str:
 
 
 def pval(p) -> str:
-    """Format a p-value as in APA style: ``p < .001`` or ``p = .034``.
+    """Format a p-value in the paper's one style (:func:`discbias.report.fmt.p_value`):
+    ``p < .001`` or ``p = .034``.
 
     Examples
     --------
     >>> pval(0.0000001), pval(0.0345)
     ('p < .001', 'p = .035')
     """
-    if p is None:
-        raise RenderError("a p-value used in the paper is missing")
-    p = float(p)
-    if p < 0.001:
-        return "p < .001"
-    return "p = " + f"{p:.3f}".lstrip("0")
+    from . import fmt
+
+    return _formatting(fmt.p_value)(p)
 
 
 def yaml_str(x) -> str:
@@ -104,20 +114,73 @@ def yaml_str(x) -> str:
 
 
 def _finalize(value):
-    """Every value the template prints: a hyphen used as a minus sign becomes U+2212.
+    """Every value the template prints: a hyphen used as a minus sign becomes U+2212; a boolean
+    is a word (``yes``/``no``), a float goes through :func:`discbias.report.fmt.number` with up to
+    six significant decimals (no ``inf``, ``nan`` or ``0.30000000000000004``); ``None`` is a
+    render error (a value printed as "None" would be a Python repr in the paper).
 
     Examples
     --------
-    >>> _finalize(-2.5), _finalize("paper: -2.6 [-3.4, -1.8]"), _finalize(True)
-    ('−2.5', 'paper: −2.6 [−3.4, −1.8]', True)
+    >>> _finalize(-2.5), _finalize("paper: -2.6 [-3.4, -1.8]"), _finalize(True), _finalize(float("inf"))
+    ('−2.5', 'paper: −2.6 [−3.4, −1.8]', 'yes', 'infinite')
     """
+    from . import fmt
     from .tables import minus_signs
 
-    if value is None or isinstance(value, bool) or isinstance(value, jinja2.Undefined):
+    if isinstance(value, jinja2.Undefined):
         return value
-    if isinstance(value, (int, float)):
+    if value is None:
+        raise RenderError("the template prints a value that is null (None) in the results; "
+                          "test it with `is none` or give it a value")
+    if isinstance(value, bool):
+        return fmt.yes_no(value)
+    if isinstance(value, float):
+        if not math.isfinite(value) or value == 0:
+            return fmt.number(value, 0)
+        digits = max(0, 6 - int(math.floor(math.log10(abs(value)))) - 1)
+        text = f"{round(value, digits):.{min(digits, 12)}f}"
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+        return fmt.number(float(text), len(text.partition(".")[2]), group=abs(value) >= 1000)
+    if isinstance(value, int):
         value = str(value)
     return minus_signs(value) if isinstance(value, str) else value
+
+
+_BLOCK_TAG = re.compile(r"<%.*?%>")
+
+
+class KeepLineBreaks(jinja2.ext.Extension):
+    r"""``trim_blocks`` only for a block tag on a line of its own.
+
+    With ``trim_blocks`` Jinja removes the line break after *every* block tag, so a line of prose
+    that ends in a tag (``... in training.<% endif %>``) was glued to the next line: a list item
+    ran into the sentence before it (``rescore them.- Correlational``) and sentences joined
+    (``training.Without``). This preprocessor marks a block tag that ends a line holding other
+    text with Jinja's ``+%>`` (keep the line break); a line holding only tags (``<% if x %>``,
+    ``<% endfor %>``) still disappears whole.
+
+    Examples
+    --------
+    >>> KeepLineBreaks.mark("text.<% endif %>\n<% if x %>\n- item<% if y %>")
+    'text.<% endif +%>\n<% if x %>\n- item<% if y +%>'
+    """
+
+    @staticmethod
+    def mark(source: str) -> str:
+        out = []
+        for line in source.split("\n"):
+            stripped = line.rstrip()
+            if stripped.endswith("%>") and not stripped.endswith(("+%>", "-%>")) and "<%" in stripped:
+                last = stripped.rfind("<%")
+                closes = stripped.find("%>", last)
+                rest = _BLOCK_TAG.sub("", stripped)
+                if closes == len(stripped) - 2 and rest.strip():
+                    line = stripped[:-2] + "+%>" + line[len(stripped):]
+            out.append(line)
+        return "\n".join(out)
+
+    def preprocess(self, source, name, filename=None):  # noqa: D102
+        return self.mark(source)
 
 
 def _bytecode_cache(paths) -> jinja2.BytecodeCache | None:
@@ -138,9 +201,13 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
     ``figure(name)`` (path from the report folder to ``build/figures/<name>.svg``), ``result(name)`` (a results table as a list of
     row dicts), ``label(key)`` (the readable label of an identifier:
     :func:`discbias.report.labels.label` over the package defaults and the study configuration's
-    ``[labels]``); filters ``num``, ``pval``, ``int`` (thousands separators), ``yaml`` (a quoted
-    YAML string), ``codeids`` (label-dictionary identifiers in a text set as code), ``minus`` (true
-    minus signs in text from a results file).
+    ``[labels]``). The statistics formatting layer :mod:`discbias.report.fmt` is exposed whole:
+    filters ``num``, ``int``, ``pval``, ``prob``, ``pct``, ``count`` (``<< n | count("issue") >>``:
+    "1 issue", "599 issues"), ``plural``, ``yesno``, and globals ``estimate``, ``interval``,
+    ``f_test``, ``t_test``, ``chi2_test``, ``correlation``, ``proportion``, ``is_number``; no
+    template formats a number itself. Also filters ``yaml`` (a quoted YAML string), ``codeids``
+    (label-dictionary identifiers in a text set as code), ``minus`` (true minus signs in text from
+    a results file).
     """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
@@ -150,7 +217,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
         comment_start_string="<#", comment_end_string="#>",
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
         autoescape=False, finalize=_finalize,
-        bytecode_cache=_bytecode_cache(paths),
+        bytecode_cache=_bytecode_cache(paths), extensions=[KeepLineBreaks],
     )
 
     def table(name: str) -> str:
@@ -193,7 +260,11 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
         # identifiers a reader looks up in the results files stay, as code (the raw-identifier check skips code)
         return id_pattern.sub(lambda m: f"`{m.group(1)}`", str(text))
 
-    env.filters.update(codeids=codeids, num=num, pval=pval, int=lambda x: num(x, 0), yaml=yaml_str, minus=minus)
+    from . import fmt
+
+    env.filters.update({name: _formatting(fn) for name, fn in fmt.FILTERS.items()})
+    env.globals.update({name: _formatting(fn) for name, fn in fmt.GLOBALS.items()})
+    env.filters.update(codeids=codeids, yaml=yaml_str, minus=minus)
     return env
 
 
@@ -349,7 +420,7 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     >>> from discbias.paths import project_paths
     >>> render(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
     """
-    from .checks import format_findings, run_checks
+    from .checks import checks_report, format_findings, run_checks
 
     from .labels import DEFAULT_LABELS, known_ids, labels_from_config
 
@@ -386,9 +457,10 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     pdf = qmd.with_suffix(".pdf") if "pdf" in formats else None
     typ = qmd.with_suffix(".typ") if "pdf" in formats and not use_quarto else None
     findings = run_checks(qmd=qmd, html=html, pdf=pdf, typ=typ, root=paths.build, warnings=warnings,
-                          label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN)
+                          label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN,
+                          figures=sorted(paths.figures.glob("*.pdf")) if paths.figures.exists() else ())
     report = format_findings(findings)
-    atomic_write_text(paths.report / "render_checks.txt", report or "all render checks passed\n")
+    atomic_write_text(paths.report / "render_checks.txt", checks_report(findings))
     for o in outs:
         log.info("wrote %s", o)
     if findings:

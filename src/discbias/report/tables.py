@@ -15,7 +15,8 @@
   Quarto-compatible. A table without a caption falls back to a pipe table.
 
 Every rendered number goes through :func:`fmt_number` (a true minus sign U+2212, one thousands
-rule: a comma from 1,000 on), p-values through :func:`fmt_p` (``< 0.001``) and intervals
+rule: a comma from 1,000 on), p-values through :func:`fmt_p` (``< .001``, ``.034``: the one p style of the paper, prose included, from
+:func:`discbias.report.fmt.p_value`) and intervals
 through :func:`fmt_interval` (``[a, b]``); text cells and headers go through the label
 dictionary (:func:`discbias.report.labels.label`).
 
@@ -114,17 +115,19 @@ def fmt_int(x) -> str:
 
 
 def fmt_p(p, digits: int = 3) -> str:
-    """A p-value: ``< 0.001`` below the precision (0 included), else ``digits`` decimals.
+    """A p-value in the paper's one style (:func:`discbias.report.fmt.p_value`, as in the prose):
+    ``< .001`` below the precision (0 included), else ``digits`` decimals without a leading zero.
 
     Examples
     --------
-    >>> fmt_p(0.0), fmt_p(0.01234), fmt_p(float("nan")), fmt_p(0.5, 4)
-    ('< 0.001', '0.012', '—', '0.5000')
+    >>> fmt_p(0.0), fmt_p(0.01234), fmt_p(float("nan")), fmt_p(0.5, 4), fmt_p(1.0)
+    ('< .001', '.012', '—', '.5000', '> .999')
     """
+    from .fmt import p_value
+
     if _missing(p):
         return DASH
-    p = float(p)
-    return f"< {10 ** -digits:.{digits}f}" if p < 10 ** -digits else f"{p:.{digits}f}"
+    return p_value(float(p), prefix=False, digits=digits)
 
 
 def fmt_interval(low, high, digits: int | None = 2, sig: int | None = None) -> str:
@@ -343,7 +346,7 @@ class PubTable:
     ...                   Col("conf_low", "95% CI", fmt="interval", high="conf_high", digits=1),
     ...                   Col("p_value", fmt="p")], caption="RGB model.", label="tbl-rgb")
     >>> t.body()[0]
-    ['Mean red (0–255)', '−0.51', '[−0.9, −0.1]', '< 0.001']
+    ['Mean red (0–255)', '−0.51', '[−0.9, −0.1]', '< .001']
     >>> print(t.to_latex().splitlines()[4])
     \\begin{tabular}{lrrr}
     >>> "table.header(repeat: true" in t.to_typst() and 'class="table-scroll"' in t.to_html()
@@ -390,7 +393,7 @@ class PubTable:
         if _missing(x):
             return DASH
         if c.fmt == "p":
-            return fmt_p(x, 3)  # one rule for every table: "< 0.001", else three decimals
+            return fmt_p(x, 3)  # one rule for every table and the prose: "< .001", else ".034"
         if c.fmt == "int":
             return fmt_int(x)
         if c.fmt == "num":

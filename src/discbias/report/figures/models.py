@@ -66,7 +66,7 @@ def figures(ctx):
                       if len(x) else "—")
         rows.append(r)
     ctx.save_table(pd.DataFrame(rows), "models_elicited",
-                   caption="Grissom et al.'s Figure 7 predictors: estimate [95% interval] per model (Bayesian: posterior mean and HDI; OLS: t interval). Units: score per rating point; the four specifications are the Bayesian model with the paper\u2019s priors, the centred Bayesian model, OLS and OLS with cell-clustered SEs.",
+                   caption="Grissom et al.’s Figure 7 predictors: estimate [95% interval] per model (Bayesian: posterior mean and HDI; OLS: t interval). Units: score per rating point; the four specifications are the Bayesian model with the paper\u2019s priors, the centred Bayesian model, OLS and OLS with cell-clustered SEs.",
                    label="tbl-models-elicited")
 
     bay = pd.concat([res["models_rgb_bayes"], el[el["model"].str.startswith("elicited_bayes")]])
