@@ -258,7 +258,8 @@ def verdict_of(claim: Claim, outcomes: dict[str, str]) -> tuple[str, str]:
         return "inconclusive", "supported where estimated, but not estimable under: " + ", ".join(
             f"{s.label} ({outcomes.get(s.name, 'missing')})" for s in blocked)
     used = 1 + sum(outcomes.get(s.name) == "supports" for s in rob)
-    return "reproduced", f"supported under all {used} specifications"
+    return "reproduced", ("supported under its one specification" if used == 1
+                          else f"supported under all {used} specifications")
 
 
 def evaluate_claim(claim: Claim, results: dict[str, pd.DataFrame]) -> tuple[dict, list[dict]]:

@@ -193,6 +193,7 @@ def fit(ctx):
         n_aggregated=int(len(ctx.measures["study2agg_images"])) if "study2agg_images" in ctx.measures else None,
         n_ratings=int(len(ctx.measures["study2_ratings"])),
         median_raters=float(im["skintone_n"].median()),
+        **_design_values(im),
         gender_means={g: float(im.loc[im["gender"] == g, "score"].mean()) for g in LEVELS["gender"]},
         men_long_share=float((im.loc[im["gender"] == "men", "hair"] == "long").mean()),
         rgb={t.split("_")[0] if t != "Intercept" else "intercept":
@@ -234,6 +235,38 @@ def _next_lowest(model: str, table: str = "study2_black_long_contrasts"):
                           note=f"next-lowest cell {r['other']}; Holm p over {int((df['model'] == model).sum())} "
                                f"contrasts = {float(r['p_holm']):.3g}")
     return lookup
+
+
+def _flag(s: pd.Series) -> pd.Series:
+    """A yes/no column as booleans (``True``/``"Yes"``/``1``), missing as no."""
+    return s.map(lambda x: str(x).strip().lower() in ("true", "yes", "1", "1.0"))
+
+
+def _design_values(im: pd.DataFrame) -> dict:
+    """What the paper says about the Study 2 data's design, computed from the data: images per
+    design cell (smallest, largest, whether every cell is the same size) and how many images
+    fail one of the original exclusion rules (``matches_prompt`` no, ``dup`` or
+    ``men_low_agree`` yes), where the file carries the flags.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"cell": ["a", "a", "b", "b"], "matches_prompt": [True, "No", True, True]})
+    >>> v = _design_values(d)
+    >>> v["n_cells"], v["cell_n_min"], v["cell_n_max"], v["balanced"], v["n_rule_failures"]
+    (2, 2, 2, True, 1)
+    """
+    sizes = im.groupby("cell").size() if "cell" in im else pd.Series(dtype=int)
+    flags = [c for c in ("matches_prompt", "dup", "men_low_agree") if c in im]
+    fails = pd.Series(False, index=im.index)
+    if "matches_prompt" in im:
+        fails |= ~_flag(im["matches_prompt"])
+    for c in ("dup", "men_low_agree"):
+        if c in im:
+            fails |= _flag(im[c])
+    return dict(n_cells=int(len(sizes)), cell_n_min=int(sizes.min()) if len(sizes) else 0,
+                cell_n_max=int(sizes.max()) if len(sizes) else 0,
+                balanced=bool(len(sizes) and sizes.min() == sizes.max()),
+                rule_flags=flags, n_rule_failures=int(fails.sum()) if flags else None)
 
 
 def _balanced(model: str, term: str):

@@ -123,6 +123,8 @@ def _finalize(value):
     --------
     >>> _finalize(-2.5), _finalize("paper: -2.6 [-3.4, -1.8]"), _finalize(True), _finalize(float("inf"))
     ('−2.5', 'paper: −2.6 [−3.4, −1.8]', 'yes', 'infinite')
+    >>> _finalize("Grissom et al.'s Figure 7")
+    'Grissom et al.’s Figure 7'
     """
     from . import fmt
     from .tables import minus_signs
@@ -143,7 +145,22 @@ def _finalize(value):
         return fmt.number(float(text), len(text.partition(".")[2]), group=abs(value) >= 1000)
     if isinstance(value, int):
         value = str(value)
-    return minus_signs(value) if isinstance(value, str) else value
+    return apostrophes(minus_signs(value)) if isinstance(value, str) else value
+
+
+_APOSTROPHE = re.compile(r"(?<=[\w.])'(?=[a-z])")
+
+
+def apostrophes(text: str) -> str:
+    """A straight quote used as an apostrophe (``Grissom et al.'s``, ``paper's``) becomes ’ (U+2019),
+    in text from results files and configurations; pandoc would read ``al.'s`` as an opening quote.
+
+    Examples
+    --------
+    >>> apostrophes("Grissom et al.'s Figure 7, the paper's model, c('a', 'b')")
+    "Grissom et al.’s Figure 7, the paper’s model, c('a', 'b')"
+    """
+    return _APOSTROPHE.sub("\u2019", text)
 
 
 _BLOCK_TAG = re.compile(r"<%.*?%>")

@@ -614,7 +614,8 @@ def mixedlm_highest_reml(formula: str, data: pd.DataFrame, groups, *,
         if opt != best and (llf - other_llf > 1e-3 or abs(float(other.cov_re.iloc[0, 0]) - float(fit.cov_re.iloc[0, 0]))
                             > 1e-3 * max(float(fit.cov_re.iloc[0, 0]), 1e-12)):
             warns.append(f"optimizer {'+'.join(opt)} stopped elsewhere (cell variance {float(other.cov_re.iloc[0, 0]):.3g}, "
-                         f"REML log-lik {raw_llf:.2f}{'' if np.isfinite(raw_llf) else ' (not finite: singular fit)'}, "
-                         f"converged={other.converged}); kept {'+'.join(best)} "
+                         + (f"REML log-likelihood {raw_llf:.2f}, " if np.isfinite(raw_llf)
+                            else "REML log-likelihood not finite (a singular fit), ")
+                         + f"{'converged' if other.converged else 'not converged'}); kept {'+'.join(best)} "
                          f"(variance {float(fit.cov_re.iloc[0, 0]):.3g}, log-lik {llf:.2f})")
     return fit, best, warns
