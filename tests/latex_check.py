@@ -7,13 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-PREAMBLE = r"""\documentclass{article}
-\usepackage[T1]{fontenc}
-\usepackage[utf8]{inputenc}
-\usepackage{booktabs,longtable,array}
-\usepackage[margin=2cm]{geometry}
-\begin{document}
-"""
+from discbias.report.render import LATEX_PREAMBLE
+
+#: The article class at its own width (345 pt at 10 pt): the tables must fit it.
+PREAMBLE = r"\documentclass{article}" + "\n" + LATEX_PREAMBLE.read_text() + "\n\\begin{document}\n"
 
 
 def tex_engine() -> list[str] | None:
@@ -31,7 +28,7 @@ def check_structure(tex: str) -> list[str]:
     m = re.search(r"\\begin\{(?:tabular|longtable)\}\{([^\n]*)\}\n", tex)
     if not m:
         return ["no tabular/longtable environment with a column specification"]
-    spec = re.sub(r"p\{[^}]*\}", "p", m[1])
+    spec = re.sub(r"p\{[^}]*\}", "p", re.sub(r">\{\\raggedright\\arraybackslash\}", "", m[1]))
     if not re.fullmatch(r"[lrcp]+", spec):
         problems.append(f"odd column specification {m[1]!r}")
     ncols = len(spec)
@@ -55,7 +52,7 @@ def check_structure(tex: str) -> list[str]:
     for need in (r"\caption{", r"\label{tbl-", r"\toprule", r"\midrule", r"\bottomrule"):
         if need not in tex:
             problems.append(f"missing {need}")
-    if re.search(r"(?<![\w\\-])-\d", body):
+    if re.search(r"(?<![\w\\-])-\d", re.sub(r"\\ensuremath\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}", "", body)):
         problems.append("ASCII hyphen used as a minus sign")
     return problems
 
@@ -69,3 +66,9 @@ def compile_tables(paths: list[Path], workdir: Path) -> subprocess.CompletedProc
     doc += "\n\\end{document}\n"
     (workdir / "tables.tex").write_text(doc)
     return subprocess.run([*engine, "tables.tex"], cwd=workdir, capture_output=True, text=True, errors="replace", timeout=240)
+
+
+def overfull(log: str, limit_pt: float = 1.0) -> list[str]:
+    """The overfull boxes of a LaTeX log wider than ``limit_pt``."""
+    return [m.group(0) for m in re.finditer(r"Overfull \\[hv]box \(([\d.]+)pt too \w+\)[^\n]*", log)
+            if float(m.group(1)) > limit_pt]

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     common_options(p)
     p = sub.add_parser("render", help="render build/report/paper.{qmd,html,pdf}")
     common_options(p)
-    p.add_argument("--to", default="html,pdf", help="comma-separated formats: html, pdf (default both)")
+    p.add_argument("--to", default="html,pdf", help="comma-separated formats: html, pdf (default both), latex (a standalone paper.tex), docx, jats (through pandoc)")
     p.add_argument("--templates", default=None, help="template folder (default: report/)")
     p.add_argument("--no-quarto", action="store_true", help="use pandoc + Typst even if quarto is installed")
     p.add_argument("--draft", action="store_true",

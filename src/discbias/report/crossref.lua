@@ -43,7 +43,7 @@ local function register_header(el)
 end
 
 local function caption_prefix(el, id)
-  if FORMAT:match("typst") then return el end
+  if FORMAT:match("typst") or FORMAT:match("latex") then return el end
   local info = numbers[id]
   if not info or not el.caption or not el.caption.long or #el.caption.long == 0 then return el end
   local first = el.caption.long[1]
@@ -61,6 +61,13 @@ local function pubtable(el)
   local id = el.identifier
   if not (el.classes:includes("pubtable") and numbers[id]) then return nil end
   if FORMAT:match("typst") then return el.content end
+  if FORMAT:match("latex") then  -- the table's own LaTeX (caption and label in it), nothing else
+    local out = {}
+    for _, b in ipairs(el.content) do
+      if b.t == "RawBlock" and b.format == "latex" then table.insert(out, b) end
+    end
+    return out
+  end
   for _, b in ipairs(el.content) do
     if b.t == "Para" then
       table.insert(b.content, 1, pandoc.Space())

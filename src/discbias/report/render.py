@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_DIR_ENV = "DISCBIAS_TEMPLATES"
 LUA_FILTER = Path(__file__).with_name("crossref.lua")
+#: Every LaTeX package the paper and its tables need, in one file (``discbias render --to latex``).
+LATEX_PREAMBLE = Path(__file__).with_name("latex-preamble.tex")
 #: Files copied from the template folder next to ``paper.qmd`` (the bibliography and CSL style
 #: the front matter names), so that pandoc and ``quarto render`` find them.
 SUPPORT_GLOBS = ("*.bib", "*.csl")
@@ -389,6 +391,63 @@ def render_html(qmd: Path, warnings: list[str] | None = None) -> Path:
     return out
 
 
+def _for_print(qmd: Path, suffix: str) -> Path:
+    """A copy of ``paper.qmd`` whose figures are the PDF versions (LaTeX and Word cannot embed SVG)."""
+    text = re.sub(r"(\]\()([^)\s]+)\.svg\)", lambda m: m.group(1) + m.group(2) + (
+        ".pdf)" if suffix == "latex" and (qmd.parent / (m.group(2) + ".pdf")).exists() else ".png)"), qmd.read_text())
+    out = qmd.with_name(f"{qmd.stem}-{suffix}.qmd")
+    atomic_write_text(out, text)
+    return out
+
+
+def render_latex(qmd: Path, warnings: list[str] | None = None) -> Path:
+    """A standalone ``paper.tex`` (pdflatex, Debian TeX Live): pandoc's LaTeX writer with the
+    packages of ``latex-preamble.tex``; tables are the fitted LaTeX of
+    :meth:`discbias.report.tables.PubTable.to_latex`, figures their PDF versions.
+
+    Examples
+    --------
+    >>> render_latex(Path("build/report/paper.qmd"))  # doctest: +SKIP
+    PosixPath('build/report/paper.tex')
+    """
+    src = _for_print(qmd, "latex")
+    out = qmd.with_suffix(".tex")
+    try:
+        w = _pandoc(src, "latex", out, ["--number-sections", f"--include-in-header={LATEX_PREAMBLE}",
+                                        "-V", "documentclass=article", "-V", "fontsize=10pt", "-V", "papersize=a4"])
+        text = out.read_text()
+        # pandoc's template loads some of the same packages: ours come first through the header;
+        # figures and tables use their own files' paths relative to the report folder
+        atomic_write_text(out, text)
+    finally:
+        src.unlink(missing_ok=True)
+    if warnings is not None:
+        warnings.extend(w)
+    return out
+
+
+def render_pandoc(qmd: Path, to: str, warnings: list[str] | None = None) -> Path:
+    """``paper.docx`` (Word) or ``paper.xml`` (JATS) through pandoc; tables and figures as the
+    HTML and print paths give them where the format can hold them.
+
+    Examples
+    --------
+    >>> render_pandoc(Path("build/report/paper.qmd"), "jats")  # doctest: +SKIP
+    PosixPath('build/report/paper.xml')
+    """
+    if to not in ("docx", "jats"):
+        raise RenderError(f"unknown output format {to!r}; one of docx, jats")
+    src = _for_print(qmd, to)
+    out = qmd.with_suffix(".docx" if to == "docx" else ".xml")
+    try:
+        w = _pandoc(src, "docx" if to == "docx" else "jats_articleauthoring", out, ["--number-sections"] if to == "docx" else [])
+    finally:
+        src.unlink(missing_ok=True)
+    if warnings is not None:
+        warnings.extend(w)
+    return out
+
+
 #: Typst files prepended to the pandoc output, in this order: the table style, the rule that keeps
 #: a table with its caption, and the markers the render checks read back with ``typst.query``
 #: (caption and table pages, numbering).
@@ -448,7 +507,7 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     outs = [qmd]
     warnings: list[str] = []
     if use_quarto:
-        for fmt in formats:
+        for fmt in [f for f in formats if f in ("html", "pdf")]:
             to = "typst" if fmt == "pdf" else "html"
             proc = subprocess.run(["quarto", "render", str(qmd), "--to", to], capture_output=True, text=True)
             if proc.returncode:
@@ -470,6 +529,14 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
         if pdf_out is not None:
             outs.append(pdf_out)
         warnings += html_warnings + pdf_warnings
+    extra_warnings: list[str] = []  # LaTeX, Word and JATS: reported, not checked as the PDF and HTML are
+    if "latex" in formats:
+        outs.append(render_latex(qmd, extra_warnings))
+    for fmt in ("docx", "jats"):
+        if fmt in formats:
+            outs.append(render_pandoc(qmd, fmt, extra_warnings))
+    for w in extra_warnings:
+        log.info("%s", w)
     html = qmd.with_suffix(".html") if "html" in formats else None
     pdf = qmd.with_suffix(".pdf") if "pdf" in formats else None
     typ = qmd.with_suffix(".typ") if "pdf" in formats and not use_quarto else None

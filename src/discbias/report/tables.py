@@ -269,6 +269,64 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "\u200b": r"\allowbreak{}"}
 
 
+#: The LaTeX packages the exported tables need (``report/latex-preamble.tex`` loads them).
+LATEX_PACKAGES = ("booktabs", "longtable", "array", "pdflscape")
+#: Text width and height of the LaTeX page the tables are fitted to: the article class at 10 pt
+#: (345 pt by 550 pt), the narrowest a journal's single column is likely to be.
+LATEX_TEXT_WIDTH_PT = 345.0
+LATEX_TEXT_HEIGHT_PT = 550.0
+#: Average advance of a table character in em (Computer Modern / Latin Modern digits are 0.5 em).
+LATEX_CHAR_EM = 0.5
+#: Advance of a character of an unbreakable word (letters, capitals and code are wider than digits).
+LATEX_WORD_EM = 0.6
+LATEX_TABCOLSEP_PT = 6.0
+
+_SUPERSCRIPT = str.maketrans("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789")
+_SCIENTIFIC = re.compile("([\u2212-]?\\d[\\d.,]*) \u00d7 10([\u207b\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+)")
+
+
+def _latex_header(h: str, chars: int, spec: str) -> str:
+    r"""A column header; in a number column, one longer than the column wraps onto lines of at
+    most ``chars`` characters (a nested ``tabular``), aligned as the column is.
+
+    Examples
+    --------
+    >>> print(_latex_header("Column 10", 6, "r"))
+    \begin{tabular}[b]{@{}r@{}}Column\\10\end{tabular}
+    >>> _latex_header("Term", 10, "l")
+    'Term'
+    """
+    if len(h) <= chars or spec not in ("l", "r", "c") or " " not in h:
+        return latex_escape(h)
+    lines, cur = [], ""
+    for word in h.split():
+        if cur and len(cur) + 1 + len(word) > chars:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}".strip()
+    lines.append(cur)
+    return rf"\begin{{tabular}}[b]{{@{{}}{spec}@{{}}}}" + r"\\".join(latex_escape(x) for x in lines) + r"\end{tabular}"
+
+
+def latex_cell(s: str) -> str:
+    r"""A formatted cell for LaTeX: :func:`latex_escape`, with ``a × 10⁻ⁿ`` as maths.
+
+    Examples
+    --------
+    >>> print(latex_cell("1.0 × 10⁻¹⁵"), latex_cell("a_b"))
+    \ensuremath{1.0 \times 10^{-15}} a\_b
+    """
+    out, pos = [], 0
+    for m in _SCIENTIFIC.finditer(str(s)):
+        out.append(latex_escape(s[pos:m.start()]))
+        mant = m.group(1).replace("\u2212", "-")
+        out.append(rf"\ensuremath{{{mant} \times 10^{{{m.group(2).translate(_SUPERSCRIPT)}}}}}")
+        pos = m.end()
+    out.append(latex_escape(str(s)[pos:]))
+    return "".join(out)
+
+
 def latex_escape(s: str) -> str:
     """Escape text for LaTeX (special characters; minus, dashes, Greek and super-scripts to
     commands pdflatex knows).
@@ -347,7 +405,7 @@ class PubTable:
     ...                   Col("p_value", fmt="p")], caption="RGB model.", label="tbl-rgb")
     >>> t.body()[0]
     ['Mean red (0–255)', '−0.51', '[−0.9, −0.1]', '< .001']
-    >>> print(t.to_latex().splitlines()[4])
+    >>> print(t.to_latex().splitlines()[5])
     \\begin{tabular}{lrrr}
     >>> "table.header(repeat: true" in t.to_typst() and 'class="table-scroll"' in t.to_html()
     True
@@ -562,19 +620,78 @@ class PubTable:
         return (f'<figure class="pubtable"{ident}>\n<figcaption>{_caption_html(minus_signs(self.caption))}'
                 "</figcaption>\n" + self._html_table() + "\n</figure>")
 
+    def _latex_widths(self) -> tuple[str, list[str], bool, list[int]]:
+        r"""The LaTeX font size, column specification, orientation and header widths that fit.
+
+        Widths are estimated from the cells (``LATEX_CHAR_EM`` em a digit, ``LATEX_WORD_EM`` em a
+        character of a word). A number column is as wide as its widest cell or the longest word
+        of its header (a longer header wraps onto several lines); a text column wraps (``p{}``)
+        down to its longest word. Tried in order: ``\small`` and ``\footnotesize`` at natural
+        widths, ``\footnotesize`` with wrapping text columns, then a landscape page
+        (``pdflscape``; ``\linewidth`` is then the page's height) at ``\footnotesize`` and
+        ``\scriptsize``.
+        """
+        headers, body = self.headers(), self.body()
+        aligns = self.aligns()
+        text = [c.fmt in ("text", "code") or a == "left" for c, a in zip(self.cols, aligns)]
+        sep = 2 * LATEX_TABCOLSEP_PT
+
+        def words(x) -> list[str]:
+            return [t for t in re.split(r"[\s\u200b]+", str(x)) if t] or [""]
+
+        body_chars = [max([len(r[k]) for r in body] + [1]) for k in range(len(self.cols))]
+        head_word = [max(len(t) for t in words(h)) for h in headers]
+        head_chars = [len(h) for h in headers]
+        word_chars = [max([len(t) for r in body for t in words(r[k])] + [head_word[k]]) for k in range(len(self.cols))]
+        # a number column's width in digit advances: its widest cell or its header's longest word
+        num_chars = [max(b, int(math.ceil(hw * LATEX_WORD_EM / LATEX_CHAR_EM))) for b, hw in zip(body_chars, head_word)]
+        natural_chars = [max(b, h) for b, h in zip(body_chars, head_chars)]
+
+        def width(chars, pt, em=LATEX_CHAR_EM):
+            return chars * pt * em + sep
+
+        for size, pt in (("\\small", 9.0), ("\\footnotesize", 8.0)):
+            if sum(width(x, pt, LATEX_WORD_EM if t else LATEX_CHAR_EM) for x, t in zip(natural_chars, text)) <= LATEX_TEXT_WIDTH_PT:
+                return size, ["l" if t else "r" for t in text], False, natural_chars
+        for landscape, size, pt in ((False, "\\footnotesize", 8.0), (True, "\\footnotesize", 8.0),
+                                    (True, "\\scriptsize", 7.0)):
+            page = LATEX_TEXT_HEIGHT_PT if landscape else LATEX_TEXT_WIDTH_PT
+            fixed = sum(width(num_chars[k], pt) for k, t in enumerate(text) if not t)
+            wraps = [k for k, t in enumerate(text) if t]
+            room = page - fixed - sep * len(wraps)
+            least = {k: word_chars[k] * pt * LATEX_WORD_EM for k in wraps}
+            if room < sum(least.values()) and not (landscape and size == "\\scriptsize"):
+                continue
+            share = dict(least)
+            spare = max(room - sum(least.values()), 0.0)
+            extra = {k: max(natural_chars[k] * pt * LATEX_WORD_EM - least[k], 0.0) for k in wraps}
+            total = sum(extra.values()) or 1.0
+            for k in wraps:  # what is left goes to the columns with more text, up to their natural width
+                share[k] += min(extra[k], spare * extra[k] / total)
+            spec = ["r" if not t else rf">{{\raggedright\arraybackslash}}p{{{share[k] / page:.3f}\linewidth}}"
+                    for k, t in enumerate(text)]
+            return size, spec, landscape, [natural_chars[k] if t else max(body_chars[k], head_word[k])
+                                           for k, t in enumerate(text)]
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def to_latex(self) -> str:
-        """The table as LaTeX (booktabs; ``longtable`` when it has more than 40 rows).
+        r"""The table as LaTeX that fits the text width (booktabs; ``longtable`` with more than 40 rows).
+
+        Fitting (:meth:`_latex_widths`): ``\small`` ``l``/``r`` columns when the table fits,
+        else ``\footnotesize`` with wrapping ``p{}`` text columns, else a landscape page. Numbers
+        in scientific notation are typeset as maths (``$1.2 \times 10^{-5}$``). The packages
+        it needs are those of :data:`LATEX_PACKAGES` (``report/latex-preamble.tex`` of the paper).
 
         Examples
         --------
         >>> s = PubTable(pd.DataFrame({"a_b": ["x"], "n": [3]}), caption="C.", label="tbl-c").to_latex()
-        >>> r"\\begin{tabular}{lr}" in s and r"\\label{tbl-c}" in s and r"a\\_b" in s
+        >>> r"\begin{tabular}{lr}" in s and r"\label{tbl-c}" in s and r"a\_b" in s
         True
+        >>> print(latex_cell(fmt_number(-0.0000123, 2)))
+        \ensuremath{-1.2 \times 10^{-5}}
         """
-        aligns = self.aligns()
-        w = self._widths_chars()
-        spec = "".join({"left": "l", "right": "r", "center": "c"}[a] if not (a == "left" and w[k] > 40)
-                       else r"p{0.3\linewidth}" for k, a in enumerate(aligns))
+        size, spec_cols, landscape, header_chars = self._latex_widths()
+        spec = "".join(spec_cols)
         head = []
         runs = self.spanner_row()
         if runs:
@@ -584,24 +701,29 @@ class PubTable:
                 if name:
                     head.append(rf"\cmidrule(lr){{{start}-{start + span - 1}}}")
                 start += span
-        head.append(" & ".join(latex_escape(h) for h in self.headers()) + r" \\")
+        head.append(" & ".join(_latex_header(h, n, spec_cols[k]) for k, (h, n) in enumerate(zip(self.headers(), header_chars)))
+                    + r" \\")
         code = [c.fmt == "code" for c in self.cols]
-        body = [" & ".join(rf"\texttt{{{latex_escape(v)}}}" if code[k] else latex_escape(v) for k, v in enumerate(r))
+        body = [" & ".join(rf"\texttt{{{latex_cell(v)}}}" if code[k] else latex_cell(v) for k, v in enumerate(r))
                 + r" \\" for r in self.body()]
         cap = rf"\caption{{{_caption_latex(minus_signs(self.caption))}}}" if self.caption else ""
         lab = rf"\label{{{self.label}}}" if self.label else ""
         notes = (rf"\par\smallskip{{\footnotesize\raggedright {latex_escape(minus_signs(self.notes))}\par}}"
                  if self.notes else "")
         if len(self.df) > 40:
-            lines = [rf"\begin{{longtable}}{{{spec}}}", cap + lab + (r" \\" if cap or lab else ""), r"\toprule",
+            lines = [r"\begingroup" + size, rf"\begin{{longtable}}{{{spec}}}",
+                     cap + lab + (r" \\" if cap or lab else ""), r"\toprule",
                      *head, r"\midrule", r"\endfirsthead", r"\toprule", *head, r"\midrule", r"\endhead",
                      *body, r"\bottomrule", r"\end{longtable}"]
             if notes:
                 lines.append(notes)
-            return "\n".join(lines) + "\n"
-        lines = [r"\begin{table}[htbp]", r"\centering", cap, lab, rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-                 *head, r"\midrule", *body, r"\bottomrule", r"\end{tabular}", notes, r"\end{table}"]
-        return "\n".join(lines) + "\n"
+            lines.append(r"\endgroup")
+        else:
+            lines = [r"\begin{table}[htbp]", r"\centering", size, cap, lab, rf"\begin{{tabular}}{{{spec}}}",
+                     r"\toprule", *head, r"\midrule", *body, r"\bottomrule", r"\end{tabular}", notes, r"\end{table}"]
+        if landscape:
+            lines = [r"\begin{landscape}", *lines, r"\end{landscape}"]
+        return "\n".join(x for x in lines if x != "") + "\n"
 
     def to_markdown(self) -> str:
         """A pandoc pipe table (no caption): the fallback for a table without one.
@@ -637,7 +759,8 @@ class PubTable:
         close_html = "</figcaption>\n" + self._html_table() + "\n</figure>"
         ident = f"#{self.label} " if self.label else ""
         fence = "````"
-        return "\n".join([f"::: {{{ident}.pubtable}}", "", f"{fence}{{=typst}}", pre, fence, "",
+        return "\n".join([f"::: {{{ident}.pubtable}}", "", f"{fence}{{=latex}}", self.to_latex().rstrip("\n"), fence, "",
+                          f"{fence}{{=typst}}", pre, fence, "",
                           f"{fence}{{=html}}", open_html, fence, "", minus_signs(self.caption), "",
                           f"{fence}{{=typst}}", post, fence, "", f"{fence}{{=html}}", close_html, fence, "", ":::"])
 
