@@ -122,3 +122,19 @@ def test_one_preamble_file_lists_the_packages():
     for pkg in ("booktabs", "longtable", "array", "pdflscape"):
         assert f"{{{pkg}}}" in text or f",{pkg}" in text or f"{pkg}," in text
     assert PREAMBLE.count(r"\usepackage{booktabs}") == 1
+
+
+def test_csv_tables_are_tidy(tmp_path):
+    df = pd.DataFrame({"Claim": ["A", "A", "B"], "Spec": ["p", "q", "p"], "low": [0.1, 0.2, 0.3],
+                       "est": [1.0, 2.0, 3.0], "high": [1.5, 2.5, 3.5]})
+    t = PubTable(df, [Col("Claim"), Col("Spec"), Col("est"), Col("low", "95% CI", fmt="interval", high="high")],
+                 caption="C.", label="tbl-c", blank_repeats=("Claim",))
+    assert [r[0] for r in t.body()] == ["A", "", "B"]  # printed once per run
+    t.to_csv(tmp_path / "c.csv")
+    back = pd.read_csv(tmp_path / "c.csv")
+    assert back["Claim"].tolist() == ["A", "A", "B"]  # a key on every row
+    assert back.columns.tolist()[:5] == ["Claim", "Spec", "est", "low", "high"]  # the high end beside the low end
+    tidy = pd.DataFrame({"cell": ["x", "y"], "n": [5401, 3], "mean": [154.7, 1.0]})
+    shown = pd.DataFrame({"cell": ["x", "y"], "text": ["154.7 (5401)", "1.0 (3)"]})
+    PubTable(shown, caption="C.", label="tbl-d", tidy=tidy).to_csv(tmp_path / "d.csv")
+    assert pd.read_csv(tmp_path / "d.csv").columns.tolist() == ["cell", "n", "mean"]

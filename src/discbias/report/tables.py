@@ -419,6 +419,12 @@ class PubTable:
     spanners: Mapping[str, Sequence[str]] | None = None
     digits: int | Mapping[str, int] = 2
     landscape: bool | None = None
+    #: key columns whose value, when it repeats the row above's, is printed blank (the CSV keeps it
+    #: on every row)
+    blank_repeats: Sequence[str] = ()
+    #: the tidy frame the CSV holds instead of ``df`` when the printed table is a reshaped view of
+    #: it (a pivot, cells such as "154.7 (5401)"): one value per cell, keys on every row
+    tidy: pd.DataFrame | None = None
     cols: list[Col] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -477,7 +483,13 @@ class PubTable:
 
     def body(self) -> list[list[str]]:
         """Every cell as rendered text (the same in every output)."""
-        return [[self._cell(c, i) for c in self.cols] for i in range(len(self.df))]
+        rows = [[self._cell(c, i) for c in self.cols] for i in range(len(self.df))]
+        keys = [k for k, c in enumerate(self.cols) if c.id in set(self.blank_repeats)]
+        for i in range(len(rows) - 1, 0, -1):  # a repeated key prints once, on the first row of its run
+            if keys and all(self.df.at[i, self.cols[k].id] == self.df.at[i - 1, self.cols[k].id] for k in keys):
+                for k in keys:
+                    rows[i][k] = ""
+        return rows
 
     def aligns(self) -> list[str]:
         """``left``/``right``/``center`` per column."""
@@ -774,7 +786,10 @@ class PubTable:
         >>> PubTable(pd.DataFrame({"x": [1 / 3]})).to_csv(p); float(pd.read_csv(p)["x"][0]) == 1 / 3
         True
         """
-        used = [c.id for c in self.cols] + [c.high for c in self.cols if c.high]
+        if self.tidy is not None:
+            write_table(self.tidy, Path(path))
+            return
+        used = [x for c in self.cols for x in (c.id, c.high) if x]  # an interval's high end next to its low end
         rest = [c for c in self.df.columns if c not in used]
         write_table(self.df[list(dict.fromkeys(used)) + rest], Path(path))
 
@@ -882,7 +897,8 @@ def _true(x) -> bool:
 
 def claims_long_table(claims: pd.DataFrame, specs: pd.DataFrame | None) -> pd.DataFrame:
     """The claims table as printed: one row per claim x specification (claim and verdict on its
-    first row), estimate and 95% interval, and what the specification says; a claim without
+    first row when printed: the frame, and so the CSV, has them on every row), estimate and 95%
+    interval, and what the specification says; a claim without
     specifications (``not tested``) gets one row saying what it needs.
 
     Examples
@@ -892,7 +908,7 @@ def claims_long_table(claims: pd.DataFrame, specs: pd.DataFrame | None) -> pd.Da
     ...                       estimate=[1.0, 0.5], conf_low=[0.5, -0.1], conf_high=[1.5, 1.1],
     ...                       outcome=["supports", "includes 0"]))
     >>> claims_long_table(c, s)["Claim"].tolist()
-    ['A', '', 'B']
+    ['A', 'A', 'B']
     """
     rows = []
     for _, c in claims.iterrows():
@@ -910,7 +926,7 @@ def claims_long_table(claims: pd.DataFrame, specs: pd.DataFrame | None) -> pd.Da
                 out = "not available (optional)"
             elif s["role"] == "description":
                 out = f"{out} (not used)"
-            rows.append({"Claim": c["claim_id"] if k == 0 else "", "Verdict": c["verdict"] if k == 0 else "",
+            rows.append({"Claim": c["claim_id"], "Verdict": c["verdict"],
                          "Specification": lab, "Estimate": s["estimate"], "95% low": s["conf_low"],
                          "95% high": s["conf_high"],
                          "Outcome": out})
@@ -925,7 +941,7 @@ def common_tables(ctx) -> None:
                    digits={"Estimate": 3, "95% low": 3, "95% high": 3},
                    caption="Claims of Grissom II et al. (2024): every specification's estimate and 95% interval, "
                            "and the verdict.",
-                   label="tbl-claims")
+                   label="tbl-claims", blank_repeats=("Claim", "Verdict"))
     rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"],
                           "Paper": claims["paper_value"], "Reason for the verdict": claims["reason"].fillna("")})
     ctx.save_table(rules, "claim_rules",

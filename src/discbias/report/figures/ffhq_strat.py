@@ -138,8 +138,10 @@ def figures(ctx):
         wide.columns.name = None
         label, caption = CELL_TABLE_CAPTIONS.get(gender, (f"tbl-s1x-cells-{gender.replace(' ', '-')}",
                                                           f"As @tbl-s1x-cells, images labelled {gender}."))
+        tidy = cells.loc[cells["gender"] == gender, [c for c in ("gender", "age_band", "glasses", "n", "mean")
+                                                     if c in cells]].reset_index(drop=True)
         ctx.save_table(wide.rename(columns={"age_band": "Age band"}), f"s1x_cells_{gender.replace(' ', '_')}", digits=1,
-                       caption=caption, label=label)
+                       caption=caption, label=label, tidy=tidy)
     sh = res["ffhq_strat_bin_shares"]
     sel = sh[sh["grouping"].isin(["gender", "age_band", "glasses"]) & sh["bin"].isin(["bottom 1%", "D1", "D10", "top 1%"])]
     w = sel.pivot_table(index=["grouping", "level"], columns="bin", values="share", sort=False)
