@@ -52,7 +52,7 @@ def small_paper(tmp_path_factory) -> Path:
     tdir = root / "templates"
     (tdir / "sections").mkdir(parents=True)
     (tdir / "paper.qmd.j2").write_text(
-        '---\ntitle: "T"\n---\n\n# Results {#sec-results}\n\nSee @tbl-wide and @fig-line; a long identifier '
+        '---\ntitle: "T"\nlang: en\n---\n\n# Results {#sec-results}\n\nSee @tbl-wide and @fig-line; a long identifier '
         "`build/results/a_very_long_results_file_name_without_any_break_points_at_all_0123456789.csv`.\n\n"
         "<< table('wide') >>\n\n![A line, n = 2.](<< figure('line') >>){#fig-line width=90%}\n\n"
         "# More {#sec-more}\n\nBack to @sec-results.\n")
@@ -91,6 +91,12 @@ def _problems(browser) -> dict:
         requests: performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith('data:')),
         external: external,
         boxes: Array.from(document.querySelectorAll('.table-scroll')).map(b => [b.scrollWidth, b.clientWidth]),
+        // a box that hides columns must show its cue (the written line above it is displayed)
+        uncued: Array.from(document.querySelectorAll('.table-scroll')).filter(b => b.scrollWidth > b.clientWidth + 1)
+          .filter(b => { const c = b.previousElementSibling;
+                         return !(c && c.classList.contains('scroll-cue') && getComputedStyle(c).display !== 'none'
+                                  && c.getBoundingClientRect().height > 0); }).length,
+        lang: d.getAttribute('lang'),
       };""")
 
 
@@ -101,8 +107,10 @@ def test_small_paper_fits_links_resolve_and_stays_offline(browser, small_paper, 
     assert p["inner"] == width
     assert p["scroll"] <= p["inner"], f"the page scrolls sideways at {width}px ({p['scroll']} > {p['inner']})"
     assert p["unresolved"] == [] and p["requests"] == [] and p["external"] == []
-    if width == 400:  # the wide table scrolls inside its own box
+    if width == 400:  # the wide table scrolls inside its own box, with a cue that it does
         assert p["boxes"] and p["boxes"][0][0] > p["boxes"][0][1]
+    assert p["uncued"] == 0, f"{p['uncued']} table(s) hide columns at {width}px without a cue"
+    assert p["lang"] == "en"
 
 
 def test_figure_opens_full_size_and_contents_stay_reachable(browser, small_paper):
@@ -121,3 +129,4 @@ def test_built_paper_fits_links_resolve_and_stays_offline(browser, width):
     p = _problems(browser)
     assert p["scroll"] <= p["inner"], f"the page scrolls sideways at {width}px ({p['scroll']} > {p['inner']})"
     assert p["unresolved"] == [] and p["requests"] == [] and p["external"] == []
+    assert p["uncued"] == 0 and p["lang"] == "en"
