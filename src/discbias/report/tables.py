@@ -895,6 +895,21 @@ def _true(x) -> bool:
     return x if isinstance(x, bool) else str(x).strip().lower() == "true"
 
 
+_ITERATIVE = re.compile(r"mixed|REML|\bML\b|GLM|logit|quantile|MCMC|NUTS|Bayes|PyMC|nutpie|posterior|optimi|BFGS|"
+                        r"Nelder|bootstrap|Krippendorff|tree|BLUP", re.I)
+
+
+def is_iterative(method) -> bool:
+    """Whether a model's method is fitted iteratively (so that "converged" means something).
+
+    Examples
+    --------
+    >>> is_iterative("Welch two-sample t-test (mean difference a - b)"), is_iterative("linear mixed model, REML")
+    (False, True)
+    """
+    return bool(_ITERATIVE.search(str(method)))
+
+
 def claims_long_table(claims: pd.DataFrame, specs: pd.DataFrame | None) -> pd.DataFrame:
     """The claims table as printed: one row per claim x specification (claim and verdict on its
     first row when printed: the frame, and so the CSV, has them on every row), estimate and 95%
@@ -957,11 +972,15 @@ def common_tables(ctx) -> None:
     m = models[cols].copy()
     if "warnings" in m:
         m["warnings"] = [w if isinstance(w, str) and w else "none" for w in m["warnings"]]
+    if "converged" in m and "method" in m:  # a t-test or OLS has nothing to converge: no "yes" for it
+        m["converged"] = [("yes" if _true(c) else "no") if is_iterative(meth) else "n/a"
+                          for c, meth in zip(m["converged"], m["method"])]
     m = m.rename(columns={"model": "Model", "formula": "Formula", "method": "Method", "n_obs": "n",
                           "converged": "Converged", "warnings": "Warnings"})
     ctx.save_table(m, "models", digits=0, columns=[Col(c, c, fmt="code") if c == "Formula" else c for c in m.columns],
-                   caption="Every model and test fitted, with n, convergence and warnings.",
-                   label="tbl-models")
+                   caption="Every model and test fitted, with n, convergence and warnings; convergence is "
+                           "n/a for closed-form estimates (OLS, t-tests, correlations, chi-square, ANOVA).",
+                   label="tbl-models", tidy=models[cols].reset_index(drop=True))
     ctx.save_table(issue_summary(ctx.results["data_issues"]), "data_issues",
                    caption="Data issues found by the adapters, by file and problem.",
                    label="tbl-data-issues")
