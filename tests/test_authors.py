@@ -104,7 +104,7 @@ def test_missing_column_and_missing_values_are_explicit():
     d.loc[0, "lum"] = np.nan
     coef, _ = lm_anova("y ~ race + lum", d, model="x")
     assert coef["n_obs"].iloc[0] == len(d) - 1
-    assert "1 row(s) dropped" in coef["warnings"].iloc[0]
+    assert "1 row dropped" in coef["warnings"].iloc[0]
 
 
 # ---------------------------------------------------------------- adapter

@@ -289,7 +289,7 @@ def test_quantreg_tidy_and_bad_quantile():
     df["y"] = df["x"] + rng.normal(size=200)
     df.loc[3, "x"] = np.nan
     t = quantreg("y ~ x", df, 0.5, model="m")
-    assert t["n_obs"].iloc[0] == 199 and "1 row(s) dropped" in t["warnings"].iloc[0]
+    assert t["n_obs"].iloc[0] == 199 and "1 row dropped" in t["warnings"].iloc[0]
     assert (t["conf_low"] < t["estimate"]).all()
     with pytest.raises(ValueError, match="quantile"):
         rq_fnb(np.ones((3, 1)), np.zeros(3), 1.0)

@@ -55,7 +55,7 @@ def test_ols_matches_lstsq_and_reports_dropped_rows():
     beta = np.linalg.lstsq(X, d["y"], rcond=None)[0]
     assert tidy["estimate"].to_numpy() == pytest.approx(beta)
     assert (tidy["n_obs"] == 99).all()
-    assert "1 row(s) dropped for missing values" in tidy.loc[0, "warnings"]
+    assert "1 row dropped for missing values" in tidy.loc[0, "warnings"]
     hc3, _ = ols("y ~ x1 + x2", df, model="m", cov_type="HC3")
     assert not np.allclose(hc3["std_error"], tidy["std_error"])
 

@@ -72,7 +72,7 @@ def test_posterior_table_flags_divergences_and_rhat():
     idata = az.from_dict(posterior={"b": bad}, sample_stats={"diverging": div})
     t = posterior_table(idata, {"b": "x"}, model="m", method="demo", n_obs=5)
     assert not bool(t.loc[0, "converged"])
-    assert "3 divergent transition(s)" in t.loc[0, "warnings"] and "R-hat" in t.loc[0, "warnings"]
+    assert "3 divergent transitions" in t.loc[0, "warnings"] and "R-hat" in t.loc[0, "warnings"]
     assert int(t.loc[0, "divergences"]) == 3
 
 

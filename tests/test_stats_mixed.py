@@ -49,7 +49,7 @@ def test_mixedlm_flags_near_zero_variance_and_dropped_rows():
     d.loc[:4, "x"] = np.nan
     tidy, _ = mixedlm("y ~ x", d, "g", model="m")
     w = tidy["warnings"].iloc[0]
-    assert "5 row(s) dropped" in w
+    assert "5 rows dropped" in w
     assert int(tidy["n_obs"].iloc[0]) == 355
     assert bool(tidy["re_near_zero"].iloc[0])
     assert "random-intercept variance near zero" in w

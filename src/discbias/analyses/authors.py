@@ -460,7 +460,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
         authors_spec_value=rg, preferred_value=rgm)
     rr = _get(res, "authors_python", "authors_rgb_race_hair_ols", "red_mean")
     absent_cols = pyvals.get("study2_missing_columns", [])
-    runs = ("the script cannot run on the released file: it reads column(s) " + ", ".join(f"'{c}'" for c in absent_cols)
+    runs = ("the script cannot run on the released file: it reads " + ("column " if len(absent_cols) == 1 else "columns ") + ", ".join(f"'{c}'" for c in absent_cols)
             + ", which the file does not have (it has 'stim.race' and 'hairlength'); ") if absent_cols else ""
     add(script="hierarchical_regression.py",
         model_authors="pymc hier_reg and lin_reg: y ~ b0 + RGB + race and hair dummies (Normal priors); az.compare(loo)",

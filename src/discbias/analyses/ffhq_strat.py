@@ -353,9 +353,9 @@ def model_data(d: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             "hair_invisible", "hair_colour", "face_area_z", "multi_face", "occluded", "gender_age"]
     face = d[d["in_model"]]
     m = face[cols].dropna().copy()
-    warns = [f"{int((~d['in_model']).sum())} image(s) without a detected face (or attribute file) excluded"]
+    warns = [f"{int((~d['in_model']).sum())} image{'' if int((~d['in_model']).sum()) == 1 else 's'} without a detected face (or attribute file) excluded"]
     if len(m) < len(face):
-        warns.append(f"{len(face) - len(m)} image(s) with a face dropped for missing attribute values")
+        warns.append(f"{len(face) - len(m)} image{'' if len(face) - len(m) == 1 else 's'} with a face dropped for missing attribute values")
     for c in ("gender", "age_band", "glasses", "hair_colour"):
         m[c] = m[c].cat.remove_unused_categories()
     return m, warns

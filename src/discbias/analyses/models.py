@@ -225,7 +225,7 @@ def _sensitivity(ctx, images: pd.DataFrame, agg: pd.DataFrame | None, dataset: s
     if len(images) < MIN_SENSITIVITY_ROWS:
         return [result_frame([dict(model=f"rgb_ols__{dataset}", term="(not fitted)", n_obs=len(images),
                                    converged=False, method="OLS",
-                                   warnings=f"{note}: only {len(images)} row(s), fewer than "
+                                   warnings=f"{note}: only {len(images)} row{'' if len(images) == 1 else 's'}, fewer than "
                                             f"{MIN_SENSITIVITY_ROWS}; not fitted")])]
     out = []
     t, _ = ols("score ~ " + " + ".join(RGB), images, model=f"rgb_ols__{dataset}")
@@ -234,7 +234,7 @@ def _sensitivity(ctx, images: pd.DataFrame, agg: pd.DataFrame | None, dataset: s
         a, dropped = _complete(agg, AXIS_COLS + ["score"])
         t, _ = ols(ELICITED_OLS, a, model=f"elicited_ols__{dataset}")
         if dropped:
-            t["warnings"] = t["warnings"].str.cat([f"{dropped} image(s) without every rating mean left out"] * len(t), sep="; ").str.strip("; ")
+            t["warnings"] = t["warnings"].str.cat([f"{dropped} image{'' if dropped == 1 else 's'} without every rating mean left out"] * len(t), sep="; ").str.strip("; ")
         out.append(t)
         z = _zscore(a, AXIS_COLS + ["score", "luminance"])
         t, _ = mixedlm("z_score ~ " + " + ".join(f"z_{c}" for c in AXIS_COLS + ["luminance"]), z, "cell",

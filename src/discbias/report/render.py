@@ -454,6 +454,19 @@ def render_pandoc(qmd: Path, to: str, warnings: list[str] | None = None) -> Path
 TYPST_PRELUDES = ("typst-header.typ", "typst-keep.typ", "typst-checks.typ")
 
 
+def typst_apostrophes(text: str) -> str:
+    """An apostrophe after a full stop (``Grissom et al.'s``) as ’ in pandoc's Typst output:
+    pandoc writes apostrophes as ``'`` and leaves them to Typst's smart quotes, which read a
+    quote after a full stop as an opening quote (‘).
+
+    Examples
+    --------
+    >>> typst_apostrophes("Grissom et al.'s Figure 7; the paper's")
+    "Grissom et al.’s Figure 7; the paper's"
+    """
+    return re.sub(r"(?<=\w\.)'(?=[a-z])", "\u2019", text)
+
+
 def render_pdf(qmd: Path, root: Path, warnings: list[str] | None = None) -> Path:
     """PDF through pandoc's Typst writer and the ``typst`` package; warnings go to ``warnings``."""
     import typst
@@ -467,7 +480,7 @@ def render_pdf(qmd: Path, root: Path, warnings: list[str] | None = None) -> Path
     # Our preludes go first in the file (show rules apply to everything after them); passing
     # them with --include-in-header would replace a template's own `header-includes` metadata.
     style = "\n".join(Path(__file__).with_name(n).read_text() for n in TYPST_PRELUDES)
-    typ.write_text(style + "\n" + typ.read_text())
+    typ.write_text(style + "\n" + typst_apostrophes(typ.read_text()))
     out = qmd.with_suffix(".pdf")
     try:
         _, tw = typst.compile_with_warnings(str(typ), output=str(out), root=str(root))

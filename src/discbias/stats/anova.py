@@ -186,7 +186,7 @@ def lm_anova(formula: str, data: pd.DataFrame, *, model: str, typ: tuple[int, ..
     n = len(y)
     warns = []
     if dropped:
-        warns.append(f"{dropped} row(s) dropped for missing values")
+        warns.append(f"{dropped} row{'' if dropped == 1 else 's'} dropped for missing values")
     rss_full, rank_full = _rss_rank(y, X)
     if rank_full < X.shape[1]:
         warns.append(f"rank-deficient design: rank {rank_full} < {X.shape[1]} columns")

@@ -96,7 +96,7 @@ def _check(df: pd.DataFrame, y: str, xs: list[str], who: str) -> tuple[pd.DataFr
     bad = used.isna().any(axis=1)
     warns = []
     if bad.any():
-        warns.append(f"{int(bad.sum())} row(s) dropped for missing values")
+        warns.append(f"{int(bad.sum())} row{'' if int(bad.sum()) == 1 else 's'} dropped for missing values")
     return used[~bad], warns
 
 
@@ -222,7 +222,7 @@ def posterior_table(idata, terms: dict[str, str], *, model: str, method: str, n_
     n_draws = int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])
     warns = list(warnings_ or [])
     if div:
-        warns.append(f"{div} divergent transition(s) of {n_draws}")
+        warns.append(f"{div} divergent transition{'' if div == 1 else 's'} of {n_draws}")
     worst_rhat = float(summ["r_hat"].max())
     low_ess = float(min(summ["ess_bulk"].min(), summ["ess_tail"].min()))
     if not np.isfinite(worst_rhat) or worst_rhat > MAX_RHAT:

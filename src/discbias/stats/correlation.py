@@ -86,7 +86,7 @@ def partial_correlations(df: pd.DataFrame, y: str, xs: list[str], covar: list[st
         rows.append(dict(model=model, term=x, estimate=float(r["r"]), p_value=float(r["p-val"] if "p-val" in r else r["p_val"]), conf_low=float(lo),
                          conf_high=float(hi), conf_level=0.95, n_obs=int(r["n"]), converged=True,
                          method=f"{method} partial correlation with {y}, controlling for the covariates listed (pingouin)",
-                         warnings=[f"{int(bad.sum())} row(s) dropped for missing values"] if bad.any() else [],
+                         warnings=[f"{int(bad.sum())} row{'' if int(bad.sum()) == 1 else 's'} dropped for missing values"] if bad.any() else [],
                          covariates=", ".join(covar)))
     out = result_frame(rows)
     return add_holm(out, f"{model} ({len(xs)} axes)")

@@ -89,7 +89,7 @@ def _prepare(formula: str, data: pd.DataFrame):
         d[f] = d[f].astype(str)
     warns = []
     if len(d) < len(data):
-        warns.append(f"{len(data) - len(d)} row(s) dropped for missing values in {cols}")
+        warns.append(f"{len(data) - len(d)} row{'' if len(data) - len(d) == 1 else 's'} dropped for missing values in {cols}")
     levels = {f: int(d[f].nunique()) for f in factors}
     return fixed, factors, d, warns, levels
 
@@ -188,7 +188,7 @@ def _fit_statsmodels(fixed, factors, d, warns, levels, common, conf_level) -> li
         raise RuntimeError(f"crossed MixedLM {fixed}: every optimizer failed ({'; '.join(rejected)})")
     warns = warns + sorted({str(w.message).splitlines()[0] for w in caught})
     if rejected:
-        warns.append("optimizer(s) rejected: " + "; ".join(rejected))
+        warns.append(("optimizer rejected: " if len(rejected) == 1 else "optimizers rejected: ") + "; ".join(rejected))
     converged = bool(fit.converged) and np.isfinite(fit.llf)
     if not converged:
         warns.append("optimizer did not converge")

@@ -114,9 +114,9 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     dropped = len(data) - n_used
     warns = sorted({str(w.message).splitlines()[0] for w in caught})
     if rejected:
-        warns.append("optimizer(s) rejected: " + "; ".join(rejected) + (f"; kept {used}" if used else "; none converged"))
+        warns.append(("optimizer rejected: " if len(rejected) == 1 else "optimizers rejected: ") + "; ".join(rejected) + (f"; kept {used}" if used else "; none converged"))
     if dropped:
-        warns.append(f"{dropped} row(s) dropped for missing values in {sorted(cols)}")
+        warns.append(f"{dropped} row{'' if dropped == 1 else 's'} dropped for missing values in {sorted(cols)}")
     re_var = float(fit.cov_re.iloc[0, 0])
     scale = float(fit.scale)
     share = re_var / (re_var + scale) if re_var + scale > 0 else np.nan
@@ -407,7 +407,7 @@ def nested_variance_components(data: pd.DataFrame, value: str = "value", image: 
     s, mu, ok, ll = _fit_reml(n, ybar, wss, codes, n_cells)
     warns = []
     if n_missing:
-        warns.append(f"{n_missing} missing rating(s) dropped")
+        warns.append(f"{n_missing} missing rating{'' if n_missing == 1 else 's'} dropped")
     if not ok:
         warns.append("REML optimizer did not report success")
     for nm, v in zip(("cell", "image"), s[:2]):

@@ -164,7 +164,7 @@ def quantreg(formula: str, data: pd.DataFrame, q: float, *, model: str, conf_lev
     Xa, ya = X.to_numpy(float), y.to_numpy(float).ravel()
     warns = []
     if len(Xa) < len(data):
-        warns.append(f"{len(data) - len(Xa)} row(s) dropped for missing values")
+        warns.append(f"{len(data) - len(Xa)} row{'' if len(data) - len(Xa) == 1 else 's'} dropped for missing values")
     coef, it, ok = rq_fnb(Xa, ya, q)
     if not ok:
         warns.append(f"Frisch-Newton stopped after {it} iterations without closing the duality gap")

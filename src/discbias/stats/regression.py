@@ -48,7 +48,7 @@ def ols(formula: str, data: pd.DataFrame, *, model: str, cov_type: str = "nonrob
     dropped = len(data) - n_used
     warns = [str(w.message) for w in caught]
     if dropped:
-        warns.append(f"{dropped} row(s) dropped for missing values")
+        warns.append(f"{dropped} row{'' if dropped == 1 else 's'} dropped for missing values")
     ci = fit.conf_int(1 - conf_level)
     cond = float(np.linalg.cond(mod.exog))
     if cond > 1e8:

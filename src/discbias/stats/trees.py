@@ -63,7 +63,7 @@ def regression_tree(df: pd.DataFrame, y: str, features: list[str], *, max_depth:
     d = df[[y, *features]].apply(pd.to_numeric, errors="coerce")
     bad = d.isna().any(axis=1)
     d = d[~bad]
-    warns = [f"{int(bad.sum())} row(s) dropped for missing values"] if bad.any() else []
+    warns = [f"{int(bad.sum())} row{'' if int(bad.sum()) == 1 else 's'} dropped for missing values"] if bad.any() else []
     X, yv = d[features], d[y].to_numpy(float)
     reg = DecisionTreeRegressor(max_depth=max_depth, random_state=seed)
     folds = cross_val_score(reg, X, yv, cv=KFold(cv, shuffle=True, random_state=seed), scoring="r2")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..fmt import integer, number
 from ...analyses.ffhq_strat import (ATTRIBUTES, BINS, BLOCKS, FACE_TERMS, NO_FACE, QUALITY_MEASURES,
                                          QUALITY_TERMS, QUANTILES, _pretty)
 
@@ -130,7 +131,7 @@ def figures(ctx):
                        caption=caption, label=label)
     cells = res["ffhq_strat_cells"]
     piv = cells.copy()
-    piv["text"] = [("—" if n == 0 else f"{mu:.1f} ({n})") for mu, n in zip(piv["mean"], piv["n"])]
+    piv["text"] = [("—" if n == 0 else f"{number(mu, 1)} ({integer(n)})") for mu, n in zip(piv["mean"], piv["n"])]
     for gender in dict.fromkeys(piv["gender"]):
         sub = piv[piv["gender"] == gender]
         wide = sub.pivot_table(index="age_band", columns="glasses", values="text", aggfunc="first",

@@ -7,6 +7,7 @@ import pandas as pd
 
 from ...analyses.models import AXES, AXIS_COLS, RGB
 from ...stats.bayes import MAX_RHAT, MIN_ESS
+from ..fmt import interval, number
 
 
 _LABEL = {"masculinity": "masculinity", "femininity": "femininity", "skintone": "skin tone (darker)",
@@ -62,7 +63,7 @@ def figures(ctx):
         for m, lab in (("elicited_bayes", "Bayes, paper"), ("elicited_bayes_centred", "Bayes, centred"),
                        ("elicited_ols", "OLS"), ("elicited_ols_cluster", "OLS, cell-clustered")):
             x = el[(el["model"] == m) & (el["term"] == term)]
-            r[lab] = (f"{x['estimate'].iloc[0]:.1f} [{x['conf_low'].iloc[0]:.1f}, {x['conf_high'].iloc[0]:.1f}]"
+            r[lab] = ((number(x['estimate'].iloc[0], 1) + " " + interval(x['conf_low'].iloc[0], x['conf_high'].iloc[0], 1, level=None))
                       if len(x) else "—")
         rows.append(r)
     ctx.save_table(pd.DataFrame(rows), "models_elicited",
@@ -109,7 +110,7 @@ def figures(ctx):
         r = {"Race": race, "Gender": gender, "Hair prompt": hp, "n": int(g["n"].iloc[0])}
         for m, lab in (("race_gender_hair_ols", "Full interaction OLS"), ("race_gender_hair_mixed", "Mixed (partial pooling)")):
             x = g[g["model"] == m]
-            r[lab] = (f"{x['estimate'].iloc[0]:.1f} [{x['conf_low'].iloc[0]:.1f}, {x['conf_high'].iloc[0]:.1f}]"
+            r[lab] = ((number(x['estimate'].iloc[0], 1) + " " + interval(x['conf_low'].iloc[0], x['conf_high'].iloc[0], 1, level=None))
                       if len(x) and np.isfinite(x["estimate"].iloc[0]) else "—")
         wide.append(r)
     ctx.save_table(pd.DataFrame(wide), "models_cell_emm",
@@ -131,11 +132,11 @@ def figures(ctx):
         r = {"Item": it}
         for coef, lab in (("Krippendorff alpha (interval)", "alpha"), ("ICC(2,k)", "ICC(2,k)"), ("ICC(1,k)", "ICC(1,k)")):
             x = rel[(rel["item"] == it) & (rel["coefficient"] == coef)]
-            r[lab] = (f"{x['estimate'].iloc[0]:.2f} [{x['conf_low'].iloc[0]:.2f}, {x['conf_high'].iloc[0]:.2f}]"
+            r[lab] = ((number(x['estimate'].iloc[0], 2) + " " + interval(x['conf_low'].iloc[0], x['conf_high'].iloc[0], 2, level=None))
                       if len(x) and np.isfinite(x["estimate"].iloc[0]) else "—")
         for share, lab in (("share(cell)", "cell share"), ("share(image)", "image share"), ("share(residual)", "residual share")):
             x = vc[(vc["item"] == it) & (vc["term"] == share)]
-            r[lab] = f"{x['estimate'].iloc[0]:.2f} [{x['conf_low'].iloc[0]:.2f}, {x['conf_high'].iloc[0]:.2f}]"
+            r[lab] = (number(x['estimate'].iloc[0], 2) + " " + interval(x['conf_low'].iloc[0], x['conf_high'].iloc[0], 2, level=None))
         rows.append(r)
     ctx.save_table(pd.DataFrame(rows), "models_reliability",
                    caption="Inter-rater reliability [95% CI] and variance shares [95% CI] of each rating item (cleaned set).",
@@ -178,7 +179,7 @@ def _tree_figure(ctx, sp: pd.DataFrame, max_depth: int = 3):
         xs = np.linspace(0, 1, len(g) + 2)[1:-1]
         for x, (_, r) in zip(xs, g.iterrows()):
             pos[r["node"]] = (x, -depth)
-            ax.text(x, -depth, f"{_short(r['feature'])}\n\u2264 {r['threshold']:.2f}\nn = {r['n_samples']}, mean {r['value']:.0f}",
+            ax.text(x, -depth, f"{_short(r['feature'])}\n\u2264 {number(r['threshold'], 2)}\nn = {r['n_samples']}, mean {r['value']:.0f}",
                     ha="center", va="center", fontsize=7, bbox=dict(boxstyle="round", fc="#eef", ec="#88a"))
     for _, r in sp.iterrows():
         if r["parent"] in pos:
