@@ -117,3 +117,11 @@ def test_render_checks_txt_lists_what_was_checked():
     for name in ("joined-sentence", "python-repr", "negative-zero", "p-style", "apostrophe", "repeated-caption",
                  "empty-page", "figure-overlap", "overlap"):
         assert name in text
+
+
+def test_a_main_text_over_the_page_limit_is_found(tmp_path):
+    pdf = _pdf(tmp_path, "#lorem(620)\n#pagebreak()\n#lorem(620)\n#pagebreak()\n#lorem(620)\n#pagebreak()\n"
+                         "= References\n#lorem(30)\n", "long")
+    assert checks.main_text_pages(pdf) == (3, 4)
+    assert [f.check for f in checks.check_main_text_length(pdf, max_pages=2)] == ["main-text-length"]
+    assert checks.check_main_text_length(pdf, max_pages=3) == []

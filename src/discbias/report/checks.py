@@ -900,6 +900,36 @@ def check_empty_pages(pdf, margin: dict | None = None, min_fill: float = 0.5) ->
     return out
 
 
+def main_text_pages(pdf) -> tuple[int, int]:
+    """``(main, total)``: the pages before the one where the references (or the first appendix)
+    begin, and all pages.
+
+    Examples
+    --------
+    >>> main_text_pages("paper.pdf")  # doctest: +SKIP
+    (19, 34)
+    """
+    texts = pdf_text(pdf)
+    start = next((i for i, t in enumerate(texts) if i > 0 and re.search(r"^\s*(?:References|Appendix A)\b", t, re.M)),
+                 len(texts))
+    return start, len(texts)
+
+
+def check_main_text_length(pdf, max_pages: int = 20) -> list[Finding]:
+    """A main text (title page to the page before the references) longer than ``max_pages``.
+
+    Examples
+    --------
+    >>> check_main_text_length("paper.pdf", 20)  # doctest: +SKIP
+    [Finding(check='main-text-length', where='pages 1-31', message='the main text runs to 31 pages (limit 20) ...')]
+    """
+    main, total = main_text_pages(pdf)
+    if main > max_pages:
+        return [Finding("main-text-length", f"pages 1-{main}", f"the main text runs to {main} pages (limit "
+                        f"{max_pages}); move diagnostics and long tables to the appendix")]
+    return []
+
+
 def check_figure_overlap(figures, threshold: float = 0.5) -> list[Finding]:
     """Text labels that overlap in the figures' PDF files (tick and category labels, n labels on
     error bars): characters of two different text runs whose boxes intersect by more than
