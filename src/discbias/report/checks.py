@@ -770,15 +770,16 @@ def check_negative_zero(html=None, pdf=None) -> list[Finding]:
     return out
 
 
-_P_LEADING = re.compile(r"(?:\bp\s*[=<>]\s*|(?<![\w.])[<>]\s*)0\.\d")
-_P_BARE = re.compile(r"(?:\bp\s*[=<>]\s*|(?<![\w.])[<>]\s*)\.\d")
+_P_LEADING = re.compile(r"(?m)\bp\s*[=<>]\s*0\.\d|^[ \t]*[<>][ \t]*0\.\d+[ \t]*$")
+_P_BARE = re.compile(r"(?m)\bp\s*[=<>]\s*\.\d|^[ \t]*[<>][ \t]*\.\d+[ \t]*$")
 
 
 def check_p_styles(html=None, pdf=None) -> list[Finding]:
     """p-values in two styles in one document (``p = .034`` in the prose, ``0.034`` / ``< 0.001``
     in a table): the paper uses one.
 
-    A p-value is a number after ``p =``, ``p <`` (prose) or after a lone ``<`` (a table cell).
+    A p-value is a number after ``p =``, ``p <`` (prose) or after a ``<`` that is a table cell's
+    whole text (``< 0.001``; a cell is a line of the HTML text).
 
     Examples
     --------

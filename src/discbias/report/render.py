@@ -150,9 +150,6 @@ def _finalize(value):
     return apostrophes(minus_signs(value)) if isinstance(value, str) else value
 
 
-_APOSTROPHE = re.compile(r"(?<=[\w.])'(?=[a-z])")
-
-
 def apostrophes(text: str) -> str:
     """A straight quote used as an apostrophe (``Grissom et al.'s``, ``paper's``) becomes ’ (U+2019),
     in text from results files and configurations; pandoc would read ``al.'s`` as an opening quote.
@@ -162,6 +159,8 @@ def apostrophes(text: str) -> str:
     >>> apostrophes("Grissom et al.'s Figure 7, the paper's model, c('a', 'b')")
     "Grissom et al.’s Figure 7, the paper’s model, c('a', 'b')"
     """
+    from .tables import _APOSTROPHE
+
     return _APOSTROPHE.sub("\u2019", text)
 
 

@@ -60,6 +60,21 @@ def minus_signs(text: str) -> str:
     return re.sub(r"(?<![\w.\-\u2212])-(?=\.?\d)", MINUS, str(text))
 
 
+_APOSTROPHE = re.compile(r"(?<=[\w.])'(?=[a-z])")
+
+
+def typographic(text: str) -> str:
+    """Text for a reader: a hyphen used as a minus sign becomes U+2212 and a straight quote used
+    as an apostrophe (``Grissom et al.'s``, ``paper's``) becomes ’ (U+2019), as in the prose.
+
+    Examples
+    --------
+    >>> typographic("the paper's slope is -0.5 (Grissom et al.'s model), c('a', 'b')")
+    "the paper’s slope is −0.5 (Grissom et al.’s model), c('a', 'b')"
+    """
+    return _APOSTROPHE.sub("\u2019", minus_signs(text))
+
+
 def _group(s: str) -> str:
     """Thousands separators in the integer part of a plain decimal string."""
     neg = s.startswith("-")
@@ -469,7 +484,7 @@ class PubTable:
         if c.fmt == "code":
             return str(x)
         text = _label(str(x)) if c.relabel else str(x)
-        return minus_signs(text)
+        return typographic(text)
 
     def headers(self) -> list[str]:
         """The column headers (labels, units).
@@ -479,7 +494,7 @@ class PubTable:
         >>> PubTable(pd.DataFrame({"n_obs": [1], "Mean": [2.0]}), [Col("n_obs"), Col("Mean", unit="logit")]).headers()
         ['n', 'Mean (logit)']
         """
-        return [minus_signs(c.header()) for c in self.cols]
+        return [typographic(c.header()) for c in self.cols]
 
     def body(self) -> list[list[str]]:
         """Every cell as rendered text (the same in every output)."""
@@ -572,7 +587,7 @@ class PubTable:
         rows = [", ".join(("raw({})" if code[k] else "{}").format(_typst_str(_breakable(v) if wrap[k] else v))
                           for k, v in enumerate(r)) + "," for r in self.body()]
         notes = (f"\n  block(width: 100%, inset: (top: 3pt), align(left, text(size: {TABLE_FONT_PT}pt, "
-                 f"{_typst_str(minus_signs(self.notes))})))") if self.notes else ""
+                 f"{_typst_str(typographic(self.notes))})))") if self.notes else ""
         return ("{\n  table(\n    columns: (" + ", ".join(self._typst_columns()) + ",),\n"
                 f"    align: ({', '.join(aligns)},),\n    stroke: none,\n    inset: (x: {CELL_INSET_PT}pt, y: 2.2pt),\n"
                 "    table.header(repeat: true, " + ", ".join(head) + "),\n    "
@@ -599,7 +614,7 @@ class PubTable:
         True
         """
         pre, post = self._typst_wrap("")
-        return pre + _caption_typst(minus_signs(self.caption)) + post
+        return pre + _caption_typst(typographic(self.caption)) + post
 
     def _html_table(self) -> str:
         aligns = self.aligns()
@@ -615,7 +630,7 @@ class PubTable:
         body = ["<tr>" + "".join(f"<td{cls(a)}><code>{html.escape(v)}</code></td>" if code[k] else
                                  f"<td{cls(a)}>{html.escape(v)}</td>" for k, (v, a) in enumerate(zip(r, aligns)))
                 + "</tr>" for r in self.body()]
-        notes = f'\n<p class="table-notes">{html.escape(minus_signs(self.notes))}</p>' if self.notes else ""
+        notes = f'\n<p class="table-notes">{html.escape(typographic(self.notes))}</p>' if self.notes else ""
         return ('<div class="table-scroll" tabindex="0">\n<table class="pubtable">\n<thead>\n' + "\n".join(head)
                 + "\n</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n</div>" + notes)
 
@@ -629,7 +644,7 @@ class PubTable:
         True
         """
         ident = f' id="{self.label}"' if self.label else ""
-        return (f'<figure class="pubtable"{ident}>\n<figcaption>{_caption_html(minus_signs(self.caption))}'
+        return (f'<figure class="pubtable"{ident}>\n<figcaption>{_caption_html(typographic(self.caption))}'
                 "</figcaption>\n" + self._html_table() + "\n</figure>")
 
     def _latex_widths(self) -> tuple[str, list[str], bool, list[int]]:
@@ -718,9 +733,9 @@ class PubTable:
         code = [c.fmt == "code" for c in self.cols]
         body = [" & ".join(rf"\texttt{{{latex_cell(v)}}}" if code[k] else latex_cell(v) for k, v in enumerate(r))
                 + r" \\" for r in self.body()]
-        cap = rf"\caption{{{_caption_latex(minus_signs(self.caption))}}}" if self.caption else ""
+        cap = rf"\caption{{{_caption_latex(typographic(self.caption))}}}" if self.caption else ""
         lab = rf"\label{{{self.label}}}" if self.label else ""
-        notes = (rf"\par\smallskip{{\footnotesize\raggedright {latex_escape(minus_signs(self.notes))}\par}}"
+        notes = (rf"\par\smallskip{{\footnotesize\raggedright {latex_escape(typographic(self.notes))}\par}}"
                  if self.notes else "")
         if len(self.df) > 40:
             lines = [r"\begingroup" + size, rf"\begin{{longtable}}{{{spec}}}",
@@ -773,7 +788,7 @@ class PubTable:
         fence = "````"
         return "\n".join([f"::: {{{ident}.pubtable}}", "", f"{fence}{{=latex}}", self.to_latex().rstrip("\n"), fence, "",
                           f"{fence}{{=typst}}", pre, fence, "",
-                          f"{fence}{{=html}}", open_html, fence, "", minus_signs(self.caption), "",
+                          f"{fence}{{=html}}", open_html, fence, "", typographic(self.caption), "",
                           f"{fence}{{=typst}}", post, fence, "", f"{fence}{{=html}}", close_html, fence, "", ":::"])
 
     def to_csv(self, path: str | Path) -> None:
