@@ -50,6 +50,29 @@ def test_pipeline_renders_paper_from_synthetic_study(synthetic_build):
     assert {"men_anova_paper", "women_anova_paper"} <= set(pd.read_csv(build / "results" / "authors_anova.csv")["model"])
     assert "Ledger of the authors" in html and ledger["script"].iloc[0] in html
     assert values["authors"]["reference"]["n_values"] == 0 and "were not compared with the R reference" in html
+    # the standalone paper.tex of the synthetic study compiles (pdflatex, Debian TeX Live) with no overfull box
+    _paper_tex_compiles(build / "report" / "paper.qmd")
+
+
+def _paper_tex_compiles(qmd):
+    import shutil
+    import subprocess
+
+    from latex_check import overfull
+
+    from discbias.report.render import render_latex
+
+    tex = render_latex(qmd)
+    assert r"\begin{document}" in tex.read_text()
+    kpse = shutil.which("kpsewhich")
+    if not shutil.which("latexmk") or not kpse or not subprocess.run([kpse, "lmodern.sty"], capture_output=True,
+                                                                     text=True).stdout.strip():
+        return  # written, not compiled: apt-get install -y latexmk texlive-latex-extra texlive-fonts-recommended lmodern
+    proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", tex.name], cwd=tex.parent,
+                          capture_output=True, text=True, errors="replace", timeout=600)
+    log = tex.with_suffix(".log").read_text(errors="replace")
+    assert proc.returncode == 0, log[-3000:]
+    assert overfull(log) == [], overfull(log)
 
 
 def test_bad_config_is_a_clean_cli_error(tmp_path, capsys):

@@ -556,7 +556,8 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
                           label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN,
                           figures=sorted(paths.figures.glob("*.pdf")) if paths.figures.exists() else ())
     report = format_findings(findings)
-    atomic_write_text(paths.report / "render_checks.txt", checks_report(findings))
+    if html is not None or pdf is not None:  # a LaTeX/Word/JATS-only run checks nothing: keep the last report
+        atomic_write_text(paths.report / "render_checks.txt", checks_report(findings))
     for o in outs:
         log.info("wrote %s", o)
     if findings:

@@ -288,8 +288,9 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 LATEX_PACKAGES = ("booktabs", "longtable", "array", "pdflscape")
 #: Text width and height of the LaTeX page the tables are fitted to: the article class at 10 pt
 #: (345 pt by 550 pt), the narrowest a journal's single column is likely to be.
-LATEX_TEXT_WIDTH_PT = 345.0
-LATEX_TEXT_HEIGHT_PT = 550.0
+#: Both are used at 95%: a margin for wide glyphs (minus, <, capitals) the estimate misses.
+LATEX_TEXT_WIDTH_PT = 345.0 * 0.95
+LATEX_TEXT_HEIGHT_PT = 550.0 * 0.95
 #: Average advance of a table character in em (Computer Modern / Latin Modern digits are 0.5 em).
 LATEX_CHAR_EM = 0.5
 #: Advance of a character of an unbreakable word (letters, capitals and code are wider than digits).
