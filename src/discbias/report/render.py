@@ -400,23 +400,25 @@ def _for_print(qmd: Path, suffix: str) -> Path:
 
 
 def render_latex(qmd: Path, warnings: list[str] | None = None) -> Path:
-    """A standalone ``paper.tex`` (pdflatex, Debian TeX Live): pandoc's LaTeX writer with the
-    packages of ``latex-preamble.tex``; tables are the fitted LaTeX of
-    :meth:`discbias.report.tables.PubTable.to_latex`, figures their PDF versions.
+    """A standalone ``build/report/latex/paper.tex`` (pdflatex, Debian TeX Live): pandoc's LaTeX
+    writer with the packages of ``latex-preamble.tex``; tables are the fitted LaTeX of
+    :meth:`discbias.report.tables.PubTable.to_latex`, figures their PDF versions. It has a folder
+    of its own so that ``latexmk -pdf paper.tex`` there does not overwrite the Typst ``paper.pdf``.
 
     Examples
     --------
     >>> render_latex(Path("build/report/paper.qmd"))  # doctest: +SKIP
-    PosixPath('build/report/paper.tex')
+    PosixPath('build/report/latex/paper.tex')
     """
     src = _for_print(qmd, "latex")
-    out = qmd.with_suffix(".tex")
+    folder = qmd.parent / "latex"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / qmd.with_suffix(".tex").name
     try:
         w = _pandoc(src, "latex", out, ["--number-sections", f"--include-in-header={LATEX_PREAMBLE}",
                                         "-V", "documentclass=article", "-V", "fontsize=10pt", "-V", "papersize=a4"])
-        text = out.read_text()
-        # pandoc's template loads some of the same packages: ours come first through the header;
-        # figures and tables use their own files' paths relative to the report folder
+        # figure paths are relative to the report folder, one up from this one
+        text = out.read_text().replace("\\begin{document}", "\\graphicspath{{../}}\n\\begin{document}", 1)
         atomic_write_text(out, text)
     finally:
         src.unlink(missing_ok=True)
