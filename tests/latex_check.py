@@ -43,7 +43,7 @@ def check_structure(tex: str) -> list[str]:
             rows.append(cells)
     # a column whose body cells are all numbers must be right- (or centre-) aligned
     sign = r"(?:\\ensuremath\{-\})?"
-    num = sign + r"\d[\d,.]*(?:\\%)?"
+    num = sign + r"\d[\d,]*(?:\.\d+)?(?:\\%)?"  # one decimal point: "2.13.0" is a version, not a number
     number = re.compile(rf"^(?:\\textless\{{\}}\s*)?{num}(?:\s*[\[(]{num}(?:,\s*{num})?[\])])?$|^\[{num},\s*{num}\]$")
     for k in range(ncols):
         vals = [r[k] for r in rows[1:] if r[k] not in ("---", "")]  # rows[0] is the header

@@ -125,3 +125,11 @@ def test_a_main_text_over_the_page_limit_is_found(tmp_path):
     assert checks.main_text_pages(pdf) == (3, 4)
     assert [f.check for f in checks.check_main_text_length(pdf, max_pages=2)] == ["main-text-length"]
     assert checks.check_main_text_length(pdf, max_pages=3) == []
+
+
+def test_layout_findings_are_advisory_in_render_checks_txt():
+    hole = checks.Finding("empty-page", "page 19", "the page's text area is 38% filled")
+    bad = checks.Finding("python-repr", "page 3", "a Python value 'True'")
+    text = checks.checks_report([hole])
+    assert text.startswith("all render checks passed\n") and "advisory" in text and "page 19" in text
+    assert checks.checks_report([hole, bad]).startswith("[python-repr] page 3")

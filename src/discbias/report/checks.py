@@ -541,11 +541,18 @@ def check_original_numbering(html) -> list[Finding]:
     return out
 
 
+#: Page limit of the main text (title page to the references) that :func:`check_main_text_length` reads.
+MAIN_TEXT_MAX_PAGES = 20
+#: Layout checks whose findings are listed in ``render_checks.txt`` but do not fail the render:
+#: Typst places floats and breaks pages itself, and a hole or a long main text is fixed by editing
+#: the paper, not by the pipeline.
+ADVISORY = frozenset({"empty-page", "main-text-length"})
+
 #: Every check :func:`run_checks` runs, for the list in ``render_checks.txt``.
 CHECK_NAMES = ("warnings", "overflow", "overlap", "split-caption", "numbering", "raw-identifier", "hyphen-minus",
                "unreferenced", "unresolved", "original-numbering", "joined-sentence", "collapsed-list",
                "python-repr", "placeholder-plural", "negative-zero", "p-style", "apostrophe", "repeated-caption",
-               "empty-page", "figure-overlap")
+               "empty-page", "main-text-length", "figure-overlap")
 
 
 def run_checks(qmd=None, html=None, pdf=None, typ=None, root=None, warnings=(), label_keys=(),
@@ -586,7 +593,11 @@ def checks_report(findings: list[Finding], checked=CHECK_NAMES) -> str:
     <BLANKLINE>
     checked: overflow, p-style
     """
-    head = format_findings(findings) or "all render checks passed\n"
+    failing = [f for f in findings if f.check not in ADVISORY]
+    advisory = [f for f in findings if f.check in ADVISORY]
+    head = format_findings(failing) or "all render checks passed\n"
+    if advisory:
+        head += "\nadvisory (listed, not failing the render):\n" + format_findings(advisory)
     return head + "\nchecked: " + ", ".join(checked) + "\n"
 
 
@@ -845,6 +856,19 @@ def check_repeated_captions(html) -> list[Finding]:
             for s, n in sorted(seen.items()) if n > 1]
 
 
+def _starts_back_matter(text: str) -> bool:
+    """Whether a page holds the heading of the references or an appendix (a line of its own; a
+    table of contents names them too, followed by dot leaders and a page number).
+
+    Examples
+    --------
+    >>> _starts_back_matter("Appendix A: Provenance . . . . . . 30"), _starts_back_matter("text\\nReferences\\nA. Author")
+    (False, True)
+    """
+    return any(re.match(r"\s*(?:[A-Z]\s+)?(?:References|Appendix [A-Z]\b)", line) and not re.search(r"(?:\. ){3,}|\.{4,}", line)
+               for line in text.splitlines())
+
+
 def _page_fill(pdf, margin: dict | None = None) -> list[tuple[float, bool]]:
     """Per page: the share of the text area's height covered by any page object (text, paths,
     images), and whether the page holds a heading that starts the appendix or the references."""
@@ -874,7 +898,7 @@ def _page_fill(pdf, margin: dict | None = None) -> list[tuple[float, bool]]:
                 if t > end:
                     covered += t - max(b, end)
                     end = t
-            out.append((covered / (top - bottom), bool(re.search(r"^\s*(?:Appendix|References)\b", texts[i], re.M))))
+            out.append((covered / (top - bottom), _starts_back_matter(texts[i])))
             page.close()
     finally:
         doc.close()
@@ -911,8 +935,7 @@ def main_text_pages(pdf) -> tuple[int, int]:
     (19, 34)
     """
     texts = pdf_text(pdf)
-    start = next((i for i, t in enumerate(texts) if i > 0 and re.search(r"^\s*(?:References|Appendix A)\b", t, re.M)),
-                 len(texts))
+    start = next((i for i, t in enumerate(texts) if i > 0 and _starts_back_matter(t)), len(texts))
     return start, len(texts)
 
 
@@ -1004,6 +1027,7 @@ def run_reader_checks(html=None, pdf=None, margin=None, figures=()) -> list[Find
         out += check_repeated_captions(html)
     if pdf is not None:
         out += check_empty_pages(pdf, margin)
+        out += check_main_text_length(pdf, MAIN_TEXT_MAX_PAGES)
     if figures:
         out += check_figure_overlap(figures)
     return out

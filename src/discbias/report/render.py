@@ -510,7 +510,7 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     >>> from discbias.paths import project_paths
     >>> render(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
     """
-    from .checks import checks_report, format_findings, run_checks
+    from .checks import ADVISORY, checks_report, format_findings, run_checks
 
     from .labels import DEFAULT_LABELS, known_ids, labels_from_config
 
@@ -557,9 +557,13 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     findings = run_checks(qmd=qmd, html=html, pdf=pdf, typ=typ, root=paths.build, warnings=warnings,
                           label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN,
                           figures=sorted(paths.figures.glob("*.pdf")) if paths.figures.exists() else ())
-    report = format_findings(findings)
     if html is not None or pdf is not None:  # a LaTeX/Word/JATS-only run checks nothing: keep the last report
         atomic_write_text(paths.report / "render_checks.txt", checks_report(findings))
+    for f in findings:
+        if f.check in ADVISORY:
+            log.warning("render check (advisory): %s", f)
+    findings = [f for f in findings if f.check not in ADVISORY]
+    report = format_findings(findings)
     for o in outs:
         log.info("wrote %s", o)
     if findings:

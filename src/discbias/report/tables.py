@@ -600,7 +600,10 @@ class PubTable:
         pre = "#page(flipped: true)[\n" if self.is_landscape() else ""
         # a long table breaks across pages (its header repeats); a short one stays with its caption
         pre += f"#[\n#show figure: set block(breakable: {'true' if breakable else 'false'})\n"
-        pre += "#figure(\n  kind: table,\n  caption: figure.caption(position: top)["
+        # a short table floats to the top or bottom of a page (as a journal places it), so that it
+        # does not leave the rest of a page empty when it does not fit below the text before it
+        place = "  placement: auto,\n" if not breakable and not self.is_landscape() else ""
+        pre += "#figure(\n  kind: table,\n" + place + "  caption: figure.caption(position: top)["
         post = "],\n" + self._typst_table() + "\n)" + (f" <{self.label}>" if self.label else "") + "\n]"
         post += "\n]" if self.is_landscape() else ""
         return pre, post
@@ -661,7 +664,7 @@ class PubTable:
         """
         headers, body = self.headers(), self.body()
         aligns = self.aligns()
-        text = [c.fmt in ("text", "code") or a == "left" for c, a in zip(self.cols, aligns)]
+        text = [a == "left" for a in aligns]  # a column of numbers set as text (estimate [interval]) stays right-aligned
         sep = 2 * LATEX_TABCOLSEP_PT
 
         def words(x) -> list[str]:
