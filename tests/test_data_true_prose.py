@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 def _render(root: Path, values: dict) -> str:
     paths = project_paths(root)
     paths.values.write_text(json.dumps(values))
-    text = render_qmd(paths, REPO / "report", paper={})
+    paper = dict(title="T", subtitle="", authors=[], keywords=[], abstract="", bibliography="references.bib",
+                 csl="chicago-author-date.csl")
+    text = render_qmd(paths, REPO / "report", paper=paper)
     return " ".join(Path(text).read_text().split())
 
 
@@ -69,7 +71,8 @@ def test_study2_balance_and_exclusions_follow_the_data(built):
                                          "study2.n_cells": 12}))
     unbal = _render(root, _variants(base, {"study2.balanced": False, "study2.cell_n_min": 57, "study2.cell_n_max": 162,
                                            "study2.n_cells": 12}))
-    assert "holds 50 images with a valid score (a balanced design)" in bal and "unbalanced" not in bal
+    data = bal.split("# Data {#sec-data}", 1)[1].split("## Corrections to the released files", 1)[0]
+    assert "holds 50 images with a valid score (a balanced design)" in data and "unbalanced" not in data
     assert "hold from 57 to 162 images with a valid score (an unbalanced design)" in unbal
     if base["models"]["uncleaned_available"]:
         clean = _render(root, _variants(base, {"study2.n_rule_failures": 0}))
