@@ -38,7 +38,7 @@ def cmd_run(args) -> int:
 
     try:
         out = audit(args.config, root=args.root, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
-                    draft=args.draft, force=args.force,
+                    draft=args.draft, force=args.force, on_invalid=args.on_invalid,
                     log=lambda line: print(f"[discbias audit] {line}", file=sys.stderr))
     except (UserError, RenderError) as exc:  # anything else is a bug: its traceback is what a maintainer needs
         return _err("audit run", exc)
@@ -80,6 +80,10 @@ def register(sub) -> None:
     q.add_argument("--to", default="html,pdf", help="report formats (default html,pdf)")
     q.add_argument("--draft", action="store_true", help="render-check findings are warnings, not errors")
     q.add_argument("--force", action="store_true", help="rerun every step, changed or not")
+    q.add_argument("--on-invalid", choices=("report", "error"), default=None,
+                   help="invalid rating values (missing, out of the scale, unknown image, duplicate): list them in "
+                        "data_issues and leave them out (report), or stop listing every one (error); default: "
+                        "[audit] on_invalid, else report")
     q.set_defaults(func=cmd_run)
     q = sub.add_parser("plot", help="quick look: score against a measure (or by group); PNG and a terminal summary")
     q.add_argument("scores", help="a table with a score column (CSV/Parquet: `discbias score --out`, an audit's "

@@ -8,7 +8,8 @@ Tables (see ``discbias audit init`` for a commented starter file)::
                        batch_size, min_side; for class-conditional networks one of
                        label_column / class / average_classes
     [measures]         image (list of image measures to keep, or ["all"]), faces
-    [ratings.<item>]   wide columns, or a long file (image, rater, value columns); scale
+    [ratings.<item>]   wide columns, or a long file (image, rater, value columns; with
+                       item_column, one file holds every item); scale
     [[models]]         id, formula (lme4 style, random intercepts allowed), level (image|rating),
                        engine (statsmodels|bambi), standardize, compare, sampler settings
     [[claims]]         id, description, model, term, direction (+1 / -1)
@@ -43,6 +44,8 @@ class AuditMeta(ConfigModel):
     title: str = ""
     stand_in_weights: bool = False
     seed: int = 0
+    #: invalid rating values: "report" (listed in data_issues, left out) or "error" (stop, listing all)
+    on_invalid: Literal["report", "error"] = "report"
 
 
 class DataConfig(ConfigModel):
@@ -97,6 +100,10 @@ class RatingItem(ConfigModel):
     image_column: str = "image"
     rater_column: str = "rater"
     value_column: str = "value"
+    #: long file holding several items: the column naming the item of each row
+    item_column: str | None = None
+    #: this item's name in ``item_column`` (default: the table's key, ``[ratings.<item>]``)
+    item: str | None = None
     scale: list[float] = Field(min_length=2, max_length=2)
 
     @model_validator(mode="after")
@@ -104,6 +111,10 @@ class RatingItem(ConfigModel):
         if bool(self.columns) == bool(self.file):
             raise ValueError("give exactly one of columns (wide: one manifest column per rater) or file "
                              "(long: one row per image, rater and value)")
+        if self.item is not None and self.item_column is None:
+            raise ValueError("item names this item's value in the file's item column: give item_column too")
+        if self.item_column is not None and self.columns is not None:
+            raise ValueError("item_column is for a long file (file = ...), not for wide columns")
         if self.columns is not None and len(self.columns) < 2:
             raise ValueError("reliability needs at least two rater columns")
         if self.scale[0] >= self.scale[1]:

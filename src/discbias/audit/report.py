@@ -17,6 +17,8 @@ import pandas as pd
 __all__ = ["render_audit", "TEMPLATE_DIR", "model_table"]
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
+#: Data issues printed in the report (all of them are in ``results/data_issues.csv``).
+MAX_ISSUES_SHOWN = 100
 
 
 def _f(x) -> bool:
@@ -96,6 +98,22 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                                                                                  relabel=False)],
                                 caption=f"Images that could not be scored or measured ({len(fails)}; at most 50 "
                                         f"listed).")
+    issues = t.get("data_issues", pd.DataFrame())
+    facts["n_data_issues"] = int(len(issues))
+    facts["n_data_issues_shown"] = int(min(len(issues), MAX_ISSUES_SHOWN))
+    if len(issues):
+        shown = issues.head(MAX_ISSUES_SHOWN)
+        write_publication_table(shown[["file", "line", "item", "column", "value", "problem", "action"]], out,
+                                "data_issues",
+                                columns=[Col("file", "File", fmt="code"), Col("line", "Line", fmt="int"),
+                                         Col("item", "Item", fmt="text"), Col("column", "Column", fmt="code"),
+                                         Col("value", "Value", fmt="code"),
+                                         Col("problem", "Problem", fmt="text", relabel=False),
+                                         Col("action", "Action", fmt="text", relabel=False)],
+                                caption=f"Invalid rating values ({len(issues)}"
+                                        + (f"; the first {MAX_ISSUES_SHOWN} listed, all in `results/data_issues.csv`"
+                                           if len(issues) > MAX_ISSUES_SHOWN else "")
+                                        + "): each was left out of the analysis.", label="tbl-data-issues")
     img = t["images"]
     facts["groups"] = []
     for g in cfg.data.groups:

@@ -14,7 +14,8 @@ table               written by        content
 ``score_failures``  ``score``         images that could not be scored, with the reason
 ``provenance``      ``score``         weights sha256, network, protocols, conditioning, counts
 ``measures``        ``measure``       image measures, one row per image
-``ratings_long``    ``ratings``       item, image, rater, value
+``ratings_long``    ``ratings``       item, image, rater, value (valid ratings only)
+``data_issues``     ``ratings``       every invalid rating value: file, line, column, value, problem, action
 ``images``          ``join``          image level: metadata + measures + scores + mean ratings
 ``rating_rows``     ``join``          rating level: one row per image x rater (+ image columns)
 ``reliability``     ``reliability``   ICC(2,k), ICC(1,k), Krippendorff's alpha per item
@@ -250,60 +251,14 @@ def step_measure(ctx) -> None:
 
 
 def step_ratings(ctx) -> None:
+    from .ratings import collect_ratings
+
     cfg: AuditConfig = ctx.config
     inputs = ctx.read("inputs")
-    known = set(inputs["image"])
-    parts = []
-    for item, rc in cfg.ratings.items():
-        where = f"[ratings.{item}]"
-        if rc.columns:
-            miss = [c for c in rc.columns if c not in inputs.columns]
-            if miss:
-                raise ConfigError(f"{where} columns {miss} are not in the manifest (columns: "
-                                  f"{', '.join(c for c in inputs.columns if c != '_path')}); fix `columns`",
-                                  file=cfg.path, table=f"ratings.{item}", key="columns")
-            long = inputs.melt(id_vars=["image"], value_vars=rc.columns, var_name="rater", value_name="value")
-            source = "manifest"
-        else:
-            path = cfg.resolve(rc.file)
-            if not path.is_file():
-                raise ConfigError(f"{where} file {path} does not exist; fix `file`", file=cfg.path,
-                                  table=f"ratings.{item}", key="file")
-            raw = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
-            cols = {rc.image_column: "image_column", rc.rater_column: "rater_column", rc.value_column: "value_column"}
-            miss = [f"{k} ({v})" for k, v in cols.items() if k not in raw.columns]
-            if miss:
-                raise ConfigError(f"{where} {path.name} lacks the column(s) {', '.join(miss)} (its columns: "
-                                  f"{', '.join(map(str, raw.columns))}); set image_column / rater_column / "
-                                  f"value_column", file=cfg.path, table=f"ratings.{item}")
-            long = raw.rename(columns={rc.image_column: "image", rc.rater_column: "rater",
-                                       rc.value_column: "value"})[["image", "rater", "value"]]
-            long["image"] = long["image"].astype(str)
-            unknown = ~long["image"].isin(known)
-            if unknown.any():
-                i = int(np.flatnonzero(unknown)[0])
-                raise AuditError(f"{path}: row {i + 2}: image {long['image'].iloc[i]!r} is not in the manifest "
-                                 f"({int(unknown.sum())} such row(s)); rate only images listed in [data]")
-            source = path.name
-        vals = pd.to_numeric(long["value"], errors="coerce")
-        bad = long["value"].notna() & vals.isna()
-        lo, hi = rc.scale
-        out = vals.notna() & ((vals < lo) | (vals > hi))
-        for mask, what in ((bad, "is not a number"), (out, f"is outside the scale [{lo:g}, {hi:g}]")):
-            if mask.any():
-                i = int(np.flatnonzero(mask)[0])
-                raise AuditError(f"{where} ({source}): image {long['image'].iloc[i]!r}, rater "
-                                 f"{long['rater'].iloc[i]!r}: value {_plain(long['value'].iloc[i])!r} {what}; fix the "
-                                 f"rating or the item's scale")
-        dup = long.duplicated(["image", "rater"])
-        if dup.any():
-            i = int(np.flatnonzero(dup)[0])
-            raise AuditError(f"{where} ({source}): rater {long['rater'].iloc[i]!r} rated image "
-                             f"{long['image'].iloc[i]!r} twice; keep one rating per image and rater")
-        parts.append(long.assign(item=item, value=vals, rater=long["rater"].astype(str))[
-            ["item", "image", "rater", "value"]])
-    ctx.write("ratings_long", pd.concat(parts, ignore_index=True) if parts
-              else pd.DataFrame(columns=["item", "image", "rater", "value"]))
+    manifest = cfg.resolve(cfg.data.manifest) if cfg.data.manifest else None
+    long, issues = collect_ratings(cfg, inputs, manifest)
+    ctx.write("ratings_long", long)
+    ctx.write("data_issues", issues)
 
 
 def step_join(ctx) -> None:
@@ -352,7 +307,10 @@ def step_reliability(ctx) -> None:
     parts = []
     for item, d in ratings.groupby("item", sort=False):
         codes = {r: k + 1 for k, r in enumerate(sorted(d["rater"].unique()))}
-        k = len(codes)
+        # an incomplete design (each rater rates some images): the ICCs use the images with at least the
+        # median number of ratings per image, not only those every rater rated
+        per_image = d.groupby("image")["value"].count()
+        k = max(2, min(len(codes), int(per_image.median()))) if len(per_image) else len(codes)
         long = d.assign(slot=d["rater"].map(codes))
         parts.append(item_reliability(long, item="item", image="image", slot="slot", value="value", k=k,
                                       n_boot=200, seed=ctx.config.audit.seed, model="reliability"))
@@ -497,7 +455,7 @@ def step_render(ctx) -> None:
 
     cfg: AuditConfig = ctx.config
     tables = {n: ctx.read(n) for n in ("images", "scores", "score_failures", "measure_failures", "ratings_long",
-                                       "reliability", "models", "claims", "claim_specs")}
+                                       "data_issues", "reliability", "models", "claims", "claim_specs")}
     outs = render_audit(cfg, ctx.paths, tables, ctx.read_value("provenance"), ctx.read_value("figures"),
                         formats=ctx.formats, draft=ctx.draft)
     ctx.write_value("report", [str(p) for p in outs])
@@ -530,8 +488,8 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
              group="score", params=P("scoring", "audit", files_of=("weights",))),
         Step("measure", step_measure, reads=["inputs"], writes=["measures", "measure_failures"], group="measure",
              params=P("measures", "scoring")),
-        Step("ratings", step_ratings, reads=["inputs"], writes=["ratings_long"], group="measure",
-             params=P("ratings", files_of=("ratings",))),
+        Step("ratings", step_ratings, reads=["inputs"], writes=["ratings_long", "data_issues"], group="measure",
+             params=P("ratings", files_of=("ratings",)) | {"on_invalid": getattr(cfg.audit, "on_invalid", "report")}),
         Step("join", step_join, reads=["inputs", "measures", "scores", "ratings_long"],
              writes=["images", "rating_rows"], group="join", params=P("scoring", "ratings")),
         Step("reliability", step_reliability, reads=["ratings_long"], writes=["reliability"], group="fit",
@@ -543,7 +501,7 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
         Step("figures", step_figures, reads=["images", "models", "reliability"], writes=["figures"],
              group="figures", params=P("data", "labels", "models")),
         Step("render", step_render, reads=["images", "scores", "score_failures", "measure_failures", "ratings_long",
-                                           "reliability", "models", "claims", "claim_specs", "provenance",
+                                           "data_issues", "reliability", "models", "claims", "claim_specs", "provenance",
                                            "figures"],
              writes=["report"], group="render",
              params=P("audit", "labels", "data", "scoring", "ratings", "models", "claims",
@@ -562,7 +520,7 @@ def _template_digest() -> str:
 
 
 def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, force: bool = False,
-          log=None) -> dict:
+          log=None, on_invalid: str | None = None) -> dict:
     """Run an audit configuration end to end; return where everything went.
 
     Parameters
@@ -581,6 +539,9 @@ def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, fo
         Rerun every step.
     log : callable, optional
         Called with one line per step.
+    on_invalid : {"report", "error"}, optional
+        Overrides ``[audit] on_invalid``: invalid rating values are listed in ``data_issues`` and
+        left out ("report"), or stop the run listing every one ("error").
 
     Returns
     -------
@@ -595,9 +556,16 @@ def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, fo
     from ..paths import project_paths
 
     cfg = config if isinstance(config, AuditConfig) else load_audit_config(config)
+    if on_invalid is not None:
+        if on_invalid not in ("report", "error"):
+            raise ConfigError(f"on_invalid must be 'report' or 'error', not {on_invalid!r}")
+        cfg = cfg.model_copy(update={"audit": cfg.audit.model_copy(update={"on_invalid": on_invalid})})
     if root is None:
         here = cfg.path.parent if cfg.path else Path.cwd()
         root = here.parent if here.name == "analysis" else here
+    from .validate import preflight
+
+    preflight(cfg)  # every configuration and input-header problem, at once, before scoring and measuring
     pp = project_paths(root)
     paths = AuditPaths(pp.root, cfg.audit.name).ensure()
     eng = audit_engine(cfg, paths)
