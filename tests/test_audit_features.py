@@ -68,3 +68,153 @@ def test_preflight_names_manifest_problems_together(tmp_path):
     assert msgs == [("data", "groups"), ("scoring", "label_column"), ("ratings.skin", "columns"),
                     ("ratings.skin", "columns"), ("measures", "image")]
     assert "(its columns: image, region, cls)" in e.value.problems[0].message
+
+
+def _e2e_helpers():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_audit_e2e", Path(__file__).parent / "test_audit_e2e.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _labelled_study(root, n=24):
+    """Images, a manifest (4-level region, binary wears_glasses), a LONG ratings file with an item column:
+    five raters each rating 60% of the images, two items (skin_tone, hair_length), bad values mixed in."""
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    (root / "data" / "images").mkdir(parents=True)
+    regions = ["north", "south", "east", "west"]
+    rows, ratings = [], []
+    for i in range(n):
+        region = regions[i % 4]
+        base = 60 + 40 * (i % 4)
+        px = np.clip(rng.normal(base, 30, (24, 24, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(px).save(root / "data" / "images" / f"{i:03d}.png")
+        rows.append(dict(image=f"images/{i:03d}.png", region=region, wears_glasses=["yes", "no"][i % 2]))
+    for r in ["ann", "bob", "cat", "dan", "eve"]:
+        for i in sorted(rng.choice(n, int(0.6 * n), replace=False)):
+            tone = float(np.clip(round(2 + (i % 4) + rng.normal(0, 0.6)), 1, 7))
+            ratings.append(dict(image=f"images/{i:03d}.png", rater=r, item="skin_tone", value=tone))
+            ratings.append(dict(image=f"images/{i:03d}.png", rater=r, item="hair_length",
+                                value=float(rng.integers(1, 6))))
+    ratings += [dict(image="images/000.png", rater="fay", item="skin_tone", value=None),   # missing
+                dict(image="images/001.png", rater="fay", item="skin_tone", value=9.0),    # out of range
+                dict(image="images/002.png", rater="fay", item="hair_length", value=0.0),  # out of range
+                dict(image="images/999.png", rater="fay", item="hair_length", value=3.0)]  # unknown image
+    pd.DataFrame(rows).to_csv(root / "data" / "faces.csv", index=False)
+    pd.DataFrame(ratings).to_csv(root / "data" / "ratings.csv", index=False)
+
+
+STUDY = '''[audit]
+name = "labelled"
+stand_in_weights = true
+[data]
+manifest = "../data/faces.csv"
+groups = ["region", "wears_glasses"]
+[scoring]
+weights = "../data/D-cond.pkl"
+label_column = "cls"
+min_side = 16
+[measures]
+image = ["luma_709", "lab_b"]
+[ratings.skin_tone]
+file = "../data/ratings.csv"
+item_column = "item"
+scale = [1, 7]
+[ratings.hair_length]
+file = "../data/ratings.csv"
+item_column = "item"
+scale = [1, 5]
+[[models]]
+id = "main"
+formula = "score ~ region + wears_glasses + luma_709"
+standardize = ["luma_709"]
+compare = ["ols_hc3", "cluster:region"]
+[[models]]
+id = "tone"
+level = "rating"
+formula = "skin_tone ~ region + score + (1|rater) + (1|image)"
+compare = ["cluster:image"]
+[[models]]
+id = "hair"
+formula = "hair_length ~ wears_glasses + score"
+[[claims]]
+id = "south_higher"
+description = "Southern images score higher than northern ones"
+model = "main"
+term = "region[south]"
+[labels]
+region = "Region"
+wears_glasses = "Wears glasses"
+skin_tone = "Skin tone"
+hair_length = "Hair length"
+cls = "Class"
+'''
+
+
+@pytest.mark.slow
+def test_long_ratings_and_user_labels_render_clean(tmp_path, monkeypatch, capsys):
+    """A LONG ratings file with an item column, an incomplete design and bad values; an item called
+    hair_length; user labels: the report renders with every render check passing, the bad values
+    are listed, and no column id of the study is left in the PDF's body text (code aside)."""
+    import pdfplumber
+
+    e2e = _e2e_helpers()
+    factory = e2e._fake_nvidia_modules(monkeypatch)
+    monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache"))
+    _labelled_study(tmp_path)
+    m = pd.read_csv(tmp_path / "data" / "faces.csv")
+    m["cls"] = np.arange(len(m)) % 3
+    m.to_csv(tmp_path / "data" / "faces.csv", index=False)
+    e2e._nvidia_pickle(factory, tmp_path / "data" / "D-cond.pkl", 3, seed=2)
+    cfg = tmp_path / "analysis" / "labelled.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(STUDY)
+    assert main(["audit", "run", "--config", str(cfg), "--on-invalid", "error", "--to", "html"]) == 2
+    err = capsys.readouterr().err
+    assert "4 invalid rating value(s)" in err and "ratings.csv line" in err
+    assert not (tmp_path / "build" / "labelled" / "tables" / "scores.parquet").exists()  # stopped before scoring
+    assert main(["audit", "run", "--config", str(cfg)]) == 0
+    build = tmp_path / "build" / "labelled"
+    assert (build / "report" / "render_checks.txt").read_text() == "all render checks passed\n"
+    issues = pd.read_csv(build / "results" / "data_issues.csv")
+    assert sorted(issues["problem"]) == ["image not in the manifest", "missing rating (empty, NA or NaN)",
+                                         "rating outside 1.0-5.0", "rating outside 1.0-7.0"]
+    long = pd.read_parquet(build / "tables" / "ratings_long.parquet")
+    assert long.groupby("item")["rater"].nunique().to_dict() == {"hair_length": 5, "skin_tone": 5}
+    models = pd.read_parquet(build / "tables" / "models.parquet")
+    tone = models[(models["model"] == "tone") & (models["specification"] == "main")].set_index("term")
+    assert tone.loc["sd(rater)", "n_groups"] == 5 and tone.loc["region[west]", "estimate"] > 0
+    html = (build / "report" / "labelled.html").read_text()
+    assert "Region: south" in html and "Hair length" in html and "Wears glasses" in html
+    assert "Luma (Rec. 709)" in html and 'id="tbl-data-issues"' in html
+    # the PDF's text, code (monospace) aside, holds none of the study's column ids
+    from discbias.audit.report import own_ids
+
+    ids = [i for i in own_ids(SimpleCfg(), {"images": pd.read_parquet(build / "tables" / "images.parquet")})
+           if "_" in i]
+    assert {"skin_tone", "hair_length", "wears_glasses", "luma_709"} <= set(ids)
+    words = []
+    with pdfplumber.open(build / "report" / "labelled.pdf") as pdf:
+        for page in pdf.pages:
+            words += [w["text"] for w in page.extract_words(extra_attrs=["fontname"])
+                      if "mono" not in w["fontname"].lower()]
+    text = " ".join(words)
+    assert "Skin tone" in text
+    raw = sorted({i for i in ids if __import__("re").search(rf"(?<![\w/.-]){i}(?![\w-])", text)})
+    assert raw == []
+
+
+class SimpleCfg:
+    """What own_ids reads of the STUDY configuration."""
+
+    def __init__(self):
+        from types import SimpleNamespace as NS
+
+        self.ratings = {"skin_tone": NS(columns=None), "hair_length": NS(columns=None)}
+        self.scoring = NS(label_column="cls")
+        self.data = NS(groups=["region", "wears_glasses"])

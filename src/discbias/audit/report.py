@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["render_audit", "TEMPLATE_DIR", "model_table"]
+__all__ = ["render_audit", "TEMPLATE_DIR", "model_table", "own_ids"]
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 #: Data issues printed in the report (all of them are in ``results/data_issues.csv``).
@@ -53,13 +53,29 @@ def model_table(models: pd.DataFrame, model_id: str) -> tuple[pd.DataFrame, list
     return out, specs
 
 
+def _label(id_: str) -> str:
+    """The active label dictionary's label (the study's ``[labels]`` over the package defaults)."""
+    from ..report.labels import label
+
+    return label(id_)
+
+
+def _warning_list(ws) -> list[str]:
+    """Warnings as stored (a list, an array or one ``"; "``-joined string), one string each."""
+    if isinstance(ws, str):
+        return [w for w in ws.split("; ") if w]
+    if ws is None or (isinstance(ws, float) and np.isnan(ws)):
+        return []
+    return [str(w) for w in ws if str(w)]
+
+
 def _spec_label(s: str) -> str:
     if s == "main":
         return "Main model"
     if s == "ols_hc3":
         return "OLS, HC3"
     if s.startswith("cluster:"):
-        return f"OLS, clustered by {s.split(':', 1)[1]}"
+        return f"OLS, clustered by {_label(s.split(':', 1)[1])}"
     return s
 
 
@@ -122,12 +138,12 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
         s = s.reset_index().rename(columns={g: "level", "count": "n"})
         s["level"] = s["level"].astype(str)
         write_publication_table(s, out, f"scores_{g}",
-                                columns=[Col("level", g, fmt="text"), Col("n", "n", fmt="int"),
+                                columns=[Col("level", _label(g), fmt="text"), Col("n", "n", fmt="int"),
                                          Col("mean", "Mean", digits=3), Col("std", "SD", digits=3),
                                          Col("median", "Median", digits=3)],
-                                caption=f"Discriminator score by {g} (primary protocol "
-                                        f"{cfg.scoring.protocols[0]}).")
-        facts["groups"].append(dict(column=g, levels=len(levels), table=f"scores_{g}", figure=f"score_by_{g}",
+                                caption=f"Discriminator score by {_label(g)} (primary protocol "
+                                        f"`{cfg.scoring.protocols[0]}`).")
+        facts["groups"].append(dict(column=g, name=_label(g), levels=len(levels), table=f"scores_{g}", figure=f"score_by_{g}",
                                     label=f"tbl-scores-{g.replace('_', '-')}",
                                     fig_label=f"fig-score-by-{g.replace('_', '-')}"))
     rel = t["reliability"]
@@ -143,8 +159,7 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                                 caption="Inter-rater reliability per rated item: Krippendorff's alpha (interval "
                                         "level, bootstrap interval over images) and ICC(2,k), ICC(1,k) on the images "
                                         "rated by every rater.")
-        facts["reliability_warnings"] = sorted({w for ws in rel["warnings"].fillna("") for w in str(ws).split("; ")
-                                                if w})
+        facts["reliability_warnings"] = sorted({w for ws in rel["warnings"].fillna("") for w in _warning_list(ws)})
     models = t["models"]
     facts["models"] = []
     for m in cfg.models:
@@ -162,23 +177,25 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
         main = d[d["specification"] == "main"]
         conv = bool(main["converged"].map(_bool).all()) if len(main) else False
         near = main.get("re_near_zero", pd.Series(dtype=object)).map(_bool)
-        flagged = [str(x) for x in main.loc[near.fillna(False).astype(bool), "term"]] if len(near) else []
-        warns = sorted({w for ws in d["warnings"].fillna("") for w in str(ws).split("; ") if w})
+        flagged = [_label(str(x)) for x in main.loc[near.fillna(False).astype(bool), "term"]] if len(near) else []
+        warns = sorted({w for ws in d["warnings"].fillna("") for w in _warning_list(ws)})
         method = str(main["method"].iloc[0]) if len(main) else ""
         n_obs = int(main["n_obs"].iloc[0]) if len(main) and _f(main["n_obs"].iloc[0]) else 0
         notes = (f"Main model: {method}; n = {n_obs}; converged: {'yes' if conv else 'NO'}."
                  + (f" Near-zero random-effect variance: {', '.join(flagged)}." if flagged else "")
-                 + (" Warnings: " + "; ".join(warns) + "." if warns else ""))
+                 + (" Warnings (quoted as the fitting library wrote them): "
+                    + "; ".join(f"\u201c{w}\u201d" for w in warns) + "." if warns else ""))
         label = f"tbl-model-{m.id.replace('_', '-')}"
         write_publication_table(long, out, f"model_{m.id}", columns=cols,
-                                caption=f"Model {m.id} (`{m.formula}`, {m.level} level"
-                                        + (f", standardized: {', '.join(m.standardize)}" if m.standardize else "")
+                                caption=f"Model {_label(m.id)} (`{m.formula}`, {m.level} level"
+                                        + (f", standardized: {', '.join(map(_label, m.standardize))}"
+                                           if m.standardize else "")
                                         + ") beside its comparison specifications.", label=label, notes=notes)
         diag = {}
         if "r_hat" in main.columns and main["r_hat"].notna().any():
             diag = dict(max_rhat=float(main["r_hat"].max()), min_ess=float(main[["ess_bulk", "ess_tail"]].min().min()),
                         divergences=int(main["divergences"].max()))
-        facts["models"].append(dict(id=m.id, formula=m.formula, level=m.level, engine=m.engine, converged=conv,
+        facts["models"].append(dict(id=m.id, name=_label(m.id), formula=m.formula, level=m.level, engine=m.engine, converged=conv,
                                     near_zero=flagged, n_obs=n_obs, method=method, table=f"model_{m.id}",
                                     label=label, figure=f"model_{m.id}",
                                     fig_label=f"fig-model-{m.id.replace('_', '-')}",
@@ -211,15 +228,50 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
         A value, table or figure is missing, pandoc or Typst fails, or (unless ``draft``) a
         render check finds a problem.
     """
+    from .config import input_digests as _input_digests
+
+    from ..report.labels import set_labels
+
+    prov = dict(provenance, files=_input_digests(cfg))
+    labels = dict(cfg.labels)
+    set_labels(labels)  # the study's [labels] in every table cell and header, caption and note
+    try:
+        return _render(cfg, paths, tables, prov, figures, labels, formats=formats, draft=draft)
+    finally:
+        set_labels()
+
+
+def own_ids(cfg, tables: dict) -> list[str]:
+    """The study's own column ids: what the raw-identifier check looks for in the report's body text.
+
+    Manifest columns (with the wide rating columns and the class-label column), the measures, the
+    rated items, the score columns and ``rater``; not file names, formulas or model ids, which the
+    report prints as code.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> cfg = NS(ratings={"hair_length": NS(columns=None)}, scoring=NS(label_column=None), data=NS(groups=["region"]))
+    >>> own_ids(cfg, {"images": pd.DataFrame(columns=["image", "region", "luma_709", "score", "hair_length"])})
+    ['hair_length', 'luma_709', 'region', 'score']
+    """
+    ids = set(tables["images"].columns) | set(cfg.ratings) | set(cfg.data.groups)
+    for rc in cfg.ratings.values():
+        ids |= set(rc.columns or [])
+    if cfg.scoring.label_column:
+        ids.add(cfg.scoring.label_column)
+    if "rating_rows" in tables:
+        ids |= set(tables["rating_rows"].columns)
+    return sorted(str(i) for i in ids - {"image", "_path"})
+
+
+def _render(cfg, paths, tables, prov, figures, labels, *, formats, draft) -> list[Path]:
     import jinja2
 
     from ..report.checks import format_findings, run_checks
-    from ..report.labels import DEFAULT_LABELS, known_ids
     from ..report.render import PAGE_MARGIN, RenderError, make_environment, render_html, render_pdf
     from ..results import atomic_write_text
-    from .config import input_digests as _input_digests
 
-    prov = dict(provenance, files=_input_digests(cfg))
     facts = _tables(cfg, paths, tables, prov)
     img = tables["images"]
     values = dict(meta=dict(build_date=time.strftime("%Y-%m-%d"), name=cfg.audit.name,
@@ -233,7 +285,6 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
     atomic_write_text(paths.values, json.dumps(values, indent=1, default=str))
     for name, df in tables.items():
         df.to_csv(paths.results / f"{name}.csv", index=False)
-    labels = dict(cfg.labels)
     env = make_environment(TEMPLATE_DIR, paths, labels)
     try:
         text = env.get_template("audit.qmd.j2").render(values=values, page_margin=PAGE_MARGIN)
@@ -252,7 +303,7 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
     findings = run_checks(qmd=qmd, html=qmd.with_suffix(".html") if "html" in formats else None,
                           pdf=qmd.with_suffix(".pdf") if "pdf" in formats else None,
                           typ=qmd.with_suffix(".typ") if "pdf" in formats else None, root=paths.build,
-                          warnings=warnings, label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN)
+                          warnings=warnings, label_keys=own_ids(cfg, tables), margin=PAGE_MARGIN)
     report = format_findings(findings)
     atomic_write_text(paths.report / "render_checks.txt", report or "all render checks passed\n")
     if findings and not draft:

@@ -473,9 +473,10 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
     ...          ratings={}, scoring=NS(weights="w"))
     >>> import tempfile
     >>> audit_engine(cfg, AuditPaths(tempfile.mkdtemp(), "a")).order()
-    ['inputs', 'score', 'measure', 'ratings', 'join', 'reliability', 'models', 'claims', 'figures', 'render']
+    ['inputs', 'ratings', 'score', 'measure', 'join', 'reliability', 'models', 'claims', 'figures', 'render']
     """
     conf = cfg.model_dump(mode="json", by_alias=True)
+    conf.get("audit", {}).pop("on_invalid", None)  # a parameter of the ratings step only (not of scoring)
     files = _input_digests(cfg)
 
     def P(*keys, files_of=()):  # a step's settings: its configuration tables and the digests of its local files
@@ -484,12 +485,13 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
 
     steps = [
         Step("inputs", step_inputs, writes=["inputs"], group="data", params=P("data", files_of=("manifest",))),
+        # the ratings before scoring: with on_invalid = "error" a bad value stops the run before any expensive step
+        Step("ratings", step_ratings, reads=["inputs"], writes=["ratings_long", "data_issues"], group="measure",
+             params=P("ratings", files_of=("ratings",)) | {"on_invalid": getattr(cfg.audit, "on_invalid", "report")}),
         Step("score", step_score, reads=["inputs"], writes=["scores", "score_failures", "provenance"],
              group="score", params=P("scoring", "audit", files_of=("weights",))),
         Step("measure", step_measure, reads=["inputs"], writes=["measures", "measure_failures"], group="measure",
              params=P("measures", "scoring")),
-        Step("ratings", step_ratings, reads=["inputs"], writes=["ratings_long", "data_issues"], group="measure",
-             params=P("ratings", files_of=("ratings",)) | {"on_invalid": getattr(cfg.audit, "on_invalid", "report")}),
         Step("join", step_join, reads=["inputs", "measures", "scores", "ratings_long"],
              writes=["images", "rating_rows"], group="join", params=P("scoring", "ratings")),
         Step("reliability", step_reliability, reads=["ratings_long"], writes=["reliability"], group="fit",
