@@ -8,7 +8,10 @@ user reads and edits one file:
 * rater columns: numeric columns sharing a stem and ending in a rater number (``skin_r1``,
   ``skin_r2``, ``skin_r3`` -> item ``skin``), at least two;
 * group columns: text (or few-valued integer) columns with 2..12 levels;
-* a class-label column for conditional networks: named ``label``/``class``/``class_label``/``c``;
+* a class-label column for conditional networks: named ``label``/``class``/``class_label``/``cls``,
+  written as ``label_column`` only when the weights (read with the safe reader) are class-conditional
+  (an unconditional network gets no conditioning, a conditional one without such a column
+  ``average_classes = true``);
 * everything else numeric: a covariate.
 """
 
@@ -131,12 +134,24 @@ def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None
           'resize = "stretch"               # non-square images: "stretch", "center-crop" or "pad"',
           'device = "cpu"                   # "cpu", "cuda" or "cuda:N"',
           "batch_size = 8"]
-    if r["label"]:
-        L.append(f"label_column = {_q(r['label'])}     # guessed: class labels for a conditional network (c_dim > 0); "
-                 f"or class = K, or average_classes = true; delete for an unconditional network")
+    from .conditioning import weights_c_dim
+
+    c_dim, source = weights_c_dim(weights, out.parent) if weights else (None, "no --weights given")
+    if c_dim == 0:
+        L.append(f"# unconditional network (c_dim = 0, {source}): no class conditioning")
+    elif c_dim:
+        if r["label"]:
+            L.append(f"label_column = {_q(r['label'])}     # class-conditional network (c_dim = {c_dim}, {source}); "
+                     f"guessed: each image's class from this column; or class = K, or average_classes = true")
+        else:
+            L.append(f"average_classes = true         # class-conditional network (c_dim = {c_dim}, {source}): the "
+                     f"mean score over its classes; or label_column = \"COLUMN\" or class = K (0..{c_dim - 1})")
     else:
-        L.append("# For a class-conditional network (c_dim > 0) give one of: label_column = \"COLUMN\" | class = K | "
-                 "average_classes = true")
+        L.append(f"# Conditioning not known ({source}). For a class-conditional network (c_dim > 0) give one of: "
+                 f"label_column = \"COLUMN\" | class = K | average_classes = true")
+        if r["label"]:
+            L.append(f"# label_column = {_q(r['label'])}   # a class-label column of the manifest, for a conditional "
+                     f"network")
     L += ["", "[measures]",
           'image = ["luma_709", "lab_l", "lab_a", "lab_b", "chroma"]   # or ["all"]; see `discbias measure-images --help`',
           'faces = "none"                   # "template" (FFHQ-aligned faces), "mediapipe" or "haar": skin/background regions']

@@ -189,6 +189,12 @@ def step_score(ctx) -> None:
             else:
                 run = scorer.score_items(items, cache, progress=False)
         except ProtocolError as exc:
+            from .conditioning import conditioning_problem
+
+            c_dim = re.search(r"c_dim=(\d+)", str(exc))
+            problem = conditioning_problem(s, int(c_dim.group(1))) if c_dim else None
+            if problem is not None:  # named as the option is spelled in the configuration
+                raise ConfigError(problem[1], file=cfg.path, table="scoring", key=problem[0]) from None
             raise AuditError(f"[scoring] {exc} (in {cfg.path})") from None
         except FileNotFoundError as exc:
             raise ConfigError(f"[scoring] weights: {exc}; fix `weights` in {cfg.path}", file=cfg.path,
