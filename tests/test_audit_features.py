@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -218,3 +220,100 @@ class SimpleCfg:
         self.ratings = {"skin_tone": NS(columns=None), "hair_length": NS(columns=None)}
         self.scoring = NS(label_column="cls")
         self.data = NS(groups=["region", "wears_glasses"])
+
+
+MULTI = '''[audit]
+name = "multi"
+stand_in_weights = true
+[data]
+manifest = "../data/faces.csv"
+groups = ["group"]
+[scoring]
+min_side = 16
+[[scoring.networks]]
+id = "uncond"
+weights = "../data/D-uncond.pkl"
+[[scoring.networks]]
+id = "cond"
+weights = "../data/D-cond.pkl"
+label_column = "cls"
+[measures]
+image = ["luma_709"]
+[[models]]
+id = "side_by_side"
+formula = "score_cond ~ group + score_uncond"
+'''
+
+
+@pytest.mark.slow
+def test_several_networks_side_by_side_measures_once_and_ray_engine(tmp_path, monkeypatch, capsys):
+    e2e = _e2e_helpers()
+    factory = e2e._fake_nvidia_modules(monkeypatch)
+    monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache"))
+    e2e._project(tmp_path, n=12)
+    e2e._nvidia_pickle(factory, tmp_path / "data" / "D-uncond.pkl", 0, seed=1)
+    e2e._nvidia_pickle(factory, tmp_path / "data" / "D-cond.pkl", 3, seed=2)
+    cfg = tmp_path / "analysis" / "multi.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(MULTI)
+    assert main(["audit", "run", "--config", str(cfg), "--to", "html"]) == 0
+    err = capsys.readouterr().err
+    # progress before the long steps: one line per network and one for the measures
+    assert "score: 13 images, network uncond, protocol nvidia (local engine)" in err
+    assert "score: 13 images, network cond, protocol nvidia" in err and "measure: 13 images" in err
+    build = tmp_path / "build" / "multi"
+    images = pd.read_parquet(build / "tables" / "images.parquet")
+    assert {"score", "score_uncond", "score_cond"} <= set(images.columns)
+    assert images["score"].equals(images["score_uncond"]) and not np.allclose(images["score_uncond"],
+                                                                              images["score_cond"])
+    scores = pd.read_parquet(build / "tables" / "scores.parquet")
+    cond = scores[scores["network"] == "cond"]
+    assert cond["condition"].tolist() == [f"class:{i % 3}" for i in range(12)]
+    assert set(scores.loc[scores["network"] == "uncond", "condition"].fillna("")) == {""}
+    models = pd.read_parquet(build / "tables" / "models.parquet")
+    assert "score_uncond" in set(models["term"])
+    html = (build / "report" / "multi.html").read_text()
+    assert "2 discriminators side by side" in html and "Network cond: class conditioning" in html
+
+    # one network's conditioning changes: the measures are not recomputed, the other network comes from the cache
+    from discbias.audit import audit
+
+    cfg.write_text(MULTI.replace('label_column = "cls"', "average_classes = true"))
+    out = audit(cfg, formats=("html",))
+    steps = out["steps"].set_index("step")["status"]
+    assert steps["measure"] == "skipped" and steps["score"] == "ran"
+    runs = {p["network"]: p for p in out_provenance(out)["protocols"]}
+    assert runs["uncond"]["from_cache"] == 12 and runs["uncond"]["scored"] == 0
+
+    # [scoring] engine = "ray": the Ray scorer is used for every network (per class for a label column)
+    import discbias.scoring.ray_engine as ray_engine
+    from discbias.scoring.scorer import Scorer
+
+    calls = []
+
+    class FakeRay(Scorer):
+        def __init__(self, weights, protocol, *, device, batch_size, min_side, address, actors):
+            calls.append((Path(weights).name, protocol.condition, address, actors))
+            super().__init__(weights, protocol, device=device, batch_size=batch_size, min_side=min_side)
+
+    monkeypatch.setattr(ray_engine, "RayScorer", FakeRay)
+    cfg.write_text(MULTI.replace("min_side = 16", 'min_side = 16\nengine = "ray"\naddress = "auto"\nactors = 2'))
+    out = audit(cfg, formats=("html",))
+    assert sorted(calls) == [("D-cond.pkl", "class:0", "auto", 2), ("D-cond.pkl", "class:1", "auto", 2),
+                             ("D-cond.pkl", "class:2", "auto", 2), ("D-uncond.pkl", "", "auto", 2)]
+    again = pd.read_parquet(build / "tables" / "scores.parquet")
+    assert again.sort_values(["network", "image"])["score"].tolist() == pytest.approx(
+        scores.sort_values(["network", "image"])["score"].tolist())
+    # without the Ray extra, the error says how to install it
+    monkeypatch.undo()
+    if not ray_engine.ray_available():
+        factory = e2e._fake_nvidia_modules(monkeypatch)
+        capsys.readouterr()
+        assert main(["audit", "run", "--config", str(cfg), "--to", "html", "--force"]) == 2
+        assert "pip install 'discbias[ray]'" in capsys.readouterr().err
+
+
+def out_provenance(out):
+    from discbias.engine import TableStore
+
+    return TableStore(out["tables"]).get_value("provenance")

@@ -86,13 +86,21 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
     out = paths.tables
     facts: dict = {}
     net = prov["network"]
-    rows = [("Weights", str(net.get("weights", ""))), ("Weights sha256", net.get("weights_sha256", "")),
-            ("Network", f"resolution {net.get('resolution')}, c_dim {net.get('c_dim')}"),
-            ("Class conditioning", prov["condition"])]
-    for p in prov["protocols"]:
-        rows.append((f"Protocol {p['protocol']}", f"{p['label']}: {p['scored']} scored now, {p['from_cache']} from the "
-                                                  f"cache, {p['failed']} failed, {p['converted']} converted"
-                                                  + (f" ({p['conversions']})" if p["conversions"] else "")))
+    nets = prov.get("networks", [net])
+    rows = []
+    for n in nets:
+        who = f"Network {n['id']}: " if n.get("id") else ""
+        rows += [(f"{who}weights", str(n.get("weights", ""))), (f"{who}weights sha256", n.get("weights_sha256", "")),
+                 (f"{who}architecture", f"resolution {n.get('resolution')}, c_dim {n.get('c_dim')}"),
+                 (f"{who}class conditioning", n.get("condition", prov["condition"]))]
+        for p in prov["protocols"]:
+            if p.get("network", "") != n.get("id", ""):
+                continue
+            rows.append((f"{who}protocol {p['protocol']}",
+                         f"{p['label']}: {p['scored']} scored now, {p['from_cache']} from the cache, {p['failed']} "
+                         f"failed, {p['converted']} converted" + (f" ({p['conversions']})" if p["conversions"] else "")))
+    rows = [(k[0].upper() + k[1:], v) for k, v in rows]
+    rows.append(("Scoring engine", prov.get("engine", "local")))
     rows += [("discbias version", prov["discbias_version"])]
     rows = [(k, v if "sha256" not in k else v[:16] + "…") for k, v in rows]
     write_publication_table(pd.DataFrame(rows, columns=["field", "value"]), out, "provenance",
@@ -100,8 +108,11 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                                      Col("value", "Value", fmt="text", relabel=False)],
                             caption="Provenance: weights, scoring protocol, conversions and failures (the full "
                                     "sha256 of every input is listed below the table).")
-    facts["hashes"] = [dict(what="weights", sha256=net.get("weights_sha256", "")),
-                       dict(what="configuration", sha256=cfg.sha256)]
+    facts["hashes"] = [dict(what=f"weights {n['id']}" if n.get("id") else "weights",
+                            sha256=n.get("weights_sha256", "")) for n in nets]
+    facts["hashes"].append(dict(what="configuration", sha256=cfg.sha256))
+    facts["networks"] = [dict(id=n.get("id", ""), sha=n.get("weights_sha256", "")[:16],
+                              column=f"score_{n['id']}" if n.get("id") else "score") for n in nets]
     facts["hashes"] += [dict(what=name.split(":", 1)[1] if ":" in name else name, sha256=sha)
                         for name, sha in prov.get("files", {}).items() if not name.startswith("weights")]
     fails = pd.concat([t["score_failures"].assign(stage="score"),

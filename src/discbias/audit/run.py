@@ -159,55 +159,116 @@ def step_inputs(ctx) -> None:
     ctx.write("inputs", df)
 
 
+def _make_scorer(cfg: AuditConfig, net, weights: str, protocol):
+    """A local :class:`~discbias.scoring.scorer.Scorer`, or a Ray one under ``[scoring] engine = "ray"``."""
+    s = cfg.scoring
+    if s.engine == "ray":
+        from ..scoring.ray_engine import RayScorer
+
+        return RayScorer(weights, protocol, device=s.device, batch_size=s.batch_size, min_side=s.min_side,
+                         address=s.address, actors=s.actors)
+    from ..scoring.scorer import Scorer
+
+    return Scorer(weights, protocol, device=s.device, batch_size=s.batch_size, min_side=s.min_side)
+
+
+def _score_by_label_ray(cfg, net, weights, proto, items, cache):
+    """Each image under its own class, one Ray scorer per class (the local engine's score_by_label)."""
+    import time
+
+    from ..scoring.protocols import ProtocolError, ScoringProtocol
+    from ..scoring.scorer import ScoreRun
+
+    s = cfg.scoring
+    groups: dict[int, list] = {}
+    for it in items:
+        v = it.meta[net.label_column]
+        try:
+            k = int(v)
+            if float(v) != k:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ProtocolError(f"image {it.image}: label {v!r} in column {net.label_column!r} is not an integer "
+                                f"class") from None
+        groups.setdefault(k, []).append(it)
+    t0, runs = time.perf_counter(), []
+    for k, g in sorted(groups.items()):
+        sc = _make_scorer(cfg, net, weights, ScoringProtocol(input=proto, resize=s.resize, filter=s.filter,
+                                                             condition=f"class:{k}"))
+        runs.append((sc, sc.score_items(g, cache, progress=False)))
+    sc = runs[0][0]
+    return sc, ScoreRun(pd.concat([r.table for _, r in runs], ignore_index=True),
+                        pd.concat([r.failures for _, r in runs], ignore_index=True),
+                        sum(r.scored for _, r in runs), sum(r.from_cache for _, r in runs),
+                        sum(r.failed for _, r in runs), time.perf_counter() - t0, sc.weights_sha256,
+                        sc.protocol.with_(condition=f"label:{net.label_column}"))
+
+
+def _condition_text(net) -> str:
+    return (f"each image's class from column '{net.label_column}'" if net.label_column
+            else f"class {net.class_}" if net.class_ is not None
+            else "mean over all classes" if net.average_classes else "none (unconditional network)")
+
+
 def step_score(ctx) -> None:
     from ..scoring.cache import ScoreCache
     from ..scoring.protocols import ProtocolError, ScoringProtocol
-    from ..scoring.scorer import Scorer, score_by_label
+    from ..scoring.scorer import score_by_label
 
     cfg: AuditConfig = ctx.config
     s = cfg.scoring
     inputs = ctx.read("inputs")
-    if s.label_column and s.label_column not in inputs.columns:
-        raise ConfigError(f"[scoring] label_column {s.label_column!r} is not a column of the manifest (columns: "
-                          f"{', '.join(c for c in inputs.columns if c != '_path')}); fix label_column",
-                          file=cfg.path, table="scoring", key="label_column")
-    items = _items(inputs, s.label_column)
     cache = ScoreCache(ctx.cache_dir)
-    weights = s.weights
-    wp = cfg.resolve(weights)
-    if wp.exists():
-        weights = str(wp)
-    tables, fails, prov = [], [], []
-    net = {}
-    for proto in s.protocols:
-        try:
-            scorer = Scorer(weights, ScoringProtocol(input=proto, resize=s.resize, filter=s.filter,
-                                                      condition=s.condition),
-                            device=s.device, batch_size=s.batch_size, min_side=s.min_side)
-            if s.label_column:
-                run = score_by_label(scorer, items, cache, s.label_column, progress=False)
-            else:
-                run = scorer.score_items(items, cache, progress=False)
-        except ProtocolError as exc:
-            from .conditioning import conditioning_problem
+    tables, fails, prov, nets = [], [], [], []
+    log = getattr(ctx, "log", None) or (lambda line: None)
+    for net in s.network_list():
+        if net.label_column and net.label_column not in inputs.columns:
+            raise ConfigError(f"[scoring] label_column {net.label_column!r} is not a column of the manifest (columns: "
+                              f"{', '.join(c for c in inputs.columns if c != '_path')}); fix label_column",
+                              file=cfg.path, table="scoring", key="label_column")
+        items = _items(inputs, net.label_column)
+        weights = net.weights
+        wp = cfg.resolve(weights)
+        if wp.exists():
+            weights = str(wp)
+        info = {}
+        for proto in s.protocols:
+            log(f"score: {len(items)} images, network {net.id or net.weights}, protocol {proto} ({s.engine} engine)")
+            try:
+                protocol = ScoringProtocol(input=proto, resize=s.resize, filter=s.filter, condition=net.condition)
+                if net.label_column and s.engine == "ray":
+                    scorer, run = _score_by_label_ray(cfg, net, weights, proto, items, cache)
+                else:
+                    scorer = _make_scorer(cfg, net, weights, protocol)
+                    if net.label_column:
+                        run = score_by_label(scorer, items, cache, net.label_column, progress=False)
+                    else:
+                        run = scorer.score_items(items, cache, progress=False)
+            except ProtocolError as exc:
+                from .conditioning import conditioning_problem
 
-            c_dim = re.search(r"c_dim=(\d+)", str(exc))
-            problem = conditioning_problem(s, int(c_dim.group(1))) if c_dim else None
-            if problem is not None:  # named as the option is spelled in the configuration
-                raise ConfigError(problem[1], file=cfg.path, table="scoring", key=problem[0]) from None
-            raise AuditError(f"[scoring] {exc} (in {cfg.path})") from None
-        except FileNotFoundError as exc:
-            raise ConfigError(f"[scoring] weights: {exc}; fix `weights` in {cfg.path}", file=cfg.path,
-                              table="scoring", key="weights") from None
-        net = dict(c_dim=int(scorer.c_dim), resolution=int(scorer.resolution),
-                   weights=str(s.weights), weights_sha256=scorer.weights_sha256)
-        tables.append(run.table)
-        fails.append(run.failures.assign(protocol=proto))
-        conv = run.table["conversion"].fillna("")
-        prov.append(dict(protocol=proto, label=run.protocol.label, settings=json.dumps(run.protocol.settings()),
-                         scored=run.scored, from_cache=run.from_cache, failed=run.failed,
-                         converted=int((conv != "").sum()),
-                         conversions="; ".join(sorted({c.split(" ")[0] for c in conv if c}))))
+                c_dim = re.search(r"c_dim=(\d+)", str(exc))
+                problem = conditioning_problem(net, int(c_dim.group(1))) if c_dim else None
+                where = f"scoring.networks[{s.networks.index(net)}]" if s.networks else "scoring"
+                if problem is not None:  # named as the option is spelled in the configuration
+                    raise ConfigError(problem[1], file=cfg.path, table=where, key=problem[0]) from None
+                raise AuditError(f"[{where}] {exc} (in {cfg.path})") from None
+            except FileNotFoundError as exc:
+                raise ConfigError(f"[scoring] weights: {exc}; fix `weights` in {cfg.path}", file=cfg.path,
+                                  table="scoring", key="weights") from None
+            probe = getattr(scorer, "probe", scorer)  # a Ray scorer keeps the network's facts on its probe
+            info = dict(id=net.id, c_dim=int(probe.c_dim), resolution=int(scorer.resolution),
+                        weights=str(net.weights), weights_sha256=scorer.weights_sha256,
+                        condition=_condition_text(net))
+            tables.append(run.table.assign(network=net.id))
+            fails.append(run.failures.assign(protocol=proto, network=net.id))
+            conv = run.table["conversion"].fillna("")
+            prov.append(dict(network=net.id, protocol=proto, label=run.protocol.label,
+                             settings=json.dumps(run.protocol.settings()),
+                             scored=run.scored, from_cache=run.from_cache, failed=run.failed,
+                             converted=int((conv != "").sum()),
+                             conversions="; ".join(sorted({c.split(" ")[0] for c in conv if c}))))
+        nets.append(info)
     scores = pd.concat(tables, ignore_index=True)
     if not len(scores):
         f = pd.concat(fails, ignore_index=True)
@@ -216,10 +277,8 @@ def step_score(ctx) -> None:
                          f"[scoring] min_side)")
     ctx.write("scores", scores)
     ctx.write("score_failures", pd.concat(fails, ignore_index=True))
-    condition = (f"each image's class from column '{s.label_column}'" if s.label_column
-                 else f"class {s.class_}" if s.class_ is not None
-                 else "mean over all classes" if s.average_classes else "none (unconditional network)")
-    ctx.write_value("provenance", dict(network=net, protocols=prov, condition=condition, device=s.device,
+    ctx.write_value("provenance", dict(network=nets[0], networks=nets, protocols=prov,
+                                       condition=nets[0]["condition"], device=s.device, engine=s.engine,
                                        n_images=int(len(inputs)), discbias_version=__version__,
                                        stand_in_weights=bool(cfg.audit.stand_in_weights)))
 
@@ -237,6 +296,9 @@ def step_measure(ctx) -> None:
                           f"or [\"all\"]", file=cfg.path, table="measures", key="image")
     faces = None if cfg.measures.faces == "none" else cfg.measures.faces
     rows, fails = [], []
+    (getattr(ctx, "log", None) or (lambda line: None))(
+        f"measure: {len(inputs)} images ({len(want)} measures{', faces: ' + faces if faces else ''}; once for every "
+        f"network)")
     for r in inputs.to_dict("records"):
         if not Path(r["_path"]).exists():
             fails.append(dict(image=r["image"], reason="file not found (listed in the manifest)"))
@@ -275,7 +337,7 @@ def step_join(ctx) -> None:
     items = list(cfg.ratings)
     mcols = [c for c in measures.columns if c != "image"]
     roles = {"manifest": set(meta_cols) - {"image"}, "measures": set(mcols), "ratings": set(items),
-             "score": {"score"} | {f"score_{p}" for p in cfg.scoring.protocols}}
+             "score": set(score_columns(cfg))}
     seen: dict[str, str] = {}
     for role, cols in roles.items():
         for c in cols:
@@ -285,10 +347,18 @@ def step_join(ctx) -> None:
                                   file=cfg.path)
             seen[c] = role
     primary = cfg.scoring.protocols[0]
-    sc = scores.pivot_table(index="image", columns="protocol", values="score", aggfunc="first")
-    sc.columns = [f"score_{p}" for p in sc.columns]
-    sc["score"] = sc[f"score_{primary}"]
-    extra = scores[scores["protocol"] == primary][["image", "condition"]].set_index("image")
+    nets = [n.id for n in cfg.scoring.network_list()]
+    if "network" not in scores.columns:
+        scores = scores.assign(network="")
+    sc = scores.pivot_table(index="image", columns=["network", "protocol"], values="score", aggfunc="first")
+    sc.columns = [_score_column(n, p, primary, len(cfg.scoring.protocols)) for n, p in sc.columns]
+    sc = sc.loc[:, ~sc.columns.duplicated()]
+    for n in nets:  # several networks and protocols: score_<network> is its primary protocol's score
+        if n and len(cfg.scoring.protocols) > 1:
+            sc[f"score_{n}"] = sc[f"score_{n}_{primary}"]
+    sc["score"] = sc[_score_column(nets[0], primary, primary, 1)]
+    first = scores[(scores["protocol"] == primary) & (scores["network"] == nets[0])]
+    extra = first[["image", "condition"]].set_index("image")
     img = inputs[meta_cols].merge(measures, on="image", how="inner").merge(sc.reset_index(), on="image", how="inner")
     img = img.merge(extra.rename(columns={"condition": "score_condition"}).reset_index(), on="image", how="left")
     if items:
@@ -301,6 +371,37 @@ def step_join(ctx) -> None:
     else:
         rr = pd.DataFrame(columns=["image", "rater"])
     ctx.write("rating_rows", rr)
+
+
+def _score_column(net: str, proto: str, primary: str, n_protocols: int) -> str:
+    """``score_<protocol>`` (one network), ``score_<network>`` (its primary protocol) or ``score_<network>_<protocol>``."""
+    if not net:
+        return f"score_{proto}"
+    return f"score_{net}" if proto == primary and n_protocols == 1 else f"score_{net}_{proto}"
+
+
+def score_columns(cfg) -> list[str]:
+    """The score columns of the ``images`` table: ``score`` (the first network, primary protocol) and one per
+    network and protocol.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> one = NS(scoring=NS(protocols=["nvidia", "grissom2024"], network_list=lambda: [NS(id="")]))
+    >>> score_columns(one)
+    ['score', 'score_nvidia', 'score_grissom2024']
+    >>> two = NS(scoring=NS(protocols=["nvidia"], network_list=lambda: [NS(id="skip512"), NS(id="cond128")]))
+    >>> score_columns(two)
+    ['score', 'score_skip512', 'score_cond128']
+    """
+    ps = cfg.scoring.protocols
+    out = ["score"]
+    for n in cfg.scoring.network_list():
+        for p in ps:
+            out.append(_score_column(n.id, p, ps[0], len(ps)))
+        if n.id and len(ps) > 1:
+            out.append(f"score_{n.id}")
+    return list(dict.fromkeys(out))
 
 
 def step_reliability(ctx) -> None:
@@ -496,8 +597,10 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
              params=P("ratings", files_of=("ratings",)) | {"on_invalid": getattr(cfg.audit, "on_invalid", "report")}),
         Step("score", step_score, reads=["inputs"], writes=["scores", "score_failures", "provenance"],
              group="score", params=P("scoring", "audit", files_of=("weights",))),
+        # the measures depend on the images and [measures] only (and min_side): a change of networks, protocols or
+        # conditioning reuses them
         Step("measure", step_measure, reads=["inputs"], writes=["measures", "measure_failures"], group="measure",
-             params=P("measures", "scoring")),
+             params=P("measures") | {"min_side": conf.get("scoring", {}).get("min_side")}),
         Step("join", step_join, reads=["inputs", "measures", "scores", "ratings_long"],
              writes=["images", "rating_rows"], group="join", params=P("scoring", "ratings")),
         Step("reliability", step_reliability, reads=["ratings_long"], writes=["reliability"], group="fit",
@@ -578,7 +681,7 @@ def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, fo
     paths = AuditPaths(pp.root, cfg.audit.name).ensure()
     eng = audit_engine(cfg, paths)
     steps = eng.run(force=force, log=log, context=dict(config=cfg, paths=paths, cache_dir=pp.score_cache,
-                                                       formats=tuple(formats), draft=draft))
+                                                       formats=tuple(formats), draft=draft, log=log))
     store = eng.store
     return dict(build=paths.build, tables=paths.store, report=[Path(p) for p in store.get_value("report")],
                 steps=steps, claims=store.get("claims"))

@@ -9,7 +9,8 @@ two instead of after scoring every image. It checks:
 * every long ratings file exists and has its image, rater, value and item columns;
 * the ``[measures] image`` names are known measures;
 * every ``[[models]]`` formula, ``standardize`` and ``cluster:`` column is a column at the
-  model's level (manifest columns, measures, rated items, ``score`` and ``score_<protocol>``;
+  model's level (manifest columns, measures, rated items, ``score``, ``score_<protocol>`` and
+  with several networks ``score_<network>``;
   at the rating level also ``rater``).
 
 Values (a rating out of its scale, an image that is missing) are checked later, row by row, and
@@ -53,10 +54,12 @@ def _manifest_columns(cfg, problems: list) -> list[str] | None:
         if g not in cols:
             problems.append(ConfigProblem(f, "data", "groups", f"{g!r} is not a column of {path.name} (its columns: "
                                           f"{have})"))
-    lc = cfg.scoring.label_column
-    if lc and lc not in cols:
-        problems.append(ConfigProblem(f, "scoring", "label_column", f"{lc!r} is not a column of the manifest "
-                                      f"{path.name} (its columns: {have})"))
+    for k, net in enumerate(cfg.scoring.network_list()):
+        lc = net.label_column
+        if lc and lc not in cols:
+            where = f"scoring.networks[{k}]" if cfg.scoring.networks else "scoring"
+            problems.append(ConfigProblem(f, where, "label_column", f"{lc!r} is not a column of the manifest "
+                                          f"{path.name} (its columns: {have})"))
     for item, rc in cfg.ratings.items():
         for c in rc.columns or []:
             if c not in cols:
@@ -96,7 +99,7 @@ def level_columns(cfg, manifest_columns) -> dict[str, list[str]]:
     --------
     >>> from types import SimpleNamespace as NS
     >>> cfg = NS(measures=NS(image=["luma_709"], faces="none"), ratings={"skin": None},
-    ...          scoring=NS(protocols=["nvidia"]))
+    ...          scoring=NS(protocols=["nvidia"], network_list=lambda: [NS(id="")]))
     >>> level_columns(cfg, ["image", "group"])["rating"]
     ['image', 'group', 'luma_709', 'skin', 'score', 'score_nvidia', 'score_condition', 'rater']
     """
@@ -106,7 +109,9 @@ def level_columns(cfg, manifest_columns) -> dict[str, list[str]]:
     meas = list(IMAGE_MEASURES) if list(cfg.measures.image) == ["all"] else list(cfg.measures.image)
     if cfg.measures.faces != "none":
         meas += [c for c in FACE_COLUMNS if c not in meas]
-    scores = ["score"] + [f"score_{p}" for p in cfg.scoring.protocols] + ["score_condition"]
+    from .run import score_columns
+
+    scores = score_columns(cfg) + ["score_condition"]
     image = list(dict.fromkeys([c for c in manifest_columns if c != "_path"] + meas + list(cfg.ratings) + scores))
     return {"image": image, "rating": image + ["rater"]}
 
