@@ -39,6 +39,7 @@ def cmd_run(args) -> int:
     try:
         out = audit(args.config, root=args.root, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
                     draft=args.draft, force=args.force, on_invalid=args.on_invalid,
+                    progress=not int(getattr(args, "quiet", 0) or 0),
                     log=lambda line: print(f"[discbias audit] {line}", file=sys.stderr))
     except (UserError, RenderError) as exc:  # anything else is a bug: its traceback is what a maintainer needs
         return _err("audit run", exc)

@@ -172,7 +172,7 @@ def _make_scorer(cfg: AuditConfig, net, weights: str, protocol):
     return Scorer(weights, protocol, device=s.device, batch_size=s.batch_size, min_side=s.min_side)
 
 
-def _score_by_label_ray(cfg, net, weights, proto, items, cache):
+def _score_by_label_ray(cfg, net, weights, proto, items, cache, progress: bool = False):
     """Each image under its own class, one Ray scorer per class (the local engine's score_by_label)."""
     import time
 
@@ -195,13 +195,18 @@ def _score_by_label_ray(cfg, net, weights, proto, items, cache):
     for k, g in sorted(groups.items()):
         sc = _make_scorer(cfg, net, weights, ScoringProtocol(input=proto, resize=s.resize, filter=s.filter,
                                                              condition=f"class:{k}"))
-        runs.append((sc, sc.score_items(g, cache, progress=False)))
+        runs.append((sc, sc.score_items(g, cache, progress=progress)))
     sc = runs[0][0]
     return sc, ScoreRun(pd.concat([r.table for _, r in runs], ignore_index=True),
                         pd.concat([r.failures for _, r in runs], ignore_index=True),
                         sum(r.scored for _, r in runs), sum(r.from_cache for _, r in runs),
                         sum(r.failed for _, r in runs), time.perf_counter() - t0, sc.weights_sha256,
                         sc.protocol.with_(condition=f"label:{net.label_column}"))
+
+
+def _progress(ctx) -> bool:
+    """Progress bars (count, rate, ETA on stderr) unless the run asked for none (``discbias -q``)."""
+    return bool(getattr(ctx, "progress", False))
 
 
 def _condition_text(net) -> str:
@@ -237,13 +242,14 @@ def step_score(ctx) -> None:
             try:
                 protocol = ScoringProtocol(input=proto, resize=s.resize, filter=s.filter, condition=net.condition)
                 if net.label_column and s.engine == "ray":
-                    scorer, run = _score_by_label_ray(cfg, net, weights, proto, items, cache)
+                    scorer, run = _score_by_label_ray(cfg, net, weights, proto, items, cache,
+                                                         progress=_progress(ctx))
                 else:
                     scorer = _make_scorer(cfg, net, weights, protocol)
                     if net.label_column:
-                        run = score_by_label(scorer, items, cache, net.label_column, progress=False)
+                        run = score_by_label(scorer, items, cache, net.label_column, progress=_progress(ctx))
                     else:
-                        run = scorer.score_items(items, cache, progress=False)
+                        run = scorer.score_items(items, cache, progress=_progress(ctx))
             except ProtocolError as exc:
                 from .conditioning import conditioning_problem
 
@@ -299,7 +305,11 @@ def step_measure(ctx) -> None:
     (getattr(ctx, "log", None) or (lambda line: None))(
         f"measure: {len(inputs)} images ({len(want)} measures{', faces: ' + faces if faces else ''}; once for every "
         f"network)")
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(inputs), unit="img", desc="measuring", file=sys.stderr, disable=not _progress(ctx))
     for r in inputs.to_dict("records"):
+        bar.update(1)
         if not Path(r["_path"]).exists():
             fails.append(dict(image=r["image"], reason="file not found (listed in the manifest)"))
             continue
@@ -311,6 +321,7 @@ def step_measure(ctx) -> None:
                                                              "image_sha256")}
         keep = {k: v for k, v in keep.items() if k == "image" or k in want or not k in IMAGE_MEASURES}
         rows.append(keep)
+    bar.close()
     if not rows:
         first = f"; first failure: {fails[0]['image']}: {fails[0]['reason']}" if fails else ""
         raise AuditError(f"no image of {len(inputs)} could be measured{first}")
@@ -631,7 +642,7 @@ def _template_digest() -> str:
 
 
 def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, force: bool = False,
-          log=None, on_invalid: str | None = None) -> dict:
+          log=None, on_invalid: str | None = None, progress: bool = False) -> dict:
     """Run an audit configuration end to end; return where everything went.
 
     Parameters
@@ -650,6 +661,9 @@ def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, fo
         Rerun every step.
     log : callable, optional
         Called with one line per step.
+    progress : bool
+        Progress bars (count, rate, ETA on stderr) while scoring and measuring (the command line
+        shows them unless ``-q``).
     on_invalid : {"report", "error"}, optional
         Overrides ``[audit] on_invalid``: invalid rating values are listed in ``data_issues`` and
         left out ("report"), or stop the run listing every one ("error").
@@ -681,7 +695,8 @@ def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, fo
     paths = AuditPaths(pp.root, cfg.audit.name).ensure()
     eng = audit_engine(cfg, paths)
     steps = eng.run(force=force, log=log, context=dict(config=cfg, paths=paths, cache_dir=pp.score_cache,
-                                                       formats=tuple(formats), draft=draft, log=log))
+                                                       formats=tuple(formats), draft=draft, log=log,
+                                                       progress=progress))
     store = eng.store
     return dict(build=paths.build, tables=paths.store, report=[Path(p) for p in store.get_value("report")],
                 steps=steps, claims=store.get("claims"))
