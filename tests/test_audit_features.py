@@ -194,6 +194,9 @@ def test_long_ratings_and_user_labels_render_clean(tmp_path, monkeypatch, capsys
     html = (build / "report" / "labelled.html").read_text()
     assert "Region: south" in html and "Hair length" in html and "Wears glasses" in html
     assert "Luma (Rec. 709)" in html and 'id="tbl-data-issues"' in html
+    tex = (build / "pubtables" / "model_tone.tex").read_text()  # the LaTeX tables carry the labels too
+    assert "Region: south" in tex and "Skin tone" in (build / "pubtables" / "reliability.tex").read_text()
+    assert "skin\\_tone" not in tex.replace(r"\texttt{skin\_tone", "")  # only in the formula, as code
     # the PDF's text, code (monospace) aside, holds none of the study's column ids
     from discbias.audit.report import own_ids
 
