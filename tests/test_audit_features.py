@@ -321,3 +321,20 @@ def out_provenance(out):
     from discbias.engine import TableStore
 
     return TableStore(out["tables"]).get_value("provenance")
+
+
+def test_init_with_a_long_ratings_file_writes_one_table_per_item(tmp_path):
+    from discbias.audit.config import load_audit_config
+    from discbias.audit.validate import preflight
+
+    _labelled_study(tmp_path, n=8)
+    cfg = tmp_path / "analysis" / "faces.toml"
+    assert main(["audit", "init", str(tmp_path / "data" / "faces.csv"), "--out", str(cfg), "--weights",
+                 "../data/D.pkl", "--ratings", str(tmp_path / "data" / "ratings.csv")]) == 0
+    text = cfg.read_text()
+    assert "[ratings.skin_tone]" in text and "[ratings.hair_length]" in text and 'item_column = "item"' in text
+    c = load_audit_config(cfg)
+    assert c.ratings["skin_tone"].file == "../data/ratings.csv" and c.ratings["skin_tone"].scale == [1, 9]
+    assert c.ratings["hair_length"].scale == [0, 5]  # the observed range, bad values included: the user sets it
+    assert [m.id for m in c.models] == ["score_main", "hair_length_rating"]  # items in sorted order
+    preflight(c)  # every column it names exists

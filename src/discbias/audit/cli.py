@@ -23,7 +23,10 @@ def cmd_init(args) -> int:
     if not manifest.is_file():
         print(f"discbias audit init: error: manifest {manifest} does not exist", file=sys.stderr)
         return 2
-    text = starter_config(manifest, out, weights=args.weights, name=args.name)
+    if args.ratings and not Path(args.ratings).is_file():
+        print(f"discbias audit init: error: ratings file {args.ratings} does not exist", file=sys.stderr)
+        return 2
+    text = starter_config(manifest, out, weights=args.weights, name=args.name, ratings=args.ratings)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"discbias audit init: wrote {out}; read every commented guess, then run "
@@ -72,6 +75,8 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, help="configuration to write, e.g. analysis/my-audit.toml")
     q.add_argument("--weights", default=None, help="weights path or registry name to put in [scoring]")
     q.add_argument("--name", default=None, help="audit name (default: the file's stem)")
+    q.add_argument("--ratings", default=None, help="a LONG ratings file (CSV/Parquet: one row per image x rater, or "
+                                                   "x item with an item column); one [ratings.<item>] per item")
     q.add_argument("--force", action="store_true", help="overwrite an existing file")
     q.set_defaults(func=cmd_init)
     q = asub.add_parser("run", help="score, measure, join, reliability, models, claims, figures, report")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["guess_roles", "starter_config"]
+__all__ = ["guess_roles", "guess_long_ratings", "starter_config"]
 
 _IMAGE_NAMES = ("image", "path", "file", "filename", "img")
 _LABEL_NAMES = ("label", "class", "class_label", "cls")
@@ -85,10 +85,63 @@ def _q(s: str) -> str:
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None = None, name: str | None = None) -> str:
+_RATER_NAMES = ("rater", "rater_id", "raterid", "worker", "worker_id", "annotator", "participant", "subject", "coder",
+                "judge", "respondent", "who")
+_ITEM_NAMES = ("item", "question", "attribute", "trait", "scale", "variable", "dimension")
+_VALUE_NAMES = ("value", "rating", "response", "answer", "score")
+
+
+def guess_long_ratings(path: Path) -> dict:
+    """Guess the columns of a long ratings file (one row per image x rater, or x item).
+
+    Returns
+    -------
+    dict
+        ``columns``, ``image``, ``rater``, ``item``, ``value`` (column names or None) and
+        ``items``: ``(key, name in the file, low, high)`` per item (``key`` a valid identifier;
+        ``low``/``high`` the observed range).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "r.csv"
+    >>> pd.DataFrame({"image": ["a.png", "a.png"], "worker": ["w1", "w2"], "question": ["skin tone", "hair_length"],
+    ...               "rating": [3, 5]}).to_csv(p, index=False)
+    >>> g = guess_long_ratings(p)
+    >>> g["image"], g["rater"], g["item"], g["value"], g["items"]
+    ('image', 'worker', 'question', 'rating', [('hair_length', 'hair_length', 5.0, 5.0), ('skin_tone', 'skin tone', 3.0, 3.0)])
+    """
+    df = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+    cols = list(df.columns)
+
+    def pick(names, pred=lambda c: True):
+        return next((c for c in cols if str(c).lower() in names and pred(c)), None)
+
+    image = pick(_IMAGE_NAMES) or next((c for c in cols if not pd.api.types.is_numeric_dtype(df[c]) and
+                                        df[c].astype(str).str.lower().str.endswith(_SUFFIXES).mean() > 0.5), None)
+    rater = pick(_RATER_NAMES)
+    item = pick(_ITEM_NAMES, lambda c: not pd.api.types.is_numeric_dtype(df[c]))
+    value = pick(_VALUE_NAMES) or next((c for c in cols if c not in (image, rater, item)
+                                        and pd.api.types.is_numeric_dtype(df[c])), None)
+    vals = pd.to_numeric(df[value], errors="coerce") if value is not None else pd.Series(dtype=float)
+    items = []
+    groups = [(str(k), vals[df[item].astype(str) == k]) for k in sorted(df[item].dropna().astype(str).unique())] \
+        if item is not None else [(path.stem, vals)]
+    for name, v in groups:
+        key = re.sub(r"\W+", "_", name).strip("_") or "item"
+        if not key[0].isalpha():
+            key = "item_" + key
+        v = v.dropna()
+        items.append((key, name, float(v.min()) if len(v) else None, float(v.max()) if len(v) else None))
+    return dict(columns=cols, image=image, rater=rater, item=item, value=value, items=items)
+
+
+def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None = None, name: str | None = None,
+                   ratings: str | Path | None = None) -> str:
     """The text of a starter audit configuration for ``manifest`` (written to ``out`` by the CLI).
 
-    Paths in the file are relative to ``out``'s folder.
+    Paths in the file are relative to ``out``'s folder. ``ratings``: a long ratings file (one row
+    per image x rater, or x item with an item column); each item gets a ``[ratings.<item>]`` table.
 
     Examples
     --------
@@ -155,6 +208,30 @@ def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None
     L += ["", "[measures]",
           'image = ["luma_709", "lab_l", "lab_a", "lab_b", "chroma"]   # or ["all"]; see `discbias measure-images --help`',
           'faces = "none"                   # "template" (FFHQ-aligned faces), "mediapipe" or "haar": skin/background regions']
+    long_items = []
+    if ratings is not None:
+        lr = guess_long_ratings(Path(ratings))
+        rel_r = os.path.relpath(Path(ratings).resolve(), out.resolve().parent)
+        cols = lr["columns"]
+        L += ["", f"# Long ratings file {Path(ratings).name} (columns: {', '.join(map(str, cols))}); guessed roles below."]
+        for key, name, lo, hi in lr["items"]:
+            long_items.append(key)
+            L += ["", f"[ratings.{key}]", f"file = {_q(rel_r)}"]
+            for role in ("image", "rater", "value", "item"):
+                c = lr[role]
+                if role == "item" and c is None:
+                    continue
+                if c is None:
+                    L.append(f"{role}_column = \"{role}\"   # GUESS FAILED: no column looks like the {role}; name it here")
+                elif role != "item" and c == role:
+                    continue
+                else:
+                    L.append(f"{role}_column = {_q(c)}   # guessed")
+            if lr["item"] is not None and name != key:
+                L.append(f"item = {_q(name)}   # this item's name in the file")
+            L.append(f"scale = [{lo:g}, {hi:g}]   # guessed from the data: set the scale the raters used (values "
+                     f"outside it are listed as data issues)" if lo is not None else
+                     "scale = [1, 7]   # GUESS: no numeric values found; set the scale the raters used")
     for item, cols in r["items"].items():
         L += ["", f"[ratings.{item}]",
               f"columns = [{', '.join(_q(c) for c in cols)}]   # guessed: one column per rater (wide); "
@@ -175,7 +252,7 @@ def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None
           'level = "image"',
           'standardize = ["score", "luma_709"]',
           'compare = ["ols_hc3"' + (f', "cluster:{grp}"' if grp else "") + "]"]
-    for item in r["items"]:
+    for item in list(r["items"]) + long_items:
         L += ["", "[[models]]", f'id = "{item}_rating"',
               f'formula = "{item} ~ {grp + " + " if grp else ""}score + (1|rater) + (1|image)"',
               'level = "rating"', 'engine = "statsmodels"', 'standardize = ["score"]',
