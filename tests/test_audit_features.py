@@ -278,6 +278,8 @@ def test_several_networks_side_by_side_measures_once_and_ray_engine(tmp_path, mo
     assert "score_uncond" in set(models["term"])
     html = (build / "report" / "multi.html").read_text()
     assert "2 discriminators side by side" in html and "Network cond: class conditioning" in html
+    nets = pd.read_csv(build / "pubtables" / "networks.csv")
+    assert nets.iloc[:, 0].tolist() == ["uncond", "cond"] and nets.iloc[0, 4] == pytest.approx(1.0)
 
     # one network's conditioning changes: the measures are not recomputed, the other network comes from the cache
     from discbias.audit import audit

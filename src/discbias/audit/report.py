@@ -142,6 +142,22 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                                            if len(issues) > MAX_ISSUES_SHOWN else "")
                                         + "): each was left out of the analysis.", label="tbl-data-issues")
     img = t["images"]
+    if len(nets) > 1:  # the networks' scores side by side: summary and agreement with the first network
+        first = img[facts["networks"][0]["column"] if facts["networks"][0]["id"] else "score"]
+        rows = []
+        for n in facts["networks"]:
+            v = img[n["column"]]
+            ok = v.notna() & first.notna()
+            rows.append(dict(network=n["id"], n=int(v.notna().sum()), mean=float(v.mean()), sd=float(v.std()),
+                             pearson=float(np.corrcoef(v[ok], first[ok])[0, 1]) if ok.sum() > 2 else np.nan,
+                             spearman=float(v[ok].rank().corr(first[ok].rank())) if ok.sum() > 2 else np.nan))
+        write_publication_table(pd.DataFrame(rows), out, "networks",
+                                columns=[Col("network", "Network", fmt="code"), Col("n", "n", fmt="int"),
+                                         Col("mean", "Mean", sig=3), Col("sd", "SD", sig=3),
+                                         Col("pearson", "Pearson r with the first", digits=3),
+                                         Col("spearman", "Spearman \u03c1 with the first", digits=3)],
+                                caption=f"The {len(nets)} networks' scores (primary protocol) on the same images, "
+                                        f"and their agreement with the first network's.", label="tbl-networks")
     facts["groups"] = []
     for g in cfg.data.groups:
         levels = sorted(img[g].dropna().unique(), key=str)
