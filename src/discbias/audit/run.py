@@ -58,11 +58,6 @@ _FORMULA_FUNCS = {"C", "np", "log", "exp", "sqrt", "I", "Q", "center", "scale", 
                   "cr", "poly", "abs"}
 
 
-def _plain(x):
-    """A numpy scalar as the Python value (so messages read 9, not np.int64(9))."""
-    return x.item() if hasattr(x, "item") else x
-
-
 class AuditError(UserError):
     """The data do not fit the audit configuration (a missing column, a label out of range...)."""
 

@@ -19,7 +19,6 @@ listed in ``data_issues`` (:mod:`discbias.audit.ratings`).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
