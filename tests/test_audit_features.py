@@ -43,10 +43,13 @@ def test_missing_ratings_column_fails_before_scoring_naming_file_column_and_colu
     cfg = _write(tmp_path, '[ratings.skin]\nfile = "ratings.csv"\nitem_column = "item"\nscale = [1, 7]\n'
                            '[[models]]\nid = "m"\nformula = "score ~ regoin + luma_709"\n'
                            '[[models]]\nid = "r"\nlevel = "image"\nformula = "skin ~ rater"\n'
-                           'compare = ["cluster:country"]\n')
+                           'compare = ["cluster:country"]\n'
+                           '[[claims]]\nid = "c"\ndescription = "d"\nmodel = "m"\nterm = "regio[south]"\n')
     assert main(["audit", "run", "--config", str(cfg), "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "4 problems" in err
+    assert "5 problems" in err
+    assert "claim 'c': the term 'regio[south]' names 'regio', which model 'm' does not use (its variables: score, " \
+           "regoin, luma_709" in err
     assert f"the ratings file {tmp_path / 'ratings.csv'} has no column 'rater' (its columns: image, who, item, value)" \
            in err
     assert "[ratings.skin] rater_column" in err

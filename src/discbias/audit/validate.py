@@ -8,6 +8,7 @@ two instead of after scoring every image. It checks:
   ``label_column`` and every wide rating column;
 * every long ratings file exists and has its image, rater, value and item columns;
 * the ``[measures] image`` names are known measures;
+* every ``[[claims]]`` term names a variable of its model;
 * every ``[[models]]`` formula, ``standardize`` and ``cluster:`` column is a column at the
   model's level (manifest columns, measures, rated items, ``score``, ``score_<protocol>`` and
   with several networks ``score_<network>``;
@@ -149,6 +150,29 @@ def _models(cfg, manifest_columns, problems: list) -> None:
                                               f"{c.split(':', 1)[1]!r}, which is not a column at the {m.level} level"))
 
 
+def _claims(cfg, problems: list) -> None:
+    """A claim's term must name a variable its model uses (its level, ``region[south]``, is known only after the fit)."""
+    import re
+
+    from .run import formula_columns
+
+    f = str(cfg.path) if cfg.path else "configuration"
+    models = {m.id: m for m in cfg.models}
+    for k, c in enumerate(cfg.claims):
+        m = models.get(c.model)
+        if m is None or c.term in ("Intercept",) or c.term.startswith("sd("):
+            continue
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", m.formula))
+        base = re.sub(r"^C\(([^,)]+).*$", r"\1", c.term.split("[")[0]).strip()
+        parts = [p.split("[")[0].strip() for p in base.split(":")]
+        unknown = [p for p in parts if p and p not in words]
+        if unknown:
+            used = [w for w in formula_columns(m.formula, pd.DataFrame(columns=sorted(words)))[0]]
+            problems.append(ConfigProblem(f, f"claims[{k}]", "term", f"claim {c.id!r}: the term {c.term!r} names "
+                                          f"{', '.join(map(repr, unknown))}, which model {m.id!r} does not use (its "
+                                          f"variables: {', '.join(used)}; a level is written like column[level])"))
+
+
 def preflight(cfg) -> None:
     """Check the configuration against its input files' headers; raise one error listing every problem.
 
@@ -180,5 +204,6 @@ def preflight(cfg) -> None:
     cols = _manifest_columns(cfg, problems)
     _ratings_files(cfg, problems)
     _models(cfg, cols, problems)
+    _claims(cfg, problems)
     if problems:
         raise ConfigError(problems=problems)
