@@ -94,12 +94,12 @@ def test_ratings_wide_and_long_and_bad_values(tmp_path):
     step_ratings(ctx)
     assert ctx.tables["ratings_long"]["image"].tolist() == ["0.png"]
     issues = ctx.tables["data_issues"]
-    assert issues[["line", "column", "value", "problem"]].values.tolist() == [
-        [4, "img", "zz.png", "image not in the manifest"], [3, "v", "9", "rating outside 1.0-5.0"]]
+    assert issues[["line", "column", "value", "problem"]].values.tolist() == [  # in the file's order
+        [3, "v", "9", "rating outside 1.0-5.0"], [4, "img", "zz.png", "image not in the manifest"]]
     # on_invalid = "error": one error listing every issue, with file and line
     cfg = load_audit_config(_cfg(tmp_path, text, base=BASE.replace('name = "demo"', 'name = "demo"\non_invalid = "error"')))
-    with pytest.raises(AuditError, match=r"(?s)2 invalid rating value\(s\):\n- r.csv line 4, column 'img': image not "
-                                         r"in the manifest.*r.csv line 3, column 'v': rating outside"):
+    with pytest.raises(AuditError, match=r"(?s)2 invalid rating value\(s\):\n- r.csv line 3, column 'v': rating "
+                                         r"outside.*r.csv line 4, column 'img': image not in the manifest"):
         step_ratings(Ctx(config=cfg, tables={"inputs": inputs}))
     cfg = load_audit_config(_cfg(tmp_path, '[ratings.skin]\nfile = "r.csv"\nscale = [1, 5]\n'))
     with pytest.raises(ConfigError, match=r"lacks the column\(s\) image \(image_column\), rater \(rater_column\)"):

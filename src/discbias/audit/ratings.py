@@ -239,6 +239,7 @@ def collect_ratings(cfg, inputs: pd.DataFrame, manifest: Path | None = None) -> 
     table = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=ISSUE_COLUMNS + ["item"])
     table = table[ISSUE_COLUMNS + ["item"]].astype({"file": str, "line": int, "column": str, "value": str,
                                                     "problem": str, "action": str, "item": str})
+    table = table.sort_values(["file", "line"], kind="stable").reset_index(drop=True)  # as the files read
     if len(table) and getattr(cfg.audit, "on_invalid", "report") == "error":
         raise RatingsError(table)
     return long, table
