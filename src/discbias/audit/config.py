@@ -126,6 +126,9 @@ class ModelConfig(ConfigModel):
     def _check(self):
         if not _NAME.match(self.id):
             raise ValueError(f"id {self.id!r} must start with a letter and contain only letters, digits, _ and -")
+        from ..formulas import check_formula
+
+        check_formula(self.formula, what=f"model {self.id!r}: formula")
         if "~" not in self.formula:
             raise ValueError(f"formula {self.formula!r} needs a '~' (e.g. 'score ~ group + luma_709')")
         for c in self.compare:
