@@ -144,6 +144,12 @@ class ClaimConfig(ConfigModel):
     term: str
     direction: Literal[1, -1] = 1
 
+    @model_validator(mode="after")
+    def _check(self):
+        if not _NAME.match(self.id):  # ids are printed as code and name files: no Markdown, no paths
+            raise ValueError(f"id {self.id!r} must start with a letter and contain only letters, digits, _ and -")
+        return self
+
 
 class AuditConfig(ConfigModel):
     audit: AuditMeta

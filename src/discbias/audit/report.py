@@ -197,7 +197,8 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
 
     from ..report.checks import format_findings, run_checks
     from ..report.labels import DEFAULT_LABELS, known_ids
-    from ..report.render import PAGE_MARGIN, RenderError, make_environment, render_html, render_pdf
+    from ..report.render import (PAGE_MARGIN, RenderError, make_environment, outputs_removed_on_failure, render_html,
+                                 render_pdf)
     from ..results import atomic_write_text
     from .config import input_digests as _input_digests
 
@@ -221,16 +222,19 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
         text = env.get_template("audit.qmd.j2").render(values=values, page_margin=PAGE_MARGIN)
     except jinja2.UndefinedError as exc:
         raise RenderError(f"the audit template uses a value that does not exist: {exc.message}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise RenderError(f"the audit template was refused by the sandbox: {exc}") from None
     paths.report.mkdir(parents=True, exist_ok=True)
     if cfg.audit.stand_in_weights:
         _watermark(paths.report / "stand-in.png")
     qmd = paths.report / f"{cfg.audit.name}.qmd"
     atomic_write_text(qmd, text)
     outs, warnings = [qmd], []
-    if "html" in formats:
-        outs.append(render_html(qmd, warnings))
-    if "pdf" in formats:
-        outs.append(render_pdf(qmd, paths.build, warnings))
+    with outputs_removed_on_failure(qmd):  # no HTML left behind as if finished when the PDF fails
+        if "html" in formats:
+            outs.append(render_html(qmd, warnings))
+        if "pdf" in formats:
+            outs.append(render_pdf(qmd, paths.build, warnings))
     findings = run_checks(qmd=qmd, html=qmd.with_suffix(".html") if "html" in formats else None,
                           pdf=qmd.with_suffix(".pdf") if "pdf" in formats else None,
                           typ=qmd.with_suffix(".typ") if "pdf" in formats else None, root=paths.build,
