@@ -198,3 +198,27 @@ def confined(folder, *names) -> Path:
     if os.path.commonpath([os.path.abspath(base), os.path.abspath(out)]) != os.path.abspath(base):
         raise UnsafeInputError(f"{out} would lie outside {base}")
     return out
+
+
+def describe_columns(columns, *, max_names: int = 30, max_len: int = 40) -> str:
+    """The column names of a data file, for an error message, without echoing the file's content.
+
+    A file that did not parse as a table of several columns (``/etc/shadow`` read as a CSV is one
+    column whose "name" is its first line) is described by its column count only; otherwise at
+    most ``max_names`` names, each cut to ``max_len`` characters with control characters escaped.
+
+    Examples
+    --------
+    >>> describe_columns(["image", "group"]), describe_columns(["root:$6$secret:19000:0:99999:7:::"])
+    ('its columns: image, group', 'it has 1 column (not shown: the file does not look like the expected table)')
+    """
+    cols = [str(c) for c in columns]
+    if len(cols) < 2:
+        return f"it has {len(cols)} column (not shown: the file does not look like the expected table)"
+
+    def show(c: str) -> str:
+        c = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in c)
+        return c if len(c) <= max_len else c[:max_len] + "…"
+
+    more = f", ... ({len(cols) - max_names} more)" if len(cols) > max_names else ""
+    return "its columns: " + ", ".join(show(c) for c in cols[:max_names]) + more

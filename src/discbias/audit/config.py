@@ -20,12 +20,13 @@ their hashes are recorded in the report's provenance.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import ConfigError, ConfigModel, validate_config
 from ..fetch import sha256_file
@@ -42,7 +43,7 @@ class AuditMeta(ConfigModel):
     name: str
     title: str = ""
     stand_in_weights: bool = False
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # NumPy's seed range
 
 
 class DataConfig(ConfigModel):
@@ -69,6 +70,13 @@ class ScoringConfig(ConfigModel):
     label_column: str | None = None
     class_: int | None = Field(None, alias="class", ge=0)
     average_classes: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps", v):
+            raise ValueError('use "cpu", "cuda", "cuda:N" or "mps"')
+        return v
 
     @model_validator(mode="after")
     def _one_condition(self):
@@ -98,6 +106,13 @@ class RatingItem(ConfigModel):
     rater_column: str = "rater"
     value_column: str = "value"
     scale: list[float] = Field(min_length=2, max_length=2)
+
+    @field_validator("scale")
+    @classmethod
+    def _finite(cls, v: list[float]) -> list[float]:
+        if not all(math.isfinite(x) for x in v):
+            raise ValueError("must be two finite numbers [low, high]")
+        return v
 
     @model_validator(mode="after")
     def _one_layout(self):

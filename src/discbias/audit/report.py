@@ -64,6 +64,7 @@ def _spec_label(s: str) -> str:
 def _tables(cfg, paths, t: dict, prov: dict) -> dict:
     """Write every publication table; return facts for values.json."""
     from ..report.tables import Col, write_publication_table
+    from ..safeio import safe_name
 
     out = paths.tables
     facts: dict = {}
@@ -103,15 +104,15 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
         s = img.groupby(g, observed=False)["score"].agg(["count", "mean", "std", "median"]).reindex(levels)
         s = s.reset_index().rename(columns={g: "level", "count": "n"})
         s["level"] = s["level"].astype(str)
-        write_publication_table(s, out, f"scores_{g}",
+        slug = safe_name(g).replace("_", "-").replace(".", "-")  # a column name is data: ids and files from safe_name
+        write_publication_table(s, out, f"scores_{g}", label=f"tbl-scores-{slug}",
                                 columns=[Col("level", g, fmt="text"), Col("n", "n", fmt="int"),
                                          Col("mean", "Mean", digits=3), Col("std", "SD", digits=3),
                                          Col("median", "Median", digits=3)],
                                 caption=f"Discriminator score by {g} (primary protocol "
                                         f"{cfg.scoring.protocols[0]}).")
         facts["groups"].append(dict(column=g, levels=len(levels), table=f"scores_{g}", figure=f"score_by_{g}",
-                                    label=f"tbl-scores-{g.replace('_', '-')}",
-                                    fig_label=f"fig-score-by-{g.replace('_', '-')}"))
+                                    label=f"tbl-scores-{slug}", fig_label=f"fig-score-by-{slug}"))
     rel = t["reliability"]
     facts["has_reliability"] = bool(len(rel))
     if len(rel):

@@ -198,16 +198,16 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
 
     def table(name: str) -> str:
         # a PubTable's .md: its caption, label, Typst and HTML blocks (or a pipe table without caption)
-        p = paths.tables / f"{name}.md"
+        p = paths.tables / f"{safe_name(name)}.md"  # as PubTable.write names it
         if not p.exists():
             raise RenderError(f"table '{name}' is missing ({p}); run `discbias figures`")
         return minus(p.read_text().rstrip("\n"))
 
     def figure(name: str) -> str:
         # SVG: vector in the HTML and in Typst's PDF; PNG for figures saved before SVG existed
-        p = paths.figures / f"{name}.svg"
+        p = paths.figures / f"{safe_name(name)}.svg"  # as save_figure names it
         if not p.exists():
-            p = paths.figures / f"{name}.png"
+            p = paths.figures / f"{safe_name(name)}.png"
         if not p.exists():
             raise RenderError(f"figure '{name}' is missing ({p}); run `discbias figures`")
         return os.path.relpath(p, paths.report)
@@ -218,6 +218,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
             raise RenderError(f"results table '{name}' is missing ({p}); run `discbias fit`")
         return pd.read_csv(p).to_dict("records")
 
+    from ..safeio import safe_name
     from .labels import DEFAULT_LABELS
     from .labels import label as _label
 

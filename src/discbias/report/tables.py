@@ -664,8 +664,11 @@ class PubTable:
         >>> sorted(p.suffix for p in d.iterdir())
         ['.csv', '.html', '.md', '.tex', '.typ']
         """
+        from ..safeio import safe_name
+
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        name = safe_name(name)  # names may come from data (a group column): one file name inside out_dir
         self.to_csv(out_dir / f"{name}.csv")
         atomic_write_text(out_dir / f"{name}.tex", self.to_latex())
         atomic_write_text(out_dir / f"{name}.typ", self.to_typst() + "\n")
