@@ -641,7 +641,9 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
 # report
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~<>&:@$\"'=^])")
+_MD_SPECIAL = re.compile(r"([\\`*{}\[\]()#+!|~<>&:@$\"'=^])")
+#: An underscore inside a word is never emphasis in GFM: only one at a word's edge is escaped.
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
 def md_text(x) -> str:
@@ -657,7 +659,8 @@ def md_text(x) -> str:
     \<script\>alert\(1\)\</script\> \!\[x\]\(/etc/passwd\)
     """
     s = re.sub(r"[\x00-\x1f\x7f]+", " ", str(x))
-    return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", _MD_SPECIAL.sub(r"\\\1", s))
+    s = _MD_UNDERSCORE.sub(r"\\_", _MD_SPECIAL.sub(r"\\\1", s))
+    return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", s)
 
 
 def _md_table(df: pd.DataFrame, limit: int | None = None) -> str:
