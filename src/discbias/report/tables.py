@@ -720,7 +720,9 @@ def write_publication_table(df: pd.DataFrame, out_dir: str | Path, name: str, *,
     if rename:
         df = df.rename(columns=dict(rename))
     if table.get("caption") and not table.get("label"):
-        table["label"] = "tbl-" + name.replace("_", "-")
+        from ..safeio import safe_name
+
+        table["label"] = "tbl-" + safe_name(name).replace("_", "-").replace(".", "-")
     t = PubTable(df, digits=digits, **table)
     t.write(out_dir, name)
     return t

@@ -240,7 +240,10 @@ def aux_checksum(table: str, row: Mapping[str, Any] | tuple) -> str:
     from ..integrity import mac
 
     cols = AUX_COLUMNS[table]
-    vals = [row[c] for c in cols] if isinstance(row, Mapping) else list(row)[:len(cols)]
+    vals = [row[c] for c in cols] if isinstance(row, (Mapping, sqlite3.Row)) else list(row)[:len(cols)]
+    # as SQLite stores them: REAL columns as floats, INTEGER columns as ints (1 and 1.0 alike)
+    kinds = ("s", "f", "f", "f", "f", "i", "i") if table == "image_stats" else ("s", "i", "i", "s")
+    vals = [None if v is None else float(v) if k == "f" else int(v) if k == "i" else v for v, k in zip(vals, kinds)]
     return mac(json.dumps([_canon(v) for v in vals], separators=(",", ":")).encode(), purpose=f"scorecache-{table}")
 
 
@@ -607,14 +610,17 @@ class ScoreCache:
     def image_stats(self, shas: Iterable[str] | None = None) -> pd.DataFrame:
         """Colour statistics by image sha256; rows whose keyed checksum does not match are left out (with a
         warning), so the image is measured again rather than a changed value served."""
-        df = pd.read_sql_query("SELECT * FROM image_stats", self._con)
+        cols = AUX_COLUMNS["image_stats"]
+        rows = self._con.execute(f"SELECT {', '.join(cols)}, checksum FROM image_stats").fetchall()
         if shas is not None:
-            df = df[df["image_sha256"].isin(set(shas))]
-        ok = [c == aux_checksum("image_stats", r) for c, r in zip(df["checksum"], df.itertuples(index=False))]
-        if not all(ok):
+            wanted = set(shas)
+            rows = [r for r in rows if r["image_sha256"] in wanted]
+        bad = [r["image_sha256"] for r in rows if r["checksum"] != aux_checksum("image_stats", r)]
+        if bad:
             log.warning("score cache %s: %d image_stats row(s) do not match their checksum (changed or damaged); "
-                        "left out, e.g. image %s", self.path, ok.count(False), df["image_sha256"][[not o for o in ok]].iloc[0])
-        return df[ok].drop(columns="checksum").reset_index(drop=True)
+                        "left out, e.g. image %s", self.path, len(bad), bad[0])
+            rows = [r for r in rows if r["image_sha256"] not in set(bad)]
+        return pd.DataFrame([tuple(r)[:len(cols)] for r in rows], columns=cols)
 
     @_db_errors
     def count(self, provenance: str | None = None) -> int:
