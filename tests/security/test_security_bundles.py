@@ -122,6 +122,7 @@ def test_the_lock_bundle_writes_is_accepted():
     ("values.json", b"{not json", "values.json is not valid UTF-8 JSON"),
     ("values.json", b"[" * 200_000 + b"]" * 200_000, "values.json is not valid UTF-8 JSON"),
     ("values.json", b"[1, 2]", "values.json is not a JSON object"),
+    ("values.json", b'{"a": ' * 500 + b"1" + b"}" * 500, "nested more than 64 levels"),
     (META, b"[]", f"{META} is not a JSON object"),
     (META, b"\xff\xfe", f"{META} is not valid UTF-8 JSON"),
     ("results/claims.csv", b"", "results/claims.csv is not a readable CSV"),

@@ -411,12 +411,30 @@ def read_bundle(path: str | Path) -> Bundle:
     if meta.get("format") != FORMAT:
         raise BundleError(f"bundle {path}: {META} says format {str(meta.get('format'))[:40]!r}; this discbias reads "
                           f"{FORMAT}")
-    if not isinstance(_json_member(path, files, "values.json"), dict):
+    values = _json_member(path, files, "values.json")
+    if not isinstance(values, dict):
         raise BundleError(f"bundle {path}: values.json is not a JSON object")
+    if _depth(values) > 64 or _depth(meta) > 64:  # the comparison walks them recursively
+        raise BundleError(f"bundle {path}: values.json or {META} is nested more than 64 levels deep")
     check_lock(files[LOCK], where=f"bundle {path}: {LOCK}")
     bundle = Bundle(path=path, meta=meta, files=files)
     bundle.tables()  # every results table parses, and claims.csv has its columns (else a BundleError)
     return bundle
+
+
+def _depth(x, limit: int = 65) -> int:
+    """Nesting depth of a JSON value, counted up to ``limit`` (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(x, 1)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if d >= limit:
+            return d
+        if isinstance(v, dict):
+            stack += [(c, d + 1) for c in v.values()]
+        elif isinstance(v, list):
+            stack += [(c, d + 1) for c in v]
+    return deepest
 
 
 def _json_member(path: Path, files: dict[str, bytes], rel: str):
