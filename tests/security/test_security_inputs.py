@@ -163,13 +163,13 @@ def _png(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("kind", ["broken safetensors", "bad metadata", "folder", "fifo", "loop"])
+@pytest.mark.parametrize("kind", ["fifo"] + [pytest.param(k, marks=pytest.mark.slow) for k in
+                                            ("broken safetensors", "bad metadata", "folder", "loop")])
 def test_a_bad_weights_file_is_one_line(sandbox, kind):
     import struct
 
     w = sandbox.root / "w.safetensors"
     if kind == "broken safetensors":
-        w.write_bytes(struct.pack("<Q", 30) + b'{"a": {"dtype": "F32", "shape": [9999], "data_offsets": [0, 4]}}')
         w.write_bytes(struct.pack("<Q", 10) + b'{"x": 1}  ' + b"\0" * 8)
     elif kind == "bad metadata":
         from safetensors.torch import save_file
