@@ -346,6 +346,9 @@ def iter_tree_files(path: str | os.PathLike, *, member_dir: str = "json", suffix
         folder = _tree_folder(path, member_dir)
         for f in sorted(folder.iterdir()):
             if f.is_file() and f.name.endswith(suffix) and not f.name.startswith("."):
+                if f.stat().st_size > MAX_TREE_MEMBER_BYTES:
+                    raise FetchError(f"{f} is {f.stat().st_size:,} bytes; the limit for one {suffix} file is "
+                                     f"{MAX_TREE_MEMBER_BYTES:,}")
                 yield f.name, f.read_bytes()
         return
     from .safeio import UnsafeInputError, read_member
