@@ -150,7 +150,7 @@ def test_audit_init_then_run_produces_report(tmp_path, monkeypatch, capsys):
     # error naming the option as it is spelled in the file
     cfg2 = tmp_path / "analysis" / "cond.toml"
     assert main(["audit", "init", str(manifest), "--out", str(cfg2), "--weights", "../data/D-cond.pkl"]) == 0
-    assert 'label_column = "cls"     # class-conditional network (c_dim = 3, read from D-cond.pkl)' in cfg2.read_text()
+    assert 'label_column = "cls"   # class-conditional network (c_dim = 3, read from D-cond.pkl)' in cfg2.read_text()
     cfg.write_text(cond.replace('weights = "../data/D-cond.pkl"', 'weights = "../data/D-uncond.pkl"'))
     capsys.readouterr()
     assert main(["audit", "run", "--config", str(cfg), "--to", "html"]) == 2

@@ -22,12 +22,13 @@ their hashes are recorded in the report's provenance.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import ConfigError, ConfigModel, validate_config
 from ..fetch import sha256_file
@@ -44,7 +45,7 @@ class AuditMeta(ConfigModel):
     name: str
     title: str = ""
     stand_in_weights: bool = False
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # NumPy's seed range
     #: invalid rating values: "report" (listed in data_issues, left out) or "error" (stop, listing all)
     on_invalid: Literal["report", "error"] = "report"
 
@@ -116,6 +117,13 @@ class ScoringConfig(_Conditioning):
     #: Ray scoring actors (default: from the cluster's CPUs or GPUs)
     actors: int | None = Field(None, ge=1)
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps", v):
+            raise ValueError('use "cpu", "cuda", "cuda:N" or "mps"')
+        return v
+
     @model_validator(mode="after")
     def _networks(self):
         if bool(self.weights) == bool(self.networks):
@@ -159,6 +167,13 @@ class RatingItem(ConfigModel):
     item: str | None = None
     scale: list[float] = Field(min_length=2, max_length=2)
 
+    @field_validator("scale")
+    @classmethod
+    def _finite(cls, v: list[float]) -> list[float]:
+        if not all(math.isfinite(x) for x in v):
+            raise ValueError("must be two finite numbers [low, high]")
+        return v
+
     @model_validator(mode="after")
     def _one_layout(self):
         if bool(self.columns) == bool(self.file):
@@ -190,6 +205,9 @@ class ModelConfig(ConfigModel):
     def _check(self):
         if not _NAME.match(self.id):
             raise ValueError(f"id {self.id!r} must start with a letter and contain only letters, digits, _ and -")
+        from ..formulas import check_formula
+
+        check_formula(self.formula, what=f"model {self.id!r}: formula")
         if "~" not in self.formula:
             raise ValueError(f"formula {self.formula!r} needs a '~' (e.g. 'score ~ group + luma_709')")
         for c in self.compare:
@@ -204,6 +222,12 @@ class ClaimConfig(ConfigModel):
     model: str
     term: str
     direction: Literal[1, -1] = 1
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not _NAME.match(self.id):  # ids are printed as code and name files: no Markdown, no paths
+            raise ValueError(f"id {self.id!r} must start with a letter and contain only letters, digits, _ and -")
+        return self
 
 
 class AuditConfig(ConfigModel):

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..safeio import describe_columns
 from ..studies.validation import ISSUE_COLUMNS, IssueLog, numeric_column, read_released_csv
 from .run import AuditError
 
@@ -123,8 +124,8 @@ def _long_rows(cfg, inputs: pd.DataFrame, files: dict, issues: list) -> list[pd.
                 need[rc.item_column] = "item_column"
             miss = [f"{k} ({v})" for k, v in need.items() if k not in raw.columns]
             if miss:
-                raise ConfigError(f"[ratings.{item}] {name} lacks the column(s) {', '.join(miss)} (its columns: "
-                                  f"{', '.join(map(str, raw.columns))}); set image_column / rater_column / "
+                raise ConfigError(f"[ratings.{item}] {name} lacks the column(s) {', '.join(miss)} ("
+                                  f"{describe_columns(raw.columns)}); set image_column / rater_column / "
                                   f"value_column / item_column", file=cfg.path, table=f"ratings.{item}")
             rows = raw
             if rc.item_column:
@@ -221,8 +222,8 @@ def collect_ratings(cfg, inputs: pd.DataFrame, manifest: Path | None = None) -> 
             continue
         miss = [c for c in rc.columns if c not in inputs.columns]
         if miss:
-            raise ConfigError(f"[ratings.{item}] columns {miss} are not in the manifest (columns: "
-                              f"{', '.join(c for c in inputs.columns if c != '_path')}); fix `columns`",
+            raise ConfigError(f"[ratings.{item}] columns {miss} are not in the manifest ("
+                              f"{describe_columns(c for c in inputs.columns if c != '_path')}); fix `columns`",
                               file=getattr(cfg, "path", None), table=f"ratings.{item}", key="columns")
         log = IssueLog(mname)
         frame = inputs.reset_index(drop=True)

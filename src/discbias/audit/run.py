@@ -41,6 +41,7 @@ from .. import __version__
 from ..engine import Engine, Step, TableStore
 from ..errors import ConfigError, UserError
 from .config import AuditConfig, input_digests as _input_digests, load_audit_config
+from ..safeio import describe_columns
 
 __all__ = ["audit", "audit_engine", "AuditPaths", "AuditError", "VERDICT_READING"]
 
@@ -114,8 +115,8 @@ def read_manifest(cfg: AuditConfig) -> tuple[pd.DataFrame, Path | None]:
                           key="manifest")
     col = d.image_column
     if col not in df.columns:
-        raise ConfigError(f"[data] the manifest {path.name} has no image column {col!r} (its columns: "
-                          f"{', '.join(map(str, df.columns))}); set image_column to the column holding the image "
+        raise ConfigError(f"[data] the manifest {path.name} has no image column {col!r} ({describe_columns(df.columns)}"
+                          f"); set image_column to the column holding the image "
                           f"paths", file=cfg.path, table="data", key="image_column")
     df = df.rename(columns={col: "image"})
     bad = df["image"].isna() | (df["image"].astype(str).str.strip() == "")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import ConfigError, ConfigProblem
+from ..safeio import describe_columns
 
 __all__ = ["preflight", "level_columns"]
 
@@ -46,25 +47,25 @@ def _manifest_columns(cfg, problems: list) -> list[str] | None:
         problems.append(ConfigProblem(f, "data", "manifest", f"manifest {path}: use a .csv or .parquet file"))
         return None
     cols = file_columns(path)
-    have = ", ".join(cols)
+    have = describe_columns(cols)
     if d.image_column not in cols:
         problems.append(ConfigProblem(f, "data", "image_column", f"the manifest {path.name} has no image column "
-                                      f"{d.image_column!r} (its columns: {have})"))
+                                      f"{d.image_column!r} ({have})"))
     for g in d.groups:
         if g not in cols:
-            problems.append(ConfigProblem(f, "data", "groups", f"{g!r} is not a column of {path.name} (its columns: "
+            problems.append(ConfigProblem(f, "data", "groups", f"{g!r} is not a column of {path.name} ("
                                           f"{have})"))
     for k, net in enumerate(cfg.scoring.network_list()):
         lc = net.label_column
         if lc and lc not in cols:
             where = f"scoring.networks[{k}]" if cfg.scoring.networks else "scoring"
             problems.append(ConfigProblem(f, where, "label_column", f"{lc!r} is not a column of the manifest "
-                                          f"{path.name} (its columns: {have})"))
+                                          f"{path.name} ({have})"))
     for item, rc in cfg.ratings.items():
         for c in rc.columns or []:
             if c not in cols:
                 problems.append(ConfigProblem(f, f"ratings.{item}", "columns", f"{c!r} is not a column of the "
-                                              f"manifest {path.name} (its columns: {have})"))
+                                              f"manifest {path.name} ({have})"))
     return ["image" if c == d.image_column else c for c in cols]
 
 
@@ -89,7 +90,7 @@ def _ratings_files(cfg, problems: list) -> None:
         for key, col in keys:
             if col not in cols:
                 problems.append(ConfigProblem(f, f"ratings.{item}", key, f"the ratings file {path} has no column "
-                                              f"{col!r} (its columns: {', '.join(cols)})"))
+                                              f"{col!r} ({describe_columns(cols)})"))
 
 
 def level_columns(cfg, manifest_columns) -> dict[str, list[str]]:
