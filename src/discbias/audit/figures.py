@@ -32,6 +32,17 @@ def _lab(labels: dict, key: str) -> str:
     return label(key, {**DEFAULT_LABELS, **(labels or {})})
 
 
+def _spec_name(spec: str, labels: dict | None) -> str:
+    """A comparison specification as the report's tables name it ("OLS, clustered by Region")."""
+    if spec == "main":
+        return "Main model"
+    if spec == "ols_hc3":
+        return "OLS, HC3"
+    if spec.startswith("cluster:"):
+        return f"OLS, clustered by {_lab(labels, spec.split(':', 1)[1])}"
+    return spec
+
+
 def _levels(s: pd.Series) -> list:
     return sorted(s.dropna().unique(), key=lambda v: (str(type(v)), v))
 
@@ -140,7 +151,7 @@ def model_comparison(models: pd.DataFrame, model_id: str, out: Path, *, labels: 
         e = d[d["specification"] == s].set_index("term").reindex(terms)
         ys = np.arange(len(terms)) + (j - (len(specs) - 1) / 2) * step
         ax.errorbar(e["estimate"], ys, xerr=[e["estimate"] - e["conf_low"], e["conf_high"] - e["estimate"]],
-                    fmt="o", ms=3, color=col[s], label=s, capsize=0, lw=1)
+                    fmt="o", ms=3, color=col[s], label=_spec_name(s, labels), capsize=0, lw=1)
     ax.axvline(0, color="black", lw=0.5)
     ax.set_yticks(range(len(terms)), [_lab(labels, t) for t in terms])
     ax.invert_yaxis()
@@ -157,15 +168,19 @@ def audit_figures(cfg, paths, images: pd.DataFrame, models: pd.DataFrame, reliab
     """Every figure of the audit report; returns ``{figure name: file name}``."""
     from ..measures.image import IMAGE_MEASURES
 
+    from ..safeio import safe_name
+
     labels = dict(cfg.labels)
     out = {}
-    for g in cfg.data.groups:
-        out[f"score_by_{g}"] = score_by_group(images, g, paths.figures / f"score_by_{g}.svg", labels=labels).name
+    for g in cfg.data.groups:  # a column name is data: one file name inside figures/ (safe_name)
+        out[f"score_by_{g}"] = score_by_group(images, g, paths.figures / f"{safe_name(f'score_by_{g}')}.svg",
+                                              labels=labels).name
     measures = [c for c in images.columns if c in IMAGE_MEASURES]
     if measures:
         by = cfg.data.groups[0] if cfg.data.groups else None
         out["score_vs_measures"] = score_vs_measures(images, measures, paths.figures / "score_vs_measures.svg", by=by,
                                                      labels=labels).name
     for m in cfg.models:
-        out[f"model_{m.id}"] = model_comparison(models, m.id, paths.figures / f"model_{m.id}.svg", labels=labels).name
+        out[f"model_{m.id}"] = model_comparison(models, m.id, paths.figures / f"{safe_name(f'model_{m.id}')}.svg",
+                                                labels=labels).name
     return out

@@ -723,6 +723,28 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
 # report
 
 
+_MD_SPECIAL = re.compile(r"([\\`*{}\[\]()#+!|~<>&:@$\"'=^])")
+#: An underscore inside a word is never emphasis in GFM: only one at a word's edge is escaped.
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def md_text(x) -> str:
+    r"""Text from a bundle as literal Markdown text: every character Markdown or HTML could read as
+    syntax is backslash-escaped, line breaks become spaces, and ``www.`` cannot become a link.
+
+    Titles, claim ids, verdicts and member names come from the bundle, which may have been written by
+    anyone: in the report they are text, never markup (no ``<script>``, no links, no images).
+
+    Examples
+    --------
+    >>> print(md_text("<script>alert(1)</script> ![x](/etc/passwd)"))
+    \<script\>alert\(1\)\</script\> \!\[x\]\(/etc/passwd\)
+    """
+    s = re.sub(r"[\x00-\x1f\x7f]+", " ", str(x))
+    s = _MD_UNDERSCORE.sub(r"\\_", _MD_SPECIAL.sub(r"\\\1", s))
+    return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", s)
+
+
 def _md_table(df: pd.DataFrame, limit: int | None = None) -> str:
     if df.empty:
         return "(none)\n"
@@ -731,9 +753,9 @@ def _md_table(df: pd.DataFrame, limit: int | None = None) -> str:
     def cell(v):
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.10g}"
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return md_text(v)
 
-    lines = ["| " + " | ".join(map(str, shown.columns)) + " |", "|" + "---|" * len(shown.columns)]
+    lines = ["| " + " | ".join(md_text(c) for c in shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in shown.itertuples(index=False, name=None)]
     if limit is not None and len(df) > limit:
         lines.append(f"\n... and {len(df) - limit} more (all in `differences.csv`)")
@@ -749,17 +771,18 @@ def report_markdown(result: VerifyResult, tol: Tolerances) -> str:
               f"{int(result.tables['differing'].fillna(0).sum())} row(s) differ, "
               f"{int(result.tables['missing'].fillna(0).sum())} missing, {int(result.tables['extra'].fillna(0).sum())} extra.")
     t = result.tables
-    lines = [f"# Verification of {Path(i['bundle']).name}", "",
-             f"- Study: `{i['study_id']}` ({i['title']})",
-             f"- Bundle: `{i['bundle']}`, commit `{i['bundle_commit']}`{' (uncommitted changes)' if i['bundle_dirty'] else ''}, "
-             f"created {i['bundle_created']}",
-             f"- Rebuild: `{i['build']}`, commit `{i['rebuild_commit']}`{' (uncommitted changes)' if i['rebuild_dirty'] else ''}",
+    e = md_text  # every string from the bundle (and the paths) is escaped: text, never markup
+    lines = [f"# Verification of {e(Path(i['bundle']).name)}", "",
+             f"- Study: {e(i['study_id'])} ({e(i['title'])})",
+             f"- Bundle: {e(i['bundle'])}, commit {e(i['bundle_commit'])}{' (uncommitted changes)' if i['bundle_dirty'] else ''}, "
+             f"created {e(i['bundle_created'])}",
+             f"- Rebuild: {e(i['build'])}, commit {e(i['rebuild_commit'])}{' (uncommitted changes)' if i['rebuild_dirty'] else ''}",
              f"- Templates: {'same hash' if i['templates_rebuild'] == i['templates_bundle'] else 'hash differs or unknown'}"
-             f" (bundle `{str(i['templates_bundle'])[:12]}`, rebuild `{str(i['templates_rebuild'])[:12]}`)",
+             f" (bundle {e(str(i['templates_bundle'])[:12])}, rebuild {e(str(i['templates_rebuild'])[:12])})",
              f"- Tolerances: deterministic rtol {tol.rtol:g} (atol {tol.atol:g}); iterative fits rtol {tol.rtol_iterative:g}; "
              f"posterior {tol.posterior_k:g} x MCSE; "
              f"bootstrap {tol.bootstrap_k:g} x resampling error"
-             + (f"; per-table overrides: {tol.tables}" if tol.tables else ""),
+             + (f"; per-table overrides: {e(tol.tables)}" if tol.tables else ""),
              f"- Rows compared: {int(t['compared'].fillna(0).sum())}, matched {int(t['matched'].fillna(0).sum())}",
              "", status, "",
              "## Claims whose verdict changed", "",
@@ -785,7 +808,8 @@ def write_report(result: VerifyResult, tol: Tolerances, out_dir: str | Path) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     md = report_markdown(result, tol)
     atomic_write_text(out_dir / "report.md", md)
-    html = pypandoc.convert_text(md, "html5", format="gfm", extra_args=[
+    # raw HTML and bare-URI links off as well: the escaped text can only ever be text
+    html = pypandoc.convert_text(md, "html5", format="gfm-raw_html-autolink_bare_uris", extra_args=[
         "--standalone", "--metadata", f"title=discbias verify: {Path(result.info['bundle']).name}"])
     atomic_write_text(out_dir / "report.html", html)
     write_table(result.tables, out_dir / "tables.csv")
