@@ -600,10 +600,9 @@ class PubTable:
         pre = "#page(flipped: true)[\n" if self.is_landscape() else ""
         # a long table breaks across pages (its header repeats); a short one stays with its caption
         pre += f"#[\n#show figure: set block(breakable: {'true' if breakable else 'false'})\n"
-        # a short table floats to the top or bottom of a page (as a journal places it), so that it
-        # does not leave the rest of a page empty when it does not fit below the text before it
-        place = "  placement: auto,\n" if not breakable and not self.is_landscape() else ""
-        pre += "#figure(\n  kind: table,\n" + place + "  caption: figure.caption(position: top)["
+        # not floated (placement: auto): floats filled the holes but moved tables above their
+        # section headings and into the middle of a long table in the appendix
+        pre += "#figure(\n  kind: table,\n  caption: figure.caption(position: top)["
         post = "],\n" + self._typst_table() + "\n)" + (f" <{self.label}>" if self.label else "") + "\n]"
         post += "\n]" if self.is_landscape() else ""
         return pre, post

@@ -22,14 +22,18 @@ def figures(ctx):
             x = np.arange(len(LEVELS["hair"])) + (k - 1) * 0.12
             ax.errorbar(x, s["mean"], yerr=[s["mean"] - s["conf_low"], s["conf_high"] - s["mean"]], fmt="o-",
                         color=colours[race], label=race, capsize=2, ms=3)
+            # n under each point, one row per race at the foot of the panel: labels next to the
+            # points ran into each other where cell means are close
             for xi, (m, n) in zip(x, zip(s["mean"], s["n"])):
                 if np.isfinite(m):
-                    ax.annotate(f"{n}", (xi, m), textcoords="offset points", xytext=(4, -9), fontsize=7,
-                                color=colours[race])
+                    ax.annotate(f"{int(n)}", (xi, 0), xycoords=("data", "axes fraction"), textcoords="offset points",
+                                xytext=(0, 3 + 8 * k), fontsize=7, ha="center", color=colours[race])
         ax.set_xticks(range(len(LEVELS["hair"])),
                       ["long", "short" if gender == "men" else "short (buzz cut)"])
         ax.set_title(gender)
-    axes[0].set_ylabel("mean score (95% CI); labels: n")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo - 0.28 * (hi - lo), hi)  # room for the rows of n labels
+    axes[0].set_ylabel("mean score (95% CI); n at the foot")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", title="race")
     ctx.save_figure(fig, "s2_cell_means")
 
