@@ -75,7 +75,7 @@ test: | $(VENV)/.installed ## run the test suite (unit, integration through the 
 # optional SIMD extensions disabled (.ci/kernel_settings.py lists the settings); KERNELS=ci runs one of
 # each kind, KERNEL_TESTS= (empty) the whole suite.
 KERNEL_TESTS ?= tests/test_measures_*.py tests/test_stats_*.py tests/test_crossed.py tests/nets \
-	tests/test_reproduce*.py tests/test_scoring_batch_invariance.py src/discbias/measures src/discbias/stats
+	tests/test_reproduce_units.py tests/test_scoring_batch_invariance.py src/discbias/measures src/discbias/stats
 test-kernels: | $(VENV)/.installed ## the numerically sensitive tests under other BLAS kernels and numpy SIMD settings
 	@set -eo pipefail; $(PY) .ci/kernel_settings.py $(KERNELS) | while IFS= read -r s; do \
 	  echo "== make test-kernels: $$s"; env "$$s" $(PY) -m pytest -q $(KERNEL_TESTS); done
