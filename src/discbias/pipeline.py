@@ -30,7 +30,7 @@ from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileErr
 from .engine import Engine, Step, StepContext
 from .paths import ProjectPaths, project_paths
 from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitContext, MeasureContext, R,  # noqa: F401
-                     replication_store)
+                     record_saved, replication_store)
 from .studies.validation import ISSUE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -277,6 +277,7 @@ def _common_figures_step(ctx: StepContext) -> None:
     fctx = FigureContext(ctx.config, ctx.paths, {}, res, ctx.read_value("values"))
     common_tables(fctx)
     spec_curve_figures(fctx)
+    record_saved(ctx, fctx)
     ctx.write_value("figures/common", dict(saved=fctx.saved))
 
 
@@ -297,6 +298,24 @@ def _common_figures_version() -> str:
     parts = [inspect.getsource(_common_figures_step), code_version(common_tables), code_version(spec_curve_figures),
              code_version(FigureContext)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def _publish_results_step(ctx: StepContext) -> None:
+    """Write ``build/results/<name>.csv`` from every ``results/<name>`` table of the store (unrounded);
+    remove the CSVs of tables no step makes any more."""
+    from .results import write_table
+
+    folder = ctx.paths.results
+    published = set()
+    for t in ctx.step.inputs:
+        if ctx.has(t):
+            name = t.split("/", 1)[1]
+            ctx.wrote_file(write_table(ctx.read(t), folder / f"{name}.csv"))
+            published.add(name)
+    for old in folder.glob("*.csv"):
+        if old.stem not in published:
+            old.unlink()
+    ctx.write_value("published/results", dict(tables=sorted(published)))
 
 
 def _render_step(ctx: StepContext) -> None:
@@ -340,6 +359,10 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
     steps.append(Step("fit:claims", _claims_step(claims, result_tables), optional_reads=[R(t) for t in result_tables],
                       writes=[R("claims"), R("claims_specifications")], group="fit"))
     fit_ordered = [by[n] for n in order]
+    steps.append(Step("publish:results", _publish_results_step,
+                      optional_reads=sorted({t for s in steps for t in s.outputs if t.startswith("results/")}
+                                            | {R("models")}),
+                      writes=["published/results"], group="fit"))
     steps.append(Step("fit:values", _values_step(fit_ordered),
                       reads=[CONFIG_INPUT, R("claims"), R("claims_specifications"), R("provenance"), R("data_issues"),
                              *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
@@ -513,26 +536,8 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     if not engine.store.exists("values"):
         raise MissingInputError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
     _warn_stale(engine, ["measure", "fit"], "figures")
-    force = True if os.environ.get("DISCBIAS_ALL_FIGURES") == "1" else _figure_steps_missing_files(engine, paths)
+    force = os.environ.get("DISCBIAS_ALL_FIGURES") == "1"
     engine.run("figures", force=force, context=dict(config=config, paths=paths), log=lambda m: log.info(f"figures {m}"))
-
-
-def _figure_steps_missing_files(engine, paths: ProjectPaths) -> list[str]:
-    """Figure steps that never ran or one of whose saved figures/tables is no longer on disk."""
-    missing = []
-    for name in engine.order("figures"):
-        records = [t for t in engine.step(name).outputs if t.startswith("figures/")]  # {"saved": [...]}
-        if not records or not all(engine.store.exists(t) for t in records):
-            missing.append(name)
-            continue
-        saved = [item for t in records for item in engine.store.get_value(t).get("saved", [])]
-        for item in saved:
-            kind, _, stem = item.partition(":")
-            folder, ext = (paths.figures, "svg") if kind == "figure" else (paths.tables, "csv")
-            if not (folder / f"{stem}.{ext}").exists():
-                missing.append(name)
-                break
-    return missing
 
 
 def run_render(config: StudyConfig, paths: ProjectPaths, **options) -> None:
