@@ -364,23 +364,28 @@ def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), option
         res = TableView(ctx, "results/", [*results, *optional_results])
         fctx = FigureContext(ctx.config, ctx.paths, meas, res, ctx.read_value("values"))
         fn(fctx)
-        record_saved(ctx, fctx)
-        ctx.write_value(f"figures/{name}", dict(saved=fctx.saved))
+        ctx.write_value(f"figures/{name}", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
 
     return Step(name, run, reads=(CONFIG_INPUT, "values", *[M(t) for t in measures], *[R(t) for t in results]),
                 optional_reads=[*[M(t) for t in optional_measures], *[R(t) for t in optional_results]],
                 writes=[f"figures/{name}"], version=code_version(fn), group="figures", params=params)
 
 
-def record_saved(ctx: StepContext, fctx: FigureContext) -> None:
+def record_saved(ctx: StepContext, fctx: FigureContext) -> dict[str, str]:
     """Record the files a figure step saved (each figure's SVG, PDF and PNG; each table's CSV, TeX,
-    Typst, HTML and Markdown) in its manifest, so the engine reruns the step when one is missing or edited."""
+    Typst, HTML and Markdown) in its manifest, so the engine reruns the step when one is missing or
+    edited; return their sha256 by name (the step's record, so the paper reruns when one changed)."""
+    from .fetch import sha256_file
+
+    out = {}
     for item in fctx.saved:
         kind, _, stem = item.partition(":")
         folder = fctx.paths.figures if kind == "figure" else fctx.paths.tables
         for f in sorted(folder.glob(f"{stem}.*")):
             if f.is_file() and f.stem == stem:
                 ctx.wrote_file(f)
+                out[f"{folder.name}/{f.name}"] = sha256_file(f)
+    return out
 
 
 def files_stamp(*paths: str | Path | None) -> str:
