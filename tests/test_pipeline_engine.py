@@ -104,10 +104,13 @@ def test_fit_steps_see_only_their_declared_tables(tmp_path):
 
 
 def test_the_synthetic_build_is_up_to_date_for_the_engine(synthetic_build, synthetic_study):
-    """After fetch -> render, nothing in measure or fit needs a rerun (the values step is always run)."""
+    """After fetch -> render, nothing needs a rerun: measure, fit, the published CSVs, the figures and
+    the paper (whose files the figure and render steps recorded) are all up to date."""
     e = build_engine(load_config(synthetic_study), project_paths(synthetic_build))
-    status = e.status(["measure", "fit"]).set_index("step")["reason"]
+    status = e.status(["measure", "fit", "figures", "render"]).set_index("step")["reason"]
     assert status.isna().all(), status.dropna().to_dict()
+    assert {"publish:results", "render"} <= set(status.index)
+    assert not list((synthetic_build / "build").rglob("*.pkl"))  # no pickled copies of any table
 
 
 def test_steps_command_lists_the_declarations(synthetic_study, capsys):
