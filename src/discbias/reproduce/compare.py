@@ -33,9 +33,10 @@ from pathlib import Path
 
 __all__ = ["compare_builds", "SKIP"]
 
-#: Keys of ``values.json`` (dotted paths) and columns of results tables that are build stamps, not results.
+#: Keys of ``values.json`` (dotted paths) and columns of results tables that are build stamps, not results
+#: (``meta.config.config``: where the configuration lay on the building machine).
 SKIP = re.compile(r"(^|\.)(build_date|created|finished|fit_seconds|seconds|sampling_seconds|elapsed|timings?|"
-                  r"code_commit|software|discbias_version)($|\.)|seconds$|_time$", re.I)
+                  r"code_commit|software|discbias_version)($|\.)|seconds$|_time$|^meta\.config\.config$", re.I)
 
 
 def _cell(x: str):
