@@ -390,7 +390,9 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
     steps.append(Step("fit:values", _values_step(fit_ordered),
                       reads=[CONFIG_INPUT, R("claims"), R("claims_specifications"), R("provenance"), R("data_issues"),
                              *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
-                      writes=[R("models"), "values"], group="fit"))
+                      writes=[R("models"), "values"], group="fit",
+                      # values.json records the commit that made it: a new commit (or uncommitted changes) reruns it
+                      params=dict(code_commit=_code_commit(paths))))
     steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
                       optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures",
                       version=_common_figures_version()))
@@ -515,8 +517,8 @@ def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) ->
     """Run the ``fit`` group (each analysis's fit, the claims, ``models.csv`` and ``values.json``).
 
     Fit steps whose code and inputs are unchanged are not rerun (``force`` reruns them); the
-    values step always runs (it records the build's date and commit). Returns a
-    :class:`FitContext` with every results table and the values.
+    values step also reruns at a new commit (``values.json`` records the commit and date of the
+    build that made it). Returns a :class:`FitContext` with every results table and the values.
     """
     require_current_build(config, paths)
     paths.ensure()
@@ -524,7 +526,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) ->
         raise MissingInputError(f"no tables in {paths.measures}; run `discbias measure` first")
     engine = _engine_for(config, paths)
     _warn_stale(engine, ["measure"], "fit")
-    ran = engine.run("fit", force=True if force else ["fit:values"], context=dict(config=config, paths=paths),
+    ran = engine.run("fit", force=force, context=dict(config=config, paths=paths),
                      log=lambda m: log.info(f"fit {m}"))
     _report(ran, "fit")
     write_resolved(config, paths.results)
