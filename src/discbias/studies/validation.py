@@ -249,7 +249,7 @@ def numeric_column(df: pd.DataFrame, column: str, log: IssueLog, *, what: str,
     if required:
         for idx in raw.index[missing]:
             log.add(log.line(idx), column, "" if pd.isna(raw.loc[idx]) else raw.loc[idx],
-                    f"missing {what} (empty, NA or NaN)", "row flagged invalid")
+                    f"missing {what} (empty, NA or not a number)", "row flagged invalid")
     out_of_range = pd.Series(False, index=raw.index)
     if low is not None:
         out_of_range |= parsed < low
