@@ -22,6 +22,7 @@ from ..defaults import DEFAULTS
 from ..results import result_frame
 from ..stats.bayes import MAX_RHAT, MIN_ESS, SamplerSettings, elicited_bayes, rgb_bayes
 from ..stats.correlation import add_holm, partial_correlations
+from ..stats.cr2 import cluster_table
 from ..stats.fitcache import FitCache
 from ..stats.mixed import cell_marginal_means, mixedlm, nested_variance_components
 from ..stats.regression import ols
@@ -227,9 +228,11 @@ def _sensitivity(ctx, images: pd.DataFrame, agg: pd.DataFrame | None, dataset: s
                                    converged=False, method="OLS",
                                    warnings=f"{note}: only {len(images)} row(s), fewer than "
                                             f"{MIN_SENSITIVITY_ROWS}; not fitted")])]
+    from .study2 import colour_margin
+
     out = []
-    t, _ = ols("score ~ " + " + ".join(RGB), images, model=f"rgb_ols__{dataset}")
-    out.append(t)
+    t, f = ols("score ~ " + " + ".join(RGB), images, model=f"rgb_ols__{dataset}")
+    out.append(pd.concat([t, colour_margin(f, images, model=f"rgb_ols__{dataset}")], ignore_index=True))
     if agg is not None:
         a, dropped = _complete(agg, AXIS_COLS + ["score"])
         t, _ = ols(ELICITED_OLS, a, model=f"elicited_ols__{dataset}")
@@ -283,18 +286,18 @@ def fit(ctx):
             ctx.add_model(mid, "Grissom et al.'s Figure 7 model: score on per-image mean ratings, Student-t slopes"
                           + (" (paper's specification)" if spec == "paper" else " (centred predictors, weak intercept prior)"),
                           ELICITED_OLS, t, **bayes_diagnostics(t))
-        t, _ = ols(ELICITED_OLS, a, model="elicited_ols")
+        t, efit = ols(ELICITED_OLS, a, model="elicited_ols")
         el["elicited_ols"] = t
         ctx.add_model("elicited_ols", "OLS of score on per-image mean ratings (Grissom et al.'s Figure 7 predictors)", ELICITED_OLS, t)
         t, _ = ols(ELICITED_OLS, a, model="elicited_ols_hc3", cov_type="HC3")
         el["elicited_ols_hc3"] = t
         ctx.add_model("elicited_ols_hc3", "As elicited_ols, HC3 robust SEs", ELICITED_OLS, t)
         codes = pd.factorize(a["cell"])[0]
-        t, _ = ols(ELICITED_OLS, a, model="elicited_ols_cluster", cov_type="cluster", cov_kwds={"groups": codes})
-        t["warnings"] = t["warnings"].str.cat([f"cluster-robust SEs with only {len(set(codes))} clusters"] * len(t),
-                                              sep="; ").str.strip("; ")
+        # few design cells: CR2 standard errors with t(G - 1) (discbias.stats.cr2)
+        t = cluster_table(efit, a["cell"].to_numpy(), model="elicited_ols_cluster", formula=ELICITED_OLS)
         el["elicited_ols_cluster"] = t
-        ctx.add_model("elicited_ols_cluster", "As elicited_ols, SEs clustered by design cell", ELICITED_OLS, t)
+        ctx.add_model("elicited_ols_cluster", "As elicited_ols, CR2 SEs clustered by design cell, t(G - 1)",
+                      ELICITED_OLS, t)
         for t in el.values():
             t["holm_family"] = ""
         res["models_elicited"] = pd.concat(list(el.values()), ignore_index=True)
@@ -302,15 +305,15 @@ def fit(ctx):
         z = _zscore(a, AXIS_COLS + ["score", "luminance"])
         zf = "z_score ~ " + " + ".join(f"z_{c}" for c in AXIS_COLS + ["luminance"])
         mx, mfit = mixedlm(zf, z, "cell", model="elicited_mixed")
-        zo, _ = ols(zf, z, model="elicited_mixed_ols_cluster", cov_type="cluster",
-                    cov_kwds={"groups": pd.factorize(z["cell"])[0]})
+        _, zfit = ols(zf, z, model="elicited_mixed_ols_cluster")
+        zo = cluster_table(zfit, z["cell"].to_numpy(), model="elicited_mixed_ols_cluster", formula=zf)
         mx = add_holm(mx, "elicited_mixed fixed effects", mask=(mx["term"] != "Intercept") & (mx["term"] != "Group Var"))
         zo = add_holm(zo, "elicited_mixed_ols_cluster slopes", mask=zo["term"] != "Intercept")
         res["models_elicited_mixed"] = pd.concat([mx, zo], ignore_index=True)
         ctx.add_model("elicited_mixed", "MixedLM: standardized score on standardized rating means + luminance, "
                       "random intercept for the design cell", zf + " + (1 | cell)", mx,
                       re_var=float(mx["re_var"].iloc[0]), re_near_zero=bool(mx["re_near_zero"].iloc[0]))
-        ctx.add_model("elicited_mixed_ols_cluster", "Same fixed effects by OLS, cell-clustered SEs", zf, zo)
+        ctx.add_model("elicited_mixed_ols_cluster", "Same fixed effects by OLS, CR2 cell-clustered SEs, t(G - 1)", zf, zo)
         for mid, t in el.items():
             std_rows.append(standardized(t, a))
         std_rows.append(standardized(mx[mx["term"] != "Group Var"], z, y="z_score", already=True))

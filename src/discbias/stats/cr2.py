@@ -124,7 +124,8 @@ def cr2_table(fit, clusters, *, model: str, conf_level: float = 0.95, formula: s
                          method=f"OLS, CR2 cluster-robust SEs (Bell-McCaffrey), t({df}) with G - 1 = {df} df "
                                 f"({G} clusters)",
                          n_obs=int(X.shape[0]), n_groups=G, converged=True, warnings=warns, df=df,
-                         inference="CR2, t(G-1)", formula=formula, r_squared=float(fit.rsquared)))
+                         inference="CR2, t(G-1)", test=f"t({df}), CR2 SE", formula=formula,
+                         r_squared=float(fit.rsquared)))
     return result_frame(rows)
 
 
@@ -185,6 +186,6 @@ def cluster_table(fit, clusters, *, model: str, formula: str = "", conf_level: f
                  statistic=float(r.tvalues.iloc[i]), p_value=float(r.pvalues.iloc[i]), conf_low=ci[i, 0],
                  conf_high=ci[i, 1], conf_level=conf_level,
                  method=f"OLS, CR1 cluster-robust SEs, normal reference ({G} clusters)", n_obs=n, n_groups=G,
-                 converged=True, warnings="", inference="CR1, z", formula=formula, r_squared=float(r.rsquared))
+                 converged=True, warnings="", inference="CR1, z", test="z (CR1 SE)", formula=formula, r_squared=float(r.rsquared))
             for i, nm in enumerate(r.model.exog_names)]
     return result_frame(rows)

@@ -60,13 +60,13 @@ def figures(ctx):
     for term in ["Intercept"] + AXIS_COLS:
         r = {"Term": _short(term)}
         for m, lab in (("elicited_bayes", "Bayes, paper"), ("elicited_bayes_centred", "Bayes, centred"),
-                       ("elicited_ols", "OLS"), ("elicited_ols_cluster", "OLS, cell-clustered")):
+                       ("elicited_ols", "OLS"), ("elicited_ols_cluster", "OLS, CR2 by cell")):
             x = el[(el["model"] == m) & (el["term"] == term)]
             r[lab] = (f"{x['estimate'].iloc[0]:.1f} [{x['conf_low'].iloc[0]:.1f}, {x['conf_high'].iloc[0]:.1f}]"
                       if len(x) else "—")
         rows.append(r)
     ctx.save_table(pd.DataFrame(rows), "models_elicited",
-                   caption="Grissom et al.'s Figure 7 predictors: estimate [95% interval] per model (Bayesian: posterior mean and HDI; OLS: t interval). Units: score per rating point; the four specifications are the Bayesian model with the paper\u2019s priors, the centred Bayesian model, OLS and OLS with cell-clustered SEs.",
+                   caption="Grissom et al.'s Figure 7 predictors: estimate [95% interval] per model (Bayesian: posterior mean and HDI; OLS: t interval). Units: score per rating point; the four specifications are the Bayesian model with the paper\u2019s priors, the centred Bayesian model, OLS and OLS with CR2 cell-clustered SEs (t(G − 1)).",
                    label="tbl-models-elicited")
 
     bay = pd.concat([res["models_rgb_bayes"], el[el["model"].str.startswith("elicited_bayes")]])
@@ -89,7 +89,7 @@ def figures(ctx):
     ctx.save_table(t, "models_elicited_mixed", digits={"Estimate": 3, "SE": 3, "95% CI low": 3, "95% CI high": 3,
                                                        "df": 1, "p": 4, "p (Holm)": 4},
                    caption="Standardized fixed effects: MixedLM (random cell intercept, REML; t tests and intervals on "
-                           "Satterthwaite degrees of freedom) and OLS with cell-clustered SEs (z).",
+                           "Satterthwaite degrees of freedom) and OLS with CR2 cell-clustered SEs (t with G − 1 df, G cells).",
                    label="tbl-models-mixed")
 
     rgh = res["models_race_gender_hair"]
