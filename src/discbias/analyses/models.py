@@ -162,6 +162,51 @@ def measure(ctx):
 # fit
 
 
+def _bayes_checks(im: pd.DataFrame, rgb_idata, a: pd.DataFrame | None, elicited: dict, values: dict) -> dict:
+    """Heavy-tailed summaries (median and quantiles of nu), posterior-predictive checks of every Bayesian
+    model and prior-predictive checks of the Figure 7 model (:mod:`discbias.stats.bayes_checks`)."""
+    from ..stats.bayes_checks import (elicited_prior_predictive, heavy_tail_summary, predictive_check,
+                                      replicate_from_posterior)
+
+    tails, checks, dens = [], [], []
+    if rgb_idata is not None:
+        d = im.dropna(subset=["score", *RGB])
+        y = d["score"].to_numpy(float)
+        c, f = predictive_check(y, replicate_from_posterior(rgb_idata, d[RGB].to_numpy(float), seed=SEED),
+                                model="rgb_bayes", kind="posterior")
+        checks.append(c)
+        dens.append(f)
+    if a is not None:
+        shared = {"femininity_mean": "masculinity_mean"}
+        own = [x for x in AXIS_COLS if x not in shared]
+        idx = np.array([own.index(shared.get(x, x)) for x in AXIS_COLS])
+        y = a["score"].to_numpy(float)
+        for mid, (idata, spec) in elicited.items():
+            if idata is None:
+                continue
+            X = a[AXIS_COLS].to_numpy(float)
+            if spec == "centred":
+                X = X - X.mean(axis=0)
+            if "nu" in idata.posterior:
+                tails.append(heavy_tail_summary(idata, "nu", model=mid))
+            c, f = predictive_check(y, replicate_from_posterior(idata, X, seed=SEED), model=mid, kind="posterior")
+            grid = f.loc[f["curve"] == -1, "x"].to_numpy()
+            c2, f2 = predictive_check(y, elicited_prior_predictive(y, X, AXIS_COLS, idx, spec=spec, seed=SEED),
+                                      model=mid, kind="prior", grid=grid)
+            checks += [c, c2]
+            dens += [f, f2]
+    out = {"models_bayes_tails": pd.DataFrame(tails), "models_ppc": pd.concat(checks, ignore_index=True)
+           if checks else pd.DataFrame(), "models_ppc_density": pd.concat(dens, ignore_index=True) if dens else pd.DataFrame()}
+    values["nu"] = {r["model"]: {k: r[k] for k in ("median", "q025", "q25", "q75", "q975")} for r in tails}
+    ppc = out["models_ppc"]
+    values["ppc"] = ({f"{m}:{k}": {s: dict(observed=float(r["observed"]), p=float(r["p_predictive"]),
+                                          low=float(r["rep_low"]), high=float(r["rep_high"]))
+                                  for s, r in g.set_index("statistic").iterrows()}
+                      for (m, k), g in ppc.groupby(["model", "kind"])} if len(ppc) else {})
+    return out
+
+
+
 def bayes_diagnostics(tidy: pd.DataFrame) -> dict:
     """A Bayesian fit's convergence diagnostics and sampling time for ``models.csv``.
 
@@ -263,7 +308,8 @@ def fit(ctx):
 
     # --- colour: the paper's Bayesian RGB model ---
     fits = FitCache.for_paths(ctx.paths)  # MCMC fits are reused while their data, spec, settings and code are unchanged
-    rgb_b, _ = fits.fit(rgb_bayes, im, "score", tuple(RGB), model="rgb_bayes", settings=settings, columns=["score", *RGB])
+    rgb_b, rgb_idata = fits.fit(rgb_bayes, im, "score", tuple(RGB), model="rgb_bayes", settings=settings,
+                                columns=["score", *RGB])
     res["models_rgb_bayes"] = rgb_b
     ctx.add_model("rgb_bayes", "Paper's Bayesian regression of score on mean red, green, blue (PyMC NUTS)",
                   "score ~ red_mean + green_mean + blue_mean", rgb_b, **bayes_diagnostics(rgb_b))
@@ -272,17 +318,18 @@ def fit(ctx):
                 standardized(rgb_b, im)]
 
     # --- elicited axes (Figure 7): paper's spec, centred spec, OLS, OLS clustered, mixed ---
-    el = {}
+    el, bayes_checks = {}, {}
     if agg is not None:
         a, dropped = _complete(agg, AXIS_COLS + ["score"])
         shared = {"femininity_mean": "masculinity_mean"}
         paper_settings = _paper_settings(ctx.config, settings)
         values["sampler_elicited_paper"] = paper_settings.describe()
         for spec, mid in (("paper", "elicited_bayes"), ("centred", "elicited_bayes_centred")):
-            t, _ = fits.fit(elicited_bayes, a, "score", AXIS_COLS, shared_scale=shared, spec=spec, model=mid,
-                            settings=paper_settings if spec == "paper" else settings,
-                            parametrization=ELICITED_PARAMETRIZATION[spec], columns=["score", *AXIS_COLS])
+            t, idata = fits.fit(elicited_bayes, a, "score", AXIS_COLS, shared_scale=shared, spec=spec, model=mid,
+                                settings=paper_settings if spec == "paper" else settings,
+                                parametrization=ELICITED_PARAMETRIZATION[spec], columns=["score", *AXIS_COLS])
             el[mid] = t
+            bayes_checks[mid] = (idata, spec)
             ctx.add_model(mid, "Grissom et al.'s Figure 7 model: score on per-image mean ratings, Student-t slopes"
                           + (" (paper's specification)" if spec == "paper" else " (centred predictors, weak intercept prior)"),
                           ELICITED_OLS, t, **bayes_diagnostics(t))
@@ -371,6 +418,7 @@ def fit(ctx):
                               root_ratings_only=str(sp4[sp4["depth"] == 0]["feature"].iloc[0]))
 
     res["models_standardized"] = pd.concat([s for s in std_rows if len(s)], ignore_index=True)
+    res.update(_bayes_checks(im, rgb_idata, a if agg is not None else None, bayes_checks, values))
 
     # --- race x gender x hair: partial pooling vs full interaction ---
     d, _ = _complete(im, ["score", "luminance", "red_mean", "race", "gender", "hair"])
@@ -456,7 +504,7 @@ def fit(ctx):
 
     ctx.results.update(res)
     ctx.values["models"] = values
-FIT_TABLES = ["models_rgb_bayes", "models_elicited", "models_elicited_mixed", "models_partial_corr", "models_tree",
+FIT_TABLES = ["models_bayes_tails", "models_ppc", "models_ppc_density", "models_rgb_bayes", "models_elicited", "models_elicited_mixed", "models_partial_corr", "models_tree",
               "models_tree_splits", "models_standardized", "models_race_gender_hair", "models_cell_emm",
               "models_variance_components", "models_reliability", "models_sensitivity"]
 MEASURES = ["study2_images", "study2_ratings"]

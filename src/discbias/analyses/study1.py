@@ -244,7 +244,7 @@ CLAIMS = [
               Specification("logit_cluster", "rating-level logit, image-clustered (log-odds)",
                             result_row("study1_race_logit", "s1_black_logit_cluster", "bottom",
                                        sesoi_scale=_logit_scale), selected_on_score=True),
-          ], quantity="bottom minus top", kind="replication", selected_on_score=True,
+          ], quantity="bottom minus top", kind="replication", selected_on_score=True, primary="image_share",
           estimand="how much more often the bottom 100 than the top 100 images are rated Black"),
     Claim("S1-not-training-data", "The discriminator's biases are not explicable by the training data.",
           "abstract: biases 'not explicable by the training data' (qualitative)", kind="qualitative",

@@ -161,6 +161,53 @@ def figures(ctx):
                    caption="Sensitivity of the colour and elicited-axes slopes to the data set (cleaned; "
                            f"{balanced}without exclusions; images matching the prompt only).",
                    label="tbl-models-sensitivity")
+    _bayes_check_outputs(ctx)
+
+
+def _bayes_check_outputs(ctx):
+    """Prior- and posterior-predictive checks (figure and table) and the heavy-tailed nu summary (table)."""
+    import matplotlib.pyplot as plt
+
+    from ..style import figsize
+
+    res = ctx.results
+    dens, chk = res.get("models_ppc_density"), res.get("models_ppc")
+    if dens is None or not len(dens) or chk is None or not len(chk):
+        return
+    panels = [(m, k) for m in ("rgb_bayes", "elicited_bayes", "elicited_bayes_centred") for k in ("prior", "posterior")
+              if ((dens["model"] == m) & (dens["kind"] == k)).any()]
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize(1.0, 0.3), squeeze=False)
+    names = {"rgb_bayes": "RGB model", "elicited_bayes": "Fig. 7 model, paper's spec.",
+             "elicited_bayes_centred": "Fig. 7 model, centred"}
+    for ax, (m, k) in zip(axes[0], panels):
+        g = dens[(dens["model"] == m) & (dens["kind"] == k)]
+        for c, gc in g[g["curve"] >= 0].groupby("curve"):
+            ax.plot(gc["x"], gc["density"], color="#56B4E9", lw=0.5, alpha=0.5)
+        ob = g[g["curve"] == -1]
+        ax.plot(ob["x"], ob["density"], color="black", lw=1.2)
+        ax.set_title(f"{names.get(m, m)}:\n{k}", fontsize=7)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("score", fontsize=7)
+    ctx.save_figure(fig, "models_ppc")
+    t = pd.DataFrame({"Model": chk["model"], "Check": chk["kind"], "Statistic": chk["statistic"],
+                      "Observed": chk["observed"], "Replicated median": chk["rep_median"],
+                      "95% of replications, low": chk["rep_low"], "high": chk["rep_high"],
+                      "P(replicated ≥ observed)": chk["p_predictive"]})
+    ctx.save_table(t, "models_ppc", digits={"Observed": 2, "Replicated median": 2, "95% of replications, low": 2,
+                                            "high": 2, "P(replicated ≥ observed)": 3},
+                   caption="Prior- and posterior-predictive checks: summary statistics of the observed scores against "
+                           "those of data sets replicated from the prior or the posterior; a share near 0 or 1 flags a "
+                           "statistic the model does not reproduce.",
+                   label="tbl-models-ppc")
+    tails = res.get("models_bayes_tails")
+    if tails is not None and len(tails):
+        t = pd.DataFrame({"Model": tails["model"], "Parameter": tails["term"], "Median": tails["median"],
+                          "2.5%": tails["q025"], "25%": tails["q25"], "75%": tails["q75"], "97.5%": tails["q975"]})
+        ctx.save_table(t, "models_bayes_tails", digits=2,
+                       caption="Heavy-tailed posterior (Student-t degrees of freedom nu, half-Cauchy prior): median "
+                               "and quantiles, which its tail does not dominate as it does the mean and SD.",
+                       label="tbl-models-tails")
 
 
 def _tree_figure(ctx, sp: pd.DataFrame, max_depth: int = 3):
