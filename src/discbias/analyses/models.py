@@ -179,10 +179,10 @@ def measure(ctx):
 def _bayes_checks(im: pd.DataFrame, rgb_idata, a: pd.DataFrame | None, elicited: dict, values: dict) -> dict:
     """Heavy-tailed summaries (median and quantiles of nu), posterior-predictive checks of every Bayesian
     model and prior-predictive checks of the Figure 7 model (:mod:`discbias.stats.bayes_checks`)."""
-    from ..stats.bayes_checks import (elicited_prior_predictive, heavy_tail_summary, predictive_check,
-                                      replicate_from_posterior)
+    from ..stats.bayes_checks import (elicited_log_densities, elicited_prior_predictive, heavy_tail_summary,
+                                      power_scaling, predictive_check, replicate_from_posterior)
 
-    tails, checks, dens = [], [], []
+    tails, checks, dens, psens = [], [], [], []
     if rgb_idata is not None:
         d = im.dropna(subset=["score", *RGB])
         y = d["score"].to_numpy(float)
@@ -209,9 +209,23 @@ def _bayes_checks(im: pd.DataFrame, rgb_idata, a: pd.DataFrame | None, elicited:
                                       model=mid, kind="prior", grid=grid)
             checks += [c, c2]
             dens += [f, f2]
-    out = {"models_bayes_tails": pd.DataFrame(tails), "models_ppc": pd.concat(checks, ignore_index=True)
+            # power-scaling prior (and likelihood) sensitivity, ArviZ psens
+            names = ["b0"] + [f"b_{j}" for j in range(len(AXIS_COLS))] + ["nu", "sigma"]
+            terms = {"b0": "Intercept", **{f"b_{j}": x for j, x in enumerate(AXIS_COLS)}}
+            try:
+                psens.append(power_scaling(elicited_log_densities(idata, y, X, idx, spec=spec), model=mid,
+                                           var_names=names, terms=terms))
+            except Exception as exc:  # recorded in the table, never silently dropped
+                psens.append(pd.DataFrame([dict(model=mid, term="(all)", diagnosis=f"psens failed: {exc}")]))
+    out = {"models_bayes_tails": pd.DataFrame(tails),
+           "models_psens": pd.concat(psens, ignore_index=True) if psens else pd.DataFrame(), "models_ppc": pd.concat(checks, ignore_index=True)
            if checks else pd.DataFrame(), "models_ppc_density": pd.concat(dens, ignore_index=True) if dens else pd.DataFrame()}
     values["nu"] = {r["model"]: {k: r[k] for k in ("median", "q025", "q25", "q75", "q975")} for r in tails}
+    ps = out["models_psens"]
+    values["psens"] = ({m: dict(n_flagged=int((g["diagnosis"] != "-").sum()), n=int(len(g)),
+                                max_prior=float(g["prior_sensitivity"].max()) if "prior_sensitivity" in g else float("nan"),
+                                slopes_flagged=[str(t) for t in g.loc[(g["diagnosis"] != "-") & g["term"].isin(AXIS_COLS), "term"]])
+                        for m, g in ps.groupby("model")} if len(ps) else {})
     ppc = out["models_ppc"]
     values["ppc"] = ({f"{m}:{k}": {s: dict(observed=float(r["observed"]), p=float(r["p_predictive"]),
                                           low=float(r["rep_low"]), high=float(r["rep_high"]))
@@ -519,7 +533,7 @@ def fit(ctx):
 
     ctx.results.update(res)
     ctx.values["models"] = values
-FIT_TABLES = ["models_bayes_tails", "models_ppc", "models_ppc_density", "models_rgb_bayes", "models_elicited", "models_elicited_mixed", "models_partial_corr", "models_tree",
+FIT_TABLES = ["models_bayes_tails", "models_psens", "models_ppc", "models_ppc_density", "models_rgb_bayes", "models_elicited", "models_elicited_mixed", "models_partial_corr", "models_tree",
               "models_tree_splits", "models_standardized", "models_race_gender_hair", "models_cell_emm",
               "models_variance_components", "models_reliability", "models_sensitivity"]
 MEASURES = ["study2_images", "study2_ratings"]

@@ -200,6 +200,15 @@ def _bayes_check_outputs(ctx):
                            "those of data sets replicated from the prior or the posterior; a share near 0 or 1 flags a "
                            "statistic the model does not reproduce.",
                    label="tbl-models-ppc")
+    ps = res.get("models_psens")
+    if ps is not None and len(ps) and "prior_sensitivity" in ps:
+        t = pd.DataFrame({"Model": ps["model"], "Parameter": ps["term"], "Prior": ps["prior_sensitivity"],
+                          "Likelihood": ps["likelihood_sensitivity"], "Diagnosis": ps["diagnosis"]})
+        ctx.save_table(t, "models_psens", digits=3,
+                       caption="Power-scaling sensitivity of Grissom et al.'s Figure 7 model (ArviZ psens): how far "
+                               "each posterior moves when the prior or the likelihood is raised to a power near 1 "
+                               "(cumulative Jensen-Shannon distance); 0.05 or more is flagged.",
+                       label="tbl-models-psens")
     tails = res.get("models_bayes_tails")
     if tails is not None and len(tails):
         t = pd.DataFrame({"Model": tails["model"], "Parameter": tails["term"], "Median": tails["median"],
