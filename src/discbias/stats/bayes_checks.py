@@ -197,7 +197,9 @@ def power_scaling(idata, *, model: str, var_names: list[str], terms: dict[str, s
     lk = az.psens(idata, component="likelihood", var_names=var_names)
     rows = []
     for var in var_names:
-        p, l_ = float(np.asarray(pr[var]).max()), float(np.asarray(lk[var]).max())
+        # psens returns a Dataset, or a DataArray when there is one variable
+        p = float(np.asarray(pr[var] if hasattr(pr, "data_vars") else pr).max())
+        l_ = float(np.asarray(lk[var] if hasattr(lk, "data_vars") else lk).max())
         if p >= PSENS_THRESHOLD and l_ >= PSENS_THRESHOLD:
             diag = "prior-data conflict"
         elif p >= PSENS_THRESHOLD:
