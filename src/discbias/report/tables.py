@@ -852,11 +852,10 @@ def common_tables(ctx) -> None:
                    label="tbl-claims-specifications")
     rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"],
                           "Paper": claims["paper_value"],
-                          "Verdicts explained": claims["sentence"].fillna("") if "sentence" in claims
-                          else claims["reason"].fillna("")})
+                          "Estimand": claims["estimand"].fillna("") if "estimand" in claims else ""})
     ctx.save_table(rules, "claim_rules",
-                   caption="What each claim states, what the paper reported, and each verdict explained with its "
-                           "numbers (generated from the results).",
+                   caption="What each claim states, what the paper reported, and the quantity (estimand) its voting "
+                           "specifications estimate; each verdict is explained with its numbers in the text.",
                    label="tbl-claim-rules")
     prov = ctx.results["provenance"]
     ctx.save_table(pd.DataFrame({"File": prov["file"], "Rows": prov["rows_expected"],
