@@ -177,8 +177,8 @@ def _bayes_check_outputs(ctx):
     panels = [(m, k) for m in ("rgb_bayes", "elicited_bayes", "elicited_bayes_centred") for k in ("prior", "posterior")
               if ((dens["model"] == m) & (dens["kind"] == k)).any()]
     fig, axes = plt.subplots(1, len(panels), figsize=figsize(1.0, 0.3), squeeze=False)
-    names = {"rgb_bayes": "RGB model", "elicited_bayes": "Fig. 7 model, paper's spec.",
-             "elicited_bayes_centred": "Fig. 7 model, centred"}
+    names = {"rgb_bayes": "RGB model", "elicited_bayes": "Fig. 7, paper's",
+             "elicited_bayes_centred": "Fig. 7, centred"}
     for ax, (m, k) in zip(axes[0], panels):
         g = dens[(dens["model"] == m) & (dens["kind"] == k)]
         for c, gc in g[g["curve"] >= 0].groupby("curve"):
