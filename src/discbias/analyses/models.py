@@ -78,7 +78,7 @@ def _paper_settings(config, settings: SamplerSettings) -> SamplerSettings:
     ``draws``, ``chains``... gets exactly those), the low-rank mass matrix only with nutpie."""
     from dataclasses import replace
 
-    given = dict(config.raw.get("models", {})) if getattr(config, "raw", None) else {}
+    given = config.models.model_fields_set  # the keys the file's [models] table sets itself
     o = {k: v for k, v in ELICITED_PAPER_SAMPLER.items() if k not in given}
     if settings.sampler != "nutpie":
         o.pop("mass_matrix", None)
@@ -87,13 +87,7 @@ def _paper_settings(config, settings: SamplerSettings) -> SamplerSettings:
 
 def _settings(config) -> tuple[SamplerSettings, int]:
     """The ``[models]`` table (validated by :class:`discbias.schema.ModelsTable`, defaults filled in)."""
-    from ..errors import validate_config
-    from ..schema import ModelsTable
-
-    m = getattr(getattr(config, "settings", None), "models", None)
-    if m is None:
-        m = validate_config(ModelsTable, dict((getattr(config, "raw", None) or {}).get("models", {})),
-                            file=getattr(config, "path", "the configuration"), table="models")
+    m = config.models
     s = SamplerSettings(draws=m.draws, tune=m.tune, chains=m.chains, cores=m.cores, seed=m.seed,
                         target_accept=m.target_accept, sampler=m.sampler)
     return s, m.n_boot

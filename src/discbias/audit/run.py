@@ -32,6 +32,7 @@ import hashlib
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ import pandas as pd
 
 from .. import __version__
 from ..engine import Engine, Step, TableStore
+from ..paths import ProjectPaths
 from ..errors import ConfigError, UserError
 from .config import AuditConfig, input_digests as _input_digests, load_audit_config
 from ..safeio import describe_columns
@@ -64,24 +66,41 @@ class AuditError(UserError):
     """The data do not fit the audit configuration (a missing column, a label out of range...)."""
 
 
-class AuditPaths:
-    """Where an audit writes: ``<root>/build/<name>/{tables,figures,pubtables,report,cache}``.
+@dataclass(frozen=True)
+class AuditPaths(ProjectPaths):
+    """Where an audit writes: :class:`~discbias.paths.ProjectPaths` with the build in ``build/<name>``.
 
-    The attribute names (``results``, ``tables``, ``figures``, ``report``, ``values``, ``cache``)
-    are the ones the report renderer uses, as on :class:`~discbias.paths.ProjectPaths`.
+    Every attribute of the project's paths exists (``score_cache``, ``weights``, ``templates``,
+    ``engine``, ...), resolved the same way; an audit's build differs only in its folder
+    (``build/<name>``), its table store (``build/<name>/tables``, Parquet) and its publication
+    tables (``build/<name>/pubtables``).
+
+    Examples
+    --------
+    >>> p = AuditPaths("/tmp/proj", "faces")
+    >>> p.build.as_posix(), p.results.as_posix(), p.score_cache == ProjectPaths(Path("/tmp/proj")).score_cache
+    ('/tmp/proj/build/faces', '/tmp/proj/build/faces/results', True)
     """
 
-    def __init__(self, root: Path, name: str):
-        self.root = Path(root)
-        self.name = name
-        self.build = self.root / "build" / name
-        self.store = self.build / "tables"
-        self.results = self.build / "results"
-        self.figures = self.build / "figures"
-        self.tables = self.build / "pubtables"
-        self.report = self.build / "report"
-        self.values = self.build / "values.json"
-        self.cache = self.build / "cache"  # compiled report templates
+    name: str = ""
+
+    def __init__(self, root, name: str):
+        object.__setattr__(self, "root", Path(root))
+        object.__setattr__(self, "name", name)
+
+    @property
+    def build(self) -> Path:
+        return self.root / "build" / self.name
+
+    @property
+    def store(self) -> Path:
+        """The audit's tables (Parquet) and the engine's manifests (``build/<name>/tables``)."""
+        return self.build / "tables"
+
+    @property
+    def tables(self) -> Path:
+        """Publication tables (``build/<name>/pubtables``)."""
+        return self.build / "pubtables"
 
     def ensure(self) -> "AuditPaths":
         for d in (self.store, self.results, self.figures, self.tables, self.report):
