@@ -692,6 +692,7 @@ class PubTable:
             least = {k: word_chars[k] * pt * LATEX_WORD_EM for k in wraps}
             if room < sum(least.values()) and not (landscape and size == "\\scriptsize"):
                 continue
+            self._latex_shrink = room < sum(least.values())  # even the last resort is too wide: scale it down
             share = dict(least)
             spare = max(room - sum(least.values()), 0.0)
             extra = {k: max(natural_chars[k] * pt * LATEX_WORD_EM - least[k], 0.0) for k in wraps}
@@ -720,7 +721,11 @@ class PubTable:
         >>> print(latex_cell(fmt_number(-0.0000123, 2)))
         \ensuremath{-1.2 \times 10^{-5}}
         """
+        self._latex_shrink = False
         size, spec_cols, landscape, header_chars = self._latex_widths()
+        shrink = self._latex_shrink and len(self.df) <= 40  # a longtable cannot be scaled
+        if shrink:  # natural widths, the whole tabular scaled to the line
+            spec_cols = ["l" if c.startswith(">") else c for c in spec_cols]
         spec = "".join(spec_cols)
         head = []
         runs = self.spanner_row()
@@ -749,8 +754,10 @@ class PubTable:
                 lines.append(notes)
             lines.append(r"\endgroup")
         else:
-            lines = [r"\begin{table}[htbp]", r"\centering", size, cap, lab, rf"\begin{{tabular}}{{{spec}}}",
-                     r"\toprule", *head, r"\midrule", *body, r"\bottomrule", r"\end{tabular}", notes, r"\end{table}"]
+            lines = [r"\begin{table}[htbp]", r"\centering", size, cap, lab,
+                     (r"\resizebox{\linewidth}{!}{" if shrink else "") + rf"\begin{{tabular}}{{{spec}}}",
+                     r"\toprule", *head, r"\midrule", *body, r"\bottomrule", r"\end{tabular}" + ("}" if shrink else ""),
+                     notes, r"\end{table}"]
         if landscape:
             lines = [r"\begin{landscape}", *lines, r"\end{landscape}"]
         return "\n".join(x for x in lines if x != "") + "\n"
