@@ -126,12 +126,16 @@ def run_verify(args: argparse.Namespace) -> int:
           f"{int(t['differing'].fillna(0).sum())} differing, {int(t['missing'].fillna(0).sum())} missing, "
           f"{int(t['extra'].fillna(0).sum())} extra; {len(result.verdicts)} verdict(s) changed; "
           f"{len(result.environment)} environment difference(s). Report: {written[0]}", file=sys.stderr)
+    def t(x) -> str:  # text from the bundle: no control characters (terminal escapes) reach the terminal
+        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(x))[:300]
+
     for _, v in result.verdicts.iterrows():
-        why = f" (at a decision boundary: {v['at_boundary']})" if v.get("at_boundary") else ""
-        print(f"  verdict changed: {v['claim_id']}: {v['verdict_bundle']} -> {v['verdict_rebuild']}{why}", file=sys.stderr)
+        why = f" (at a decision boundary: {t(v['at_boundary'])})" if v.get("at_boundary") else ""
+        print(f"  verdict changed: {t(v['claim_id'])}: {t(v['verdict_bundle'])} -> {t(v['verdict_rebuild'])}{why}",
+              file=sys.stderr)
     for _, d in result.differences.head(20).iterrows():
         m = d.get("mcse_multiple")
         moved = f", moved {m:.1f} MCSE" if isinstance(m, float) and m == m else ""
-        print(f"  {d['table']} [{d['key']}] {d['column']}: {d['bundle']} -> {d['rebuild']} ({d['rule']}{moved})",
-              file=sys.stderr)
+        print(f"  {t(d['table'])} [{t(d['key'])}] {t(d['column'])}: {t(d['bundle'])} -> {t(d['rebuild'])} "
+              f"({t(d['rule'])}{moved})", file=sys.stderr)
     return result.exit_code

@@ -48,6 +48,7 @@ study configuration's ``[verify]`` table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -59,7 +60,7 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..defaults import DEFAULTS
-from .bundle import Bundle, installed_distributions, project_commit, templates_digest
+from .bundle import Bundle, BundleError, installed_distributions, project_commit, templates_digest
 from ..errors import MissingInputError
 
 #: Columns (regular expressions on the name) of sampler diagnostics, never compared in posterior rows.
@@ -646,6 +647,18 @@ def environment_differences(bundle: Bundle) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["package", "bundle", "here"])
 
 
+@contextlib.contextmanager
+def _bundle_table(bundle: Bundle, name: str):
+    """A bundle table whose columns have types discbias never writes (claim ids that are numbers, key
+    columns of mixed types) cannot be matched with the rebuild's: one error naming the table, not a
+    pandas traceback."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise BundleError(f"bundle {bundle.path}: results/{name}.csv cannot be compared with the rebuild's table "
+                          f"(its columns have types discbias does not write: {str(exc)[:120]})") from None
+
+
 def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = None, *,
                  template_dir: str | Path | None = None) -> VerifyResult:
     """Compare the build folder ``build`` (holding ``results/`` and ``values.json``) with a bundle.
@@ -687,7 +700,8 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
             diffs.append(dict(table=name, key="(whole table)", column="", bundle="absent", rebuild=f"{len(tb[name])} rows",
                               abs_diff=np.nan, tolerance=np.nan, rule="table only in the rebuild", kind=""))
             continue
-        s, d = compare_table(name, ta[name], tb.get(name), tol, inherited)
+        with _bundle_table(bundle, name):
+            s, d = compare_table(name, ta[name], tb.get(name), tol, inherited)
         summaries.append(s)
         diffs += d
     values_b = build / "values.json"
@@ -699,7 +713,8 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
                                                                       bundle="file", rebuild="missing", rule="file missing")]
     summaries.append(s)
     diffs += d
-    verdicts = verdict_changes(ta["claims"], tb.get("claims"))
+    with _bundle_table(bundle, "claims"):
+        verdicts = verdict_changes(ta["claims"], tb.get("claims"))
     verdicts["at_boundary"] = [boundary_note(c, ta, tb, inherited) for c in verdicts["claim_id"]]
     info = dict(bundle=str(bundle.path), build=str(build), study_id=bundle.meta.get("study_id"),
                 title=bundle.meta.get("title"), bundle_commit=bundle.meta.get("commit"),
