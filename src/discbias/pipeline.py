@@ -225,10 +225,12 @@ def _provenance_step(ctx: StepContext) -> None:
 
 def _claims_step(claims: list, tables: list[str]):
     def run(ctx: StepContext) -> None:
-        from .claims import evaluate_claims
+        from .claims import configure_claims, evaluate_claims
 
         results = {t: ctx.read(R(t)) for t in tables if ctx.has(R(t))}
-        table, specs = evaluate_claims(results, claims)
+        raw = getattr(ctx.config, "raw", None) or {}
+        configured = configure_claims(claims, raw.get("claims", {}), file=str(getattr(ctx.config, "path", "")))
+        table, specs = evaluate_claims(results, configured)
         ctx.write(R("claims"), table)
         ctx.write(R("claims_specifications"), specs)
 
@@ -264,6 +266,11 @@ def _values_step(fit_steps: list[Step]):
         for cid, c in values["claims"].items():
             c["specifications"] = {r["specification"]: r for r in specs[specs["claim_id"] == cid].to_dict("records")}
         values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
+        from .claims import SELECTION_RULE, ROBUSTNESS_RULE, REPRODUCTION_RULE, verdict_counts
+
+        values["question_counts"] = verdict_counts(claims)
+        values["claim_rules"] = dict(selection=SELECTION_RULE, robustness=ROBUSTNESS_RULE,
+                                     reproduction=REPRODUCTION_RULE)
         ctx.write_value("values", values)
 
     return run
@@ -380,7 +387,8 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
     by = {s.name: s for s in fit}
     claims = [c for n in order for c in by[n].claims]
     result_tables = sorted({t.split("/", 1)[1] for s in fit for t in s.outputs if t.startswith("results/")})
-    steps.append(Step("fit:claims", _claims_step(claims, result_tables), optional_reads=[R(t) for t in result_tables],
+    steps.append(Step("fit:claims", _claims_step(claims, result_tables), reads=[CONFIG_INPUT],
+                      optional_reads=[R(t) for t in result_tables],
                       writes=[R("claims"), R("claims_specifications")], group="fit"))
     fit_ordered = [by[n] for n in order]
     steps.append(Step("publish:results", _publish_results_step,

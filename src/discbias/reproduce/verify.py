@@ -296,6 +296,11 @@ def cell_tolerance(kind: str, col: str, a: pd.Series, b: pd.Series | None, tol: 
     """
     if TIMING.search(col):
         return None
+    if col == "p_direction":  # a posterior probability (claims tables): its MCSE at the minimum ESS of a converged fit
+        p = _num(a, col)
+        if np.isfinite(p):
+            return tol.posterior_k * math.sqrt(max(p * (1 - p), 1 / 400) / 400), \
+                f"{tol.posterior_k:g} x MCSE of a probability at ESS 400"
     if kind == "posterior":
         if DIAGNOSTIC.search(col):
             return None
@@ -364,6 +369,8 @@ def _text(x) -> str:
 # ------------------------------------------------------------------------------------------------
 # tables
 
+#: Generated prose of the claims tables (compared with numbers masked).
+_PROSE = {"sentence", "reason", "reproduction_reason"}
 _NOT_KEYS = {"warnings", "method", "description", "rule", "formula", "converged", "verdict", "notes", "note"}
 
 
@@ -518,6 +525,8 @@ def compare_table(name: str, a: pd.DataFrame, b: pd.DataFrame | None, tol: Toler
                                       tolerance=shown, rule=rule, kind=kind, mcse_multiple=mult))
             else:
                 tx, ty = _text(x), _text(y)
+                if tx != ty and col in _PROSE and _NUMBER.sub("#", tx) == _NUMBER.sub("#", ty):
+                    continue  # generated sentences of the claims tables: their numbers are compared in their columns
                 if tx != ty and _POSTERIOR.search(tx) and _posterior_text(tx) == _posterior_text(ty):
                     continue  # a description of posterior summaries: its numbers are compared in their columns
                 if tx != ty:
