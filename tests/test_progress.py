@@ -1,0 +1,64 @@
+"""The shared progress utility: count/rate/ETA on stderr, silent with -q, polling a background job."""
+
+import io
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from discbias import progress as P
+
+
+@pytest.fixture(autouse=True)
+def _not_quiet(monkeypatch):
+    monkeypatch.delenv(P.QUIET_ENV, raising=False)
+
+
+def test_bar_shows_count_rate_and_eta_on_the_given_stream():
+    err = io.StringIO()
+    with P.progress(total=4, desc="bootstrap", unit="fit", file=err, mininterval=0, maxinterval=0, miniters=1) as bar:
+        for _ in range(2):
+            bar.update(1)
+            time.sleep(0.01)
+        text = err.getvalue()
+        bar.update(2)
+    assert "bootstrap" in text and "2/4" in text and "fit/s" in text and "<" in text  # count, rate, ETA
+    assert "4/4" in err.getvalue()
+    assert "\r" not in err.getvalue() and len(err.getvalue().splitlines()) >= 3  # a log gets whole lines
+
+
+def test_quiet_env_silences_and_set_quiet_restores(monkeypatch):
+    P.set_quiet(True)
+    assert os.environ[P.QUIET_ENV] == "1" and P.is_quiet()
+    err = io.StringIO()
+    for _ in P.progress(range(5), desc="x", file=err):
+        pass
+    assert err.getvalue() == ""
+    P.set_quiet(False)
+    assert not P.is_quiet()
+
+
+def test_poll_progress_follows_a_background_counter_and_survives_its_errors():
+    err, state = io.StringIO(), {"n": 0}
+    with P.poll_progress(lambda: state["n"], 6, desc="draws", every=0.005, file=err) as bar:
+        for i in range(1, 7):
+            state["n"] = i
+            time.sleep(0.02)
+    assert bar.n == 6 and "6/6" in err.getvalue()
+
+    def broken():
+        raise RuntimeError("sampler gone")
+
+    with P.poll_progress(broken, 3, desc="draws", every=0.005, file=io.StringIO()) as bar:
+        time.sleep(0.03)
+    assert bar.n == 0  # the error stopped the polling; it did not reach this block
+
+
+def test_cli_quiet_flag_silences_bars_in_child_processes(tmp_path):
+    code = ("import sys; from discbias import cli, progress; "
+            "cli.main(['-q', 'fit', '--config', 'no/such.toml']); print(progress.is_quiet())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.strip().splitlines()[-1] == "True", out.stderr
