@@ -306,7 +306,8 @@ def rgb_bayes(df: pd.DataFrame, y: str = "score", xs: tuple[str, ...] = ("red_me
     return tidy, idata
 
 
-PARAMETRIZATIONS = ("centred_intercept", "noncentred", "whitened", "whitened_mixture")
+PARAMETRIZATIONS = ("centred_intercept", "noncentred", "whitened", "whitened_mixture", "scale_mixture",
+                    "scale_mixture_ci")
 
 
 def elicited_model(yv: np.ndarray, X: np.ndarray, xs: list[str], idx: np.ndarray, *, spec: str = "paper",
@@ -345,6 +346,8 @@ def elicited_model(yv: np.ndarray, X: np.ndarray, xs: list[str], idx: np.ndarray
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, not {parametrization!r}")
     own = list(range(int(np.max(idx)) + 1))
+    if parametrization in ("scale_mixture", "scale_mixture_ci"):
+        return _scale_mixture_model(yv, X, xs, idx, own, spec=spec, flat_centred=parametrization == "scale_mixture_ci")
     nc = parametrization in ("noncentred", "centred_intercept")
     ci = parametrization == "centred_intercept"
     mix = parametrization == "whitened_mixture"
@@ -404,6 +407,82 @@ def elicited_model(yv: np.ndarray, X: np.ndarray, xs: list[str], idx: np.ndarray
         sigma = pm.HalfNormal("sigma", sigma=float(yv.std(ddof=1)))
         pm.Normal("y", mu=b0 + pm.math.dot(X, b), sigma=sigma, observed=yv)
         for j in range(len(xs)):
+            pm.Deterministic(f"b_{j}", b[j])
+    return m
+
+
+def _gamma_precision(name: str, nu, shape):
+    """``lam ~ Gamma(nu/2, rate=nu/2)`` sampled as ``v = log(lam) a / sqrt(1 + a)``, ``a = nu/2`` (call in a model).
+
+    The log of a Gamma(a, a) variable has a left tail ``exp(a log lam)``: for small ``a`` (heavy
+    tails, small ``nu``) it spreads over tens of units, for large ``a`` it shrinks to ``N(0, 1/a)``,
+    so ``nu`` and ``log lam`` form a funnel. Scaled by ``a / sqrt(1 + a)`` (about ``a`` for small
+    ``a``, ``sqrt(a)`` for large) the coordinate ``v`` has a scale of about 1 whatever ``nu`` is.
+    ``v`` is flat and the Gamma density of ``lam(v)`` with the log-Jacobian ``log lam + log(c)``,
+    ``c = sqrt(1 + a) / a``, is added as a potential: a change of variables at fixed ``nu``, so the
+    joint density of ``(nu, lam)`` is exactly the model's. Returns ``lam`` (a Deterministic).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    a = nu / 2
+    c = pm.math.sqrt(1 + a) / a
+    kw = {} if shape is None else dict(shape=shape)
+    v = pm.Flat(f"v_{name}", **kw)
+    log_lam = c * v
+    lam = pm.Deterministic(name, pm.math.exp(log_lam))
+    # log Gamma(a, a) density at lam plus the log-Jacobian log(lam) + log(c), in log space (no underflow)
+    lp = a * pm.math.log(a) - pt.gammaln(a) + a * log_lam - a * lam + pm.math.log(c)
+    pm.Potential(f"prior_{name}", lp.sum() if shape is not None else lp)
+    return lam
+
+
+def _scale_mixture_model(yv, X, xs, idx, own, *, spec: str, flat_centred: bool):
+    """The model of :func:`elicited_model` with every Student-t prior as a non-centred normal scale mixture.
+
+    A Student-t ``t(nu, mu, s)`` is the marginal of ``mu + s z / sqrt(lam)`` with ``z ~ N(0, 1)``
+    and ``lam ~ Gamma(nu/2, rate=nu/2)``; so the slopes are ``b_c = mu_c + sigma_c z_c / sqrt(lam_c)``
+    and (paper's specification) the intercept ``b0 = mu_0 + s_0 z_b0 / sqrt(lam0)``. The shared
+    ``nu`` then enters only the Gamma densities of the ``lam`` (no funnel between ``nu`` and the
+    coefficients). With ``flat_centred`` the intercept of the centred predictors is sampled flat
+    and the paper's intercept prior is the mixture's normal density on the implied uncentred
+    intercept (a unit-Jacobian linear map, as ``centred_intercept``).
+    """
+    import pymc as pm
+
+    xbar = X.mean(axis=0)
+    k = len(xs)
+    with pm.Model() as m:
+        nu = pm.HalfCauchy("nu", beta=2)
+        sigma_c = pm.HalfStudentT("sigma_c", nu=10, sigma=1, shape=len(own))
+        s = sigma_c[idx]
+        z_mu = pm.Normal("z_mu", 0, 1, shape=k)
+        mu_c = pm.Deterministic("mu_c", s * z_mu)
+        lam = _gamma_precision("lam", nu, k)
+        z_b = pm.Normal("z_b", 0, 1, shape=k)
+        b = mu_c + s * z_b / pm.math.sqrt(lam)
+        if spec == "paper":
+            sigma_0 = pm.HalfStudentT("sigma_0", nu=10, sigma=1)
+            z0 = pm.Normal("z0", 0, 1)
+            mu_0 = pm.Deterministic("mu_0", float(yv.mean()) + sigma_0 * z0)
+            s_0 = pm.HalfStudentT("s_0", nu=10, sigma=1)
+            lam0 = _gamma_precision("lam0", nu, None)
+            if flat_centred:
+                c0 = pm.Flat("c0", initval=float(yv.mean()))
+                b0 = c0 - pm.math.dot(pm.math.constant(xbar), b)
+                pm.Potential("prior_b0", pm.logp(pm.Normal.dist(mu=mu_0, sigma=s_0 / pm.math.sqrt(lam0)), b0))
+            else:
+                b0 = mu_0 + s_0 * pm.Normal("z_b0", 0, 1) / pm.math.sqrt(lam0)
+        elif flat_centred:
+            c0 = pm.Flat("c0", initval=float(yv.mean()))
+            b0 = c0 - pm.math.dot(pm.math.constant(xbar), b)
+            pm.Potential("prior_b0", pm.logp(pm.Normal.dist(mu=float(yv.mean()), sigma=2.5 * float(yv.std())), b0))
+        else:
+            b0 = float(yv.mean()) + 2.5 * float(yv.std()) * pm.Normal("z_b0", 0, 1)
+        pm.Deterministic("b0", b0)
+        sigma = pm.HalfNormal("sigma", sigma=float(yv.std(ddof=1)))
+        pm.Normal("y", mu=b0 + pm.math.dot(X, b), sigma=sigma, observed=yv)
+        for j in range(k):
             pm.Deterministic(f"b_{j}", b[j])
     return m
 
