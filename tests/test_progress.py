@@ -18,7 +18,8 @@ def _not_quiet(monkeypatch):
 
 def test_bar_shows_count_rate_and_eta_on_the_given_stream():
     err = io.StringIO()
-    with P.progress(total=4, desc="bootstrap", unit="fit", file=err, mininterval=0, maxinterval=0, miniters=1) as bar:
+    with P.progress(total=4, desc="bootstrap", unit="fit", file=err, mininterval=0, maxinterval=0, miniters=1,
+                    delay=0) as bar:
         for _ in range(2):
             bar.update(1)
             time.sleep(0.01)
@@ -42,7 +43,7 @@ def test_quiet_env_silences_and_set_quiet_restores(monkeypatch):
 
 def test_poll_progress_follows_a_background_counter_and_survives_its_errors():
     err, state = io.StringIO(), {"n": 0}
-    with P.poll_progress(lambda: state["n"], 6, desc="draws", every=0.005, file=err) as bar:
+    with P.poll_progress(lambda: state["n"], 6, desc="draws", every=0.005, file=err, delay=0) as bar:
         for i in range(1, 7):
             state["n"] = i
             time.sleep(0.02)
@@ -56,9 +57,17 @@ def test_poll_progress_follows_a_background_counter_and_survives_its_errors():
     assert bar.n == 0  # the error stopped the polling; it did not reach this block
 
 
+@pytest.mark.slow  # imports the whole CLI in a child process
 def test_cli_quiet_flag_silences_bars_in_child_processes(tmp_path):
     code = ("import sys; from discbias import cli, progress; "
             "cli.main(['-q', 'fit', '--config', 'no/such.toml']); print(progress.is_quiet())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip().splitlines()[-1] == "True", out.stderr
+
+
+def test_short_loops_print_nothing():
+    err = io.StringIO()
+    for _ in P.progress(range(3), desc="quick", file=err):
+        pass
+    assert err.getvalue() == ""

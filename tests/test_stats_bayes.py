@@ -259,3 +259,34 @@ def test_scale_mixture_coordinates_have_the_paper_models_posterior_density(param
         total += float(logsumexp(np.array(vals) + np.log(w)))
         diffs.append(want - (total + jac))
     assert np.ptp(diffs) < 1e-5, diffs
+
+
+@pytest.mark.slow  # two nutpie compilations of a tiny model
+def test_nutpie_path_gives_pm_sample_draws_and_progress(capsys, monkeypatch):
+    """The package samples nutpie in the background (for its progress bar) exactly as
+    ``pm.sample(nuts_sampler="nutpie")`` would: same compiled model, same seed derivation, so the
+    same draws (the cached fits of unchanged models stay valid); the bar counts every draw of
+    every chain on stderr, and ``DISCBIAS_QUIET=1`` silences it."""
+    import pymc as pm
+
+    from discbias.stats.bayes import _sample
+
+    monkeypatch.delenv("DISCBIAS_QUIET", raising=False)
+    rng = np.random.default_rng(0)
+    y = rng.normal(1.0, 2.0, 30)
+    with pm.Model() as m:
+        mu = pm.Normal("mu", 0, 10)
+        sd = pm.HalfNormal("sd", 5)
+        pm.Normal("y", mu, sd, observed=y)
+    s = SamplerSettings(draws=150, tune=100, chains=2, cores=1, seed=11)
+    ours = _sample(m, s)
+    err = capsys.readouterr().err
+    assert "NUTS 2 chains" in err and "500/500" in err
+    with m:
+        theirs = pm.sample(draws=150, tune=100, chains=2, random_seed=11, nuts_sampler="nutpie", progressbar=False,
+                           compute_convergence_checks=False)
+    for v in ("mu", "sd"):
+        np.testing.assert_array_equal(np.asarray(ours.posterior[v]), np.asarray(theirs.posterior[v]))
+    monkeypatch.setenv("DISCBIAS_QUIET", "1")
+    _sample(m, s)
+    assert "NUTS" not in capsys.readouterr().err

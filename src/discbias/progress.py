@@ -8,6 +8,7 @@ render) looks the same and obeys the same switch:
 * ``discbias -q ...`` (:func:`set_quiet`, called by the command line) or the environment variable
   ``DISCBIAS_QUIET=1`` silences every bar; the variable is set by :func:`set_quiet` so worker
   processes and subprocesses started afterwards are silent too;
+* a bar appears only after :data:`DELAY` seconds, so loops that finish sooner print nothing;
 * when stderr is not a terminal (``make report > log``) the bar is redrawn at most every
   :data:`LOG_INTERVAL` seconds, each redraw on its own line, so a log file gets a few lines with
   count, rate and ETA rather than thousands of carriage returns.
@@ -20,7 +21,7 @@ Examples
 --------
 >>> import io
 >>> err = io.StringIO()
->>> with progress(total=3, desc="demo", unit="fit", file=err) as bar:
+>>> with progress(total=3, desc="demo", unit="fit", file=err, delay=0) as bar:
 ...     for _ in range(3):
 ...         bar.update(1)
 >>> "3/3" in err.getvalue()
@@ -47,6 +48,8 @@ __all__ = ["progress", "poll_progress", "set_quiet", "is_quiet", "QUIET_ENV", "L
 QUIET_ENV = "DISCBIAS_QUIET"
 #: Seconds between redraws when stderr is not a terminal (a log file).
 LOG_INTERVAL = 10.0
+#: A bar appears only once its loop has run this many seconds (short loops print nothing).
+DELAY = 2.0
 
 
 def set_quiet(quiet: bool = True) -> None:
@@ -118,12 +121,13 @@ def progress(iterable: Iterable | None = None, *, total: float | None = None, de
         kwargs.setdefault("maxinterval", LOG_INTERVAL)
         kwargs.setdefault("ncols", 100)
     kwargs.setdefault("smoothing", 0.1)
+    kwargs.setdefault("delay", DELAY)
     kwargs.setdefault("dynamic_ncols", _isatty(stream))
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, disable=disable, **kwargs)
 
 
 def poll_progress(done: Callable[[], float | None], total: float, *, desc: str, unit: str = "it",
-                  every: float = 1.0, file=None):
+                  every: float = 1.0, file=None, **kwargs):
     """A context manager that moves a bar to ``done()`` every ``every`` seconds (in a thread).
 
     ``done`` returns how far a background job is (or None if it cannot tell yet); it is called
@@ -134,18 +138,18 @@ def poll_progress(done: Callable[[], float | None], total: float, *, desc: str, 
     --------
     >>> import io
     >>> err, state = io.StringIO(), {"n": 0}
-    >>> with poll_progress(lambda: state["n"], 10, desc="job", every=0.01, file=err):
+    >>> with poll_progress(lambda: state["n"], 10, desc="job", every=0.01, file=err, delay=0):
     ...     state["n"] = 10
     >>> "10/10" in err.getvalue()
     True
     """
-    return _Poller(done, total, desc=desc, unit=unit, every=every, file=file)
+    return _Poller(done, total, desc=desc, unit=unit, every=every, file=file, **kwargs)
 
 
 class _Poller:
-    def __init__(self, done, total, *, desc, unit, every, file):
+    def __init__(self, done, total, *, desc, unit, every, file, **kwargs):
         self.done, self.every = done, every
-        self.bar = progress(total=total, desc=desc, unit=unit, file=file)
+        self.bar = progress(total=total, desc=desc, unit=unit, file=file, **kwargs)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 

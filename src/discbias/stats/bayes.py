@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..defaults import DEFAULTS
+from ..progress import poll_progress
 from ..results import result_frame
 
 #: Sampler settings of the pipeline (``make report``); tests pass smaller ones.
@@ -120,15 +121,40 @@ def _sample_inner(model, settings: SamplerSettings):
     try:
         with model, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            extra = dict(nuts_sampler="nutpie") if settings.sampler == "nutpie" else dict(init=settings.init)
-            if settings.mass_matrix == "low_rank":
-                extra["nuts_sampler_kwargs"] = dict(low_rank_modified_mass_matrix=True)
+            if settings.sampler == "nutpie":
+                return _sample_nutpie(model, settings)
             return pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=settings.cores,
-                             random_seed=settings.seed, progressbar=False, target_accept=settings.target_accept,
-                             compute_convergence_checks=False, **extra)
+                             random_seed=settings.seed, progressbar=False,
+                             target_accept=settings.target_accept, compute_convergence_checks=False,
+                             init=settings.init)
     finally:
         for lg, lv in zip(loggers, old):
             lg.setLevel(lv)
+
+
+def _sample_nutpie(model, settings: SamplerSettings):
+    """nutpie's NUTS on ``model`` as ``pm.sample(nuts_sampler="nutpie")`` runs it (same compiled model,
+    same seed derivation, so the same draws), in the background, with a progress bar of the draws
+    of all chains (tuning included) on stderr (:func:`discbias.progress.poll_progress`)."""
+    import nutpie
+    from pymc.sampling.mcmc import _get_seeds_per_chain
+
+    compiled = nutpie.compile_pymc_model(model)
+    kw = dict(low_rank_modified_mass_matrix=True) if settings.mass_matrix == "low_rank" else {}
+    sampler = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                            target_accept=settings.target_accept, seed=_get_seeds_per_chain(settings.seed, 1)[0],
+                            progress_bar=False, blocking=False, **kw)
+
+    total = settings.chains * (settings.tune + settings.draws)
+
+    def done():
+        if sampler.is_finished:
+            return total
+        draws, _ = sampler._sampler.inspect().get_arrow_trace()  # nutpie's trace so far (no public count)
+        return sum(b.num_rows for b in draws)
+
+    with poll_progress(done, total, desc=f"NUTS {settings.chains} chains", unit="draw", every=2.0):
+        return sampler.wait()
 
 
 def _ols_whitening(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
