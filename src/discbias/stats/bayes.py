@@ -588,7 +588,7 @@ def elicited_bayes(df: pd.DataFrame, y: str, xs: list[str], *, shared_scale: dic
     what = ("paper's specification (uncentred predictors, t intercept centred on the mean score)" if spec == "paper"
             else "centred predictors, weakly informative Normal intercept")
     method = (f"Bayesian regression with Student-t slopes, {what} (posterior mean, 95% HDI); sampled "
-              f"{dict(centred_intercept='with the centred-predictor intercept and non-centred slopes', noncentred='non-centred', whitened='in OLS-whitened coordinates', whitened_mixture='with the intercept non-centred as a normal scale mixture and the slopes OLS-whitened given it')[parametrization]}; " + settings.describe())
+              f"{dict(centred_intercept='with the centred-predictor intercept and non-centred slopes', noncentred='non-centred', whitened='in OLS-whitened coordinates', whitened_mixture='with the intercept non-centred as a normal scale mixture and the slopes OLS-whitened given it', scale_mixture='with every Student-t prior as a non-centred normal scale mixture', scale_mixture_ci='with every Student-t prior as a non-centred normal scale mixture and the centred-predictor intercept')[parametrization]}; " + settings.describe())
     tidy = posterior_table(idata, terms, model=model, method=method, n_obs=len(d), warnings_=warns,
                            extra=dict(formula=f"{y} ~ {' + '.join(xs)}", spec=spec))
     if spec == "centred":
