@@ -18,7 +18,7 @@ FIT_SRC := $(shell find src/discbias -name '*.py' -not -path '*/report/*' 2>/dev
 ALL_SRC := $(shell find src/discbias -type f 2>/dev/null)
 TEMPLATES := $(shell find report -type f 2>/dev/null)
 
-.PHONY: help setup report fetch measure fit figures render bundle verify test test-all bench probes-demo clean distclean FORCE
+.PHONY: help setup report fetch measure fit figures render bundle verify test test-all test-kernels bench probes-demo clean distclean FORCE
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,16 @@ verify: | $(VENV)/.installed ## compare build/ with a bundle: make verify BUNDLE
 
 test: | $(VENV)/.installed ## run the test suite (unit, integration through the data mirror, end to end)
 	$(PY) -m pytest
+
+# The numerically sensitive tests (measures, statistics, network parity, Bayesian fits, verify):
+# `make test-kernels` reruns them under every other OpenBLAS kernel this CPU supports and with numpy's
+# optional SIMD extensions disabled (.ci/kernel_settings.py lists the settings); KERNELS=ci runs one of
+# each kind, KERNEL_TESTS= (empty) the whole suite.
+KERNEL_TESTS ?= tests/test_measures_*.py tests/test_stats_*.py tests/test_crossed.py tests/nets \
+	tests/test_reproduce_units.py tests/test_scoring_batch_invariance.py src/discbias/measures src/discbias/stats
+test-kernels: | $(VENV)/.installed ## the numerically sensitive tests under other BLAS kernels and numpy SIMD settings
+	@set -eo pipefail; $(PY) .ci/kernel_settings.py $(KERNELS) | while IFS= read -r s; do \
+	  echo "== make test-kernels: $$s"; env "$$s" $(PY) -m pytest -q $(KERNEL_TESTS); done
 
 test-all: | $(VENV)/.installed ## the test suite plus the expensive sampler-equivalence test (about 5 more minutes)
 	DISCBIAS_EXPENSIVE_TESTS=1 $(PY) -m pytest

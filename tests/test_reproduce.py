@@ -167,3 +167,60 @@ def test_verify_rebuild_with_another_mcmc_seed(bundled, capsys):
     assert code == 1
     diffs = pd.read_csv(other.parent / "verify-build" / "differences.csv")
     assert diffs[["table", "column", "kind"]].values.tolist() == [["study2_rgb_ols", "estimate", "deterministic"]]
+
+
+def _other_kernel() -> str | None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(REPO / ".ci" / "kernel_settings.py"), "ci"], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    return next((s for s in out if s.startswith("OPENBLAS_CORETYPE=")), None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").environ.get("DISCBIAS_EXPENSIVE_TESTS"),
+                    reason="refits the synthetic study under another BLAS kernel (about 2 minutes): `make test-all`, "
+                           "DISCBIAS_EXPENSIVE_TESTS=1, or .ci/run's kernel step runs it")
+def test_verify_a_rebuild_under_another_blas_kernel(bundled, capsys, tmp_path):
+    """A reviewer on another CPU: the study rebuilt (fetch -> measure -> fit, no fit cache) in a fresh
+    process under another OpenBLAS kernel verifies against the bundle made under the default one.
+    Posterior numbers move within their Monte Carlo error, iterative fits within their optimiser's
+    tolerance, closed-form numbers within rounding; any number that moved further is listed with the
+    number of MCSEs it moved, and no verdict changes except at a decision boundary."""
+    import os
+    import subprocess
+    import sys
+
+    setting = _other_kernel()
+    if setting is None:
+        pytest.skip("this CPU offers no other OpenBLAS kernel (.ci/kernel_settings.py)")
+    root, cfg, zp = bundled
+    other = tmp_path / "other"
+    shutil.copytree(root / "analysis", other / "analysis")
+    env = dict(os.environ, DISCBIAS_DATA_MIRROR=str(root / "mirror"), DISCBIAS_TEMPLATES=str(REPO / "report"),
+               DISCBIAS_NO_FIT_CACHE="1", DISCBIAS_QUIET="1")
+    k, v = setting.split("=", 1)
+    env[k] = v
+    args = ["--config", str(other / "analysis" / cfg.name), "--root", str(other)]
+    for stage in ("fetch", "measure", "fit"):
+        r = subprocess.run([sys.executable, "-m", "discbias.cli", stage, *args], env=env, capture_output=True,
+                           text=True, timeout=1200)
+        assert r.returncode == 0, (stage, r.stderr[-3000:])
+    code, md, err = _verify(bundled, other / "build", capsys)
+    out = other / "verify-build"
+    diffs = pd.read_csv(out / "differences.csv")
+    verdicts = pd.read_csv(out / "verdicts.csv", keep_default_na=False)
+    with capsys.disabled():
+        print(f"\nverify after a rebuild under {setting}: exit {code}; {len(diffs)} differing cell(s); "
+              f"{len(verdicts)} verdict change(s)")
+        for _, d in diffs.head(20).iterrows():
+            print(f"  {d['table']} [{d['key']}] {d['column']}: {d['bundle']} -> {d['rebuild']} "
+                  f"({d['rule']}; {d['mcse_multiple']} MCSE)")
+    # every verdict change sits at a decision boundary (named), every moved posterior number says by
+    # how many MCSEs; a clean rebuild exits 0
+    assert (verdicts["at_boundary"].astype(str) != "").all(), verdicts
+    post = diffs[diffs["kind"] == "posterior"]
+    assert post["mcse_multiple"].notna().all(), post
+    assert code == (0 if diffs.empty and verdicts.empty else 1)
+    assert diffs.empty, diffs.to_string()

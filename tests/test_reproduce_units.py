@@ -189,6 +189,30 @@ def test_tolerance_rules():
     assert compare_table("models", m, m.assign(n_obs=11), tol)[0]["differing"] == 1
 
 
+def test_iterative_fits_and_p_values_get_tolerances_from_their_numerics():
+    """Another BLAS kernel moves a REML fit within its optimiser's tolerance (5e-9 relative was seen):
+    iterative rows are compared at rtol_iterative, closed-form rows still at rtol; p-values on the
+    log scale, so a tail p-value moves with its statistic."""
+    tol = Tolerances()
+    mixed = pd.DataFrame(dict(model="mx", term=["x"], estimate=[-0.16593733125876076], conf_low=[-0.2],
+                              p_value=[1e-150], method="linear mixed model, random intercept for cell (REML; Satterthwaite df)"))
+    moved = mixed.assign(estimate=-0.16593733204565692, p_value=1.0000004e-150)  # 5e-9 and 4e-7 relative
+    s, d = compare_table("models", mixed, moved, tol)
+    assert s["iterative"] == 1 and s["matched"] == 1, d
+    s, d = compare_table("models", mixed, mixed.assign(estimate=-0.1660), tol)  # 4e-4 relative: a real change
+    assert s["differing"] == 1 and d[0]["kind"] == "iterative" and "rtol_iterative" in d[0]["rule"]
+    ols = mixed.assign(method="OLS (lm)")
+    assert compare_table("models", ols, moved.assign(method="OLS (lm)"), tol)[0]["differing"] == 1
+    # a deterministic tail p-value: log-scale bound 2 * 1e-9 * |log p| + 1e-9 (7e-7 relative at 1e-150)
+    p = pd.DataFrame(dict(model="m", term=["x"], p_value=[1e-150], method="OLS"))
+    assert compare_table("t", p, p.assign(p_value=1.0000001e-150), tol)[0]["matched"] == 1
+    assert compare_table("t", p, p.assign(p_value=1.00001e-150), tol)[0]["differing"] == 1
+    # a posterior number that moved is reported with the number of combined MCSEs it moved by
+    post = pd.DataFrame(dict(model="m", term=["x"], estimate=[1.0], mcse_mean=[0.01], method="posterior mean"))
+    s, d = compare_table("t", post, post.assign(estimate=1.0 + 0.1, mcse_mean=0.01), tol)
+    assert d[0]["mcse_multiple"] == pytest.approx(0.1 / (0.01 * 2 ** 0.5))
+
+
 def test_tolerances_from_config(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text(CONFIG.format(id="t") + "[verify]\nrtol = 1e-6\n[verify.tables.models_ols]\natol = 0.5\n")

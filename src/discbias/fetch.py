@@ -323,6 +323,9 @@ def _tree_folder(path: Path, member_dir: str) -> Path:
                      f"point at the folder holding the {member_dir}/ files")
 
 
+#: The largest member file :func:`iter_tree_files` reads from an archive (the FFHQ attribute files are a few kB).
+MAX_TREE_MEMBER_BYTES = 64 * 1024 ** 2
+
 def iter_tree_files(path: str | os.PathLike, *, member_dir: str = "json", suffix: str = ".json"
                     ) -> Iterator[tuple[str, bytes]]:
     """Yield ``(file name, bytes)`` of the files ``.../<member_dir>/<name><suffix>`` of a tree.
@@ -343,15 +346,27 @@ def iter_tree_files(path: str | os.PathLike, *, member_dir: str = "json", suffix
         folder = _tree_folder(path, member_dir)
         for f in sorted(folder.iterdir()):
             if f.is_file() and f.name.endswith(suffix) and not f.name.startswith("."):
+                if f.stat().st_size > MAX_TREE_MEMBER_BYTES:
+                    raise FetchError(f"{f} is {f.stat().st_size:,} bytes; the limit for one {suffix} file is "
+                                     f"{MAX_TREE_MEMBER_BYTES:,}")
                 yield f.name, f.read_bytes()
         return
+    from .safeio import UnsafeInputError, read_member
+
     try:
         with tarfile.open(path, "r|*") as tf:
             for m in tf:
                 if m.isfile():
                     name = _member_name(m.name, member_dir, suffix)
                     if name is not None:
-                        yield name, tf.extractfile(m).read()
+                        # streamed within a limit, checked against the declared and the real size
+                        if m.size > MAX_TREE_MEMBER_BYTES:
+                            raise FetchError(f"{path}: member {m.name} declares {m.size:,} bytes; the limit for one "
+                                             f"{suffix} file is {MAX_TREE_MEMBER_BYTES:,}")
+                        try:
+                            yield name, read_member(tf.extractfile(m), limit=m.size, what=f"{path}: member {m.name}")
+                        except UnsafeInputError as exc:
+                            raise FetchError(str(exc)) from None
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise FetchError(f"{path}: not a readable tar archive ({exc}); expected a .tar/.tar.gz or a folder") from exc
 

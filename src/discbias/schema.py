@@ -191,6 +191,7 @@ class ProbesTable(ConfigModel):
 class Tolerances(ConfigModel):
     rtol: Optional[float] = Field(None, gt=0)
     atol: Optional[float] = Field(None, gt=0)
+    rtol_iterative: Optional[float] = Field(None, gt=0)
     posterior_k: Optional[float] = Field(None, gt=0)
     bootstrap_k: Optional[float] = Field(None, gt=0)
 

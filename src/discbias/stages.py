@@ -230,10 +230,13 @@ class FigureContext:
         for c in fig.findobj(Collection):
             if len(c.get_offsets()) > 3000:
                 c.set_rasterized(True)
+        from .safeio import safe_name
+
         self.paths.figures.mkdir(parents=True, exist_ok=True)
-        out = self.paths.figures / f"{name}.svg"
+        stem = safe_name(name)  # names may come from data (a group column): one file name inside figures/
+        out = self.paths.figures / f"{stem}.svg"
         for ext in ("svg", "pdf", "png"):
-            fig.savefig(self.paths.figures / f"{name}.{ext}", dpi=300 if ext != "png" else 200,
+            fig.savefig(self.paths.figures / f"{stem}.{ext}", dpi=300 if ext != "png" else 200,
                         metadata={"Date": None} if ext == "svg" else None)
         plt.close(fig)
         self.saved.append(f"figure:{name}")

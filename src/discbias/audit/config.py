@@ -20,12 +20,13 @@ their hashes are recorded in the report's provenance.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import ConfigError, ConfigModel, validate_config
 from ..fetch import sha256_file
@@ -42,7 +43,7 @@ class AuditMeta(ConfigModel):
     name: str
     title: str = ""
     stand_in_weights: bool = False
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # NumPy's seed range
 
 
 class DataConfig(ConfigModel):
@@ -69,6 +70,13 @@ class ScoringConfig(ConfigModel):
     label_column: str | None = None
     class_: int | None = Field(None, alias="class", ge=0)
     average_classes: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps", v):
+            raise ValueError('use "cpu", "cuda", "cuda:N" or "mps"')
+        return v
 
     @model_validator(mode="after")
     def _one_condition(self):
@@ -99,6 +107,13 @@ class RatingItem(ConfigModel):
     value_column: str = "value"
     scale: list[float] = Field(min_length=2, max_length=2)
 
+    @field_validator("scale")
+    @classmethod
+    def _finite(cls, v: list[float]) -> list[float]:
+        if not all(math.isfinite(x) for x in v):
+            raise ValueError("must be two finite numbers [low, high]")
+        return v
+
     @model_validator(mode="after")
     def _one_layout(self):
         if bool(self.columns) == bool(self.file):
@@ -126,6 +141,9 @@ class ModelConfig(ConfigModel):
     def _check(self):
         if not _NAME.match(self.id):
             raise ValueError(f"id {self.id!r} must start with a letter and contain only letters, digits, _ and -")
+        from ..formulas import check_formula
+
+        check_formula(self.formula, what=f"model {self.id!r}: formula")
         if "~" not in self.formula:
             raise ValueError(f"formula {self.formula!r} needs a '~' (e.g. 'score ~ group + luma_709')")
         for c in self.compare:
@@ -140,6 +158,12 @@ class ClaimConfig(ConfigModel):
     model: str
     term: str
     direction: Literal[1, -1] = 1
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not _NAME.match(self.id):  # ids are printed as code and name files: no Markdown, no paths
+            raise ValueError(f"id {self.id!r} must start with a letter and contain only letters, digits, _ and -")
+        return self
 
 
 class AuditConfig(ConfigModel):

@@ -157,15 +157,19 @@ def audit_figures(cfg, paths, images: pd.DataFrame, models: pd.DataFrame, reliab
     """Every figure of the audit report; returns ``{figure name: file name}``."""
     from ..measures.image import IMAGE_MEASURES
 
+    from ..safeio import safe_name
+
     labels = dict(cfg.labels)
     out = {}
-    for g in cfg.data.groups:
-        out[f"score_by_{g}"] = score_by_group(images, g, paths.figures / f"score_by_{g}.svg", labels=labels).name
+    for g in cfg.data.groups:  # a column name is data: one file name inside figures/ (safe_name)
+        out[f"score_by_{g}"] = score_by_group(images, g, paths.figures / f"{safe_name(f'score_by_{g}')}.svg",
+                                              labels=labels).name
     measures = [c for c in images.columns if c in IMAGE_MEASURES]
     if measures:
         by = cfg.data.groups[0] if cfg.data.groups else None
         out["score_vs_measures"] = score_vs_measures(images, measures, paths.figures / "score_vs_measures.svg", by=by,
                                                      labels=labels).name
     for m in cfg.models:
-        out[f"model_{m.id}"] = model_comparison(models, m.id, paths.figures / f"model_{m.id}.svg", labels=labels).name
+        out[f"model_{m.id}"] = model_comparison(models, m.id, paths.figures / f"{safe_name(f'model_{m.id}')}.svg",
+                                                labels=labels).name
     return out

@@ -78,8 +78,70 @@ def guess_roles(df: pd.DataFrame) -> dict:
     return dict(image=image, groups=groups, items=items, label=label, covariates=covs, other=other)
 
 
-def _q(s: str) -> str:
-    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+class _Doc:
+    """A commented TOML document whose every key and value is written by ``tomli_w``.
+
+    Values and keys come from the manifest (column names, levels), so they are never formatted
+    into TOML by hand: :meth:`kv` serialises one ``key = value`` pair with the TOML library, table
+    headers quote their keys the same way, and comments have control characters escaped (a newline
+    in a column name cannot end a comment). :meth:`text` parses the result back and checks that it
+    holds exactly the data meant, so a value can never add a table or a key.
+    """
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.data: dict = {}
+        self._table: dict = self.data
+
+    @staticmethod
+    def key(k) -> str:
+        import tomli_w
+
+        return tomli_w.dumps({str(k): 0}).rsplit(" = ", 1)[0]
+
+    @staticmethod
+    def comment(text) -> str:
+        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+
+    def line(self, text: str = "") -> None:
+        """A literal line: blank or a comment written by this module (data goes through :meth:`note`)."""
+        assert not text or text.startswith("#")
+        self.lines.append(text)
+
+    def note(self, text) -> None:
+        self.lines.append("# " + self.comment(text))
+
+    def table(self, *path, array: bool = False) -> None:
+        t = self.data
+        for k in path[:-1]:
+            t = t.setdefault(str(k), {})
+        if array:
+            t = t.setdefault(str(path[-1]), [])
+            t.append({})
+            self._table = t[-1]
+        else:
+            self._table = t.setdefault(str(path[-1]), {})
+        name = ".".join(self.key(k) for k in path)
+        self.lines.append(f"[[{name}]]" if array else f"[{name}]")
+
+    def kv(self, k, v, comment: str = "") -> None:
+        import tomli_w
+
+        self._table[str(k)] = v
+
+        def value(x) -> str:  # one scalar, serialised by the TOML library
+            return tomli_w.dumps({"k": x}).rstrip("\n")[4:]
+
+        text = self.key(k) + " = " + ("[" + ", ".join(value(x) for x in v) + "]" if isinstance(v, list) else value(v))
+        self.lines.append(text + (f"   # {self.comment(comment)}" if comment else ""))
+
+    def text(self) -> str:
+        import tomllib
+
+        out = "\n".join(self.lines) + "\n"
+        if tomllib.loads(out) != self.data:  # cannot happen unless a value broke out of its line
+            raise RuntimeError("audit init: the starter configuration does not parse back to its data")
+        return out
 
 
 def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None = None, name: str | None = None) -> str:
@@ -106,74 +168,87 @@ def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None
     if not name[0].isalpha():
         name = "a-" + name
     rel = os.path.relpath(manifest.resolve(), out.resolve().parent)
-    L = []
-    L += ["# discbias audit configuration (written by `discbias audit init`; every guess is commented: check them)",
-          f"# manifest columns: {', '.join(map(str, df.columns))}",
-          "# Run: discbias audit run --config " + str(out),
-          "",
-          "[audit]",
-          f"name = {_q(name)}                # outputs go to build/<name>/, the report to build/<name>/report/<name>.html|pdf",
-          f"title = {_q('Discriminator audit: ' + name)}",
-          "stand_in_weights = false         # true prints a 'stand-in weights' watermark (for random or placeholder weights)",
-          "seed = 0                         # seed of bootstrap intervals and samplers",
-          "",
-          "[data]",
-          f"manifest = {_q(rel)}             # CSV or Parquet, one row per image (paths relative to this file's folder)"]
+    d = _Doc()
+    d.line("# discbias audit configuration (written by `discbias audit init`; every guess is commented: check them)")
+    d.note(f"manifest columns: {', '.join(map(str, df.columns))}")
+    d.note("Run: discbias audit run --config " + str(out))
+    d.line()
+    d.table("audit")
+    d.kv("name", name, "outputs go to build/<name>/, the report to build/<name>/report/<name>.html|pdf")
+    d.kv("title", "Discriminator audit: " + name)
+    d.kv("stand_in_weights", False, "true prints a 'stand-in weights' watermark (for random or placeholder weights)")
+    d.kv("seed", 0, "seed of bootstrap intervals and samplers")
+    d.line()
+    d.table("data")
+    d.kv("manifest", rel, "CSV or Parquet, one row per image (paths relative to this file's folder)")
     if r["image"] is None:
-        L.append('image_column = "image"         # GUESS FAILED: no column looks like image paths; name it here')
+        d.kv("image_column", "image", "GUESS FAILED: no column looks like image paths; name it here")
     else:
-        L.append(f"image_column = {_q(r['image'])}         # guessed: the column of image paths (relative to the manifest)")
-    L.append(f"groups = [{', '.join(_q(g) for g in r['groups'])}]   # guessed: text columns with 2-12 levels; "
-             f"the report plots scores per level of each")
-    L += ["", "[scoring]",
-          f"weights = {_q(weights or 'stylegan3-r-ffhq-1024x1024.pkl')}   # NVIDIA pickle, .safetensors/.pt, or a registry name",
-          'protocols = ["nvidia"]           # input scaling: "nvidia" (as trained) and/or "grissom2024"; the first is primary',
-          'resize = "stretch"               # non-square images: "stretch", "center-crop" or "pad"',
-          'device = "cpu"                   # "cpu", "cuda" or "cuda:N"',
-          "batch_size = 8"]
+        d.kv("image_column", str(r["image"]), "guessed: the column of image paths (relative to the manifest)")
+    d.kv("groups", [str(g) for g in r["groups"]],
+         "guessed: text columns with 2-12 levels; the report plots scores per level of each")
+    d.line()
+    d.table("scoring")
+    d.kv("weights", weights or "stylegan3-r-ffhq-1024x1024.pkl", "NVIDIA pickle, .safetensors/.pt, or a registry name")
+    d.kv("protocols", ["nvidia"], 'input scaling: "nvidia" (as trained) and/or "grissom2024"; the first is primary')
+    d.kv("resize", "stretch", 'non-square images: "stretch", "center-crop" or "pad"')
+    d.kv("device", "cpu", '"cpu", "cuda" or "cuda:N"')
+    d.kv("batch_size", 8)
     if r["label"]:
-        L.append(f"label_column = {_q(r['label'])}     # guessed: class labels for a conditional network (c_dim > 0); "
-                 f"or class = K, or average_classes = true; delete for an unconditional network")
+        d.kv("label_column", str(r["label"]), "guessed: class labels for a conditional network (c_dim > 0); "
+             "or class = K, or average_classes = true; delete for an unconditional network")
     else:
-        L.append("# For a class-conditional network (c_dim > 0) give one of: label_column = \"COLUMN\" | class = K | "
-                 "average_classes = true")
-    L += ["", "[measures]",
-          'image = ["luma_709", "lab_l", "lab_a", "lab_b", "chroma"]   # or ["all"]; see `discbias measure-images --help`',
-          'faces = "none"                   # "template" (FFHQ-aligned faces), "mediapipe" or "haar": skin/background regions']
+        d.line('# For a class-conditional network (c_dim > 0) give one of: label_column = "COLUMN" | class = K | '
+               "average_classes = true")
+    d.line()
+    d.table("measures")
+    d.kv("image", ["luma_709", "lab_l", "lab_a", "lab_b", "chroma"], 'or ["all"]; see `discbias measure-images --help`')
+    d.kv("faces", "none", '"template" (FFHQ-aligned faces), "mediapipe" or "haar": skin/background regions')
     for item, cols in r["items"].items():
-        L += ["", f"[ratings.{item}]",
-              f"columns = [{', '.join(_q(c) for c in cols)}]   # guessed: one column per rater (wide); "
-              f"or file = \"ratings.csv\" with image/rater/value columns (long)",
-              f"scale = [{float(df[cols].min().min()):g}, {float(df[cols].max().max()):g}]   "
-              f"# guessed from the data: set the scale the raters used"]
-    grp = r["groups"][0] if r["groups"] else None
+        d.line()
+        d.table("ratings", item)
+        d.kv("columns", [str(c) for c in cols], "guessed: one column per rater (wide); "
+             'or file = "ratings.csv" with image/rater/value columns (long)')
+        d.kv("scale", [float(df[cols].min().min()), float(df[cols].max().max())],
+             "guessed from the data: set the scale the raters used")
+    grp = str(r["groups"][0]) if r["groups"] else None
     meas = "luma_709"
     rhs = " + ".join([x for x in (grp, meas) if x])
-    L += ["", "# Models: lme4-style formulas over manifest, measure and rating columns (and score).",
-          "# level = \"image\" (one row per image; a rated item is its mean over raters) or \"rating\"",
-          "# (one row per image x rater: random intercepts (1|rater) + (1|image) are crossed).",
-          '# engine = "statsmodels" (REML, seconds) or "bambi" (Bayesian, PyMC; minutes) for random effects.',
-          "# compare: comparison specifications, \"ols_hc3\" and \"cluster:<column>\".",
-          "[[models]]",
-          'id = "score_main"',
-          f'formula = "score ~ {rhs}"',
-          'level = "image"',
-          'standardize = ["score", "luma_709"]',
-          'compare = ["ols_hc3"' + (f', "cluster:{grp}"' if grp else "") + "]"]
+    d.line()
+    d.line("# Models: lme4-style formulas over manifest, measure and rating columns (and score).")
+    d.line('# level = "image" (one row per image; a rated item is its mean over raters) or "rating"')
+    d.line("# (one row per image x rater: random intercepts (1|rater) + (1|image) are crossed).")
+    d.line('# engine = "statsmodels" (REML, seconds) or "bambi" (Bayesian, PyMC; minutes) for random effects.')
+    d.line('# compare: comparison specifications, "ols_hc3" and "cluster:<column>".')
+    d.table("models", array=True)
+    d.kv("id", "score_main")
+    d.kv("formula", f"score ~ {rhs}")
+    d.kv("level", "image")
+    d.kv("standardize", ["score", "luma_709"])
+    d.kv("compare", ["ols_hc3"] + ([f"cluster:{grp}"] if grp else []))
     for item in r["items"]:
-        L += ["", "[[models]]", f'id = "{item}_rating"',
-              f'formula = "{item} ~ {grp + " + " if grp else ""}score + (1|rater) + (1|image)"',
-              'level = "rating"', 'engine = "statsmodels"', 'standardize = ["score"]',
-              'compare = ["ols_hc3", "cluster:image"]']
+        d.line()
+        d.table("models", array=True)
+        d.kv("id", f"{item}_rating")
+        d.kv("formula", f"{item} ~ {grp + ' + ' if grp else ''}score + (1|rater) + (1|image)")
+        d.kv("level", "rating")
+        d.kv("engine", "statsmodels")
+        d.kv("standardize", ["score"])
+        d.kv("compare", ["ols_hc3", "cluster:image"])
         break
     if grp:
         lv = sorted(df[grp].dropna().astype(str).unique())
-        L += ["", "# Claims: a model term, the claimed direction (+1 / -1), the claims engine's verdict rule.",
-              "[[claims]]", 'id = "group_difference"',
-              f'description = "Images of {grp} {lv[-1]} score higher than those of {grp} {lv[0]}"',
-              'model = "score_main"', f'term = "{grp}[{lv[-1]}]"        # a level of a categorical column: column[level]',
-              "direction = 1"]
-    L += ["", "# Readable names for the report (column = label).", "[labels]"]
-    L += [f"{c if re.fullmatch(r'[A-Za-z0-9_-]+', str(c)) else _q(c)} = {_q(str(c).replace('_', ' ').capitalize())}"
-          for c in r["groups"] + r["covariates"]]
-    return "\n".join(L) + "\n"
+        d.line()
+        d.line("# Claims: a model term, the claimed direction (+1 / -1), the claims engine's verdict rule.")
+        d.table("claims", array=True)
+        d.kv("id", "group_difference")
+        d.kv("description", f"Images of {grp} {lv[-1]} score higher than those of {grp} {lv[0]}")
+        d.kv("model", "score_main")
+        d.kv("term", f"{grp}[{lv[-1]}]", "a level of a categorical column: column[level]")
+        d.kv("direction", 1)
+    d.line()
+    d.line("# Readable names for the report (column = label).")
+    d.table("labels")
+    for c in r["groups"] + r["covariates"]:
+        d.kv(str(c), str(c).replace("_", " ").capitalize())
+    return d.text()

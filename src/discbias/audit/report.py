@@ -64,6 +64,7 @@ def _spec_label(s: str) -> str:
 def _tables(cfg, paths, t: dict, prov: dict) -> dict:
     """Write every publication table; return facts for values.json."""
     from ..report.tables import Col, write_publication_table
+    from ..safeio import safe_name
 
     out = paths.tables
     facts: dict = {}
@@ -103,15 +104,15 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
         s = img.groupby(g, observed=False)["score"].agg(["count", "mean", "std", "median"]).reindex(levels)
         s = s.reset_index().rename(columns={g: "level", "count": "n"})
         s["level"] = s["level"].astype(str)
-        write_publication_table(s, out, f"scores_{g}",
+        slug = safe_name(g).replace("_", "-").replace(".", "-")  # a column name is data: ids and files from safe_name
+        write_publication_table(s, out, f"scores_{g}", label=f"tbl-scores-{slug}",
                                 columns=[Col("level", g, fmt="text"), Col("n", "n", fmt="int"),
                                          Col("mean", "Mean", digits=3), Col("std", "SD", digits=3),
                                          Col("median", "Median", digits=3)],
                                 caption=f"Discriminator score by {g} (primary protocol "
                                         f"{cfg.scoring.protocols[0]}).")
         facts["groups"].append(dict(column=g, levels=len(levels), table=f"scores_{g}", figure=f"score_by_{g}",
-                                    label=f"tbl-scores-{g.replace('_', '-')}",
-                                    fig_label=f"fig-score-by-{g.replace('_', '-')}"))
+                                    label=f"tbl-scores-{slug}", fig_label=f"fig-score-by-{slug}"))
     rel = t["reliability"]
     facts["has_reliability"] = bool(len(rel))
     if len(rel):
@@ -197,7 +198,8 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
 
     from ..report.checks import format_findings, run_checks
     from ..report.labels import DEFAULT_LABELS, known_ids
-    from ..report.render import PAGE_MARGIN, RenderError, make_environment, render_html, render_pdf
+    from ..report.render import (PAGE_MARGIN, RenderError, make_environment, outputs_removed_on_failure, render_html,
+                                 render_pdf)
     from ..results import atomic_write_text
     from .config import input_digests as _input_digests
 
@@ -221,16 +223,19 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
         text = env.get_template("audit.qmd.j2").render(values=values, page_margin=PAGE_MARGIN)
     except jinja2.UndefinedError as exc:
         raise RenderError(f"the audit template uses a value that does not exist: {exc.message}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise RenderError(f"the audit template was refused by the sandbox: {exc}") from None
     paths.report.mkdir(parents=True, exist_ok=True)
     if cfg.audit.stand_in_weights:
         _watermark(paths.report / "stand-in.png")
     qmd = paths.report / f"{cfg.audit.name}.qmd"
     atomic_write_text(qmd, text)
     outs, warnings = [qmd], []
-    if "html" in formats:
-        outs.append(render_html(qmd, warnings))
-    if "pdf" in formats:
-        outs.append(render_pdf(qmd, paths.build, warnings))
+    with outputs_removed_on_failure(qmd):  # no HTML left behind as if finished when the PDF fails
+        if "html" in formats:
+            outs.append(render_html(qmd, warnings))
+        if "pdf" in formats:
+            outs.append(render_pdf(qmd, paths.build, warnings))
     findings = run_checks(qmd=qmd, html=qmd.with_suffix(".html") if "html" in formats else None,
                           pdf=qmd.with_suffix(".pdf") if "pdf" in formats else None,
                           typ=qmd.with_suffix(".typ") if "pdf" in formats else None, root=paths.build,

@@ -40,6 +40,7 @@ from .. import __version__
 from ..engine import Engine, Step, TableStore
 from ..errors import ConfigError, UserError
 from .config import AuditConfig, input_digests as _input_digests, load_audit_config
+from ..safeio import describe_columns
 
 __all__ = ["audit", "audit_engine", "AuditPaths", "AuditError", "VERDICT_READING"]
 
@@ -118,8 +119,8 @@ def read_manifest(cfg: AuditConfig) -> tuple[pd.DataFrame, Path | None]:
                           key="manifest")
     col = d.image_column
     if col not in df.columns:
-        raise ConfigError(f"[data] the manifest {path.name} has no image column {col!r} (its columns: "
-                          f"{', '.join(map(str, df.columns))}); set image_column to the column holding the image "
+        raise ConfigError(f"[data] the manifest {path.name} has no image column {col!r} ({describe_columns(df.columns)}"
+                          f"); set image_column to the column holding the image "
                           f"paths", file=cfg.path, table="data", key="image_column")
     df = df.rename(columns={col: "image"})
     bad = df["image"].isna() | (df["image"].astype(str).str.strip() == "")
@@ -273,8 +274,8 @@ def step_ratings(ctx) -> None:
             cols = {rc.image_column: "image_column", rc.rater_column: "rater_column", rc.value_column: "value_column"}
             miss = [f"{k} ({v})" for k, v in cols.items() if k not in raw.columns]
             if miss:
-                raise ConfigError(f"{where} {path.name} lacks the column(s) {', '.join(miss)} (its columns: "
-                                  f"{', '.join(map(str, raw.columns))}); set image_column / rater_column / "
+                raise ConfigError(f"{where} {path.name} lacks the column(s) {', '.join(miss)} ("
+                                  f"{describe_columns(raw.columns)}); set image_column / rater_column / "
                                   f"value_column", file=cfg.path, table=f"ratings.{item}")
             long = raw.rename(columns={rc.image_column: "image", rc.rater_column: "rater",
                                        rc.value_column: "value"})[["image", "rater", "value"]]

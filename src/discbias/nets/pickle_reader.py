@@ -877,6 +877,29 @@ def _finish(D: Discriminator, state: Mapping[str, torch.Tensor], path: Path, dev
     return D.to(device).eval().requires_grad_(False)
 
 
+def _stored_values(state: Mapping[str, Any], path: Path) -> int:
+    """The number of values the file really stores for ``state`` (each storage counted once).
+
+    A tensor whose elements outnumber its storage's (zero or overlapping strides: a 1-element
+    storage viewed as 8.7e9 elements) is refused, so the network-size bound of :func:`_build`
+    is checked against bytes that are in the file, not against a declared shape.
+    """
+    storages: dict[tuple, int] = {}
+    for k, t in state.items():
+        if not isinstance(t, torch.Tensor):
+            continue
+        st = t.untyped_storage()
+        avail = st.nbytes() // max(1, t.element_size())
+        n = t.numel()
+        zero_stride = any(s == 0 and d > 1 for s, d in zip(t.stride(), t.shape))
+        if n > avail or zero_stride:
+            raise UnsafePickleError(f"{path}: tensor {k!r} of shape {list(t.shape)} (strides {list(t.stride())}) has "
+                                    f"{n} elements but its storage holds {avail}: zero or overlapping strides are "
+                                    f"refused")
+        storages[(st.data_ptr(), st.nbytes())] = avail
+    return sum(storages.values())
+
+
 def _load_pickle(path: Path, device: Any) -> Discriminator:
     data = read_network_pickle(path)
     rec = data["D"]
@@ -898,7 +921,7 @@ def _load_pickle(path: Path, device: Any) -> Discriminator:
         raise UnsupportedNetworkError(f"{path}: D was built with {len(args)} positional arguments; at most {len(_D_ARG_ORDER)} are known")
     kwargs = {**dict(zip(_D_ARG_ORDER, args)), **kwargs}
     state = flatten_record_state(rec)
-    D = _build(kwargs, path, stored_values=sum(int(t.numel()) for t in state.values()))
+    D = _build(kwargs, path, stored_values=_stored_values(state, path))
     _check_class_names(D, rec, path)
     return _finish(D, state, path, device)
 
@@ -909,10 +932,22 @@ def _load_ours(path: Path, kind: str, device: Any, init_kwargs: Mapping[str, Any
             from safetensors import safe_open
         except ImportError as exc:  # pragma: no cover - depends on environment
             raise ImportError(f"{path} is a safetensors file; install it with `pip install safetensors`") from exc
-        with safe_open(str(path), framework="pt", device="cpu") as fh:
-            meta = fh.metadata() or {}
-            state = {k: fh.get_tensor(k) for k in fh.keys()}
-        stored = json.loads(meta["init_kwargs"]) if "init_kwargs" in meta else None
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as fh:
+                meta = fh.metadata() or {}
+                state = {k: fh.get_tensor(k) for k in fh.keys()}
+        except Exception as exc:  # safetensors raises its own SafetensorError (header, offsets, dtype)
+            if isinstance(exc, (MemoryError, KeyboardInterrupt)):
+                raise
+            raise TruncatedFileError(f"{path} is not a readable safetensors file ({type(exc).__name__}: "
+                                     f"{str(exc)[:200]})") from None
+        try:
+            stored = json.loads(meta["init_kwargs"]) if "init_kwargs" in meta else None
+        except (ValueError, RecursionError) as exc:
+            raise NotAPickleError(f"{path}: the safetensors metadata 'init_kwargs' is not valid JSON ({str(exc)[:120]})"
+                                  ) from None
+        if stored is not None and not isinstance(stored, dict):
+            raise NotAPickleError(f"{path}: the safetensors metadata 'init_kwargs' is not a JSON object")
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -935,7 +970,7 @@ def _load_ours(path: Path, kind: str, device: Any, init_kwargs: Mapping[str, Any
             f"{path} is a bare state dict with no stored configuration; pass init_kwargs=dict(c_dim=..., "
             "img_resolution=..., img_channels=..., ...) to load_discriminator, or save it with save_discriminator()"
         )
-    stored = sum(int(t.numel()) for t in state.values() if isinstance(t, torch.Tensor))
+    stored = _stored_values(state, path)
     return _finish(_build(kwargs, path, stored_values=stored), state, path, device)
 
 

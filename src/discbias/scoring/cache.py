@@ -17,8 +17,13 @@ read them again (``--rehash`` ignores the memo). Each batch is written in one tr
 (``BEGIN IMMEDIATE``), so a crash loses at most the batch in flight; rows are ``INSERT OR IGNORE``
 on the primary key, so concurrent writers never duplicate a score.
 
-Integrity: every score row carries a ``checksum``, the sha256 of its key and values
-(:func:`row_checksum`). Every read (:meth:`ScoreCache.get_scores`, :meth:`~ScoreCache.frame`,
+Integrity: every score row carries a ``checksum``, a keyed MAC (HMAC-SHA256 under the user's
+integrity key, :mod:`discbias.integrity`, kept outside the cache) of its key and values
+(:func:`row_checksum`), and so do ``image_stats`` and ``file_hashes`` rows (:func:`aux_checksum`;
+a row that does not match is not used: the image is measured or hashed again). A row rewritten
+together with a recomputed sha256 is therefore detected. Caches copied from another machine carry
+MACs under another key: share the key file (``DISCBIAS_KEY_FILE``) between machines whose caches
+are merged. Caches of format 2 (unkeyed sha256) are upgraded once when opened. Every read (:meth:`ScoreCache.get_scores`, :meth:`~ScoreCache.frame`,
 :meth:`~ScoreCache.released`) and :meth:`~ScoreCache.verify` recompute it, so a changed bit in a
 stored score is never served: reads raise :class:`CacheError` naming the row, ``verify`` lists every
 damaged row and ``discbias cache verify --drop-damaged`` deletes them (the next ``discbias score``
@@ -57,7 +62,7 @@ SCORE_COLUMNS = ["key", "provenance", "study", "image_id", "image", "image_sha25
                  "settings", "score", "score_sd", "n_draws", "conversion", "source", "discbias_version",
                  "schema_version", "created_at", "checksum"]
 #: Version of the database layout (not of the keys): 2 added the per-row ``checksum``.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: keyed MACs (discbias.integrity) on scores, image_stats and file_hashes
 _TABLES = {"meta", "scores", "failures", "file_hashes", "image_stats"}
 
 _SCHEMA = f"""
@@ -97,12 +102,14 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
-    sha256 TEXT NOT NULL
+    sha256 TEXT NOT NULL,
+    checksum TEXT
 );
 CREATE TABLE IF NOT EXISTS image_stats (
     image_sha256 TEXT PRIMARY KEY,
     red_mean REAL, green_mean REAL, blue_mean REAL, luminance REAL,
-    width INTEGER, height INTEGER
+    width INTEGER, height INTEGER,
+    checksum TEXT
 );
 """
 
@@ -180,7 +187,11 @@ def _canon(v: Any) -> Any:
 
 
 def row_checksum(row: Mapping[str, Any] | tuple) -> str:
-    """sha256 of a score row's key and values (every column but ``checksum``), as stored.
+    """The keyed MAC (HMAC-SHA256, :mod:`discbias.integrity`) of a score row's key and values
+    (every column but ``checksum``), as stored.
+
+    Keyed, so a row rewritten together with a recomputed checksum is detected: only a process
+    holding this user's integrity key can write a valid one.
 
     ``row`` is a mapping with the :data:`SCORE_COLUMNS` or a tuple in that order (the checksum
     itself, if present, is ignored). Floats enter as their exact hex form, so a one-bit change in
@@ -194,11 +205,46 @@ def row_checksum(row: Mapping[str, Any] | tuple) -> str:
     >>> c == row_checksum(dict(r, score=1.5000000000000002)), len(c)
     (False, 64)
     """
+    from ..integrity import mac
+
+    return mac(_row_bytes(row), purpose="scorecache-row")
+
+
+def _row_bytes(row: Mapping[str, Any] | tuple) -> bytes:
     if isinstance(row, Mapping):
         vals = [row[c] for c in SCORE_COLUMNS[:-1]]
     else:
         vals = list(row)[:len(SCORE_COLUMNS) - 1]
-    return hashlib.sha256(json.dumps([_canon(v) for v in vals], separators=(",", ":")).encode()).hexdigest()
+    return json.dumps([_canon(v) for v in vals], separators=(",", ":")).encode()
+
+
+def _plain_row_checksum(row) -> str:
+    """The unkeyed sha256 checksum of cache format 2 (read only to upgrade a format-2 cache)."""
+    return hashlib.sha256(_row_bytes(row)).hexdigest()
+
+
+#: Columns of the other tables each covered by its own keyed MAC (the ``checksum`` column).
+AUX_COLUMNS = {"image_stats": ["image_sha256", "red_mean", "green_mean", "blue_mean", "luminance", "width", "height"],
+               "file_hashes": ["path", "size", "mtime_ns", "sha256"]}
+
+
+def aux_checksum(table: str, row: Mapping[str, Any] | tuple) -> str:
+    """The keyed MAC of an ``image_stats`` or ``file_hashes`` row (its columns in :data:`AUX_COLUMNS`).
+
+    Examples
+    --------
+    >>> r = ("ab", 1.0, 2.0, 3.0, 2.1, 64, 64)
+    >>> aux_checksum("image_stats", r) == aux_checksum("image_stats", r[:6] + (65,))
+    False
+    """
+    from ..integrity import mac
+
+    cols = AUX_COLUMNS[table]
+    vals = [row[c] for c in cols] if isinstance(row, (Mapping, sqlite3.Row)) else list(row)[:len(cols)]
+    # as SQLite stores them: REAL columns as floats, INTEGER columns as ints (1 and 1.0 alike)
+    kinds = ("s", "f", "f", "f", "f", "i", "i") if table == "image_stats" else ("s", "i", "i", "s")
+    vals = [None if v is None else float(v) if k == "f" else int(v) if k == "i" else v for v, k in zip(vals, kinds)]
+    return mac(json.dumps([_canon(v) for v in vals], separators=(",", ":")).encode(), purpose=f"scorecache-{table}")
 
 
 def integrity_problems(path: str | os.PathLike, con: sqlite3.Connection | None = None) -> list[str]:
@@ -360,6 +406,11 @@ class ScoreCache:
             elif int(row[0]) != CACHE_SCHEMA_VERSION:
                 raise CacheError(f"{self.path} has cache schema version {row[0]}, this discbias uses "
                                  f"{CACHE_SCHEMA_VERSION}; export it with the old version or use a new --cache-dir")
+            fmt = con.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+            old_format = int(fmt[0]) if fmt is not None and str(fmt[0]).isdigit() else 1
+            for table in AUX_COLUMNS:  # formats 1-2: the other tables had no checksum
+                if "checksum" not in [r[1] for r in con.execute(f"PRAGMA table_info({table})")]:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN checksum TEXT")
             cols = [r[1] for r in con.execute("PRAGMA table_info(scores)")]
             if "checksum" not in cols:  # format 1: add the column and checksum the existing rows
                 con.execute("ALTER TABLE scores ADD COLUMN checksum TEXT")
@@ -371,7 +422,23 @@ class ScoreCache:
                                 [(row_checksum(tuple(r)), r["key"]) for r in todo])
                 log.info("score cache %s: added row checksums to %d rows written by an older discbias "
                          "(cache format %s)", self.path, len(todo), CACHE_FORMAT)
+            if old_format < 3:
+                self._upgrade_to_keyed(con)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),))
+
+    def _upgrade_to_keyed(self, con) -> None:
+        """Format 2 -> 3: rows whose unkeyed sha256 checksum matches get the keyed MAC; rows that do not
+        match stay damaged (reported as before). Trusted once, as the format-1 upgrade trusted its rows."""
+        rows = con.execute(f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores").fetchall()
+        good = [(row_checksum(tuple(r)), r["key"]) for r in rows if r["checksum"] == _plain_row_checksum(tuple(r))]
+        con.executemany("UPDATE scores SET checksum = ? WHERE key = ?", good)
+        for table, cols in AUX_COLUMNS.items():
+            aux = con.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE checksum IS NULL").fetchall()
+            con.executemany(f"UPDATE {table} SET checksum = ? WHERE {cols[0]} = ?",
+                            [(aux_checksum(table, tuple(r)), r[0]) for r in aux])
+        if rows:
+            log.info("score cache %s: upgraded to cache format %s (keyed checksums; %d of %d score rows)",
+                     self.path, CACHE_FORMAT, len(good), len(rows))
 
     def close(self) -> None:
         self._con.close()
@@ -445,6 +512,7 @@ class ScoreCache:
                   __version__, now) for f in failures]
         srecs = [(s["image_sha256"], s["red_mean"], s["green_mean"], s["blue_mean"], s["luminance"],
                   s.get("width"), s.get("height")) for s in stats]
+        srecs = [r + (aux_checksum("image_stats", r),) for r in srecs]
         with self.transaction() as con:
             before = con.total_changes
             con.executemany(f"INSERT OR IGNORE INTO scores VALUES ({','.join('?' * len(SCORE_COLUMNS))})", recs)
@@ -453,7 +521,7 @@ class ScoreCache:
                 con.executemany("DELETE FROM failures WHERE image = ? AND weights_sha256 = ? AND settings = ?",
                                 [(db_text(r["image"]), r["weights_sha256"], r["protocol"].key()) for r in rows])
             con.executemany("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)", frecs)
-            con.executemany("INSERT OR IGNORE INTO image_stats VALUES (?,?,?,?,?,?,?)", srecs)
+            con.executemany("INSERT OR IGNORE INTO image_stats VALUES (?,?,?,?,?,?,?,?)", srecs)
         return added
 
     # ---- file hash memo -------------------------------------------------------------------
@@ -467,7 +535,8 @@ class ScoreCache:
             chunk = keys[i:i + 500]
             q = f"SELECT * FROM file_hashes WHERE path IN ({','.join('?' * len(chunk))})"
             for r in self._con.execute(q, chunk):
-                out[stored[r["path"]]] = (r["size"], r["mtime_ns"], r["sha256"])
+                if r["checksum"] == aux_checksum("file_hashes", r):  # else: not trusted, the file is hashed again
+                    out[stored[r["path"]]] = (r["size"], r["mtime_ns"], r["sha256"])
         return out
 
     @_db_errors
@@ -475,8 +544,9 @@ class ScoreCache:
         """Store ``(path, size, mtime_ns, sha256)`` rows in the memo (one transaction)."""
         if rows:
             with self.transaction() as con:
-                con.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?)",
-                                [(db_text(p), *rest) for p, *rest in rows])
+                recs = [(db_text(p), *rest) for p, *rest in rows]
+                con.executemany("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?,?)",
+                                [r + (aux_checksum("file_hashes", r),) for r in recs])
 
     # ---- released scores -------------------------------------------------------------------
     @_db_errors
@@ -538,10 +608,19 @@ class ScoreCache:
 
     @_db_errors
     def image_stats(self, shas: Iterable[str] | None = None) -> pd.DataFrame:
-        df = pd.read_sql_query("SELECT * FROM image_stats", self._con)
+        """Colour statistics by image sha256; rows whose keyed checksum does not match are left out (with a
+        warning), so the image is measured again rather than a changed value served."""
+        cols = AUX_COLUMNS["image_stats"]
+        rows = self._con.execute(f"SELECT {', '.join(cols)}, checksum FROM image_stats").fetchall()
         if shas is not None:
-            df = df[df["image_sha256"].isin(set(shas))]
-        return df
+            wanted = set(shas)
+            rows = [r for r in rows if r["image_sha256"] in wanted]
+        bad = [r["image_sha256"] for r in rows if r["checksum"] != aux_checksum("image_stats", r)]
+        if bad:
+            log.warning("score cache %s: %d image_stats row(s) do not match their checksum (changed or damaged); "
+                        "left out, e.g. image %s", self.path, len(bad), bad[0])
+            rows = [r for r in rows if r["image_sha256"] not in set(bad)]
+        return pd.DataFrame([tuple(r)[:len(cols)] for r in rows], columns=cols)
 
     @_db_errors
     def count(self, provenance: str | None = None) -> int:
@@ -568,6 +647,10 @@ class ScoreCache:
         try:
             for r in self._con.execute("SELECT * FROM scores"):
                 problems += self._row_problems(r)
+            for table, cols in AUX_COLUMNS.items():
+                for r in self._con.execute(f"SELECT * FROM {table}"):
+                    if r["checksum"] != aux_checksum(table, r):
+                        problems.append(f"{table} row {r[cols[0]]}: checksum mismatch (stored values changed)")
         except (sqlite3.DatabaseError, ValueError, OverflowError, UnicodeDecodeError) as exc:
             problems.append(f"reading the scores table stopped: {exc} (the file is damaged; rows after this point "
                             f"could not be checked)")
@@ -600,8 +683,12 @@ class ScoreCache:
         The next ``discbias score`` recomputes them (released scores: the next ``discbias measure``).
         """
         bad = [r["key"] for r in self._con.execute("SELECT * FROM scores") if self._row_problems(r)]
+        aux = {t: [(r[c[0]],) for r in self._con.execute(f"SELECT * FROM {t}") if r["checksum"] != aux_checksum(t, r)]
+               for t, c in AUX_COLUMNS.items()}
         with self.transaction() as con:
             con.executemany("DELETE FROM scores WHERE key = ?", [(k,) for k in bad])
+            for t, keys in aux.items():  # memo and statistics rows: recomputed on the next run
+                con.executemany(f"DELETE FROM {t} WHERE {AUX_COLUMNS[t][0]} = ?", keys)
         return len(bad)
 
     def merge_from(self, other: str | os.PathLike) -> int:
@@ -643,7 +730,12 @@ class ScoreCache:
                 recs.append(vals + (row_checksum(vals),))
             if bad:
                 raise CacheError("nothing merged: " + _bad_rows_message(other, bad))
-            stats = [tuple(r) for r in src.execute("SELECT * FROM image_stats")]
+            scols = [r[1] for r in src.execute("PRAGMA table_info(image_stats)")]
+            stats = []
+            for r in src.execute("SELECT * FROM image_stats"):
+                vals = tuple(r)[:len(AUX_COLUMNS["image_stats"])]
+                if "checksum" not in scols or r["checksum"] == aux_checksum("image_stats", vals):
+                    stats.append(vals + (aux_checksum("image_stats", vals),))
             fails = [tuple(r) for r in src.execute("SELECT * FROM failures")]
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"cannot merge {other}: {_damaged(other, exc)}") from None
@@ -653,7 +745,7 @@ class ScoreCache:
             with self.transaction() as con:
                 before = con.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
                 con.executemany(f"INSERT OR IGNORE INTO scores VALUES ({','.join('?' * len(SCORE_COLUMNS))})", recs)
-                con.executemany(f"INSERT OR IGNORE INTO image_stats VALUES ({','.join('?' * 7)})", stats)
+                con.executemany(f"INSERT OR IGNORE INTO image_stats VALUES ({','.join('?' * 8)})", stats)
                 scored = {(r[4], r[6], r[8]) for r in con.execute("SELECT * FROM scores WHERE provenance = 'computed'")}
                 con.executemany(f"INSERT OR IGNORE INTO failures VALUES ({','.join('?' * 7)})",
                                 [f for f in fails if (f[0], f[2], f[3]) not in scored])

@@ -51,6 +51,10 @@ def resolve_weights(weights: str | os.PathLike) -> Path:
     p = Path(weights).expanduser()
     if p.is_file():
         return p
+    if os.path.lexists(p):  # a folder, FIFO, device, socket or link loop: say what it is (never opened)
+        from ..safeio import regular_file
+
+        regular_file(p, what="weights file")
     from ..nets import KNOWN_WEIGHTS, weights_path
 
     if str(weights) in KNOWN_WEIGHTS:

@@ -157,6 +157,9 @@ def crossed_mixed(formula: str, data: pd.DataFrame, *, model: str, engine: str =
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    from ..formulas import check_formula
+
+    check_formula(formula)
     fixed, factors, d, warns, levels = _prepare(formula, data)
     if len(d) == 0:
         raise ValueError(f"formula {formula!r}: no complete rows to fit")

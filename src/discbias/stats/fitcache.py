@@ -23,8 +23,11 @@ An entry is a folder ``fits/<k[:2]>/<k>/`` holding ``meta.json`` (the key's part
 the stored value with their sha256, the fit's wall-clock seconds) and one file per part of the
 returned value: DataFrames as Parquet (exact round trip of floats), ArviZ ``InferenceData`` as
 netCDF (the draws), ``None`` as nothing. It is written to a temporary folder and renamed into
-place, so a crash never leaves a half-written entry under the key. A read checks every part's
-sha256 first: an entry that is unreadable, corrupt or stored under another key is reported (a
+place, so a crash never leaves a half-written entry under the key. ``meta.json`` carries a keyed
+MAC (HMAC-SHA256, :mod:`discbias.integrity`; the key lives outside the build, in the user's cache
+directory), so an entry rewritten with recomputed sha256s, or copied from another machine, is
+detected; part files are plain names inside the entry's folder. A read checks the MAC and every
+part's sha256 first: an entry that is unreadable, corrupt or stored under another key is reported (a
 warning appended to the fit's ``warnings`` column and a line on stderr), removed, and the model
 is refitted; a corrupt entry never crashes the run and never returns something else.
 
@@ -71,7 +74,7 @@ import numpy as np
 import pandas as pd
 
 #: Bumped when the layout of an entry or the key's recipe changes (every entry is then refitted).
-SCHEMA = 1
+SCHEMA = 2  # 2: meta.json carries a keyed MAC (discbias.integrity)
 #: Libraries whose installed versions are part of every key.
 FIT_LIBRARIES = ("numpy", "scipy", "pandas", "statsmodels", "scikit-learn", "pymc", "pytensor", "nutpie", "arviz")
 #: Environment variable that switches the cache off.
@@ -267,6 +270,7 @@ class FitCache:
                 described.append(dict(kind=kind, file=name, sha256=_file_sha(tmp / name) if name else None))
             meta = dict(key=key, key_document=doc, tuple=isinstance(value, tuple), parts=described,
                         fit_seconds=seconds, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            meta["mac"] = _meta_mac(meta)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
             if where.exists():  # written meanwhile by another process: keep theirs
                 shutil.rmtree(tmp)
@@ -281,11 +285,23 @@ class FitCache:
             meta = json.loads((where / "meta.json").read_text())
         except (OSError, ValueError) as exc:
             raise FitCacheError(f"meta.json unreadable: {exc}") from None
+        if not isinstance(meta, dict):
+            raise FitCacheError("meta.json is not a JSON object")
+        from ..integrity import verify
+
+        tag = meta.pop("mac", None)
+        if not verify(_canonical_meta(meta), tag, purpose="fitcache"):
+            raise FitCacheError("meta.json's keyed MAC does not verify (the entry was changed, or written under "
+                                "another integrity key, e.g. copied from another machine)")
         if meta.get("key") != key:
             raise FitCacheError(f"stored under key {str(meta.get('key'))[:12]}..., not {key[:12]}...")
         parts = []
         for p in meta["parts"]:
+            if p["kind"] not in _KINDS or (p["file"] is None) != (p["kind"] == "none"):
+                raise FitCacheError(f"part of unknown kind {p['kind']!r} or without its file")
             if p["file"] is not None:
+                if not isinstance(p["file"], str) or Path(p["file"]).name != p["file"] or p["file"] in (".", ".."):
+                    raise FitCacheError(f"part file {p['file']!r} is not a file name inside the entry's folder")
                 f = where / p["file"]
                 if not f.exists():
                     raise FitCacheError(f"{p['file']} is missing")
@@ -304,6 +320,20 @@ class FitCache:
                 fh.write(json.dumps(ev) + "\n")
         except OSError as exc:
             _log(f"WARNING: fit cache: could not append to {self.root / 'log.jsonl'} ({exc})")
+
+
+_KINDS = ("none", "dataframe", "inferencedata")
+
+
+def _canonical_meta(meta: dict) -> bytes:
+    return json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _meta_mac(meta: dict) -> str:
+    """The keyed MAC of an entry's ``meta.json`` (every field but ``mac``; the parts' sha256 cover their files)."""
+    from ..integrity import mac
+
+    return mac(_canonical_meta({k: v for k, v in meta.items() if k != "mac"}), purpose="fitcache")
 
 
 def _store(part, folder: Path, i: int) -> tuple[str, str | None]:

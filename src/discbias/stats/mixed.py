@@ -107,7 +107,9 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     cols = [c for c in data.columns if c in formula or c == groups]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        mod = smf.mixedlm(formula, data=data, groups=data[groups], missing="drop")
+        from ..formulas import check_formula
+
+        mod = smf.mixedlm(check_formula(formula), data=data, groups=data[groups], missing="drop")
         fit, used, rejected = fit_first_converged(mod, method, reml=reml, keep_unconverged=True)
         if fit is None:
             raise RuntimeError(f"MixedLM {formula} | {groups}: every optimizer failed ({'; '.join(rejected)})")
@@ -594,7 +596,9 @@ def mixedlm_highest_reml(formula: str, data: pd.DataFrame, groups, *,
     """
     import statsmodels.formula.api as smf
 
-    mod = smf.mixedlm(formula, data, groups=groups)
+    from ..formulas import check_formula
+
+    mod = smf.mixedlm(check_formula(formula), data, groups=groups)
     fits, caught_all = [], {}
     for opt in optimizers:
         with warnings.catch_warnings(record=True) as caught:

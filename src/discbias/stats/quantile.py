@@ -159,7 +159,9 @@ def quantreg(formula: str, data: pd.DataFrame, q: float, *, model: str, conf_lev
 
     import patsy
 
-    y, X = patsy.dmatrices(formula, data, return_type="dataframe", NA_action="drop")
+    from ..formulas import check_formula
+
+    y, X = patsy.dmatrices(check_formula(formula), data, return_type="dataframe", NA_action="drop")
     names = [clean_term(t) for t in X.columns]
     Xa, ya = X.to_numpy(float), y.to_numpy(float).ravel()
     warns = []

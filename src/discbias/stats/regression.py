@@ -42,7 +42,9 @@ def ols(formula: str, data: pd.DataFrame, *, model: str, cov_type: str = "nonrob
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        mod = smf.ols(formula, data=data, missing="drop")
+        from ..formulas import check_formula
+
+        mod = smf.ols(check_formula(formula), data=data, missing="drop")
         fit = mod.fit(cov_type=cov_type, cov_kwds=cov_kwds or None)
     n_used = int(fit.nobs)
     dropped = len(data) - n_used

@@ -144,8 +144,8 @@ def read_released_csv(source, *, name: str | None = None) -> tuple[pd.DataFrame,
     ------
     CsvFormatError
         A row with more or fewer fields than the header, a quote that is never closed, other
-        malformed quoting, text that is not UTF-8, duplicate or no header names; naming the file
-        and the line.
+        malformed quoting, text that is not UTF-8, duplicate or no header names, a header without
+        data rows; naming the file and the line.
 
     Examples
     --------
@@ -191,6 +191,8 @@ def read_released_csv(source, *, name: str | None = None) -> tuple[pd.DataFrame,
     dup = sorted({c for c in columns if columns.count(c) > 1})
     if dup:
         raise CsvFormatError(name, header_line, f"duplicate column name(s) {dup}", "Rename the columns")
+    if not records:  # every analysis of the file would fail later, inside a fit: stop here, naming the file
+        raise CsvFormatError(name, header_line + 1, "the file has a header but no data rows", fix)
     df = pd.DataFrame(records, columns=columns, dtype=object)
     if len(df):
         df = df.mask(df.isin(NA_STRINGS))

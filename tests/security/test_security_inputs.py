@@ -1,0 +1,249 @@
+"""Caches, weights files, data files and file names from data (issue 24): tampering is detected,
+resources are bounded, bad input is one line naming it, and nothing is written outside the build."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+# ------------------------------------------------------------------------------ fit cache
+def _mean_fit(df, y, *, model):
+    return pd.DataFrame({"model": [model], "term": ["mean"], "estimate": [float(df[y].mean())], "warnings": [""]})
+
+
+def _entry(tmp_path):
+    from discbias.stats.fitcache import FitCache
+
+    cache = FitCache(tmp_path / "fits")
+    d = pd.DataFrame({"red_mean": [1.0, 2.0, 3.0]})
+    first = cache.fit(_mean_fit, d, "red_mean", model="m", columns=["red_mean"])
+    key, _ = cache.key(_mean_fit, d, ("red_mean",), dict(model="m"), ["red_mean"])
+    return cache, d, first, cache.entry(key)
+
+
+def _rewrite_meta(entry: Path, change) -> None:
+    meta = json.loads((entry / "meta.json").read_text())
+    change(meta)
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("attack", ["rewritten part with its sha256", "file outside the entry", "kind none",
+                                    "mac removed"])
+def test_a_tampered_fit_cache_entry_is_refitted_not_served(tmp_path, attack):
+    from discbias.stats.fitcache import FitCache
+
+    cache, d, first, entry = _entry(tmp_path)
+    outside = tmp_path / "outside.parquet"
+    pd.DataFrame({"model": ["m"], "term": ["mean"], "estimate": [123.456], "warnings": [""]}).to_parquet(outside)
+    if attack == "rewritten part with its sha256":
+        part = entry / "part0.parquet"
+        part.write_bytes(outside.read_bytes())
+        _rewrite_meta(entry, lambda m: m["parts"][0].update(sha256=hashlib.sha256(part.read_bytes()).hexdigest()))
+    elif attack == "file outside the entry":
+        rel = os.path.relpath(outside, entry)
+        _rewrite_meta(entry, lambda m: m["parts"][0].update(file=rel, sha256=hashlib.sha256(outside.read_bytes())
+                                                            .hexdigest()))
+    elif attack == "kind none":
+        _rewrite_meta(entry, lambda m: m["parts"][0].update(kind="none", file=None, sha256=None))
+    else:
+        _rewrite_meta(entry, lambda m: m.pop("mac"))
+    again = FitCache(tmp_path / "fits").fit(_mean_fit, d, "red_mean", model="m", columns=["red_mean"])
+    assert again["estimate"].item() == 2.0  # refitted, never 123.456 and never None
+    assert "was unreadable" in again["warnings"].item() and "refitted" in again["warnings"].item()
+    assert outside.exists()  # the file named by the entry was not touched
+
+
+def test_an_entry_from_another_key_is_refitted(tmp_path, monkeypatch):
+    from discbias import integrity
+    from discbias.stats.fitcache import FitCache
+
+    cache, d, first, entry = _entry(tmp_path)
+    monkeypatch.setenv(integrity.KEY_ENV, str(tmp_path / "another.key"))  # a build folder copied from elsewhere
+    again = FitCache(tmp_path / "fits").fit(_mean_fit, d, "red_mean", model="m", columns=["red_mean"])
+    assert "keyed MAC does not verify" in again["warnings"].item()
+
+
+def test_the_key_lives_outside_the_cache_and_is_private(tmp_path, monkeypatch):
+    from discbias import integrity
+
+    monkeypatch.delenv(integrity.KEY_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert integrity.key_file() == tmp_path / "xdg" / "discbias" / "integrity.key"
+    integrity.mac(b"x", purpose="t")
+    k = integrity.key_file()
+    assert len(k.read_bytes()) == 32 and (k.stat().st_mode & 0o077) == 0
+
+
+# ------------------------------------------------------------------------------ score cache
+def _score_cache(tmp_path):
+    from discbias.scoring.cache import ScoreCache
+
+    c = ScoreCache(tmp_path / "cache")
+    c.import_released("demo", pd.DataFrame({"image_id": ["1", "2"], "score": [0.5, 0.7]}), source="x.csv")
+    return c
+
+
+def test_a_score_row_with_a_recomputed_sha256_is_detected(tmp_path):
+    from discbias.scoring.cache import CacheError, ScoreCache, SCORE_COLUMNS, _plain_row_checksum
+
+    c = _score_cache(tmp_path)
+    path = c.path
+    c.close()
+    con = sqlite3.connect(path)
+    con.row_factory = sqlite3.Row
+    r = dict(con.execute("SELECT * FROM scores WHERE image_id = '1'").fetchone())
+    r["score"] = 123.456
+    con.execute("UPDATE scores SET score = ?, checksum = ? WHERE key = ?",
+                (123.456, _plain_row_checksum(tuple(r[k] for k in SCORE_COLUMNS)), r["key"]))
+    con.commit()
+    con.close()
+    c = ScoreCache(tmp_path / "cache")
+    with pytest.raises(CacheError, match="released:demo:1"):
+        c.released("demo")
+    assert any("checksum mismatch" in p for p in c.verify())
+    assert c.drop_damaged() == 1 and c.released("demo")["image_id"].tolist() == ["2"]
+
+
+def test_image_stats_and_file_hashes_rows_are_covered(tmp_path):
+    from discbias.scoring.cache import ScoreCache
+
+    c = _score_cache(tmp_path)
+    c.remember_hashes([("/data/a.png", 10, 20, "ab" * 32)])
+    with c.transaction() as con:
+        con.execute("INSERT INTO image_stats VALUES ('cd', 1, 2, 3, 2, 64, 64, NULL)")
+    from discbias.scoring.cache import aux_checksum
+
+    with c.transaction() as con:
+        con.execute("UPDATE image_stats SET checksum = ? WHERE image_sha256 = 'cd'",
+                    (aux_checksum("image_stats", ("cd", 1, 2, 3, 2, 64, 64)),))
+    assert len(c.image_stats()) == 1 and c.known_hashes(["/data/a.png"])
+    with c.transaction() as con:  # one changed value (height), checksum left alone
+        con.execute("UPDATE image_stats SET height = 65")
+        con.execute("UPDATE file_hashes SET sha256 = ?", ("ef" * 32,))
+    assert len(c.image_stats()) == 0 and c.known_hashes(["/data/a.png"]) == {}
+    problems = c.verify()
+    assert any("image_stats" in p for p in problems) and any("file_hashes" in p for p in problems)
+
+
+# ------------------------------------------------------------------------------ weights files
+def _tiny_kwargs():
+    from discbias.nets import Discriminator
+
+    return dict(Discriminator(0, 32, 3, channel_base=512, channel_max=32).init_kwargs)
+
+
+def test_a_stride_zero_tensor_is_refused_before_building(tmp_path):
+    import torch
+
+    from discbias.nets import load_discriminator
+    from discbias.nets.errors import UnsafePickleError
+
+    kw = _tiny_kwargs()
+    kw.update(channel_base=1 << 20, channel_max=4096, img_resolution=1024)  # a huge network
+    state = {"b1024.fromrgb.weight": torch.zeros(1).expand(4096, 3, 1, 1)}  # stride 0: 1 stored value
+    p = tmp_path / "d.pt"
+    torch.save({"format": "discbias-discriminator/1", "init_kwargs": kw, "state_dict": state}, p)
+    assert p.stat().st_size < 4000
+    with pytest.raises(UnsafePickleError, match="zero or overlapping strides"):
+        load_discriminator(p)
+
+
+def _png(folder: Path) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 32), (120, 80, 40)).save(folder / "a.png")
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["fifo"] + [pytest.param(k, marks=pytest.mark.slow) for k in
+                                            ("broken safetensors", "bad metadata", "folder", "loop")])
+def test_a_bad_weights_file_is_one_line(sandbox, kind):
+    import struct
+
+    w = sandbox.root / "w.safetensors"
+    if kind == "broken safetensors":
+        w.write_bytes(struct.pack("<Q", 10) + b'{"x": 1}  ' + b"\0" * 8)
+    elif kind == "bad metadata":
+        from safetensors.torch import save_file
+        import torch
+
+        save_file({"x": torch.zeros(2)}, str(w), metadata={"init_kwargs": "{not json"})
+    elif kind == "folder":
+        w.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(w)
+    else:
+        os.symlink(w, w)
+    run = sandbox.cli("score", _png(sandbox.root / "imgs"), "--weights", w, "--device", "cpu", timeout=90)
+    sandbox.assert_refused(run, str(w))
+
+
+# ------------------------------------------------------------------------------ files named after data
+def test_a_group_column_cannot_name_a_file_outside_the_build(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from discbias.audit.figures import score_by_group
+    from discbias.report.tables import write_publication_table
+    from discbias.safeio import confined, safe_name
+
+    figures = tmp_path / "build" / "figures"
+    evil = "x/../../../../outside/OUTSIDE_g"
+    write_publication_table(pd.DataFrame({"n": [1]}), tmp_path / "build" / "tables", f"scores_{evil}", caption="c.")
+    score_by_group(pd.DataFrame({"score": [1.0, 2.0], evil: ["a", "b"]}), evil,
+                   figures / f"{safe_name(f'score_by_{evil}')}.svg")
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and all(str(p).startswith(str(tmp_path / "build")) for p in written)
+    assert not (tmp_path / "outside").exists()
+    assert confined(figures, evil).parent == figures
+
+
+def test_an_error_never_echoes_a_data_file(tmp_path):
+    from discbias.audit.config import load_audit_config
+    from discbias.audit.run import read_manifest
+    from discbias.errors import ConfigError
+
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$SECRETHASH:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    cfg = tmp_path / "a.toml"
+    cfg.write_text(f'[audit]\nname = "demo"\n[data]\nmanifest = "{secret.name}.csv"\n[scoring]\nweights = "D.pkl"\n')
+    (tmp_path / "shadow.csv").write_bytes(secret.read_bytes())
+    with pytest.raises(ConfigError) as exc:
+        read_manifest(load_audit_config(cfg))
+    assert "SECRETHASH" not in str(exc.value) and "not shown" in str(exc.value)
+
+
+def test_a_mirror_archive_member_is_read_within_a_limit(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    import discbias.fetch as fetch
+
+    p = tmp_path / "a.tar.gz"
+    with tarfile.open(p, "w:gz") as tf:
+        data = b"[" + b" " * 5000 + b"]"
+        info = tarfile.TarInfo("json/00000.json")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    monkeypatch.setattr(fetch, "MAX_TREE_MEMBER_BYTES", 1000)
+    with pytest.raises(fetch.FetchError, match="declares 5,002 bytes"):
+        list(fetch.iter_tree_files(p))
+
+
+def test_a_header_only_study2_file_stops_measure_naming_it(tmp_path):
+    """A header without rows is a data problem named in one line, never a ValueError inside a fit later."""
+    from discbias.studies.grissom2024 import read_study2
+    from discbias.studies.validation import CsvFormatError
+
+    p = tmp_path / "study2.csv"
+    p.write_text(",image,race,gender,hair,score,red_mean,green_mean,blue_mean\n")
+    with pytest.raises(CsvFormatError, match="study2.csv line 2: the file has a header but no data rows"):
+        read_study2(p)
