@@ -275,7 +275,10 @@ def test_nutpie_path_gives_pm_sample_draws_and_progress(capsys, monkeypatch):
 
     from discbias.stats.bayes import _sample
 
+    import discbias.progress
+
     monkeypatch.delenv("DISCBIAS_QUIET", raising=False)
+    monkeypatch.setattr(discbias.progress, "DELAY", 0)  # show the bar of this short run at once
     rng = np.random.default_rng(0)
     y = rng.normal(1.0, 2.0, 30)
     with pm.Model() as m:
@@ -288,6 +291,7 @@ def test_nutpie_path_gives_pm_sample_draws_and_progress(capsys, monkeypatch):
     assert "NUTS 2 chains" in err and "500/500" in err
     with m:
         theirs = pm.sample(draws=150, tune=100, chains=2, random_seed=11, nuts_sampler="nutpie", progressbar=False,
+                           target_accept=s.target_accept,
                            compute_convergence_checks=False)
     for v in ("mu", "sd"):
         np.testing.assert_array_equal(np.asarray(ours.posterior[v]), np.asarray(theirs.posterior[v]))
