@@ -41,20 +41,32 @@ def test_quiet_env_silences_and_set_quiet_restores(monkeypatch):
     assert not P.is_quiet()
 
 
-def test_poll_progress_follows_a_background_counter_and_survives_its_errors():
+def test_follow_progress_counts_a_background_job_and_survives_its_errors():
+    import threading
+
     err, state = io.StringIO(), {"n": 0}
-    with P.poll_progress(lambda: state["n"], 6, desc="draws", every=0.005, file=err, delay=0) as bar:
-        for i in range(1, 7):
-            state["n"] = i
+
+    def job():
+        for _ in range(6):
             time.sleep(0.02)
-    assert bar.n == 6 and "6/6" in err.getvalue()
+            state["n"] += 1
+
+    t = threading.Thread(target=job)
+    t.start()
+    P.follow_progress(lambda: state["n"], lambda: not t.is_alive(), 6, desc="draws", every=0.005, file=err,
+                      delay=0, mininterval=0, miniters=1)
+    lines = err.getvalue().splitlines()
+    assert any("3/6" in ln or "2/6" in ln or "4/6" in ln for ln in lines), lines  # counted while running
+    assert "6/6" in lines[-1]
 
     def broken():
         raise RuntimeError("sampler gone")
 
-    with P.poll_progress(broken, 3, desc="draws", every=0.005, file=io.StringIO()) as bar:
-        time.sleep(0.03)
-    assert bar.n == 0  # the error stopped the polling; it did not reach this block
+    t = threading.Thread(target=job)
+    t.start()
+    err = io.StringIO()
+    P.follow_progress(broken, lambda: not t.is_alive(), 6, desc="draws", every=0.005, file=err, delay=0)
+    assert not t.is_alive() and "6/6" in err.getvalue()  # waited to the end; the bar closed at the total
 
 
 @pytest.mark.slow  # imports the whole CLI in a child process

@@ -14,8 +14,8 @@ render) looks the same and obeys the same switch:
   count, rate and ETA rather than thousands of carriage returns.
 
 :func:`progress` returns a tqdm object (use as ``with progress(total=n, desc=...) as bar:
-bar.update(k)``, or to wrap an iterable). :func:`poll_progress` drives a bar from a function
-that reports how far a background job is (NUTS sampling in another thread).
+bar.update(k)``, or to wrap an iterable). :func:`follow_progress` drives a bar from a function
+that reports how far a background job is (NUTS sampling in nutpie's threads).
 
 Examples
 --------
@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
+import time
 from typing import Callable, Iterable
 
-__all__ = ["progress", "poll_progress", "set_quiet", "is_quiet", "QUIET_ENV", "LOG_INTERVAL"]
+__all__ = ["progress", "follow_progress", "set_quiet", "is_quiet", "QUIET_ENV", "LOG_INTERVAL"]
 
 #: Environment variable that silences every progress bar (set by ``discbias -q``).
 QUIET_ENV = "DISCBIAS_QUIET"
@@ -126,57 +126,40 @@ def progress(iterable: Iterable | None = None, *, total: float | None = None, de
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, disable=disable, **kwargs)
 
 
-def poll_progress(done: Callable[[], float | None], total: float, *, desc: str, unit: str = "it",
-                  every: float = 1.0, file=None, **kwargs):
-    """A context manager that moves a bar to ``done()`` every ``every`` seconds (in a thread).
+def follow_progress(count: Callable[[], float | None], finished: Callable[[], bool], total: float, *, desc: str,
+                    unit: str = "it", every: float = 1.0, file=None, **kwargs) -> None:
+    """Show a bar for a job running in the background until ``finished()``; returns when it is.
 
-    ``done`` returns how far a background job is (or None if it cannot tell yet); it is called
-    from a daemon thread, and once more when the block ends. An exception in ``done`` stops the
-    polling (the bar then shows the last count) and never reaches the caller's code.
+    Polls in the calling thread (a job whose ``wait`` holds the GIL would starve a polling thread):
+    every ``every`` seconds the bar moves to ``count()`` (how far the job is, or None if it cannot
+    tell). An exception in ``count`` stops the counting, never the waiting; the bar ends at ``total``.
 
     Examples
     --------
-    >>> import io
+    >>> import io, threading, time
     >>> err, state = io.StringIO(), {"n": 0}
-    >>> with poll_progress(lambda: state["n"], 10, desc="job", every=0.01, file=err, delay=0):
-    ...     state["n"] = 10
+    >>> def job():
+    ...     for _ in range(10):
+    ...         time.sleep(0.002); state["n"] += 1
+    >>> t = threading.Thread(target=job); t.start()
+    >>> follow_progress(lambda: state["n"], lambda: not t.is_alive(), 10, desc="job", every=0.001, file=err, delay=0)
     >>> "10/10" in err.getvalue()
     True
     """
-    return _Poller(done, total, desc=desc, unit=unit, every=every, file=file, **kwargs)
-
-
-class _Poller:
-    def __init__(self, done, total, *, desc, unit, every, file, **kwargs):
-        self.done, self.every = done, every
-        self.bar = progress(total=total, desc=desc, unit=unit, file=file, **kwargs)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _update(self) -> bool:
-        try:
-            n = self.done()
-        except Exception:  # noqa: BLE001 - progress must never break the job it watches
-            return False
-        if n is not None and n > self.bar.n:
-            self.bar.update(n - self.bar.n)
-        return True
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            if not self._update():
-                return
-
-    def __enter__(self):
-        if not self.bar.disable:
-            self._thread.start()
-        return self.bar
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        if exc[0] is None and not self.bar.disable:
-            self._update()
-        self.bar.close()
-        return False
+    bar = progress(total=total, desc=desc, unit=unit, file=file, **kwargs)
+    counting = not bar.disable
+    try:
+        while not finished():
+            time.sleep(every)
+            if counting:
+                try:
+                    n = count()
+                except Exception:  # noqa: BLE001 - progress must never break the job it watches
+                    counting = False
+                    continue
+                if n is not None and n > bar.n:
+                    bar.update(n - bar.n)
+        if bar.n < total:
+            bar.update(total - bar.n)
+    finally:
+        bar.close()

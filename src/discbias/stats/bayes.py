@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..defaults import DEFAULTS
-from ..progress import poll_progress
+from ..progress import follow_progress
 from ..results import result_frame
 
 #: Sampler settings of the pipeline (``make report``); tests pass smaller ones.
@@ -135,7 +135,7 @@ def _sample_inner(model, settings: SamplerSettings):
 def _sample_nutpie(model, settings: SamplerSettings):
     """nutpie's NUTS on ``model`` as ``pm.sample(nuts_sampler="nutpie")`` runs it (same compiled model,
     same seed derivation, so the same draws), in the background, with a progress bar of the draws
-    of all chains (tuning included) on stderr (:func:`discbias.progress.poll_progress`)."""
+    of all chains (tuning included) on stderr (:func:`discbias.progress.follow_progress`)."""
     import nutpie
     from pymc.sampling.mcmc import _get_seeds_per_chain
 
@@ -147,14 +147,20 @@ def _sample_nutpie(model, settings: SamplerSettings):
 
     total = settings.chains * (settings.tune + settings.draws)
 
-    def done():
-        if sampler.is_finished:
-            return total
+    def count():
         draws, _ = sampler._sampler.inspect().get_arrow_trace()  # nutpie's trace so far (no public count)
         return sum(b.num_rows for b in draws)
 
-    with poll_progress(done, total, desc=f"NUTS {settings.chains} chains", unit="draw", every=2.0):
-        return sampler.wait()
+    def finished():
+        try:
+            return bool(sampler.is_finished)
+        except TimeoutError:  # nutpie's answer while the chains still run
+            return False
+        except Exception:  # noqa: BLE001 - a failed sampler: wait() below raises its error
+            return True
+
+    follow_progress(count, finished, total, desc=f"NUTS {settings.chains} chains", unit="draw", every=1.0)
+    return sampler.wait()
 
 
 def _ols_whitening(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
