@@ -84,7 +84,7 @@ def _project(root: Path, n: int = 30) -> Path:
 
 
 @pytest.mark.slow
-def test_audit_init_then_run_produces_report(tmp_path, monkeypatch):
+def test_audit_init_then_run_produces_report(tmp_path, monkeypatch, capsys):
     factory = _fake_nvidia_modules(monkeypatch)
     monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache"))
     manifest = _project(tmp_path)
@@ -94,10 +94,12 @@ def test_audit_init_then_run_produces_report(tmp_path, monkeypatch):
     assert main(["audit", "init", str(manifest), "--out", str(cfg), "--weights", "../data/D-uncond.pkl"]) == 0
     text = cfg.read_text()
     # the guesses the new user relies on
-    assert 'groups = ["group"]' in text and "[ratings.skin]" in text and 'label_column = "cls"' in text
+    assert 'groups = ["group"]' in text and "[ratings.skin]" in text
     assert 'formula = "skin ~ group + score + (1|rater) + (1|image)"' in text
-    # unconditional network: drop the label column guess, mark the random weights as a stand-in
-    text = text.replace('label_column = "cls"', "").replace("stand_in_weights = false", "stand_in_weights = true")
+    # the weights were read: an unconditional network gets no conditioning option (the class column is not guessed)
+    assert "label_column =" not in text.replace("# label_column", "") and "unconditional network (c_dim = 0" in text
+    # mark the random weights as a stand-in
+    text = text.replace("stand_in_weights = false", "stand_in_weights = true")
     cfg.write_text(text)
     assert main(["audit", "run", "--config", str(cfg)]) == 0
     build = tmp_path / "build" / "faces"
@@ -143,3 +145,14 @@ def test_audit_init_then_run_produces_report(tmp_path, monkeypatch):
     assert set(pd.read_parquet(build / "tables" / "scores.parquet")["condition"]) == {"average"}
     cfg.write_text(cond.replace('label_column = "cls"', 'label_column = "klass"'))
     assert main(["audit", "run", "--config", str(cfg), "--to", "html"]) == 2
+
+    # init on the conditional network writes label_column; a label column on the unconditional one is an
+    # error naming the option as it is spelled in the file
+    cfg2 = tmp_path / "analysis" / "cond.toml"
+    assert main(["audit", "init", str(manifest), "--out", str(cfg2), "--weights", "../data/D-cond.pkl"]) == 0
+    assert 'label_column = "cls"   # class-conditional network (c_dim = 3, read from D-cond.pkl)' in cfg2.read_text()
+    cfg.write_text(cond.replace('weights = "../data/D-cond.pkl"', 'weights = "../data/D-uncond.pkl"'))
+    capsys.readouterr()
+    assert main(["audit", "run", "--config", str(cfg), "--to", "html"]) == 2
+    assert ('[scoring] label_column: label_column = "cls" is set, but the network ../data/D-uncond.pkl is '
+            'unconditional (c_dim = 0): delete label_column from [scoring]') in capsys.readouterr().err

@@ -83,17 +83,73 @@ def test_ratings_wide_and_long_and_bad_values(tmp_path):
     long = ctx.tables["ratings_long"]
     assert len(long) == 36 and set(long["rater"]) == {"s1", "s2", "s3"}
     assert long.query("image == '3.png' and rater == 's2'")["value"].item() == m.loc[3, "s2"]
-    # a long file with a value outside the scale: the error names the image, the rater and the value
-    pd.DataFrame({"img": ["0.png", "1.png"], "who": ["ann", "bob"], "v": [3, 9]}).to_csv(tmp_path / "r.csv", index=False)
-    cfg = load_audit_config(_cfg(tmp_path, '[ratings.skin]\nfile = "r.csv"\nimage_column = "img"\nrater_column = "who"\n'
-                                           'value_column = "v"\nscale = [1, 5]\n'))
-    with pytest.raises(AuditError, match=r"image '1.png', rater 'bob': value 9 is outside the scale \[1, 5\]"):
-        step_ratings(Ctx(config=cfg, tables={"inputs": inputs}))
-    pd.DataFrame({"img": ["zz.png"], "who": ["ann"], "v": [3]}).to_csv(tmp_path / "r.csv", index=False)
-    with pytest.raises(AuditError, match=r"row 2: image 'zz.png' is not in the manifest"):
+    assert len(ctx.tables["data_issues"]) == 0
+    # a long file with a value outside the scale and an unknown image: listed in data_issues, left out
+    pd.DataFrame({"img": ["0.png", "1.png", "zz.png"], "who": ["ann", "bob", "ann"], "v": [3, 9, 2]}).to_csv(
+        tmp_path / "r.csv", index=False)
+    text = ('[ratings.skin]\nfile = "r.csv"\nimage_column = "img"\nrater_column = "who"\n'
+            'value_column = "v"\nscale = [1, 5]\n')
+    cfg = load_audit_config(_cfg(tmp_path, text))
+    ctx = Ctx(config=cfg, tables={"inputs": inputs})
+    step_ratings(ctx)
+    assert ctx.tables["ratings_long"]["image"].tolist() == ["0.png"]
+    issues = ctx.tables["data_issues"]
+    assert issues[["line", "column", "value", "problem"]].values.tolist() == [  # in the file's order
+        [3, "v", "9", "rating outside 1.0-5.0"], [4, "img", "zz.png", "image not in the manifest"]]
+    # on_invalid = "error": one error listing every issue, with file and line
+    cfg = load_audit_config(_cfg(tmp_path, text, base=BASE.replace('name = "demo"', 'name = "demo"\non_invalid = "error"')))
+    with pytest.raises(AuditError, match=r"(?s)2 invalid rating value\(s\):\n- r.csv line 3, column 'v': rating "
+                                         r"outside.*r.csv line 4, column 'img': image not in the manifest"):
         step_ratings(Ctx(config=cfg, tables={"inputs": inputs}))
     cfg = load_audit_config(_cfg(tmp_path, '[ratings.skin]\nfile = "r.csv"\nscale = [1, 5]\n'))
     with pytest.raises(ConfigError, match=r"lacks the column\(s\) image \(image_column\), rater \(rater_column\)"):
+        step_ratings(Ctx(config=cfg, tables={"inputs": inputs}))
+
+
+def test_long_ratings_file_with_item_column_incomplete_design(tmp_path):
+    """One file, one row per image x rater x item; raters rate about 60% of the images; bad values listed."""
+    from discbias.audit.run import step_reliability
+
+    _manifest(tmp_path, n=40)
+    rng = np.random.default_rng(4)
+    truth = rng.normal(4, 1.2, 40)
+    rows = []
+    for r in ["ann", "bob", "cat", "dan", "eve"]:
+        for i in sorted(rng.choice(40, 24, replace=False)):  # 60% of the images
+            rows.append(dict(image=f"{i}.png", rater=r, item="skin_tone", value=float(np.clip(round(truth[i] + rng.normal(0, .5), 1), 1, 7))))
+            rows.append(dict(image=f"{i}.png", rater=r, item="hair_length", value=int(rng.integers(1, 6))))
+    df = pd.DataFrame(rows)
+    n_valid = len(df)
+    bad = pd.DataFrame([dict(image="0.png", rater="zed", item="skin_tone", value=None),       # missing value
+                        dict(image="1.png", rater="zed", item="skin_tone", value=12),         # out of range
+                        dict(image="nope.png", rater="zed", item="skin_tone", value=3),       # unknown image
+                        dict(image="2.png", rater="zed", item="hair_length", value="long"),   # not a number
+                        dict(image="3.png", rater="zed", item="mood", value=3)])              # undeclared item
+    dup = df.iloc[[0]].assign(value=1.0)                                                     # a second rating
+    pd.concat([df, bad, dup], ignore_index=True).to_csv(tmp_path / "ratings.csv", index=False)
+    extra = ('[ratings.skin]\nfile = "ratings.csv"\nitem_column = "item"\nitem = "skin_tone"\nscale = [1, 7]\n'
+             '[ratings.hair_length]\nfile = "ratings.csv"\nitem_column = "item"\nscale = [1, 5]\n')
+    cfg = load_audit_config(_cfg(tmp_path, extra))
+    inputs, _ = read_manifest(cfg)
+    ctx = Ctx(config=cfg, tables={"inputs": inputs})
+    step_ratings(ctx)
+    long, issues = ctx.tables["ratings_long"], ctx.tables["data_issues"]
+    assert len(long) == n_valid and set(long["item"]) == {"skin", "hair_length"}
+    assert long.groupby("item")["rater"].nunique().tolist() == [5, 5]
+    line = {p: int(issues.loc[issues["problem"].str.startswith(p), "line"].iloc[0]) for p in
+            ("missing rating", "rating outside", "image not in", "non-numeric", "item not declared", "second rating")}
+    first_bad = n_valid + 2
+    assert line == {"missing rating": first_bad, "rating outside": first_bad + 1, "image not in": first_bad + 2,
+                    "non-numeric": first_bad + 3, "item not declared": first_bad + 4, "second rating": first_bad + 5}
+    assert len(issues) == 6 and issues.set_index("problem").filter(like="outside", axis=0)["item"].item() == "skin"
+    # reliability works on the incomplete design (ICCs on images with the median number of ratings)
+    step_reliability(ctx)
+    rel = ctx.tables["reliability"].set_index(["item", "coefficient"])
+    assert rel.loc[("skin", "Krippendorff alpha (interval)"), "estimate"] > 0.5
+    assert rel.loc[("skin", "ICC(2,k)"), "n_images"] >= 10 and np.isfinite(rel.loc[("skin", "ICC(2,k)"), "estimate"])
+    # the CLI flag's configuration key: error lists all six
+    cfg = load_audit_config(_cfg(tmp_path, extra, base=BASE.replace('name = "demo"', 'name = "demo"\non_invalid = "error"')))
+    with pytest.raises(AuditError, match=r"6 invalid rating value\(s\)"):
         step_ratings(Ctx(config=cfg, tables={"inputs": inputs}))
 
 

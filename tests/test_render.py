@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,6 +10,17 @@ import pytest
 from discbias.paths import ProjectPaths
 from discbias.report.render import RenderError, render_html, render_pdf, render_qmd
 from discbias.report.tables import Col, PubTable
+
+
+@pytest.fixture(autouse=True)
+def _replication_labels():
+    """The examples use the replication's ids, labelled by its [labels] (analysis/grissom2024.toml)."""
+    from discbias.config import load_config
+    from discbias.report.labels import labels_from_config, set_labels
+
+    set_labels(labels_from_config(load_config(Path(__file__).resolve().parents[1] / "analysis" / "grissom2024.toml")))
+    yield
+    set_labels()
 
 
 @pytest.fixture

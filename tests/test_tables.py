@@ -16,6 +16,17 @@ from discbias.report.tables import Col, PubTable, fmt_number, fmt_p, write_publi
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _replication_labels():
+    """The examples use the replication's ids, labelled by its [labels] (analysis/grissom2024.toml)."""
+    from discbias.config import load_config
+    from discbias.report.labels import labels_from_config, set_labels
+
+    set_labels(labels_from_config(load_config(Path(__file__).resolve().parents[1] / "analysis" / "grissom2024.toml")))
+    yield
+    set_labels()
+
+
 def _coef_frame(n=4, seed=0):
     rng = np.random.default_rng(seed)
     est = rng.normal(0, 2, n)

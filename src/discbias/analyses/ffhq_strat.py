@@ -756,7 +756,7 @@ def _values(d, info, groups, shares, qtests, reg, m, timings, ctx, gender) -> di
         face_demographic=_block_values(blocks, "block:face_demographic"),
         face_other=_block_values(blocks, "block:face_other"), n_blocks=len(BLOCKS),
         gender=_gender_values(gender),
-        top_terms=[dict(term=t, label=_pretty(t), estimate=float(r["estimate"]), low=float(r["conf_low"]), high=float(r["conf_high"]))
+        top_terms=[dict(term=t, label=_pretty(t, _study_labels(ctx)), estimate=float(r["estimate"]), low=float(r["conf_low"]), high=float(r["conf_high"]))
                    for t, r in top.iterrows()],
         blue=dict(ols=float(ols_c.loc["blue_z", "estimate"]), q10=float(blue_q.get(0.1, np.nan)),
                   q50=float(blue_q.get(0.5, np.nan)), q90=float(blue_q.get(0.9, np.nan))),
@@ -785,7 +785,13 @@ _PRETTY = {"exposure_z": "exposure", "I(exposure_z ** 2)": "exposure²", "blur_z
            "face_area_z": "face area share", "multi_face": "two faces found", "occluded": "any occlusion"}
 
 
-def _pretty(term: str) -> str:
+def _study_labels(ctx) -> dict:
+    from ..report.labels import labels_from_config
+
+    return labels_from_config(ctx.config)
+
+
+def _pretty(term: str, labels: dict | None = None) -> str:
     if term in _PRETTY:
         return _PRETTY[term]
     if term.startswith("C("):
@@ -794,7 +800,7 @@ def _pretty(term: str) -> str:
         name = {"hair_colour": "hair", "age_band": "age", "gender": "gender", "glasses": "glasses"}.get(var, var)
         from ..report.labels import label
 
-        return f"{name}: {label(lev)}"
+        return f"{name}: {label(lev, labels)}"
     return term
 
 

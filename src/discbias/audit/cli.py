@@ -23,7 +23,10 @@ def cmd_init(args) -> int:
     if not manifest.is_file():
         print(f"discbias audit init: error: manifest {manifest} does not exist", file=sys.stderr)
         return 2
-    text = starter_config(manifest, out, weights=args.weights, name=args.name)
+    if args.ratings and not Path(args.ratings).is_file():
+        print(f"discbias audit init: error: ratings file {args.ratings} does not exist", file=sys.stderr)
+        return 2
+    text = starter_config(manifest, out, weights=args.weights, name=args.name, ratings=args.ratings)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"discbias audit init: wrote {out}; read every commented guess, then run "
@@ -38,7 +41,8 @@ def cmd_run(args) -> int:
 
     try:
         out = audit(args.config, root=args.root, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
-                    draft=args.draft, force=args.force,
+                    draft=args.draft, force=args.force, on_invalid=args.on_invalid,
+                    progress=not int(getattr(args, "quiet", 0) or 0),
                     log=lambda line: print(f"[discbias audit] {line}", file=sys.stderr))
     except (UserError, RenderError) as exc:  # anything else is a bug: its traceback is what a maintainer needs
         return _err("audit run", exc)
@@ -71,6 +75,8 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, help="configuration to write, e.g. analysis/my-audit.toml")
     q.add_argument("--weights", default=None, help="weights path or registry name to put in [scoring]")
     q.add_argument("--name", default=None, help="audit name (default: the file's stem)")
+    q.add_argument("--ratings", default=None, help="a LONG ratings file (CSV/Parquet: one row per image x rater, or "
+                                                   "x item with an item column); one [ratings.<item>] per item")
     q.add_argument("--force", action="store_true", help="overwrite an existing file")
     q.set_defaults(func=cmd_init)
     q = asub.add_parser("run", help="score, measure, join, reliability, models, claims, figures, report")
@@ -80,6 +86,10 @@ def register(sub) -> None:
     q.add_argument("--to", default="html,pdf", help="report formats (default html,pdf)")
     q.add_argument("--draft", action="store_true", help="render-check findings are warnings, not errors")
     q.add_argument("--force", action="store_true", help="rerun every step, changed or not")
+    q.add_argument("--on-invalid", choices=("report", "error"), default=None,
+                   help="invalid rating values (missing, out of the scale, unknown image, duplicate): list them in "
+                        "data_issues and leave them out (report), or stop listing every one (error); default: "
+                        "[audit] on_invalid, else report")
     q.set_defaults(func=cmd_run)
     q = sub.add_parser("plot", help="quick look: score against a measure (or by group); PNG and a terminal summary")
     q.add_argument("scores", help="a table with a score column (CSV/Parquet: `discbias score --out`, an audit's "

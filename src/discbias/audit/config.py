@@ -5,10 +5,12 @@ Tables (see ``discbias audit init`` for a commented starter file)::
     [audit]            name, title, stand_in_weights (watermark), seed
     [data]             manifest (CSV/Parquet) or folder; image_column; groups
     [scoring]          weights (path or registry name), protocols, resize, filter, device,
-                       batch_size, min_side; for class-conditional networks one of
-                       label_column / class / average_classes
+                       batch_size, min_side, engine (local | ray), address, actors; for
+                       class-conditional networks one of label_column / class / average_classes;
+                       several discriminators: [[scoring.networks]] (id, weights, conditioning)
     [measures]         image (list of image measures to keep, or ["all"]), faces
-    [ratings.<item>]   wide columns, or a long file (image, rater, value columns); scale
+    [ratings.<item>]   wide columns, or a long file (image, rater, value columns; with
+                       item_column, one file holds every item); scale
     [[models]]         id, formula (lme4 style, random intercepts allowed), level (image|rating),
                        engine (statsmodels|bambi), standardize, compare, sampler settings
     [[claims]]         id, description, model, term, direction (+1 / -1)
@@ -44,6 +46,8 @@ class AuditMeta(ConfigModel):
     title: str = ""
     stand_in_weights: bool = False
     seed: int = Field(0, ge=0, le=2**32 - 1)  # NumPy's seed range
+    #: invalid rating values: "report" (listed in data_issues, left out) or "error" (stop, listing all)
+    on_invalid: Literal["report", "error"] = "report"
 
 
 class DataConfig(ConfigModel):
@@ -59,24 +63,12 @@ class DataConfig(ConfigModel):
         return self
 
 
-class ScoringConfig(ConfigModel):
-    weights: str
-    protocols: list[Literal["nvidia", "grissom2024"]] = Field(default_factory=lambda: ["nvidia"], min_length=1)
-    resize: Literal["stretch", "center-crop", "pad"] = "stretch"
-    filter: Literal["lanczos", "bicubic"] = "lanczos"
-    device: str = "cpu"
-    batch_size: int = Field(8, ge=1)
-    min_side: int = Field(32, ge=1)
+class _Conditioning(ConfigModel):
+    """Class conditioning of one network: at most one of label_column, class, average_classes."""
+
     label_column: str | None = None
     class_: int | None = Field(None, alias="class", ge=0)
     average_classes: bool = False
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps", v):
-            raise ValueError('use "cpu", "cuda", "cuda:N" or "mps"')
-        return v
 
     @model_validator(mode="after")
     def _one_condition(self):
@@ -94,6 +86,70 @@ class ScoringConfig(ConfigModel):
         return ""
 
 
+class NetworkConfig(_Conditioning):
+    """One of several discriminators scored side by side (``[[scoring.networks]]``)."""
+
+    id: str
+    weights: str
+
+    @model_validator(mode="after")
+    def _id(self):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", self.id):
+            raise ValueError(f"network id {self.id!r} must start with a letter and contain only letters, digits and _ "
+                             f"(it names the score column score_{self.id})")
+        return self
+
+
+class ScoringConfig(_Conditioning):
+    #: one network: its weights (conditioning in this table); or several in [[scoring.networks]]
+    weights: str | None = None
+    networks: list[NetworkConfig] = Field(default_factory=list)
+    protocols: list[Literal["nvidia", "grissom2024"]] = Field(default_factory=lambda: ["nvidia"], min_length=1)
+    resize: Literal["stretch", "center-crop", "pad"] = "stretch"
+    filter: Literal["lanczos", "bicubic"] = "lanczos"
+    device: str = "cpu"
+    batch_size: int = Field(8, ge=1)
+    min_side: int = Field(32, ge=1)
+    #: "local" (this process) or "ray" (Ray Data tasks and actors; pip install 'discbias[ray]')
+    engine: Literal["local", "ray"] = "local"
+    #: Ray cluster to join (auto, ray://host:10001); default: a local Ray instance
+    address: str | None = None
+    #: Ray scoring actors (default: from the cluster's CPUs or GPUs)
+    actors: int | None = Field(None, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d{1,3})?|mps", v):
+            raise ValueError('use "cpu", "cuda", "cuda:N" or "mps"')
+        return v
+
+    @model_validator(mode="after")
+    def _networks(self):
+        if bool(self.weights) == bool(self.networks):
+            raise ValueError("give exactly one of weights (one network) or [[scoring.networks]] (several, each with "
+                             "id and weights)")
+        if self.networks:
+            if self.label_column is not None or self.class_ is not None or self.average_classes:
+                raise ValueError("with [[scoring.networks]] each network has its own label_column / class / "
+                                 "average_classes: move them into the network's table")
+            ids = [n.id for n in self.networks]
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            if dup:
+                raise ValueError(f"network id(s) {dup} used twice; every [[scoring.networks]] id must be unique")
+        return self
+
+    def network_list(self) -> list:
+        """The networks to score: ``[[scoring.networks]]``, or this table as one network with id ``""``."""
+        if self.networks:
+            return list(self.networks)
+        return [self]
+
+    @property
+    def id(self) -> str:  # the single network of a [scoring] table
+        return ""
+
+
 class MeasuresConfig(ConfigModel):
     image: list[str] = Field(default_factory=lambda: ["luma_709", "lab_l", "lab_a", "lab_b", "chroma"])
     faces: Literal["none", "template", "mediapipe", "haar"] = "none"
@@ -105,6 +161,10 @@ class RatingItem(ConfigModel):
     image_column: str = "image"
     rater_column: str = "rater"
     value_column: str = "value"
+    #: long file holding several items: the column naming the item of each row
+    item_column: str | None = None
+    #: this item's name in ``item_column`` (default: the table's key, ``[ratings.<item>]``)
+    item: str | None = None
     scale: list[float] = Field(min_length=2, max_length=2)
 
     @field_validator("scale")
@@ -119,6 +179,10 @@ class RatingItem(ConfigModel):
         if bool(self.columns) == bool(self.file):
             raise ValueError("give exactly one of columns (wide: one manifest column per rater) or file "
                              "(long: one row per image, rater and value)")
+        if self.item is not None and self.item_column is None:
+            raise ValueError("item names this item's value in the file's item column: give item_column too")
+        if self.item_column is not None and self.columns is not None:
+            raise ValueError("item_column is for a long file (file = ...), not for wide columns")
         if self.columns is not None and len(self.columns) < 2:
             raise ValueError("reliability needs at least two rater columns")
         if self.scale[0] >= self.scale[1]:
@@ -259,8 +323,10 @@ def input_digests(cfg) -> dict:
     for item, rc in getattr(cfg, "ratings", {}).items():
         if rc.file:
             cands.append((f"ratings:{item}", rc.file))
-    if getattr(cfg.scoring, "weights", None):
-        cands.append(("weights", cfg.scoring.weights))
+    nets = cfg.scoring.network_list() if hasattr(cfg.scoring, "network_list") else [cfg.scoring]
+    for net in nets:
+        if getattr(net, "weights", None):
+            cands.append((f"weights:{net.id}" if getattr(net, "id", "") else "weights", net.weights))
     for role, c in cands:
         p = cfg.resolve(c) if hasattr(cfg, "resolve") else Path(c)
         if p.is_file():

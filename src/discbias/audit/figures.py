@@ -32,6 +32,17 @@ def _lab(labels: dict, key: str) -> str:
     return label(key, {**DEFAULT_LABELS, **(labels or {})})
 
 
+def _spec_name(spec: str, labels: dict | None) -> str:
+    """A comparison specification as the report's tables name it ("OLS, clustered by Region")."""
+    if spec == "main":
+        return "Main model"
+    if spec == "ols_hc3":
+        return "OLS, HC3"
+    if spec.startswith("cluster:"):
+        return f"OLS, clustered by {_lab(labels, spec.split(':', 1)[1])}"
+    return spec
+
+
 def _levels(s: pd.Series) -> list:
     return sorted(s.dropna().unique(), key=lambda v: (str(type(v)), v))
 
@@ -140,7 +151,7 @@ def model_comparison(models: pd.DataFrame, model_id: str, out: Path, *, labels: 
         e = d[d["specification"] == s].set_index("term").reindex(terms)
         ys = np.arange(len(terms)) + (j - (len(specs) - 1) / 2) * step
         ax.errorbar(e["estimate"], ys, xerr=[e["estimate"] - e["conf_low"], e["conf_high"] - e["estimate"]],
-                    fmt="o", ms=3, color=col[s], label=s, capsize=0, lw=1)
+                    fmt="o", ms=3, color=col[s], label=_spec_name(s, labels), capsize=0, lw=1)
     ax.axvline(0, color="black", lw=0.5)
     ax.set_yticks(range(len(terms)), [_lab(labels, t) for t in terms])
     ax.invert_yaxis()

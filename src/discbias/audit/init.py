@@ -8,7 +8,10 @@ user reads and edits one file:
 * rater columns: numeric columns sharing a stem and ending in a rater number (``skin_r1``,
   ``skin_r2``, ``skin_r3`` -> item ``skin``), at least two;
 * group columns: text (or few-valued integer) columns with 2..12 levels;
-* a class-label column for conditional networks: named ``label``/``class``/``class_label``/``c``;
+* a class-label column for conditional networks: named ``label``/``class``/``class_label``/``cls``,
+  written as ``label_column`` only when the weights (read with the safe reader) are class-conditional
+  (an unconditional network gets no conditioning, a conditional one without such a column
+  ``average_classes = true``);
 * everything else numeric: a covariate.
 """
 
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["guess_roles", "starter_config"]
+__all__ = ["guess_roles", "guess_long_ratings", "starter_config"]
 
 _IMAGE_NAMES = ("image", "path", "file", "filename", "img")
 _LABEL_NAMES = ("label", "class", "class_label", "cls")
@@ -144,10 +147,63 @@ class _Doc:
         return out
 
 
-def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None = None, name: str | None = None) -> str:
+_RATER_NAMES = ("rater", "rater_id", "raterid", "worker", "worker_id", "annotator", "participant", "subject", "coder",
+                "judge", "respondent", "who")
+_ITEM_NAMES = ("item", "question", "attribute", "trait", "scale", "variable", "dimension")
+_VALUE_NAMES = ("value", "rating", "response", "answer", "score")
+
+
+def guess_long_ratings(path: Path) -> dict:
+    """Guess the columns of a long ratings file (one row per image x rater, or x item).
+
+    Returns
+    -------
+    dict
+        ``columns``, ``image``, ``rater``, ``item``, ``value`` (column names or None) and
+        ``items``: ``(key, name in the file, low, high)`` per item (``key`` a valid identifier;
+        ``low``/``high`` the observed range).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "r.csv"
+    >>> pd.DataFrame({"image": ["a.png", "a.png"], "worker": ["w1", "w2"], "question": ["skin tone", "hair_length"],
+    ...               "rating": [3, 5]}).to_csv(p, index=False)
+    >>> g = guess_long_ratings(p)
+    >>> g["image"], g["rater"], g["item"], g["value"], g["items"]
+    ('image', 'worker', 'question', 'rating', [('hair_length', 'hair_length', 5.0, 5.0), ('skin_tone', 'skin tone', 3.0, 3.0)])
+    """
+    df = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+    cols = list(df.columns)
+
+    def pick(names, pred=lambda c: True):
+        return next((c for c in cols if str(c).lower() in names and pred(c)), None)
+
+    image = pick(_IMAGE_NAMES) or next((c for c in cols if not pd.api.types.is_numeric_dtype(df[c]) and
+                                        df[c].astype(str).str.lower().str.endswith(_SUFFIXES).mean() > 0.5), None)
+    rater = pick(_RATER_NAMES)
+    item = pick(_ITEM_NAMES, lambda c: not pd.api.types.is_numeric_dtype(df[c]))
+    value = pick(_VALUE_NAMES) or next((c for c in cols if c not in (image, rater, item)
+                                        and pd.api.types.is_numeric_dtype(df[c])), None)
+    vals = pd.to_numeric(df[value], errors="coerce") if value is not None else pd.Series(dtype=float)
+    items = []
+    groups = [(str(k), vals[df[item].astype(str) == k]) for k in sorted(df[item].dropna().astype(str).unique())] \
+        if item is not None else [(path.stem, vals)]
+    for name, v in groups:
+        key = re.sub(r"\W+", "_", name).strip("_") or "item"
+        if not key[0].isalpha():
+            key = "item_" + key
+        v = v.dropna()
+        items.append((key, name, float(v.min()) if len(v) else None, float(v.max()) if len(v) else None))
+    return dict(columns=cols, image=image, rater=rater, item=item, value=value, items=items)
+
+
+def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None = None, name: str | None = None,
+                   ratings: str | Path | None = None) -> str:
     """The text of a starter audit configuration for ``manifest`` (written to ``out`` by the CLI).
 
-    Paths in the file are relative to ``out``'s folder.
+    Paths in the file are relative to ``out``'s folder. ``ratings``: a long ratings file (one row
+    per image x rater, or x item with an item column); each item gets a ``[ratings.<item>]`` table.
 
     Examples
     --------
@@ -194,12 +250,23 @@ def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None
     d.kv("resize", "stretch", 'non-square images: "stretch", "center-crop" or "pad"')
     d.kv("device", "cpu", '"cpu", "cuda" or "cuda:N"')
     d.kv("batch_size", 8)
-    if r["label"]:
-        d.kv("label_column", str(r["label"]), "guessed: class labels for a conditional network (c_dim > 0); "
-             "or class = K, or average_classes = true; delete for an unconditional network")
+    from .conditioning import weights_c_dim
+
+    c_dim, source = weights_c_dim(weights, out.parent) if weights else (None, "no --weights given")
+    if c_dim == 0:
+        d.note(f"unconditional network (c_dim = 0, {source}): no class conditioning")
+    elif c_dim:
+        if r["label"]:
+            d.kv("label_column", str(r["label"]), f"class-conditional network (c_dim = {c_dim}, {source}); guessed: "
+                 f"each image's class from this column; or class = K, or average_classes = true")
+        else:
+            d.kv("average_classes", True, f"class-conditional network (c_dim = {c_dim}, {source}): the mean score over "
+                 f"its classes; or label_column = \"COLUMN\" or class = K (0..{c_dim - 1})")
     else:
-        d.line('# For a class-conditional network (c_dim > 0) give one of: label_column = "COLUMN" | class = K | '
-               "average_classes = true")
+        d.note(f"Conditioning not known ({source}). For a class-conditional network (c_dim > 0) give one of: "
+               f'label_column = "COLUMN" | class = K | average_classes = true')
+        if r["label"]:
+            d.note(f'label_column = "{r["label"]}"   (a class-label column of the manifest, for a conditional network)')
     d.line()
     d.table("measures")
     d.kv("image", ["luma_709", "lab_l", "lab_a", "lab_b", "chroma"], 'or ["all"]; see `discbias measure-images --help`')
@@ -211,6 +278,32 @@ def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None
              'or file = "ratings.csv" with image/rater/value columns (long)')
         d.kv("scale", [float(df[cols].min().min()), float(df[cols].max().max())],
              "guessed from the data: set the scale the raters used")
+    long_items = []
+    if ratings is not None:
+        lr = guess_long_ratings(Path(ratings))
+        rel_r = os.path.relpath(Path(ratings).resolve(), out.resolve().parent)
+        d.line()
+        d.note(f"Long ratings file {Path(ratings).name} ({len(lr['columns'])} columns); guessed roles below.")
+        for key, name_in_file, lo, hi in lr["items"]:
+            long_items.append(key)
+            d.line()
+            d.table("ratings", key)
+            d.kv("file", rel_r)
+            for role in ("image", "rater", "value", "item"):
+                c = lr[role]
+                if role == "item" and c is None:
+                    continue
+                if c is None:
+                    d.kv(f"{role}_column", role, f"GUESS FAILED: no column looks like the {role}; name it here")
+                elif role == "item" or c != role:
+                    d.kv(f"{role}_column", str(c), "guessed")
+            if lr["item"] is not None and name_in_file != key:
+                d.kv("item", name_in_file, "this item's name in the file")
+            if lo is not None:
+                d.kv("scale", [lo, hi], "guessed from the data: set the scale the raters used (values outside it "
+                     "are listed as data issues)")
+            else:
+                d.kv("scale", [1.0, 7.0], "GUESS: no numeric values found; set the scale the raters used")
     grp = str(r["groups"][0]) if r["groups"] else None
     meas = "luma_709"
     rhs = " + ".join([x for x in (grp, meas) if x])
@@ -226,7 +319,7 @@ def starter_config(manifest: str | Path, out: str | Path, *, weights: str | None
     d.kv("level", "image")
     d.kv("standardize", ["score", "luma_709"])
     d.kv("compare", ["ols_hc3"] + ([f"cluster:{grp}"] if grp else []))
-    for item in r["items"]:
+    for item in list(r["items"]) + long_items:
         d.line()
         d.table("models", array=True)
         d.kv("id", f"{item}_rating")

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["render_audit", "TEMPLATE_DIR", "model_table"]
+__all__ = ["render_audit", "TEMPLATE_DIR", "model_table", "own_ids"]
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
+#: Data issues printed in the report (all of them are in ``results/data_issues.csv``).
+MAX_ISSUES_SHOWN = 100
 
 
 def _f(x) -> bool:
@@ -51,13 +53,29 @@ def model_table(models: pd.DataFrame, model_id: str) -> tuple[pd.DataFrame, list
     return out, specs
 
 
+def _label(id_: str) -> str:
+    """The active label dictionary's label (the study's ``[labels]`` over the package defaults)."""
+    from ..report.labels import label
+
+    return label(id_)
+
+
+def _warning_list(ws) -> list[str]:
+    """Warnings as stored (a list, an array or one ``"; "``-joined string), one string each."""
+    if isinstance(ws, str):
+        return [w for w in ws.split("; ") if w]
+    if ws is None or (isinstance(ws, float) and np.isnan(ws)):
+        return []
+    return [str(w) for w in ws if str(w)]
+
+
 def _spec_label(s: str) -> str:
     if s == "main":
         return "Main model"
     if s == "ols_hc3":
         return "OLS, HC3"
     if s.startswith("cluster:"):
-        return f"OLS, clustered by {s.split(':', 1)[1]}"
+        return f"OLS, clustered by {_label(s.split(':', 1)[1])}"
     return s
 
 
@@ -69,13 +87,21 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
     out = paths.tables
     facts: dict = {}
     net = prov["network"]
-    rows = [("Weights", str(net.get("weights", ""))), ("Weights sha256", net.get("weights_sha256", "")),
-            ("Network", f"resolution {net.get('resolution')}, c_dim {net.get('c_dim')}"),
-            ("Class conditioning", prov["condition"])]
-    for p in prov["protocols"]:
-        rows.append((f"Protocol {p['protocol']}", f"{p['label']}: {p['scored']} scored now, {p['from_cache']} from the "
-                                                  f"cache, {p['failed']} failed, {p['converted']} converted"
-                                                  + (f" ({p['conversions']})" if p["conversions"] else "")))
+    nets = prov.get("networks", [net])
+    rows = []
+    for n in nets:
+        who = f"Network {n['id']}: " if n.get("id") else ""
+        rows += [(f"{who}weights", str(n.get("weights", ""))), (f"{who}weights sha256", n.get("weights_sha256", "")),
+                 (f"{who}architecture", f"resolution {n.get('resolution')}, c_dim {n.get('c_dim')}"),
+                 (f"{who}class conditioning", n.get("condition", prov["condition"]))]
+        for p in prov["protocols"]:
+            if p.get("network", "") != n.get("id", ""):
+                continue
+            rows.append((f"{who}protocol {p['protocol']}",
+                         f"{p['label']}: {p['scored']} scored now, {p['from_cache']} from the cache, {p['failed']} "
+                         f"failed, {p['converted']} converted" + (f" ({p['conversions']})" if p["conversions"] else "")))
+    rows = [(k[0].upper() + k[1:], v) for k, v in rows]
+    rows.append(("Scoring engine", prov.get("engine", "local")))
     rows += [("discbias version", prov["discbias_version"])]
     rows = [(k, v if "sha256" not in k else v[:16] + "…") for k, v in rows]
     write_publication_table(pd.DataFrame(rows, columns=["field", "value"]), out, "provenance",
@@ -83,8 +109,11 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                                      Col("value", "Value", fmt="text", relabel=False)],
                             caption="Provenance: weights, scoring protocol, conversions and failures (the full "
                                     "sha256 of every input is listed below the table).")
-    facts["hashes"] = [dict(what="weights", sha256=net.get("weights_sha256", "")),
-                       dict(what="configuration", sha256=cfg.sha256)]
+    facts["hashes"] = [dict(what=f"weights {n['id']}" if n.get("id") else "weights",
+                            sha256=n.get("weights_sha256", "")) for n in nets]
+    facts["hashes"].append(dict(what="configuration", sha256=cfg.sha256))
+    facts["networks"] = [dict(id=n.get("id", ""), sha=n.get("weights_sha256", "")[:16],
+                              column=f"score_{n['id']}" if n.get("id") else "score") for n in nets]
     facts["hashes"] += [dict(what=name.split(":", 1)[1] if ":" in name else name, sha256=sha)
                         for name, sha in prov.get("files", {}).items() if not name.startswith("weights")]
     fails = pd.concat([t["score_failures"].assign(stage="score"),
@@ -97,7 +126,39 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                                                                                  relabel=False)],
                                 caption=f"Images that could not be scored or measured ({len(fails)}; at most 50 "
                                         f"listed).")
+    issues = t.get("data_issues", pd.DataFrame())
+    facts["n_data_issues"] = int(len(issues))
+    facts["n_data_issues_shown"] = int(min(len(issues), MAX_ISSUES_SHOWN))
+    if len(issues):
+        shown = issues.head(MAX_ISSUES_SHOWN)
+        write_publication_table(shown[["file", "line", "item", "column", "value", "problem", "action"]], out,
+                                "data_issues",
+                                columns=[Col("file", "File", fmt="code"), Col("line", "Line", fmt="int"),
+                                         Col("item", "Item", fmt="text"), Col("column", "Column", fmt="code"),
+                                         Col("value", "Value", fmt="code"),
+                                         Col("problem", "Problem", fmt="text", relabel=False),
+                                         Col("action", "Action", fmt="text", relabel=False)],
+                                caption=f"Invalid rating values ({len(issues)}"
+                                        + (f"; the first {MAX_ISSUES_SHOWN} listed, all in `results/data_issues.csv`"
+                                           if len(issues) > MAX_ISSUES_SHOWN else "")
+                                        + "): each was left out of the analysis.", label="tbl-data-issues")
     img = t["images"]
+    if len(nets) > 1:  # the networks' scores side by side: summary and agreement with the first network
+        first = img[facts["networks"][0]["column"] if facts["networks"][0]["id"] else "score"]
+        rows = []
+        for n in facts["networks"]:
+            v = img[n["column"]]
+            ok = v.notna() & first.notna()
+            rows.append(dict(network=n["id"], n=int(v.notna().sum()), mean=float(v.mean()), sd=float(v.std()),
+                             pearson=float(np.corrcoef(v[ok], first[ok])[0, 1]) if ok.sum() > 2 else np.nan,
+                             spearman=float(v[ok].rank().corr(first[ok].rank())) if ok.sum() > 2 else np.nan))
+        write_publication_table(pd.DataFrame(rows), out, "networks",
+                                columns=[Col("network", "Network", fmt="code"), Col("n", "n", fmt="int"),
+                                         Col("mean", "Mean", sig=3), Col("sd", "SD", sig=3),
+                                         Col("pearson", "Pearson r with the first", digits=3),
+                                         Col("spearman", "Spearman \u03c1 with the first", digits=3)],
+                                caption=f"The {len(nets)} networks' scores (primary protocol) on the same images, "
+                                        f"and their agreement with the first network's.", label="tbl-networks")
     facts["groups"] = []
     for g in cfg.data.groups:
         levels = sorted(img[g].dropna().unique(), key=str)
@@ -106,13 +167,14 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
         s["level"] = s["level"].astype(str)
         slug = safe_name(g).replace("_", "-").replace(".", "-")  # a column name is data: ids and files from safe_name
         write_publication_table(s, out, f"scores_{g}", label=f"tbl-scores-{slug}",
-                                columns=[Col("level", g, fmt="text"), Col("n", "n", fmt="int"),
+                                columns=[Col("level", _label(g), fmt="text"), Col("n", "n", fmt="int"),
                                          Col("mean", "Mean", digits=3), Col("std", "SD", digits=3),
                                          Col("median", "Median", digits=3)],
-                                caption=f"Discriminator score by {g} (primary protocol "
-                                        f"{cfg.scoring.protocols[0]}).")
-        facts["groups"].append(dict(column=g, levels=len(levels), table=f"scores_{g}", figure=f"score_by_{g}",
-                                    label=f"tbl-scores-{slug}", fig_label=f"fig-score-by-{slug}"))
+                                caption=f"Discriminator score by {_label(g)} (primary protocol "
+                                        f"`{cfg.scoring.protocols[0]}`).")
+        facts["groups"].append(dict(column=g, name=_label(g), levels=len(levels), table=f"scores_{g}",
+                                    figure=f"score_by_{g}", label=f"tbl-scores-{slug}",
+                                    fig_label=f"fig-score-by-{slug}"))
     rel = t["reliability"]
     facts["has_reliability"] = bool(len(rel))
     if len(rel):
@@ -126,8 +188,7 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                                 caption="Inter-rater reliability per rated item: Krippendorff's alpha (interval "
                                         "level, bootstrap interval over images) and ICC(2,k), ICC(1,k) on the images "
                                         "rated by every rater.")
-        facts["reliability_warnings"] = sorted({w for ws in rel["warnings"].fillna("") for w in str(ws).split("; ")
-                                                if w})
+        facts["reliability_warnings"] = sorted({w for ws in rel["warnings"].fillna("") for w in _warning_list(ws)})
     models = t["models"]
     facts["models"] = []
     for m in cfg.models:
@@ -145,23 +206,25 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
         main = d[d["specification"] == "main"]
         conv = bool(main["converged"].map(_bool).all()) if len(main) else False
         near = main.get("re_near_zero", pd.Series(dtype=object)).map(_bool)
-        flagged = [str(x) for x in main.loc[near.fillna(False).astype(bool), "term"]] if len(near) else []
-        warns = sorted({w for ws in d["warnings"].fillna("") for w in str(ws).split("; ") if w})
+        flagged = [_label(str(x)) for x in main.loc[near.fillna(False).astype(bool), "term"]] if len(near) else []
+        warns = sorted({w for ws in d["warnings"].fillna("") for w in _warning_list(ws)})
         method = str(main["method"].iloc[0]) if len(main) else ""
         n_obs = int(main["n_obs"].iloc[0]) if len(main) and _f(main["n_obs"].iloc[0]) else 0
         notes = (f"Main model: {method}; n = {n_obs}; converged: {'yes' if conv else 'NO'}."
                  + (f" Near-zero random-effect variance: {', '.join(flagged)}." if flagged else "")
-                 + (" Warnings: " + "; ".join(warns) + "." if warns else ""))
+                 + (" Warnings (quoted as the fitting library wrote them): "
+                    + "; ".join(f"\u201c{w}\u201d" for w in warns) + "." if warns else ""))
         label = f"tbl-model-{m.id.replace('_', '-')}"
         write_publication_table(long, out, f"model_{m.id}", columns=cols,
-                                caption=f"Model {m.id} (`{m.formula}`, {m.level} level"
-                                        + (f", standardized: {', '.join(m.standardize)}" if m.standardize else "")
+                                caption=f"Model {_label(m.id)} (`{m.formula}`, {m.level} level"
+                                        + (f", standardized: {', '.join(map(_label, m.standardize))}"
+                                           if m.standardize else "")
                                         + ") beside its comparison specifications.", label=label, notes=notes)
         diag = {}
         if "r_hat" in main.columns and main["r_hat"].notna().any():
             diag = dict(max_rhat=float(main["r_hat"].max()), min_ess=float(main[["ess_bulk", "ess_tail"]].min().min()),
                         divergences=int(main["divergences"].max()))
-        facts["models"].append(dict(id=m.id, formula=m.formula, level=m.level, engine=m.engine, converged=conv,
+        facts["models"].append(dict(id=m.id, name=_label(m.id), formula=m.formula, level=m.level, engine=m.engine, converged=conv,
                                     near_zero=flagged, n_obs=n_obs, method=method, table=f"model_{m.id}",
                                     label=label, figure=f"model_{m.id}",
                                     fig_label=f"fig-model-{m.id.replace('_', '-')}",
@@ -194,16 +257,52 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
         A value, table or figure is missing, pandoc or Typst fails, or (unless ``draft``) a
         render check finds a problem.
     """
+    from .config import input_digests as _input_digests
+
+    from ..report.labels import set_labels
+
+    prov = dict(provenance, files=_input_digests(cfg))
+    labels = dict(cfg.labels)
+    set_labels(labels)  # the study's [labels] in every table cell and header, caption and note
+    try:
+        return _render(cfg, paths, tables, prov, figures, labels, formats=formats, draft=draft)
+    finally:
+        set_labels()
+
+
+def own_ids(cfg, tables: dict) -> list[str]:
+    """The study's own column ids: what the raw-identifier check looks for in the report's body text.
+
+    Manifest columns (with the wide rating columns and the class-label column), the measures, the
+    rated items, the score columns and ``rater``; not file names, formulas or model ids, which the
+    report prints as code.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> cfg = NS(ratings={"hair_length": NS(columns=None)}, scoring=NS(label_column=None), data=NS(groups=["region"]))
+    >>> own_ids(cfg, {"images": pd.DataFrame(columns=["image", "region", "luma_709", "score", "hair_length"])})
+    ['hair_length', 'luma_709', 'region', 'score']
+    """
+    ids = set(tables["images"].columns) | set(cfg.ratings) | set(cfg.data.groups)
+    for rc in cfg.ratings.values():
+        ids |= set(rc.columns or [])
+    for net in cfg.scoring.network_list() if hasattr(cfg.scoring, "network_list") else [cfg.scoring]:
+        if net.label_column:
+            ids.add(net.label_column)
+    if "rating_rows" in tables:
+        ids |= set(tables["rating_rows"].columns)
+    return sorted(str(i) for i in ids - {"image", "_path"})
+
+
+def _render(cfg, paths, tables, prov, figures, labels, *, formats, draft) -> list[Path]:
     import jinja2
 
     from ..report.checks import format_findings, run_checks
-    from ..report.labels import DEFAULT_LABELS, known_ids
     from ..report.render import (PAGE_MARGIN, RenderError, make_environment, outputs_removed_on_failure, render_html,
                                  render_pdf)
     from ..results import atomic_write_text
-    from .config import input_digests as _input_digests
 
-    prov = dict(provenance, files=_input_digests(cfg))
     facts = _tables(cfg, paths, tables, prov)
     img = tables["images"]
     values = dict(meta=dict(build_date=time.strftime("%Y-%m-%d"), name=cfg.audit.name,
@@ -217,7 +316,6 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
     atomic_write_text(paths.values, json.dumps(values, indent=1, default=str))
     for name, df in tables.items():
         df.to_csv(paths.results / f"{name}.csv", index=False)
-    labels = dict(cfg.labels)
     env = make_environment(TEMPLATE_DIR, paths, labels)
     try:
         text = env.get_template("audit.qmd.j2").render(values=values, page_margin=PAGE_MARGIN)
@@ -239,7 +337,7 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
     findings = run_checks(qmd=qmd, html=qmd.with_suffix(".html") if "html" in formats else None,
                           pdf=qmd.with_suffix(".pdf") if "pdf" in formats else None,
                           typ=qmd.with_suffix(".typ") if "pdf" in formats else None, root=paths.build,
-                          warnings=warnings, label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN)
+                          warnings=warnings, label_keys=own_ids(cfg, tables), margin=PAGE_MARGIN)
     report = format_findings(findings)
     atomic_write_text(paths.report / "render_checks.txt", report or "all render checks passed\n")
     if findings and not draft:

@@ -14,7 +14,8 @@ table               written by        content
 ``score_failures``  ``score``         images that could not be scored, with the reason
 ``provenance``      ``score``         weights sha256, network, protocols, conditioning, counts
 ``measures``        ``measure``       image measures, one row per image
-``ratings_long``    ``ratings``       item, image, rater, value
+``ratings_long``    ``ratings``       item, image, rater, value (valid ratings only)
+``data_issues``     ``ratings``       every invalid rating value: file, line, column, value, problem, action
 ``images``          ``join``          image level: metadata + measures + scores + mean ratings
 ``rating_rows``     ``join``          rating level: one row per image x rater (+ image columns)
 ``reliability``     ``reliability``   ICC(2,k), ICC(1,k), Krippendorff's alpha per item
@@ -56,11 +57,6 @@ VERDICT_READING = {
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _FORMULA_FUNCS = {"C", "np", "log", "exp", "sqrt", "I", "Q", "center", "scale", "standardize", "Treatment", "bs",
                   "cr", "poly", "abs"}
-
-
-def _plain(x):
-    """A numpy scalar as the Python value (so messages read 9, not np.int64(9))."""
-    return x.item() if hasattr(x, "item") else x
 
 
 class AuditError(UserError):
@@ -159,49 +155,122 @@ def step_inputs(ctx) -> None:
     ctx.write("inputs", df)
 
 
+def _make_scorer(cfg: AuditConfig, net, weights: str, protocol):
+    """A local :class:`~discbias.scoring.scorer.Scorer`, or a Ray one under ``[scoring] engine = "ray"``."""
+    s = cfg.scoring
+    if s.engine == "ray":
+        from ..scoring.ray_engine import RayScorer
+
+        return RayScorer(weights, protocol, device=s.device, batch_size=s.batch_size, min_side=s.min_side,
+                         address=s.address, actors=s.actors)
+    from ..scoring.scorer import Scorer
+
+    return Scorer(weights, protocol, device=s.device, batch_size=s.batch_size, min_side=s.min_side)
+
+
+def _score_by_label_ray(cfg, net, weights, proto, items, cache, progress: bool = False):
+    """Each image under its own class, one Ray scorer per class (the local engine's score_by_label)."""
+    import time
+
+    from ..scoring.protocols import ProtocolError, ScoringProtocol
+    from ..scoring.scorer import ScoreRun
+
+    s = cfg.scoring
+    groups: dict[int, list] = {}
+    for it in items:
+        v = it.meta[net.label_column]
+        try:
+            k = int(v)
+            if float(v) != k:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ProtocolError(f"image {it.image}: label {v!r} in column {net.label_column!r} is not an integer "
+                                f"class") from None
+        groups.setdefault(k, []).append(it)
+    t0, runs = time.perf_counter(), []
+    for k, g in sorted(groups.items()):
+        sc = _make_scorer(cfg, net, weights, ScoringProtocol(input=proto, resize=s.resize, filter=s.filter,
+                                                             condition=f"class:{k}"))
+        runs.append((sc, sc.score_items(g, cache, progress=progress)))
+    sc = runs[0][0]
+    return sc, ScoreRun(pd.concat([r.table for _, r in runs], ignore_index=True),
+                        pd.concat([r.failures for _, r in runs], ignore_index=True),
+                        sum(r.scored for _, r in runs), sum(r.from_cache for _, r in runs),
+                        sum(r.failed for _, r in runs), time.perf_counter() - t0, sc.weights_sha256,
+                        sc.protocol.with_(condition=f"label:{net.label_column}"))
+
+
+def _progress(ctx) -> bool:
+    """Progress bars (count, rate, ETA on stderr) unless the run asked for none (``discbias -q``)."""
+    return bool(getattr(ctx, "progress", False))
+
+
+def _condition_text(net) -> str:
+    return (f"each image's class from column '{net.label_column}'" if net.label_column
+            else f"class {net.class_}" if net.class_ is not None
+            else "mean over all classes" if net.average_classes else "none (unconditional network)")
+
+
 def step_score(ctx) -> None:
     from ..scoring.cache import ScoreCache
     from ..scoring.protocols import ProtocolError, ScoringProtocol
-    from ..scoring.scorer import Scorer, score_by_label
+    from ..scoring.scorer import score_by_label
 
     cfg: AuditConfig = ctx.config
     s = cfg.scoring
     inputs = ctx.read("inputs")
-    if s.label_column and s.label_column not in inputs.columns:
-        raise ConfigError(f"[scoring] label_column {s.label_column!r} is not a column of the manifest (columns: "
-                          f"{', '.join(c for c in inputs.columns if c != '_path')}); fix label_column",
-                          file=cfg.path, table="scoring", key="label_column")
-    items = _items(inputs, s.label_column)
     cache = ScoreCache(ctx.cache_dir)
-    weights = s.weights
-    wp = cfg.resolve(weights)
-    if wp.exists():
-        weights = str(wp)
-    tables, fails, prov = [], [], []
-    net = {}
-    for proto in s.protocols:
-        try:
-            scorer = Scorer(weights, ScoringProtocol(input=proto, resize=s.resize, filter=s.filter,
-                                                      condition=s.condition),
-                            device=s.device, batch_size=s.batch_size, min_side=s.min_side)
-            if s.label_column:
-                run = score_by_label(scorer, items, cache, s.label_column, progress=False)
-            else:
-                run = scorer.score_items(items, cache, progress=False)
-        except ProtocolError as exc:
-            raise AuditError(f"[scoring] {exc} (in {cfg.path})") from None
-        except FileNotFoundError as exc:
-            raise ConfigError(f"[scoring] weights: {exc}; fix `weights` in {cfg.path}", file=cfg.path,
-                              table="scoring", key="weights") from None
-        net = dict(c_dim=int(scorer.c_dim), resolution=int(scorer.resolution),
-                   weights=str(s.weights), weights_sha256=scorer.weights_sha256)
-        tables.append(run.table)
-        fails.append(run.failures.assign(protocol=proto))
-        conv = run.table["conversion"].fillna("")
-        prov.append(dict(protocol=proto, label=run.protocol.label, settings=json.dumps(run.protocol.settings()),
-                         scored=run.scored, from_cache=run.from_cache, failed=run.failed,
-                         converted=int((conv != "").sum()),
-                         conversions="; ".join(sorted({c.split(" ")[0] for c in conv if c}))))
+    tables, fails, prov, nets = [], [], [], []
+    log = getattr(ctx, "log", None) or (lambda line: None)
+    for net in s.network_list():
+        if net.label_column and net.label_column not in inputs.columns:
+            raise ConfigError(f"[scoring] label_column {net.label_column!r} is not a column of the manifest (columns: "
+                              f"{', '.join(c for c in inputs.columns if c != '_path')}); fix label_column",
+                              file=cfg.path, table="scoring", key="label_column")
+        items = _items(inputs, net.label_column)
+        weights = net.weights
+        wp = cfg.resolve(weights)
+        if wp.exists():
+            weights = str(wp)
+        info = {}
+        for proto in s.protocols:
+            log(f"score: {len(items)} images, network {net.id or net.weights}, protocol {proto} ({s.engine} engine)")
+            try:
+                protocol = ScoringProtocol(input=proto, resize=s.resize, filter=s.filter, condition=net.condition)
+                if net.label_column and s.engine == "ray":
+                    scorer, run = _score_by_label_ray(cfg, net, weights, proto, items, cache,
+                                                         progress=_progress(ctx))
+                else:
+                    scorer = _make_scorer(cfg, net, weights, protocol)
+                    if net.label_column:
+                        run = score_by_label(scorer, items, cache, net.label_column, progress=_progress(ctx))
+                    else:
+                        run = scorer.score_items(items, cache, progress=_progress(ctx))
+            except ProtocolError as exc:
+                from .conditioning import conditioning_problem
+
+                c_dim = re.search(r"c_dim=(\d+)", str(exc))
+                problem = conditioning_problem(net, int(c_dim.group(1))) if c_dim else None
+                where = f"scoring.networks[{s.networks.index(net)}]" if s.networks else "scoring"
+                if problem is not None:  # named as the option is spelled in the configuration
+                    raise ConfigError(problem[1], file=cfg.path, table=where, key=problem[0]) from None
+                raise AuditError(f"[{where}] {exc} (in {cfg.path})") from None
+            except FileNotFoundError as exc:
+                raise ConfigError(f"[scoring] weights: {exc}; fix `weights` in {cfg.path}", file=cfg.path,
+                                  table="scoring", key="weights") from None
+            probe = getattr(scorer, "probe", scorer)  # a Ray scorer keeps the network's facts on its probe
+            info = dict(id=net.id, c_dim=int(probe.c_dim), resolution=int(scorer.resolution),
+                        weights=str(net.weights), weights_sha256=scorer.weights_sha256,
+                        condition=_condition_text(net))
+            tables.append(run.table.assign(network=net.id))
+            fails.append(run.failures.assign(protocol=proto, network=net.id))
+            conv = run.table["conversion"].fillna("")
+            prov.append(dict(network=net.id, protocol=proto, label=run.protocol.label,
+                             settings=json.dumps(run.protocol.settings()),
+                             scored=run.scored, from_cache=run.from_cache, failed=run.failed,
+                             converted=int((conv != "").sum()),
+                             conversions="; ".join(sorted({c.split(" ")[0] for c in conv if c}))))
+        nets.append(info)
     scores = pd.concat(tables, ignore_index=True)
     if not len(scores):
         f = pd.concat(fails, ignore_index=True)
@@ -210,10 +279,8 @@ def step_score(ctx) -> None:
                          f"[scoring] min_side)")
     ctx.write("scores", scores)
     ctx.write("score_failures", pd.concat(fails, ignore_index=True))
-    condition = (f"each image's class from column '{s.label_column}'" if s.label_column
-                 else f"class {s.class_}" if s.class_ is not None
-                 else "mean over all classes" if s.average_classes else "none (unconditional network)")
-    ctx.write_value("provenance", dict(network=net, protocols=prov, condition=condition, device=s.device,
+    ctx.write_value("provenance", dict(network=nets[0], networks=nets, protocols=prov,
+                                       condition=nets[0]["condition"], device=s.device, engine=s.engine,
                                        n_images=int(len(inputs)), discbias_version=__version__,
                                        stand_in_weights=bool(cfg.audit.stand_in_weights)))
 
@@ -231,7 +298,14 @@ def step_measure(ctx) -> None:
                           f"or [\"all\"]", file=cfg.path, table="measures", key="image")
     faces = None if cfg.measures.faces == "none" else cfg.measures.faces
     rows, fails = [], []
+    (getattr(ctx, "log", None) or (lambda line: None))(
+        f"measure: {len(inputs)} images ({len(want)} measures{', faces: ' + faces if faces else ''}; once for every "
+        f"network)")
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(inputs), unit="img", desc="measuring", file=sys.stderr, disable=not _progress(ctx))
     for r in inputs.to_dict("records"):
+        bar.update(1)
         if not Path(r["_path"]).exists():
             fails.append(dict(image=r["image"], reason="file not found (listed in the manifest)"))
             continue
@@ -243,6 +317,7 @@ def step_measure(ctx) -> None:
                                                              "image_sha256")}
         keep = {k: v for k, v in keep.items() if k == "image" or k in want or not k in IMAGE_MEASURES}
         rows.append(keep)
+    bar.close()
     if not rows:
         first = f"; first failure: {fails[0]['image']}: {fails[0]['reason']}" if fails else ""
         raise AuditError(f"no image of {len(inputs)} could be measured{first}")
@@ -251,60 +326,14 @@ def step_measure(ctx) -> None:
 
 
 def step_ratings(ctx) -> None:
+    from .ratings import collect_ratings
+
     cfg: AuditConfig = ctx.config
     inputs = ctx.read("inputs")
-    known = set(inputs["image"])
-    parts = []
-    for item, rc in cfg.ratings.items():
-        where = f"[ratings.{item}]"
-        if rc.columns:
-            miss = [c for c in rc.columns if c not in inputs.columns]
-            if miss:
-                raise ConfigError(f"{where} columns {miss} are not in the manifest (columns: "
-                                  f"{', '.join(c for c in inputs.columns if c != '_path')}); fix `columns`",
-                                  file=cfg.path, table=f"ratings.{item}", key="columns")
-            long = inputs.melt(id_vars=["image"], value_vars=rc.columns, var_name="rater", value_name="value")
-            source = "manifest"
-        else:
-            path = cfg.resolve(rc.file)
-            if not path.is_file():
-                raise ConfigError(f"{where} file {path} does not exist; fix `file`", file=cfg.path,
-                                  table=f"ratings.{item}", key="file")
-            raw = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
-            cols = {rc.image_column: "image_column", rc.rater_column: "rater_column", rc.value_column: "value_column"}
-            miss = [f"{k} ({v})" for k, v in cols.items() if k not in raw.columns]
-            if miss:
-                raise ConfigError(f"{where} {path.name} lacks the column(s) {', '.join(miss)} ("
-                                  f"{describe_columns(raw.columns)}); set image_column / rater_column / "
-                                  f"value_column", file=cfg.path, table=f"ratings.{item}")
-            long = raw.rename(columns={rc.image_column: "image", rc.rater_column: "rater",
-                                       rc.value_column: "value"})[["image", "rater", "value"]]
-            long["image"] = long["image"].astype(str)
-            unknown = ~long["image"].isin(known)
-            if unknown.any():
-                i = int(np.flatnonzero(unknown)[0])
-                raise AuditError(f"{path}: row {i + 2}: image {long['image'].iloc[i]!r} is not in the manifest "
-                                 f"({int(unknown.sum())} such row(s)); rate only images listed in [data]")
-            source = path.name
-        vals = pd.to_numeric(long["value"], errors="coerce")
-        bad = long["value"].notna() & vals.isna()
-        lo, hi = rc.scale
-        out = vals.notna() & ((vals < lo) | (vals > hi))
-        for mask, what in ((bad, "is not a number"), (out, f"is outside the scale [{lo:g}, {hi:g}]")):
-            if mask.any():
-                i = int(np.flatnonzero(mask)[0])
-                raise AuditError(f"{where} ({source}): image {long['image'].iloc[i]!r}, rater "
-                                 f"{long['rater'].iloc[i]!r}: value {_plain(long['value'].iloc[i])!r} {what}; fix the "
-                                 f"rating or the item's scale")
-        dup = long.duplicated(["image", "rater"])
-        if dup.any():
-            i = int(np.flatnonzero(dup)[0])
-            raise AuditError(f"{where} ({source}): rater {long['rater'].iloc[i]!r} rated image "
-                             f"{long['image'].iloc[i]!r} twice; keep one rating per image and rater")
-        parts.append(long.assign(item=item, value=vals, rater=long["rater"].astype(str))[
-            ["item", "image", "rater", "value"]])
-    ctx.write("ratings_long", pd.concat(parts, ignore_index=True) if parts
-              else pd.DataFrame(columns=["item", "image", "rater", "value"]))
+    manifest = cfg.resolve(cfg.data.manifest) if cfg.data.manifest else None
+    long, issues = collect_ratings(cfg, inputs, manifest)
+    ctx.write("ratings_long", long)
+    ctx.write("data_issues", issues)
 
 
 def step_join(ctx) -> None:
@@ -315,7 +344,7 @@ def step_join(ctx) -> None:
     items = list(cfg.ratings)
     mcols = [c for c in measures.columns if c != "image"]
     roles = {"manifest": set(meta_cols) - {"image"}, "measures": set(mcols), "ratings": set(items),
-             "score": {"score"} | {f"score_{p}" for p in cfg.scoring.protocols}}
+             "score": set(score_columns(cfg))}
     seen: dict[str, str] = {}
     for role, cols in roles.items():
         for c in cols:
@@ -325,10 +354,18 @@ def step_join(ctx) -> None:
                                   file=cfg.path)
             seen[c] = role
     primary = cfg.scoring.protocols[0]
-    sc = scores.pivot_table(index="image", columns="protocol", values="score", aggfunc="first")
-    sc.columns = [f"score_{p}" for p in sc.columns]
-    sc["score"] = sc[f"score_{primary}"]
-    extra = scores[scores["protocol"] == primary][["image", "condition"]].set_index("image")
+    nets = [n.id for n in cfg.scoring.network_list()]
+    if "network" not in scores.columns:
+        scores = scores.assign(network="")
+    sc = scores.pivot_table(index="image", columns=["network", "protocol"], values="score", aggfunc="first")
+    sc.columns = [_score_column(n, p, primary, len(cfg.scoring.protocols)) for n, p in sc.columns]
+    sc = sc.loc[:, ~sc.columns.duplicated()]
+    for n in nets:  # several networks and protocols: score_<network> is its primary protocol's score
+        if n and len(cfg.scoring.protocols) > 1:
+            sc[f"score_{n}"] = sc[f"score_{n}_{primary}"]
+    sc["score"] = sc[_score_column(nets[0], primary, primary, 1)]
+    first = scores[(scores["protocol"] == primary) & (scores["network"] == nets[0])]
+    extra = first[["image", "condition"]].set_index("image")
     img = inputs[meta_cols].merge(measures, on="image", how="inner").merge(sc.reset_index(), on="image", how="inner")
     img = img.merge(extra.rename(columns={"condition": "score_condition"}).reset_index(), on="image", how="left")
     if items:
@@ -343,6 +380,37 @@ def step_join(ctx) -> None:
     ctx.write("rating_rows", rr)
 
 
+def _score_column(net: str, proto: str, primary: str, n_protocols: int) -> str:
+    """``score_<protocol>`` (one network), ``score_<network>`` (its primary protocol) or ``score_<network>_<protocol>``."""
+    if not net:
+        return f"score_{proto}"
+    return f"score_{net}" if proto == primary and n_protocols == 1 else f"score_{net}_{proto}"
+
+
+def score_columns(cfg) -> list[str]:
+    """The score columns of the ``images`` table: ``score`` (the first network, primary protocol) and one per
+    network and protocol.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> one = NS(scoring=NS(protocols=["nvidia", "grissom2024"], network_list=lambda: [NS(id="")]))
+    >>> score_columns(one)
+    ['score', 'score_nvidia', 'score_grissom2024']
+    >>> two = NS(scoring=NS(protocols=["nvidia"], network_list=lambda: [NS(id="skip512"), NS(id="cond128")]))
+    >>> score_columns(two)
+    ['score', 'score_skip512', 'score_cond128']
+    """
+    ps = cfg.scoring.protocols
+    out = ["score"]
+    for n in cfg.scoring.network_list():
+        for p in ps:
+            out.append(_score_column(n.id, p, ps[0], len(ps)))
+        if n.id and len(ps) > 1:
+            out.append(f"score_{n.id}")
+    return list(dict.fromkeys(out))
+
+
 def step_reliability(ctx) -> None:
     from ..stats.reliability import item_reliability
 
@@ -353,7 +421,10 @@ def step_reliability(ctx) -> None:
     parts = []
     for item, d in ratings.groupby("item", sort=False):
         codes = {r: k + 1 for k, r in enumerate(sorted(d["rater"].unique()))}
-        k = len(codes)
+        # an incomplete design (each rater rates some images): the ICCs use the images with at least the
+        # median number of ratings per image, not only those every rater rated
+        per_image = d.groupby("image")["value"].count()
+        k = max(2, min(len(codes), int(per_image.median()))) if len(per_image) else len(codes)
         long = d.assign(slot=d["rater"].map(codes))
         parts.append(item_reliability(long, item="item", image="image", slot="slot", value="value", k=k,
                                       n_boot=200, seed=ctx.config.audit.seed, model="reliability"))
@@ -498,7 +569,7 @@ def step_render(ctx) -> None:
 
     cfg: AuditConfig = ctx.config
     tables = {n: ctx.read(n) for n in ("images", "scores", "score_failures", "measure_failures", "ratings_long",
-                                       "reliability", "models", "claims", "claim_specs")}
+                                       "data_issues", "reliability", "models", "claims", "claim_specs")}
     outs = render_audit(cfg, ctx.paths, tables, ctx.read_value("provenance"), ctx.read_value("figures"),
                         formats=ctx.formats, draft=ctx.draft)
     ctx.write_value("report", [str(p) for p in outs])
@@ -516,9 +587,10 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
     ...          ratings={}, scoring=NS(weights="w"))
     >>> import tempfile
     >>> audit_engine(cfg, AuditPaths(tempfile.mkdtemp(), "a")).order()
-    ['inputs', 'score', 'measure', 'ratings', 'join', 'reliability', 'models', 'claims', 'figures', 'render']
+    ['inputs', 'ratings', 'score', 'measure', 'join', 'reliability', 'models', 'claims', 'figures', 'render']
     """
     conf = cfg.model_dump(mode="json", by_alias=True)
+    conf.get("audit", {}).pop("on_invalid", None)  # a parameter of the ratings step only (not of scoring)
     files = _input_digests(cfg)
 
     def P(*keys, files_of=()):  # a step's settings: its configuration tables and the digests of its local files
@@ -527,12 +599,15 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
 
     steps = [
         Step("inputs", step_inputs, writes=["inputs"], group="data", params=P("data", files_of=("manifest",))),
+        # the ratings before scoring: with on_invalid = "error" a bad value stops the run before any expensive step
+        Step("ratings", step_ratings, reads=["inputs"], writes=["ratings_long", "data_issues"], group="measure",
+             params=P("ratings", files_of=("ratings",)) | {"on_invalid": getattr(cfg.audit, "on_invalid", "report")}),
         Step("score", step_score, reads=["inputs"], writes=["scores", "score_failures", "provenance"],
              group="score", params=P("scoring", "audit", files_of=("weights",))),
+        # the measures depend on the images and [measures] only (and min_side): a change of networks, protocols or
+        # conditioning reuses them
         Step("measure", step_measure, reads=["inputs"], writes=["measures", "measure_failures"], group="measure",
-             params=P("measures", "scoring")),
-        Step("ratings", step_ratings, reads=["inputs"], writes=["ratings_long"], group="measure",
-             params=P("ratings", files_of=("ratings",))),
+             params=P("measures") | {"min_side": conf.get("scoring", {}).get("min_side")}),
         Step("join", step_join, reads=["inputs", "measures", "scores", "ratings_long"],
              writes=["images", "rating_rows"], group="join", params=P("scoring", "ratings")),
         Step("reliability", step_reliability, reads=["ratings_long"], writes=["reliability"], group="fit",
@@ -544,7 +619,7 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
         Step("figures", step_figures, reads=["images", "models", "reliability"], writes=["figures"],
              group="figures", params=P("data", "labels", "models")),
         Step("render", step_render, reads=["images", "scores", "score_failures", "measure_failures", "ratings_long",
-                                           "reliability", "models", "claims", "claim_specs", "provenance",
+                                           "data_issues", "reliability", "models", "claims", "claim_specs", "provenance",
                                            "figures"],
              writes=["report"], group="render",
              params=P("audit", "labels", "data", "scoring", "ratings", "models", "claims",
@@ -563,7 +638,7 @@ def _template_digest() -> str:
 
 
 def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, force: bool = False,
-          log=None) -> dict:
+          log=None, on_invalid: str | None = None, progress: bool = False) -> dict:
     """Run an audit configuration end to end; return where everything went.
 
     Parameters
@@ -582,6 +657,12 @@ def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, fo
         Rerun every step.
     log : callable, optional
         Called with one line per step.
+    progress : bool
+        Progress bars (count, rate, ETA on stderr) while scoring and measuring (the command line
+        shows them unless ``-q``).
+    on_invalid : {"report", "error"}, optional
+        Overrides ``[audit] on_invalid``: invalid rating values are listed in ``data_issues`` and
+        left out ("report"), or stop the run listing every one ("error").
 
     Returns
     -------
@@ -596,14 +677,22 @@ def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, fo
     from ..paths import project_paths
 
     cfg = config if isinstance(config, AuditConfig) else load_audit_config(config)
+    if on_invalid is not None:
+        if on_invalid not in ("report", "error"):
+            raise ConfigError(f"on_invalid must be 'report' or 'error', not {on_invalid!r}")
+        cfg = cfg.model_copy(update={"audit": cfg.audit.model_copy(update={"on_invalid": on_invalid})})
     if root is None:
         here = cfg.path.parent if cfg.path else Path.cwd()
         root = here.parent if here.name == "analysis" else here
+    from .validate import preflight
+
+    preflight(cfg)  # every configuration and input-header problem, at once, before scoring and measuring
     pp = project_paths(root)
     paths = AuditPaths(pp.root, cfg.audit.name).ensure()
     eng = audit_engine(cfg, paths)
     steps = eng.run(force=force, log=log, context=dict(config=cfg, paths=paths, cache_dir=pp.score_cache,
-                                                       formats=tuple(formats), draft=draft))
+                                                       formats=tuple(formats), draft=draft, log=log,
+                                                       progress=progress))
     store = eng.store
     return dict(build=paths.build, tables=paths.store, report=[Path(p) for p in store.get_value("report")],
                 steps=steps, claims=store.get("claims"))

@@ -426,16 +426,24 @@ def check_numbering(html=None, typ=None, root=None) -> list[Finding]:
     return out
 
 
+#: Quoted text the raw-identifier check leaves alone: curly double quotes, and one quoted name.
+_QUOTED = re.compile(r"\u201c[^\u201d]*\u201d|'[\w./:-]+'")
+
+
 def check_raw_identifiers(html, keys) -> list[Finding]:
     """Keys of the label dictionary (``snake_case`` identifiers) in the body text.
 
     Only keys with an underscore count: a plain word such as ``male`` is also prose. Code spans
-    are left out of the body text, so an identifier a reader must type may stay in one.
+    are left out of the body text, so an identifier a reader must type may stay in one; so is
+    quoted text (a warning quoted in \u201ccurly quotes\u201d as a library wrote it, or one quoted
+    name such as ``'skin_r1'``), and a path (an id after ``/``, ``.`` or ``-``).
 
     Examples
     --------
     >>> [f.message for f in check_raw_identifiers("<h1>Results</h1><p>The blue_mean slope.</p>", ["blue_mean"])]
     ["raw identifier 'blue_mean' (label: use the readable label): 'The blue_mean slope.'"]
+    >>> check_raw_identifiers("<p>Fit: \u201cblue_mean is collinear\u201d; column 'blue_mean'.</p>", ["blue_mean"])
+    []
     """
     keys = sorted({k for k in keys if "_" in str(k)}, key=len, reverse=True)
     if not keys:
@@ -444,6 +452,7 @@ def check_raw_identifiers(html, keys) -> list[Finding]:
     out = []
     text = html if "<" in str(html) else _read(html)
     for head, body in html_sections(text):
+        body = _QUOTED.sub(lambda q: " " * len(q.group(0)), body)
         for m in pat.finditer(body):
             out.append(Finding("raw-identifier", f'section "{head}"',
                                f"raw identifier '{m.group(1)}' (label: use the readable label): "
@@ -531,6 +540,7 @@ def check_original_numbering(html) -> list[Finding]:
     out = []
     pat = re.compile(r"\b(?:Figure|Fig\.|Table|Tab\.)\s?\d+")
     for head, body in html_sections(text):
+        body = _QUOTED.sub(lambda q: " " * len(q.group(0)), body)
         for m in pat.finditer(body):
             before = body[max(0, m.start() - 12):m.start()]
             if re.search(r"(?:al\.|paper)['\u2019]s\s$", before):

@@ -13,44 +13,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-#: Package defaults; a study's ``[labels]`` table extends or overrides them.
+#: Package defaults: the columns, terms and measures the package itself writes. A study's own
+#: ids (its columns, items, models) are labelled in its configuration's ``[labels]`` table (the
+#: replication's in ``analysis/grissom2024.toml``), which extends or overrides these.
 DEFAULT_LABELS: dict[str, str] = {
-    # colour and luminance measures
-    "red_mean": "Mean red (0\u2013255)", "green_mean": "Mean green (0\u2013255)",
-    "blue_mean": "Mean blue (0\u2013255)", "luminance": "Luminance", "blue_z": "Blue mean (z)",
-    "score": "Score", "black_share": "Share of \u201cBlack\u201d ratings",
-    # rated axes (Study 2)
-    "afrocentric_mean": "Afrocentric (mean rating)", "asiocentric_mean": "Asiocentric (mean rating)",
-    "eurocentric_mean": "Eurocentric (mean rating)", "femininity_mean": "Femininity (mean rating)",
-    "hair_length_mean": "Hair length (mean rating)", "masculinity_mean": "Masculinity (mean rating)",
-    "skintone_mean": "Skin tone (mean rating)",
-    "afrocentric": "Afrocentric", "asiocentric": "Asiocentric", "eurocentric": "Eurocentric",
-    "femininity": "Femininity", "hair_length": "Hair length", "masculinity": "Masculinity", "skintone": "Skin tone",
-    # design factors and Face API attributes
-    "race": "Race", "gender": "Gender", "hair": "Hair", "age_band": "Age band", "glasses": "Glasses",
-    "hair_colour": "Hair colour", "exposure_z": "Exposure (z)", "blur_z": "Blur (z)", "noise_z": "Noise (z)",
-    "exposure_value": "Exposure", "blur_value": "Blur", "noise_value": "Noise",
-    "smile_z": "Smile (z)", "bald_z": "Baldness (z)", "facial_hair_z": "Facial hair (z)",
-    "face_area_z": "Face area (z)", "pitch_z": "Head pitch (z)", "abs_yaw_z": "|Head yaw| (z)",
-    "abs_roll_z": "|Head roll| (z)", "eye_makeup": "Eye make-up", "lip_makeup": "Lip make-up",
-    "headwear": "Headwear", "multi_face": "More than one face", "occluded": "Face occluded",
-    "NoGlasses": "no glasses", "ReadingGlasses": "reading glasses", "Sunglasses": "sunglasses",
-    "SwimmingGoggles": "swimming goggles",
+    "score": "Score",
+    # image measures (discbias.measures.image)
+    "mean_r": "Mean red (0\u2013255)", "mean_g": "Mean green (0\u2013255)", "mean_b": "Mean blue (0\u2013255)",
+    "luma_709": "Luma (Rec. 709)", "rel_luminance": "Relative luminance", "lab_l": "CIELAB L*",
+    "lab_a": "CIELAB a*", "lab_b": "CIELAB b*", "chroma": "Chroma (C*ab)", "hue_deg": "Hue angle (degrees)",
+    "colorfulness": "Colourfulness", "rms_contrast": "RMS contrast", "sharpness": "Sharpness",
+    "clipped_dark": "Share of clipped dark pixels", "clipped_bright": "Share of clipped bright pixels",
+    "width": "Width (px)", "height": "Height (px)", "n_pixels": "Pixels",
     # model terms
     "Intercept": "Intercept", "(Intercept)": "Intercept", "Group Var": "Cell intercept variance",
     "Residual": "Residual", "sigma": "Residual SD (\u03c3)", "nu": "Degrees of freedom (\u03bd)",
     "hedges_g": "Hedges\u2019 g",
-    # models
-    "elicited_bayes": "Bayesian (paper\u2019s priors)", "elicited_bayes_centred": "Bayesian (centred)",
-    "elicited_ols": "OLS", "elicited_ols_cluster": "OLS (cluster SE)", "elicited_mixed": "Mixed model",
-    "elicited_mixed_ols_cluster": "OLS (cluster SE)", "rgb_bayes": "Bayesian RGB", "rgb_ols": "OLS RGB",
-    "rgb_ols_hc3": "OLS RGB (HC3 SE)", "race_gender_hair_mixed": "Mixed model", "race_gender_hair_ols": "OLS",
-    "men_anova": "Men", "women_anova": "Women", "partial_corr": "Controlling for luminance",
-    "partial_corr_rgb": "Controlling for red, green and blue",
-    "s1x_ols_full": "OLS (HC3)", "s1x_mixed": "Mixed model", "s1x_quantile_10": "Quantile q = 0.1",
-    "s1x_quantile_50": "Quantile q = 0.5", "s1x_quantile_90": "Quantile q = 0.9",
-    "tree_depth5": "Tree (depth 5)", "tree_depth4_ratings": "Tree on ratings (depth 4)",
-    "all_rated": "all rated images", "matches_prompt": "images matching the prompt",
     # probe results
     "preferred_value": "Preferred value", "preferred_quantile": "Quantile of the preferred value",
     "training_mode": "Reference mode", "training_median": "Reference median",
@@ -64,6 +42,8 @@ DEFAULT_LABELS: dict[str, str] = {
 _ACTIVE: dict[str, str] = dict(DEFAULT_LABELS)
 
 _PATSY = re.compile(r"^C\((?P<var>[^,)]+)(?:,\s*Treatment\([^)]*\))?\)(?:\[(?:T\.)?(?P<level>[^\]]*)\])?$")
+#: A level of a categorical variable as formulaic / patsy write it without C(): ``region[north]``, ``group[T.b]``.
+_LEVEL = re.compile(r"^(?P<var>[A-Za-z_][\w.]*)\[(?:T\.)?(?P<level>[^\]]*)\]$")
 
 
 def set_labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -71,10 +51,10 @@ def set_labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
     Examples
     --------
-    >>> _ = set_labels({"red_mean": "Red"}); label("red_mean")
-    'Red'
-    >>> _ = set_labels(); label("red_mean")
-    'Mean red (0–255)'
+    >>> _ = set_labels({"red_mean": "Red", "luma_709": "Luma"}); label("red_mean"), label("luma_709")
+    ('Red', 'Luma')
+    >>> _ = set_labels(); label("red_mean"), label("luma_709")
+    ('red_mean', 'Luma (Rec. 709)')
     """
     global _ACTIVE
     _ACTIVE = {**DEFAULT_LABELS, **{str(k): str(v) for k, v in (extra or {}).items()}}
@@ -99,8 +79,10 @@ def known_ids(labels: Mapping[str, str] | None = None) -> list[str]:
 
     Examples
     --------
-    >>> "red_mean" in known_ids() and "Intercept" not in known_ids()
+    >>> "luma_709" in known_ids() and "Intercept" not in known_ids()
     True
+    >>> "hair_length" in known_ids(), "hair_length" in known_ids({"hair_length": "Hair length"})
+    (False, True)
     """
     d = _ACTIVE if labels is None else labels
     return sorted(k for k, v in d.items() if k != v)
@@ -111,12 +93,17 @@ def label(id_, labels: Mapping[str, str] | None = None) -> str:
 
     Examples
     --------
-    >>> label("red_mean"), label("C(race)[T.Black]:C(hair)[short]")
-    ('Mean red (0–255)', 'Race: Black × Hair: short')
-    >>> label("z_afrocentric_mean"), label("luminance:hedges_g"), label("elicited_ols__all_rated")
-    ('Afrocentric (mean rating), standardized', 'Luminance, Hedges’ g', 'OLS, all rated images')
-    >>> label("C(glasses, Treatment('NoGlasses'))[Sunglasses]"), label("something else")
+    >>> study = {"race": "Race", "hair": "Hair", "luminance": "Luminance", "elicited_ols": "OLS",
+    ...          "all_rated": "all rated images", "glasses": "Glasses", "Sunglasses": "sunglasses",
+    ...          "region": "Region", "skin_tone": "Skin tone"}
+    >>> label("luma_709"), label("C(race)[T.Black]:C(hair)[short]", study)
+    ('Luma (Rec. 709)', 'Race: Black × Hair: short')
+    >>> label("z_skin_tone", study), label("luminance:hedges_g", study), label("elicited_ols__all_rated", study)
+    ('Skin tone, standardized', 'Luminance, Hedges’ g', 'OLS, all rated images')
+    >>> label("C(glasses, Treatment('NoGlasses'))[Sunglasses]", study), label("something else")
     ('Glasses: sunglasses', 'something else')
+    >>> label("region[north]", study), label("region[T.north]:skin_tone", study)
+    ('Region: north', 'Region: north × Skin tone')
     """
     d = _ACTIVE if labels is None else {**DEFAULT_LABELS, **labels}
     if not isinstance(id_, str):
@@ -128,10 +115,16 @@ def label(id_, labels: Mapping[str, str] | None = None) -> str:
     if m:
         var = label(m["var"].strip(), labels)
         return var if m["level"] is None else f"{var}: {d.get(m['level'], m['level'])}"
-    if ":" in s and "C(" in s:
-        return " \u00d7 ".join(label(p, labels) for p in s.split(":"))
+    m = _LEVEL.match(s)
+    if m:
+        return f"{label(m['var'], labels)}: {d.get(m['level'], m['level'])}"
     if s.endswith(":hedges_g"):
         return f"{label(s[:-9], labels)}, {d['hedges_g']}"
+    if ":" in s and all(re.fullmatch(r"C\(.*\)(\[.*\])?|[A-Za-z_][\w.]*(\[[^\]]*\])?", p) for p in s.split(":")):
+        parts = s.split(":")
+        named = [label(p, labels) for p in parts]
+        if "C(" in s or "[" in s or any(n != p for n, p in zip(named, parts)):
+            return " \u00d7 ".join(named)
     if s.startswith("z_") and s[2:] in d:
         return f"{d[s[2:]]}, standardized"
     if "__" in s:

@@ -337,7 +337,7 @@ class PubTable:
 
     Examples
     --------
-    >>> df = pd.DataFrame({"term": ["red_mean", "Intercept"], "estimate": [-0.51234, 12.0],
+    >>> df = pd.DataFrame({"term": ["mean_r", "Intercept"], "estimate": [-0.51234, 12.0],
     ...                    "conf_low": [-0.9, 10.1], "conf_high": [-0.1, 13.9], "p_value": [0.0001, 0.2]})
     >>> t = PubTable(df, [Col("term", "Term"), Col("estimate", digits=2),
     ...                   Col("conf_low", "95% CI", fmt="interval", high="conf_high", digits=1),
