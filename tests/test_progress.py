@@ -27,7 +27,9 @@ def test_bar_shows_count_rate_and_eta_on_the_given_stream():
         bar.update(2)
     assert "bootstrap" in text and "2/4" in text and "fit/s" in text and "<" in text  # count, rate, ETA
     assert "4/4" in err.getvalue()
-    assert "\r" not in err.getvalue() and len(err.getvalue().splitlines()) >= 3  # a log gets whole lines
+    lines = err.getvalue().splitlines()
+    assert "\r" not in err.getvalue() and len(lines) >= 3  # a log gets whole lines
+    assert len(lines) == len(set(lines))  # the final state once, not again on close
 
 
 def test_quiet_env_silences_and_set_quiet_restores(monkeypatch):

@@ -77,11 +77,13 @@ class _LineStream:
 
     def __init__(self, stream):
         self.stream = stream
+        self._last = None
 
     def write(self, s: str) -> None:
         line = s.replace("\r", "").strip("\n")
-        if line.strip():
+        if line.strip() and line != self._last:  # closing redraws the last state: written once
             self.stream.write(line + "\n")
+            self._last = line
 
     def flush(self) -> None:
         getattr(self.stream, "flush", lambda: None)()
