@@ -7,18 +7,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/discbias
 CONFIG ?= analysis/grissom2024.toml
-# Which configuration the build is for: its path and the sha256 of its bytes. build/.config is
-# rewritten only when this changes (CONFIG=other.toml, an edit, or a switch back), and every stage
-# depends on it, so a switch reruns fetch and measure (which clears the previous configuration's
-# tables) and never reports the previous configuration's results.
-CONFIG_ID := $(abspath $(CONFIG)) $(shell sha256sum $(CONFIG) 2>/dev/null | cut -c1-64)
+# Which steps rerun is the engine's decision (discbias.engine: each step's code, inputs, parameters
+# and the files it wrote), not make's: every target below calls the command line, which skips what
+# is up to date. `make report CONFIG=analysis/<audit>.toml` runs an audit the same way.
 
-# Code that the expensive stages depend on (report/ code only feeds figures and render).
-FIT_SRC := $(shell find src/discbias -name '*.py' -not -path '*/report/*' 2>/dev/null)
-ALL_SRC := $(shell find src/discbias -type f 2>/dev/null)
-TEMPLATES := $(shell find report -type f 2>/dev/null)
-
-.PHONY: help setup report fetch measure fit figures render bundle verify test test-all test-kernels bench probes-demo clean distclean FORCE
+.PHONY: help setup report fetch measure fit figures render bundle verify test test-all test-kernels bench probes-demo clean distclean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,36 +24,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-build/.config: FORCE
-	@mkdir -p build
-	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG_ID)" ]; then echo "$(CONFIG_ID)" > $@; fi
-
-data/raw/.fetched: $(CONFIG) build/.config | $(VENV)/.installed
+fetch: | $(VENV)/.installed ## download the released data (or copy it from the DISCBIAS_DATA_MIRROR folder), sha256-verified
 	$(CLI) fetch --config $(CONFIG)
-	touch $@
-
-build/measures/.done: data/raw/.fetched build/.config $(FIT_SRC)
+measure: | $(VENV)/.installed ## tidy tables from the raw files (build/measures)
 	$(CLI) measure --config $(CONFIG)
-	touch $@
-
-build/values.json: build/measures/.done $(FIT_SRC) $(CONFIG)
+fit: | $(VENV)/.installed ## fit every model (build/results, build/values.json)
 	$(CLI) fit --config $(CONFIG)
-
-build/figures/.done: build/values.json $(ALL_SRC)
+figures: | $(VENV)/.installed ## figures and publication tables (build/figures, build/tables)
 	$(CLI) figures --config $(CONFIG)
-	touch $@
-
-build/report/paper.pdf build/report/paper.html &: build/figures/.done $(TEMPLATES) $(ALL_SRC)
+render: | $(VENV)/.installed ## render the paper (build/report/paper.{qmd,html,pdf})
 	$(CLI) render --config $(CONFIG)
+report: | $(VENV)/.installed ## run every step that is out of date and render the paper (any study: CONFIG=analysis/<study>.toml)
+	$(CLI) report --config $(CONFIG)
 
-fetch: data/raw/.fetched ## download the released data (or copy it from the DISCBIAS_DATA_MIRROR folder), sha256-verified
-measure: build/measures/.done ## tidy tables from the raw files (build/measures)
-fit: build/values.json ## fit every model (build/results, build/values.json)
-figures: build/figures/.done ## figures and publication tables (build/figures, build/tables)
-render: build/report/paper.pdf ## render the paper (build/report/paper.{qmd,html,pdf})
-report: build/report/paper.pdf build/report/paper.html ## run every stage that is out of date and render the paper
-
-bundle: build/report/paper.pdf build/report/paper.html ## zip the build for publication (build/bundle/<study>-<commit>.zip)
+bundle: report ## zip the build for publication (build/bundle/<study>-<commit>.zip)
 	$(CLI) bundle --config $(CONFIG)
 
 verify: | $(VENV)/.installed ## compare build/ with a bundle: make verify BUNDLE=path/to/bundle.zip (report in build/verify/)

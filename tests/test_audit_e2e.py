@@ -116,7 +116,7 @@ def test_audit_init_then_run_produces_report(tmp_path, monkeypatch, capsys):
     assert rel.loc[rel["coefficient"] == "ICC(2,k)", "n_images"].iloc[0] == 30
     claims = pd.read_parquet(build / "tables" / "claims.parquet")
     assert claims["claim_id"].tolist() == ["group_difference"] and claims["verdict"].iloc[0] in (
-        "reproduced", "fragile", "not reproduced", "inconclusive")
+        "robust", "fragile", "contradicted", "negligible", "inconclusive")
     html = (build / "report" / "faces.html").read_text()
     assert "Stand-in weights" in html and "Model skin_rating" in html
     failures = pd.read_parquet(build / "tables" / "score_failures.parquet")

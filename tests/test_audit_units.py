@@ -175,7 +175,8 @@ def test_models_comparisons_and_claims(tmp_path):
 
     table, specs = evaluate_claims({"models": models}, audit_claims(cfg, models))
     v = table.set_index("claim_id")["verdict"]
-    assert v["c2"] == "not reproduced" and v["c1"] in ("reproduced", "fragile")
+    assert v["c2"] == "contradicted" and v["c1"] in ("robust", "fragile")
+    assert (table["reproduction"] == "not applicable").all() and (table["kind"] == "hypothesis").all()
     assert len(specs) == 6
     # a formula naming a column that exists only at the other level says so
     bad = load_audit_config(_cfg(tmp_path, '[[models]]\nid = "m2"\nformula = "score ~ rater"\n'))

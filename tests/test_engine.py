@@ -195,17 +195,38 @@ def test_store_csv_layout_and_code_version(tmp_path):
     assert Step("x", _src).version == code_version(_src) == code_version(__import__(__name__))
 
 
-def test_shadow_copies_give_back_the_frame_the_step_wrote(tmp_path):
-    layout = lambda n, k: f"{n}.csv" if k == "table" else f"{n}.json"  # noqa: E731
-    df = pd.DataFrame({"note": ["", "x"], "flag": [True, False], "n": [1, 2]})
-    TableStore(tmp_path, layout=layout, shadow=tmp_path / "shadow").put("r", df)
-    # a new process (a new store) reads the exact frame, not the CSV's round trip ('' -> NaN)
-    back = TableStore(tmp_path, layout=layout, shadow=tmp_path / "shadow").get("r")
-    assert back.equals(df) and back.loc[0, "note"] == ""
-    assert pd.isna(TableStore(tmp_path, layout=layout).get("r").loc[0, "note"])  # without the copy
-    # the public file edited behind the store's back: the copy is stale and the file wins
-    (tmp_path / "r.csv").write_text("note,flag,n\nedited,True,3\n")
-    assert TableStore(tmp_path, layout=layout, shadow=tmp_path / "shadow").get("r")["note"].tolist() == ["edited"]
-    # an unreadable copy is reported and the file is read
-    (tmp_path / "shadow" / "r.csv.pkl").write_bytes(b"not a pickle")
-    assert TableStore(tmp_path, layout=layout, shadow=tmp_path / "shadow").get("r")["n"].tolist() == [3]
+def test_a_later_process_reads_the_frame_the_step_wrote_without_pickles(tmp_path):
+    from discbias.frames import identical
+
+    df = pd.DataFrame({"note": pd.Series(["", None, float("nan")], dtype=object), "flag": [True, False, True],
+                       "n": [1, 2, 3], "c": pd.Categorical(["a", "b", "a"])})
+    TableStore(tmp_path).put("r", df)
+    # a new process (a new store) reads the exact frame back from Parquet: '' stays '', None is not NaN
+    back = TableStore(tmp_path).get("r")
+    assert identical(back, df) and back.loc[0, "note"] == "" and back.loc[1, "note"] is None
+    assert not list(tmp_path.rglob("*.pkl"))
+
+
+def test_recorded_files_rerun_their_step_when_missing_or_changed(tmp_path):
+    import os
+
+    store = TableStore(tmp_path / "store")
+    out = tmp_path / "store" / "fig.svg"
+    out.parent.mkdir()
+
+    def draw(ctx):
+        out.write_text("<svg/>")
+        ctx.wrote_file(out)
+        ctx.write_value("figures/x", {"saved": ["fig"]})
+
+    e = Engine([Step("draw", draw, writes=["figures/x"])], store)
+    assert e.run()["status"].tolist() == ["ran"]
+    assert e.run()["status"].tolist() == ["skipped"]
+    out.unlink()
+    assert e.status()["reason"].tolist() == ["file fig.svg missing"]
+    assert e.run()["status"].tolist() == ["ran"]
+    out.write_text("<svg>edited</svg>")
+    assert e.status()["reason"].tolist() == ["file fig.svg changed outside the step"]
+    e.run()
+    os.utime(out, ns=(1, 1))  # touched, same bytes: no rerun
+    assert e.status()["reason"].tolist() == [None]

@@ -172,8 +172,9 @@ def test_face_block_split_into_demographic_and_other(planted):
     # each part adds no more than the whole face block
     assert b.loc["block:face_demographic", "estimate"] <= b.loc["block:face", "estimate"] + 1e-12
     assert b["multiple_testing"].eq("Holm over the 4 block tests").all()
-    claims = evaluate_claims({"ffhq_strat_blocks": reg["blocks"]}, fs.CLAIMS)[0].set_index("claim_id")
-    assert claims.loc["S1-stratified-face", "estimate"] == pytest.approx(b.loc["block:face_demographic", "estimate"])
+    specs = evaluate_claims({"ffhq_strat_blocks": reg["blocks"]}, fs.CLAIMS)[1].set_index(["claim_id", "specification"])
+    assert specs.loc[("S1-stratified-face", "demographic_block"), "estimate"] == pytest.approx(
+        b.loc["block:face_demographic", "estimate"])
 
 
 def m_age_levels(planted):
@@ -241,13 +242,35 @@ def test_quantile_regression_rows(planted):
     assert (ex > 0.5).all()
 
 
-def test_claims_read_blocks(planted):
-    reg, _ = planted
-    claims = evaluate_claims({"ffhq_strat_blocks": reg["blocks"]}, fs.CLAIMS)[0].set_index("claim_id")
-    assert claims.loc["S1-stratified-quality", "verdict"] == "reproduced"
-    assert claims.loc["S1-stratified-face", "verdict"] == "reproduced"
-    assert claims.loc["S1-stratified-quality", "estimate"] == pytest.approx(
+def test_claims_read_blocks_total_and_direct_effects(planted):
+    from discbias.claims import configure_claims
+
+    reg, m = planted
+    s, f = synthetic(n=1500, seed=1, face_effect=6.0, interaction=4.0)
+    d, _ = fs.prepare(s, f)
+    gender = pd.concat([fs.gender_contrast(d, reg["coefficients"]), fs.gender_mediation(m, reg["coefficients"])],
+                       ignore_index=True)
+    res = {"ffhq_strat_blocks": reg["blocks"], "ffhq_strat_bin_shares": fs.bin_shares(d),
+           "ffhq_strat_gender_contrast": gender}
+    claims = configure_claims(fs.CLAIMS, {"S1-stratified-face": {"primary": "top10"},
+                                          "S1-stratified-quality": {"sesoi": 0.02}})
+    table, specs = evaluate_claims(res, claims)
+    t, sp = table.set_index("claim_id"), specs.set_index(["claim_id", "specification"])
+    # both are extensions: never reproductions
+    assert (t["reproduction"] == "not applicable").all() and (t["kind"] == "extension").all()
+    assert t.loc["S1-stratified-quality", "extension"] == "robust"
+    assert t.loc["S1-stratified-quality", "estimate"] == pytest.approx(
         reg["blocks"].set_index("term").loc["block:quality", "estimate"])
+    # men score higher in the planted data: women are under-represented in the top decile (the total disparity);
+    # the direct effect (given quality and the other attributes) is shown as a different question
+    assert sp.loc[("S1-stratified-face", "top10"), "outcome"] == "supports"
+    assert t.loc["S1-stratified-face", "extension"] in ("robust", "fragile")
+    for name in ("direct", "total_sd", "total_mean", "demographic_block"):
+        assert sp.loc[("S1-stratified-face", name), "vote"] == "a different question"
+        assert sp.loc[("S1-stratified-face", name), "estimate"] == sp.loc[("S1-stratified-face", name), "estimate"]
+    assert sp.loc[("S1-stratified-face", "direct"), "estimate"] < 0  # women minus men
+    share = gender.set_index("term").loc["share mediated", "estimate"]
+    assert abs(share) < 0.3  # the planted gender effect is direct
     empty = evaluate_claims({}, fs.CLAIMS)[0].set_index("claim_id")
     assert empty.loc["S1-stratified-face", "verdict"] == "not yet estimated"
 

@@ -137,9 +137,15 @@ def test_claims_read_the_models(project):
     assert hair["estimate"].notna().all()
     assert hair.loc["paper", "source"].startswith("models_elicited: elicited_bayes ")
     # simulated hair effect is -2.5 per point and clearly estimated under every specification
-    assert claims.loc["S2-hair", "verdict"] == "reproduced", hair[["estimate", "conf_low", "conf_high", "outcome"]]
+    assert claims.loc["S2-hair", "robustness"] == "robust", hair[["estimate", "conf_low", "conf_high", "outcome"]]
+    # the mixed model's within-cell standardised slope is a different question: shown, never voting
+    assert hair.loc["mixed", "vote"] == "a different question" and not hair.loc["mixed", "used_for_verdict"]
+    assert hair.loc["cluster", "method"].startswith("OLS, CR2")
     bl = specs[specs["claim_id"] == "S2-black-men-long-hair"].set_index("specification")
-    assert bl.loc["vs_all_men", "role"] == "description" and not bl.loc["vs_all_men", "used_for_verdict"]
+    assert bl.loc["vs_all_men", "vote"] == "a different question" and not bl.loc["vs_all_men", "used_for_verdict"]
+    red = specs[specs["claim_id"] == "S2-red"].set_index("specification")
+    assert red.loc["balanced", "estimate"] == red.loc["balanced", "estimate"]  # the balanced margin is estimated
+    assert red.loc["paper", "vote"] == "a different question"  # the red slope alone: reproduction only
     assert "authors_file" in bl.index and bl.loc["authors_file", "outcome"] == "missing"  # optional: skipped
 
 
@@ -151,7 +157,8 @@ def test_unconverged_bayes_fit_never_supports_a_claim(project):
     claims, specs = evaluate_claims(res, analysis_claims())
     c = claims.set_index("claim_id")
     assert c.loc["S2-hair", "verdict"] == "inconclusive"
-    assert "did not converge" in c.loc["S2-hair", "reason"]
+    assert "not converged" in c.loc["S2-hair", "reason"]
+    assert c.loc["S2-hair", "reproduction"] == "inconclusive" and "did not converge" in c.loc["S2-hair", "reproduction_reason"]
     s = specs[(specs["claim_id"] == "S2-hair") & (specs["specification"] == "paper")].iloc[0]
     assert s["outcome"] == "not converged" and not s["supports"]
 

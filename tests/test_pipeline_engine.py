@@ -104,10 +104,13 @@ def test_fit_steps_see_only_their_declared_tables(tmp_path):
 
 
 def test_the_synthetic_build_is_up_to_date_for_the_engine(synthetic_build, synthetic_study):
-    """After fetch -> render, nothing in measure or fit needs a rerun (the values step is always run)."""
+    """After fetch -> render, nothing needs a rerun: measure, fit, the published CSVs, the figures and
+    the paper (whose files the figure and render steps recorded) are all up to date."""
     e = build_engine(load_config(synthetic_study), project_paths(synthetic_build))
-    status = e.status(["measure", "fit"]).set_index("step")["reason"]
+    status = e.status(["measure", "fit", "figures", "render"]).set_index("step")["reason"]
     assert status.isna().all(), status.dropna().to_dict()
+    assert {"publish:results", "render"} <= set(status.index)
+    assert not list((synthetic_build / "build").rglob("*.pkl"))  # no pickled copies of any table
 
 
 def test_steps_command_lists_the_declarations(synthetic_study, capsys):
@@ -125,24 +128,36 @@ def test_steps_command_lists_the_declarations(synthetic_study, capsys):
 
 
 def test_figure_steps_rerun_only_when_a_saved_file_is_missing(tmp_path):
-    """A figure step whose record exists and whose saved files are all on disk is not forced; one whose
-    record is missing, or one of whose files was deleted, is (whatever the step's name, e.g. the common
-    step 'figures:common' that records 'figures/common')."""
-    from discbias.engine import Step
-    from discbias.pipeline import _figure_steps_missing_files
+    """A figure step records the files it saved (figure:x -> x.svg/.pdf/.png, table:t -> t.*) in its
+    manifest: deleting or editing one reruns that step and no other; an unchanged build skips both."""
+    from discbias.stages import figure_step
 
     paths = project_paths(tmp_path)
-    paths.figures.mkdir(parents=True)
-    paths.tables.mkdir(parents=True)
-    store = TableStore(tmp_path / "store")
-    steps = [Step("figures:common", lambda ctx: None, writes=["figures/common"], group="figures"),
-             Step("a:figures", lambda ctx: None, writes=["figures/a:figures"], group="figures")]
-    engine = Engine(steps, store)
-    assert _figure_steps_missing_files(engine, paths) == ["figures:common", "a:figures"]  # never ran
-    store.put_value("figures/common", dict(saved=["figure:f1", "table:t1"]))
-    store.put_value("figures/a:figures", dict(saved=["figure:f2"]))
-    for f in (paths.figures / "f1.svg", paths.tables / "t1.csv", paths.figures / "f2.svg"):
-        f.write_text("x")
-    assert _figure_steps_missing_files(engine, paths) == []
-    (paths.tables / "t1.csv").unlink()
-    assert _figure_steps_missing_files(engine, paths) == ["figures:common"]
+    paths.ensure()
+
+    def fig_a(fctx):
+        for ext in ("svg", "pdf", "png"):
+            (fctx.paths.figures / f"f1.{ext}").write_text(ext)
+        (fctx.paths.tables / "t1.csv").write_text("x\n1\n")
+        (fctx.paths.tables / "t1.md").write_text("| x |")
+        fctx.saved += ["figure:f1", "table:t1"]
+
+    def fig_b(fctx):
+        (fctx.paths.figures / "f2.svg").write_text("svg")
+        fctx.saved.append("figure:f2")
+
+    store = TableStore(paths.build)
+    store.put_value(CONFIG_INPUT, {"c": 1})
+    store.put_value("values", {"v": 1})
+    engine = Engine([figure_step("a:figures", fig_a), figure_step("b:figures", fig_b)], store,
+                    external=[CONFIG_INPUT, "values"])
+    ctx = dict(config=None, paths=paths)
+    assert engine.run(context=ctx)["status"].tolist() == ["ran", "ran"]
+    assert engine.run(context=ctx)["status"].tolist() == ["skipped", "skipped"]
+    (paths.tables / "t1.md").unlink()
+    ran = engine.run(context=ctx).set_index("step")
+    assert ran["status"].to_dict() == {"a:figures": "ran", "b:figures": "skipped"}
+    assert ran.loc["a:figures", "reason"] == "file tables/t1.md missing"
+    (paths.figures / "f2.svg").write_text("edited")
+    ran = engine.run(context=ctx).set_index("step")
+    assert ran["status"].to_dict() == {"a:figures": "skipped", "b:figures": "ran"}

@@ -160,7 +160,7 @@ def test_bundle_refuses_an_incomplete_build(tmp_path, monkeypatch, capsys):
     cfg = _build(tmp_path)
     (tmp_path / "build" / "report" / "paper.pdf").unlink()
     assert main(["bundle", "--config", str(cfg), "--root", str(tmp_path)]) == 2
-    assert "paper.pdf is missing: run `make report`" in capsys.readouterr().err
+    assert "paper.pdf is missing: run `discbias report --config" in capsys.readouterr().err
 
 
 def test_tolerance_rules():

@@ -133,18 +133,19 @@ def test_paper_with_rescored_scores(env):
     # claims re-evaluated per protocol with the main claims' code
     cl = fctx.results["rescoring_claims"]
     assert sorted(map(tuple, cl[["protocol", "claim_id"]].to_numpy())) == sorted(
-        (p, c) for p in ("released", "grissom2024", "nvidia") for c in ("S1-luminance", "S1-race"))
-    assert set(cl["verdict"]) <= {"reproduced", "fragile", "not reproduced", "inconclusive"}
+        (p, c) for p in ("released", "grissom2024", "nvidia") for c in ("S1-luminance", "S1-blue-all", "S1-race"))
+    assert set(cl["verdict"]) <= {"robust", "fragile", "contradicted", "negligible", "inconclusive"}
+    assert set(cl.loc[cl["claim_id"] == "S1-luminance", "reproduction"]) <= {"reproduced", "differs"}
     by = cl.set_index(["protocol", "claim_id"])
     # S1-luminance is a correlation over every image (scores equal to 1e-5), S1-race the same top/bottom split
-    for c, tol in (("S1-luminance", 1e-6), ("S1-race", 1e-12)):
+    for c, tol in (("S1-blue-all", 1e-6), ("S1-race", 1e-12)):
         assert by.loc[("grissom2024", c), "estimate"] == pytest.approx(by.loc[("released", c), "estimate"], abs=tol)
     # under released scores the race estimate is the main Study 1 analysis's (same split, same images)
     main = fctx.results["study1_top_bottom_tests"].set_index("term").loc["black_share", "estimate"]
     assert by.loc[("released", "S1-race"), "estimate"] == pytest.approx(main)
     assert (cl["n_rated"] == 2 * TOP).all() and (cl["top_n"] == TOP).all()
     v = fctx.values["rescoring"]
-    assert v["enabled"] and v["protocols"]["nvidia"]["verdicts"].keys() == {"S1-luminance", "S1-race"}
+    assert v["enabled"] and v["protocols"]["nvidia"]["verdicts"].keys() == {"S1-luminance", "S1-blue-all", "S1-race"}
     for t in ("rs_agreement", "rs_claims", "rs_summary"):
         assert (root / "build" / "tables" / f"{t}.md").exists()
     assert (root / "build" / "figures" / "rs_scatter.png").exists()

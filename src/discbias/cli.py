@@ -141,6 +141,8 @@ def _run(args) -> int:
     from . import pipeline
 
     paths = project_paths(args.root)
+    if args.stage in ("report", "steps"):  # any study: the replication or an audit
+        return _run_study(args, paths)
     config = load_config(paths.config(args.config))
     if args.stage == "fetch":
         pipeline.run_fetch(config, paths, allow_download=not args.offline)
@@ -156,19 +158,30 @@ def _run(args) -> int:
         pipeline.run_render(config, paths, formats=tuple(f.strip() for f in args.to.split(",") if f.strip()),
                             template_dir=paths.resolve(args.templates) if args.templates else None,
                             use_quarto=False if args.no_quarto else None, draft=args.draft)
-    elif args.stage == "steps":
-        engine = pipeline.build_engine(config, paths)
-        if args.json:
-            print(engine.declarations().to_json(orient="records", indent=2))
-        else:
-            st = engine.status().set_index("step")["reason"]
-            for name in engine.order():
-                s = engine.step(name)
-                why = st[name] or "up to date"
-                print(f"{s.group:8s} {name:22s} {why}\n{'':31s}reads:  {', '.join(s.inputs) or '-'}\n"
-                      f"{'':31s}writes: {', '.join(s.outputs) or '-'}")
-    elif args.stage == "report":
-        pipeline.run_all(paths.config(args.config), args.root)
+    return 0
+
+
+def _run_study(args, paths) -> int:
+    """``report`` and ``steps`` for a study of any kind (:func:`discbias.studies.kind.open_study`)."""
+    import logging
+
+    from .studies.kind import open_study
+
+    study = open_study(paths.config(args.config), args.root)
+    if args.stage == "report":
+        log = logging.getLogger("discbias")
+        study.run(log=lambda line: log.info(f"{study.id} {line}"))
+        return 0
+    engine = study.engine()
+    if args.json:
+        print(engine.declarations().to_json(orient="records", indent=2))
+        return 0
+    st = engine.status().set_index("step")["reason"]
+    for name in engine.order():
+        s = engine.step(name)
+        why = st[name] or "up to date"
+        print(f"{s.group:8s} {name:22s} {why}\n{'':31s}reads:  {', '.join(s.inputs) or '-'}\n"
+              f"{'':31s}writes: {', '.join(s.outputs) or '-'}")
     return 0
 
 

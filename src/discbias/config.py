@@ -116,6 +116,64 @@ class StudyConfig:
             raise ValueError("this StudyConfig was not made by load_config: it has no validated settings")
         return self.settings.model_dump(mode="json")
 
+    # -- the typed tables: read here, once, by every stage ------------------------------------
+    def _table(self, name: str):
+        if self.settings is not None:
+            return getattr(self.settings, name)
+        from .schema import StudyFile
+
+        doc = {"study": {"id": self.id}}
+        if name in (self.raw or {}):
+            doc[name] = self.raw[name]
+        return getattr(validate_config(StudyFile, doc, file=self.path), name)
+
+    @property
+    def models(self):
+        """The ``[models]`` table (:class:`discbias.schema.ModelsTable`, defaults filled in): ``config.models.draws``.
+
+        ``config.models.model_fields_set`` holds the keys the file sets itself.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "s.toml"
+        >>> _ = p.write_text('[study]\\nid = "x"\\n[models]\\ndraws = 10\\n')
+        >>> c = load_config(p)
+        >>> c.models.draws, c.models.chains, sorted(c.models.model_fields_set), c.scoring is None
+        (10, 4, ['draws'], True)
+        """
+        return self._table("models")
+
+    @property
+    def scoring(self):
+        """The ``[scoring]`` table (:class:`discbias.schema.ScoringTable`), or None when the file has none."""
+        return self._table("scoring")
+
+    @property
+    def probes(self):
+        """The ``[probes]`` table (:class:`discbias.schema.ProbesTable`), or None when the file has none."""
+        return self._table("probes")
+
+    @property
+    def paper(self):
+        """The ``[paper]`` table (:class:`discbias.schema.PaperTable`)."""
+        return self._table("paper")
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The ``[labels]`` table: the study's readable names of its ids."""
+        return dict(self._table("labels"))
+
+    @property
+    def verify(self):
+        """The ``[verify]`` table (tolerances of ``discbias verify``)."""
+        return self._table("verify")
+
+    @property
+    def authors(self):
+        """The ``[authors]`` table."""
+        return self._table("authors")
+
     def role(self, role: str) -> Source:
         """Return the source a role points at; :class:`ConfigError` if unset."""
         if role not in self.roles:

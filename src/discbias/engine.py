@@ -71,6 +71,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from .frames import read_frame, write_frame
 from .results import _jsonable, write_table, write_values
 
 __all__ = ["DeclarationError", "MissingInputError", "StepError", "Step", "StepContext", "TableStore", "Engine",
@@ -198,7 +199,7 @@ def default_layout(name: str, kind: str) -> str:
 
 
 class TableStore:
-    """Tables (Parquet, or CSV where the layout says so) and JSON values under one folder.
+    """Tables (exact Parquet, or CSV where the layout says so) and JSON values under one folder.
 
     Parameters
     ----------
@@ -209,19 +210,14 @@ class TableStore:
         suffix chooses the format (``.parquet``, ``.csv``, ``.json``). Default:
         ``<name>.parquet`` and ``<name>.json``. Names may contain ``/`` (sub-folders).
 
-    shadow : path, optional
-        Folder of exact copies (pickles) of the tables, next to their public files: a table read
-        in a later process is then the very frame its step wrote (a CSV round trip turns ``""``
-        into NaN and may change dtypes), as long as its public file is unchanged (the copy
-        records the file's sha256; an edited or replaced file is read instead). Only for folders
-        the project writes itself: a pickle is trusted code.
-
     Notes
     -----
-    What was put in this process is also kept in memory and returned as is by :meth:`get`
-    (so a CSV round trip never changes a table between two steps of one run); tables not put
-    in this process are read from their shadow copy or their files. :meth:`digest` is the
-    sha256 of the public file's bytes, memoised on (size, modification time).
+    Parquet tables are written with :func:`discbias.frames.write_frame`, so a table read in a
+    later process is the very frame its step wrote (dtypes, categoricals, ``None`` apart from
+    ``NaN``, column order, index); no pickle is written or read. A CSV layout is for tables
+    published to people, not for tables steps pass on (a CSV round trip turns ``""`` into NaN).
+    What was put in this process is also kept in memory and returned as is by :meth:`get`.
+    :meth:`digest` is the sha256 of the file's bytes, memoised on (size, modification time).
 
     Examples
     --------
@@ -236,11 +232,9 @@ class TableStore:
     64
     """
 
-    def __init__(self, root: str | os.PathLike, layout: Callable[[str, str], str] | None = None,
-                 shadow: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike, layout: Callable[[str, str], str] | None = None):
         self.root = Path(root)
         self.layout = layout or default_layout
-        self.shadow = Path(shadow) if shadow is not None else None
         self._memory: dict[str, Any] = {}
         self._digests: dict[str, tuple[int, int, str]] = {}
 
@@ -263,32 +257,14 @@ class TableStore:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"table '{name}' must be a pandas DataFrame, not {type(df).__name__}")
         p = self.path(name, "table")
-        if p.suffix not in (".csv", ".parquet"):
+        if p.suffix == ".parquet":
+            write_frame(df, p)
+        elif p.suffix == ".csv":
+            write_table(df, p)
+        else:
             raise ValueError(f"table '{name}': the layout gives {p.name}; use a .parquet or .csv file name")
-        write_table(df, p)
         self._drop_other(name, "value")
         self._memory[name] = df
-        if self.shadow is not None:
-            import pickle
-
-            _atomic_write_bytes(self._shadow_path(name), pickle.dumps((self.digest(name), df), protocol=4))
-
-    def _shadow_path(self, name: str) -> Path:
-        return self.shadow / (self.layout(name, "table") + ".pkl")
-
-    def _from_shadow(self, name: str) -> pd.DataFrame | None:
-        import pickle
-
-        sp = self._shadow_path(name)
-        try:
-            digest, df = pickle.loads(sp.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError) as exc:
-            print(f"[discbias] engine: ignoring the unreadable copy {sp} ({type(exc).__name__}: {exc}); "
-                  f"reading {self.path(name, 'table')}", file=sys.stderr)
-            return None
-        return df if digest == self.digest(name) else None
 
     def put_value(self, name: str, value: Any) -> None:
         """Store a JSON value (dicts, lists, numbers, strings; numpy scalars and non-finite floats converted)."""
@@ -310,11 +286,7 @@ class TableStore:
         p = self.path(name, "table")
         if not p.exists():
             raise MissingInputError(f"table '{name}' is not in the store ({p} does not exist)")
-        if self.shadow is not None:
-            df = self._from_shadow(name)
-            if df is not None:
-                return df
-        return pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
+        return pd.read_csv(p) if p.suffix == ".csv" else read_frame(p)
 
     def get_value(self, name: str) -> Any:
         """A stored JSON value (raises :class:`MissingInputError` naming its file if absent)."""
@@ -329,8 +301,6 @@ class TableStore:
         """Delete a table or value (no error if absent)."""
         for kind in ("table", "value"):
             self.path(name, kind).unlink(missing_ok=True)
-        if self.shadow is not None:
-            self._shadow_path(name).unlink(missing_ok=True)
         self._memory.pop(name, None)
 
     def digest(self, name: str) -> str | None:
@@ -347,6 +317,25 @@ class TableStore:
         d = sha256_file(p)
         self._digests[key] = (st.st_size, st.st_mtime_ns, d)
         return d
+
+
+def _file_record(path: Path) -> list:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, sha256_file(path)]
+
+
+def _file_changed(path: Path, record: Sequence) -> str | None:
+    """Why a recorded file no longer matches (None if it does): size and time first, then its bytes."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    size, mtime, digest = record
+    if st.st_size == size and st.st_mtime_ns == mtime:
+        return None
+    if st.st_size != size or sha256_file(path) != digest:
+        return "changed outside the step"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,6 +438,7 @@ class StepContext:
         self.store = store
         self.extra = dict(extra or {})
         self.written: list[str] = []
+        self.files: list[Path] = []
 
     def __getattr__(self, name):
         extra = self.__dict__.get("extra", {})
@@ -491,6 +481,19 @@ class StepContext:
         self._check_write(name)
         self.store.put_value(name, value)
         self.written.append(name)
+
+    def wrote_file(self, path: str | os.PathLike) -> Path:
+        """Record a file the step wrote outside the store (a figure, a publication table, the paper).
+
+        The step's manifest records the file's size, modification time and sha256; the step
+        reruns when the file is missing or its bytes changed (a file whose size and time are
+        unchanged is not hashed again, so the check is cheap).
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise StepError(f"step '{self.step.name}' recorded {p}, which is not a file it wrote")
+        self.files.append(p)
+        return p
 
 
 # --------------------------------------------------------------------------------------------
@@ -677,7 +680,22 @@ class Engine:
                 return f"output {t} missing"
             if now != d:
                 return f"output {t} changed outside the step"
+        for key, rec in m.get("files", {}).items():
+            why = _file_changed(self._file_path(key), rec)
+            if why:
+                return f"file {key} {why}"
         return None
+
+    def _file_key(self, path: Path) -> str:
+        p = Path(os.path.abspath(path))
+        try:
+            return p.relative_to(Path(os.path.abspath(self.store.root))).as_posix()
+        except ValueError:
+            return str(p)
+
+    def _file_path(self, key: str) -> Path:
+        p = Path(key)
+        return p if p.is_absolute() else self.store.root / p
 
     def status(self, group: str | Iterable[str] | None = None) -> pd.DataFrame:
         """Which steps would run now and why (an upstream rerun is not foreseen: it shows after it ran)."""
@@ -747,6 +765,7 @@ class Engine:
                             params=self._params_digest(s),
                             inputs={t: self.store.digest(t) for t in s.inputs},
                             outputs={t: self.store.digest(t) for t in dict.fromkeys(ctx.written)},
+                            files={self._file_key(f): _file_record(f) for f in dict.fromkeys(ctx.files)},
                             seconds=round(secs, 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
             _atomic_write_bytes(self.manifest_path(n), json.dumps(manifest, indent=1, sort_keys=True).encode())
             rows.append(dict(step=n, group=s.group, status="ran", reason=reason, seconds=secs))

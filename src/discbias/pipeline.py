@@ -30,7 +30,7 @@ from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileErr
 from .engine import Engine, Step, StepContext
 from .paths import ProjectPaths, project_paths
 from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitContext, MeasureContext, R,  # noqa: F401
-                     replication_store)
+                     record_saved, replication_store)
 from .studies.validation import ISSUE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -225,10 +225,12 @@ def _provenance_step(ctx: StepContext) -> None:
 
 def _claims_step(claims: list, tables: list[str]):
     def run(ctx: StepContext) -> None:
-        from .claims import evaluate_claims
+        from .claims import configure_claims, evaluate_claims
 
         results = {t: ctx.read(R(t)) for t in tables if ctx.has(R(t))}
-        table, specs = evaluate_claims(results, claims)
+        raw = getattr(ctx.config, "raw", None) or {}
+        configured = configure_claims(claims, raw.get("claims", {}), file=str(getattr(ctx.config, "path", "")))
+        table, specs = evaluate_claims(results, configured)
         ctx.write(R("claims"), table)
         ctx.write(R("claims_specifications"), specs)
 
@@ -278,6 +280,11 @@ def _values_step(fit_steps: list[Step]):
         for cid, c in values["claims"].items():
             c["specifications"] = {r["specification"]: r for r in specs[specs["claim_id"] == cid].to_dict("records")}
         values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
+        from .claims import SELECTION_RULE, ROBUSTNESS_RULE, REPRODUCTION_RULE, verdict_counts
+
+        values["question_counts"] = verdict_counts(claims)
+        values["claim_rules"] = dict(selection=SELECTION_RULE, robustness=ROBUSTNESS_RULE,
+                                     reproduction=REPRODUCTION_RULE)
         ctx.write_value("values", values)
 
     return run
@@ -291,7 +298,7 @@ def _common_figures_step(ctx: StepContext) -> None:
     fctx = FigureContext(ctx.config, ctx.paths, {}, res, ctx.read_value("values"))
     common_tables(fctx)
     spec_curve_figures(fctx)
-    ctx.write_value("figures/common", dict(saved=fctx.saved))
+    ctx.write_value("figures/common", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
 
 
 COMMON_RESULTS = ["claims", "claims_specifications", "provenance", "models", "data_issues"]
@@ -313,12 +320,55 @@ def _common_figures_version() -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
+def _publish_results_step(ctx: StepContext) -> None:
+    """Write ``build/results/<name>.csv`` from every ``results/<name>`` table of the store (unrounded);
+    remove the CSVs of tables no step makes any more."""
+    from .results import write_table
+
+    folder = ctx.paths.results
+    published = {}
+    for t in ctx.step.inputs:
+        if ctx.has(t):
+            name = t.split("/", 1)[1]
+            out = ctx.wrote_file(write_table(ctx.read(t), folder / f"{name}.csv"))
+            published[name] = sha256_file(out)
+    for old in folder.glob("*.csv"):
+        if old.stem not in published:
+            old.unlink()
+    ctx.write_value("published/results", dict(tables=dict(sorted(published.items()))))
+
+
+#: The render options of the last ``render`` run and a stamp of the templates (an external input of the render step).
+RENDER_INPUT = "inputs/render_options"
+
+
 def _render_step(ctx: StepContext) -> None:
     from .report.render import render
 
     opts = dict(ctx.extra.get("render", {}))
-    render(ctx.config, ctx.paths, **opts)
-    ctx.write_value("report/render", dict(formats=list(opts.get("formats", ("html", "pdf")))))
+    outs = render(ctx.config, ctx.paths, **opts)
+    for f in outs or ():
+        if Path(f).is_file():
+            ctx.wrote_file(f)
+    if (ctx.paths.report / "render_checks.txt").is_file():
+        ctx.wrote_file(ctx.paths.report / "render_checks.txt")
+    ctx.write_value("report/render", dict(formats=list(opts.get("formats", ("html", "pdf"))),
+                                          files=[Path(f).name for f in outs or ()]))
+
+
+def _render_input(paths: ProjectPaths, options: dict) -> dict:
+    """What the paper depends on besides the tables: the render options and a stamp of the templates
+    (the project's or the given folder) and of the renderer's own non-Python files (CSS, Lua, Typst)."""
+    from . import report as _report_pkg
+    from .report.render import default_template_dir
+    from .stages import files_stamp
+
+    tdir = Path(options.get("template_dir") or default_template_dir())
+    pkg = Path(_report_pkg.__file__).parent
+    return dict(formats=list(options.get("formats", ("html", "pdf"))), template_dir=str(tdir),
+                draft=bool(options.get("draft", False)), use_quarto=options.get("use_quarto"),
+                no_quarto=bool(os.environ.get("DISCBIAS_NO_QUARTO")), templates=files_stamp(tdir),
+                renderer=files_stamp(*[f for f in sorted(pkg.iterdir()) if f.is_file() and f.suffix != ".py"]))
 
 
 def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
@@ -347,17 +397,24 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
     fit = [s for s in analysis_steps if s.group == "fit"]
     steps += fit
     # claims in the order the fit steps run (a throwaway engine derives it)
-    order = Engine(steps, replication_store(paths), external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT]).order("fit")
+    order = Engine(steps, replication_store(paths), external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT]).order("fit")
     by = {s.name: s for s in fit}
     claims = [c for n in order for c in by[n].claims]
     result_tables = sorted({t.split("/", 1)[1] for s in fit for t in s.outputs if t.startswith("results/")})
-    steps.append(Step("fit:claims", _claims_step(claims, result_tables), optional_reads=[R(t) for t in result_tables],
+    steps.append(Step("fit:claims", _claims_step(claims, result_tables), reads=[CONFIG_INPUT],
+                      optional_reads=[R(t) for t in result_tables],
                       writes=[R("claims"), R("claims_specifications")], group="fit"))
     fit_ordered = [by[n] for n in order]
+    steps.append(Step("publish:results", _publish_results_step,
+                      optional_reads=sorted({t for s in steps for t in s.outputs if t.startswith("results/")}
+                                            | {R("models")}),
+                      writes=["published/results"], group="fit"))
     steps.append(Step("fit:values", _values_step(fit_ordered),
                       reads=[CONFIG_INPUT, R("claims"), R("claims_specifications"), R("provenance"), R("data_issues"),
                              *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
-                      writes=[R("models"), "values"], group="fit"))
+                      writes=[R("models"), "values"], group="fit",
+                      # values.json records the commit that made it: a new commit (or uncommitted changes) reruns it
+                      params=dict(code_commit=_code_commit(paths))))
     steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
                       optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures",
                       version=_common_figures_version()))
@@ -367,8 +424,8 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
         fig = figure_module(a)
         if fig is not None:
             steps += fig.steps(config, paths)
-    steps.append(Step("render", _render_step, reads=["values"], optional_reads=[t for s in steps for t in s.writes
-                                                                                if t.startswith("figures/")],
+    steps.append(Step("render", _render_step, reads=[CONFIG_INPUT, RENDER_INPUT, "values", "published/results"],
+                      optional_reads=[t for s in steps for t in s.writes if t.startswith("figures/")],
                       writes=["report/render"], group="render"))
     return steps
 
@@ -376,7 +433,7 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
 def build_engine(config: StudyConfig, paths: ProjectPaths) -> Engine:
     """The replication's :class:`~discbias.engine.Engine` on the project's store (``build/``)."""
     return Engine(build_steps(config, paths), replication_store(paths),
-                  external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT], manifests=paths.manifests)
+                  external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT], manifests=paths.manifests)
 
 
 def analysis_claims():
@@ -482,8 +539,8 @@ def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) ->
     """Run the ``fit`` group (each analysis's fit, the claims, ``models.csv`` and ``values.json``).
 
     Fit steps whose code and inputs are unchanged are not rerun (``force`` reruns them); the
-    values step always runs (it records the build's date and commit). Returns a
-    :class:`FitContext` with every results table and the values.
+    values step also reruns at a new commit (``values.json`` records the commit and date of the
+    build that made it). Returns a :class:`FitContext` with every results table and the values.
     """
     require_current_build(config, paths)
     paths.ensure()
@@ -491,7 +548,7 @@ def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) ->
         raise MissingInputError(f"no tables in {paths.measures}; run `discbias measure` first")
     engine = _engine_for(config, paths)
     _warn_stale(engine, ["measure"], "fit")
-    ran = engine.run("fit", force=True if force else ["fit:values"], context=dict(config=config, paths=paths),
+    ran = engine.run("fit", force=force, context=dict(config=config, paths=paths),
                      log=lambda m: log.info(f"fit {m}"))
     _report(ran, "fit")
     write_resolved(config, paths.results)
@@ -527,34 +584,27 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     if not engine.store.exists("values"):
         raise MissingInputError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
     _warn_stale(engine, ["measure", "fit"], "figures")
-    force = True if os.environ.get("DISCBIAS_ALL_FIGURES") == "1" else _figure_steps_missing_files(engine, paths)
+    force = os.environ.get("DISCBIAS_ALL_FIGURES") == "1"
     engine.run("figures", force=force, context=dict(config=config, paths=paths), log=lambda m: log.info(f"figures {m}"))
 
 
-def _figure_steps_missing_files(engine, paths: ProjectPaths) -> list[str]:
-    """Figure steps that never ran or one of whose saved figures/tables is no longer on disk."""
-    missing = []
-    for name in engine.order("figures"):
-        records = [t for t in engine.step(name).outputs if t.startswith("figures/")]  # {"saved": [...]}
-        if not records or not all(engine.store.exists(t) for t in records):
-            missing.append(name)
-            continue
-        saved = [item for t in records for item in engine.store.get_value(t).get("saved", [])]
-        for item in saved:
-            kind, _, stem = item.partition(":")
-            folder, ext = (paths.figures, "svg") if kind == "figure" else (paths.tables, "csv")
-            if not (folder / f"{stem}.{ext}").exists():
-                missing.append(name)
-                break
-    return missing
-
-
-def run_render(config: StudyConfig, paths: ProjectPaths, **options) -> None:
+def run_render(config: StudyConfig, paths: ProjectPaths, *, force: bool = True, **options) -> None:
     """Run the ``render`` group: :func:`discbias.report.render.render` with ``options``
-    (``formats``, ``template_dir``, ``use_quarto``, ``draft``)."""
+    (``formats``, ``template_dir``, ``use_quarto``, ``draft``).
+
+    With ``force=False`` (``discbias report``) the paper is rendered only when something it
+    depends on changed: ``values.json``, a published results table, a figure or publication
+    table, the configuration, the templates, the renderer's code or files, the options, or a
+    rendered file is missing or was edited.
+    """
     require_current_build(config, paths)
     engine = _engine_for(config, paths)
-    engine.run("render", force=True, context=dict(config=config, paths=paths, render=options))
+    stamp = _render_input(paths, options)
+    if not engine.store.exists(RENDER_INPUT) or engine.store.get_value(RENDER_INPUT) != stamp:
+        engine.store.put_value(RENDER_INPUT, stamp)
+    ran = engine.run("render", force=force, context=dict(config=config, paths=paths, render=options),
+                     log=lambda m: log.info(f"render {m}"))
+    _report(ran, "render")
     log.info(engine.timings_report())  # the last stage of `make report`: the whole build's table
 
 
@@ -566,4 +616,4 @@ def run_all(config_path: str | Path = DEFAULT_CONFIG, root=None, formats=("html"
     run_measure(config, paths)
     run_fit(config, paths)
     run_figures(config, paths)
-    run_render(config, paths, formats=formats)
+    run_render(config, paths, force=False, formats=formats)

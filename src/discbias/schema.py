@@ -29,7 +29,8 @@ from .defaults import DEFAULTS
 from .errors import ConfigModel
 
 __all__ = ["StudyFile", "StudyTable", "PaperTable", "UpstreamTable", "SourceTable", "ModelsTable", "ScoringTable",
-           "ProtocolTable", "ProbesTable", "VerifyTable", "AuthorsTable"]
+           "ProtocolTable", "ProbesTable", "VerifyTable", "AuthorsTable",
+           "ClaimSettings"]
 
 # Names fixed by the code (kept here as literals so that the schema needs no heavy import; a test
 # checks them against discbias.scoring.protocols and discbias.stats.bayes).
@@ -208,6 +209,17 @@ class AuthorsTable(ConfigModel):
     r_reference: Optional[str] = None
 
 
+class ClaimSettings(ConfigModel):
+    """``[claims.<id>]``: the primary specification of a claim and its smallest effect size of interest
+    (see :func:`discbias.claims.configure_claims`)."""
+
+    primary: Optional[str] = None
+    justification: str = ""
+    sesoi: Optional[float] = Field(None, ge=0)
+    sesoi_units: str = ""
+    sesoi_reference: str = ""
+
+
 class StudyFile(ConfigModel):
     """A whole study configuration file."""
 
@@ -222,3 +234,4 @@ class StudyFile(ConfigModel):
     probes: Optional[ProbesTable] = None
     verify: VerifyTable = VerifyTable()
     authors: AuthorsTable = AuthorsTable()
+    claims: dict[str, ClaimSettings] = {}

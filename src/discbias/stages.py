@@ -13,10 +13,14 @@ must be declared.
 Table names in the store (:func:`replication_store`):
 
 * ``measures/<name>``: ``build/measures/<name>.parquet``;
-* ``results/<name>``: ``build/results/<name>.csv``;
 * ``values``: ``build/values.json``;
-* anything else (``released/...``, ``issues/<step>``, ``values/<section>``, ``fitinfo/<step>``,
-  ``figures/<step>``, ``inputs/...``): ``build/engine/store/<name>.parquet`` or ``.json``.
+* anything else (``results/<name>``, ``released/...``, ``issues/<step>``, ``values/<section>``,
+  ``fitinfo/<step>``, ``figures/<step>``, ``inputs/...``): ``build/engine/store/<name>.parquet``
+  (exact, :mod:`discbias.frames`) or ``.json``.
+
+The published tables ``build/results/<name>.csv`` are written from the ``results/<name>`` tables
+by one final step (``publish:results`` in :mod:`discbias.pipeline`), which records the files it
+wrote, so a deleted or edited CSV is written again.
 """
 
 from __future__ import annotations
@@ -62,8 +66,6 @@ def replication_layout(paths: ProjectPaths) -> Callable[[str, str], str]:
     def layout(name: str, kind: str) -> str:
         if kind == "table" and name.startswith("measures/"):
             return f"{name}.parquet"
-        if kind == "table" and name.startswith("results/"):
-            return f"{name}.csv"
         if kind == "value" and name == "values":
             return "values.json"
         return f"{store}/{name}.parquet" if kind == "table" else f"{store}/{name}.json"
@@ -80,9 +82,9 @@ def replication_store(paths: ProjectPaths) -> TableStore:
     >>> s = replication_store(ProjectPaths(Path("/tmp/p")))
     >>> [s.path(n, k).relative_to("/tmp/p").as_posix() for n, k in
     ...  [("measures/a", "table"), ("results/b", "table"), ("values", "value"), ("issues/x", "table")]]
-    ['build/measures/a.parquet', 'build/results/b.csv', 'build/values.json', 'build/engine/store/issues/x.parquet']
+    ['build/measures/a.parquet', 'build/engine/store/results/b.parquet', 'build/values.json', 'build/engine/store/issues/x.parquet']
     """
-    return TableStore(paths.build, layout=replication_layout(paths), shadow=paths.engine / "shadow")
+    return TableStore(paths.build, layout=replication_layout(paths))
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,11 +367,28 @@ def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), option
         res = TableView(ctx, "results/", [*results, *optional_results])
         fctx = FigureContext(ctx.config, ctx.paths, meas, res, ctx.read_value("values"))
         fn(fctx)
-        ctx.write_value(f"figures/{name}", dict(saved=fctx.saved))
+        ctx.write_value(f"figures/{name}", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
 
     return Step(name, run, reads=(CONFIG_INPUT, "values", *[M(t) for t in measures], *[R(t) for t in results]),
                 optional_reads=[*[M(t) for t in optional_measures], *[R(t) for t in optional_results]],
                 writes=[f"figures/{name}"], version=code_version(fn), group="figures", params=params)
+
+
+def record_saved(ctx: StepContext, fctx: FigureContext) -> dict[str, str]:
+    """Record the files a figure step saved (each figure's SVG, PDF and PNG; each table's CSV, TeX,
+    Typst, HTML and Markdown) in its manifest, so the engine reruns the step when one is missing or
+    edited; return their sha256 by name (the step's record, so the paper reruns when one changed)."""
+    from .fetch import sha256_file
+
+    out = {}
+    for item in fctx.saved:
+        kind, _, stem = item.partition(":")
+        folder = fctx.paths.figures if kind == "figure" else fctx.paths.tables
+        for f in sorted(folder.glob(f"{stem}.*")):
+            if f.is_file() and f.stem == stem:
+                ctx.wrote_file(f)
+                out[f"{folder.name}/{f.name}"] = sha256_file(f)
+    return out
 
 
 def files_stamp(*paths: str | Path | None) -> str:

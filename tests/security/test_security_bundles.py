@@ -184,3 +184,16 @@ def test_the_verify_report_shows_bundle_text_as_text(tmp_path):
     assert scan.handlers == [] and scan.urls == []
     assert "a" not in scan.tags  # no link at all came from the bundle
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+
+
+def test_a_table_of_types_discbias_never_writes_is_one_line(tmp_path):
+    """Claim ids that are numbers cannot be matched with the rebuild's: a BundleError naming the table."""
+    from discbias.reproduce.verify import verify_build
+
+    build = tmp_path / "build"
+    (build / "results").mkdir(parents=True)
+    (build / "results" / "claims.csv").write_text("claim_id,verdict\nc1,reproduced\n")
+    (build / "values.json").write_text("{}")
+    z = write_bundle(tmp_path / "b.zip", {"results/claims.csv": b"claim_id,verdict\n1,2\n"})
+    with pytest.raises(BundleError, match="results/claims.csv cannot be compared"):
+        verify_build(read_bundle(z), build)

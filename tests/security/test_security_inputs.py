@@ -244,6 +244,14 @@ def test_a_header_only_study2_file_stops_measure_naming_it(tmp_path):
     from discbias.studies.validation import CsvFormatError
 
     p = tmp_path / "study2.csv"
-    p.write_text(",image,race,gender,hair,score,red_mean,green_mean,blue_mean\n")
+    p.write_text("stim.race,stim.gen,hairlength,fullstimname,red_mean,green_mean,blue_mean,luminance\n")
     with pytest.raises(CsvFormatError, match="study2.csv line 2: the file has a header but no data rows"):
         read_study2(p)
+
+
+def test_an_invalid_device_string_is_one_line():
+    from discbias.errors import UserError
+    from discbias.scoring.scorer import Scorer
+
+    with pytest.raises(UserError, match="is not a device name"):
+        Scorer("unused.pkl", device="cuda; touch MARKER")

@@ -633,6 +633,40 @@ def gender_contrast(d: pd.DataFrame, coefficients: pd.DataFrame, study2: pd.Data
     return pd.concat(parts, ignore_index=True)
 
 
+def gender_mediation(m: pd.DataFrame, coefficients: pd.DataFrame) -> pd.DataFrame:
+    """Total and direct gender effect on the standardized score, and the share mediated.
+
+    Total: OLS (HC3) of ``score_z`` on gender alone in the model sample; direct: the gender
+    coefficient of the full model (image quality and the other face attributes held fixed). The
+    share mediated by the other attributes (and image quality) is ``1 - direct / total``, a point
+    estimate (rows men minus women, as the other rows of the gender contrast).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> g = pd.Categorical(rng.choice(["female", "male"], 400), categories=["female", "male"])
+    >>> m = pd.DataFrame({"gender": g}); m["score_z"] = 0.5 * (m["gender"] == "male") + rng.normal(size=400)
+    >>> coefs = pd.DataFrame({"model": ["s1x_ols_full"], "term": [MALE_TERM], "estimate": [0.25]})
+    >>> t = gender_mediation(m, coefs)
+    >>> t["term"].tolist()[-1], bool(0.2 < t["estimate"].iloc[-1] < 0.8)
+    ('share mediated', True)
+    """
+    tot, _ = ols("score_z ~ C(gender, Treatment('female'))", m, model="s1x_gender_total", cov_type="HC3")
+    tot = tot[tot["term"] == MALE_TERM].assign(sample="FFHQ model sample, total (gender alone; OLS, score SDs)")
+    direct = coefficients[(coefficients["model"] == "s1x_ols_full") & (coefficients["term"] == MALE_TERM)]
+    rows = [tot]
+    if len(tot) and len(direct):
+        t, dct = float(tot["estimate"].iloc[0]), float(direct["estimate"].iloc[0])
+        rows.append(result_frame([dict(model="s1x_gender_mediated", term="share mediated",
+                                       estimate=1 - dct / t if t else np.nan,
+                                       method="1 - direct / total (gender coefficients on the standardized score "
+                                              "without and with image quality and the other face attributes); "
+                                              "point estimate, no interval",
+                                       n_obs=int(tot["n_obs"].iloc[0]), converged=True, warnings="")])
+                    .assign(sample="FFHQ model sample, share of the total gender difference mediated"))
+    return pd.concat(rows, ignore_index=True)
+
+
 # --------------------------------------------------------------------------------------- stage
 def fit(ctx):
     from threadpoolctl import threadpool_limits
@@ -661,6 +695,7 @@ def _fit(ctx):
     reg = fit_regressions(m, base_warns)
     timings.update(reg["timings"])
     gender = gender_contrast(d, reg["coefficients"], ctx.measures.get("study2_images"))
+    gender = pd.concat([gender, gender_mediation(m, reg["coefficients"])], ignore_index=True)
     ctx.results.update(ffhq_strat_groups=groups, ffhq_strat_cells=cells, ffhq_strat_bin_shares=shares,
                        ffhq_strat_quality_bins=qbins, ffhq_strat_quality_curves=qcurves,
                        ffhq_strat_quality_tests=qtests, ffhq_strat_coefficients=reg["coefficients"],
@@ -773,6 +808,8 @@ def _values(d, info, groups, shares, qtests, reg, m, timings, ctx, gender) -> di
                    optimizer_note=next((w for w in str(var.loc["var(cell intercept)", "warnings"]).split("; ")
                                         if w.startswith("optimizer ")), "")),
         claims=claims, min_delta_r2=MIN_DELTA_R2, alpha=ALPHA, n_boot=N_BOOT,
+        share_mediated=float(gender.loc[gender["model"] == "s1x_gender_mediated", "estimate"].iloc[0])
+        if (gender["model"] == "s1x_gender_mediated").any() else float("nan"),
         quantiles_converged=bool(coefs.loc[coefs["model"].str.startswith("s1x_quantile"), "converged"].all()),
         timings=timings,
     )
@@ -841,20 +878,49 @@ _RULE = ("HC3 Wald F-test of the {block} in the full OLS model of the standardiz
          f"{len(BLOCKS)} block tests) p < {ALPHA} AND the lower 95% bootstrap bound of its incremental R^2 >= {MIN_DELTA_R2}")
 
 
-def _claim(claim_id):
+def _block_delta(term: str):
+    """A block's incremental R^2 with its bootstrap interval; the SESOI (Cohen's f^2) becomes an
+    incremental R^2 of f^2 x (1 - R^2 of the full model)."""
     def lookup(results):
         df = results.get("ffhq_strat_blocks")
+        if df is None or not len(df) or not (df["term"] == term).any():
+            return None
+        r = df[df["term"] == term].iloc[0]
+        conv = bool(df["converged"].fillna(False).astype(bool).all()) if "converged" in df else True
+        return SpecResult(float(r["estimate"]), float(r["conf_low"]), float(r["conf_high"]), converged=conv,
+                          method=str(r["method"]), source=f"ffhq_strat_blocks: s1x_ols_full {term}",
+                          sesoi_scale=1.0 - float(r["r2_full"]) if r.get("r2_full") == r.get("r2_full") else 1.0,
+                          note=f"HC3 Wald F = {float(r['statistic']):.4g}, Holm p = {float(r['p_holm']):.3g}")
+    return lookup
+
+
+def _share_gap(level: str, bin_: str, grouping: str = "gender"):
+    """A group's share of a score stratum minus its share of all images (FFHQ is the whole population,
+    so its overall share is fixed); Wilson 95% interval of the stratum share. The SESOI (Cohen's h) is
+    converted at the overall share p: h x sqrt(p (1 - p))."""
+    def lookup(results):
+        df = results.get("ffhq_strat_bin_shares")
         if df is None or not len(df):
             return None
-        n = _claim_numbers(df, claim_id)
-        what = "image-quality block (exposure, exposure², blur, noise, blue mean)" if claim_id.endswith("quality") \
-            else "gender and age-band block (beyond image quality and the other face attributes)"
-        conv = bool(df["converged"].fillna(False).astype(bool).all()) if "converged" in df else True
-        return SpecResult(n["delta_r2"], n["low"], n["high"], converged=conv, supports=n["verdict"] == "reproduced",
-                          undetermined=n["verdict"] == "inconclusive",
-                          method="supports if " + _RULE.format(block=what.split(" (")[0]),
-                          source=f"ffhq_strat_blocks: s1x_ols_full {what}",
-                          note=f"block rule: {n['verdict']} (Holm p = {n['p_holm']:.3g})")
+        hit = df[(df["grouping"] == grouping) & (df["level"] == level) & (df["bin"] == bin_)]
+        if hit.empty:
+            return None
+        r = hit.iloc[0]
+        o = float(r["overall_share"])
+        return SpecResult(float(r["share"]) - o, float(r["share_low"]) - o, float(r["share_high"]) - o,
+                          method=f"share of {level} images in the {bin_} by score minus their share of all images; "
+                                 "Wilson 95% interval",
+                          source=f"ffhq_strat_bin_shares: {grouping} {level} {bin_}",
+                          sesoi_scale=float(np.sqrt(o * (1 - o))),
+                          note=f"{int(r['n'])} of {int(r['bin_total'])} images; {100 * o:.1f}% of all images")
+    return lookup
+
+
+def _gender_row(model: str, term: str, scale: float = -1.0):
+    """Women minus men from ``ffhq_strat_gender_contrast`` (rows are men minus women)."""
+    def lookup(results):
+        from ..claims import result_row
+        return result_row("ffhq_strat_gender_contrast", model, term, scale=scale)(results)
     return lookup
 
 
@@ -863,17 +929,36 @@ CLAIMS = [
           "D's scores are stratified by image-level qualities (all 70k FFHQ images; exposure, blur, noise, blue mean).",
           "abstract: D 'systematically stratifies scores by both image- and face-level qualities' (qualitative; "
           "FFHQ inspected only through the top and bottom 100)", +1,
-          [Specification("paper", "image-quality block, incremental R²", _claim("S1-stratified-quality"), role="paper")],
-          quantity="incremental R²"),
+          [Specification("quality_block", "image-quality block, incremental R² (full OLS model, HC3)",
+                         _block_delta("block:quality"))],
+          quantity="incremental R²", kind="extension",
+          estimand="share of score variance added by the image-quality block to the face attributes (incremental R²)"),
     Claim("S1-stratified-face",
-          "D's scores are stratified by the demographic face labels FFHQ has (Face API gender and age band) beyond "
-          "image quality and the other face attributes (all 70k FFHQ images; FFHQ has no race label, so the "
-          "paper's race claim is not tested here).",
+          "Women are under-represented among the highest-scored FFHQ images (all 70k FFHQ images, Face API gender; "
+          "FFHQ has no race label, so the paper's race claim is not tested here).",
           "abstract: stratification by face-level qualities 'disproportionately affects images across gender, race, "
-          "and other categories' (qualitative)", +1,
-          [Specification("paper", "gender and age-band block, incremental R²", _claim("S1-stratified-face"),
-                         role="paper")],
-          quantity="incremental R²"),
+          "and other categories' (qualitative)", -1,
+          [Specification("top1", "women's share of the top 1% minus their share of all images",
+                         _share_gap("female", "top 1%")),
+           Specification("top10", "women's share of the top decile minus their share of all images",
+                         _share_gap("female", "D10")),
+           Specification("total_mean", "total: mean score, women − men (Welch, score units)",
+                         _gender_row("s1x_gender_ffhq", "score"),
+                         estimand="total mean score difference, women − men"),
+           Specification("total_sd", "total: women − men in the model sample (OLS, score SDs, HC3)",
+                         _gender_row("s1x_gender_total", MALE_TERM),
+                         estimand="total standardised score difference, women − men"),
+           Specification("direct", "direct: women − men adjusted for image quality and the other face attributes "
+                                   "(OLS, score SDs, HC3)",
+                         _gender_row("s1x_ols_full", MALE_TERM),
+                         estimand="direct standardised score difference, women − men, given image quality and "
+                                  "the other face attributes"),
+           Specification("demographic_block", "gender and age band beyond quality and the other face attributes, "
+                                              "incremental R²", _block_delta("block:face_demographic"),
+                         estimand="incremental R² of gender and age band"),
+           ],
+          quantity="share gap (women, top stratum minus all images)", kind="extension",
+          estimand="women's share of the highest-scored images minus their share of all FFHQ images"),
 ]
 
 

@@ -22,6 +22,7 @@ from ..defaults import DEFAULTS
 from ..results import result_frame
 from ..stats.bayes import MAX_RHAT, MIN_ESS, SamplerSettings, elicited_bayes, rgb_bayes
 from ..stats.correlation import add_holm, partial_correlations
+from ..stats.cr2 import cluster_table
 from ..stats.fitcache import FitCache
 from ..stats.mixed import cell_marginal_means, mixedlm, nested_variance_components
 from ..stats.regression import ols
@@ -80,7 +81,7 @@ def _paper_settings(config, settings: SamplerSettings) -> SamplerSettings:
     ``draws``, ``chains``... gets exactly those), the low-rank mass matrix only with nutpie."""
     from dataclasses import replace
 
-    given = dict(config.raw.get("models", {})) if getattr(config, "raw", None) else {}
+    given = config.models.model_fields_set  # the keys the file's [models] table sets itself
     o = {k: v for k, v in ELICITED_PAPER_SAMPLER.items() if k not in given}
     if settings.sampler != "nutpie":
         o.pop("mass_matrix", None)
@@ -89,13 +90,7 @@ def _paper_settings(config, settings: SamplerSettings) -> SamplerSettings:
 
 def _settings(config) -> tuple[SamplerSettings, int]:
     """The ``[models]`` table (validated by :class:`discbias.schema.ModelsTable`, defaults filled in)."""
-    from ..errors import validate_config
-    from ..schema import ModelsTable
-
-    m = getattr(getattr(config, "settings", None), "models", None)
-    if m is None:
-        m = validate_config(ModelsTable, dict((getattr(config, "raw", None) or {}).get("models", {})),
-                            file=getattr(config, "path", "the configuration"), table="models")
+    m = config.models
     s = SamplerSettings(draws=m.draws, tune=m.tune, chains=m.chains, cores=m.cores, seed=m.seed,
                         target_accept=m.target_accept, sampler=m.sampler)
     return s, m.n_boot
@@ -178,6 +173,65 @@ def measure(ctx):
 # fit
 
 
+def _bayes_checks(im: pd.DataFrame, rgb_idata, a: pd.DataFrame | None, elicited: dict, values: dict) -> dict:
+    """Heavy-tailed summaries (median and quantiles of nu), posterior-predictive checks of every Bayesian
+    model and prior-predictive checks of the Figure 7 model (:mod:`discbias.stats.bayes_checks`)."""
+    from ..stats.bayes_checks import (elicited_log_densities, elicited_prior_predictive, heavy_tail_summary,
+                                      power_scaling, predictive_check, replicate_from_posterior)
+
+    tails, checks, dens, psens = [], [], [], []
+    if rgb_idata is not None:
+        d = im.dropna(subset=["score", *RGB])
+        y = d["score"].to_numpy(float)
+        c, f = predictive_check(y, replicate_from_posterior(rgb_idata, d[RGB].to_numpy(float), seed=SEED),
+                                model="rgb_bayes", kind="posterior")
+        checks.append(c)
+        dens.append(f)
+    if a is not None:
+        shared = {"femininity_mean": "masculinity_mean"}
+        own = [x for x in AXIS_COLS if x not in shared]
+        idx = np.array([own.index(shared.get(x, x)) for x in AXIS_COLS])
+        y = a["score"].to_numpy(float)
+        for mid, (idata, spec) in elicited.items():
+            if idata is None:
+                continue
+            X = a[AXIS_COLS].to_numpy(float)
+            if spec == "centred":
+                X = X - X.mean(axis=0)
+            if "nu" in idata.posterior:
+                tails.append(heavy_tail_summary(idata, "nu", model=mid))
+            c, f = predictive_check(y, replicate_from_posterior(idata, X, seed=SEED), model=mid, kind="posterior")
+            grid = f.loc[f["curve"] == -1, "x"].to_numpy()
+            c2, f2 = predictive_check(y, elicited_prior_predictive(y, X, AXIS_COLS, idx, spec=spec, seed=SEED),
+                                      model=mid, kind="prior", grid=grid)
+            checks += [c, c2]
+            dens += [f, f2]
+            # power-scaling prior (and likelihood) sensitivity, ArviZ psens
+            names = ["b0"] + [f"b_{j}" for j in range(len(AXIS_COLS))] + ["nu", "sigma"]
+            terms = {"b0": "Intercept", **{f"b_{j}": x for j, x in enumerate(AXIS_COLS)}}
+            try:
+                psens.append(power_scaling(elicited_log_densities(idata, y, X, idx, spec=spec), model=mid,
+                                           var_names=names, terms=terms))
+            except Exception as exc:  # recorded in the table, never silently dropped
+                psens.append(pd.DataFrame([dict(model=mid, term="(all)", diagnosis=f"psens failed: {exc}")]))
+    out = {"models_bayes_tails": pd.DataFrame(tails),
+           "models_psens": pd.concat(psens, ignore_index=True) if psens else pd.DataFrame(), "models_ppc": pd.concat(checks, ignore_index=True)
+           if checks else pd.DataFrame(), "models_ppc_density": pd.concat(dens, ignore_index=True) if dens else pd.DataFrame()}
+    values["nu"] = {r["model"]: {k: r[k] for k in ("median", "q025", "q25", "q75", "q975")} for r in tails}
+    ps = out["models_psens"]
+    values["psens"] = ({m: dict(n_flagged=int((g["diagnosis"] != "-").sum()), n=int(len(g)),
+                                max_prior=float(g["prior_sensitivity"].max()) if "prior_sensitivity" in g else float("nan"),
+                                slopes_flagged=[str(t) for t in g.loc[(g["diagnosis"] != "-") & g["term"].isin(AXIS_COLS), "term"]])
+                        for m, g in ps.groupby("model")} if len(ps) else {})
+    ppc = out["models_ppc"]
+    values["ppc"] = ({f"{m}:{k}": {s: dict(observed=float(r["observed"]), p=float(r["p_predictive"]),
+                                          low=float(r["rep_low"]), high=float(r["rep_high"]))
+                                  for s, r in g.set_index("statistic").iterrows()}
+                      for (m, k), g in ppc.groupby(["model", "kind"])} if len(ppc) else {})
+    return out
+
+
+
 def bayes_diagnostics(tidy: pd.DataFrame) -> dict:
     """A Bayesian fit's convergence diagnostics and sampling time for ``models.csv``.
 
@@ -244,9 +298,11 @@ def _sensitivity(ctx, images: pd.DataFrame, agg: pd.DataFrame | None, dataset: s
                                    converged=False, method="OLS",
                                    warnings=f"{note}: only {len(images)} row(s), fewer than "
                                             f"{MIN_SENSITIVITY_ROWS}; not fitted")])]
+    from .study2 import colour_margin
+
     out = []
-    t, _ = ols("score ~ " + " + ".join(RGB), images, model=f"rgb_ols__{dataset}")
-    out.append(t)
+    t, f = ols("score ~ " + " + ".join(RGB), images, model=f"rgb_ols__{dataset}")
+    out.append(pd.concat([t, colour_margin(f, images, model=f"rgb_ols__{dataset}")], ignore_index=True))
     if agg is not None:
         a, dropped = _complete(agg, AXIS_COLS + ["score"])
         t, _ = ols(ELICITED_OLS, a, model=f"elicited_ols__{dataset}")
@@ -277,7 +333,8 @@ def fit(ctx):
 
     # --- colour: the paper's Bayesian RGB model ---
     fits = FitCache.for_paths(ctx.paths)  # MCMC fits are reused while their data, spec, settings and code are unchanged
-    rgb_b, _ = fits.fit(rgb_bayes, im, "score", tuple(RGB), model="rgb_bayes", settings=settings, columns=["score", *RGB])
+    rgb_b, rgb_idata = fits.fit(rgb_bayes, im, "score", tuple(RGB), model="rgb_bayes", settings=settings,
+                                columns=["score", *RGB])
     res["models_rgb_bayes"] = rgb_b
     ctx.add_model("rgb_bayes", "Paper's Bayesian regression of score on mean red, green, blue (PyMC NUTS)",
                   "score ~ red_mean + green_mean + blue_mean", rgb_b, **bayes_diagnostics(rgb_b))
@@ -286,7 +343,7 @@ def fit(ctx):
                 standardized(rgb_b, im)]
 
     # --- elicited axes (Figure 7): paper's spec, centred spec, OLS, OLS clustered, mixed ---
-    el = {}
+    el, bayes_checks = {}, {}
     if agg is not None:
         a, dropped = _complete(agg, AXIS_COLS + ["score"])
         shared = {"femininity_mean": "masculinity_mean"}
@@ -294,25 +351,26 @@ def fit(ctx):
         values["sampler_elicited_paper"] = paper_settings.describe()
         values["sampler_elicited_centred"] = _centred_settings(ctx.config, settings).describe()
         for spec, mid in (("paper", "elicited_bayes"), ("centred", "elicited_bayes_centred")):
-            t, _ = fits.fit(elicited_bayes, a, "score", AXIS_COLS, shared_scale=shared, spec=spec, model=mid,
-                            settings=paper_settings if spec == "paper" else _centred_settings(ctx.config, settings),
-                            parametrization=ELICITED_PARAMETRIZATION[spec], columns=["score", *AXIS_COLS])
+            t, idata = fits.fit(elicited_bayes, a, "score", AXIS_COLS, shared_scale=shared, spec=spec, model=mid,
+                                settings=paper_settings if spec == "paper" else _centred_settings(ctx.config, settings),
+                                parametrization=ELICITED_PARAMETRIZATION[spec], columns=["score", *AXIS_COLS])
             el[mid] = t
+            bayes_checks[mid] = (idata, spec)
             ctx.add_model(mid, "Grissom et al.'s Figure 7 model: score on per-image mean ratings, Student-t slopes"
                           + (" (paper's specification)" if spec == "paper" else " (centred predictors, weak intercept prior)"),
                           ELICITED_OLS, t, **bayes_diagnostics(t))
-        t, _ = ols(ELICITED_OLS, a, model="elicited_ols")
+        t, efit = ols(ELICITED_OLS, a, model="elicited_ols")
         el["elicited_ols"] = t
         ctx.add_model("elicited_ols", "OLS of score on per-image mean ratings (Grissom et al.'s Figure 7 predictors)", ELICITED_OLS, t)
         t, _ = ols(ELICITED_OLS, a, model="elicited_ols_hc3", cov_type="HC3")
         el["elicited_ols_hc3"] = t
         ctx.add_model("elicited_ols_hc3", "As elicited_ols, HC3 robust SEs", ELICITED_OLS, t)
         codes = pd.factorize(a["cell"])[0]
-        t, _ = ols(ELICITED_OLS, a, model="elicited_ols_cluster", cov_type="cluster", cov_kwds={"groups": codes})
-        t["warnings"] = t["warnings"].str.cat([f"cluster-robust SEs with only {len(set(codes))} clusters"] * len(t),
-                                              sep="; ").str.strip("; ")
+        # few design cells: CR2 standard errors with t(G - 1) (discbias.stats.cr2)
+        t = cluster_table(efit, a["cell"].to_numpy(), model="elicited_ols_cluster", formula=ELICITED_OLS)
         el["elicited_ols_cluster"] = t
-        ctx.add_model("elicited_ols_cluster", "As elicited_ols, SEs clustered by design cell", ELICITED_OLS, t)
+        ctx.add_model("elicited_ols_cluster", "As elicited_ols, CR2 SEs clustered by design cell, t(G - 1)",
+                      ELICITED_OLS, t)
         for t in el.values():
             t["holm_family"] = ""
         res["models_elicited"] = pd.concat(list(el.values()), ignore_index=True)
@@ -320,15 +378,15 @@ def fit(ctx):
         z = _zscore(a, AXIS_COLS + ["score", "luminance"])
         zf = "z_score ~ " + " + ".join(f"z_{c}" for c in AXIS_COLS + ["luminance"])
         mx, mfit = mixedlm(zf, z, "cell", model="elicited_mixed")
-        zo, _ = ols(zf, z, model="elicited_mixed_ols_cluster", cov_type="cluster",
-                    cov_kwds={"groups": pd.factorize(z["cell"])[0]})
+        _, zfit = ols(zf, z, model="elicited_mixed_ols_cluster")
+        zo = cluster_table(zfit, z["cell"].to_numpy(), model="elicited_mixed_ols_cluster", formula=zf)
         mx = add_holm(mx, "elicited_mixed fixed effects", mask=(mx["term"] != "Intercept") & (mx["term"] != "Group Var"))
         zo = add_holm(zo, "elicited_mixed_ols_cluster slopes", mask=zo["term"] != "Intercept")
         res["models_elicited_mixed"] = pd.concat([mx, zo], ignore_index=True)
         ctx.add_model("elicited_mixed", "MixedLM: standardized score on standardized rating means + luminance, "
                       "random intercept for the design cell", zf + " + (1 | cell)", mx,
                       re_var=float(mx["re_var"].iloc[0]), re_near_zero=bool(mx["re_near_zero"].iloc[0]))
-        ctx.add_model("elicited_mixed_ols_cluster", "Same fixed effects by OLS, cell-clustered SEs", zf, zo)
+        ctx.add_model("elicited_mixed_ols_cluster", "Same fixed effects by OLS, CR2 cell-clustered SEs, t(G - 1)", zf, zo)
         for mid, t in el.items():
             std_rows.append(standardized(t, a))
         std_rows.append(standardized(mx[mx["term"] != "Group Var"], z, y="z_score", already=True))
@@ -386,6 +444,7 @@ def fit(ctx):
                               root_ratings_only=str(sp4[sp4["depth"] == 0]["feature"].iloc[0]))
 
     res["models_standardized"] = pd.concat([s for s in std_rows if len(s)], ignore_index=True)
+    res.update(_bayes_checks(im, rgb_idata, a if agg is not None else None, bayes_checks, values))
 
     # --- race x gender x hair: partial pooling vs full interaction ---
     d, _ = _complete(im, ["score", "luminance", "red_mean", "race", "gender", "hair"])
@@ -471,7 +530,7 @@ def fit(ctx):
 
     ctx.results.update(res)
     ctx.values["models"] = values
-FIT_TABLES = ["models_rgb_bayes", "models_elicited", "models_elicited_mixed", "models_partial_corr", "models_tree",
+FIT_TABLES = ["models_bayes_tails", "models_psens", "models_ppc", "models_ppc_density", "models_rgb_bayes", "models_elicited", "models_elicited_mixed", "models_partial_corr", "models_tree",
               "models_tree_splits", "models_standardized", "models_race_gender_hair", "models_cell_emm",
               "models_variance_components", "models_reliability", "models_sensitivity"]
 MEASURES = ["study2_images", "study2_ratings"]

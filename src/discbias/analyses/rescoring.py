@@ -241,11 +241,11 @@ def _tests_for(name, scores, images, race, k):
 
 
 #: Claims re-evaluated under each scoring protocol.
-RESCORED_CLAIMS = ("S1-luminance", "S1-race")
+RESCORED_CLAIMS = ("S1-luminance", "S1-blue-all", "S1-race")
 
 
 def fit(ctx):
-    from ..claims import evaluate_claim
+    from ..claims import configure_claims, evaluate_claim
     from . import study1
 
     sc = _scoring(ctx)
@@ -264,7 +264,10 @@ def fit(ctx):
     race = ctx.measures.get("top_bottom_race")
     # The Study 1 claims whose inputs a rescoring rebuilds (top/bottom split by score, rated race);
     # the face-attribute stratification claims read other tables and stay with the released scores.
+    raw = getattr(ctx.config, "raw", None) or {}
     s1_claims = [c for c in study1.CLAIMS if c.claim_id in RESCORED_CLAIMS]
+    s1_claims = configure_claims(s1_claims, {k: v for k, v in (raw.get("claims") or {}).items()
+                                             if k in RESCORED_CLAIMS})
 
     agree_rows, tests, claim_rows, summary, groups = [], [], [], [], {}
     for name, s in scores.items():
@@ -278,12 +281,15 @@ def fit(ctx):
             results["study1_luminance_all"] = study1.luminance_all(joined)
         for c in s1_claims:
             # the specifications this protocol can estimate (the rated-race logit needs the released split)
-            c = dataclasses.replace(c, specifications=[sp for sp in c.specifications
-                                                       if sp.role == "paper" or sp.lookup(results) is not None])
+            # the specifications this protocol can estimate; the others (the rating-level race tables need the
+            # released split) are kept as optional, so that they are listed but do not block a verdict
+            keep = [sp if sp.lookup(results) is not None else dataclasses.replace(sp, required=False)
+                    for sp in c.specifications]
+            c = dataclasses.replace(c, specifications=keep)
             row, specs = evaluate_claim(c, results)
             claim_rows.append(dict(protocol=name, claim_id=c.claim_id, description=c.description, rule=c.rule,
                                    estimate=row["estimate"], conf_low=row["conf_low"], conf_high=row["conf_high"],
-                                   verdict=row["verdict"], reason=row["reason"],
+                                   verdict=row["verdict"], reason=row["reason"], reproduction=row["reproduction"],
                                    specifications="; ".join(f"{r['label']}: {r['outcome']}" for r in specs),
                                    n_images=n_common, top_n=k, n_rated=n_rated, warnings="; ".join(notes)))
         blue.insert(0, "protocol", name)
@@ -338,6 +344,7 @@ def fit(ctx):
             p[term] = float(a[(name, term)]) if (name, term) in a.index else None
         cl = claims[claims["protocol"] == name].set_index("claim_id")
         p["verdicts"] = cl["verdict"].to_dict()
+        p["reproduction"] = cl["reproduction"].to_dict()
         p["estimates"] = {cid: float(e) if pd.notna(e) else None for cid, e in cl["estimate"].items()}
         protos[name] = p
     v.update(enabled=True, images=str(sc.images), n_images=int(rs["image"].nunique()), n_common=int(n_common),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..claims import Claim, Specification, result_row
+from ..claims import Claim, SpecResult, Specification, result_row, row
 from ..results import result_frame
 from ..stats.groups import category_shares, chisq_independence, correlation, describe, welch_ttest
 from ..stats.regression import ols
@@ -159,29 +159,95 @@ def fit(ctx):
 
 _WELCH = "Welch t-test"
 
+
+def _black_p(results) -> float:
+    """Share of all race ratings of the top and bottom 100 that say Black (for the SESOI's scale)."""
+    sh = results.get("study1_race_shares")
+    if sh is None or not len(sh):
+        return float("nan")
+    b = sh[sh["category"] == BLACK]
+    return float(b["n"].sum() / b["total"].sum()) if len(b) and b["total"].sum() else float("nan")
+
+
+def _share_scale(r, results) -> float:
+    """Cohen's h into a difference of shares at the overall share p: dp = h * sqrt(p (1 - p))."""
+    p = _black_p(results)
+    return float(np.sqrt(p * (1 - p))) if p == p else 1.0
+
+
+def _logit_scale(r, results) -> float:
+    """Cohen's h into a log-odds difference at the overall share p: h / sqrt(p (1 - p))."""
+    p = _black_p(results)
+    return float(1 / np.sqrt(p * (1 - p))) if p == p and 0 < p < 1 else 1.0
+
+
+def _rating_share_difference(results):
+    """The paper's reading: the share of all race ratings saying Black, bottom minus top (ratings as if
+    independent: a Wald interval for a difference of two proportions)."""
+    sh = results.get("study1_race_shares")
+    if sh is None or not len(sh):
+        return None
+    b = sh[sh["category"] == BLACK].set_index("group")
+    if not {"top", "bottom"} <= set(b.index):
+        return None
+    p1, n1 = float(b.loc["bottom", "share"]), float(b.loc["bottom", "total"])
+    p2, n2 = float(b.loc["top", "share"]), float(b.loc["top", "total"])
+    se = float(np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
+    d = p1 - p2
+    return SpecResult(d, d - 1.959963984540054 * se, d + 1.959963984540054 * se,
+                      method="difference of two proportions over all race ratings, Wald interval (ratings treated "
+                             "as independent, as a share of ratings reads them)",
+                      source="study1_race_shares: Black or African-American, bottom and top",
+                      sesoi_scale=_share_scale(None, results),
+                      note=f"{int(n1)} bottom and {int(n2)} top ratings; ratings are nested in images")
+
+
+def _raw_over_std(r, results) -> float:
+    """The standardised SESOI in raw units: the raw slope's ratio to the standardised one."""
+    std = row(results, "study1_luminance_all", "s1_luminance_ols_hc3_std", "z_blue_mean")
+    return float(r["estimate"]) / float(std["estimate"]) if std is not None and float(std["estimate"]) else 1.0
+
+
 CLAIMS = [
     Claim("S1-luminance", "Higher-luminance FFHQ images get higher scores.",
           "top 100 brighter than bottom 100", +1, [
-              Specification("paper", "all 70k: Pearson r, released luminance",
+              Specification("paper", "top vs bottom 100: luminance (Welch)",
+                            result_row("study1_top_bottom_tests", "s1_top_bottom_luminance", "luminance"),
+                            role="paper", selected_on_score=True),
+              Specification("blue_all", "all 70k: blue-channel mean, Pearson r (not luminance; see S1-blue-all)",
                             result_row("study1_correlations", "s1_blue_score_corr", "blue_mean~score:pearson"),
-                            role="paper"),
-              Specification("ols_hc3", "all 70k: OLS slope, HC3",
-                            result_row("study1_luminance_all", "s1_luminance_ols_hc3", "blue_mean")),
+                            estimand="association of score with the blue-channel mean"),
+          ], quantity="luminance difference (top minus bottom), or r", kind="replication",
+          estimand="association of score with image luminance over FFHQ"),
+    Claim("S1-blue-all", "Across all 70,000 FFHQ images, a higher blue-channel mean (the released file's "
+          "'luminance' column) goes with a higher score.",
+          "not in the paper: the released 70k file's 'luminance' column is the blue-channel mean", +1, [
+              Specification("pearson", "all 70k: Pearson r",
+                            result_row("study1_correlations", "s1_blue_score_corr", "blue_mean~score:pearson")),
               Specification("ols_hc3_std", "all 70k: standardised slope, HC3",
                             result_row("study1_luminance_all", "s1_luminance_ols_hc3_std", "z_blue_mean")),
-              Specification("top_bottom", "top vs bottom 100 (selected on score; description)",
-                            result_row("study1_top_bottom_tests", "s1_top_bottom_luminance", "luminance"),
-                            role="description"),
-          ], quantity="association of score with luminance"),
+              Specification("ols_hc3", "all 70k: OLS slope, HC3 (score per unit of the 0-255 mean)",
+                            result_row("study1_luminance_all", "s1_luminance_ols_hc3", "blue_mean",
+                                       sesoi_scale=_raw_over_std)),
+              Specification("top_bottom", "top vs bottom 100: blue-channel mean (Welch)",
+                            result_row("study1_top_bottom_tests", "s1_top_bottom_blue_mean", "blue_mean"),
+                            selected_on_score=True),
+          ], quantity="association of score with the blue-channel mean", kind="extension",
+          estimand="association of score with the blue-channel mean over all FFHQ images (r)"),
     Claim("S1-race", "The bottom 100 FFHQ images are far more often rated Black than the top 100.",
           "bottom 100 far more often rated Black", +1, [
-              Specification("paper", "per-image share rated Black, Welch",
-                            result_row("study1_top_bottom_tests", "s1_black_share", "black_share"), role="paper"),
-              Specification("logit_cluster", "rating-level logit, image-clustered",
-                            result_row("study1_race_logit", "s1_black_logit_cluster", "bottom")),
-          ], quantity="bottom minus top"),
+              Specification("paper", "share of ratings saying Black (ratings as independent)",
+                            _rating_share_difference, role="paper", selected_on_score=True),
+              Specification("image_share", "per-image share rated Black, Welch",
+                            result_row("study1_top_bottom_tests", "s1_black_share", "black_share",
+                                       sesoi_scale=_share_scale), selected_on_score=True),
+              Specification("logit_cluster", "rating-level logit, image-clustered (log-odds)",
+                            result_row("study1_race_logit", "s1_black_logit_cluster", "bottom",
+                                       sesoi_scale=_logit_scale), selected_on_score=True),
+          ], quantity="bottom minus top", kind="replication", selected_on_score=True, primary="image_share",
+          estimand="how much more often the bottom 100 than the top 100 images are rated Black"),
     Claim("S1-not-training-data", "The discriminator's biases are not explicable by the training data.",
-          "abstract: biases 'not explicable by the training data' (qualitative)",
+          "abstract: biases 'not explicable by the training data' (qualitative)", kind="qualitative",
           needs="the discriminator's weights and images to score, and a comparison of the probes' responses with "
                 "the training (FFHQ) distribution of the same attributes"),
 ]

@@ -10,6 +10,7 @@ from ..results import result_frame
 from ..stats.groups import cell_summary, welch_ttest
 from ..stats.mixed import mixedlm
 from ..stats.anova import lm_anova
+from ..stats.cr2 import cluster_table
 from ..stats.regression import ols
 from ..studies.grissom2024 import read_study2
 
@@ -134,21 +135,85 @@ def cell_contrasts(data: pd.DataFrame, formula: str, cov_type: str, *, model: st
     return emm, con
 
 
+COLOURS = ("red_mean", "green_mean", "blue_mean")
+
+
+def colour_margin(fit, data: pd.DataFrame, *, model: str, clusters=None, conf_level: float = 0.95) -> pd.DataFrame:
+    """Standardised contrasts of the red slope against the green and blue slopes of an OLS fit.
+
+    "Red is the strongest positive colour predictor" needs red's slope to exceed both others on a
+    common scale: slopes are standardised (``b * sd(x) / sd(score)``, SDs of the fit's rows) and
+    ``red - green`` and ``red - blue`` tested with the fit's covariance (or CR2 with t(G - 1) when
+    ``clusters`` is given). The claim's quantity is the *margin*, the smaller of the two contrasts;
+    its interval is ``[min(lows), min(highs)]``, whose lower bound excludes 0 exactly when both
+    contrasts' intervals do (an intersection-union test, no multiplicity adjustment needed).
+
+    Returns rows ``red - green``, ``red - blue`` and ``red margin`` (results schema).
+
+    Examples
+    --------
+    >>> import statsmodels.formula.api as smf
+    >>> rng = np.random.default_rng(0)
+    >>> d = pd.DataFrame(rng.normal(size=(200, 3)) * 30 + 120, columns=list(COLOURS))
+    >>> d["score"] = 0.05 * d.red_mean - 0.01 * d.green_mean + rng.normal(size=200)
+    >>> t = colour_margin(smf.ols(RGB, d).fit(), d, model="m")
+    >>> t["term"].tolist(), bool(t.set_index("term").loc["red margin", "conf_low"] > 0)
+    (['red - green', 'red - blue', 'red margin'], True)
+    """
+    from scipy import stats as st
+
+    from ..stats.cr2 import contrast_cr2
+
+    names = list(fit.model.exog_names)
+    rows_used = fit.model.data.row_labels if getattr(fit.model.data, "row_labels", None) is not None else data.index
+    d = data.loc[rows_used]
+    sy = float(d["score"].std(ddof=1))
+    f = {c: float(d[c].std(ddof=1)) / sy for c in COLOURS}
+    L = np.zeros((2, len(names)))
+    for k, other in enumerate(("green_mean", "blue_mean")):
+        L[k, names.index("red_mean")] = f["red_mean"]
+        L[k, names.index(other)] = -f[other]
+    if clusters is not None:
+        cl = pd.Series(np.asarray(clusters), index=data.index).loc[rows_used].to_numpy()
+        est, se, df = contrast_cr2(fit, cl, L)
+        q = st.t.ppf(0.5 + conf_level / 2, df)
+        lo, hi = est - q * se, est + q * se
+        p = 2 * st.t.sf(np.abs(est / se), df)
+        method = f"standardised contrast of OLS slopes, CR2 cluster-robust SE, t({df})"
+    else:
+        t = fit.t_test(L)
+        est, se = np.ravel(t.effect), np.ravel(t.sd)
+        ci = np.asarray(t.conf_int(alpha=1 - conf_level))
+        lo, hi, p = ci[:, 0], ci[:, 1], np.ravel(t.pvalue)
+        method = f"standardised contrast of OLS slopes ({fit.cov_type} covariance)"
+    rows = [dict(model=model, term=term, estimate=float(est[k]), std_error=float(se[k]), p_value=float(p[k]),
+                 conf_low=float(lo[k]), conf_high=float(hi[k]), conf_level=conf_level, method=method,
+                 n_obs=int(fit.nobs), converged=True, warnings="")
+            for k, term in enumerate(("red - green", "red - blue"))]
+    k = int(np.argmin(est))
+    rows.append(dict(model=model, term="red margin", estimate=float(est.min()), std_error=float(se[k]),
+                     conf_low=float(lo.min()), conf_high=float(hi.min()), conf_level=conf_level,
+                     method=method + "; margin = the smaller contrast, interval [min of lows, min of highs] "
+                                     "(intersection-union test)",
+                     n_obs=int(fit.nobs), converged=True, warnings=""))
+    return result_frame(rows)
+
+
 def fit(ctx):
     im = ctx.measures["study2_images"]
     im = im[im["valid"]].copy()
     cells = cell_summary(im, "score", ["race", "gender", "hair"], LEVELS)
     ctx.results["study2_cell_means"] = cells
 
-    rgb, _ = ols(RGB, im, model="rgb_ols")
-    rgb_hc3, _ = ols(RGB, im, model="rgb_ols_hc3", cov_type="HC3")
+    rgb, rgb_fit = ols(RGB, im, model="rgb_ols")
+    rgb_hc3, rgb_hc3_fit = ols(RGB, im, model="rgb_ols_hc3", cov_type="HC3")
     ctx.results["study2_rgb_ols"] = pd.concat([rgb, rgb_hc3], ignore_index=True)
     ctx.add_model("rgb_ols", "OLS of score on mean red, green, blue (Study 2 images)", RGB, rgb)
     ctx.add_model("rgb_ols_hc3", "As rgb_ols, HC3 robust standard errors", RGB, rgb_hc3)
-    codes = pd.factorize(im["cell"])[0]
-    rgb_cl, _ = ols(RGB, im, model="rgb_ols_cluster", cov_type="cluster", cov_kwds={"groups": codes})
-    rgb_cl["warnings"] = rgb_cl["warnings"].str.cat(
-        [f"cluster-robust SEs with only {len(set(codes))} clusters"] * len(rgb_cl), sep="; ").str.strip("; ")
+    rgb_cl = cluster_table(rgb_fit, im["cell"].to_numpy(), model="rgb_ols_cluster", formula=RGB)
+    ctx.results["study2_rgb_contrast"] = pd.concat([
+        colour_margin(rgb_fit, im, model="rgb_ols"), colour_margin(rgb_hc3_fit, im, model="rgb_ols_hc3"),
+        colour_margin(rgb_fit, im, model="rgb_ols_cluster", clusters=im["cell"].to_numpy())], ignore_index=True)
     rgb_mx, _ = mixedlm(RGB, im, "cell", model="rgb_mixed")
     ctx.results["study2_rgb_grouped"] = pd.concat([rgb_cl, rgb_mx], ignore_index=True)
     ctx.add_model("rgb_ols_cluster", "As rgb_ols, SEs clustered by the race x gender x hair cell", RGB, rgb_cl)
@@ -210,14 +275,15 @@ def fit(ctx):
     )
 
 
-def _red_largest(r, results) -> bool:
-    """Red is the largest of the three colour slopes in the same model (and table)."""
-    for df in results.values():
-        if "model" in df.columns and "term" in df.columns and (df["model"] == r["model"]).any():
-            sl = df[(df["model"] == r["model"]) & df["term"].isin(["red_mean", "green_mean", "blue_mean"])]
-            if len(sl) == 3:
-                return bool(sl.set_index("term")["estimate"].idxmax() == "red_mean")
-    return False
+def _men_sd(results) -> float:
+    """Pooled within-cell SD of the men's scores (the SESOI's scale: a standardised difference in score units)."""
+    c = results.get("study2_cell_means")
+    if c is None or not len(c):
+        return 1.0
+    m = c[(c["gender"] == "men") & (c["n"] > 1)]
+    if not len(m):
+        return 1.0
+    return float(np.sqrt(((m["n"] - 1) * m["sd"] ** 2).sum() / (m["n"] - 1).sum()))
 
 
 def _next_lowest(model: str, table: str = "study2_black_long_contrasts"):
@@ -231,71 +297,101 @@ def _next_lowest(model: str, table: str = "study2_black_long_contrasts"):
         r = hit.iloc[0]
         return SpecResult(float(r["estimate"]), float(r["conf_low"]), float(r["conf_high"]), converged=True,
                           method=str(r["method"]), source=f"{table}: {model} {r['term']}",
+                          sesoi_scale=_men_sd(results),
                           note=f"next-lowest cell {r['other']}; Holm p over {int((df['model'] == model).sum())} "
                                f"contrasts = {float(r['p_holm']):.3g}")
     return lookup
 
 
-def _balanced(model: str, term: str):
-    return Specification("balanced", "balanced 50-per-cell subset",
-                         result_row("models_sensitivity", f"{model}__balanced", term, dataset="balanced"),
-                         required=False)
+def _margin(model: str, table: str = "study2_rgb_contrast", **where):
+    return result_row(table, model, "red margin", **where)
 
+
+RED_ESTIMAND = ("margin of red's standardised slope over the larger of green's and blue's (SD of score per SD of "
+                "the channel mean)")
 
 CLAIMS = [
     Claim("S2-red", "Red is the strongest positive colour predictor of score.",
           "red +0.63, green -0.37, blue +0.22 (Bayesian RGB regression)", +1, [
-              Specification("paper", "paper's Bayesian model",
-                            result_row("models_rgb_bayes", "rgb_bayes", "red_mean", supports=_red_largest), role="paper"),
-              Specification("ols", "OLS", result_row("study2_rgb_ols", "rgb_ols", "red_mean", supports=_red_largest)),
-              Specification("ols_hc3", "OLS, HC3",
-                            result_row("study2_rgb_ols", "rgb_ols_hc3", "red_mean", supports=_red_largest)),
-              Specification("cluster", "OLS, cell-clustered",
-                            result_row("study2_rgb_grouped", "rgb_ols_cluster", "red_mean", supports=_red_largest)),
-              Specification("mixed", "mixed model, cell intercept (t, Satterthwaite df)",
-                            result_row("study2_rgb_grouped", "rgb_mixed", "red_mean", supports=_red_largest)),
-              _balanced("rgb_ols", "red_mean"),
-          ], quantity="red slope (score per unit channel mean)"),
+              Specification("paper", "paper's Bayesian model: red slope",
+                            result_row("models_rgb_bayes", "rgb_bayes", "red_mean"), role="paper",
+                            estimand="red slope (score per unit channel mean)"),
+              Specification("ols", "OLS: red margin", _margin("rgb_ols")),
+              Specification("ols_hc3", "OLS, HC3: red margin", _margin("rgb_ols_hc3")),
+              Specification("cluster", "OLS, CR2 by cell, t(G−1): red margin", _margin("rgb_ols_cluster")),
+              Specification("balanced", "balanced 50-per-cell subset, OLS: red margin",
+                            _margin("rgb_ols__balanced", "models_sensitivity", dataset="balanced"), required=False),
+              Specification("mixed", "mixed model, cell intercept: red slope (within cells)",
+                            result_row("study2_rgb_grouped", "rgb_mixed", "red_mean"),
+                            estimand="within-cell red slope (score per unit channel mean)"),
+          ], quantity="red margin over green and blue (standardised)", kind="replication",
+          estimand=RED_ESTIMAND, printed={"estimate": "0.63"}),
     Claim("S2-black-men-long-hair", "Among men, Black men with long hair score lowest.",
           "Black long-haired men lowest among men's cells", -1, [
-              Specification("paper", "vs next-lowest cell, paper's model", _next_lowest("s2_black_long_emm"), role="paper"),
-              Specification("hc3", "vs next-lowest cell, HC3", _next_lowest("s2_black_long_emm_hc3")),
-              Specification("colour", "vs next-lowest, + colour, HC3", _next_lowest("s2_black_long_emm_colour")),
-              Specification("authors_file", "vs next-lowest cell, authors' file",
+              Specification("paper", "paper's linear model (race × hair + luminance): vs next-lowest cell",
+                            _next_lowest("s2_black_long_emm"), role="paper"),
+              Specification("hc3", "same model, HC3: vs next-lowest cell", _next_lowest("s2_black_long_emm_hc3")),
+              Specification("colour", "+ red and green means, HC3: vs next-lowest cell",
+                            _next_lowest("s2_black_long_emm_colour")),
+              Specification("authors_file", "authors' file: vs next-lowest cell",
                             _next_lowest("men_black_long_emm", "authors_black_long_contrasts"), required=False),
-              Specification("vs_all_men", "vs all other men, Welch (description)",
+              Specification("vs_all_men", "vs all other men, Welch",
                             result_row("study2_black_men_long_hair", "s2_black_men_long_vs_other_men", "score"),
-                            role="description"),
-          ], quantity="score difference (Black long minus cell)"),
+                            estimand="difference from all other men"),
+          ], quantity="score difference (Black long minus cell)", kind="replication",
+          estimand="difference between the Black long-haired men's cell and the next-lowest men's cell (score)"),
 ]
+
+
+def _std_factor(term: str):
+    """The standardised SESOI in score per rating point: raw OLS slope / standardised slope."""
+    def scale(r, results) -> float:
+        raw = row(results, "models_elicited", "elicited_ols", term)
+        std = results.get("models_standardized")
+        if raw is None or std is None or not len(std):
+            return 1.0
+        s = std[(std["model"] == "elicited_ols") & (std["term"] == term)]
+        return float(raw["estimate"]) / float(s["std_estimate"].iloc[0]) if len(s) and float(s["std_estimate"].iloc[0]) else 1.0
+    return scale
 
 
 def _elicited_specs(term: str) -> list[Specification]:
     z = "z_" + term
+    sc = _std_factor(term)
     return [
-        Specification("paper", "paper's Bayesian model", result_row("models_elicited", "elicited_bayes", term),
-                      role="paper"),
+        Specification("paper", "paper's Bayesian model", result_row("models_elicited", "elicited_bayes", term,
+                                                                     sesoi_scale=sc), role="paper"),
         Specification("centred", "Bayes, centred predictors",
-                      result_row("models_elicited", "elicited_bayes_centred", term)),
-        Specification("ols_hc3", "OLS, HC3", result_row("models_elicited", "elicited_ols_hc3", term)),
-        Specification("cluster", "OLS, cell-clustered", result_row("models_elicited", "elicited_ols_cluster", term)),
-        Specification("mixed", "mixed, standardised, + luminance (t, Satterthwaite df)",
-                      result_row("models_elicited_mixed", "elicited_mixed", z)),
-        _balanced("elicited_ols", term),
+                      result_row("models_elicited", "elicited_bayes_centred", term, sesoi_scale=sc)),
+        Specification("ols_hc3", "OLS, HC3", result_row("models_elicited", "elicited_ols_hc3", term, sesoi_scale=sc)),
+        Specification("cluster", "OLS, CR2 by cell, t(G−1)",
+                      result_row("models_elicited", "elicited_ols_cluster", term, sesoi_scale=sc)),
+        Specification("balanced", "balanced 50-per-cell subset, OLS",
+                      result_row("models_sensitivity", "elicited_ols__balanced", term, dataset="balanced",
+                                 sesoi_scale=sc), required=False),
+        Specification("mixed", "mixed, standardised, + luminance, cell intercept",
+                      result_row("models_elicited_mixed", "elicited_mixed", z),
+                      estimand="within-cell standardised slope, adjusted for luminance"),
     ]
 
 
+ELICITED_ESTIMAND = ("slope of score on the per-image mean rating, the other six rated axes held fixed (score per "
+                     "rating point)")
+
 CLAIMS += [
     Claim("S2-femininity", "Perceived femininity raises the score (Grissom et al.'s Figure 7 model).", "+2.4 [0.07, 4.2]", +1,
-          _elicited_specs("femininity_mean"), quantity="slope (score per rating point)"),
+          _elicited_specs("femininity_mean"), quantity="slope (score per rating point)", kind="replication",
+          estimand=ELICITED_ESTIMAND, printed={"estimate": "2.4", "conf_low": "0.07", "conf_high": "4.2"}),
     Claim("S2-hair", "Longer perceived hair lowers the score (Grissom et al.'s Figure 7 model).", "-2.6 [-3.4, -1.8]", -1,
-          _elicited_specs("hair_length_mean"), quantity="slope (score per rating point)"),
+          _elicited_specs("hair_length_mean"), quantity="slope (score per rating point)", kind="replication",
+          estimand=ELICITED_ESTIMAND, printed={"estimate": "-2.6", "conf_low": "-3.4", "conf_high": "-1.8"}),
     Claim("S2-skintone", "Darker perceived skin tone lowers the score (Grissom et al.'s Figure 7 model).", "-1.9 [-3.8, 0.13]", -1,
-          _elicited_specs("skintone_mean"), quantity="slope (score per rating point)"),
+          _elicited_specs("skintone_mean"), quantity="slope (score per rating point)", kind="replication",
+          estimand=ELICITED_ESTIMAND, printed={"estimate": "-1.9", "conf_low": "-3.8", "conf_high": "0.13"}),
 ]
 
 
-FIT_TABLES = ["study2_cell_means", "study2_rgb_ols", "study2_rgb_grouped", "study2_anova", "study2_black_men_long_hair",
+FIT_TABLES = ["study2_cell_means", "study2_rgb_ols", "study2_rgb_grouped", "study2_rgb_contrast", "study2_anova", "study2_black_men_long_hair",
               "study2_black_long_emm", "study2_black_long_contrasts"]
 
 

@@ -13,7 +13,7 @@ Tables (see ``discbias audit init`` for a commented starter file)::
                        item_column, one file holds every item); scale
     [[models]]         id, formula (lme4 style, random intercepts allowed), level (image|rating),
                        engine (statsmodels|bambi), standardize, compare, sampler settings
-    [[claims]]         id, description, model, term, direction (+1 / -1)
+    [[claims]]         id, description, model, term, direction (+1 / -1), sesoi, sesoi_units, sesoi_reference
     [labels]           readable names of columns for the report
 
 Relative paths are resolved against the configuration file's folder. Local files need no sha256:
@@ -222,6 +222,10 @@ class ClaimConfig(ConfigModel):
     model: str
     term: str
     direction: Literal[1, -1] = 1
+    #: Smallest effect size of interest, in the term's units (0: none), its units and reference.
+    sesoi: float = Field(0.0, ge=0)
+    sesoi_units: str = ""
+    sesoi_reference: str = ""
 
     @model_validator(mode="after")
     def _check(self):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ import pandas as pd
 
 from .. import __version__
 from ..engine import Engine, Step, TableStore
+from ..paths import ProjectPaths
 from ..errors import ConfigError, UserError
 from .config import AuditConfig, input_digests as _input_digests, load_audit_config
 from ..safeio import describe_columns
@@ -46,10 +48,11 @@ __all__ = ["audit", "audit_engine", "AuditPaths", "AuditError", "VERDICT_READING
 
 #: How the claims engine's verdicts read for an audit's own hypotheses.
 VERDICT_READING = {
-    "reproduced": "supported under every specification",
-    "fragile": "supported by the main model only",
-    "not reproduced": "not supported by the main model",
-    "inconclusive": "inconclusive",
+    "robust": "supported under every specification",
+    "fragile": "supported by the main model, not under every comparison",
+    "contradicted": "credible in the opposite direction",
+    "negligible": "smaller than the smallest effect of interest",
+    "inconclusive": "inconclusive: the main model's interval includes 0, or it could not be estimated",
     "not tested": "not tested",
     "not yet estimated": "not yet estimated",
 }
@@ -62,24 +65,41 @@ class AuditError(UserError):
     """The data do not fit the audit configuration (a missing column, a label out of range...)."""
 
 
-class AuditPaths:
-    """Where an audit writes: ``<root>/build/<name>/{tables,figures,pubtables,report,cache}``.
+@dataclass(frozen=True)
+class AuditPaths(ProjectPaths):
+    """Where an audit writes: :class:`~discbias.paths.ProjectPaths` with the build in ``build/<name>``.
 
-    The attribute names (``results``, ``tables``, ``figures``, ``report``, ``values``, ``cache``)
-    are the ones the report renderer uses, as on :class:`~discbias.paths.ProjectPaths`.
+    Every attribute of the project's paths exists (``score_cache``, ``weights``, ``templates``,
+    ``engine``, ...), resolved the same way; an audit's build differs only in its folder
+    (``build/<name>``), its table store (``build/<name>/tables``, Parquet) and its publication
+    tables (``build/<name>/pubtables``).
+
+    Examples
+    --------
+    >>> p = AuditPaths("/tmp/proj", "faces")
+    >>> p.build.as_posix(), p.results.as_posix(), p.score_cache == ProjectPaths(Path("/tmp/proj")).score_cache
+    ('/tmp/proj/build/faces', '/tmp/proj/build/faces/results', True)
     """
 
-    def __init__(self, root: Path, name: str):
-        self.root = Path(root)
-        self.name = name
-        self.build = self.root / "build" / name
-        self.store = self.build / "tables"
-        self.results = self.build / "results"
-        self.figures = self.build / "figures"
-        self.tables = self.build / "pubtables"
-        self.report = self.build / "report"
-        self.values = self.build / "values.json"
-        self.cache = self.build / "cache"  # compiled report templates
+    name: str = ""
+
+    def __init__(self, root, name: str):
+        object.__setattr__(self, "root", Path(root))
+        object.__setattr__(self, "name", name)
+
+    @property
+    def build(self) -> Path:
+        return self.root / "build" / self.name
+
+    @property
+    def store(self) -> Path:
+        """The audit's tables (Parquet) and the engine's manifests (``build/<name>/tables``)."""
+        return self.build / "tables"
+
+    @property
+    def tables(self) -> Path:
+        """Publication tables (``build/<name>/pubtables``)."""
+        return self.build / "pubtables"
 
     def ensure(self) -> "AuditPaths":
         for d in (self.store, self.results, self.figures, self.tables, self.report):
@@ -427,6 +447,24 @@ def step_reliability(ctx) -> None:
         long = d.assign(slot=d["rater"].map(codes))
         parts.append(item_reliability(long, item="item", image="image", slot="slot", value="value", k=k,
                                       n_boot=200, seed=ctx.config.audit.seed, model="reliability"))
+        per_image = d.dropna(subset=["value"]).groupby("image")["rater"].nunique()
+        if len(per_image) >= 5 and (per_image < k).any():
+            # an incomplete (planned-missing) design: the ICCs from the crossed rater x image variance
+            # components use every rating, not only the images every rater rated
+            from ..results import result_frame
+            from ..stats.reliability import icc_crossed
+
+            c = icc_crossed(d, image="image", rater="rater", value="value")
+            common = dict(model="reliability", item=item, n_obs=c["n_ratings"], n_images=c["n_images"],
+                          n_ratings=c["n_ratings"], converged=c["converged"], conf_level=np.nan,
+                          method=(f"crossed rater x image variance components (REML) over every rating: "
+                                  f"{c['n_images']} images, {c['n_raters']} raters; incomplete design"),
+                          warnings="")
+            parts.append(result_frame([
+                dict(common, term=f"{item}: ICC(A,1) crossed", coefficient="ICC(A,1), crossed variance components",
+                     estimate=c["icc1"], k=1),
+                dict(common, term=f"{item}: ICC(A,k) crossed", coefficient="ICC(A,k), crossed variance components",
+                     estimate=c["icck"], k=c["k"])]))
     ctx.write("reliability", pd.concat(parts, ignore_index=True))
 
 
@@ -501,9 +539,12 @@ def fit_model(cfg: AuditConfig, m, data: pd.DataFrame) -> pd.DataFrame:
                                   f"{m.level} level", file=cfg.path, table="models", key="compare")
             used, _ = formula_columns(fixed, data)
             d = data.dropna(subset=used + [col])
-            t, _ = ols(fixed, d, model=m.id, cov_type="cluster",
-                       cov_kwds={"groups": pd.factorize(d[col])[0]})
-            t["method"] = f"OLS (standard errors clustered by {col}, {d[col].nunique()} clusters)"
+            from ..stats.cr2 import cluster_table
+
+            _, f = ols(fixed, d, model=m.id)
+            # fewer than 50 clusters: CR2 standard errors with t(G - 1) (discbias.stats.cr2), labelled
+            t = cluster_table(f, d[col].to_numpy(), model=m.id, formula=fixed)
+            t["method"] = t["method"].str.replace("cluster-robust SEs", f"SEs clustered by {col}", regex=False)
         parts.append(t.assign(specification=c))
     out = pd.concat(parts, ignore_index=True)
     return out.assign(level=m.level, standardized=", ".join(m.standardize), formula_spec=m.formula)
@@ -517,7 +558,7 @@ def step_models(ctx) -> None:
         df = pd.concat(parts, ignore_index=True)
     else:
         df = pd.DataFrame(columns=["model", "term", "estimate", "specification"])
-    for c in ("warnings", "method", "formula", "engine", "group_levels", "standardized", "formula_spec"):
+    for c in ("warnings", "method", "formula", "engine", "group_levels", "standardized", "formula_spec", "degenerate"):
         if c in df.columns:
             df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
     ctx.write("models", df)
@@ -535,12 +576,14 @@ def audit_claims(cfg: AuditConfig, models: pd.DataFrame):
             raise ConfigError(f"claim {c.id!r}: model {m.id!r} has no term {c.term!r}; its terms are "
                               f"{', '.join(terms)} (a level of a categorical variable is written like group[b])",
                               file=cfg.path, table="claims", key="term")
-        specs = [Specification("main", f"{m.id} (main)", result_row("models", m.id, c.term, specification="main"),
-                               role="paper")]
+        specs = [Specification("main", f"{m.id} (main)", result_row("models", m.id, c.term, specification="main"))]
         specs += [Specification(s, f"{m.id} ({s})", result_row("models", m.id, c.term, specification=s))
                   for s in m.compare]
         out.append(Claim(c.id, c.description, f"{'positive' if c.direction > 0 else 'negative'} {c.term} in {m.id}",
-                         c.direction, specs, quantity=c.term))
+                         c.direction, specs, quantity=c.term, kind="hypothesis", primary="main",
+                         estimand=f"coefficient of {c.term} in {m.id}",
+                         justification="the model as configured (main); the comparisons change only the standard errors",
+                         sesoi=c.sesoi, sesoi_units=c.sesoi_units, sesoi_reference=c.sesoi_reference))
     return out
 
 

@@ -111,71 +111,135 @@ def prepare_inputs(config, paths: DemoPaths) -> dict:
     bases = paths.root / p["images"]
     bases.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(int(inp.get("seed", 0)))
-    Image.fromarray(astronaut(res)).save(bases / "astronaut.png")
+    _save_png(astronaut(res), bases / "astronaut.png")
     tones = inp.get("synthetic_tones", [2, 8])
     for k in tones:
-        Image.fromarray(synthetic_face(res, MONK_HEX[k - 1], rng)).save(bases / f"synthetic-monk{k:02d}.png")
+        _save_png(synthetic_face(res, MONK_HEX[k - 1], rng), bases / f"synthetic-monk{k:02d}.png")
     ref = paths.root / p["reference"]
     ref.mkdir(parents=True, exist_ok=True)
     n_ref = int(inp.get("n_reference", 40))
     for i in range(n_ref):
         tone = MONK_HEX[int(rng.integers(0, 10))]
         bg = tuple(rng.uniform(0.2, 0.9, 3))
-        Image.fromarray(synthetic_face(64, tone, rng, bg=bg, exposure=float(rng.normal(0, 0.6)))).save(ref / f"ref{i:03d}.png")
+        _save_png(synthetic_face(64, tone, rng, bg=bg, exposure=float(rng.normal(0, 0.6))), ref / f"ref{i:03d}.png")
     return dict(weights=str(wpath), flops=flops, params=int(sum(t.numel() for t in D.parameters())), resolution=res,
                 seed=seed, n_bases=1 + len(tones), n_reference=n_ref, network_kwargs=kwargs)
 
 
-def run_demo(config_path: str | Path = DEFAULT_CONFIG, root: str | Path | None = None,
-             formats=("html", "pdf")) -> list[Path]:
-    """Run measure -> fit -> figures -> render for the probes alone, into ``build/probes-demo``."""
+def _save_png(pixels: np.ndarray, path: Path) -> None:
+    """Write a PNG only when its bytes differ from the file's (so an unchanged input keeps its time
+    stamp and the engine does not rescore it)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    data = buf.getvalue()
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+
+
+def _values_step(ctx) -> None:
+    """values.json of the demo: the probes section, the demo network's description, and models.csv."""
     from ..analyses import probes as analysis
-    from ..config import load_config
-    from ..paths import project_paths
-    from ..pipeline import FigureContext, FitContext, MeasureContext, software_versions
+    from ..pipeline import software_versions
+
+    info = ctx.read_value("demo/inputs")
+    fitinfo = ctx.read_value("fitinfo/probes")
+    measured = json.loads((ctx.paths.manifests / "probes:score.json").read_text())  # the engine's record of the run
+    values = {analysis.SECTION: ctx.read_value(f"values/{analysis.SECTION}")}
+    values["meta"] = dict(title=ctx.config.title, study_id=ctx.config.id, software=software_versions(),
+                          build_date=time.strftime("%Y-%m-%d"),
+                          demo_network=dict(info, network_kwargs=json.dumps(info["network_kwargs"])),
+                          seconds=dict(inputs=ctx.read_value("demo/timing")["seconds"],
+                                       measure=measured.get("seconds"), fit=fitinfo.get("seconds")))
+    ctx.write("results/models", pd.DataFrame([dict(kv) for kv in fitinfo["models"]]))
+    ctx.write_value("values", values)
+
+
+def _render_step(ctx) -> None:
     from ..report.render import render_html, render_pdf, render_qmd
-    from ..results import write_table, write_values
 
-    config = load_config(config_path)
-    paths = DemoPaths(project_paths(root).root)
-    paths.ensure()
-    t0 = time.perf_counter()
-    info = prepare_inputs(config, paths)
-    t_inputs = time.perf_counter() - t0
-    made, _ = analysis.measure(MeasureContext(config, paths))
-    for name, df in made.items():
-        write_table(df, paths.measures / f"{name}.parquet")
-    t_measure = time.perf_counter() - t0 - t_inputs
-    from ..pipeline import load_measures, load_results
-
-    fctx = FitContext(config, paths, load_measures(paths))
-    analysis.fit(fctx)
-    fctx.results["models"] = pd.DataFrame(fctx.models)
-    for name, df in fctx.results.items():
-        write_table(df, paths.results / f"{name}.csv")
-    t_fit = time.perf_counter() - t0 - t_inputs - t_measure
-    fctx.values["meta"] = dict(title=config.title, study_id=config.id, software=software_versions(),
-                               build_date=time.strftime("%Y-%m-%d"),
-                               demo_network=dict(info, network_kwargs=json.dumps(info["network_kwargs"])),
-                               seconds=dict(inputs=t_inputs, measure=t_measure, fit=t_fit))
-    write_values(fctx.values, paths.values)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    values = json.loads(paths.values.read_text())
-    from ..report.figures import probes as probe_figures
-
-    probe_figures.figures(FigureContext(config, paths, load_measures(paths), load_results(paths), values))
-    template_dir = paths.root / "report"
-    qmd = render_qmd(paths, template_dir, "probes-demo.qmd.j2")
+    formats = ctx.extra.get("formats", ("html", "pdf"))
+    qmd = render_qmd(ctx.paths, ctx.paths.root / "report", "probes-demo.qmd.j2")
     qmd = qmd.rename(qmd.with_name("probes-demo.qmd"))
     outs = [qmd]
     if "html" in formats:
         outs.append(render_html(qmd))
     if "pdf" in formats:
-        outs.append(render_pdf(qmd, paths.build))
-    log.info("probes demo: inputs %.0fs, probes %.0fs, models %.0fs, total %.0fs", t_inputs, t_measure, t_fit,
-             time.perf_counter() - t0)
+        outs.append(render_pdf(qmd, ctx.paths.build))
+    for o in outs:
+        ctx.wrote_file(o)
+    ctx.write_value("report/render", dict(files=[Path(o).name for o in outs], formats=list(formats)))
+
+
+def demo_engine(config, paths: "DemoPaths", formats=("html", "pdf")):
+    """The probes demo as engine steps: the probes analysis's own measure and fit steps, its figure
+    step, the demo's values, the published CSVs and the render (the engine decides what reruns).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from discbias.config import load_config
+    >>> e = demo_engine(load_config("analysis/probes-demo.toml"), DemoPaths(Path(tempfile.mkdtemp())))
+    >>> e.order()
+    ['probes:score', 'probes', 'demo:values', 'probes:figures', 'publish:results', 'render']
+    """
+    from ..analyses import probes as analysis
+    from ..engine import Engine, Step
+    from ..pipeline import _publish_results_step
+    from ..report.figures import probes as probe_figures
+    from ..stages import CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, files_stamp, replication_store
+
+    steps = list(analysis.steps(config, paths))
+    fitinfo = [t for s in steps for t in s.outputs if t.startswith(("values/", "fitinfo/"))]
+    steps.append(Step("demo:values", _values_step, reads=[CONFIG_INPUT, "demo/inputs", "demo/timing", *fitinfo],
+                      writes=["results/models", "values"], group="fit"))
+    steps += probe_figures.steps(config, paths)
+    steps.append(Step("publish:results", _publish_results_step,
+                      optional_reads=sorted({t for s in steps for t in s.outputs if t.startswith("results/")}),
+                      writes=["published/results"], group="fit"))
+    figs = [t for s in steps for t in s.outputs if t.startswith("figures/")]
+    steps.append(Step("render", _render_step, reads=["values", "published/results", *figs], writes=["report/render"],
+                      group="render", params=dict(formats=list(formats), templates=files_stamp(paths.root / "report"))))
+    return Engine(steps, replication_store(paths), external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, "demo/inputs", "demo/timing"],
+                  manifests=paths.manifests)
+
+
+def run_demo(config_path: str | Path = DEFAULT_CONFIG, root: str | Path | None = None,
+             formats=("html", "pdf"), force: bool = False) -> list[Path]:
+    """Run the probes demo into ``build/probes-demo`` on the engine (:func:`demo_engine`): only the
+    steps whose code, inputs or parameters changed rerun."""
+    import matplotlib
+
+    from ..config import load_config
+    from ..paths import project_paths
+    from ..pipeline import config_stamp
+    from ..stages import CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT
+
+    matplotlib.use("Agg")
+    config = load_config(config_path)
+    paths = DemoPaths(project_paths(root).root)
+    paths.ensure()
+    from ..stages import files_stamp
+
+    t0 = time.perf_counter()
+    before = files_stamp(paths.inputs)
+    info = prepare_inputs(config, paths)
+    made = files_stamp(paths.inputs) != before  # inputs are rewritten only when their bytes change
+    engine = demo_engine(config, paths, formats)
+    if made or not engine.store.exists("demo/timing"):  # how long making the inputs took, when they were made
+        engine.store.put_value("demo/timing", dict(seconds=time.perf_counter() - t0))
+    for name, value in ((CONFIG_INPUT, config_stamp(config)), (RAW_INPUT, {}), (OPTIONS_INPUT, dict(on_invalid="report")),
+                        ("demo/inputs", info)):
+        if not engine.store.exists(name) or engine.store.get_value(name) != value:
+            engine.store.put_value(name, value)
+    ran = engine.run(force=force, context=dict(config=config, paths=paths, on_invalid="report", formats=formats),
+                     log=lambda m: log.info(f"probes demo {m}"))
+    log.info("probes demo: %d step(s) ran, %d up to date, %.0fs", int((ran["status"] == "ran").sum()),
+             int((ran["status"] != "ran").sum()), time.perf_counter() - t0)
+    outs = [paths.report / f for f in engine.store.get_value("report/render")["files"]]
     for o in outs:
         log.info("wrote %s", o)
     return outs

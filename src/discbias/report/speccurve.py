@@ -16,7 +16,7 @@ import pandas as pd
 #: Colours (colour-blind-safe, Okabe-Ito) of a specification's outcome.
 OUTCOME_COLOURS = {"supports": "#0072B2", "opposite": "#D55E00", "includes 0": "#E69F00",
                    "condition not met": "#CC79A7", "undetermined": "#999999", "not converged": "#999999",
-                   "missing": "#999999", "no interval": "#999999"}
+                   "missing": "#999999", "no interval": "#999999", "negligible": "#009E73", "degenerate": "#999999"}
 
 
 def figure_name(claim_id: str) -> str:
@@ -82,22 +82,26 @@ def spec_curve(claim: pd.Series, specs: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     d = interval_units(specs.reset_index(drop=True))
-    d["_desc"] = d["role"] == "description"
+    # specifications that do not vote (descriptions, different questions, optional ones absent) go last
+    d["_desc"] = (d["vote"] != "votes") if "vote" in d else (d["role"] == "description")
     d = d.sort_values(["_desc", "x"], ascending=[True, claim.get("direction", 1) < 0], na_position="last")
     n = len(d)
     fig, ax = plt.subplots(figsize=(6.3, 0.42 * n + 0.9))
     y = np.arange(n)
     for k, (_, r) in enumerate(d.iterrows()):
         col = OUTCOME_COLOURS.get(r["outcome"], "#999999")
-        hollow = r["outcome"] in ("not converged", "missing", "no interval") or r["_desc"]
+        hollow = r["outcome"] in ("not converged", "degenerate", "missing", "no interval") or r["_desc"]
         if np.isfinite(r["x"]):
             ax.plot([r["x_low"], r["x_high"]], [k, k], color=col, lw=1.6, ls=":" if hollow else "-")
             ax.plot(r["x"], k, "o", ms=5, color=col, mfc="white" if hollow else col)
-        txt = (f"{_fmt(r['estimate'])} [{_fmt(r['conf_low'])}, {_fmt(r['conf_high'])}]  {r['outcome']}"
-               if np.isfinite(r["estimate"]) else r["outcome"])
+        other = isinstance(r.get("vote"), str) and r["vote"].startswith("a different question")
+        what = "different question" if other else r["outcome"]
+        txt = (f"{_fmt(r['estimate'])} [{_fmt(r['conf_low'])}, {_fmt(r['conf_high'])}]  {what}"
+               if np.isfinite(r["estimate"]) else what)
         ax.annotate(txt, (1.01, k), xycoords=("axes fraction", "data"), va="center", fontsize=7, color=col)
     ax.axvline(0, color="black", lw=0.7)
-    labels = [r["label"] + (" (paper)" if r["role"] == "paper" else "") for _, r in d.iterrows()]
+    labels = [r["label"] + (" (paper)" if r["role"] == "paper" else "")
+              + (" (primary)" if str(r.get("primary", "")).lower() == "true" else "") for _, r in d.iterrows()]
     ax.set_yticks(y, labels, fontsize=7.5)
     ax.set_ylim(n - 0.5, -0.5)
     ax.tick_params(axis="x", labelsize=7)

@@ -759,40 +759,74 @@ def _true(x) -> bool:
     return x if isinstance(x, bool) else str(x).strip().lower() == "true"
 
 
+def _answer(x) -> str:
+    return "—" if not isinstance(x, str) or x in ("", "not applicable") else x
+
+
+def claims_summary_table(claims: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim: its kind and the three answers apart (reproduction, robustness, extension),
+    the primary specification's estimate, interval and posterior probability of the claimed
+    direction, and how many same-estimand specifications support it.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame(dict(claim_id=["A"], kind=["replication"], reproduction=["reproduced"], robustness=["robust"],
+    ...                       extension=["not applicable"], primary_label=["OLS"], estimate=[1.0], conf_low=[0.5],
+    ...                       conf_high=[1.5], p_direction=[float("nan")], n_supporting=[2], n_voting=[2]))
+    >>> claims_summary_table(c)[["Claim", "Reproduction", "Robustness", "Extension", "Agree"]].values.tolist()
+    [['A', 'reproduced', 'robust', '—', '2 of 2']]
+    """
+    return pd.DataFrame({
+        "Claim": claims["claim_id"], "Kind": claims["kind"],
+        "Reproduction": [_answer(x) for x in claims["reproduction"]],
+        "Robustness": [_answer(x) for x in claims["robustness"]],
+        "Extension": [_answer(x) for x in claims["extension"]],
+        "Primary specification": claims["primary_label"].fillna("").replace("", "—"),
+        "Estimate": claims["estimate"], "95% low": claims["conf_low"], "95% high": claims["conf_high"],
+        "P(direction)": claims["p_direction"],
+        "Agree": [f"{int(a)} of {int(b)}" if b == b and b else "—"
+                  for a, b in zip(claims["n_supporting"], claims["n_voting"])]})
+
+
 def claims_long_table(claims: pd.DataFrame, specs: pd.DataFrame | None) -> pd.DataFrame:
-    """The claims table as printed: one row per claim x specification (claim and verdict on its
-    first row), estimate and 95% interval, and what the specification says; a claim without
-    specifications (``not tested``) gets one row saying what it needs.
+    """The specifications of every claim as printed: one row per claim x specification (the claim on
+    its first row), estimate and 95% interval, the posterior probability of the claimed direction
+    and the Monte Carlo errors of the bounds (MCMC fits), what the specification says, and whether it
+    votes (same estimand) or answers a different question; a claim without specifications
+    (``not tested``) gets one row saying what it needs. "[paper]" marks the paper's own
+    specification, "[primary]" the primary one.
 
     Examples
     --------
     >>> c = pd.DataFrame(dict(claim_id=["A", "B"], verdict=["fragile", "not tested"], needs=["", "weights"]))
     >>> s = pd.DataFrame(dict(claim_id=["A", "A"], label=["paper", "OLS"], role=["paper", "robustness"],
     ...                       estimate=[1.0, 0.5], conf_low=[0.5, -0.1], conf_high=[1.5, 1.1],
-    ...                       outcome=["supports", "includes 0"]))
-    >>> claims_long_table(c, s)["Claim"].tolist()
-    ['A', '', 'B']
+    ...                       outcome=["supports", "includes 0"], vote=["votes", "a different question"],
+    ...                       primary=[True, False]))
+    >>> claims_long_table(c, s)["Claim"].tolist(), claims_long_table(c, s)["Specification"].tolist()[0]
+    (['A', '', 'B'], 'paper [paper] [primary]')
     """
+    nan = float("nan")
     rows = []
     for _, c in claims.iterrows():
         sub = specs[specs["claim_id"] == c["claim_id"]] if specs is not None and len(specs) else specs
         if sub is None or not len(sub):
             needs = c.get("needs", "")
-            rows.append({"Claim": c["claim_id"], "Verdict": c["verdict"],
+            rows.append({"Claim": c["claim_id"],
                          "Specification": f"needs {needs}" if isinstance(needs, str) and needs else "none estimated",
-                         "Estimate": float("nan"), "95% low": float("nan"), "95% high": float("nan"), "Outcome": "—"})
+                         "Estimate": nan, "95% low": nan, "95% high": nan, "P(direction)": nan, "MCSE low": nan,
+                         "MCSE high": nan, "Outcome": "—", "Vote": "—"})
             continue
         for k, (_, s) in enumerate(sub.iterrows()):
-            lab = s["label"] + (" [paper]" if s["role"] == "paper" else "")
+            lab = s["label"] + (" [paper]" if s["role"] == "paper" else "") + (" [primary]" if _true(s.get("primary", False)) else "")
             out = s["outcome"]
+            vote = s.get("vote", "")
             if out == "missing" and not _true(s.get("required", True)):
                 out = "not available (optional)"
-            elif s["role"] == "description":
-                out = f"{out} (not used)"
-            rows.append({"Claim": c["claim_id"] if k == 0 else "", "Verdict": c["verdict"] if k == 0 else "",
-                         "Specification": lab, "Estimate": s["estimate"], "95% low": s["conf_low"],
-                         "95% high": s["conf_high"],
-                         "Outcome": out})
+            rows.append({"Claim": c["claim_id"] if k == 0 else "", "Specification": lab, "Estimate": s["estimate"],
+                         "95% low": s["conf_low"], "95% high": s["conf_high"], "P(direction)": s.get("p_direction", nan),
+                         "MCSE low": s.get("mcse_low", nan), "MCSE high": s.get("mcse_high", nan),
+                         "Outcome": out, "Vote": vote if isinstance(vote, str) and vote else "—"})
     return pd.DataFrame(rows)
 
 
@@ -800,15 +834,28 @@ def common_tables(ctx) -> None:
     """Tables every paper has: claims, provenance, models, data issues, software versions."""
     claims = ctx.results["claims"]
     specs = ctx.results.get("claims_specifications")
-    ctx.save_table(claims_long_table(claims, specs), "claims",
-                   digits={"Estimate": 3, "95% low": 3, "95% high": 3},
-                   caption="Claims of Grissom II et al. (2024): every specification's estimate and 95% interval, "
-                           "and the verdict.",
+    ctx.save_table(claims_summary_table(claims), "claims",
+                   digits={"Estimate": 3, "95% low": 3, "95% high": 3, "P(direction)": 3},
+                   caption="Claims of Grissom II et al. (2024) and our extensions: the three questions answered apart "
+                           "(reproduction of the printed result, robustness over same-estimand specifications, "
+                           "extension verdict), with the primary specification's estimate and 95% interval.",
+                   notes="P(direction): posterior probability of the claimed direction (Bayesian fits). Agree: "
+                         "same-estimand specifications that support the claim, of those that vote. — : the question "
+                         "does not apply.",
                    label="tbl-claims")
+    ctx.save_table(claims_long_table(claims, specs), "claims_specifications",
+                   digits={"Estimate": 3, "95% low": 3, "95% high": 3, "P(direction)": 3, "MCSE low": 3,
+                           "MCSE high": 3},
+                   caption="Every specification of every claim: estimate, 95% interval (Bayesian fits: HDI, with the "
+                           "Monte Carlo standard errors of its bounds), posterior probability of the claimed direction, "
+                           "outcome, and whether it votes on the claim's robustness or answers a different question.",
+                   label="tbl-claims-specifications")
     rules = pd.DataFrame({"Claim": claims["claim_id"], "Statement": claims["description"],
-                          "Paper": claims["paper_value"], "Reason for the verdict": claims["reason"].fillna("")})
+                          "Paper": claims["paper_value"],
+                          "Estimand": claims["estimand"].fillna("") if "estimand" in claims else ""})
     ctx.save_table(rules, "claim_rules",
-                   caption="What each claim states, what the paper reported, and the reason for its verdict.",
+                   caption="What each claim states, what the paper reported, and the quantity (estimand) its voting "
+                           "specifications estimate; each verdict is explained with its numbers in the text.",
                    label="tbl-claim-rules")
     prov = ctx.results["provenance"]
     ctx.save_table(pd.DataFrame({"File": prov["file"], "Rows": prov["rows_expected"],

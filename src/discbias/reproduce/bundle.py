@@ -264,18 +264,20 @@ def _crate_metadata(staging: Path, files: list[str], meta: dict, hashes: dict[st
     shutil.copyfile(out / CRATE, staging / CRATE)
 
 
-def make_bundle(config, paths, *, out: str | Path | None = None, template_dir: str | Path | None = None) -> Path:
-    """Write the bundle of the current build; returns its path.
+def make_bundle(study, paths=None, *, out: str | Path | None = None, template_dir: str | Path | None = None) -> Path:
+    """Write the bundle of a study's current build (a replication or an audit); returns its path.
 
     Parameters
     ----------
-    config : StudyConfig
-        The study configuration the build was made from.
-    paths : ProjectPaths
+    study : StudyBuild or StudyConfig
+        The study (:func:`discbias.studies.kind.open_study`), or a replication configuration
+        with ``paths``.
+    paths : ProjectPaths, optional
+        With a replication configuration: the project's paths.
     out : path, optional
-        The zip to write (default ``build/bundle/<study>-<commit short hash>.zip``).
+        The zip to write (default ``build/bundle/<study>-<commit short hash>.zip`` of the project).
     template_dir : path, optional
-        The templates the paper was rendered from (default: as ``discbias render``).
+        The templates the paper was rendered from (default: the study kind's own).
 
     Raises
     ------
@@ -284,42 +286,46 @@ def make_bundle(config, paths, *, out: str | Path | None = None, template_dir: s
 
     Examples
     --------
-    >>> from discbias.config import load_config
-    >>> from discbias.paths import project_paths
-    >>> make_bundle(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
+    >>> from discbias.studies.kind import open_study
+    >>> make_bundle(open_study("analysis/grissom2024.toml"))  # doctest: +SKIP
     """
-    from ..report.render import default_template_dir
+    from ..studies.kind import StudyBuild, replication_build
 
-    build = paths.build
-    wanted = {"values.json": paths.values, "report/paper.html": paths.report / "paper.html",
-              "report/paper.pdf": paths.report / "paper.pdf"}
-    tables = sorted(paths.results.glob("*.csv"))
-    for rel in ("claims.csv", "provenance.csv"):
-        if not (paths.results / rel).exists():
-            raise BundleError(f"{paths.results / rel} is missing: run `make report` (or `discbias report`) first")
+    if not isinstance(study, StudyBuild):
+        study = replication_build(study, paths, template_dir)
+    elif template_dir is not None:
+        study.template_dir = Path(template_dir)
+    config_file = study.config_path
+    again = f"`discbias report --config {config_file}`"
+    wanted = {"values.json": study.values, **study.report_files}
+    tables = sorted(study.results.glob("*.csv"))
+    for rel in study.required_tables:
+        if not (study.results / rel).exists():
+            raise BundleError(f"{study.results / rel} is missing: run {again} first")
     for rel, p in wanted.items():
         if not p.exists():
-            raise BundleError(f"{p} is missing: run `make report` (or `discbias report`) first")
-    values = json.loads(paths.values.read_text())
-    built_for = values.get("meta", {}).get("study_id")
-    if built_for is not None and built_for != config.id:
-        raise BundleError(f"{paths.values} was built for study '{built_for}', the configuration {config.path} is "
-                          f"study '{config.id}': pass the configuration the build was made from (--config)")
-    git = project_commit(paths.root)
+            raise BundleError(f"{p} is missing: run {again} first")
+    values = json.loads(study.values.read_text())
+    vmeta = values.get("meta", {})
+    built_for = vmeta.get("study_id", vmeta.get("name"))
+    if built_for is not None and built_for != study.id:
+        raise BundleError(f"{study.values} was built for study '{built_for}', the configuration {config_file} is "
+                          f"study '{study.id}': pass the configuration the build was made from (--config)")
+    git = project_commit(study.root)
     bundled_at = dict(git)
-    fitted = values.get("meta", {}).get("code_commit") or {}
+    fitted = vmeta.get("code_commit") or {}
     if fitted.get("commit"):  # the commit whose code made the results is the one to rebuild from
         git = dict(commit=fitted["commit"], commit_short=fitted["commit"][:7], dirty=fitted.get("dirty"))
-    template_dir = Path(template_dir or default_template_dir())
-    meta = dict(format=FORMAT, study_id=config.id, title=config.title, paper=config.study.get("paper", ""),
-                config=f"config/{Path(config.path).name}", created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    meta = dict(format=FORMAT, study_id=study.id, study_kind=study.kind, title=study.title, paper=study.paper,
+                config=f"config/{config_file.name}", created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 discbias_version=__version__, **{k: git[k] for k in ("commit", "commit_short", "dirty")},
                 bundled_at_commit=bundled_at["commit"], bundled_at_dirty=bundled_at["dirty"],
-                templates_sha256=templates_digest(template_dir), python=platform.python_version(),
+                templates_sha256=templates_digest(study.template_dir), python=platform.python_version(),
                 python_implementation=platform.python_implementation(), platform=platform.platform(),
                 machine=platform.machine(), results=[f"results/{p.name}" for p in tables],
-                claims="results/claims.csv", provenance="results/provenance.csv", values="values.json",
-                lock=LOCK)
+                claims="results/claims.csv", values="values.json", lock=LOCK,
+                **({"provenance": "results/provenance.csv"} if (study.results / "provenance.csv").exists() else {}))
+    build = study.root / "build"
     with tempfile.TemporaryDirectory(prefix="discbias-bundle-") as tmp:
         staging = Path(tmp) / "bundle"
         staging.mkdir()
@@ -336,7 +342,7 @@ def make_bundle(config, paths, *, out: str | Path | None = None, template_dir: s
             put(f"results/{p.name}", p)
         for rel, p in wanted.items():
             put(rel, p)
-        put(meta["config"], Path(config.path))
+        put(meta["config"], config_file)
         put(LOCK, text=environment_lock(git["commit"]))
         put(META, text=json.dumps(meta, indent=2, sort_keys=True) + "\n")
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
@@ -344,7 +350,7 @@ def make_bundle(config, paths, *, out: str | Path | None = None, template_dir: s
         _crate_metadata(staging, files, meta, hashes)
         hashes[CRATE] = sha256_file(staging / CRATE)
         put(MANIFEST, text="".join(f"{h}  {rel}\n" for rel, h in sorted(hashes.items())))
-        target = Path(out) if out else build / "bundle" / f"{config.id}-{git['commit_short'] or 'nogit'}.zip"
+        target = Path(out) if out else build / "bundle" / f"{study.id}-{git['commit_short'] or 'nogit'}.zip"
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:

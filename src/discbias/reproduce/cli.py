@@ -39,16 +39,16 @@ def register(sub) -> None:
 
 
 def run_bundle(args: argparse.Namespace) -> int:
-    from ..config import load_config
     from ..errors import UserError
     from ..paths import project_paths
+    from ..studies.kind import open_study
     from .bundle import make_bundle
 
     try:
         paths = project_paths(args.root)
-        config = load_config(paths.config(args.config))
-        path = make_bundle(config, paths, out=paths.resolve(args.out) if args.out else None,
+        study = open_study(paths.config(args.config), args.root,
                            template_dir=paths.resolve(args.templates) if args.templates else None)
+        path = make_bundle(study, out=paths.resolve(args.out) if args.out else None)
     except UserError as exc:
         _err("bundle", exc.one_line())
         return 2
@@ -66,31 +66,23 @@ def run_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def rebuild_into(config, paths) -> Path:
-    """Run fetch, measure and fit into ``build/verify/rebuild/build`` (the raw data shared through a
-    link to ``data/``); returns the new build folder."""
-    from .. import pipeline
-    from ..paths import ProjectPaths
+def rebuild_into(study) -> Path:
+    """Rebuild a study's results and values into ``<its build>/verify/rebuild`` (the raw data and
+    the score cache shared through a link to ``data/``); returns the new build folder."""
+    import shutil
 
-    root = paths.build / "verify" / "rebuild"
+    root = study.build / "verify" / "rebuild"
     if root.exists():
-        import shutil
-
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    paths.raw.mkdir(parents=True, exist_ok=True)
-    os.symlink(paths.root / "data", root / "data", target_is_directory=True)
-    fresh = ProjectPaths(root)
-    pipeline.run_fetch(config, fresh)
-    pipeline.run_measure(config, fresh)
-    pipeline.run_fit(config, fresh)
-    return fresh.build
+    return study.rebuild(root)
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, load_config
+    from ..config import ConfigError
     from ..errors import UserError
     from ..paths import project_paths
+    from ..studies.kind import open_study
     from .bundle import BundleError, read_bundle
     from .verify import Tolerances, verify_build, write_report
 
@@ -99,31 +91,32 @@ def run_verify(args: argparse.Namespace) -> int:
     except BundleError as exc:
         _err("verify", str(exc))
         return EXIT_BAD_BUNDLE
-    try:
-        config = load_config(project_paths(args.root).config(args.config))
-        tol = Tolerances.from_config(config)
-    except ConfigError as exc:
-        _err("verify", str(exc))
-        return EXIT_BAD_BUNDLE
-    if bundle.meta.get("study_id") != config.id:
-        _err("verify", f"bundle {args.bundle} is from study '{bundle.meta.get('study_id')}', the configuration "
-                       f"{args.config} is study '{config.id}': pass the study's configuration with --config")
-        return EXIT_BAD_BUNDLE
     paths = project_paths(args.root)
     try:
-        build = paths.resolve(args.build) if args.build else (rebuild_into(config, paths) if args.rebuild else paths.build)
+        study = open_study(paths.config(args.config), args.root,
+                           template_dir=paths.resolve(args.templates) if args.templates else None)
+        tol = Tolerances.from_config(study.config)
+    except ConfigError as exc:
+        _err("verify", exc.one_line() if hasattr(exc, "one_line") else str(exc))
+        return EXIT_BAD_BUNDLE
+    if bundle.meta.get("study_id") != study.id:
+        _err("verify", f"bundle {args.bundle} is from study '{bundle.meta.get('study_id')}', the configuration "
+                       f"{args.config} is study '{study.id}': pass the study's configuration with --config")
+        return EXIT_BAD_BUNDLE
+    try:
+        build = paths.resolve(args.build) if args.build else (rebuild_into(study) if args.rebuild else study.build)
         values = build / "values.json"
         if values.exists():
             import json
 
-            built_for = json.loads(values.read_text()).get("meta", {}).get("study_id")
-            if built_for not in (None, config.id):
+            vmeta = json.loads(values.read_text()).get("meta", {})
+            built_for = vmeta.get("study_id", vmeta.get("name"))
+            if built_for not in (None, study.id):
                 _err("verify", f"{values} is a build of study '{built_for}', the bundle {args.bundle} is study "
-                               f"'{config.id}': compare a build of the same study")
+                               f"'{study.id}': compare a build of the same study")
                 return EXIT_BAD_BUNDLE
-        result = verify_build(bundle, build, tol,
-                              template_dir=paths.resolve(args.templates) if args.templates else paths.templates)
-        out = paths.resolve(args.out) if args.out else paths.build / "verify"
+        result = verify_build(bundle, build, tol, template_dir=study.template_dir)
+        out = paths.resolve(args.out) if args.out else study.build / "verify"
         written = write_report(result, tol, out)
     except UserError as exc:  # anything else is a bug: traceback and exit 1 (discbias.cli.main)
         _err("verify", exc.one_line())
@@ -133,12 +126,16 @@ def run_verify(args: argparse.Namespace) -> int:
           f"{int(t['differing'].fillna(0).sum())} differing, {int(t['missing'].fillna(0).sum())} missing, "
           f"{int(t['extra'].fillna(0).sum())} extra; {len(result.verdicts)} verdict(s) changed; "
           f"{len(result.environment)} environment difference(s). Report: {written[0]}", file=sys.stderr)
+    def t(x) -> str:  # text from the bundle: no control characters (terminal escapes) reach the terminal
+        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(x))[:300]
+
     for _, v in result.verdicts.iterrows():
-        why = f" (at a decision boundary: {v['at_boundary']})" if v.get("at_boundary") else ""
-        print(f"  verdict changed: {v['claim_id']}: {v['verdict_bundle']} -> {v['verdict_rebuild']}{why}", file=sys.stderr)
+        why = f" (at a decision boundary: {t(v['at_boundary'])})" if v.get("at_boundary") else ""
+        print(f"  verdict changed: {t(v['claim_id'])}: {t(v['verdict_bundle'])} -> {t(v['verdict_rebuild'])}{why}",
+              file=sys.stderr)
     for _, d in result.differences.head(20).iterrows():
         m = d.get("mcse_multiple")
         moved = f", moved {m:.1f} MCSE" if isinstance(m, float) and m == m else ""
-        print(f"  {d['table']} [{d['key']}] {d['column']}: {d['bundle']} -> {d['rebuild']} ({d['rule']}{moved})",
-              file=sys.stderr)
+        print(f"  {t(d['table'])} [{t(d['key'])}] {t(d['column'])}: {t(d['bundle'])} -> {t(d['rebuild'])} "
+              f"({t(d['rule'])}{moved})", file=sys.stderr)
     return result.exit_code

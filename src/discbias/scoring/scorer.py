@@ -194,7 +194,10 @@ class Scorer:
         from ..nets import load_discriminator
 
         protocol = protocol or ScoringProtocol()
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise SetupError(f"device {str(device)[:60]!r} is not a device name; use cpu, cuda or cuda:N") from None
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise SetupError(f"device {device!r} requested but CUDA is not available; use --device cpu")
         if network is None:

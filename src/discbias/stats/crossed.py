@@ -166,6 +166,21 @@ def crossed_mixed(formula: str, data: pd.DataFrame, *, model: str, engine: str =
     lv = ", ".join(f"{f}: {n}" for f, n in levels.items())
     common = dict(model=model, conf_level=conf_level, n_obs=int(len(d)), n_groups=min(levels.values()),
                   formula=formula, engine=engine, group_levels=lv)
+    # said before fitting: an outcome constant within a grouping factor makes the fit degenerate
+    from .degenerate import constant_reason, constant_within
+
+    outcome = fixed.split("~")[0].strip()
+    const = constant_within(d, outcome, factors) if outcome in d.columns else []
+    if const:
+        import sys
+
+        import patsy
+
+        why = constant_reason(const, outcome)
+        print(f"[discbias] {model}: not fitted: {why}", file=sys.stderr)
+        names = patsy.dmatrix(fixed.split("~", 1)[1], d).design_info.column_names
+        return result_frame([dict(common, term=n.replace("[T.", "["), estimate=np.nan, method="not fitted (degenerate)",
+                                  converged=False, warnings=warns + [why], degenerate=why) for n in names])
     if engine == "statsmodels":
         rows = _fit_statsmodels(fixed, factors, d, warns, levels, common, conf_level)
     else:
@@ -208,6 +223,15 @@ def _fit_statsmodels(fixed, factors, d, warns, levels, common, conf_level) -> li
     sds = {f: float(np.sqrt(max(v, 0.0))) for f, v in zip(mod.exog_vc.names, fit.vcomp)}
     sds = {f: sds[f] for f in factors}
     sds["residual"] = float(np.sqrt(fit.scale))
+    from .degenerate import hessian_degenerate, residual_degenerate
+
+    k = len(fit.fe_params)
+    why = "; ".join(filter(None, [residual_degenerate(float(fit.scale), float(np.var(mod.endog, ddof=1))),
+                                  hessian_degenerate(np.asarray(fit.cov_params())[:k, :k])]))
+    if why:
+        warns = warns + [f"degenerate fit: {why}"]
+        rows = [dict(r, warnings=list(warns), degenerate=why) for r in rows]
+        common = dict(common, degenerate=why)
     for r in _variance_rows(common, sds, levels):
         w = r.pop("extra_warnings")
         name = r["term"][3:-1]

@@ -144,8 +144,8 @@ def read_released_csv(source, *, name: str | None = None) -> tuple[pd.DataFrame,
     ------
     CsvFormatError
         A row with more or fewer fields than the header, a quote that is never closed, other
-        malformed quoting, text that is not UTF-8, duplicate or no header names, a header without
-        data rows; naming the file and the line.
+        malformed quoting, text that is not UTF-8, duplicate or no header names; naming the file
+        and the line.
 
     Examples
     --------
@@ -191,8 +191,6 @@ def read_released_csv(source, *, name: str | None = None) -> tuple[pd.DataFrame,
     dup = sorted({c for c in columns if columns.count(c) > 1})
     if dup:
         raise CsvFormatError(name, header_line, f"duplicate column name(s) {dup}", "Rename the columns")
-    if not records:  # every analysis of the file would fail later, inside a fit: stop here, naming the file
-        raise CsvFormatError(name, header_line + 1, "the file has a header but no data rows", fix)
     df = pd.DataFrame(records, columns=columns, dtype=object)
     if len(df):
         df = df.mask(df.isin(NA_STRINGS))
@@ -200,7 +198,8 @@ def read_released_csv(source, *, name: str | None = None) -> tuple[pd.DataFrame,
 
 
 def require_columns(df: pd.DataFrame, columns, file: str, hint: str = "") -> None:
-    """Raise :class:`CsvFormatError` (line 1, the header) if any of ``columns`` is missing.
+    """Raise :class:`CsvFormatError` (line 1, the header) if any of ``columns`` is missing, or (line 2)
+    if the table has no rows: a header-only file stops here, naming it, not later inside a fit.
 
     Examples
     --------
@@ -214,6 +213,9 @@ def require_columns(df: pd.DataFrame, columns, file: str, hint: str = "") -> Non
         shown = list(df.columns)[:20]
         more = f" and {len(df.columns) - 20} more" if len(df.columns) > 20 else ""
         raise CsvFormatError(file, 1, f"missing column(s) {missing}; the header has {shown}{more}",
+                             hint or "Use the released file (or a file with the same columns)")
+    if len(df) == 0:  # every analysis of the file would fail later, inside a fit: stop here, naming the file
+        raise CsvFormatError(file, 2, "the file has a header but no data rows",
                              hint or "Use the released file (or a file with the same columns)")
 
 

@@ -4,7 +4,7 @@ Each module here has a ``figures(ctx: FigureContext) -> None`` that reads only w
 wrote (``ctx.results``, ``ctx.values``, ``ctx.measures``) and writes ``build/figures`` and
 ``build/tables``. The modules live under :mod:`discbias.report` rather than beside their analysis in
 :mod:`discbias.analyses` so that editing a figure (a colour, a caption) never reruns the fit stage:
-the Makefile's fit prerequisites (``FIT_SRC``) exclude ``src/discbias/report/``.
+no analysis module imports them, so they are not in the fit steps' code versions.
 
 The module for an analysis has the analysis module's short name (``analyses/study1.py`` ->
 ``report/figures/study1.py``); :func:`figure_module` finds it.

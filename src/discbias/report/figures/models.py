@@ -60,13 +60,13 @@ def figures(ctx):
     for term in ["Intercept"] + AXIS_COLS:
         r = {"Term": _short(term)}
         for m, lab in (("elicited_bayes", "Bayes, paper"), ("elicited_bayes_centred", "Bayes, centred"),
-                       ("elicited_ols", "OLS"), ("elicited_ols_cluster", "OLS, cell-clustered")):
+                       ("elicited_ols", "OLS"), ("elicited_ols_cluster", "OLS, CR2 by cell")):
             x = el[(el["model"] == m) & (el["term"] == term)]
             r[lab] = (f"{x['estimate'].iloc[0]:.1f} [{x['conf_low'].iloc[0]:.1f}, {x['conf_high'].iloc[0]:.1f}]"
                       if len(x) else "—")
         rows.append(r)
     ctx.save_table(pd.DataFrame(rows), "models_elicited",
-                   caption="Grissom et al.'s Figure 7 predictors: estimate [95% interval] per model (Bayesian: posterior mean and HDI; OLS: t interval). Units: score per rating point; the four specifications are the Bayesian model with the paper\u2019s priors, the centred Bayesian model, OLS and OLS with cell-clustered SEs.",
+                   caption="Grissom et al.'s Figure 7 predictors: estimate [95% interval] per model (Bayesian: posterior mean and HDI; OLS: t interval). Units: score per rating point; the four specifications are the Bayesian model with the paper\u2019s priors, the centred Bayesian model, OLS and OLS with CR2 cell-clustered SEs (t(G − 1)).",
                    label="tbl-models-elicited")
 
     bay = pd.concat([res["models_rgb_bayes"], el[el["model"].str.startswith("elicited_bayes")]])
@@ -89,7 +89,7 @@ def figures(ctx):
     ctx.save_table(t, "models_elicited_mixed", digits={"Estimate": 3, "SE": 3, "95% CI low": 3, "95% CI high": 3,
                                                        "df": 1, "p": 4, "p (Holm)": 4},
                    caption="Standardized fixed effects: MixedLM (random cell intercept, REML; t tests and intervals on "
-                           "Satterthwaite degrees of freedom) and OLS with cell-clustered SEs (z).",
+                           "Satterthwaite degrees of freedom) and OLS with CR2 cell-clustered SEs (t with G − 1 df, G cells).",
                    label="tbl-models-mixed")
 
     rgh = res["models_race_gender_hair"]
@@ -161,6 +161,62 @@ def figures(ctx):
                    caption="Sensitivity of the colour and elicited-axes slopes to the data set (cleaned; "
                            f"{balanced}without exclusions; images matching the prompt only).",
                    label="tbl-models-sensitivity")
+    _bayes_check_outputs(ctx)
+
+
+def _bayes_check_outputs(ctx):
+    """Prior- and posterior-predictive checks (figure and table) and the heavy-tailed nu summary (table)."""
+    import matplotlib.pyplot as plt
+
+    from ..style import figsize
+
+    res = ctx.results
+    dens, chk = res.get("models_ppc_density"), res.get("models_ppc")
+    if dens is None or not len(dens) or chk is None or not len(chk):
+        return
+    panels = [(m, k) for m in ("rgb_bayes", "elicited_bayes", "elicited_bayes_centred") for k in ("prior", "posterior")
+              if ((dens["model"] == m) & (dens["kind"] == k)).any()]
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize(1.0, 0.3), squeeze=False)
+    names = {"rgb_bayes": "RGB model", "elicited_bayes": "Fig. 7, paper's",
+             "elicited_bayes_centred": "Fig. 7, centred"}
+    for ax, (m, k) in zip(axes[0], panels):
+        g = dens[(dens["model"] == m) & (dens["kind"] == k)]
+        for c, gc in g[g["curve"] >= 0].groupby("curve"):
+            ax.plot(gc["x"], gc["density"], color="#56B4E9", lw=0.5, alpha=0.5)
+        ob = g[g["curve"] == -1]
+        ax.plot(ob["x"], ob["density"], color="black", lw=1.2)
+        ax.set_title(f"{names.get(m, m)}:\n{k}", fontsize=7)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("score", fontsize=7)
+    ctx.save_figure(fig, "models_ppc")
+    t = pd.DataFrame({"Model": chk["model"], "Check": chk["kind"], "Statistic": chk["statistic"],
+                      "Observed": chk["observed"], "Replicated median": chk["rep_median"],
+                      "95% of replications, low": chk["rep_low"], "high": chk["rep_high"],
+                      "P(replicated ≥ observed)": chk["p_predictive"]})
+    ctx.save_table(t, "models_ppc", digits={"Observed": 2, "Replicated median": 2, "95% of replications, low": 2,
+                                            "high": 2, "P(replicated ≥ observed)": 3},
+                   caption="Prior- and posterior-predictive checks: summary statistics of the observed scores against "
+                           "those of data sets replicated from the prior or the posterior; a share near 0 or 1 flags a "
+                           "statistic the model does not reproduce.",
+                   label="tbl-models-ppc")
+    ps = res.get("models_psens")
+    if ps is not None and len(ps) and "prior_sensitivity" in ps:
+        t = pd.DataFrame({"Model": ps["model"], "Parameter": ps["term"], "Prior": ps["prior_sensitivity"],
+                          "Likelihood": ps["likelihood_sensitivity"], "Diagnosis": ps["diagnosis"]})
+        ctx.save_table(t, "models_psens", digits=3,
+                       caption="Power-scaling sensitivity of Grissom et al.'s Figure 7 model (ArviZ psens): how far "
+                               "each posterior moves when the prior or the likelihood is raised to a power near 1 "
+                               "(cumulative Jensen-Shannon distance); 0.05 or more is flagged.",
+                       label="tbl-models-psens")
+    tails = res.get("models_bayes_tails")
+    if tails is not None and len(tails):
+        t = pd.DataFrame({"Model": tails["model"], "Parameter": tails["term"], "Median": tails["median"],
+                          "2.5%": tails["q025"], "25%": tails["q25"], "75%": tails["q75"], "97.5%": tails["q975"]})
+        ctx.save_table(t, "models_bayes_tails", digits=2,
+                       caption="Heavy-tailed posterior (Student-t degrees of freedom nu, half-Cauchy prior): median "
+                               "and quantiles, which its tail does not dominate as it does the mean and SD.",
+                       label="tbl-models-tails")
 
 
 def _tree_figure(ctx, sp: pd.DataFrame, max_depth: int = 3):

@@ -1,0 +1,89 @@
+"""End to end for an audit study on the one command path: `discbias report`, `steps`, `bundle`, and
+`verify` from a second clean copy of the project (exit 0; one changed estimate -> exit 1).
+
+The audit is generated: small images of two groups, a random-weights discriminator in NVIDIA's
+pickle format (the fixtures of tests/test_audit_e2e.py), ratings by three raters. No Python is
+written for the study: the configuration comes from `discbias audit init`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from discbias.cli import main
+
+_spec = importlib.util.spec_from_file_location("_audit_e2e", Path(__file__).parent / "test_audit_e2e.py")
+_e2e = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_e2e)
+
+
+def _study(root: Path, monkeypatch, n: int) -> Path:
+    factory = _e2e._fake_nvidia_modules(monkeypatch)
+    manifest = _e2e._project(root, n=n)
+    _e2e._nvidia_pickle(factory, root / "data" / "D-uncond.pkl", 0, seed=1)
+    cfg = root / "analysis" / "faces.toml"
+    assert main(["audit", "init", str(manifest), "--out", str(cfg), "--weights", "../data/D-uncond.pkl"]) == 0
+    text = cfg.read_text().replace('label_column = "cls"', "").replace("stand_in_weights = false",
+                                                                       "stand_in_weights = true")
+    cfg.write_text(text)
+    return cfg
+
+
+@pytest.mark.slow
+def test_report_bundle_and_verify_an_audit_from_a_clean_copy(tmp_path, monkeypatch, capsys):
+    first = tmp_path / "first"
+    monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache-first"))
+    cfg = _study(first, monkeypatch, n=24)
+    # one command for any study: the audit through `discbias report`
+    assert main(["report", "--config", str(cfg), "--root", str(first)]) == 0
+    build = first / "build" / "faces"
+    assert (build / "report" / "faces.pdf").stat().st_size > 10_000
+    assert (build / "results" / "claims.csv").exists() and (build / "values.json").exists()
+    # the engine's steps of the audit, all up to date after the run
+    capsys.readouterr()
+    assert main(["steps", "--config", str(cfg), "--root", str(first)]) == 0
+    listing = capsys.readouterr().out
+    assert "render" in listing and "never ran" not in listing and "changed" not in listing
+
+    # bundle the audit (this failed with "study: is required ... unknown key 'audit'")
+    zpath = tmp_path / "faces.zip"
+    assert main(["bundle", "--config", str(cfg), "--root", str(first), "--out", str(zpath)]) == 0
+    names = set(zipfile.ZipFile(zpath).namelist())
+    assert {"results/claims.csv", "results/models.csv", "values.json", "report/paper.pdf", "report/paper.html",
+            "config/faces.toml", "bundle.json", "manifest-sha256.txt"} <= names
+    meta = json.loads(zipfile.ZipFile(zpath).read("bundle.json"))
+    assert meta["study_id"] == "faces" and meta["study_kind"] == "audit"
+    # the build it came from verifies
+    assert main(["verify", str(zpath), "--config", str(cfg), "--root", str(first)]) == 0
+
+    # a second, clean copy of the project: inputs only, its own empty score cache; rebuilt and verified
+    second = tmp_path / "second"
+    shutil.copytree(first / "analysis", second / "analysis")
+    shutil.copytree(first / "data", second / "data")
+    monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache-second"))
+    cfg2 = second / "analysis" / "faces.toml"
+    assert main(["verify", str(zpath), "--config", str(cfg2), "--root", str(second), "--rebuild"]) == 0
+    rebuilt = second / "build" / "faces" / "verify" / "rebuild" / "build" / "faces"
+    assert (rebuilt / "results" / "models.csv").exists()
+    assert any((tmp_path / "cache-second").rglob("*")), "the clean copy scored the images itself"
+
+    # one changed estimate: exit 1, and the report names it
+    models = pd.read_csv(rebuilt / "results" / "models.csv")
+    row = models["estimate"].first_valid_index()
+    models.loc[row, "estimate"] = models.loc[row, "estimate"] * 1.01 + 0.01
+    models.to_csv(rebuilt / "results" / "models.csv", index=False)
+    assert main(["verify", str(zpath), "--config", str(cfg2), "--root", str(second), "--build", str(rebuilt)]) == 1
+    report = (second / "build" / "faces" / "verify" / "report.md").read_text()
+    assert "models" in report
+
+    # a bundle from another study is refused (exit 2)
+    other = tmp_path / "other.toml"
+    other.write_text(cfg.read_text().replace('name = "faces"', 'name = "other"'))
+    assert main(["verify", str(zpath), "--config", str(other), "--root", str(first)]) == 2
