@@ -200,3 +200,101 @@ def test_parametrizations_have_the_paper_models_posterior_density(parametrizatio
             got = float(logsumexp(np.array(terms) + np.log(w))) + jac
         diffs.append(want - got)
     assert np.ptp(diffs) < 1e-6, diffs
+
+
+@pytest.mark.parametrize("parametrization", ["scale_mixture", "scale_mixture_ci"])
+def test_scale_mixture_coordinates_have_the_paper_models_posterior_density(parametrization):
+    """The scale-mixture coordinates (every Student-t prior as ``mu + s z / sqrt(lam)``,
+    ``lam ~ Gamma(nu/2, nu/2)`` sampled as ``v = log(lam) a / sqrt(1 + a)``) are the paper's model
+    once the latent precisions are integrated out: at random parameter values the log density,
+    mapped back to the paper's coordinates (z -> b: ``log sqrt(lam) - log s``) and integrated over
+    each ``v`` (the precisions are independent given the rest, so the integral is a product of
+    one-dimensional ones, trapezoid rule), differs from the paper model's by one constant."""
+    from scipy.special import logsumexp
+
+    from discbias.stats.bayes import elicited_model
+
+    rng = np.random.default_rng(5)
+    n = 40
+    X = rng.uniform(1, 7, (n, 3))
+    yv = 150 + X @ [0.5, 1.0, -1.5] + rng.normal(0, 8, n)
+    idx = np.array([0, 0, 1])
+    ref = _logp(_paper_model(yv, X, idx))
+    pkg = _logp(elicited_model(yv, X, ["a", "b", "c"], idx, spec="paper", parametrization=parametrization))
+    xbar = X.mean(axis=0)
+    grid = np.linspace(-60, 12, 721)
+    w = np.full(len(grid), grid[1] - grid[0])
+    w[[0, -1]] /= 2
+    diffs = []
+    for _ in range(4):
+        nu = rng.uniform(0.5, 15)
+        cc = np.sqrt(1 + nu / 2) / (nu / 2)
+        sigma_c = rng.uniform(0.5, 2, 2)
+        s = sigma_c[idx]
+        mu_c = rng.normal(0, 1, 3) * s
+        sigma_0, s_0, sigma = rng.uniform(0.5, 2), rng.uniform(0.5, 2), rng.uniform(6, 12)
+        mu_0 = yv.mean() + rng.normal(0, 1) * sigma_0
+        b0 = mu_0 + rng.normal(0, 3)
+        b = mu_c + rng.normal(0, 1, 3)
+        want = ref(nu=nu, sigma_c=sigma_c, mu_c=mu_c, b=b, sigma_0=sigma_0, mu_0=mu_0, s_0=s_0, b0=b0, sigma=sigma)
+        common = dict(nu=nu, sigma_c=sigma_c, z_mu=mu_c / s, sigma_0=sigma_0, z0=(mu_0 - yv.mean()) / sigma_0,
+                      s_0=s_0, sigma=sigma)
+        jac = -np.log(s).sum() - np.log(sigma_0)          # mu_c = s z_mu, mu_0 = mean + sigma_0 z0
+
+        def dens(v, v0):
+            """Package log density at (b, b0) and precisions exp(cc v), exp(cc v0), in b coordinates."""
+            lam, lam0 = np.exp(cc * v), np.exp(cc * v0)
+            vals = dict(common, v_lam=v, z_b=(b - mu_c) * np.sqrt(lam) / s)
+            out = np.sum(0.5 * np.log(lam) - np.log(s))
+            if parametrization == "scale_mixture":
+                vals.update(v_lam0=v0, z_b0=(b0 - mu_0) * np.sqrt(lam0) / s_0)
+                out += 0.5 * np.log(lam0) - np.log(s_0)
+            else:
+                vals.update(v_lam0=v0, c0=b0 + xbar @ b)
+            return pkg(**vals) + out
+
+        v_star, v0_star = np.zeros(3), 0.0
+        base = dens(v_star, v0_star)
+        total = base
+        for j in range(3):   # integrate each slope's precision, the others held at v_star
+            vals = [dens(np.where(np.arange(3) == j, g, v_star), v0_star) - base for g in grid]
+            total += float(logsumexp(np.array(vals) + np.log(w)))
+        vals = [dens(v_star, g) - base for g in grid]
+        total += float(logsumexp(np.array(vals) + np.log(w)))
+        diffs.append(want - (total + jac))
+    assert np.ptp(diffs) < 1e-5, diffs
+
+
+@pytest.mark.slow  # two nutpie compilations of a tiny model
+def test_nutpie_path_gives_pm_sample_draws_and_progress(capsys, monkeypatch):
+    """The package samples nutpie in the background (for its progress bar) exactly as
+    ``pm.sample(nuts_sampler="nutpie")`` would: same compiled model, same seed derivation, so the
+    same draws (the cached fits of unchanged models stay valid); the bar counts every draw of
+    every chain on stderr, and ``DISCBIAS_QUIET=1`` silences it."""
+    import pymc as pm
+
+    from discbias.stats.bayes import _sample
+
+    import discbias.progress
+
+    monkeypatch.delenv("DISCBIAS_QUIET", raising=False)
+    monkeypatch.setattr(discbias.progress, "DELAY", 0)  # show the bar of this short run at once
+    rng = np.random.default_rng(0)
+    y = rng.normal(1.0, 2.0, 30)
+    with pm.Model() as m:
+        mu = pm.Normal("mu", 0, 10)
+        sd = pm.HalfNormal("sd", 5)
+        pm.Normal("y", mu, sd, observed=y)
+    s = SamplerSettings(draws=150, tune=100, chains=2, cores=1, seed=11)
+    ours = _sample(m, s)
+    err = capsys.readouterr().err
+    assert "NUTS 2 chains" in err and "500/500" in err
+    with m:
+        theirs = pm.sample(draws=150, tune=100, chains=2, random_seed=11, nuts_sampler="nutpie", progressbar=False,
+                           target_accept=s.target_accept,
+                           compute_convergence_checks=False)
+    for v in ("mu", "sd"):
+        np.testing.assert_array_equal(np.asarray(ours.posterior[v]), np.asarray(theirs.posterior[v]))
+    monkeypatch.setenv("DISCBIAS_QUIET", "1")
+    _sample(m, s)
+    assert "NUTS" not in capsys.readouterr().err

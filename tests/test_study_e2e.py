@@ -87,3 +87,93 @@ def test_report_bundle_and_verify_an_audit_from_a_clean_copy(tmp_path, monkeypat
     other = tmp_path / "other.toml"
     other.write_text(cfg.read_text().replace('name = "faces"', 'name = "other"'))
     assert main(["verify", str(zpath), "--config", str(other), "--root", str(first)]) == 2
+
+
+DONE_WHEN = '''[audit]
+name = "fullstudy"
+stand_in_weights = true
+[data]
+manifest = "../data/faces.csv"
+groups = ["region", "wears_glasses"]
+[scoring]
+min_side = 16
+[[scoring.networks]]
+id = "uncond"
+weights = "../data/D-uncond.pkl"
+[[scoring.networks]]
+id = "cond"
+weights = "../data/D-cond.pkl"
+label_column = "cls"
+[measures]
+image = ["luma_709"]
+[ratings.skin_tone]
+file = "../data/ratings.csv"
+item_column = "item"
+scale = [1, 7]
+[ratings.hair_length]
+file = "../data/ratings.csv"
+item_column = "item"
+scale = [1, 5]
+[[models]]
+id = "main"
+formula = "score_cond ~ region + wears_glasses + luma_709 + score_uncond"
+[[models]]
+id = "hair"
+formula = "hair_length ~ wears_glasses + score_cond"
+[[claims]]
+id = "south_higher"
+description = "Southern images score higher than northern ones"
+model = "main"
+term = "region[south]"
+[labels]
+region = "Region"
+wears_glasses = "Wears glasses"
+skin_tone = "Skin tone"
+hair_length = "Hair length"
+cls = "Class"
+'''
+
+
+@pytest.mark.slow
+def test_two_networks_long_ratings_report_bundle_verify_from_a_clean_copy(tmp_path, monkeypatch):
+    """The issue's Done-when study: two random-weight NVIDIA-format networks (one class-conditional),
+    200 generated images, a LONG ratings file (item column, raters rating 60% of the images, missing,
+    out-of-range and unknown-image values) and an item called hair_length with user labels: `report`
+    with no Python written renders with every render check passing, `bundle`, and `verify --rebuild`
+    from a second clean copy exits 0; one changed estimate exits 1."""
+    spec = importlib.util.spec_from_file_location("_audit_features", Path(__file__).parent / "test_audit_features.py")
+    feats = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(feats)
+    factory = _e2e._fake_nvidia_modules(monkeypatch)
+    first = tmp_path / "first"
+    monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache-first"))
+    feats._labelled_study(first, n=200)
+    m = pd.read_csv(first / "data" / "faces.csv")
+    m["cls"] = range(len(m))
+    m["cls"] = m["cls"] % 3
+    m.to_csv(first / "data" / "faces.csv", index=False)
+    _e2e._nvidia_pickle(factory, first / "data" / "D-uncond.pkl", 0, seed=1)
+    _e2e._nvidia_pickle(factory, first / "data" / "D-cond.pkl", 3, seed=2)
+    cfg = first / "analysis" / "fullstudy.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(DONE_WHEN)
+    assert main(["report", "--config", str(cfg), "--root", str(first)]) == 0
+    build = first / "build" / "fullstudy"
+    assert (build / "report" / "render_checks.txt").read_text() == "all render checks passed\n"
+    issues = pd.read_csv(build / "results" / "data_issues.csv")
+    assert len(issues) == 4  # missing, two out of range, an unknown image: listed, not a stop
+    zpath = tmp_path / "fullstudy.zip"
+    assert main(["bundle", "--config", str(cfg), "--root", str(first), "--out", str(zpath)]) == 0
+
+    second = tmp_path / "second"
+    shutil.copytree(first / "analysis", second / "analysis")
+    shutil.copytree(first / "data", second / "data")
+    monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache-second"))
+    cfg2 = second / "analysis" / "fullstudy.toml"
+    assert main(["verify", str(zpath), "--config", str(cfg2), "--root", str(second), "--rebuild"]) == 0
+    rebuilt = second / "build" / "fullstudy" / "verify" / "rebuild" / "build" / "fullstudy"
+    models = pd.read_csv(rebuilt / "results" / "models.csv")
+    row = models["estimate"].first_valid_index()
+    models.loc[row, "estimate"] = models.loc[row, "estimate"] * 1.01 + 0.01
+    models.to_csv(rebuilt / "results" / "models.csv", index=False)
+    assert main(["verify", str(zpath), "--config", str(cfg2), "--root", str(second), "--build", str(rebuilt)]) == 1

@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     setup_logging(int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0))
+    if int(getattr(args, "quiet", 0) or 0) > 0:
+        from .progress import set_quiet
+
+        set_quiet(True)  # every progress bar (and those of the processes this run starts)
     stage = args.stage
     try:
         return _run(args)

@@ -75,7 +75,7 @@ from .frames import read_frame, write_frame
 from .results import _jsonable, write_table, write_values
 
 __all__ = ["DeclarationError", "MissingInputError", "StepError", "Step", "StepContext", "TableStore", "Engine",
-           "code_version", "MANIFEST_SCHEMA"]
+           "code_version", "read_timings", "TIMING_COLUMNS", "MANIFEST_SCHEMA"]
 
 #: Bumped when the manifest's meaning changes (every step then reruns once).
 from .errors import MissingInputError as _UserMissingInput  # noqa: E402
@@ -153,6 +153,38 @@ def code_version(obj: Any, *, deep: bool = True) -> str:
 # --------------------------------------------------------------------------------------------
 # the table store
 # --------------------------------------------------------------------------------------------
+
+#: Columns of ``timings.csv`` (see :meth:`Engine.timings`).
+TIMING_COLUMNS = ["stage", "step", "status", "reason", "seconds", "cpu_seconds", "last_ran_seconds", "run_started",
+                  "finished"]
+
+
+def read_timings(path: str | os.PathLike) -> pd.DataFrame:
+    """An engine's ``timings.csv`` (see :meth:`Engine.timings`); empty if absent, unreadable or of
+    another layout (a line on stderr says so when unreadable)."""
+    path = Path(path)
+    try:
+        t = pd.read_csv(path, keep_default_na=False, dtype=str)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=TIMING_COLUMNS)
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        print(f"[discbias] engine: ignoring the unreadable timings file {path} ({type(exc).__name__}: {exc}); "
+              "it is rewritten", file=sys.stderr)
+        return pd.DataFrame(columns=TIMING_COLUMNS)
+    if list(t.columns) != TIMING_COLUMNS:
+        return pd.DataFrame(columns=TIMING_COLUMNS)
+    for c in ("seconds", "cpu_seconds", "last_ran_seconds"):
+        t[c] = pd.to_numeric(t[c], errors="coerce")
+    return t
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of the children it has waited for."""
+    import resource
+
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -479,6 +511,9 @@ class Engine:
         Tables that no step writes (put in the store before the run).
     manifests : path, optional
         Folder of the per-step manifests (default ``<store root>/.manifests``).
+    timings : path, optional
+        CSV of the time each step took (default ``timings.csv`` next to the manifests' folder;
+        for a project ``build/engine/timings.csv``): see :meth:`timings`.
 
     Raises
     ------
@@ -496,11 +531,12 @@ class Engine:
     """
 
     def __init__(self, steps: Sequence[Step], store: TableStore, *, external: Iterable[str] = (),
-                 manifests: str | os.PathLike | None = None):
+                 manifests: str | os.PathLike | None = None, timings: str | os.PathLike | None = None):
         self.steps = list(steps)
         self.store = store
         self.external = tuple(external)
         self.manifests = Path(manifests) if manifests is not None else store.root / ".manifests"
+        self.timings_path = Path(timings) if timings is not None else self.manifests.parent / "timings.csv"
         self._by_name: dict[str, Step] = {}
         self._writer: dict[str, str] = {}
         self._check()
@@ -697,11 +733,13 @@ class Engine:
         """
         forced = set(self._order) if force is True else set(_names(force) if force else ())
         rows = []
+        started = time.strftime("%Y-%m-%dT%H:%M:%S")
         for n in self.order(group):
             s = self._by_name[n]
             reason = "forced" if n in forced else self._stale(s)
             if reason is None:
                 rows.append(dict(step=n, group=s.group, status="skipped", reason="up to date", seconds=0.0))
+                self._record_timing(started, rows[-1], cpu=0.0)
                 if log:
                     log(f"{n}: up to date")
                 continue
@@ -713,9 +751,9 @@ class Engine:
                     raise MissingInputError(f"step '{n}' needs table '{t}', which is not in the store "
                                             f"({self.store.path(t)}); {how}")
             ctx = StepContext(s, self.store, context)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu_seconds()
             s.run(ctx)
-            secs = time.perf_counter() - t0
+            secs, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
             missing = [t for t in s.writes if t not in ctx.written]
             if missing:
                 raise StepError(f"step '{n}' did not write {', '.join(repr(t) for t in missing)}, which it declares "
@@ -731,9 +769,81 @@ class Engine:
                             seconds=round(secs, 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
             _atomic_write_bytes(self.manifest_path(n), json.dumps(manifest, indent=1, sort_keys=True).encode())
             rows.append(dict(step=n, group=s.group, status="ran", reason=reason, seconds=secs))
+            self._record_timing(started, rows[-1], cpu=cpu)
             if log:
                 log(f"{n}: ran in {secs:.1f}s ({reason})")
         return pd.DataFrame(rows, columns=["step", "group", "status", "reason", "seconds"])
+
+    # -- timings --------------------------------------------------------------------------
+    TIMING_COLUMNS = TIMING_COLUMNS
+
+    def timings(self) -> pd.DataFrame:
+        """The latest timing of every step that has run (one row per step, in run order).
+
+        Columns: ``stage`` (the step's group), ``step``, ``status`` (``ran`` or ``skipped``),
+        ``reason``, ``seconds`` (wall time of its latest run; 0 when skipped), ``cpu_seconds``
+        (CPU time of this process and the children it waited for), ``last_ran_seconds`` (wall
+        time of the step's last real run, from its manifest: what it costs when it does run),
+        ``run_started`` (when the :meth:`run` that handled it began: one value per stage run)
+        and ``finished``. Kept in :attr:`timings_path` (``build/engine/timings.csv``), rewritten
+        after every step, so a crash keeps the steps before it.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> e = Engine([Step("a", lambda c: c.write_value("t", 1), writes=["t"], version="1")],
+        ...            TableStore(tempfile.mkdtemp()))
+        >>> _ = e.run(); _ = e.run()
+        >>> e.timings()[["stage", "step", "status"]].values.tolist()
+        [['', 'a', 'skipped']]
+        >>> bool(e.timings()["last_ran_seconds"].iloc[0] >= 0)
+        True
+        """
+        t = read_timings(self.timings_path)
+        rank = {n: i for i, n in enumerate(self._order)}
+        t = t.assign(_o=t["step"].map(rank).fillna(len(rank))).sort_values("_o", kind="stable")
+        return t.drop(columns="_o").reset_index(drop=True)
+
+    def _record_timing(self, started: str, row: dict, *, cpu: float) -> None:
+        m = self.manifest(row["step"]) or {}
+        new = dict(stage=row["group"], step=row["step"], status=row["status"], reason=row["reason"],
+                   seconds=round(float(row["seconds"]), 3), cpu_seconds=round(float(cpu), 3),
+                   last_ran_seconds=m.get("seconds", float("nan")), run_started=started,
+                   finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        t = self.timings()
+        t = pd.concat([t[t["step"] != row["step"]], pd.DataFrame([new])], ignore_index=True)
+        rank = {n: i for i, n in enumerate(self._order)}
+        t = t.assign(_o=t["step"].map(rank).fillna(len(rank))).sort_values("_o", kind="stable").drop(columns="_o")
+        _atomic_write_bytes(self.timings_path, t[self.TIMING_COLUMNS].to_csv(index=False).encode())
+
+    def timings_report(self, stages: Iterable[str] | None = None) -> str:
+        """The per-stage and per-step time table (what ``make report`` prints at its end).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> e = Engine([Step("a", lambda c: c.write_value("t", 1), writes=["t"], version="1")],
+        ...            TableStore(tempfile.mkdtemp()))
+        >>> _ = e.run()
+        >>> print(e.timings_report().splitlines()[0])
+        time per stage and step (build/engine/timings.csv; wall seconds, CPU seconds):
+        """
+        t = self.timings()
+        if stages is not None:
+            t = t[t["stage"].isin(list(stages))]
+        lines = ["time per stage and step (build/engine/timings.csv; wall seconds, CPU seconds):"]
+        total = 0.0
+        for stage, g in t.groupby("stage", sort=False):
+            secs = float(g["seconds"].sum())
+            total += secs
+            ran = int((g["status"] == "ran").sum())
+            lines.append(f"  {stage or '-':<10s} {secs:8.1f} s {float(g['cpu_seconds'].sum()):8.1f} s cpu   "
+                         f"{ran} of {len(g)} step(s) ran, at {g['run_started'].iloc[0]}")
+            for r in g.itertuples():
+                if r.status == "ran":
+                    lines.append(f"      {r.step:<28s} {r.seconds:8.1f} s {r.cpu_seconds:8.1f} s cpu")
+        lines.append(f"  {'total':<10s} {total:8.1f} s")
+        return "\n".join(lines)
 
     def invalidate(self, names: Iterable[str] | None = None) -> None:
         """Forget the manifests of the named steps (all by default): they rerun next time."""

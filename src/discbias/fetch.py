@@ -18,19 +18,16 @@ import hashlib
 import io
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-
-from tqdm import tqdm
-
 from typing import Any, Callable, Iterable, Iterator
 
 from .config import Source, StudyConfig
 from .errors import UserError
+from .progress import progress as _bar
 
 MIRROR_ENV = "DISCBIAS_DATA_MIRROR"
 _CHUNK = 1 << 20
@@ -154,7 +151,7 @@ def stream_download(url: str, dest: str | os.PathLike, *, label: str, progress: 
     label : str
         Name shown on the progress bar.
     progress : bool
-        Show a tqdm progress bar on stderr.
+        Show a progress bar on stderr (:func:`discbias.progress.progress`; silent with ``-q``).
     opener : callable, optional
         Replacement for :func:`urllib.request.urlopen` (``opener(url, timeout=...)``; tests).
     timeout : float
@@ -180,7 +177,7 @@ def stream_download(url: str, dest: str | os.PathLike, *, label: str, progress: 
             headers = getattr(resp, "headers", None)
             total = int(headers.get("Content-Length") or 0) or None if headers is not None else None
             done = 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=not progress, file=sys.stderr) as bar:
+            with _bar(total=total, unit="B", unit_scale=True, desc=label, disable=not progress or None) as bar:
                 for chunk in iter(lambda: resp.read(_CHUNK), b""):
                     out.write(chunk)
                     h.update(chunk)

@@ -237,6 +237,20 @@ def _claims_step(claims: list, tables: list[str]):
     return run
 
 
+def _build_seconds(paths: ProjectPaths) -> dict:
+    """Wall seconds of the stages before the paper's values (``build/engine/timings.csv``): per
+    stage, the sum over its steps of each step's time when it last ran (a step reused unchanged
+    counts what it took when it was computed), for ``fetch``, ``measure`` and ``fit`` (this step
+    excluded) and their ``total``."""
+    from .engine import read_timings
+
+    t = read_timings(paths.engine / "timings.csv")
+    t = t[t["step"] != "fit:values"]
+    out = {st: float(t.loc[t["stage"] == st, "last_ran_seconds"].fillna(0).sum()) for st in ("fetch", "measure", "fit")}
+    out["total"] = float(sum(out.values()))
+    return out
+
+
 def _values_step(fit_steps: list[Step]):
     def run(ctx: StepContext) -> None:
         from .scoring.protocols import describe_input
@@ -260,7 +274,7 @@ def _values_step(fit_steps: list[Step]):
             released_protocol=describe_input(config.study.get("released_scores_protocol")),
             roles={role: dict(source=src.name, file=src.file, description=src.description, rows=src.rows)
                    for role, src in ((r, config.role(r)) for r in config.roles)},
-            fit_seconds=timings, code_commit=_code_commit(paths),
+            fit_seconds=timings, code_commit=_code_commit(paths), build_seconds=_build_seconds(paths),
         )
         values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
         for cid, c in values["claims"].items():
@@ -591,6 +605,7 @@ def run_render(config: StudyConfig, paths: ProjectPaths, *, force: bool = True, 
     ran = engine.run("render", force=force, context=dict(config=config, paths=paths, render=options),
                      log=lambda m: log.info(f"render {m}"))
     _report(ran, "render")
+    log.info(engine.timings_report())  # the last stage of `make report`: the whole build's table
 
 
 def run_all(config_path: str | Path = DEFAULT_CONFIG, root=None, formats=("html", "pdf")) -> None:

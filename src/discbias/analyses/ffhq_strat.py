@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..claims import Claim, SpecResult, Specification
+from ..progress import progress
 from ..results import clean_term, result_frame
 from ..stats.groups import cell_summary, welch_ttest
 from ..stats.mixed import MIXED_OPTIMIZERS, mixedlm_highest_reml  # noqa: F401 (MIXED_OPTIMIZERS: public here before)
@@ -414,7 +415,8 @@ def delta_r2_bootstrap(X: np.ndarray, y: np.ndarray, full: np.ndarray, reduced: 
 
     n = len(y)
     est = one(np.ones(n))
-    reps = np.array([one(np.bincount(rng.integers(0, n, n), minlength=n).astype(float)) for _ in range(n_boot)])
+    reps = np.array([one(np.bincount(rng.integers(0, n, n), minlength=n).astype(float))
+                     for _ in progress(range(n_boot), desc="bootstrap delta R2", unit="rep")])
     return est, reps.reshape(n_boot, len(reduced))
 
 

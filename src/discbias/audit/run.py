@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -321,9 +320,9 @@ def step_measure(ctx) -> None:
     (getattr(ctx, "log", None) or (lambda line: None))(
         f"measure: {len(inputs)} images ({len(want)} measures{', faces: ' + faces if faces else ''}; once for every "
         f"network)")
-    from tqdm import tqdm
+    from ..progress import progress as _bar  # the shared bar (count, rate, ETA; silent with -q)
 
-    bar = tqdm(total=len(inputs), unit="img", desc="measuring", file=sys.stderr, disable=not _progress(ctx))
+    bar = _bar(total=len(inputs), unit="img", desc="measuring", disable=not _progress(ctx) or None)
     for r in inputs.to_dict("records"):
         bar.update(1)
         if not Path(r["_path"]).exists():

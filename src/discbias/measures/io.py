@@ -19,7 +19,6 @@ scores by content.
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -194,9 +193,9 @@ def measure_images(source, *, out: str | os.PathLike | None = None, workers: int
         tmp = out.with_name(out.name + ".partial")
     bar = None
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress as _progress
 
-        bar = tqdm(total=len(tasks), desc="measure images", file=sys.stderr, unit="img")
+        bar = _progress(total=len(tasks), desc="measure images", unit="img")
     # Each worker process reads, decodes and measures whole images, so decoding overlaps measuring;
     # BLAS runs single-threaded in the workers (its threads would only contend for the same cores).
     pool = ProcessPoolExecutor(workers, initializer=_single_threaded_blas) if workers > 1 else None

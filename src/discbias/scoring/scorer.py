@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -462,9 +461,9 @@ class Scorer:
         """:meth:`_commit` every batch of results as it comes, with a progress bar (images/s, ETA)."""
         rows, failures, bar = [], [], None
         if progress:
-            from tqdm import tqdm
+            from ..progress import progress as _progress
 
-            bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=desc, smoothing=0.1)
+            bar = _progress(total=len(todo), unit="img", desc=desc)
         try:
             for batch in batches:
                 new_rows, fails = self._commit(cache, todo, batch)
@@ -602,9 +601,9 @@ class Scorer:
         reasons: dict[str, str] = {}
         bar = None
         if progress and todo:
-            from tqdm import tqdm
+            from ..progress import progress as _progress
 
-            bar = tqdm(total=len(todo), unit="img", file=sys.stderr, desc=f"scoring ({p.label})", smoothing=0.1)
+            bar = _progress(total=len(todo), unit="img", desc=f"scoring ({p.label})")
         try:
             for start in range(0, len(todo), self.batch_size):
                 batch = todo[start:start + self.batch_size]

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..defaults import DEFAULTS
+from ..progress import follow_progress
 from ..results import result_frame
 
 #: Sampler settings of the pipeline (``make report``); tests pass smaller ones.
@@ -120,15 +121,46 @@ def _sample_inner(model, settings: SamplerSettings):
     try:
         with model, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            extra = dict(nuts_sampler="nutpie") if settings.sampler == "nutpie" else dict(init=settings.init)
-            if settings.mass_matrix == "low_rank":
-                extra["nuts_sampler_kwargs"] = dict(low_rank_modified_mass_matrix=True)
+            if settings.sampler == "nutpie":
+                return _sample_nutpie(model, settings)
             return pm.sample(draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=settings.cores,
-                             random_seed=settings.seed, progressbar=False, target_accept=settings.target_accept,
-                             compute_convergence_checks=False, **extra)
+                             random_seed=settings.seed, progressbar=False,
+                             target_accept=settings.target_accept, compute_convergence_checks=False,
+                             init=settings.init)
     finally:
         for lg, lv in zip(loggers, old):
             lg.setLevel(lv)
+
+
+def _sample_nutpie(model, settings: SamplerSettings):
+    """nutpie's NUTS on ``model`` as ``pm.sample(nuts_sampler="nutpie")`` runs it (same compiled model,
+    same seed derivation, so the same draws), in the background, with a progress bar of the draws
+    of all chains (tuning included) on stderr (:func:`discbias.progress.follow_progress`)."""
+    import nutpie
+    from pymc.sampling.mcmc import _get_seeds_per_chain
+
+    compiled = nutpie.compile_pymc_model(model)
+    kw = dict(low_rank_modified_mass_matrix=True) if settings.mass_matrix == "low_rank" else {}
+    sampler = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                            target_accept=settings.target_accept, seed=_get_seeds_per_chain(settings.seed, 1)[0],
+                            progress_bar=False, blocking=False, **kw)
+
+    total = settings.chains * (settings.tune + settings.draws)
+
+    def count():
+        draws, _ = sampler._sampler.inspect().get_arrow_trace()  # nutpie's trace so far (no public count)
+        return sum(b.num_rows for b in draws)
+
+    def finished():
+        try:
+            return bool(sampler.is_finished)
+        except TimeoutError:  # nutpie's answer while the chains still run
+            return False
+        except Exception:  # noqa: BLE001 - a failed sampler: wait() below raises its error
+            return True
+
+    follow_progress(count, finished, total, desc=f"NUTS {settings.chains} chains", unit="draw", every=1.0)
+    return sampler.wait()
 
 
 def _ols_whitening(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -306,7 +338,8 @@ def rgb_bayes(df: pd.DataFrame, y: str = "score", xs: tuple[str, ...] = ("red_me
     return tidy, idata
 
 
-PARAMETRIZATIONS = ("centred_intercept", "noncentred", "whitened", "whitened_mixture")
+PARAMETRIZATIONS = ("centred_intercept", "noncentred", "whitened", "whitened_mixture", "scale_mixture",
+                    "scale_mixture_ci")
 
 
 def elicited_model(yv: np.ndarray, X: np.ndarray, xs: list[str], idx: np.ndarray, *, spec: str = "paper",
@@ -345,6 +378,8 @@ def elicited_model(yv: np.ndarray, X: np.ndarray, xs: list[str], idx: np.ndarray
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, not {parametrization!r}")
     own = list(range(int(np.max(idx)) + 1))
+    if parametrization in ("scale_mixture", "scale_mixture_ci"):
+        return _scale_mixture_model(yv, X, xs, idx, own, spec=spec, flat_centred=parametrization == "scale_mixture_ci")
     nc = parametrization in ("noncentred", "centred_intercept")
     ci = parametrization == "centred_intercept"
     mix = parametrization == "whitened_mixture"
@@ -404,6 +439,82 @@ def elicited_model(yv: np.ndarray, X: np.ndarray, xs: list[str], idx: np.ndarray
         sigma = pm.HalfNormal("sigma", sigma=float(yv.std(ddof=1)))
         pm.Normal("y", mu=b0 + pm.math.dot(X, b), sigma=sigma, observed=yv)
         for j in range(len(xs)):
+            pm.Deterministic(f"b_{j}", b[j])
+    return m
+
+
+def _gamma_precision(name: str, nu, shape):
+    """``lam ~ Gamma(nu/2, rate=nu/2)`` sampled as ``v = log(lam) a / sqrt(1 + a)``, ``a = nu/2`` (call in a model).
+
+    The log of a Gamma(a, a) variable has a left tail ``exp(a log lam)``: for small ``a`` (heavy
+    tails, small ``nu``) it spreads over tens of units, for large ``a`` it shrinks to ``N(0, 1/a)``,
+    so ``nu`` and ``log lam`` form a funnel. Scaled by ``a / sqrt(1 + a)`` (about ``a`` for small
+    ``a``, ``sqrt(a)`` for large) the coordinate ``v`` has a scale of about 1 whatever ``nu`` is.
+    ``v`` is flat and the Gamma density of ``lam(v)`` with the log-Jacobian ``log lam + log(c)``,
+    ``c = sqrt(1 + a) / a``, is added as a potential: a change of variables at fixed ``nu``, so the
+    joint density of ``(nu, lam)`` is exactly the model's. Returns ``lam`` (a Deterministic).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    a = nu / 2
+    c = pm.math.sqrt(1 + a) / a
+    kw = {} if shape is None else dict(shape=shape)
+    v = pm.Flat(f"v_{name}", **kw)
+    log_lam = c * v
+    lam = pm.Deterministic(name, pm.math.exp(log_lam))
+    # log Gamma(a, a) density at lam plus the log-Jacobian log(lam) + log(c), in log space (no underflow)
+    lp = a * pm.math.log(a) - pt.gammaln(a) + a * log_lam - a * lam + pm.math.log(c)
+    pm.Potential(f"prior_{name}", lp.sum() if shape is not None else lp)
+    return lam
+
+
+def _scale_mixture_model(yv, X, xs, idx, own, *, spec: str, flat_centred: bool):
+    """The model of :func:`elicited_model` with every Student-t prior as a non-centred normal scale mixture.
+
+    A Student-t ``t(nu, mu, s)`` is the marginal of ``mu + s z / sqrt(lam)`` with ``z ~ N(0, 1)``
+    and ``lam ~ Gamma(nu/2, rate=nu/2)``; so the slopes are ``b_c = mu_c + sigma_c z_c / sqrt(lam_c)``
+    and (paper's specification) the intercept ``b0 = mu_0 + s_0 z_b0 / sqrt(lam0)``. The shared
+    ``nu`` then enters only the Gamma densities of the ``lam`` (no funnel between ``nu`` and the
+    coefficients). With ``flat_centred`` the intercept of the centred predictors is sampled flat
+    and the paper's intercept prior is the mixture's normal density on the implied uncentred
+    intercept (a unit-Jacobian linear map, as ``centred_intercept``).
+    """
+    import pymc as pm
+
+    xbar = X.mean(axis=0)
+    k = len(xs)
+    with pm.Model() as m:
+        nu = pm.HalfCauchy("nu", beta=2)
+        sigma_c = pm.HalfStudentT("sigma_c", nu=10, sigma=1, shape=len(own))
+        s = sigma_c[idx]
+        z_mu = pm.Normal("z_mu", 0, 1, shape=k)
+        mu_c = pm.Deterministic("mu_c", s * z_mu)
+        lam = _gamma_precision("lam", nu, k)
+        z_b = pm.Normal("z_b", 0, 1, shape=k)
+        b = mu_c + s * z_b / pm.math.sqrt(lam)
+        if spec == "paper":
+            sigma_0 = pm.HalfStudentT("sigma_0", nu=10, sigma=1)
+            z0 = pm.Normal("z0", 0, 1)
+            mu_0 = pm.Deterministic("mu_0", float(yv.mean()) + sigma_0 * z0)
+            s_0 = pm.HalfStudentT("s_0", nu=10, sigma=1)
+            lam0 = _gamma_precision("lam0", nu, None)
+            if flat_centred:
+                c0 = pm.Flat("c0", initval=float(yv.mean()))
+                b0 = c0 - pm.math.dot(pm.math.constant(xbar), b)
+                pm.Potential("prior_b0", pm.logp(pm.Normal.dist(mu=mu_0, sigma=s_0 / pm.math.sqrt(lam0)), b0))
+            else:
+                b0 = mu_0 + s_0 * pm.Normal("z_b0", 0, 1) / pm.math.sqrt(lam0)
+        elif flat_centred:
+            c0 = pm.Flat("c0", initval=float(yv.mean()))
+            b0 = c0 - pm.math.dot(pm.math.constant(xbar), b)
+            pm.Potential("prior_b0", pm.logp(pm.Normal.dist(mu=float(yv.mean()), sigma=2.5 * float(yv.std())), b0))
+        else:
+            b0 = float(yv.mean()) + 2.5 * float(yv.std()) * pm.Normal("z_b0", 0, 1)
+        pm.Deterministic("b0", b0)
+        sigma = pm.HalfNormal("sigma", sigma=float(yv.std(ddof=1)))
+        pm.Normal("y", mu=b0 + pm.math.dot(X, b), sigma=sigma, observed=yv)
+        for j in range(k):
             pm.Deterministic(f"b_{j}", b[j])
     return m
 
@@ -483,7 +594,7 @@ def elicited_bayes(df: pd.DataFrame, y: str, xs: list[str], *, shared_scale: dic
     what = ("paper's specification (uncentred predictors, t intercept centred on the mean score)" if spec == "paper"
             else "centred predictors, weakly informative Normal intercept")
     method = (f"Bayesian regression with Student-t slopes, {what} (posterior mean, 95% HDI); sampled "
-              f"{dict(centred_intercept='with the centred-predictor intercept and non-centred slopes', noncentred='non-centred', whitened='in OLS-whitened coordinates', whitened_mixture='with the intercept non-centred as a normal scale mixture and the slopes OLS-whitened given it')[parametrization]}; " + settings.describe())
+              f"{dict(centred_intercept='with the centred-predictor intercept and non-centred slopes', noncentred='non-centred', whitened='in OLS-whitened coordinates', whitened_mixture='with the intercept non-centred as a normal scale mixture and the slopes OLS-whitened given it', scale_mixture='with every Student-t prior as a non-centred normal scale mixture', scale_mixture_ci='with every Student-t prior as a non-centred normal scale mixture and the centred-predictor intercept')[parametrization]}; " + settings.describe())
     tidy = posterior_table(idata, terms, model=model, method=method, n_obs=len(d), warnings_=warns,
                            extra=dict(formula=f"{y} ~ {' + '.join(xs)}", spec=spec))
     if spec == "centred":

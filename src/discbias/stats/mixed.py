@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..progress import progress
 from ..results import clean_term, result_frame
 
 #: A random-effect variance below this fraction of the residual variance is flagged as near zero.
@@ -418,7 +419,7 @@ def nested_variance_components(data: pd.DataFrame, value: str = "value", image: 
     boot = np.full((n_boot, 4), np.nan)
     if n_boot:
         rng = np.random.default_rng(seed)
-        for b in range(n_boot):
+        for b in progress(range(n_boot), desc=f"bootstrap {model}", unit="fit"):
             a = rng.normal(0, np.sqrt(s[0]), n_cells)[codes]
             u = rng.normal(0, np.sqrt(s[1]), len(n))
             yb = mu + a + u + rng.normal(0, np.sqrt(s[2] / n))

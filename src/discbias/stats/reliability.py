@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..progress import progress
 from ..results import result_frame
 
 
@@ -125,7 +126,7 @@ def krippendorff_interval(long: pd.DataFrame, *, image: str = "image", slot: str
     if n_boot:
         rng = np.random.default_rng(seed)
         m = mat.shape[1]
-        for _ in range(n_boot):
+        for _ in progress(range(n_boot), desc="bootstrap alpha", unit="rep"):
             cols = rng.integers(0, m, m)
             boots.append(krippendorff.alpha(reliability_data=mat[:, cols], level_of_measurement="interval"))
     a = (1 - conf_level) / 2
