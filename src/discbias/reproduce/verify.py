@@ -80,6 +80,9 @@ _BOOTSTRAP = re.compile(r"bootstrap|resampl", re.I)
 _ITERATIVE = re.compile(r"\b(REML|ML|MixedLM|mixed[- ]model|BLUP|GLM|logit|logistic|quantile regression|"
                         r"maximum likelihood|Newton|IRLS)\b", re.I)
 _P_VALUE = re.compile(r"^(p_value|p|p_.+|.+_p)$")
+#: Text that reports sampler diagnostics ("max R-hat 1.277 > 1.01; min ESS 6 < 400"): compared with its
+#: numbers masked, as the diagnostics themselves are not compared.
+_DIAGNOSTIC_TEXT = re.compile(r"R-?hat|\bESS\b|divergen", re.I)
 _SEED = re.compile(r"(NUTS[^;]*?seed )\d+")
 _NUMBER = re.compile(r"[-+\u2212]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _DIVERGENT = re.compile(r";?\s*\d+ divergent transitions?(?: of \d+)?", re.I)
@@ -527,7 +530,8 @@ def compare_table(name: str, a: pd.DataFrame, b: pd.DataFrame | None, tol: Toler
                 tx, ty = _text(x), _text(y)
                 if tx != ty and col in _PROSE and _NUMBER.sub("#", tx) == _NUMBER.sub("#", ty):
                     continue  # generated sentences of the claims tables: their numbers are compared in their columns
-                if tx != ty and _POSTERIOR.search(tx) and _posterior_text(tx) == _posterior_text(ty):
+                if tx != ty and (_POSTERIOR.search(tx) or _DIAGNOSTIC_TEXT.search(tx)) and \
+                        _posterior_text(tx) == _posterior_text(ty):
                     continue  # a description of posterior summaries: its numbers are compared in their columns
                 if tx != ty:
                     row_diffs.append(dict(table=name, key=k, column=col, bundle=x, rebuild=y, abs_diff=np.nan,

@@ -45,11 +45,23 @@ def heavy_tail_summary(idata, var: str, *, model: str, term: str | None = None) 
     >>> r["q025"] < r["median"] < r["q975"], r["term"]
     (True, 'nu')
     """
+    import arviz as az
+
     d = np.asarray(idata.posterior[var]).ravel()
-    q = np.quantile(d, [0.025, 0.25, 0.5, 0.75, 0.975])
-    return dict(model=model, term=term or var, median=float(q[2]), q025=float(q[0]), q25=float(q[1]),
-                q75=float(q[3]), q975=float(q[4]), mean=float(d.mean()), sd=float(d.std(ddof=1)), n_draws=int(d.size),
-                method="posterior median and quantiles (heavy-tailed: mean and SD are dominated by the tail)")
+    probs = {"q025": 0.025, "q25": 0.25, "median": 0.5, "q75": 0.75, "q975": 0.975}
+    q = np.quantile(d, list(probs.values()))
+    out = dict(model=model, term=term or var, **{k: float(v) for k, v in zip(probs, q)},
+               mean=float(d.mean()), sd=float(d.std(ddof=1)), n_draws=int(d.size),
+               method="posterior median and quantiles (heavy-tailed: mean and SD are dominated by the tail)")
+    # Monte Carlo standard errors (ArviZ, from the chains' autocorrelation): `discbias verify` compares a
+    # rebuild's quantiles within a multiple of them, as every other posterior number
+    for k, p in probs.items():
+        out[f"mcse_{k}"] = float(az.mcse(idata, var_names=[var], method="quantile", prob=p)[var])
+    out["mcse_mean"] = float(az.mcse(idata, var_names=[var], method="mean")[var])
+    # (ArviZ's own method="sd" fails with NumPy 2.4 here): the SD of an SD from the bulk ESS
+    ess = float(az.ess(idata, var_names=[var], method="bulk")[var])
+    out["mcse_sd"] = out["sd"] / np.sqrt(2 * max(ess - 1, 1.0))
+    return out
 
 
 def replicate_from_posterior(idata, X: np.ndarray, *, n_draws: int = 1000, seed: int = 0) -> np.ndarray:
@@ -78,6 +90,22 @@ def elicited_prior_predictive(yv: np.ndarray, X: np.ndarray, xs: list[str], idx:
     return np.asarray(pp.prior_predictive["y"]).reshape(-1, len(yv))[:n_draws]
 
 
+def _replication_mcse(r: np.ndarray, share: float) -> dict:
+    """Monte Carlo standard errors of the summaries of replications ``r`` (taken as independent
+    draws): the quantiles' from ArviZ, the share's binomial, ``sqrt(max(p (1 - p), 1 / n) / n)``."""
+    import arviz as az
+
+    n = len(r)
+    if n < 4 or not np.isfinite(r).all() or np.ptp(r) == 0:
+        return dict(mcse_rep_median=np.nan, mcse_rep_low=np.nan, mcse_rep_high=np.nan,
+                    mcse_p_predictive=np.sqrt(1.0 / n) / np.sqrt(n) if n else np.nan)
+    ary = np.asarray(r, float)[None, :]
+    out = {f"mcse_rep_{k}": float(az.mcse(ary, method="quantile", prob=p))
+           for k, p in (("median", 0.5), ("low", 0.025), ("high", 0.975))}
+    out["mcse_p_predictive"] = float(np.sqrt(max(share * (1 - share), 1.0 / n) / n))
+    return out
+
+
 def predictive_check(y: np.ndarray, yrep: np.ndarray, *, model: str, kind: str, grid: np.ndarray | None = None,
                      n_curves: int = 50) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Observed statistics against their replications; densities for the figure.
@@ -98,7 +126,9 @@ def predictive_check(y: np.ndarray, yrep: np.ndarray, *, model: str, kind: str, 
     -------
     checks : DataFrame
         One row per statistic: ``model, kind, statistic, observed, rep_median, rep_low, rep_high``
-        (95% of the replications) and ``p_predictive`` = share of replications >= observed.
+        (95% of the replications) and ``p_predictive`` = share of replications >= observed, with
+        their Monte Carlo standard errors (``mcse_rep_median`` ..., ``mcse_p_predictive``: the
+        replications as independent draws; binomial for the share).
     densities : DataFrame
         ``model, kind, curve, x, density`` (``curve = -1``: observed).
 
@@ -118,11 +148,13 @@ def predictive_check(y: np.ndarray, yrep: np.ndarray, *, model: str, kind: str, 
     rows = []
     for k in STATISTICS:
         r = sr[k][np.isfinite(sr[k])]
-        rows.append(dict(model=model, kind=kind, statistic=k, observed=float(so[k][0]),
-                         rep_median=float(np.median(r)) if len(r) else np.nan,
-                         rep_low=float(np.quantile(r, 0.025)) if len(r) else np.nan,
-                         rep_high=float(np.quantile(r, 0.975)) if len(r) else np.nan,
-                         p_predictive=float((r >= so[k][0]).mean()) if len(r) else np.nan, n_draws=int(len(r))))
+        row = dict(model=model, kind=kind, statistic=k, observed=float(so[k][0]),
+                   rep_median=float(np.median(r)) if len(r) else np.nan,
+                   rep_low=float(np.quantile(r, 0.025)) if len(r) else np.nan,
+                   rep_high=float(np.quantile(r, 0.975)) if len(r) else np.nan,
+                   p_predictive=float((r >= so[k][0]).mean()) if len(r) else np.nan, n_draws=int(len(r)))
+        row.update(_replication_mcse(r, row["p_predictive"]))
+        rows.append(row)
     if grid is None:
         lo, hi = float(y.min()), float(y.max())
         w = hi - lo
