@@ -267,7 +267,7 @@ def test_several_networks_side_by_side_measures_once_and_ray_engine(tmp_path, mo
     # progress before the long steps: one line per network and one for the measures
     assert "score: 13 images, network uncond, protocol nvidia (local engine)" in err
     assert "score: 13 images, network cond, protocol nvidia" in err and "measure: 13 images" in err
-    assert "measuring: 100%" in err and "13/13" in err  # a progress bar with the count (tqdm, on stderr)
+    # (the bar itself, discbias.progress, appears only for loops longer than its delay: tests/test_progress.py)
     build = tmp_path / "build" / "multi"
     images = pd.read_parquet(build / "tables" / "images.parquet")
     assert {"score", "score_uncond", "score_cond"} <= set(images.columns)

@@ -159,7 +159,7 @@ def test_two_networks_long_ratings_report_bundle_verify_from_a_clean_copy(tmp_pa
     cfg.write_text(DONE_WHEN)
     assert main(["report", "--config", str(cfg), "--root", str(first)]) == 0
     build = first / "build" / "fullstudy"
-    assert (build / "report" / "render_checks.txt").read_text() == "all render checks passed\n"
+    assert (build / "report" / "render_checks.txt").read_text().startswith("all render checks passed\n")
     issues = pd.read_csv(build / "results" / "data_issues.csv")
     assert len(issues) == 4  # missing, two out of range, an unknown image: listed, not a stop
     zpath = tmp_path / "fullstudy.zip"

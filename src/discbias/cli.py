@@ -115,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     setup_logging(int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0))
-    if int(getattr(args, "quiet", 0) or 0) > 0:
-        from .progress import set_quiet
+    import os
 
+    from .progress import QUIET_ENV, set_quiet
+
+    quiet_before = os.environ.get(QUIET_ENV)
+    if int(getattr(args, "quiet", 0) or 0) > 0:
         set_quiet(True)  # every progress bar (and those of the processes this run starts)
     stage = args.stage
     try:
@@ -133,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"discbias {stage}: internal error ({type(exc).__name__}): this is a bug in discbias, not a problem "
               "with your input; the traceback is above (please report it)", file=sys.stderr)
         return EXIT_BUG
+    finally:  # a -q run called in-process (tests, notebooks) does not silence the caller's later bars
+        if quiet_before is None:
+            os.environ.pop(QUIET_ENV, None)
+        else:
+            os.environ[QUIET_ENV] = quiet_before
 
 
 def _run(args) -> int:

@@ -459,7 +459,7 @@ def software_versions() -> dict[str, str]:
 
 def _code_commit(paths: ProjectPaths) -> dict:
     """The git commit of the code that fits (``discbias bundle`` checks it against its own)."""
-    from .reproduce.bundle import project_commit
+    from .provenance import project_commit
 
     git = project_commit(paths.root)
     return dict(commit=git["commit"], dirty=git["dirty"])

@@ -18,12 +18,14 @@ True
 from __future__ import annotations
 
 import importlib.metadata as md
+import subprocess
 import platform
 import re
 import sys
+from pathlib import Path
 from typing import Iterable
 
-__all__ = ["ALWAYS", "imported_distributions", "software_versions", "canonical"]
+__all__ = ["ALWAYS", "imported_distributions", "software_versions", "canonical", "project_commit"]
 
 #: Distributions recorded even when the run did not import them (the renderers run in another
 #: process; the samplers are imported only when a Bayesian model is fitted).
@@ -83,3 +85,34 @@ def software_versions(always: Iterable[str] = ALWAYS) -> dict[str, str]:
             except md.PackageNotFoundError:
                 out[key] = "not installed"
     return {"python": platform.python_version(), **dict(sorted(out.items()))}
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def project_commit(*candidates: Path) -> dict:
+    """The git commit of the discbias code (its package folder first, then ``candidates``).
+
+    Returns ``{"commit", "commit_short", "dirty", "repository_path"}``; ``commit`` is ``None``
+    outside a git checkout.
+
+    Examples
+    --------
+    >>> sorted(project_commit())
+    ['commit', 'commit_short', 'dirty', 'repository_path']
+    """
+    for where in (Path(__file__).resolve().parent, *candidates):
+        where = Path(where)
+        if not where.exists():
+            continue
+        commit = _git(["rev-parse", "HEAD"], where)
+        if commit:
+            status = _git(["status", "--porcelain", "--untracked-files=no"], where)
+            return dict(commit=commit, commit_short=commit[:7], dirty=bool(status),
+                        repository_path=_git(["rev-parse", "--show-toplevel"], where))
+    return dict(commit=None, commit_short=None, dirty=None, repository_path=None)

@@ -30,7 +30,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..safeio import describe_columns
 from ..studies.validation import ISSUE_COLUMNS, IssueLog, numeric_column, read_released_csv
-from .run import AuditError
+from .common import AuditError
 
 __all__ = ["collect_ratings", "file_columns", "read_table_file", "RatingsError", "LONG_COLUMNS"]
 

@@ -43,6 +43,8 @@ from ..paths import ProjectPaths
 from ..errors import ConfigError, UserError
 from .config import AuditConfig, input_digests as _input_digests, load_audit_config
 from ..safeio import describe_columns
+from .common import (_FORMULA_FUNCS, _WORD, AuditError, _score_column, formula_columns,  # noqa: F401 (re-exported)
+                     score_columns)
 
 __all__ = ["audit", "audit_engine", "AuditPaths", "AuditError", "VERDICT_READING"]
 
@@ -56,15 +58,6 @@ VERDICT_READING = {
     "not tested": "not tested",
     "not yet estimated": "not yet estimated",
 }
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_FORMULA_FUNCS = {"C", "np", "log", "exp", "sqrt", "I", "Q", "center", "scale", "standardize", "Treatment", "bs",
-                  "cr", "poly", "abs"}
-
-
-class AuditError(UserError):
-    """The data do not fit the audit configuration (a missing column, a label out of range...)."""
-
-
 @dataclass(frozen=True)
 class AuditPaths(ProjectPaths):
     """Where an audit writes: :class:`~discbias.paths.ProjectPaths` with the build in ``build/<name>``.
@@ -399,37 +392,6 @@ def step_join(ctx) -> None:
     ctx.write("rating_rows", rr)
 
 
-def _score_column(net: str, proto: str, primary: str, n_protocols: int) -> str:
-    """``score_<protocol>`` (one network), ``score_<network>`` (its primary protocol) or ``score_<network>_<protocol>``."""
-    if not net:
-        return f"score_{proto}"
-    return f"score_{net}" if proto == primary and n_protocols == 1 else f"score_{net}_{proto}"
-
-
-def score_columns(cfg) -> list[str]:
-    """The score columns of the ``images`` table: ``score`` (the first network, primary protocol) and one per
-    network and protocol.
-
-    Examples
-    --------
-    >>> from types import SimpleNamespace as NS
-    >>> one = NS(scoring=NS(protocols=["nvidia", "grissom2024"], network_list=lambda: [NS(id="")]))
-    >>> score_columns(one)
-    ['score', 'score_nvidia', 'score_grissom2024']
-    >>> two = NS(scoring=NS(protocols=["nvidia"], network_list=lambda: [NS(id="skip512"), NS(id="cond128")]))
-    >>> score_columns(two)
-    ['score', 'score_skip512', 'score_cond128']
-    """
-    ps = cfg.scoring.protocols
-    out = ["score"]
-    for n in cfg.scoring.network_list():
-        for p in ps:
-            out.append(_score_column(n.id, p, ps[0], len(ps)))
-        if n.id and len(ps) > 1:
-            out.append(f"score_{n.id}")
-    return list(dict.fromkeys(out))
-
-
 def step_reliability(ctx) -> None:
     from ..stats.reliability import item_reliability
 
@@ -466,28 +428,6 @@ def step_reliability(ctx) -> None:
                 dict(common, term=f"{item}: ICC(A,k) crossed", coefficient="ICC(A,k), crossed variance components",
                      estimate=c["icck"], k=c["k"])]))
     ctx.write("reliability", pd.concat(parts, ignore_index=True))
-
-
-def formula_columns(formula: str, data: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Names a formula uses that are columns of ``data`` and those that are not (functions excluded).
-
-    Examples
-    --------
-    >>> formula_columns("score ~ C(group) + np.log(luma) + (1|rater)", pd.DataFrame(columns=["score", "group"]))
-    (['score', 'group'], ['luma', 'rater'])
-    """
-    body = re.sub(r"'[^']*'|\"[^\"]*\"", "", formula)
-    found, missing = [], []
-    for m in _WORD.finditer(body):
-        w = m.group(0)
-        if w.split(".")[0] in _FORMULA_FUNCS or (body[m.end():m.end() + 1] == "(" and w not in data.columns):
-            continue
-        if w in data.columns:
-            if w not in found:
-                found.append(w)
-        elif not re.fullmatch(r"\d+", w) and w not in missing and w not in _FORMULA_FUNCS:
-            missing.append(w)
-    return found, missing
 
 
 def _model_data(cfg: AuditConfig, m, images: pd.DataFrame, rating_rows: pd.DataFrame) -> pd.DataFrame:

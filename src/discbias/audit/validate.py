@@ -110,7 +110,7 @@ def level_columns(cfg, manifest_columns) -> dict[str, list[str]]:
     meas = list(IMAGE_MEASURES) if list(cfg.measures.image) == ["all"] else list(cfg.measures.image)
     if cfg.measures.faces != "none":
         meas += [c for c in FACE_COLUMNS if c not in meas]
-    from .run import score_columns
+    from .common import score_columns
 
     scores = score_columns(cfg) + ["score_condition"]
     image = list(dict.fromkeys([c for c in manifest_columns if c != "_path"] + meas + list(cfg.ratings) + scores))
@@ -119,7 +119,7 @@ def level_columns(cfg, manifest_columns) -> dict[str, list[str]]:
 
 def _models(cfg, manifest_columns, problems: list) -> None:
     from ..measures.image import IMAGE_MEASURES
-    from .run import formula_columns
+    from .common import formula_columns
 
     f = str(cfg.path) if cfg.path else "configuration"
     unknown = [m for m in cfg.measures.image if m != "all" and m not in IMAGE_MEASURES]
@@ -155,7 +155,7 @@ def _claims(cfg, problems: list) -> None:
     """A claim's term must name a variable its model uses (its level, ``region[south]``, is known only after the fit)."""
     import re
 
-    from .run import formula_columns
+    from .common import formula_columns
 
     f = str(cfg.path) if cfg.path else "configuration"
     models = {m.id: m for m in cfg.models}

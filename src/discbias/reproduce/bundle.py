@@ -36,6 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..provenance import _git, project_commit  # noqa: F401 (re-exported for verify)
 from ..fetch import digest_of_hashes, sha256_file
 from ..errors import UserError
 
@@ -99,37 +100,6 @@ class Bundle:
     def lock(self) -> dict[str, str]:
         """Distributions of the bundled environment, ``{name: version}`` (see :func:`parse_lock`)."""
         return parse_lock(self.files[LOCK].decode())
-
-
-def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def project_commit(*candidates: Path) -> dict:
-    """The git commit of the discbias code (its package folder first, then ``candidates``).
-
-    Returns ``{"commit", "commit_short", "dirty", "repository_path"}``; ``commit`` is ``None``
-    outside a git checkout.
-
-    Examples
-    --------
-    >>> sorted(project_commit())
-    ['commit', 'commit_short', 'dirty', 'repository_path']
-    """
-    for where in (Path(__file__).resolve().parent, *candidates):
-        where = Path(where)
-        if not where.exists():
-            continue
-        commit = _git(["rev-parse", "HEAD"], where)
-        if commit:
-            status = _git(["status", "--porcelain", "--untracked-files=no"], where)
-            return dict(commit=commit, commit_short=commit[:7], dirty=bool(status),
-                        repository_path=_git(["rev-parse", "--show-toplevel"], where))
-    return dict(commit=None, commit_short=None, dirty=None, repository_path=None)
 
 
 def templates_digest(template_dir: str | Path) -> str:
