@@ -408,6 +408,27 @@ def render_qmd(paths, template_dir: str | Path | None = None, template: str = "p
 _CITEPROC_MISSING = re.compile(r"Citeproc: citation (\S+) not found")
 
 
+def pandoc_path() -> str:
+    """The pandoc that ``pypandoc-binary`` ships (3.9: it writes Typst), pinned for this process.
+
+    pypandoc takes the newest pandoc it can run among the one on the PATH and its own; a Debian
+    ``pandoc`` 2.17 (pulled in by R packages, say) is chosen whenever the bundled binary's version
+    check fails once, e.g. under load, and it cannot write Typst ("Unknown output format typst").
+    ``PYPANDOC_PANDOC`` set by the user wins.
+
+    Examples
+    --------
+    >>> Path(pandoc_path()).name
+    'pandoc'
+    """
+    import pypandoc
+
+    bundled = Path(pypandoc.__file__).with_name("files") / "pandoc"
+    if not os.environ.get("PYPANDOC_PANDOC") and bundled.is_file():
+        os.environ["PYPANDOC_PANDOC"] = str(bundled)
+    return pypandoc.get_pandoc_path()
+
+
 def _pandoc(qmd: Path, to: str, output: Path, extra: list[str], root: Path | None = None) -> list[str]:
     """Run pandoc (the confinement filter, the cross-reference filter, then citeproc); return its warnings.
 
@@ -416,10 +437,8 @@ def _pandoc(qmd: Path, to: str, output: Path, extra: list[str], root: Path | Non
     (``confine.lua``), so text that reached the Markdown can never embed a local file. A citation
     key that is not in the bibliography is a :class:`RenderError`.
     """
-    import pypandoc
-
     root = Path(root or qmd.resolve().parent.parent).resolve()
-    cmd = [pypandoc.get_pandoc_path(), str(qmd), "--from=markdown", f"--to={to}", f"--output={output}",
+    cmd = [pandoc_path(), str(qmd), "--from=markdown", f"--to={to}", f"--output={output}",
            "--standalone", f"--lua-filter={CONFINE_FILTER}", f"--lua-filter={LUA_FILTER}", "--citeproc",
            f"--resource-path={qmd.parent}", *extra]
     env = dict(os.environ, DISCBIAS_RESOURCE_ROOT=str(root), DISCBIAS_RESOURCE_BASE=str(qmd.resolve().parent))

@@ -837,6 +837,9 @@ def write_report(result: VerifyResult, tol: Tolerances, out_dir: str | Path) -> 
     md = report_markdown(result, tol)
     atomic_write_text(out_dir / "report.md", md)
     # raw HTML and bare-URI links off as well: the escaped text can only ever be text
+    from ..report.render import pandoc_path
+
+    pandoc_path()  # pypandoc's own pandoc, never an older one on the PATH
     html = pypandoc.convert_text(md, "html5", format="gfm-raw_html-autolink_bare_uris", extra_args=[
         "--standalone", "--metadata", f"title=discbias verify: {Path(result.info['bundle']).name}"])
     atomic_write_text(out_dir / "report.html", html)
