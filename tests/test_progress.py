@@ -73,11 +73,20 @@ def test_follow_progress_counts_a_background_job_and_survives_its_errors():
 
 @pytest.mark.slow  # imports the whole CLI in a child process
 def test_cli_quiet_flag_silences_bars_in_child_processes(tmp_path):
-    code = ("import sys; from discbias import cli, progress; "
-            "cli.main(['-q', 'fit', '--config', 'no/such.toml']); print(progress.is_quiet())")
+    """`discbias -q` silences the bars of the processes its run starts; a -q run called in-process does
+    not silence the caller's later bars."""
+    code = ("import subprocess, sys; from discbias import cli, progress\n"
+            "def run(args):\n"
+            "    child = subprocess.run([sys.executable, '-c', 'from discbias import progress; print(progress.is_quiet())'],"
+            " capture_output=True, text=True)\n"
+            "    print('child', child.stdout.strip()); return 0\n"
+            "cli._run = run\n"
+            "cli.main(['-q', 'fit', '--config', 'no/such.toml']); print('after', progress.is_quiet())")
+    env = {k: v for k, v in os.environ.items() if k != "DISCBIAS_QUIET"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert out.stdout.strip().splitlines()[-1] == "True", out.stderr
+                         env={**env, "PYTHONPATH": os.pathsep.join(sys.path)})
+    lines = out.stdout.strip().splitlines()
+    assert "child True" in lines and lines[-1] == "after False", (out.stdout, out.stderr)
 
 
 def test_short_loops_print_nothing():
