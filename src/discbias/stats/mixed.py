@@ -50,7 +50,9 @@ def fit_first_converged(mod, methods, *, reml: bool = True, keep_unconverged: bo
             continue
         if np.isfinite(cand.llf) and cand.converged:
             return cand, m, rejected
-        rejected.append(f"{m}: log-likelihood {cand.llf}, converged={cand.converged}")
+        # words, not Python values: this text reaches the paper's warnings
+        why = "did not converge" if not cand.converged else "log-likelihood not finite"
+        rejected.append(f"{m}: {why} (log-likelihood {cand.llf:.6g})")
         first = first or cand
     return (first if keep_unconverged else None), None, rejected
 
