@@ -184,21 +184,11 @@ def _score_by_label_ray(cfg, net, weights, proto, items, cache, progress: bool =
     """Each image under its own class, one Ray scorer per class (the local engine's score_by_label)."""
     import time
 
-    from ..scoring.protocols import ProtocolError, ScoringProtocol
-    from ..scoring.scorer import ScoreRun
+    from ..scoring.protocols import ScoringProtocol
+    from ..scoring.scorer import ScoreRun, group_by_label
 
     s = cfg.scoring
-    groups: dict[int, list] = {}
-    for it in items:
-        v = it.meta[net.label_column]
-        try:
-            k = int(v)
-            if float(v) != k:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ProtocolError(f"image {it.image}: label {v!r} in column {net.label_column!r} is not an integer "
-                                f"class") from None
-        groups.setdefault(k, []).append(it)
+    groups = group_by_label(items, net.label_column)
     t0, runs = time.perf_counter(), []
     for k, g in sorted(groups.items()):
         sc = _make_scorer(cfg, net, weights, ScoringProtocol(input=proto, resize=s.resize, filter=s.filter,

@@ -716,6 +716,38 @@ def score_folder(source, weights, protocol: ScoringProtocol | None = None, *, ca
     return Scorer(weights, protocol, **kwargs).score_items(items, cache, progress=progress)
 
 
+def group_by_label(items, label_column: str, c_dim: int | None = None) -> dict[int, list]:
+    """Images grouped by the integer class in their manifest column ``label_column``; a missing,
+    non-integer or (with ``c_dim``) out-of-range label is a :class:`ProtocolError` naming the image.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> g = group_by_label([NS(image="a", meta={"c": 1}), NS(image="b", meta={"c": "0"})], "c", 2)
+    >>> {k: [it.image for it in v] for k, v in g.items()}
+    {1: ['a'], 0: ['b']}
+    """
+    groups: dict[int, list] = {}
+    for it in items:
+        if label_column not in it.meta:
+            raise ProtocolError(f"image {it.image}: no column {label_column!r} in the manifest (columns: "
+                                f"{', '.join(sorted(it.meta)) or 'none besides image'}); fix label_column")
+        v = it.meta[label_column]
+        classes = f" (0..{c_dim - 1})" if c_dim else ""
+        try:
+            k = int(v)
+            if float(v) != k:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ProtocolError(f"image {it.image}: label {v!r} in column {label_column!r} is not an integer "
+                                f"class{classes}") from None
+        if c_dim and not 0 <= k < c_dim:
+            raise ProtocolError(f"image {it.image}: label {k} in column {label_column!r} is out of range for "
+                                f"c_dim={c_dim} (classes 0..{c_dim - 1})")
+        groups.setdefault(k, []).append(it)
+    return groups
+
+
 def score_by_label(scorer: Scorer, items: Sequence[ImageItem], cache: ScoreCache, label_column: str, *,
                    progress: bool = False) -> ScoreRun:
     """Score a class-conditional network with each image's own class, read from a manifest column.
@@ -758,23 +790,7 @@ def score_by_label(scorer: Scorer, items: Sequence[ImageItem], cache: ScoreCache
         raise ProtocolError(f"label column {label_column!r} given, but the discriminator is unconditional (c_dim=0); "
                             f"drop the label column")
     t0 = time.perf_counter()
-    groups: dict[int, list[ImageItem]] = {}
-    for it in items:
-        if label_column not in it.meta:
-            raise ProtocolError(f"image {it.image}: no column {label_column!r} in the manifest (columns: "
-                                f"{', '.join(sorted(it.meta)) or 'none besides image'}); fix label_column")
-        v = it.meta[label_column]
-        try:
-            k = int(v)
-            if float(v) != k:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ProtocolError(f"image {it.image}: label {v!r} in column {label_column!r} is not an integer class "
-                                f"(0..{scorer.c_dim - 1})") from None
-        if not 0 <= k < scorer.c_dim:
-            raise ProtocolError(f"image {it.image}: label {k} in column {label_column!r} is out of range for "
-                                f"c_dim={scorer.c_dim} (classes 0..{scorer.c_dim - 1})")
-        groups.setdefault(k, []).append(it)
+    groups = group_by_label(items, label_column, scorer.c_dim)
     runs = [scorer.with_condition(f"class:{k}").score_items(g, cache, progress=progress) for k, g in sorted(groups.items())]
     order = {it.image: i for i, it in enumerate(items)}
     table = pd.concat([r.table for r in runs], ignore_index=True) if runs else pd.DataFrame(columns=OUTPUT_COLUMNS)
