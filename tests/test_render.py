@@ -143,3 +143,32 @@ def test_section_refs_print_the_rendered_number_subsections_included(build):
         assert f'<a href="#{target}">{text}</a>' in html, target
     from discbias.report.checks import check_numbering
     assert check_numbering(html=html) == []
+
+
+def test_an_affiliation_with_parentheses_is_not_nested_in_the_html_author_line(tmp_path):
+    # the replication's author line read "(Independent replication (discbias open-source project))"
+    qmd = tmp_path / "report" / "a.qmd"
+    qmd.parent.mkdir()
+    qmd.write_text('---\ntitle: "T"\nauthor:\n  - name: "The contributors"\n    affiliation: "Replication (open project)"\n'
+                   '  - name: "A. Person"\n    affiliation: "A University"\n---\n\nText.\n')
+    html = render_html(qmd).read_text()
+    assert "The contributors, Replication (open project)" in html
+    assert "A. Person (A University)" in html
+    assert "((" not in html.replace(" ", "") and "))" not in html.split("<body", 1)[1].split("</header>")[0]
+
+
+def test_main_text_figures_float_and_the_back_matter_keeps_them_in_place(build):
+    # a figure that does not fit below the text before it floats (no hole); after the references it stays put
+    from discbias.report.render import default_template_dir
+
+    paths, tdir = build
+    body = (Path(default_template_dir()) / "paper.qmd.j2").read_text()
+    start = body.index("```{=typst}")
+    block = body[start:body.index("```\n", start + 3) + 4]
+    assert "#set figure(placement: auto)" in block
+    refs = (Path(default_template_dir()) / "sections" / "98-references.qmd.j2").read_text()
+    assert refs.index("#set figure(placement: none)") < refs.index("# References")
+    # a long (breakable) publication table never floats: a float cannot break across pages
+    long = PubTable(pd.DataFrame({"x": range(40)}), caption="Long.", label="tbl-long").to_typst()
+    short = PubTable(pd.DataFrame({"x": range(4)}), caption="Short.", label="tbl-short").to_typst()
+    assert "placement: none" in long and "placement" not in short

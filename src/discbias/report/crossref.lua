@@ -126,7 +126,12 @@ local function flatten_authors(meta)
   for _, a in ipairs(authors) do
     if type(a) == "table" and a.name then
       local s = pandoc.utils.stringify(a.name)
-      if a.affiliation then s = s .. " (" .. pandoc.utils.stringify(a.affiliation) .. ")" end
+      if a.affiliation then
+        local aff = pandoc.utils.stringify(a.affiliation)
+        -- "Name (Affiliation)", unless the affiliation has parentheses of its own: nested ones
+        -- ("(Independent replication (discbias project))") read badly, so a comma separates them
+        if aff:find("[()]") then s = s .. ", " .. aff else s = s .. " (" .. aff .. ")" end
+      end
       table.insert(out, pandoc.MetaInlines({ pandoc.Str(s) }))
     else
       table.insert(out, a)

@@ -257,7 +257,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
 
     Helpers: ``table(name)`` (``build/tables/<name>.md``: a captioned publication table),
     ``figure(name)`` (path from the report folder to ``build/figures/<name>.svg``), ``result(name)`` (a results table as a list of
-    row dicts), ``label(key)`` (the readable label of an identifier:
+    row dicts), ``has_table(name)`` (whether ``build/tables/<name>.md`` exists), ``label(key)`` (the readable label of an identifier:
     :func:`discbias.report.labels.label` over the package defaults and the study configuration's
     ``[labels]``). The statistics formatting layer :mod:`discbias.report.fmt` is exposed whole:
     filters ``num``, ``int``, ``pval``, ``prob``, ``pct``, ``count`` (``<< n | count("issue") >>``:
@@ -312,7 +312,10 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
     def label(key: str) -> str:
         return _label(str(key), merged)
 
-    env.globals.update(table=table, figure=figure, result=result, label=label, page_margin=PAGE_MARGIN,
+    def has_table(name: str) -> bool:
+        return (paths.tables / f"{safe_name(name)}.md").exists()
+
+    env.globals.update(table=table, figure=figure, result=result, label=label, page_margin=PAGE_MARGIN, has_table=has_table,
                        section_files=lambda: sorted(
         t for t in env.list_templates() if t.startswith("sections/") and t.endswith(".qmd.j2")))
     id_pattern = re.compile(r"(?<![\w./`-])(" + "|".join(
@@ -586,8 +589,44 @@ def render_pdf(qmd: Path, root: Path, warnings: list[str] | None = None) -> Path
     return out
 
 
+def provenance_table(records, paths) -> Path | None:
+    """Write ``build/tables/figure_provenance.*``: for every figure and publication table, the
+    step that made it, the code file of that step and the results files it read (the records the
+    figure steps keep, :func:`discbias.stages.figure_step`); ``None`` when there are none.
+
+    Examples
+    --------
+    >>> rec = [dict(saved=["figure:s1_hist", "table:s1_tests"], provenance=dict(step="study1:figures",
+    ...        code="src/discbias/report/figures/study1.py", reads=["results/study1_tests.csv", "values.json"]))]
+    >>> from discbias.paths import project_paths
+    >>> provenance_table(rec, project_paths())  # doctest: +SKIP
+    PosixPath('build/tables/figure_provenance.md')
+    """
+    from .tables import Col, PubTable
+
+    rows = []
+    for rec in records or ():
+        prov = (rec or {}).get("provenance")
+        if not prov:
+            continue
+        for item in rec.get("saved", ()):
+            kind, _, name = str(item).partition(":")
+            rows.append({"file": f"figures/{name}.svg" if kind == "figure" else f"tables/{name}.csv",
+                         "step": prov["step"], "code": prov["code"], "reads": ", ".join(prov.get("reads", ()))})
+    if not rows:
+        return None
+    df = pd.DataFrame(rows).sort_values(["step", "file"], kind="stable").reset_index(drop=True)
+    PubTable(df, [Col("file", "Figure or table file", fmt="code"), Col("step", "Step", fmt="code"),
+                  Col("code", "Code", fmt="code"), Col("reads", "Results read", fmt="code")],
+             caption="Where each figure and table comes from: the file in `build/`, the pipeline step that made it, "
+                     "the code of that step and the results files it read (`discbias report` reruns a step when one "
+                     "of them changes).",
+             label="tbl-figure-provenance").write(paths.tables, "figure_provenance")
+    return paths.tables / "figure_provenance.md"
+
+
 def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto: bool | None = None,
-           draft: bool = False) -> list[Path]:
+           draft: bool = False, provenance: list | None = None) -> list[Path]:
     """Render ``build/report/paper.{qmd,html,pdf}`` and run the render checks.
 
     Uses ``quarto render`` when ``quarto`` is on the PATH (unless ``use_quarto=False`` or
@@ -603,12 +642,16 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     >>> from discbias.paths import project_paths
     >>> render(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
     """
-    from .checks import ADVISORY, checks_report, format_findings, run_checks
+    from .checks import ADVISORY, checks_report, format_findings, layout_limits, run_checks
 
     from .labels import DEFAULT_LABELS, known_ids, labels_from_config
 
     labels = labels_from_config(config)
-    qmd = render_qmd(paths, template_dir, paper=paper_metadata(config), labels=labels)
+    if provenance:
+        provenance_table(provenance, paths)
+    paper = paper_metadata(config)
+    limits = layout_limits(paper)
+    qmd = render_qmd(paths, template_dir, paper=paper, labels=labels)
     if use_quarto is None:
         use_quarto = shutil.which("quarto") is not None and not os.environ.get("DISCBIAS_NO_QUARTO")
     outs = [qmd]
@@ -653,9 +696,9 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     typ = qmd.with_suffix(".typ") if "pdf" in formats and not use_quarto else None
     findings = run_checks(qmd=qmd, html=html, pdf=pdf, typ=typ, root=paths.build, warnings=warnings,
                           label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN,
-                          figures=sorted(paths.figures.glob("*.pdf")) if paths.figures.exists() else ())
+                          figures=sorted(paths.figures.glob("*.pdf")) if paths.figures.exists() else (), **limits)
     if html is not None or pdf is not None:  # a LaTeX/Word/JATS-only run checks nothing: keep the last report
-        atomic_write_text(paths.report / "render_checks.txt", checks_report(findings))
+        atomic_write_text(paths.report / "render_checks.txt", checks_report(findings, limits=limits))
     for f in findings:
         if f.check in ADVISORY:
             log.warning("render check (advisory): %s", f)
