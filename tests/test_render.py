@@ -172,3 +172,20 @@ def test_main_text_figures_float_and_the_back_matter_keeps_them_in_place(build):
     long = PubTable(pd.DataFrame({"x": range(40)}), caption="Long.", label="tbl-long").to_typst()
     short = PubTable(pd.DataFrame({"x": range(4)}), caption="Short.", label="tbl-short").to_typst()
     assert "placement: none" in long and "placement" not in short
+
+
+def test_the_provenance_table_names_each_steps_code_files_and_results(tmp_path):
+    from discbias.report.render import provenance_table
+    from discbias.stages import code_file
+
+    paths = ProjectPaths(tmp_path).ensure()
+    rec = [dict(saved=["figure:s1_hist", "table:s1_tests"], provenance=dict(
+               step="study1:figures", code=code_file(provenance_table), reads=["results/study1_tests.csv", "values.json"])),
+           dict(saved=["table:claims"], files={})]  # a record without provenance (an older build) is left out
+    md = provenance_table(rec, paths).read_text()
+    csv = pd.read_csv(paths.tables / "figure_provenance.csv")
+    assert csv["step"].tolist() == ["study1:figures"]
+    assert csv["code"].tolist() == ["src/discbias/report/render.py"]
+    assert csv["made"].tolist() == ["figures/s1_hist.svg, tables/s1_tests.csv"]
+    assert "results/study1_tests.csv" in csv["reads"][0] and "tbl-figure-provenance" in md
+    assert provenance_table([], paths) is None

@@ -607,21 +607,21 @@ def provenance_table(records, paths) -> Path | None:
     rows = []
     for rec in records or ():
         prov = (rec or {}).get("provenance")
-        if not prov:
+        if not prov or not rec.get("saved"):
             continue
-        for item in rec.get("saved", ()):
-            kind, _, name = str(item).partition(":")
-            rows.append({"file": f"figures/{name}.svg" if kind == "figure" else f"tables/{name}.csv",
-                         "step": prov["step"], "code": prov["code"], "reads": ", ".join(prov.get("reads", ()))})
+        made = [f"figures/{name}.svg" if kind == "figure" else f"tables/{name}.csv"
+                for kind, _, name in (str(item).partition(":") for item in rec["saved"])]
+        rows.append({"step": prov["step"], "code": prov["code"], "made": ", ".join(made),
+                     "reads": ", ".join(prov.get("reads", ()))})
     if not rows:
         return None
-    df = pd.DataFrame(rows).sort_values(["step", "file"], kind="stable").reset_index(drop=True)
-    PubTable(df, [Col("file", "Figure or table file", fmt="code"), Col("step", "Step", fmt="code"),
-                  Col("code", "Code", fmt="code"), Col("reads", "Results read", fmt="code")],
-             caption="Where each figure and table comes from: the file in `build/`, the pipeline step that made it, "
+    df = pd.DataFrame(rows).sort_values("step", kind="stable").reset_index(drop=True)
+    PubTable(df, [Col("step", "Step", fmt="code"), Col("code", "Code", fmt="code"),
+                  Col("made", "Figures and tables it made", fmt="code"), Col("reads", "Results it read", fmt="code")],
+             caption="Where each figure and table comes from: the pipeline step that made it (its files in `build/`), "
                      "the code of that step and the results files it read (`discbias report` reruns a step when one "
                      "of them changes).",
-             label="tbl-figure-provenance").write(paths.tables, "figure_provenance")
+             label="tbl-figure-provenance", breakable=True).write(paths.tables, "figure_provenance")
     return paths.tables / "figure_provenance.md"
 
 

@@ -475,6 +475,9 @@ class PubTable:
     #: the tidy frame the CSV holds instead of ``df`` when the printed table is a reshaped view of
     #: it (a pivot, cells such as "154.7 (5401)"): one value per cell, keys on every row
     tidy: pd.DataFrame | None = None
+    #: whether the PDF table may break across pages; default: when it has more than
+    #: ``UNBREAKABLE_MAX_ROWS`` rows (a few rows of long wrapped text may be taller than a page)
+    breakable: bool | None = None
     cols: list[Col] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -630,7 +633,7 @@ class PubTable:
 
     def _typst_wrap(self, caption_typst: str) -> tuple[str, str]:
         """Typst before and after the caption's markup."""
-        breakable = len(self.df) > UNBREAKABLE_MAX_ROWS
+        breakable = self.breakable if self.breakable is not None else len(self.df) > UNBREAKABLE_MAX_ROWS
         pre = "#page(flipped: true)[\n" if self.is_landscape() else ""
         # a long table breaks across pages (its header repeats); a short one stays with its caption
         pre += f"#[\n#show figure: set block(breakable: {'true' if breakable else 'false'})\n"
