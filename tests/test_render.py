@@ -189,3 +189,29 @@ def test_the_provenance_table_names_each_steps_code_files_and_results(tmp_path):
     assert csv["made"].tolist() == ["figures/s1_hist.svg, tables/s1_tests.csv"]
     assert "results/study1_tests.csv" in csv["reads"][0] and "tbl-figure-provenance" in md
     assert provenance_table([], paths) is None
+
+
+def test_each_html_figure_and_table_names_the_step_code_and_results_that_made_it(tmp_path):
+    from discbias.report.checks import run_reader_checks
+    from discbias.report.render import html_provenance
+
+    report, tables = tmp_path / "report", tmp_path / "tables"
+    report.mkdir()
+    tables.mkdir()
+    (report / "paper.qmd").write_text("![A figure.](../figures/s1_hist.svg){#fig-one width=90%}\n")
+    (tables / "s1_tests.md").write_text("::: {#tbl-two .pubtable}\n")
+    html = report / "paper.html"
+    html.write_text('<html><body><h1>Results</h1><figure id="fig-one"><img src="x"/><figcaption>Figure 1: A figure.'
+                    '</figcaption></figure><div id="tbl-two" class="pubtable"><figure class="pubtable"><figcaption>'
+                    'Table 1: A table.</figcaption><table><tr><td>1</td></tr></table></figure></div></body></html>')
+    rec = [dict(saved=["figure:s1_hist", "table:s1_tests"], provenance=dict(
+        step="study1:figures", code="src/discbias/report/figures/study1.py", reads=["results/study1_tests.csv"]))]
+    assert html_provenance(html, rec, tables) == 2
+    text = html.read_text()
+    for ident in ("fig-one", "tbl-two"):
+        block = text[text.index(f'id="{ident}"'):]
+        block = block[:block.index("</figure>")]
+        assert "<code>study1:figures</code>" in block and "<code>results/study1_tests.csv</code>" in block
+        assert "<code>src/discbias/report/figures/study1.py</code>" in block
+    assert run_reader_checks(html=text) == []  # the notes are code and a link: nothing a reader check objects to
+    assert html_provenance(html, [], tables) == 0

@@ -625,6 +625,56 @@ def provenance_table(records, paths) -> Path | None:
     return paths.tables / "figure_provenance.md"
 
 
+def html_provenance(html: Path, records, tables_dir: Path) -> int:
+    """Under every figure and publication table of the HTML whose step is known, a collapsed
+    "Provenance" note naming the step that made it, the step's code file and the results files it
+    read (the provenance table of Appendix A lists the same, by step); returns how many were added.
+
+    Figures are found through the ``paper.qmd`` next to the HTML (the image file
+    ``figures/<name>.svg`` beside its ``#fig-`` label), tables by the label in their ``.md`` file.
+
+    Examples
+    --------
+    >>> html_provenance(Path("build/report/paper.html"), [], Path("build/tables"))  # doctest: +SKIP
+    0
+    """
+    import html as _html
+
+    by_item = {}
+    for rec in records or ():
+        prov = (rec or {}).get("provenance")
+        for item in (rec or {}).get("saved", ()) if prov else ():
+            by_item[str(item)] = prov
+    if not by_item:
+        return 0
+    qmd = html.with_suffix(".qmd").read_text() if html.with_suffix(".qmd").exists() else ""
+    ids = {}
+    for m in re.finditer(r"\]\([^)\s]*?figures/([^/)\s]+)\.(?:svg|png)\)\{#(fig-[\w-]+)", qmd):
+        if f"figure:{m.group(1)}" in by_item:
+            ids[m.group(2)] = by_item[f"figure:{m.group(1)}"]
+    for item, prov in by_item.items():
+        kind, _, name = item.partition(":")
+        md = tables_dir / f"{name}.md"
+        if kind == "table" and md.exists():
+            m = re.match(r"::: \{#(tbl-[\w-]+) ", md.read_text())
+            if m:
+                ids[m.group(1)] = prov
+    text, added = html.read_text(), 0
+    code = lambda s: f"<code>{_html.escape(str(s))}</code>"  # noqa: E731
+    for ident, prov in ids.items():
+        start = text.find(f'id="{ident}"')
+        end = text.find("</figure>", start) if start >= 0 else -1
+        if end < 0:
+            continue
+        note = (f'<details class="provenance"><summary>Provenance</summary>Made by the step {code(prov["step"])} '
+                f'({code(prov["code"])}) from {", ".join(code(r) for r in prov.get("reads", ()))}; all steps: '
+                f'<a href="#tbl-figure-provenance">the provenance table</a>.</details>\n')
+        text = text[:end] + note + text[end:]
+        added += 1
+    atomic_write_text(html, text)
+    return added
+
+
 def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto: bool | None = None,
            draft: bool = False, provenance: list | None = None) -> list[Path]:
     """Render ``build/report/paper.{qmd,html,pdf}`` and run the render checks.
@@ -683,6 +733,8 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
         if pdf_out is not None:
             outs.append(pdf_out)
         warnings += html_warnings + pdf_warnings
+    if provenance and "html" in formats and qmd.with_suffix(".html").exists():
+        html_provenance(qmd.with_suffix(".html"), provenance, paths.tables)
     extra_warnings: list[str] = []  # LaTeX, Word and JATS: reported, not checked as the PDF and HTML are
     if "latex" in formats:
         outs.append(render_latex(qmd, extra_warnings))
