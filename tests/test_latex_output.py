@@ -153,3 +153,13 @@ def test_csv_tables_are_tidy(tmp_path):
     shown = pd.DataFrame({"cell": ["x", "y"], "text": ["154.7 (5401)", "1.0 (3)"]})
     PubTable(shown, caption="C.", label="tbl-d", tidy=tidy).to_csv(tmp_path / "d.csv")
     assert pd.read_csv(tmp_path / "d.csv").columns.tolist() == ["cell", "n", "mean"]
+
+
+def test_the_latex_author_line_puts_the_affiliation_on_its_own_line(tmp_path):
+    # \author{Name (Affiliation (project))} was one unbreakable line, 84 pt too wide at article width
+    qmd = tmp_path / "report" / "paper.qmd"
+    qmd.parent.mkdir()
+    qmd.write_text('---\ntitle: "T"\nauthor:\n  - name: "The contributors"\n    affiliation: "Independent replication '
+                   '(an open-source project)"\n---\n\nText.\n')
+    tex = render_latex(qmd).read_text()
+    assert "\\author{The contributors\\\\\nIndependent replication (an open-source project)}" in tex

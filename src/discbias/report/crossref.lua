@@ -124,7 +124,11 @@ local function flatten_authors(meta)
   if authors.t == "MetaMap" or (type(authors) == "table" and authors.name) then authors = { authors } end
   local out = {}
   for _, a in ipairs(authors) do
-    if type(a) == "table" and a.name then
+    if type(a) == "table" and a.name and a.affiliation and FORMAT:match("latex") then
+      -- LaTeX sets the author line unbroken (a centred tabular): the affiliation on a line of its own
+      table.insert(out, pandoc.MetaInlines({ pandoc.Str(pandoc.utils.stringify(a.name)), pandoc.LineBreak(),
+                                             pandoc.Str(pandoc.utils.stringify(a.affiliation)) }))
+    elseif type(a) == "table" and a.name then
       local s = pandoc.utils.stringify(a.name)
       if a.affiliation then
         local aff = pandoc.utils.stringify(a.affiliation)
