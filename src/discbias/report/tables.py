@@ -456,7 +456,7 @@ class PubTable:
     >>> t.body()[0]
     ['Mean red (0–255)', '−0.51', '[−0.9, −0.1]', '< .001']
     >>> print(t.to_latex().splitlines()[5])
-    \\begin{tabular}{lrrr}
+    \\begin{tabular}{lS[table-format=-2.2]rr}
     >>> "table.header(repeat: true" in t.to_typst() and 'class="table-scroll"' in t.to_html()
     True
     """
@@ -749,7 +749,9 @@ class PubTable:
     def to_latex(self) -> str:
         r"""The table as LaTeX that fits the text width (booktabs; ``longtable`` with more than 40 rows).
 
-        Fitting (:meth:`_latex_widths`): ``\small`` ``l``/``r`` columns when the table fits,
+        Fitting (:meth:`_latex_widths`): ``\small`` ``l``/``r`` columns when the table fits (a
+        column of plain numbers as a siunitx ``S`` column aligned on the decimal point,
+        :func:`decimal_format`),
         else ``\footnotesize`` with wrapping ``p{}`` text columns, else a landscape page. Numbers
         in scientific notation are typeset as maths (``$1.2 \times 10^{-5}$``). The packages
         it needs are those of :data:`LATEX_PACKAGES` (``report/latex-preamble.tex`` of the paper).
@@ -757,7 +759,7 @@ class PubTable:
         Examples
         --------
         >>> s = PubTable(pd.DataFrame({"a_b": ["x"], "n": [3]}), caption="C.", label="tbl-c").to_latex()
-        >>> r"\begin{tabular}{lr}" in s and r"\label{tbl-c}" in s and r"a\_b" in s
+        >>> r"\begin{tabular}{lS[table-format=1.0]}" in s and r"\label{tbl-c}" in s and r"a\_b" in s
         True
         >>> print(latex_cell(fmt_number(-0.0000123, 2)))
         \ensuremath{-1.2 \times 10^{-5}}
