@@ -115,6 +115,13 @@ def cr2_table(fit, clusters, *, model: str, conf_level: float = 0.95, formula: s
     est = np.asarray(fit.params, float)
     q = stats.t.ppf(0.5 + conf_level / 2, df) if df > 0 else np.nan
     warns = [] if G >= 2 else ["fewer than 2 clusters: no cluster-robust inference"]
+    from .degenerate import fit_degenerate
+
+    why = fit_degenerate(fit, outcome=str(getattr(fit.model, "endog_names", "the outcome")))
+    extra = {}
+    if why:
+        warns.append(f"degenerate fit: {why}")
+        extra["degenerate"] = why
     rows = []
     for i, name in enumerate(fit.model.exog_names):
         t = est[i] / se[i] if se[i] > 0 else np.nan
@@ -125,7 +132,7 @@ def cr2_table(fit, clusters, *, model: str, conf_level: float = 0.95, formula: s
                                 f"({G} clusters)",
                          n_obs=int(X.shape[0]), n_groups=G, converged=True, warnings=warns, df=df,
                          inference="CR2, t(G-1)", test=f"t({df}), CR2 SE", formula=formula,
-                         r_squared=float(fit.rsquared)))
+                         r_squared=float(fit.rsquared), **extra))
     return result_frame(rows)
 
 
@@ -177,15 +184,21 @@ def cluster_table(fit, clusters, *, model: str, formula: str = "", conf_level: f
     G = int(pd.Series(cl).nunique())
     if G < FEW_CLUSTERS:
         out = cr2_table(fit, cl, model=model, conf_level=conf_level, formula=formula)
-        out["warnings"] = [f"only {G} clusters: CR2 standard errors with t({G - 1})"] * len(out)
+        out["warnings"] = [f"only {G} clusters: CR2 standard errors with t({G - 1})" + (f"; {w}" if w else "")
+                           for w in out["warnings"]]
         return out
     codes = pd.factorize(pd.Series(cl))[0]
     r = fit.model.fit(cov_type="cluster", cov_kwds={"groups": codes})
+    from .degenerate import fit_degenerate
+
+    why = fit_degenerate(fit, outcome=str(getattr(fit.model, "endog_names", "the outcome")))
+    extra = dict(degenerate=why) if why else {}
     ci = np.asarray(r.conf_int(1 - conf_level))
     rows = [dict(model=model, term=clean_term(nm), estimate=float(r.params.iloc[i]), std_error=float(r.bse.iloc[i]),
                  statistic=float(r.tvalues.iloc[i]), p_value=float(r.pvalues.iloc[i]), conf_low=ci[i, 0],
                  conf_high=ci[i, 1], conf_level=conf_level,
                  method=f"OLS, CR1 cluster-robust SEs, normal reference ({G} clusters)", n_obs=n, n_groups=G,
-                 converged=True, warnings="", inference="CR1, z", test="z (CR1 SE)", formula=formula, r_squared=float(r.rsquared))
+                 converged=True, warnings=f"degenerate fit: {why}" if why else "", inference="CR1, z", test="z (CR1 SE)",
+                 formula=formula, r_squared=float(r.rsquared), **extra)
             for i, nm in enumerate(r.model.exog_names)]
     return result_frame(rows)
