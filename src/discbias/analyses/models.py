@@ -372,6 +372,14 @@ def fit(ctx):
         # few design cells: CR2 standard errors with t(G - 1) (discbias.stats.cr2)
         t = cluster_table(efit, a["cell"].to_numpy(), model="elicited_ols_cluster", formula=ELICITED_OLS)
         el["elicited_ols_cluster"] = t
+        if "p_value_wild" in t:  # the second few-cluster method beside CR2 (stats.cr2.wild_cluster_pvalues)
+            w = t[t["term"] != "Intercept"]
+            values["wild"] = dict(draws=int(w["wild_draws"].iloc[0]), enumerated=bool(w["wild_enumerated"].iloc[0]),
+                                  n_clusters=int(w["n_groups"].iloc[0]),
+                                  max_abs_diff=float((w["p_value_wild"] - w["p_value"]).abs().max()),
+                                  terms={str(r["term"]).replace("_mean", ""): dict(p_cr2=float(r["p_value"]),
+                                                                                   p_wild=float(r["p_value_wild"]))
+                                         for _, r in w.iterrows()})
         ctx.add_model("elicited_ols_cluster", "As elicited_ols, CR2 SEs clustered by design cell, t(G - 1)",
                       ELICITED_OLS, t)
         for t in el.values():
