@@ -101,3 +101,17 @@ def test_prior_predictive_of_the_rgb_model_follows_its_priors():
     chk, dens = predictive_check(y, rgb_prior_predictive(y, X, n_draws=400, seed=2), model="rgb_bayes", kind="prior")
     sd = chk.set_index("statistic").loc["sd"]
     assert sd["rep_median"] > 5 * sd["observed"] and sd["p_predictive"] > 0.95
+
+
+def test_heavy_tail_summary_of_a_fit_read_back_from_the_cache(tmp_path):
+    # the fit cache returns the draws as a LazyInferenceData; ArviZ's MCSE needs the InferenceData itself
+    import arviz as az
+
+    from discbias.stats.fitcache import LazyInferenceData
+
+    rng = np.random.default_rng(0)
+    idata = az.from_dict(posterior={"nu": np.abs(rng.standard_cauchy((2, 400))) * 2})
+    idata.to_netcdf(str(tmp_path / "draws.nc"))
+    lazy = heavy_tail_summary(LazyInferenceData(tmp_path / "draws.nc"), "nu", model="m")
+    direct = heavy_tail_summary(idata, "nu", model="m")
+    assert lazy["median"] == direct["median"] and lazy["mcse_median"] == pytest.approx(direct["mcse_median"])

@@ -296,3 +296,12 @@ def test_monte_carlo_tolerance_is_the_stated_three_sigma_rule():
     a, b = rng.normal(0, mcse, 200_000), rng.normal(0, mcse, 200_000)
     rate = np.mean(np.abs(a - b) > MC_Z * np.sqrt(2) * mcse)
     assert rate == pytest.approx(MC_FALSE_DIFFERS, abs=0.0006)
+
+
+def test_sentence_names_the_specifications_that_do_not_support_a_fragile_claim():
+    bayes = SpecResult(1.9, -0.09, 3.86, p_positive=0.965)
+    t, _ = evaluate_claims(dict(paper=YES, ols=YES, bal=bayes), [_claim(("ols", True), ("bal", False))])
+    assert "(not: BAL 1.9 [−0.09, 3.86], P = 0.965, includes 0)" in t.loc[0, "sentence"], t.loc[0, "sentence"]
+    t, _ = evaluate_claims(dict(paper=YES, ols=ZERO, bal=YES), [_claim(("ols", True), ("bal", False))])
+    sent = t.loc[0, "sentence"]
+    assert t.loc[0, "robustness"] == "fragile" and "(not: OLS 0.5 [−1, 2], includes 0)" in sent, sent

@@ -632,6 +632,13 @@ def _sentence(claim: Claim, row: dict, spec_rows: list[dict], results: dict) -> 
         if claim.sesoi > 0:
             s += f", SESOI ±{_num(claim.sesoi * pr.sesoi_scale)}"
         s += f"; {row['n_supporting']} of {row['n_voting']} same-estimand specifications support it"
+        # the voting specifications that do not, with their numbers (why the verdict is not robust)
+        fail = [x for x in spec_rows if x["used_for_verdict"] and not x["supports"] and not x["primary"]]
+        if fail and row["n_voting"] > 0:
+            s += " (not: " + "; ".join(
+                f"{x['label']} {_num(x['estimate'])} [{_num(x['conf_low'])}, {_num(x['conf_high'])}]"
+                + (f", P = {_num(x['p_direction'])}" if x["p_direction"] == x["p_direction"] else "")
+                + f", {x['outcome']}" for x in fail) + ")"
         diff = [x["label"] for x in spec_rows if x["vote"].startswith("a different question")]
         if diff:
             s += f" ({', '.join(diff)}: a different question, not voting)"

@@ -47,6 +47,10 @@ def heavy_tail_summary(idata, var: str, *, model: str, term: str | None = None) 
     """
     import arviz as az
 
+    from .fitcache import LazyInferenceData
+
+    if isinstance(idata, LazyInferenceData):  # a fit read back from the cache: ArviZ's functions need the data itself
+        idata = idata.load()
     d = np.asarray(idata.posterior[var]).ravel()
     probs = {"q025": 0.025, "q25": 0.25, "median": 0.5, "q75": 0.75, "q975": 0.975}
     q = np.quantile(d, list(probs.values()))
