@@ -323,8 +323,11 @@ def _reml_negloglik(theta: np.ndarray, n, ybar, wss, cell_idx, n_cells: int) -> 
     B = np.bincount(cell_idx, w * ybar, n_cells)
     Q = np.bincount(cell_idx, quad_i, n_cells)
     k = s_a / (1 + s_a * A)
-    one_v_one = (A - k * A ** 2).sum()
-    one_v_y = (B - k * A * B).sum()
+    # A - k A^2 = A / (1 + s_a A) and B - k A B = B / (1 + s_a A): the same algebra without the
+    # cancellation of A - k A^2 when s_a A is large (at s_a = e^30 the difference of two nearly equal
+    # numbers lost most digits: the criterion was off by 0.006, enough to mislead a line search)
+    one_v_one = (A / (1 + s_a * A)).sum()
+    one_v_y = (B / (1 + s_a * A)).sum()
     y_v_y = (Q - k * B ** 2).sum()
     logdet += np.log1p(s_a * A).sum()
     quad = y_v_y - one_v_y ** 2 / one_v_one
@@ -426,8 +429,14 @@ def nested_variance_components(data: pd.DataFrame, value: str = "value", image: 
             u = rng.normal(0, np.sqrt(s[1]), len(n))
             yb = mu + a + u + rng.normal(0, np.sqrt(s[2] / n))
             wb = s[2] * rng.chisquare(np.maximum(n - 1, 1e-12)) * (n > 1)
-            sb, mub, _, _ = _fit_reml(n, yb, wb, codes, n_cells, start=s)
-            boot[b] = [*sb, mub]
+            sb, mub, okb, _ = _fit_reml(n, yb, wb, codes, n_cells, start=s)
+            # a refit that did not converge, or whose log variance reached the optimiser's clip, is
+            # not a draw from the bootstrap distribution: dropped and counted, never averaged in
+            if okb and np.all(np.isfinite(sb)) and np.all(sb < np.exp(29.0)) and np.isfinite(mub):
+                boot[b] = [*sb, mub]
+        n_failed = int(np.isnan(boot[:, 0]).sum())
+        if n_failed:
+            warns.append(f"{n_failed} of {n_boot} bootstrap refits did not converge (dropped)")
     alpha = 1 - conf_level
     method = (f"REML nested variance components (cell, image within cell, residual); "
               f"{'parametric bootstrap percentile CI, ' + str(n_boot) + ' replicates' if n_boot else 'no CI'}")
