@@ -219,6 +219,19 @@ def test_mixed_model_reports_variance_and_interaction(planted):
     mixed = reg["coefficients"].query("model == 's1x_mixed'")
     assert mixed["n_groups"].iloc[0] == m["gender_age"].nunique() and mixed["converged"].all()
     assert v.loc["var(cell intercept)", "estimate"] > 0 and not v.loc["var(cell intercept)", "near_zero"]
+    assert "degenerate" not in mixed or mixed["degenerate"].isna().all()  # checked, and a sound fit is not flagged
+
+
+def test_mixed_model_with_a_zero_residual_is_flagged_degenerate(planted):
+    # the score is a function of the fixed effects up to a wobble of 1e-9: the residual variance is ~0
+    import statsmodels.formula.api as smf
+
+    _, m = planted
+    wobble = 1e-9 * (np.arange(len(m)) % 3)
+    exact = m.assign(score_z=2.0 * m["exposure_z"] - 0.5 * m["blur_z"] + wobble)
+    ols_fit = smf.ols(fs._formula(fs.QUALITY_TERMS + fs.FACE_TERMS), exact).fit()
+    tidy, _ = fs.fit_mixed(exact, ols_fit, [])
+    assert tidy["degenerate"].str.contains("residual variance").all() and "degenerate fit" in tidy["warnings"].iloc[0]
 
 
 def test_mixed_model_flags_near_zero_variance():

@@ -602,6 +602,13 @@ def fit_mixed(m: pd.DataFrame, ols_fit, base_warnings: list[str]) -> tuple[pd.Da
     near_zero = icc < 1e-3
     shared = [t for t in fit.fe_params.index if t in ols_fit.params.index and t != "Intercept"]
     max_diff = float(np.max(np.abs(fit.fe_params[shared] - ols_fit.params[shared])))
+    from ..stats.degenerate import hessian_degenerate, residual_degenerate
+
+    k_fe = len(fit.fe_params)
+    degenerate = "; ".join(filter(None, [residual_degenerate(resid_var, float(np.var(m["score_z"], ddof=1))),
+                                         hessian_degenerate(np.asarray(fit.cov_params())[:k_fe, :k_fe])]))
+    if degenerate:
+        warns.append(f"degenerate fit: {degenerate}")
     if near_zero:
         warns.append(f"random-intercept variance near zero (share {icc:.2g} of the residual + cell variance): "
                      f"the cells' interaction is pooled away (max |fixed effect - OLS| = {max_diff:.2g})")
@@ -614,7 +621,8 @@ def fit_mixed(m: pd.DataFrame, ols_fit, base_warnings: list[str]) -> tuple[pd.Da
                          conf_low=ci.loc[t, 0], conf_high=ci.loc[t, 1], conf_level=0.95,
                          method="Linear mixed model (statsmodels MixedLM, REML): random intercepts for gender x age band cells",
                          n_obs=int(fit.nobs), n_groups=n_groups, converged=bool(fit.converged), warnings=warns,
-                         formula=formula + " + (1 | gender:age_band)", optimizer="+".join(best)))
+                         formula=formula + " + (1 | gender:age_band)", optimizer="+".join(best),
+                         **(dict(degenerate=degenerate) if degenerate else {})))
     try:
         blups = sorted((g, float(v.iloc[0])) for g, v in fit.random_effects.items())
     except (ValueError, np.linalg.LinAlgError):
