@@ -264,7 +264,9 @@ def _breakable(s: str) -> str:
 
 
 def _typst_str(s: str) -> str:
-    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    from .escape import typst_str
+
+    return typst_str(s)
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -279,7 +281,8 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "\u2070": r"\textsuperscript{0}", "\u00b9": r"\textsuperscript{1}", "\u00b3": r"\textsuperscript{3}",
                   "\u2074": r"\textsuperscript{4}", "\u2075": r"\textsuperscript{5}", "\u2076": r"\textsuperscript{6}",
                   "\u2077": r"\textsuperscript{7}", "\u2078": r"\textsuperscript{8}", "\u2079": r"\textsuperscript{9}",
-                  "\u2019": "'", "\u2018": "`", "\u201c": "``", "\u201d": "''", "\u2026": r"\ldots{}",
+                  "\u2019": "'", "\u2018": "{`}", "\u201c": "{``}", "\u201d": "''",
+                  "`": r"\textasciigrave{}", "\u2026": r"\ldots{}",
                   "\u2248": r"\ensuremath{\approx}", "\u2212": r"\ensuremath{-}", "\u00a0": "~",
                   "\u200b": r"\allowbreak{}"}
 
@@ -352,14 +355,36 @@ def latex_escape(s: str) -> str:
     >>> latex_escape("a_b & 50% − 1 < 2")
     'a\\\\_b \\\\& 50\\\\% \\\\ensuremath{-} 1 \\\\textless{} 2'
     """
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(s))
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in _one_line(s))
+
+
+def _html_escape(s) -> str:
+    """Text for the raw HTML of a table: entities, on one line (a value cannot close the raw block)."""
+    return html.escape(_one_line(s))
+
+
+def _one_line(s) -> str:
+    from .escape import one_line
+
+    return one_line(s)
 
 
 def _convert_caption(md: str, code, ref, text) -> str:
-    """A caption's Markdown subset (code spans, ``@tbl-x`` references, text) through three formatters."""
-    parts = re.split(r"(`[^`]*`|@(?:tbl|fig|sec)-[\w-]+)", md)
-    return "".join(code(p[1:-1]) if p.startswith("`") and p.endswith("`") and len(p) > 1
-                   else ref(p[1:]) if p.startswith("@") else text(p) if p else "" for p in parts)
+    """A caption's Markdown subset (code spans, ``@tbl-x`` references, backslash-escaped
+    characters, text: :func:`discbias.report.escape.split_markdown_subset`) through three formatters.
+    Anything else in a caption is text, in every output: a value written into a caption with
+    :func:`~discbias.report.escape.md_text` or :func:`~discbias.report.escape.md_code` stays literal."""
+    from .escape import split_markdown_subset
+
+    return "".join(code(v) if k == "code" else ref(v) if k == "ref" else text(v)
+                   for k, v in split_markdown_subset(md))
+
+
+def _caption_markdown(md: str) -> str:
+    """The caption as pandoc Markdown that holds only the subset (text escaped, code spans fenced)."""
+    from .escape import md_code, md_text
+
+    return _convert_caption(md, md_code, lambda r: "@" + r, md_text)
 
 
 def _caption_latex(md: str) -> str:
@@ -373,7 +398,7 @@ def _caption_typst(md: str) -> str:
 
 
 def _caption_html(md: str) -> str:
-    return _convert_caption(md, lambda c: "<code>" + html.escape(c) + "</code>",
+    return _convert_caption(md, lambda c: "<code>" + _html_escape(c) + "</code>",
                             lambda r: f'<a href="#{r}">{r}</a>', html.escape)
 
 
@@ -483,9 +508,9 @@ class PubTable:
         if c.fmt == "bool":
             return "yes" if bool(x) else "no"
         if c.fmt == "code":
-            return str(x)
+            return _one_line(x)
         text = _label(str(x)) if c.relabel else str(x)
-        return typographic(text)
+        return typographic(_one_line(text))
 
     def headers(self) -> list[str]:
         """The column headers (labels, units).
@@ -495,7 +520,7 @@ class PubTable:
         >>> PubTable(pd.DataFrame({"n_obs": [1], "Mean": [2.0]}), [Col("n_obs"), Col("Mean", unit="logit")]).headers()
         ['n', 'Mean (logit)']
         """
-        return [typographic(c.header()) for c in self.cols]
+        return [typographic(_one_line(c.header())) for c in self.cols]
 
     def body(self) -> list[list[str]]:
         """Every cell as rendered text (the same in every output)."""
@@ -625,15 +650,15 @@ class PubTable:
         head = []
         runs = self.spanner_row()
         if runs:
-            head.append("<tr>" + "".join(f'<th colspan="{s}" class="spanner">{html.escape(n)}</th>' for n, s in runs)
+            head.append("<tr>" + "".join(f'<th colspan="{s}" class="spanner">{_html_escape(n)}</th>' for n, s in runs)
                         + "</tr>")
-        head.append("<tr>" + "".join(f'<th scope="col"{cls(a)}>{html.escape(h)}</th>'
+        head.append("<tr>" + "".join(f'<th scope="col"{cls(a)}>{_html_escape(h)}</th>'
                                      for h, a in zip(self.headers(), aligns)) + "</tr>")
         code = [c.fmt == "code" for c in self.cols]
-        body = ["<tr>" + "".join(f"<td{cls(a)}><code>{html.escape(v)}</code></td>" if code[k] else
-                                 f"<td{cls(a)}>{html.escape(v)}</td>" for k, (v, a) in enumerate(zip(r, aligns)))
+        body = ["<tr>" + "".join(f"<td{cls(a)}><code>{_html_escape(v)}</code></td>" if code[k] else
+                                 f"<td{cls(a)}>{_html_escape(v)}</td>" for k, (v, a) in enumerate(zip(r, aligns)))
                 + "</tr>" for r in self.body()]
-        notes = f'\n<p class="table-notes">{html.escape(typographic(self.notes))}</p>' if self.notes else ""
+        notes = f'\n<p class="table-notes">{_html_escape(typographic(self.notes))}</p>' if self.notes else ""
         return ('<div class="table-scroll" tabindex="0">\n<table class="pubtable">\n<thead>\n' + "\n".join(head)
                 + "\n</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n</div>" + notes)
 
@@ -772,7 +797,9 @@ class PubTable:
         |:--|--:|
         | x | −1 |
         """
-        esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        from .escape import md_text
+
+        esc = md_text  # cells are text: no Markdown from a value, and "|" cannot end a cell
         w = self._widths_chars()
         dashes = ["-" * max(2, min(40, x) - 1) for x in w]
         align = "|" + "|".join(d + ":" if a == "right" else ":" + d for d, a in zip(dashes, self.aligns())) + "|"
@@ -798,7 +825,7 @@ class PubTable:
         fence = "````"
         return "\n".join([f"::: {{{ident}.pubtable}}", "", f"{fence}{{=latex}}", self.to_latex().rstrip("\n"), fence, "",
                           f"{fence}{{=typst}}", pre, fence, "",
-                          f"{fence}{{=html}}", open_html, fence, "", typographic(self.caption), "",
+                          f"{fence}{{=html}}", open_html, fence, "", _caption_markdown(typographic(self.caption)), "",
                           f"{fence}{{=typst}}", post, fence, "", f"{fence}{{=html}}", close_html, fence, "", ":::"])
 
     def to_csv(self, path: str | Path) -> None:
