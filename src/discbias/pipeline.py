@@ -278,8 +278,10 @@ def _values_step(fit_steps: list[Step]):
                    for role, src in ((r, config.role(r)) for r in config.roles)},
             fit_seconds=timings, code_commit=_code_commit(paths), build_seconds=_build_seconds(paths),
             # analyses not run because an input had no usable rows (a data issue), with the reason
-            removed=[dict(section=k, reason=v["removed"]) for k, v in values.items()
-                     if isinstance(v, dict) and v.get("available") is False and v.get("removed")],
+            removed=[dict(section=k, reason=v["removed"], partial=False) for k, v in values.items()
+                     if isinstance(v, dict) and v.get("available") is False and v.get("removed")]
+            + [dict(section=k, reason="; ".join(v["removed_inputs"]), partial=True) for k, v in values.items()
+               if isinstance(v, dict) and v.get("removed_inputs")],
         )
         values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
         for cid, c in values["claims"].items():

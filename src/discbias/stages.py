@@ -347,7 +347,7 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
 
         def remove(reason: str, found: pd.DataFrame) -> None:
             # the step's tables stand removed (the steps that need them record the reason); the rest goes on
-            for t in writes:
+            for t in [*writes, *optional_writes]:
                 ctx.write(target(t), removed_table(reason))
             ctx.write(issues, found)
             _log().warning("measure %s: removed (%s); the analyses that need its tables are not run", name, reason)
@@ -366,7 +366,7 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
             else:
                 tables, found = fn(mctx)
         except EmptyInputError as exc:  # a header-only (or all-invalid) file: a data issue, not a crash
-            made = ", ".join(target(t) for t in writes)
+            made = ", ".join(target(t) for t in [*writes, *optional_writes])
             remove(f"{exc.file} has no usable data rows ({exc.problem})", pd.DataFrame([dict(
                 file=exc.file, line=exc.line, column="", value="", problem=exc.problem,
                 action=f"analyses needing it removed (step {name}: {made})")], columns=ISSUE_COLUMNS))
@@ -374,9 +374,23 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
         for t, df in tables.items():
             if t not in writes and t not in optional_writes:
                 raise StepError(f"step '{name}' made table '{t}', which it does not declare; add it to its writes")
+        found = found if found is not None and len(found.columns) else pd.DataFrame(columns=ISSUE_COLUMNS)
+        # every row invalid (e.g. no valid score in the file): as a header-only file, a data issue
+        dead = [t for t in writes if t in tables and len(tables[t]) and "valid" in tables[t]
+                and not tables[t]["valid"].fillna(False).astype(bool).any()]
+        if dead:
+            files = sorted({str(f) for f in found.get("file", pd.Series(dtype=object)).dropna()}) or [dead[0]]
+            reason = f"{', '.join(files)} has no usable data rows (every row of {len(tables[dead[0]])} is invalid)"
+            made = ", ".join(target(t) for t in [*writes, *optional_writes])
+            remove(reason, pd.concat([found, pd.DataFrame([dict(
+                file=files[0], line=2, column="", value="", problem="every data row is invalid",
+                action=f"analyses needing it removed (step {name}: {made})")], columns=ISSUE_COLUMNS)],
+                ignore_index=True))
+            return
+        for t, df in tables.items():
             ctx.write(target(t), df)
 
-        ctx.write(issues, found if found is not None and len(found.columns) else pd.DataFrame(columns=ISSUE_COLUMNS))
+        ctx.write(issues, found)
 
     return Step(name, run, reads=(CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, *reads), optional_reads=tuple(optional_reads),
                 writes=(*[target(t) for t in writes], issues), optional_writes=[target(t) for t in optional_writes],
@@ -416,6 +430,10 @@ def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: S
         t0 = time.perf_counter()
         fn(fctx)
         secs = time.perf_counter() - t0
+        partial = sorted({r for r in [*map(meas.removed, optional_measures), *map(res.removed, optional_results)] if r})
+        if partial and isinstance(fctx.values.get(section), dict):  # it ran without an input that was removed
+            fctx.values[section]["removed_inputs"] = partial
+            _log().warning("fit %s: ran without removed input(s): %s", name, "; ".join(partial))
         for t, df in res.new.items():
             ctx.write(R(t), df)
         extra = set(fctx.values) - set(values) - {section}

@@ -291,7 +291,13 @@ def _toy_engine(tmp_path, files: dict):
         def measure(ctx):
             df, _ = read_released_csv(tmp_path / f"{name}.csv", name=f"{name}.csv")
             require_columns(df, ["x"], f"{name}.csv")
-            return {name: df.assign(x=df["x"].astype(float))}, None
+            if "valid" in df:  # as the released-schema adapters mark each row
+                df["valid"] = df["valid"] == "True"
+            issues = pd.DataFrame([dict(file=f"{name}.csv", line=i + 2, column="x", value="", problem="invalid",
+                                        action="row flagged invalid") for i in range(len(df))
+                                   if "valid" in df and not df["valid"].iloc[i]],
+                                  columns=["file", "line", "column", "value", "problem", "action"])
+            return {name: df.assign(x=df["x"].astype(float))}, issues
         measure.__module__ = __name__
         return measure
 
@@ -338,6 +344,19 @@ def test_a_header_only_file_removes_only_the_analyses_that_need_it(tmp_path):
         assert store.get_value(f"fitinfo/{gone}")["models"] == []
 
 
+def test_a_file_whose_every_row_is_invalid_is_removed_the_same_way(tmp_path):
+    from discbias.stages import removed_reason
+
+    engine, store, (M, R, V) = _toy_engine(tmp_path, {"good": "x\n1\n", "bad": "x,valid\n1,False\n2,False\n"})
+    ctx = dict(config=None, paths=None, on_invalid="report")
+    engine.run("measure", context=ctx)
+    engine.run("fit", context=ctx)
+    assert "bad.csv has no usable data rows (every row of 2 is invalid)" == removed_reason(store.get(M("bad")))
+    issues = store.get(R("data_issues"))
+    assert len(issues) == 3 and (issues["problem"] == "every data row is invalid").sum() == 1
+    assert store.get_value(V("fit_bad"))["available"] is False and store.get_value(V("fit_good"))["available"]
+
+
 def test_a_removed_analysis_reads_not_available_in_the_paper(tmp_path):
     """The paper says where each number of a removed analysis would be; its tables and figures are
     placeholders; references to them read "(not available)"; nothing raises."""
@@ -376,9 +395,10 @@ def test_an_invalid_device_string_is_one_line():
 
 @pytest.mark.slow
 def test_a_header_only_file_in_a_study_removes_its_analyses_and_the_paper_says_so(tmp_path, monkeypatch):
-    """End to end on a synthetic study whose authors' women file is header-only: every stage exits 0,
-    results/data_issues.csv names the file, the authors' analysis is removed with the reason, the other
-    analyses run, and the rendered paper says so."""
+    """The issue's case end to end on a synthetic study: the Study 2 file is header-only. Every stage
+    exits 0; results/data_issues.csv names the file; the analyses that need Study 2 are not run, each
+    with the reason; those that only use it when present run without it and say so; Study 1 runs; the
+    paper renders and says which analyses were not run."""
     import re
 
     from discbias.cli import main
@@ -386,13 +406,11 @@ def test_a_header_only_file_in_a_study_removes_its_analyses_and_the_paper_says_s
 
     cfg = make_synthetic_study(tmp_path / "s", n_ffhq=600, n_per_cell=6)
     root = cfg.parent.parent
-    women = root / "mirror" / "women_faces.csv"
-    old = hashlib.sha256(women.read_bytes()).hexdigest()
-    women.write_text(women.read_text().splitlines()[0] + "\n")
-    new = hashlib.sha256(women.read_bytes()).hexdigest()
-    text = cfg.read_text().replace(old, new)
-    text = re.sub(r'(\[sources\.women\]\nfile = "women_faces.csv"\nsha256 = "[0-9a-f]+"\nrows = )\d+', r"\g<1>0", text)
-    cfg.write_text(text)
+    f = root / "mirror" / "study2.csv"
+    old = hashlib.sha256(f.read_bytes()).hexdigest()
+    f.write_text(f.read_text().splitlines()[0] + "\n")
+    text = cfg.read_text().replace(old, hashlib.sha256(f.read_bytes()).hexdigest())
+    cfg.write_text(re.sub(r'(file = "study2.csv"\nsha256 = "[0-9a-f]+"\nrows = )\d+', r"\g<1>0", text))
     repo = Path(__file__).resolve().parents[2]
     monkeypatch.setenv("DISCBIAS_DATA_MIRROR", str(root / "mirror"))
     monkeypatch.setenv("DISCBIAS_TEMPLATES", str(repo / "report"))
@@ -401,12 +419,16 @@ def test_a_header_only_file_in_a_study_removes_its_analyses_and_the_paper_says_s
     for stage in ("fetch", "measure", "fit", "figures"):
         assert main([stage, *args]) == 0, stage
     issues = pd.read_csv(root / "build" / "results" / "data_issues.csv")
-    row = issues[issues["file"].astype(str).str.contains("women_faces.csv")]
-    assert len(row) == 1 and "header but no data rows" in row["problem"].item()
+    row = issues[issues["file"].astype(str).str.contains("study2.csv")]
+    assert len(row) == 1 and "header but no data rows" in row["problem"].item() and row["line"].item() == 2
     values = json.loads((root / "build" / "values.json").read_text())
-    assert values["authors"]["available"] is False and "women_faces.csv" in values["authors"]["removed"]
-    assert values["study2"].get("available", True) is not False  # the others ran
-    assert [g["section"] for g in values["meta"]["removed"]] == ["authors"]
+    assert values["study2"]["available"] is False and "study2.csv has no usable data rows" in values["study2"]["removed"]
+    assert values["study1"].get("available", True) is not False  # Study 1 ran
+    removed = {g["section"]: g for g in values["meta"]["removed"]}
+    assert "study2" in removed and not removed["study2"]["partial"]
+    assert all(values["claims"][c]["verdict"] in ("not yet estimated", "not tested") for c in values["claims"]
+               if c.startswith("S2-"))
     assert main(["render", *args, "--draft"]) == 0
     html = (root / "build" / "report" / "paper.html").read_text()
-    assert "Analyses not run" in html and "women_faces.csv has no usable data rows" in html
+    assert "Analyses not run for data issues" in html and "study2.csv has no usable data rows" in html
+    assert "not available" in html
