@@ -353,6 +353,7 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
             _log().warning("measure %s: removed (%s); the analyses that need its tables are not run", name, reason)
 
         mctx = MeasureContext(ctx.config, ctx.paths, ctx.on_invalid)
+        lost: list[str] = []
         try:
             if reads or optional_reads:
                 inputs = {t: ctx.read(t) for t in reads}
@@ -360,8 +361,9 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
                 if gone:
                     remove(gone[0], pd.DataFrame(columns=ISSUE_COLUMNS))
                     return
-                inputs.update({t: df for t in optional_reads if ctx.has(t)
-                               for df in [ctx.read(t)] if removed_reason(df) is None})
+                optional = {t: ctx.read(t) for t in optional_reads if ctx.has(t)}
+                lost = sorted({r for r in map(removed_reason, optional.values()) if r})
+                inputs.update({t: df for t, df in optional.items() if removed_reason(df) is None})
                 tables, found = fn(mctx, inputs)
             else:
                 tables, found = fn(mctx)
@@ -389,6 +391,10 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
             return
         for t, df in tables.items():
             ctx.write(target(t), df)
+        if lost:  # a table it did not make may be one it would have made from a removed input: removed too
+            for t in optional_writes:
+                if t not in tables:
+                    ctx.write(target(t), removed_table(lost[0]))
 
         ctx.write(issues, found)
 

@@ -384,7 +384,7 @@ def test_a_removed_analysis_reads_not_available_in_the_paper(tmp_path):
     text = qmd.read_text()
     assert "never" not in text and text.count("not available") == 4  # n, F, the sum, the table
     html = r.render_html(qmd).read_text()
-    assert "(not available)" in html and "women.csv has no usable data rows" in html
+    assert "(not available)" in html and "[not available: analysis not run]" in html
 def test_an_invalid_device_string_is_one_line():
     from discbias.errors import UserError
     from discbias.scoring.scorer import Scorer

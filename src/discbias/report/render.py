@@ -53,7 +53,8 @@ def _fail_undefined(msg):
 class Removed(jinja2.ChainableUndefined):
     """A ``values.json`` section of an analysis that was removed because an input file had no usable
     rows (:func:`discbias.stages.removed_section`): everything the templates read from it prints
-    ``[not available: <reason>]``, as text; tests on it are false, loops over it are empty, and
+    ``[not available: analysis not run]``, as text (the reason, ``_undefined_hint``, is said once, in
+    the note that opens the paper); tests on it are false, loops over it are empty, and
     formatting or arithmetic on it gives the same text. The paper says where each missing number
     would be, instead of failing to render.
 
@@ -61,13 +62,13 @@ class Removed(jinja2.ChainableUndefined):
     --------
     >>> r = Removed(hint="x.csv has no usable data rows")
     >>> str(r.a.b["c"] + 1), bool(r.n), list(r.items), len(r)
-    ('[not available: x.csv has no usable data rows]', False, [], 0)
+    ('[not available: analysis not run]', False, [], 0)
     """
 
     __slots__ = ()
 
-    def __str__(self) -> str:
-        return f"[not available: {self._undefined_hint}]"
+    def __str__(self) -> str:  # the reason is said once, in the paper's note on the analyses not run
+        return "[not available: analysis not run]"
 
     def __html__(self) -> Markup:
         from .escape import md_text
@@ -117,11 +118,26 @@ def with_removed(values: dict) -> dict:
     Examples
     --------
     >>> v = with_removed({"a": {"available": False, "removed": "why"}, "b": {"x": 1}})
-    >>> str(v["a"].x), v["b"]
-    ('[not available: why]', {'x': 1})
+    >>> str(v["a"].x), v["a"]._undefined_hint, v["b"]
+    ('[not available: analysis not run]', 'why', {'x': 1})
     """
-    return {k: Removed(hint=v["removed"]) if isinstance(v, dict) and v.get("available") is False and v.get("removed")
-            else v for k, v in values.items()}
+    out = {k: Removed(hint=v["removed"]) if isinstance(v, dict) and v.get("available") is False and v.get("removed")
+           else v for k, v in values.items()}
+    gone = [g for g in ((values.get("meta") or {}).get("removed") or []) if isinstance(g, dict) and not g.get("partial")]
+    if gone:  # a null elsewhere (a claim of a removed analysis, not estimated) reads "not available" too
+        hint = "; ".join(sorted({str(g.get("reason")) for g in gone}))
+
+        def fill(x):
+            if x is None:
+                return Removed(hint=hint)
+            if isinstance(x, dict):
+                return {k: fill(v) for k, v in x.items()}
+            if isinstance(x, list):
+                return [fill(v) for v in x]
+            return x
+
+        out = {k: v if isinstance(v, Removed) else fill(v) for k, v in out.items()}
+    return out
 
 
 MINUS = "\u2212"
@@ -456,7 +472,8 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
         # a PubTable's .md: its caption, label, Typst and HTML blocks (or a pipe table without caption)
         p = paths.tables / f"{safe_name(name)}.md"  # as PubTable.write names it
         if not p.exists() and removed_analyses(paths.values):
-            return Markup(md_text(f"[Table {name} not available: {removed_analyses(paths.values)}]"))
+            return Markup(md_text(f"[Table {name} not available: an analysis it needs was not run "
+                                  f"(a data issue; see the note at the start)]"))
         if not p.exists():
             raise RenderError(f"table '{name}' is missing ({p}); run `discbias figures`")
         return Markup(minus(p.read_text().rstrip("\n")))
@@ -528,13 +545,12 @@ def removed_analyses(values_json) -> str:
 
 
 def _removed_figure(paths, why: str) -> Path:
-    """A placeholder SVG (in ``build/figures``) for a figure of a removed analysis."""
-    from xml.sax.saxutils import escape
-
+    """A placeholder SVG (in ``build/figures``) for a figure of a removed analysis (``why``: the note
+    at the start of the paper says it)."""
     p = Path(paths.figures) / "_removed-analysis.svg"
     p.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(p, '<svg xmlns="http://www.w3.org/2000/svg" width="480" height="60"><text x="10" y="35" '
-                      f'font-size="12">{escape("Not available: " + why[:200])}</text></svg>')
+                      'font-size="12">Figure not available: an analysis it needs was not run (a data issue)</text></svg>')
     return p
 
 
