@@ -229,6 +229,17 @@ def test_an_error_never_echoes_a_data_file(tmp_path):
     assert "SECRETHASH" not in str(exc.value) and "not shown" in str(exc.value)
 
 
+def test_the_cli_never_echoes_a_data_file(sandbox):
+    """The same through `discbias audit run` under the cap: exit 2, one line naming the file, nothing of it."""
+    secret = sandbox.root / "shadow.csv"
+    secret.write_text("root:$6$SECRETHASH:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    cfg = sandbox.root / "a.toml"
+    cfg.write_text('[audit]\nname = "demo"\n[data]\nmanifest = "shadow.csv"\n[scoring]\nweights = "D.pkl"\n')
+    run = sandbox.cli("audit", "run", "--config", cfg)
+    sandbox.assert_refused(run, "shadow.csv")
+    assert "SECRETHASH" not in run.stderr + run.stdout
+
+
 def test_a_mirror_archive_member_is_read_within_a_limit(tmp_path, monkeypatch, capped):
     """A tar member larger than the limit (declared honestly: 200 MiB of zeros, 200 KB compressed) is
     refused before it is read, within 128 MiB of address space."""
