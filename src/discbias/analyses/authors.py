@@ -326,11 +326,13 @@ def _num(x: float, digits: int = 2) -> str:
 
 
 def _sci(x: float) -> str:
-    """``1.7 × 10^−12^`` (pandoc superscript, true minus); ``0`` for zero."""
+    """``1.7 × 10⁻¹²`` (Unicode superscripts as in the tables: the text is printed as text, not
+    Markdown; true minus); ``0`` for zero."""
     if x == 0:
         return "0"
     m, e = f"{x:.1e}".split("e")
-    return f"{m} × 10^{int(e)}^".replace("-", "\u2212")
+    sup = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+    return f"{m.replace('-', chr(0x2212))} × 10{str(int(e)).translate(sup)}"
 
 
 def _get(results, table, model, term, col="estimate"):
