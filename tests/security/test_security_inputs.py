@@ -405,6 +405,9 @@ def test_an_invalid_device_string_is_one_line():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DISCBIAS_EXPENSIVE_TESTS"),
+                    reason="a whole synthetic study from fetch to render (about 70 s alone): DISCBIAS_EXPENSIVE_TESTS=1 "
+                           "(make test-all) runs it; the steps and the render are covered by the tests above")
 def test_a_header_only_file_in_a_study_removes_its_analyses_and_the_paper_says_so(tmp_path, monkeypatch):
     """The issue's case end to end on a synthetic study: the Study 2 file is header-only. Every stage
     exits 0; results/data_issues.csv names the file; the analyses that need Study 2 are not run, each
