@@ -37,7 +37,8 @@ import re
 
 from markupsafe import Markup
 
-__all__ = ["Markup", "md_text", "md_code", "md_ident", "md_link_target", "md_yaml", "md_literal_block", "latex_text", "typst_str",
+__all__ = ["Markup", "md_text", "md_code", "md_ident", "md_link_target", "md_yaml", "md_literal_block", "latex_text",
+           "latex_escape", "LATEX_SPECIAL", "typst_str",
            "html_text", "one_line", "split_markdown_subset"]
 
 #: Control characters and Unicode line/paragraph separators: a value is one line of text.
@@ -167,17 +168,47 @@ def md_literal_block(text: str, at_line_start: bool = True) -> str:
     return "\n".join(out)
 
 
+#: Text characters and what pdflatex needs for them (the publication tables' LaTeX and captions).
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+                  "\u2212": r"\ensuremath{-}", "\u2014": "---", "\u2013": "--", "\u00d7": r"\ensuremath{\times}",
+                  "\u2264": r"\ensuremath{\leq}", "\u2265": r"\ensuremath{\geq}", "\u00b1": r"\ensuremath{\pm}",
+                  "\u03c3": r"\ensuremath{\sigma}", "\u03bd": r"\ensuremath{\nu}", "\u0394": r"\ensuremath{\Delta}",
+                  "\u03c1": r"\ensuremath{\rho}", "\u03b7": r"\ensuremath{\eta}", "\u03b1": r"\ensuremath{\alpha}",
+                  "\u03c7": r"\ensuremath{\chi}", "\u03b2": r"\ensuremath{\beta}", "\u221e": r"\ensuremath{\infty}",
+                  "\u00b2": r"\textsuperscript{2}", "\u207b": r"\textsuperscript{\ensuremath{-}}",
+                  "\u2070": r"\textsuperscript{0}", "\u00b9": r"\textsuperscript{1}", "\u00b3": r"\textsuperscript{3}",
+                  "\u2074": r"\textsuperscript{4}", "\u2075": r"\textsuperscript{5}", "\u2076": r"\textsuperscript{6}",
+                  "\u2077": r"\textsuperscript{7}", "\u2078": r"\textsuperscript{8}", "\u2079": r"\textsuperscript{9}",
+                  "\u2019": "'", "\u2018": "{`}", "\u201c": "{``}", "\u201d": "''",
+                  "`": r"\textasciigrave{}", "\u2026": r"\ldots{}",
+                  "\u2248": r"\ensuremath{\approx}", "\u2212": r"\ensuremath{-}", "\u00a0": "~",
+                  "\u200b": r"\allowbreak{}"}
+
+
+def latex_escape(s) -> str:
+    """Escape text for LaTeX (special characters; minus, dashes, Greek and super-scripts to
+    commands pdflatex knows; backticks and quotes so that no run of backticks can close a raw block),
+    on one line.
+
+    Examples
+    --------
+    >>> latex_escape("a_b & 50% − 1 < 2")
+    'a\\\\_b \\\\& 50\\\\% \\\\ensuremath{-} 1 \\\\textless{} 2'
+    """
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in one_line(s))
+
+
 def latex_text(x) -> str:
-    r"""Text for raw LaTeX (:func:`discbias.report.tables.latex_escape`), on one line.
+    r"""Text for raw LaTeX (:func:`latex_escape`), on one line.
 
     Examples
     --------
     >>> print(latex_text("\\textbf{x} $y$ #z\n%w"))
     \textbackslash{}textbf\{x\} \$y\$ \#z \%w
     """
-    from .tables import latex_escape
-
-    return latex_escape(one_line(x))
+    return latex_escape(x)
 
 
 def typst_str(x) -> str:

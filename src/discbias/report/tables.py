@@ -39,6 +39,12 @@ import numpy as np
 import pandas as pd
 
 from ..results import atomic_write_text, write_table
+# one escaping layer for every output (report.escape); latex_escape is re-exported here
+from .escape import LATEX_SPECIAL as _LATEX_SPECIAL  # noqa: F401
+from .escape import html_text as _html_escape
+from .escape import latex_escape
+from .escape import one_line as _one_line
+from .escape import typst_str
 from .labels import label as _label
 
 MINUS = "\u2212"
@@ -264,27 +270,7 @@ def _breakable(s: str) -> str:
 
 
 def _typst_str(s: str) -> str:
-    from .escape import typst_str
-
     return typst_str(s)
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-                  MINUS: r"\ensuremath{-}", DASH: "---", "\u2013": "--", "\u00d7": r"\ensuremath{\times}",
-                  "\u2264": r"\ensuremath{\leq}", "\u2265": r"\ensuremath{\geq}", "\u00b1": r"\ensuremath{\pm}",
-                  "\u03c3": r"\ensuremath{\sigma}", "\u03bd": r"\ensuremath{\nu}", "\u0394": r"\ensuremath{\Delta}",
-                  "\u03c1": r"\ensuremath{\rho}", "\u03b7": r"\ensuremath{\eta}", "\u03b1": r"\ensuremath{\alpha}",
-                  "\u03c7": r"\ensuremath{\chi}", "\u03b2": r"\ensuremath{\beta}", "\u221e": r"\ensuremath{\infty}",
-                  "\u00b2": r"\textsuperscript{2}", "\u207b": r"\textsuperscript{\ensuremath{-}}",
-                  "\u2070": r"\textsuperscript{0}", "\u00b9": r"\textsuperscript{1}", "\u00b3": r"\textsuperscript{3}",
-                  "\u2074": r"\textsuperscript{4}", "\u2075": r"\textsuperscript{5}", "\u2076": r"\textsuperscript{6}",
-                  "\u2077": r"\textsuperscript{7}", "\u2078": r"\textsuperscript{8}", "\u2079": r"\textsuperscript{9}",
-                  "\u2019": "'", "\u2018": "{`}", "\u201c": "{``}", "\u201d": "''",
-                  "`": r"\textasciigrave{}", "\u2026": r"\ldots{}",
-                  "\u2248": r"\ensuremath{\approx}", "\u2212": r"\ensuremath{-}", "\u00a0": "~",
-                  "\u200b": r"\allowbreak{}"}
 
 
 #: The LaTeX packages the exported tables need (``report/latex-preamble.tex`` loads them).
@@ -344,29 +330,6 @@ def latex_cell(s: str) -> str:
         pos = m.end()
     out.append(latex_escape(str(s)[pos:]))
     return "".join(out)
-
-
-def latex_escape(s: str) -> str:
-    """Escape text for LaTeX (special characters; minus, dashes, Greek and super-scripts to
-    commands pdflatex knows).
-
-    Examples
-    --------
-    >>> latex_escape("a_b & 50% − 1 < 2")
-    'a\\\\_b \\\\& 50\\\\% \\\\ensuremath{-} 1 \\\\textless{} 2'
-    """
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in _one_line(s))
-
-
-def _html_escape(s) -> str:
-    """Text for the raw HTML of a table: entities, on one line (a value cannot close the raw block)."""
-    return html.escape(_one_line(s))
-
-
-def _one_line(s) -> str:
-    from .escape import one_line
-
-    return one_line(s)
 
 
 def _convert_caption(md: str, code, ref, text) -> str:
