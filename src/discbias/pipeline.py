@@ -287,11 +287,11 @@ def _values_step(fit_steps: list[Step]):
         for cid, c in values["claims"].items():
             c["specifications"] = {r["specification"]: r for r in specs[specs["claim_id"] == cid].to_dict("records")}
         values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
-        from .claims import SELECTION_RULE, ROBUSTNESS_RULE, REPRODUCTION_RULE, verdict_counts
+        from .claims import MC_FALSE_DIFFERS, MC_Z, REPRODUCTION_RULE, ROBUSTNESS_RULE, SELECTION_RULE, verdict_counts
 
         values["question_counts"] = verdict_counts(claims)
         values["claim_rules"] = dict(selection=SELECTION_RULE, robustness=ROBUSTNESS_RULE,
-                                     reproduction=REPRODUCTION_RULE)
+                                     reproduction=REPRODUCTION_RULE, mc_z=MC_Z, mc_false_differs=MC_FALSE_DIFFERS)
         ctx.write_value("values", values)
 
     return run
