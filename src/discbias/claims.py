@@ -591,7 +591,9 @@ def _num(v: float) -> str:
         s = f"{v:.2g}"
         if "e" in s:
             m, e = s.split("e")
-            s = f"{m}×10^{int(e)}^"
+            # Unicode superscripts, as the tables write them (text, not Markdown: values are escaped)
+            s = f"{m} × 10" + str(int(e)).translate(str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3"
+                                                                                "\u2074\u2075\u2076\u2077\u2078\u2079"))
     elif a < 1e5:
         s = f"{v:.3f}".rstrip("0").rstrip(".")
     else:

@@ -326,20 +326,22 @@ def _num(x: float, digits: int = 2) -> str:
 
 
 def _below(x: float) -> str:
-    """A bound on a floating-point difference, ``below 10^−10^`` (the next power of ten above ``x``, then
+    """A bound on a floating-point difference, ``below 10⁻¹⁰`` (the next power of ten above ``x``, then
     one more): the ledger states that our estimates equal R's to rounding, and a bound, unlike the
     measured difference (6.3e-12 under one BLAS kernel, 6.5e-12 under another), is the same on any
-    machine; ``0`` for zero.
+    machine; ``0`` for zero. Unicode superscripts, as in the tables: the ledger's text is printed as
+    text, not Markdown.
 
     Examples
     --------
     >>> _below(6.3e-12), _below(6.5e-12), _below(0.0)
-    ('below 10^−10^', 'below 10^−10^', '0')
+    ('below 10⁻¹⁰', 'below 10⁻¹⁰', '0')
     """
     if x == 0:
         return "0"
     e = int(np.floor(np.log10(x))) + 2
-    return f"below 10^{e}^".replace("-", "\u2212")
+    sup = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+    return f"below 10{str(e).translate(sup)}"
 
 
 def _get(results, table, model, term, col="estimate"):

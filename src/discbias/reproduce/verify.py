@@ -918,14 +918,11 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
 # report
 
 
-_MD_SPECIAL = re.compile(r"([\\`*{}\[\]()#+!|~<>&:@$\"'=^])")
-#: An underscore inside a word is never emphasis in GFM: only one at a word's edge is escaped.
-_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-
-
 def md_text(x) -> str:
-    r"""Text from a bundle as literal Markdown text: every character Markdown or HTML could read as
-    syntax is backslash-escaped, line breaks become spaces, and ``www.`` cannot become a link.
+    r"""Text from a bundle as literal Markdown text (:func:`discbias.report.escape.md_text`, the one
+    escaping layer of every document, with straight quotes escaped too): every character Markdown or
+    HTML could read as syntax is backslash-escaped, line breaks become spaces, and ``www.`` cannot
+    become a link.
 
     Titles, claim ids, verdicts and member names come from the bundle, which may have been written by
     anyone: in the report they are text, never markup (no ``<script>``, no links, no images).
@@ -933,11 +930,11 @@ def md_text(x) -> str:
     Examples
     --------
     >>> print(md_text("<script>alert(1)</script> ![x](/etc/passwd)"))
-    \<script\>alert\(1\)\</script\> \!\[x\]\(/etc/passwd\)
+    \<script\>alert(1)\</script\> \!\[x\](/etc/passwd)
     """
-    s = re.sub(r"[\x00-\x1f\x7f]+", " ", str(x))
-    s = _MD_UNDERSCORE.sub(r"\\_", _MD_SPECIAL.sub(r"\\\1", s))
-    return re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", s)
+    from ..report.escape import md_text as _md_text
+
+    return _md_text(x, quotes=True)
 
 
 def _md_table(df: pd.DataFrame, limit: int | None = None) -> str:
