@@ -57,7 +57,8 @@ def planted_figures(ctx) -> list[str]:
     # 2. sample images: real and fake training images of the null and the strongest planted condition
     show = [c for c in conds if not c.planted][:1] + sorted([c for c in conds if c.planted],
                                                            key=lambda c: -abs(c.luminance_shift))[:1]
-    fig, axes = plt.subplots(2 * len(show), 8, figsize=(TEXT_WIDTH_IN, 0.8 * 2 * len(show) + 0.2))
+    fig, axes = plt.subplots(2 * len(show), 8, figsize=(TEXT_WIDTH_IN, 0.66 * 2 * len(show) + 0.1),
+                             gridspec_kw=dict(wspace=0.02, hspace=0.02))
     axes = np.atleast_2d(axes)
     for i, c in enumerate(show):
         real, fake, _ = training_sets(c, 8, p.resolution, p.first_seed, exposure_sd=p.exposure_sd, red_sd=p.red_sd)
@@ -76,7 +77,7 @@ def planted_figures(ctx) -> list[str]:
     shift = {c.id: c.luminance_shift for c in conds if not c.redness_shift and c.minority_share == c.fake_share}
     fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.3))
     rng = np.random.default_rng(0)
-    for ax, det_id, ylab in ((axes[0], "luminance", "standardized luma slope\n(audit model)"),
+    for ax, det_id, ylab in ((axes[0], "luminance", "luma slope (logit per SD)\n(audit model)"),
                              (axes[1], "probe_exposure", "score slope per stop\n(exposure probe)")):
         d = det[(det["detector"] == det_id) & det["condition"].isin(list(shift))].copy()
         d["shift"] = d["condition"].map(shift)
@@ -104,15 +105,18 @@ def planted_figures(ctx) -> list[str]:
     op["lo_pct"], op["hi_pct"] = 100 * op["conf_low"], 100 * op["conf_high"]
     t = PubTable(op, [Col("condition", "Condition"), Col("detector_label", "Detector"),
                       Col("quantity_label", "Quantity"), Col("k", "Seeds reporting", digits=0),
-                      Col("n", "Seeds", digits=0), Col("share_pct", "Share (%)", digits=0),
+                      Col("n", "Seeds", digits=0), Col("k_beyond_sesoi", "Beyond SESOI", digits=0),
+                      Col("share_pct", "Share (%)", digits=0),
                       Col("lo_pct", "95% CI (%)", fmt="interval", high="hi_pct", digits=0)],
                  caption=(f"Operating characteristics of the audit: for each condition and detector, the number of "
                           f"seeds (discriminators) in which the planted direction is reported (power) or, where "
                           f"the detector's attribute is not planted, any bias is reported (false-positive rate)."),
                  label="tbl-planted-operating",
                  notes=("Audit claims report a bias when their verdict is robust, fragile or contradicted "
-                        f"(SESOI {p.sesoi:g} SD per SD); probes when the 95% interval of the slope at level 0 "
-                        "excludes 0. Intervals: Clopper-Pearson (exact binomial)."))
+                        f"(SESOI {p.sesoi:g} logit per SD of the measure); Beyond SESOI: of those, the seeds whose "
+                        "95% interval is not inside the SESOI band (a contradicted verdict does not look at the "
+                        "SESOI). Probes report a bias when the 95% interval of the slope at level 0 excludes 0 "
+                        "(Beyond SESOI: the same count). Share and its interval: Clopper-Pearson (exact binomial)."))
     t.write(ctx.paths.tables, "planted_operating")
     for f in sorted(ctx.paths.tables.glob("planted_operating.*")):
         ctx.wrote_file(f)

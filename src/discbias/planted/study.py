@@ -161,7 +161,8 @@ def operating_characteristics(detections: pd.DataFrame, conditions: list[Conditi
                          quantity=quantity, k=k, n=n, share=k / n if n else float("nan"), conf_low=lo, conf_high=hi,
                          conf_level=level, method_interval="Clopper-Pearson",
                          n_opposite=int((d["reported_sign"] == -sign).sum()) if sign else 0,
-                         k_beyond_sesoi=k_beyond,
+                         k_beyond_sesoi=k_beyond, k_positive=int((d["reported_sign"] == 1).sum()),
+                         k_negative=int((d["reported_sign"] == -1).sum()),
                          mean_estimate=float(d["estimate"].mean())))
     return pd.DataFrame(rows)
 
@@ -186,8 +187,8 @@ def _summary_step(ctx) -> None:
     for r in op.to_dict("records"):
         ops.setdefault(r["condition"], {})[r["detector"]] = {k: r[k] for k in
                                                              ("quantity", "k", "n", "share", "conf_low", "conf_high",
-                                                              "n_opposite", "k_beyond_sesoi", "mean_estimate",
-                                                              "planted")}
+                                                              "n_opposite", "k_beyond_sesoi", "k_positive",
+                                                              "k_negative", "mean_estimate", "planted")}
     lum = [c for c in conds if c.luminance_shift and not c.redness_shift and c.minority_share == c.fake_share]
     strongest = max(lum, key=lambda c: abs(c.luminance_shift)).id if lum else None
     audit_secs = det.groupby(["condition", "seed"])["seconds"].first().groupby("condition").sum()
