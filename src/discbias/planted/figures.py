@@ -116,7 +116,8 @@ def planted_figures(ctx) -> list[str]:
                         f"(SESOI {p.sesoi:g} logit per SD of the measure); Beyond SESOI: of those, the seeds whose "
                         "95% interval is not inside the SESOI band (a contradicted verdict does not look at the "
                         "SESOI). Probes report a bias when the 95% interval of the slope at level 0 excludes 0 "
-                        "(Beyond SESOI: the same count). Share and its interval: Clopper-Pearson (exact binomial)."))
+                        f"(Beyond SESOI: the interval is not inside ±{p.sesoi:g} logit per stop). Share and its "
+                        "interval: Clopper-Pearson (exact binomial)."))
     t.write(ctx.paths.tables, "planted_operating")
     for f in sorted(ctx.paths.tables.glob("planted_operating.*")):
         ctx.wrote_file(f)

@@ -123,10 +123,12 @@ def planted_sign(cond: Condition, attribute: str) -> int:
 # ------------------------------------------------------------------------------------------ summary
 
 def operating_characteristics(detections: pd.DataFrame, conditions: list[Condition],
-                              level: float = 0.95) -> pd.DataFrame:
+                              level: float = 0.95, sesoi: float = 0.0) -> pd.DataFrame:
     """For each condition and detector: the share of seeds in which it reports the planted direction
     (``power``, where the detector's attribute is planted) or any bias (``false_positive_rate``, where
-    it is not), with the count, the seeds and the Clopper-Pearson interval.
+    it is not), with the count, the seeds and the Clopper-Pearson interval; ``k_beyond_sesoi`` counts
+    the reports whose interval is not inside ``±sesoi`` (claims: as recorded by the audit step;
+    probes: in logits per unit of the probe's level).
 
     Examples
     --------
@@ -152,9 +154,12 @@ def operating_characteristics(detections: pd.DataFrame, conditions: list[Conditi
             quantity = "false_positive_rate"
         lo, hi = clopper_pearson(k, n, level)
         reported = (d["reported_sign"] == sign) if sign else (d["reported_sign"] != 0)
-        inside = (d["within_sesoi"].map(lambda v: v is True or v == 1.0) if "within_sesoi" in d
-                  else pd.Series(False, index=d.index))
-        k_beyond = int((reported & ~inside).sum()) if d["method"].iloc[0] == "audit claim" else k
+        if d["method"].iloc[0] == "audit claim":
+            inside = (d["within_sesoi"].map(lambda v: v is True or v == 1.0) if "within_sesoi" in d
+                      else pd.Series(False, index=d.index))
+        else:  # a probe: the same band, in logits per unit of the probe's level (stops)
+            inside = (d["conf_low"] > -sesoi) & (d["conf_high"] < sesoi) if sesoi > 0 else pd.Series(False, index=d.index)
+        k_beyond = int((reported & ~inside).sum())
         rows.append(dict(condition=cond_id, detector=det, method=d["method"].iloc[0], attribute=attr,
                          planted=bool(sign), planted_sign=sign, luminance_shift=cond.luminance_shift,
                          redness_shift=cond.redness_shift, minority_share=cond.minority_share,
@@ -177,7 +182,7 @@ def _summary_step(ctx) -> None:
     det = pd.concat([ctx.read(f"planted/detections/{c.id}") for c in conds], ignore_index=True)
     runs = pd.concat([ctx.read(f"planted/runs/{c.id}") for c in conds], ignore_index=True)
     logs = pd.concat([ctx.read(f"planted/train_log/{c.id}") for c in conds], ignore_index=True)
-    op = operating_characteristics(det, conds)
+    op = operating_characteristics(det, conds, sesoi=p.sesoi)
     ctx.write("results/operating", op)
     ctx.write("results/detections", det)
     ctx.write("results/training", runs)
