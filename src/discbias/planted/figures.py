@@ -107,7 +107,7 @@ def planted_figures(ctx) -> list[str]:
                       Col("quantity_label", "Quantity"), Col("k", "Seeds reporting", digits=0),
                       Col("n", "Seeds", digits=0), Col("k_beyond_sesoi", "Beyond SESOI", digits=0),
                       Col("share_pct", "Share (%)", digits=0),
-                      Col("lo_pct", "95% CI (%)", fmt="interval", high="hi_pct", digits=0)],
+                      Col("lo_pct", "95% CI (%)", fmt="interval", high="hi_pct", digits=1)],
                  caption=(f"Operating characteristics of the audit: for each condition and detector, the number of "
                           f"seeds (discriminators) in which the planted direction is reported (power) or, where "
                           f"the detector's attribute is not planted, any bias is reported (false-positive rate)."),
