@@ -227,7 +227,9 @@ def _claims_step(claims: list, tables: list[str]):
     def run(ctx: StepContext) -> None:
         from .claims import configure_claims, evaluate_claims
 
-        results = {t: ctx.read(R(t)) for t in tables if ctx.has(R(t))}
+        from .stages import removed_reason
+
+        results = {t: df for t in tables if ctx.has(R(t)) for df in [ctx.read(R(t))] if removed_reason(df) is None}
         raw = getattr(ctx.config, "raw", None) or {}
         configured = configure_claims(claims, raw.get("claims", {}), file=str(getattr(ctx.config, "path", "")))
         table, specs = evaluate_claims(results, configured)
@@ -275,16 +277,21 @@ def _values_step(fit_steps: list[Step]):
             roles={role: dict(source=src.name, file=src.file, description=src.description, rows=src.rows)
                    for role, src in ((r, config.role(r)) for r in config.roles)},
             fit_seconds=timings, code_commit=_code_commit(paths), build_seconds=_build_seconds(paths),
+            # analyses not run because an input had no usable rows (a data issue), with the reason
+            removed=[dict(section=k, reason=v["removed"], partial=False) for k, v in values.items()
+                     if isinstance(v, dict) and v.get("available") is False and v.get("removed")]
+            + [dict(section=k, reason="; ".join(v["removed_inputs"]), partial=True) for k, v in values.items()
+               if isinstance(v, dict) and v.get("removed_inputs")],
         )
         values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
         for cid, c in values["claims"].items():
             c["specifications"] = {r["specification"]: r for r in specs[specs["claim_id"] == cid].to_dict("records")}
         values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
-        from .claims import SELECTION_RULE, ROBUSTNESS_RULE, REPRODUCTION_RULE, verdict_counts
+        from .claims import MC_FALSE_DIFFERS, MC_Z, REPRODUCTION_RULE, ROBUSTNESS_RULE, SELECTION_RULE, verdict_counts
 
         values["question_counts"] = verdict_counts(claims)
         values["claim_rules"] = dict(selection=SELECTION_RULE, robustness=ROBUSTNESS_RULE,
-                                     reproduction=REPRODUCTION_RULE)
+                                     reproduction=REPRODUCTION_RULE, mc_z=MC_Z, mc_false_differs=MC_FALSE_DIFFERS)
         ctx.write_value("values", values)
 
     return run
@@ -294,7 +301,9 @@ def _common_figures_step(ctx: StepContext) -> None:
     from .report.speccurve import spec_curve_figures
     from .report.tables import common_tables
 
-    res = {t: ctx.read(R(t)) for t in COMMON_RESULTS if ctx.has(R(t))}
+    from .stages import removed_reason
+
+    res = {t: df for t in COMMON_RESULTS if ctx.has(R(t)) for df in [ctx.read(R(t))] if removed_reason(df) is None}
     fctx = FigureContext(ctx.config, ctx.paths, {}, res, ctx.read_value("values"))
     common_tables(fctx)
     spec_curve_figures(fctx)
@@ -327,10 +336,15 @@ def _publish_results_step(ctx: StepContext) -> None:
 
     folder = ctx.paths.results
     published = {}
+    from .stages import removed_reason
+
     for t in ctx.step.inputs:
         if ctx.has(t):
+            df = ctx.read(t)
+            if removed_reason(df) is not None:  # removed for a data issue (results/data_issues.csv says why)
+                continue
             name = t.split("/", 1)[1]
-            out = ctx.wrote_file(write_table(ctx.read(t), folder / f"{name}.csv"))
+            out = ctx.wrote_file(write_table(df, folder / f"{name}.csv"))
             published[name] = sha256_file(out)
     for old in folder.glob("*.csv"):
         if old.stem not in published:
