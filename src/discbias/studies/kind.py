@@ -35,11 +35,12 @@ from ..errors import ConfigError
 __all__ = ["StudyBuild", "open_study", "study_kind", "KINDS"]
 
 #: The kinds of study and the top-level table that marks each.
-KINDS = {"audit": "audit", "replication": "study"}
+KINDS = {"audit": "audit", "replication": "study", "planted": "planted"}
 
 
 def study_kind(path: str | os.PathLike) -> str:
-    """``"audit"`` for a configuration with an ``[audit]`` table, else ``"replication"``.
+    """``"audit"`` for a configuration with an ``[audit]`` table, ``"planted"`` for a ``[planted]``
+    table (:mod:`discbias.planted`), else ``"replication"``.
 
     Raises
     ------
@@ -57,6 +58,11 @@ def study_kind(path: str | os.PathLike) -> str:
     if "audit" in data and "study" in data:
         raise ConfigError(f"{path} has both an [audit] and a [study] table; a study configuration is one or the "
                           "other (an audit of your discriminators, or a replication's adapters)", file=path)
+    if "planted" in data:  # the planted-bias validation study (discbias.planted)
+        if "audit" in data or "study" in data:
+            raise ConfigError(f"{path} has a [planted] table and an [audit] or [study] table; a study configuration "
+                              "is of one kind", file=path)
+        return "planted"
     return "audit" if "audit" in data else "replication"
 
 
@@ -225,4 +231,8 @@ def open_study(config_path: str | os.PathLike, root: str | os.PathLike | None = 
     """
     path = Path(config_path)
     kind = study_kind(path)
+    if kind == "planted":
+        from ..planted.study import planted_build
+
+        return planted_build(path, root, template_dir)
     return (_audit if kind == "audit" else _replication)(path, root, template_dir)
