@@ -268,10 +268,11 @@ def wild_cluster_pvalues(fit, clusters, *, B: int = WILD_B, seed: int = WILD_SEE
         # two-tailed p-value with ties counted as at least as extreme: the all-plus and all-minus sign
         # vectors reproduce +-t exactly (restricted residuals), so the package's strict |t| < |t*|
         # counted them or not by the last bit of rounding (one BLAS kernel gave 0.0308, another 0.0312);
-        # |t*| >= |t| (1 - 1e-9) counts them on any machine
+        # |t*| >= |t| (1 - 1e-9) - 1e-9 counts them on any machine (the absolute part: a t that is 0 up to
+        # rounding, e.g. the intercept of standardized variables, has p = 1 on any machine, not 0.9995)
         t_obs = abs(float(np.asarray(wb.t_stat).ravel()[0]))
         t_star = np.abs(np.asarray(wb.t_boot, float).ravel())
-        p_wild = float(np.mean(t_star >= t_obs * (1 - 1e-9)))
+        p_wild = float(np.mean(t_star >= t_obs * (1 - 1e-9) - 1e-9))
         draws = int(np.asarray(wb.t_boot).size)
         how = (f"all {draws:,} Rademacher sign vectors of {G} clusters" if enumerated
                else f"{draws:,} Rademacher draws, seed {seed}")
