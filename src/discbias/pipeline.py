@@ -16,9 +16,11 @@ import logging
 import hashlib
 import json
 import os
-import shutil
 import time
+import types
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -30,7 +32,7 @@ from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileErr
 from .engine import Engine, Step, StepContext
 from .paths import ProjectPaths, project_paths
 from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitContext, MeasureContext, R,  # noqa: F401
-                     record_saved, replication_store)
+                     record_saved, study_store)
 from .studies.validation import ISSUE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -68,18 +70,28 @@ def config_stamp(config: StudyConfig) -> dict:
 
 
 def read_stamp(paths: ProjectPaths) -> dict | None:
-    """The stamp of the configuration that made ``build/`` (None if there is none)."""
+    """The stamp of the configuration the build's steps last ran with: the engine's external input
+    ``inputs/config`` in the study's store (None if there is none)."""
+    store = study_store(paths)
     try:
-        return json.loads(paths.stamp.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return store.get_value(CONFIG_INPUT) if store.exists(CONFIG_INPUT) else None
+    except (json.JSONDecodeError, OSError):
         return None
 
 
-def require_current_build(config: StudyConfig, paths: ProjectPaths) -> None:
+#: Why a step of an earlier stage is out of date because of the configuration (not of a code edit).
+_CONFIG_REASONS = ("never ran", f"input {CONFIG_INPUT} changed", "declared inputs changed", "declared outputs changed")
+
+
+def require_current_build(config: StudyConfig, paths: ProjectPaths, engine: Engine | None = None,
+                          earlier: tuple[str, ...] = ()) -> None:
     """Raise :class:`StaleBuildError` unless ``build/`` was measured with this configuration as it is now.
 
     Fit, figures and render call this, so a switch of ``--config`` never reports the tables of
-    the previous configuration.
+    the previous configuration. The record is the engine's: the configuration stamp its steps
+    last ran with (:func:`read_stamp`) and, given an ``engine``, the status of the ``earlier``
+    stages' steps (a step that never ran, or last ran with another configuration, stops the stage;
+    one whose code changed is only logged).
 
     Examples
     --------
@@ -93,37 +105,39 @@ def require_current_build(config: StudyConfig, paths: ProjectPaths) -> None:
     discbias.pipeline.StaleBuildError: ...
     """
     now, made = config_stamp(config), read_stamp(paths)
-    if made == now:
-        return
     redo = f"run `discbias measure --config {config.path}` (or `make report CONFIG={config.path}`)"
-    if made is None:
-        raise StaleBuildError(f"{paths.build} has no record of the configuration that made it ({paths.stamp} is "
-                              f"missing); {redo} first")
-    if made.get("config") == now["config"]:
-        raise StaleBuildError(f"{now['config']} changed since {paths.build} was measured with it; {redo} again")
-    raise StaleBuildError(f"{paths.build} was made with {made.get('config')} (study '{made.get('study_id')}'), "
-                          f"not {now['config']}; {redo}")
-
-
-def _clear_derived(paths: ProjectPaths) -> None:
-    for d in paths.derived():
-        if d.is_dir():
-            shutil.rmtree(d)
-        elif d.exists():
-            d.unlink()
-    paths.stamp.unlink(missing_ok=True)
-
-
-_MEMO = "raw-verified.json"
+    if made != now:
+        if made is None:
+            raise StaleBuildError(f"{paths.build} has no record of a configuration its steps ran with "
+                                  f"({paths.store / CONFIG_INPUT}.json is missing); {redo} first")
+        if made.get("config") == now["config"]:
+            raise StaleBuildError(f"{now['config']} changed since {paths.build} was measured with it; {redo} again")
+        raise StaleBuildError(f"{paths.build} was made with {made.get('config')} (study '{made.get('study_id')}'), "
+                              f"not {now['config']}; {redo}")
+    if engine is None or not earlier:
+        return
+    stale = engine.status(list(earlier)).dropna(subset=["reason"])
+    for st, config_reason in ((stale[stale["reason"].isin(_CONFIG_REASONS)], True),
+                              (stale[~stale["reason"].isin(_CONFIG_REASONS)], False)):
+        if not len(st):
+            continue
+        msg = (f"{len(st)} step(s) of an earlier stage are out of date ("
+               + "; ".join(f"{r.step}: {r.reason}" for r in st.head(3).itertuples()) + (" ..." if len(st) > 3 else "")
+               + f"); run `discbias {st['group'].iloc[0]} --config {config.path}` (or `make report CONFIG="
+                 f"{config.path}`)")
+        if config_reason:  # outputs of another configuration, or none: nothing later may report them
+            raise StaleBuildError(msg + " first")
+        log.info(msg + " to update them (a code change: this stage runs on their current outputs)")
 
 
 def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
     """Check every configured source in ``data/raw`` against the configuration; return its sha256.
 
     A file of kind ``"file"`` must have the configured sha256; a ``"json_tree"`` archive its
-    sha256 or, failing that, the configured content digest over its member files. Hashes of files
-    whose path, size and modification time are unchanged since they last matched come from a memo
-    (``build/cache/raw-verified.json``), so a large archive is not reread by every measure.
+    sha256 or, failing that, the configured content digest over its member files. A file whose
+    size and modification time are those the ``fetch`` step recorded in its manifest (the
+    engine's record of the files it installed, see :meth:`discbias.engine.StepContext.wrote_file`)
+    is not read again: its recorded sha256 is used.
 
     Raises
     ------
@@ -143,11 +157,10 @@ def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
     >>> len(verify_raw(cfg, paths))
     8
     """
-    memo_path = paths.cache / _MEMO
     try:
-        memo = json.loads(memo_path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        memo = {}
+        fetched = json.loads((paths.manifests / "fetch.json").read_text()).get("files", {})
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        fetched = {}
     hashes, problems, missing = {}, [], []
     fix = (f"Delete it and run `discbias fetch --config {config.path}` to install the configured file again, "
            f"or, if the new file is intended, correct sha256 in {config.path}")
@@ -157,13 +170,11 @@ def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
             missing.append(src.file)
             continue
         st = f.stat()
-        key = str(f.resolve())
-        want = [src.sha256, src.content_digest]
-        m = memo.get(key)
-        if m and m.get("size") == st.st_size and m.get("mtime_ns") == st.st_mtime_ns and m.get("matched") == want:
-            hashes[src.name] = m["sha256"]
-            continue
-        actual = sha256_file(f)
+        rec = fetched.get(os.path.abspath(f))
+        if isinstance(rec, list) and len(rec) == 3 and rec[0] == st.st_size and rec[1] == st.st_mtime_ns:
+            actual = rec[2]
+        else:
+            actual = sha256_file(f)
         hashes[src.name] = actual
         if actual != src.sha256:
             if src.kind != "json_tree":
@@ -175,15 +186,10 @@ def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
                 problems.append(f"{f}: neither its sha256 ({actual}, expected {src.sha256}) nor its content digest "
                                 f"matches ({exc}). {fix} (or content_digest).")
                 continue
-        memo[key] = dict(size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=actual, matched=want)
     if missing:
         raise MissingFileError(f"not in {paths.raw}: {', '.join(missing)}; run `discbias fetch --config {config.path}`")
     if problems:
         raise RawFileChangedError(problems)
-    paths.cache.mkdir(parents=True, exist_ok=True)
-    tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
-    os.replace(tmp, memo_path)
     return hashes
 
 
@@ -202,6 +208,8 @@ def _fetch_step(ctx: StepContext) -> None:
     for r in fetch_all(config, paths.raw, allow_download=ctx.extra.get("allow_download", True)):
         log.info(f"fetch {r.path.name}: {r.origin}")
         got.append(dict(file=r.path.name, origin=str(r.origin)))
+        if r.path.is_file():  # its size, time and sha256 in the manifest: measure's check of data/raw reads them
+            ctx.wrote_file(r.path)
     for analysis in _analyses():
         if hasattr(analysis, "fetch"):
             analysis.fetch(config, paths)
@@ -371,8 +379,41 @@ def _render_input(paths: ProjectPaths, options: dict) -> dict:
                 renderer=files_stamp(*[f for f in sorted(pkg.iterdir()) if f.is_file() and f.suffix != ".py"]))
 
 
-def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
-    """Every step of the replication: the pipeline's own and each analysis's ``steps(config, paths)``.
+@dataclass(frozen=True)
+class StudyDefinition:
+    """What a study kind supplies; :func:`build_steps` makes its steps, in one sequence for every study.
+
+    ``analyses(config)``: modules (or objects) with ``steps(config, paths)`` made with the
+    factories of :mod:`discbias.stages`. ``values(config, fit_steps) -> (run, reads, writes,
+    params)``: the ``fit:values`` step. ``render(config, paths) -> (run, reads, params)``: the
+    ``render`` step. ``external``: store inputs put before a run. ``shared``: the shared steps it
+    has (``fetch``, ``data_issues``, ``provenance``, ``claims``, ``common_figures``);
+    ``publish:results``, ``fit:values`` and ``render`` every study has. See ``docs/engine.md``.
+    """
+
+    name: str
+    analyses: Callable
+    values: Callable
+    render: Callable
+    external: tuple = (CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT)
+    shared: frozenset = frozenset({"fetch", "data_issues", "provenance", "claims", "common_figures"})
+
+
+def _replication_values(config, fit_steps):
+    reads = [CONFIG_INPUT, R("claims"), R("claims_specifications"), R("provenance"), R("data_issues")]
+    return _values_step(fit_steps), reads, [R("models"), "values"], None
+
+
+def _replication_render(config, paths):
+    return _render_step, [CONFIG_INPUT, RENDER_INPUT], None
+
+
+#: The replication (``analysis/grissom2024.toml`` and any ``[study]`` configuration).
+REPLICATION = StudyDefinition("replication", lambda config: _analyses(), _replication_values, _replication_render)
+
+
+def build_steps(config: StudyConfig, paths: ProjectPaths, definition: StudyDefinition = REPLICATION) -> list[Step]:
+    """Every step of a study: its analyses' steps and the steps every study shares, in one sequence.
 
     Examples
     --------
@@ -385,55 +426,64 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
     >>> e.writer("measures/ffhq_scores"), e.writer("released/ffhq_scores")
     ('rescoring:import', 'study1:adapt')
     """
-    analysis_steps = [s for a in _analyses() for s in a.steps(config, paths)]
-    steps = [Step("fetch", _fetch_step, writes=["fetch/files"], group="fetch")]
+    from .report.figures import figure_module
+
+    shared = definition.shared
+    analyses = list(definition.analyses(config))
+    analysis_steps = [s for a in analyses for s in a.steps(config, paths)]
+    steps = [Step("fetch", _fetch_step, writes=["fetch/files"], group="fetch")] if "fetch" in shared else []
     measure = [s for s in analysis_steps if s.group == "measure"]
-    issues = [t for s in measure for t in s.writes if t.startswith("issues/")]
     steps += measure
-    steps.append(Step("measure:data_issues", _issues_step(issues), reads=issues, writes=[R("data_issues")],
-                      group="measure"))
-    steps.append(Step("measure:provenance", _provenance_step, reads=[CONFIG_INPUT, RAW_INPUT],
-                      writes=[R("provenance")], group="measure"))
+    if "data_issues" in shared:
+        issues = [t for s in measure for t in s.writes if t.startswith("issues/")]
+        steps.append(Step("measure:data_issues", _issues_step(issues), reads=issues, writes=[R("data_issues")],
+                          group="measure"))
+    if "provenance" in shared:
+        steps.append(Step("measure:provenance", _provenance_step, reads=[CONFIG_INPUT, RAW_INPUT],
+                          writes=[R("provenance")], group="measure"))
     fit = [s for s in analysis_steps if s.group == "fit"]
     steps += fit
-    # claims in the order the fit steps run (a throwaway engine derives it)
-    order = Engine(steps, replication_store(paths), external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT]).order("fit")
+    # the fit steps in the order they run (a throwaway engine derives it): claims and values follow it
+    order = Engine(steps, study_store(paths), external=definition.external).order("fit")
     by = {s.name: s for s in fit}
-    claims = [c for n in order for c in by[n].claims]
-    result_tables = sorted({t.split("/", 1)[1] for s in fit for t in s.outputs if t.startswith("results/")})
-    steps.append(Step("fit:claims", _claims_step(claims, result_tables), reads=[CONFIG_INPUT],
-                      optional_reads=[R(t) for t in result_tables],
-                      writes=[R("claims"), R("claims_specifications")], group="fit"))
     fit_ordered = [by[n] for n in order]
+    if "claims" in shared:
+        claims = [c for s in fit_ordered for c in s.claims]
+        result_tables = sorted({t.split("/", 1)[1] for s in fit for t in s.outputs if t.startswith("results/")})
+        steps.append(Step("fit:claims", _claims_step(claims, result_tables), reads=[CONFIG_INPUT],
+                          optional_reads=[R(t) for t in result_tables],
+                          writes=[R("claims"), R("claims_specifications")], group="fit"))
     steps.append(Step("publish:results", _publish_results_step,
                       optional_reads=sorted({t for s in steps for t in s.outputs if t.startswith("results/")}
                                             | {R("models")}),
                       writes=["published/results"], group="fit"))
-    steps.append(Step("fit:values", _values_step(fit_ordered),
-                      reads=[CONFIG_INPUT, R("claims"), R("claims_specifications"), R("provenance"), R("data_issues"),
+    run_values, value_reads, value_writes, value_params = definition.values(config, fit_ordered)
+    steps.append(Step("fit:values", run_values,
+                      reads=[*value_reads,
                              *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
-                      writes=[R("models"), "values"], group="fit",
+                      writes=value_writes, group="fit",
                       # values.json records the commit that made it: a new commit (or uncommitted changes) reruns it
-                      params=dict(code_commit=_code_commit(paths))))
-    steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
-                      optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures",
-                      version=_common_figures_version()))
-    from .report.figures import figure_module
-
-    for a in _analyses():  # each analysis's figure module declares its figure steps
-        fig = figure_module(a)
+                      params=dict(value_params or {}, code_commit=_code_commit(paths))))
+    if "common_figures" in shared:
+        steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
+                          optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures",
+                          version=_common_figures_version()))
+    steps += [s for s in analysis_steps if s.group not in ("measure", "fit")]  # figure steps of its own
+    for a in analyses:  # each analysis's figure module declares its figure steps
+        fig = figure_module(a) if isinstance(a, types.ModuleType) else None
         if fig is not None:
             steps += fig.steps(config, paths)
-    steps.append(Step("render", _render_step, reads=[CONFIG_INPUT, RENDER_INPUT, "values", "published/results"],
+    run_render, render_reads, render_params = definition.render(config, paths)
+    steps.append(Step("render", run_render, reads=[*render_reads, "values", "published/results"],
                       optional_reads=[t for s in steps for t in s.writes if t.startswith("figures/")],
-                      writes=["report/render"], group="render"))
+                      writes=["report/render"], group="render", params=render_params))
     return steps
 
 
-def build_engine(config: StudyConfig, paths: ProjectPaths) -> Engine:
-    """The replication's :class:`~discbias.engine.Engine` on the project's store (``build/``)."""
-    return Engine(build_steps(config, paths), replication_store(paths),
-                  external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT], manifests=paths.manifests)
+def build_engine(config: StudyConfig, paths: ProjectPaths, definition: StudyDefinition = REPLICATION) -> Engine:
+    """A study's :class:`~discbias.engine.Engine` (the replication's by default) on its store."""
+    return Engine(build_steps(config, paths, definition), study_store(paths), external=definition.external,
+                  manifests=paths.manifests)
 
 
 def analysis_claims():
@@ -466,22 +516,18 @@ def _code_commit(paths: ProjectPaths) -> dict:
 
 
 
-def _engine_for(config: StudyConfig, paths: ProjectPaths) -> Engine:
+def _engine_for(config: StudyConfig, paths: ProjectPaths, earlier: tuple[str, ...] | None = None) -> Engine:
+    """The replication's engine with the configuration's stamp in its store; with ``earlier``, the
+    build must have been made with this configuration and those stages must have run with it
+    (:func:`require_current_build`)."""
+    if earlier is not None:
+        require_current_build(config, paths)
+    paths.ensure()
     engine = build_engine(config, paths)
-    store = engine.store
-    stamp = config_stamp(config)
-    if not store.exists(CONFIG_INPUT) or store.get_value(CONFIG_INPUT) != stamp:
-        store.put_value(CONFIG_INPUT, stamp)
+    engine.store.set_input(CONFIG_INPUT, config_stamp(config))
+    if earlier:
+        require_current_build(config, paths, engine, earlier)
     return engine
-
-
-def _warn_stale(engine: Engine, groups: list[str], stage: str) -> None:
-    """Log the earlier groups' steps that are out of date (their code or inputs changed since they ran)."""
-    st = engine.status(groups).dropna(subset=["reason"])
-    if len(st):
-        log.info(f"{stage}: {len(st)} earlier step(s) are out of date and were not rerun: "
-             + "; ".join(f"{r.step} ({r.reason})" for r in st.head(5).itertuples())
-             + (" ..." if len(st) > 5 else "") + f"; run `discbias {st['group'].iloc[0]}` (or make) to update them")
 
 
 def _report(ran: pd.DataFrame, stage: str) -> None:
@@ -499,14 +545,16 @@ def run_fetch(config: StudyConfig, paths: ProjectPaths, *, allow_download: bool 
 def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | None = None,
                 force: bool = False) -> dict[str, pd.DataFrame]:
     """Verify the raw files and run the ``measure`` group: adapters, scores from the score cache,
-    rescoring, data issues and provenance; write the configuration stamp.
+    rescoring, data issues and provenance.
 
     Every file in ``data/raw`` is checked against the configuration first (:func:`verify_raw`):
-    a changed file stops the stage before anything is written. When the configuration differs
-    from the one that made ``build/`` (see :func:`require_current_build`), that configuration's
-    outputs (measures, results, values, figures, tables, report and the engine's records) are
-    removed first, so no later stage can report them; ``build/cache`` is kept (content-keyed).
-    Steps whose code and inputs are unchanged are not rerun (``force`` reruns them).
+    a changed file stops the stage before anything is written. The configuration's stamp is the
+    engine's external input ``inputs/config``: every step reads it, so after a switch of
+    configuration (or an edit) every step reruns, and the later stages refuse to run until the
+    earlier ones ran with it (:func:`require_current_build`). What steps of the previous
+    configuration that this one lacks made (tables, figures, publication tables) is removed
+    (:meth:`discbias.engine.Engine.prune`). Steps whose code and inputs are unchanged are not
+    rerun (``force`` reruns them).
 
     Returns
     -------
@@ -515,15 +563,11 @@ def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | N
     """
     hashes = verify_raw(config, paths)
     on_invalid = on_invalid or config.study.get("on_invalid", "report")
-    stamp = config_stamp(config)
-    if read_stamp(paths) != stamp:
-        _clear_derived(paths)
-    paths.ensure()
     engine = _engine_for(config, paths)
-    store = engine.store
-    for name, value in ((RAW_INPUT, hashes), (OPTIONS_INPUT, dict(on_invalid=on_invalid))):
-        if not store.exists(name) or store.get_value(name) != value:
-            store.put_value(name, value)
+    for name in engine.prune():
+        log.info(f"measure: removed what step '{name}' made (no step of this configuration makes it)")
+    engine.store.set_input(RAW_INPUT, hashes)
+    engine.store.set_input(OPTIONS_INPUT, dict(on_invalid=on_invalid))
     ran = engine.run("measure", force=force, context=dict(config=config, paths=paths, on_invalid=on_invalid),
                      log=lambda m: log.info(f"measure {m}"))
     _report(ran, "measure")
@@ -531,7 +575,6 @@ def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | N
     for old in paths.measures.glob("*.parquet"):
         if old.stem not in declared:  # a table no step of this code makes any more
             old.unlink()
-    paths.stamp.write_text(json.dumps(stamp, indent=1))
     return load_measures(paths)
 
 
@@ -542,12 +585,9 @@ def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) ->
     values step also reruns at a new commit (``values.json`` records the commit and date of the
     build that made it). Returns a :class:`FitContext` with every results table and the values.
     """
-    require_current_build(config, paths)
-    paths.ensure()
     if not any(paths.measures.glob("*.parquet")):
         raise MissingInputError(f"no tables in {paths.measures}; run `discbias measure` first")
-    engine = _engine_for(config, paths)
-    _warn_stale(engine, ["measure"], "fit")
+    engine = _engine_for(config, paths, ("measure",))
     ran = engine.run("fit", force=force, context=dict(config=config, paths=paths),
                      log=lambda m: log.info(f"fit {m}"))
     _report(ran, "fit")
@@ -572,18 +612,15 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    require_current_build(config, paths)
-    paths.ensure()
     from .report.labels import labels_from_config, set_labels
-    from .report.speccurve import spec_curve_figures
     from .report.style import apply_style
 
+    require_current_build(config, paths)
+    if not paths.values.exists():
+        raise MissingInputError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
     apply_style()
     set_labels(labels_from_config(config))
-    engine = _engine_for(config, paths)
-    if not engine.store.exists("values"):
-        raise MissingInputError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
-    _warn_stale(engine, ["measure", "fit"], "figures")
+    engine = _engine_for(config, paths, ("measure", "fit"))
     force = os.environ.get("DISCBIAS_ALL_FIGURES") == "1"
     engine.run("figures", force=force, context=dict(config=config, paths=paths), log=lambda m: log.info(f"figures {m}"))
 
@@ -597,11 +634,8 @@ def run_render(config: StudyConfig, paths: ProjectPaths, *, force: bool = True, 
     table, the configuration, the templates, the renderer's code or files, the options, or a
     rendered file is missing or was edited.
     """
-    require_current_build(config, paths)
-    engine = _engine_for(config, paths)
-    stamp = _render_input(paths, options)
-    if not engine.store.exists(RENDER_INPUT) or engine.store.get_value(RENDER_INPUT) != stamp:
-        engine.store.put_value(RENDER_INPUT, stamp)
+    engine = _engine_for(config, paths, ("measure", "fit", "figures"))
+    engine.store.set_input(RENDER_INPUT, _render_input(paths, options))
     ran = engine.run("render", force=force, context=dict(config=config, paths=paths, render=options),
                      log=lambda m: log.info(f"render {m}"))
     _report(ran, "render")

@@ -10,7 +10,7 @@ declared tables: reading or testing for an undeclared one is a
 :class:`~discbias.engine.StepError` naming the step and the table, and every table a step adds
 must be declared.
 
-Table names in the store (:func:`replication_store`):
+Table names in the store (:func:`study_store`):
 
 * ``measures/<name>``: ``build/measures/<name>.parquet``;
 * ``values``: ``build/values.json``;
@@ -59,9 +59,9 @@ def V(section: str) -> str:
     return f"values/{section}"
 
 
-def replication_layout(paths: ProjectPaths) -> Callable[[str, str], str]:
-    """The store layout of a project (relative to ``paths.build``)."""
-    store = paths.engine.relative_to(paths.build) / "store"
+def study_layout(paths: ProjectPaths) -> Callable[[str, str], str]:
+    """The store layout of a study's build (relative to ``paths.build``): the same for every study."""
+    store = paths.store.relative_to(paths.build)
 
     def layout(name: str, kind: str) -> str:
         if kind == "table" and name.startswith("measures/"):
@@ -73,18 +73,18 @@ def replication_layout(paths: ProjectPaths) -> Callable[[str, str], str]:
     return layout
 
 
-def replication_store(paths: ProjectPaths) -> TableStore:
-    """The project's :class:`~discbias.engine.TableStore` (rooted at ``build/``).
+def study_store(paths: ProjectPaths) -> TableStore:
+    """A study's :class:`~discbias.engine.TableStore` (rooted at its build folder).
 
     Examples
     --------
     >>> from discbias.paths import ProjectPaths
-    >>> s = replication_store(ProjectPaths(Path("/tmp/p")))
+    >>> s = study_store(ProjectPaths(Path("/tmp/p")))
     >>> [s.path(n, k).relative_to("/tmp/p").as_posix() for n, k in
     ...  [("measures/a", "table"), ("results/b", "table"), ("values", "value"), ("issues/x", "table")]]
     ['build/measures/a.parquet', 'build/engine/store/results/b.parquet', 'build/values.json', 'build/engine/store/issues/x.parquet']
     """
-    return TableStore(paths.build, layout=replication_layout(paths))
+    return TableStore(paths.build, layout=study_layout(paths))
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,11 +154,13 @@ class TableView(MutableMapping):
 
 @dataclass
 class MeasureContext:
-    """What a measure builder receives: configuration, paths, and the invalid-value policy."""
+    """What a measure builder receives: configuration, paths, the invalid-value policy, and the
+    run's extras (``extra``: e.g. ``progress``, ``log``, ``cache_dir``, as given to :meth:`Engine.run`)."""
 
     config: StudyConfig
     paths: ProjectPaths
     on_invalid: str = "report"
+    extra: dict = field(default_factory=dict)
 
     def raw(self, role: str) -> Path:
         """Path in ``data/raw`` of the source a role points at."""
@@ -277,14 +279,17 @@ def _short(fn: Callable) -> str:
 
 def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optional_writes: Sequence[str] = (),
                  rename: dict[str, str] | None = None, reads: Sequence[str] = (), optional_reads: Sequence[str] = (),
-                 claims: Sequence = (), params: dict | None = None) -> Step:
+                 claims: Sequence = (), params: dict | None = None,
+                 external: Sequence[str] = (CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT)) -> Step:
     """A measure step around ``fn(ctx: MeasureContext) -> (tables, issues)``.
 
     ``writes`` / ``optional_writes`` are the short names of the tables ``fn`` returns (written to
     ``measures/<name>``, or to ``rename[name]`` when given, e.g. ``released/ffhq_scores`` for a
-    table another step turns into ``measures/ffhq_scores``); its issues go to ``issues/<step>``.
-    ``reads`` are store names (besides the configuration and raw-file inputs every measure step
-    reads); ``fn`` receives them as keywords when it takes a ``tables`` argument.
+    table another step turns into ``measures/ffhq_scores``; a dict is written as a JSON value);
+    its issues go to ``issues/<step>``. ``reads`` are store names, besides the ``external`` inputs
+    (by default the configuration stamp, the raw files' hashes and the measure options: a study
+    whose steps depend on configuration sections and files only declares those in ``params`` and
+    passes ``external=()``); ``fn`` receives them as a second argument (a dict by store name).
     """
     rename = dict(rename or {})
 
@@ -294,7 +299,7 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
     issues = f"issues/{name}"
 
     def run(ctx: StepContext) -> None:
-        mctx = MeasureContext(ctx.config, ctx.paths, ctx.on_invalid)
+        mctx = MeasureContext(ctx.config, ctx.paths, ctx.extra.get("on_invalid", "report"), ctx.extra)
         if reads or optional_reads:
             inputs = {t: ctx.read(t) for t in reads}
             inputs.update({t: ctx.read(t) for t in optional_reads if ctx.has(t)})
@@ -304,12 +309,12 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
         for t, df in tables.items():
             if t not in writes and t not in optional_writes:
                 raise StepError(f"step '{name}' made table '{t}', which it does not declare; add it to its writes")
-            ctx.write(target(t), df)
+            (ctx.write if isinstance(df, pd.DataFrame) else ctx.write_value)(target(t), df)
         from .studies.validation import ISSUE_COLUMNS
 
         ctx.write(issues, found if found is not None and len(found.columns) else pd.DataFrame(columns=ISSUE_COLUMNS))
 
-    return Step(name, run, reads=(CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, *reads), optional_reads=tuple(optional_reads),
+    return Step(name, run, reads=(*external, *reads), optional_reads=tuple(optional_reads),
                 writes=(*[target(t) for t in writes], issues), optional_writes=[target(t) for t in optional_writes],
                 claims=claims, version=code_version(fn), group="measure", params=params)
 
@@ -317,13 +322,15 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
 def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: Sequence[str] = (),
              optional_measures: Sequence[str] = (), results: Sequence[str] = (), optional_results: Sequence[str] = (),
              writes: Sequence[str] = (), optional_writes: Sequence[str] = (), values: Sequence[str] = (),
-             inputs: Sequence[str] = (), claims: Sequence = (), params: dict | None = None) -> Step:
+             inputs: Sequence[str] = (), claims: Sequence = (), params: dict | None = None,
+             external: Sequence[str] = (CONFIG_INPUT,)) -> Step:
     """A fit step around ``fn(ctx: FitContext)``.
 
     ``measures`` / ``results`` (and their optional forms) are the short names of the tables ``fn``
     reads; ``writes`` those it adds to ``ctx.results``; ``section`` the key it fills in
     ``ctx.values`` (default: the step's name), ``values`` other analyses' sections it reads;
-    ``inputs`` other store names it depends on (e.g. :data:`RAW_INPUT` when it reads raw files).
+    ``inputs`` other store names it depends on (e.g. :data:`RAW_INPUT` when it reads raw files);
+    ``external`` as for :func:`measure_step` (by default the configuration stamp).
     Its models (each a list of ``[key, value]`` pairs, which keep the column order of
     ``models.csv``) and run time go to ``fitinfo/<step>``.
     """
@@ -348,7 +355,7 @@ def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: S
         ctx.write_value(V(section), fctx.values[section])
         ctx.write_value(info, dict(models=[list(m.items()) for m in fctx.models], seconds=secs, module=_short(fn)))
 
-    return Step(name, run, reads=(CONFIG_INPUT, *inputs, *[M(t) for t in measures], *[R(t) for t in results],
+    return Step(name, run, reads=(*external, *inputs, *[M(t) for t in measures], *[R(t) for t in results],
                                   *[V(v) for v in values]),
                 optional_reads=[*[M(t) for t in optional_measures], *[R(t) for t in optional_results]],
                 writes=(*[R(t) for t in writes], V(section), info), optional_writes=[R(t) for t in optional_writes],
@@ -356,8 +363,10 @@ def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: S
 
 
 def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), optional_measures: Sequence[str] = (),
-                results: Sequence[str] = (), optional_results: Sequence[str] = (), params: dict | None = None) -> Step:
-    """A figures step around ``fn(ctx: FigureContext)`` (reads ``values`` and the declared tables).
+                results: Sequence[str] = (), optional_results: Sequence[str] = (), params: dict | None = None,
+                external: Sequence[str] = (CONFIG_INPUT,)) -> Step:
+    """A figures step around ``fn(ctx: FigureContext)`` (reads ``values``, the declared tables and
+    the ``external`` inputs, as for :func:`measure_step`).
 
     Its outputs are files in ``build/figures`` and ``build/tables``; the step records their names
     in ``figures/<step>``.
@@ -369,7 +378,7 @@ def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), option
         fn(fctx)
         ctx.write_value(f"figures/{name}", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
 
-    return Step(name, run, reads=(CONFIG_INPUT, "values", *[M(t) for t in measures], *[R(t) for t in results]),
+    return Step(name, run, reads=(*external, "values", *[M(t) for t in measures], *[R(t) for t in results]),
                 optional_reads=[*[M(t) for t in optional_measures], *[R(t) for t in optional_results]],
                 writes=[f"figures/{name}"], version=code_version(fn), group="figures", params=params)
 

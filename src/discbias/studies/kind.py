@@ -18,7 +18,7 @@ Examples
 >>> study_kind(d / "a.toml")
 'audit'
 >>> s = open_study(d / "a.toml", root=d)
->>> s.kind, s.id, s.build.relative_to(d).as_posix(), sorted(s.report_files)
+>>> s.kind, s.id, s.paths.build.relative_to(d).as_posix(), sorted(s.report_files)
 ('audit', 'faces', 'build/faces', ['report/paper.html', 'report/paper.pdf'])
 """
 
@@ -74,10 +74,9 @@ class StudyBuild:
     config_path : pathlib.Path
     id, title, paper : str
         Study id (names the bundle), title, and the citation of the paper it replicates (or "").
-    root : pathlib.Path
-        Project root (``data/``, ``build/``).
-    build : pathlib.Path
-        The folder holding ``results/*.csv`` and ``values.json``.
+    paths : discbias.paths.ProjectPaths
+        The study's paths: ``paths.root`` (``data/``, ``build/``), ``paths.build`` (the folder
+        holding ``results/*.csv`` and ``values.json``: ``paths.results``, ``paths.values``).
     report_files : dict of str to pathlib.Path
         The rendered paper, by its name in a bundle (``report/paper.html``, ``report/paper.pdf``).
     template_dir : pathlib.Path
@@ -94,8 +93,7 @@ class StudyBuild:
     id: str
     title: str
     paper: str
-    root: Path
-    build: Path
+    paths: Any
     report_files: dict[str, Path]
     template_dir: Path
     required_tables: tuple[str, ...]
@@ -103,16 +101,6 @@ class StudyBuild:
     _run: Callable[..., Any] | None = field(default=None, repr=False)
     _rebuild: Callable[[Path], Path] | None = field(default=None, repr=False)
     _engine: Callable[[], Any] | None = field(default=None, repr=False)
-
-    @property
-    def results(self) -> Path:
-        """``<build>/results``: the published results tables."""
-        return self.build / "results"
-
-    @property
-    def values(self) -> Path:
-        """``<build>/values.json``: every scalar the paper prints."""
-        return self.build / "values.json"
 
     def run(self, **options) -> Any:
         """Run the study (every step that is out of date) and render its paper."""
@@ -153,14 +141,14 @@ def replication_build(config, paths, template_dir: str | os.PathLike | None = No
 
     def rebuild(where: Path) -> Path:
         _link_data(paths.root, where)
-        fresh = ProjectPaths(where)
+        fresh = ProjectPaths(where, paths.study)
         pipeline.run_fetch(config, fresh)
         pipeline.run_measure(config, fresh)
         pipeline.run_fit(config, fresh)
         return fresh.build
 
     return StudyBuild(kind="replication", config=config, config_path=Path(config.path), id=config.id,
-                      title=config.title, paper=config.study.get("paper", ""), root=paths.root, build=paths.build,
+                      title=config.title, paper=config.study.get("paper", ""), paths=paths,
                       report_files={"report/paper.html": paths.report / "paper.html",
                                     "report/paper.pdf": paths.report / "paper.pdf"},
                       template_dir=templates, required_tables=("claims.csv", "provenance.csv"),
@@ -180,12 +168,13 @@ def audit_root(cfg, root: str | os.PathLike | None) -> Path:
 def _audit(path: Path, root: str | os.PathLike | None, template_dir: str | os.PathLike | None) -> StudyBuild:
     from ..audit.config import load_audit_config
     from ..audit.report import TEMPLATE_DIR
-    from ..audit.run import AuditPaths, audit, audit_engine
+    from ..audit.run import audit, audit_engine
+    from ..paths import ProjectPaths
 
     cfg = load_audit_config(path)
     where = audit_root(cfg, root)
-    paths = AuditPaths(where, cfg.audit.name)
     name = cfg.audit.name
+    paths = ProjectPaths(where, name)
 
     def run(formats=("html", "pdf"), draft=False, force=False, log=None, **_):
         return audit(cfg, root=where, formats=formats, draft=draft, force=force, log=log)
@@ -193,11 +182,11 @@ def _audit(path: Path, root: str | os.PathLike | None, template_dir: str | os.Pa
     def rebuild(fresh_root: Path) -> Path:
         _link_data(where, fresh_root)
         audit(cfg, root=fresh_root, formats=())  # results and values; no paper
-        return AuditPaths(fresh_root, name).build
+        return ProjectPaths(fresh_root, name).build
 
     return StudyBuild(kind="audit", config=cfg, config_path=Path(cfg.path), id=name,
-                      title=cfg.audit.title or f"Discriminator audit: {name}", paper="", root=where,
-                      build=paths.build, report_files={"report/paper.html": paths.report / f"{name}.html",
+                      title=cfg.audit.title or f"Discriminator audit: {name}", paper="", paths=paths,
+                      report_files={"report/paper.html": paths.report / f"{name}.html",
                                                        "report/paper.pdf": paths.report / f"{name}.pdf"},
                       template_dir=Path(template_dir) if template_dir else TEMPLATE_DIR,
                       required_tables=("claims.csv",), verify={}, _run=run, _rebuild=rebuild,
