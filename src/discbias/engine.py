@@ -800,10 +800,11 @@ class Engine:
         >>> bool(e.timings()["last_ran_seconds"].iloc[0] >= 0)
         True
         """
-        t = read_timings(self.timings_path)
+        return self._in_run_order(read_timings(self.timings_path))
+
+    def _in_run_order(self, t: pd.DataFrame) -> pd.DataFrame:
         rank = {n: i for i, n in enumerate(self._order)}
-        t = t.assign(_o=t["step"].map(rank).fillna(len(rank))).sort_values("_o", kind="stable")
-        return t.drop(columns="_o").reset_index(drop=True)
+        return t.sort_values("step", key=lambda c: c.map(rank).fillna(len(rank)), kind="stable").reset_index(drop=True)
 
     def _record_timing(self, started: str, row: dict, *, cpu: float) -> None:
         m = self.manifest(row["step"]) or {}
@@ -812,9 +813,7 @@ class Engine:
                    last_ran_seconds=m.get("seconds", float("nan")), run_started=started,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         t = self.timings()
-        t = pd.concat([t[t["step"] != row["step"]], pd.DataFrame([new])], ignore_index=True)
-        rank = {n: i for i, n in enumerate(self._order)}
-        t = t.assign(_o=t["step"].map(rank).fillna(len(rank))).sort_values("_o", kind="stable").drop(columns="_o")
+        t = self._in_run_order(pd.concat([t[t["step"] != row["step"]], pd.DataFrame([new])], ignore_index=True))
         _atomic_write_bytes(self.timings_path, t[self.TIMING_COLUMNS].to_csv(index=False).encode())
 
     def timings_report(self, stages: Iterable[str] | None = None) -> str:

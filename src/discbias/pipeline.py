@@ -17,10 +17,7 @@ import hashlib
 import json
 import os
 import time
-import types
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -31,9 +28,9 @@ from .errors import MissingInputError, UserError
 from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileError, fetch_all, sha256_file, verify_tree
 from .engine import Engine, Step, StepContext
 from .paths import ProjectPaths, project_paths
-from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitContext, MeasureContext, R,  # noqa: F401
-                     record_saved, study_store)
-from .studies.validation import ISSUE_COLUMNS
+from . import stages
+from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitContext, MeasureContext,  # noqa: F401
+                     StudyDefinition, _code_commit, study_store)
 
 log = logging.getLogger(__name__)
 #: Distributions recorded even when this process did not import them (plus all that it did).
@@ -216,35 +213,6 @@ def _fetch_step(ctx: StepContext) -> None:
     ctx.write_value("fetch/files", got)
 
 
-def _issues_step(names: list[str]):
-    def run(ctx: StepContext) -> None:
-        parts = [pd.DataFrame(columns=ISSUE_COLUMNS)] + [ctx.read(n) for n in names]
-        ctx.write(R("data_issues"), pd.concat(parts, ignore_index=True))
-
-    return run
-
-
-def _provenance_step(ctx: StepContext) -> None:
-    hashes = ctx.read_value(RAW_INPUT)
-    rows = [dict(source=src.name, file=src.file, url=src.url, sha256_expected=src.sha256, sha256=hashes.get(src.name),
-                 rows_expected=src.rows, description=src.description) for src in ctx.config.sources.values()]
-    ctx.write(R("provenance"), pd.DataFrame(rows))
-
-
-def _claims_step(claims: list, tables: list[str]):
-    def run(ctx: StepContext) -> None:
-        from .claims import configure_claims, evaluate_claims
-
-        results = {t: ctx.read(R(t)) for t in tables if ctx.has(R(t))}
-        raw = getattr(ctx.config, "raw", None) or {}
-        configured = configure_claims(claims, raw.get("claims", {}), file=str(getattr(ctx.config, "path", "")))
-        table, specs = evaluate_claims(results, configured)
-        ctx.write(R("claims"), table)
-        ctx.write(R("claims_specifications"), specs)
-
-    return run
-
-
 def _build_seconds(paths: ProjectPaths) -> dict:
     """Wall seconds of the stages before the paper's values (``build/engine/timings.csv``): per
     stage, the sum over its steps of each step's time when it last ran (a step reused unchanged
@@ -271,9 +239,9 @@ def _values_step(fit_steps: list[Step]):
             info = ctx.read_value(f"fitinfo/{s.name}")
             models += [dict(pairs) for pairs in info["models"]]  # (key, value) pairs keep the column order
             timings[info["module"]] = info["seconds"]
-        claims, specs = ctx.read(R("claims")), ctx.read(R("claims_specifications"))
-        ctx.write(R("models"), pd.DataFrame(models))
-        prov, issues = ctx.read(R("provenance")), ctx.read(R("data_issues"))
+        claims, specs = ctx.read("results/claims"), ctx.read("results/claims_specifications")
+        ctx.write("results/models", pd.DataFrame(models))
+        prov, issues = ctx.read("results/provenance"), ctx.read("results/data_issues")
         values["meta"] = dict(
             study_id=config.id, title=config.title, paper=config.study.get("paper", ""),
             discbias_version=__version__, software=software_versions(),
@@ -296,54 +264,6 @@ def _values_step(fit_steps: list[Step]):
         ctx.write_value("values", values)
 
     return run
-
-
-def _common_figures_step(ctx: StepContext) -> None:
-    from .report.speccurve import spec_curve_figures
-    from .report.tables import common_tables
-
-    res = {t: ctx.read(R(t)) for t in COMMON_RESULTS if ctx.has(R(t))}
-    fctx = FigureContext(ctx.config, ctx.paths, {}, res, ctx.read_value("values"))
-    common_tables(fctx)
-    spec_curve_figures(fctx)
-    ctx.write_value("figures/common", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
-
-
-COMMON_RESULTS = ["claims", "claims_specifications", "provenance", "models", "data_issues"]
-
-
-def _common_figures_version() -> str:
-    """The common figures step's code version: the step's own source and the modules it draws with
-    (not all of this module's imports, which reach every analysis and figure module, so that an edit to
-    one analysis's figure reruns that figure step only)."""
-    import hashlib
-    import inspect
-
-    from .engine import code_version
-    from .report.speccurve import spec_curve_figures
-    from .report.tables import common_tables
-
-    parts = [inspect.getsource(_common_figures_step), code_version(common_tables), code_version(spec_curve_figures),
-             code_version(FigureContext)]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-
-
-def _publish_results_step(ctx: StepContext) -> None:
-    """Write ``build/results/<name>.csv`` from every ``results/<name>`` table of the store (unrounded);
-    remove the CSVs of tables no step makes any more."""
-    from .results import write_table
-
-    folder = ctx.paths.results
-    published = {}
-    for t in ctx.step.inputs:
-        if ctx.has(t):
-            name = t.split("/", 1)[1]
-            out = ctx.wrote_file(write_table(ctx.read(t), folder / f"{name}.csv"))
-            published[name] = sha256_file(out)
-    for old in folder.glob("*.csv"):
-        if old.stem not in published:
-            old.unlink()
-    ctx.write_value("published/results", dict(tables=dict(sorted(published.items()))))
 
 
 #: The render options of the last ``render`` run and a stamp of the templates (an external input of the render step).
@@ -379,41 +299,30 @@ def _render_input(paths: ProjectPaths, options: dict) -> dict:
                 renderer=files_stamp(*[f for f in sorted(pkg.iterdir()) if f.is_file() and f.suffix != ".py"]))
 
 
-@dataclass(frozen=True)
-class StudyDefinition:
-    """What a study kind supplies; :func:`build_steps` makes its steps, in one sequence for every study.
-
-    ``analyses(config)``: modules (or objects) with ``steps(config, paths)`` made with the
-    factories of :mod:`discbias.stages`. ``values(config, fit_steps) -> (run, reads, writes,
-    params)``: the ``fit:values`` step. ``render(config, paths) -> (run, reads, params)``: the
-    ``render`` step. ``external``: store inputs put before a run. ``shared``: the shared steps it
-    has (``fetch``, ``data_issues``, ``provenance``, ``claims``, ``common_figures``);
-    ``publish:results``, ``fit:values`` and ``render`` every study has. See ``docs/engine.md``.
-    """
-
-    name: str
-    analyses: Callable
-    values: Callable
-    render: Callable
-    external: tuple = (CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT)
-    shared: frozenset = frozenset({"fetch", "data_issues", "provenance", "claims", "common_figures"})
-
-
 def _replication_values(config, fit_steps):
-    reads = [CONFIG_INPUT, R("claims"), R("claims_specifications"), R("provenance"), R("data_issues")]
-    return _values_step(fit_steps), reads, [R("models"), "values"], None
+    reads = [CONFIG_INPUT, "results/claims", "results/claims_specifications", "results/provenance", "results/data_issues"]
+    return _values_step(fit_steps), reads, ["results/models", "values"], None
 
 
 def _replication_render(config, paths):
     return _render_step, [CONFIG_INPUT, RENDER_INPUT], None
 
 
+def _replication_analyses(config):
+    """The analyses and, after them, their figure modules (:mod:`discbias.report.figures`)."""
+    from .report.figures import figure_module
+
+    analyses = list(_analyses())
+    return analyses + [f for f in map(figure_module, analyses) if f is not None]
+
+
 #: The replication (``analysis/grissom2024.toml`` and any ``[study]`` configuration).
-REPLICATION = StudyDefinition("replication", lambda config: _analyses(), _replication_values, _replication_render)
+REPLICATION = StudyDefinition("replication", _replication_analyses, _replication_values, _replication_render,
+                              fetch=_fetch_step, external=(CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT))
 
 
-def build_steps(config: StudyConfig, paths: ProjectPaths, definition: StudyDefinition = REPLICATION) -> list[Step]:
-    """Every step of a study: its analyses' steps and the steps every study shares, in one sequence.
+def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
+    """The replication's steps (:func:`discbias.stages.build_steps` of :data:`REPLICATION`).
 
     Examples
     --------
@@ -426,64 +335,12 @@ def build_steps(config: StudyConfig, paths: ProjectPaths, definition: StudyDefin
     >>> e.writer("measures/ffhq_scores"), e.writer("released/ffhq_scores")
     ('rescoring:import', 'study1:adapt')
     """
-    from .report.figures import figure_module
-
-    shared = definition.shared
-    analyses = list(definition.analyses(config))
-    analysis_steps = [s for a in analyses for s in a.steps(config, paths)]
-    steps = [Step("fetch", _fetch_step, writes=["fetch/files"], group="fetch")] if "fetch" in shared else []
-    measure = [s for s in analysis_steps if s.group == "measure"]
-    steps += measure
-    if "data_issues" in shared:
-        issues = [t for s in measure for t in s.writes if t.startswith("issues/")]
-        steps.append(Step("measure:data_issues", _issues_step(issues), reads=issues, writes=[R("data_issues")],
-                          group="measure"))
-    if "provenance" in shared:
-        steps.append(Step("measure:provenance", _provenance_step, reads=[CONFIG_INPUT, RAW_INPUT],
-                          writes=[R("provenance")], group="measure"))
-    fit = [s for s in analysis_steps if s.group == "fit"]
-    steps += fit
-    # the fit steps in the order they run (a throwaway engine derives it): claims and values follow it
-    order = Engine(steps, study_store(paths), external=definition.external).order("fit")
-    by = {s.name: s for s in fit}
-    fit_ordered = [by[n] for n in order]
-    if "claims" in shared:
-        claims = [c for s in fit_ordered for c in s.claims]
-        result_tables = sorted({t.split("/", 1)[1] for s in fit for t in s.outputs if t.startswith("results/")})
-        steps.append(Step("fit:claims", _claims_step(claims, result_tables), reads=[CONFIG_INPUT],
-                          optional_reads=[R(t) for t in result_tables],
-                          writes=[R("claims"), R("claims_specifications")], group="fit"))
-    steps.append(Step("publish:results", _publish_results_step,
-                      optional_reads=sorted({t for s in steps for t in s.outputs if t.startswith("results/")}
-                                            | {R("models")}),
-                      writes=["published/results"], group="fit"))
-    run_values, value_reads, value_writes, value_params = definition.values(config, fit_ordered)
-    steps.append(Step("fit:values", run_values,
-                      reads=[*value_reads,
-                             *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
-                      writes=value_writes, group="fit",
-                      # values.json records the commit that made it: a new commit (or uncommitted changes) reruns it
-                      params=dict(value_params or {}, code_commit=_code_commit(paths))))
-    if "common_figures" in shared:
-        steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
-                          optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures",
-                          version=_common_figures_version()))
-    steps += [s for s in analysis_steps if s.group not in ("measure", "fit")]  # figure steps of its own
-    for a in analyses:  # each analysis's figure module declares its figure steps
-        fig = figure_module(a) if isinstance(a, types.ModuleType) else None
-        if fig is not None:
-            steps += fig.steps(config, paths)
-    run_render, render_reads, render_params = definition.render(config, paths)
-    steps.append(Step("render", run_render, reads=[*render_reads, "values", "published/results"],
-                      optional_reads=[t for s in steps for t in s.writes if t.startswith("figures/")],
-                      writes=["report/render"], group="render", params=render_params))
-    return steps
+    return stages.build_steps(config, paths, REPLICATION)
 
 
-def build_engine(config: StudyConfig, paths: ProjectPaths, definition: StudyDefinition = REPLICATION) -> Engine:
-    """A study's :class:`~discbias.engine.Engine` (the replication's by default) on its store."""
-    return Engine(build_steps(config, paths, definition), study_store(paths), external=definition.external,
-                  manifests=paths.manifests)
+def build_engine(config: StudyConfig, paths: ProjectPaths) -> Engine:
+    """The replication's :class:`~discbias.engine.Engine` on the project's store (``build/``)."""
+    return stages.build_engine(config, paths, REPLICATION)
 
 
 def analysis_claims():
@@ -505,15 +362,6 @@ def load_results(paths: ProjectPaths) -> dict[str, pd.DataFrame]:
 def software_versions() -> dict[str, str]:
     """Python and every distribution this run imported, with versions (see :mod:`discbias.provenance`)."""
     return provenance.software_versions(PACKAGES)
-
-
-def _code_commit(paths: ProjectPaths) -> dict:
-    """The git commit of the code that fits (``discbias bundle`` checks it against its own)."""
-    from .provenance import project_commit
-
-    git = project_commit(paths.root)
-    return dict(commit=git["commit"], dirty=git["dirty"])
-
 
 
 def _engine_for(config: StudyConfig, paths: ProjectPaths, earlier: tuple[str, ...] | None = None) -> Engine:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import pandas as pd
 
 from .config import StudyConfig
-from .engine import Step, StepContext, StepError, TableStore, code_version
+from .engine import Engine, Step, StepContext, StepError, TableStore, code_version
 from .paths import ProjectPaths
 
 #: External inputs put in the store by the stage runner before a run.
@@ -42,21 +42,6 @@ CONFIG_INPUT = "inputs/config"
 RAW_INPUT = "inputs/raw"
 #: Measure options (``--on-invalid``): measure steps read them.
 OPTIONS_INPUT = "inputs/measure_options"
-
-
-def M(name: str) -> str:
-    """Store name of a measures table: ``M("ffhq_scores") == "measures/ffhq_scores"``."""
-    return f"measures/{name}"
-
-
-def R(name: str) -> str:
-    """Store name of a results table: ``R("claims") == "results/claims"``."""
-    return f"results/{name}"
-
-
-def V(section: str) -> str:
-    """Store name of one analysis's section of ``values.json``."""
-    return f"values/{section}"
 
 
 def study_layout(paths: ProjectPaths) -> Callable[[str, str], str]:
@@ -90,6 +75,7 @@ def study_store(paths: ProjectPaths) -> TableStore:
 # --------------------------------------------------------------------------------------------
 # strict views of the store
 # --------------------------------------------------------------------------------------------
+
 
 class TableView(MutableMapping):
     """A dict of tables that only knows a step's declared tables.
@@ -151,6 +137,7 @@ class TableView(MutableMapping):
 # --------------------------------------------------------------------------------------------
 # contexts (what the analyses' functions receive)
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class MeasureContext:
@@ -273,6 +260,7 @@ class FigureContext:
 # step factories
 # --------------------------------------------------------------------------------------------
 
+
 def _short(fn: Callable) -> str:
     return getattr(fn, "__module__", "").rsplit(".", 1)[-1]
 
@@ -294,7 +282,7 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
     rename = dict(rename or {})
 
     def target(t: str) -> str:
-        return rename.get(t, M(t))
+        return rename.get(t, f"measures/{t}")
 
     issues = f"issues/{name}"
 
@@ -340,25 +328,25 @@ def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: S
     def run(ctx: StepContext) -> None:
         meas = TableView(ctx, "measures/", [*measures, *optional_measures])
         res = TableView(ctx, "results/", [*results, *optional_results], writable=[*writes, *optional_writes])
-        vals = {v: ctx.read_value(V(v)) for v in values}
+        vals = {v: ctx.read_value(f"values/{v}") for v in values}
         fctx = FitContext(ctx.config, ctx.paths, meas, res, vals)
         t0 = time.perf_counter()
         fn(fctx)
         secs = time.perf_counter() - t0
         for t, df in res.new.items():
-            ctx.write(R(t), df)
+            ctx.write(f"results/{t}", df)
         extra = set(fctx.values) - set(values) - {section}
         if extra:
             raise StepError(f"step '{name}' wrote values.json sections {sorted(extra)}; it declares only '{section}'")
         if section not in fctx.values:
             raise StepError(f"step '{name}' did not write its values.json section '{section}'")
-        ctx.write_value(V(section), fctx.values[section])
+        ctx.write_value(f"values/{section}", fctx.values[section])
         ctx.write_value(info, dict(models=[list(m.items()) for m in fctx.models], seconds=secs, module=_short(fn)))
 
-    return Step(name, run, reads=(*external, *inputs, *[M(t) for t in measures], *[R(t) for t in results],
-                                  *[V(v) for v in values]),
-                optional_reads=[*[M(t) for t in optional_measures], *[R(t) for t in optional_results]],
-                writes=(*[R(t) for t in writes], V(section), info), optional_writes=[R(t) for t in optional_writes],
+    return Step(name, run, reads=(*external, *inputs, *[f"measures/{t}" for t in measures], *[f"results/{t}" for t in results],
+                                  *[f"values/{v}" for v in values]),
+                optional_reads=[*[f"measures/{t}" for t in optional_measures], *[f"results/{t}" for t in optional_results]],
+                writes=(*[f"results/{t}" for t in writes], f"values/{section}", info), optional_writes=[f"results/{t}" for t in optional_writes],
                 claims=claims, version=code_version(fn), group="fit", params=params)
 
 
@@ -378,8 +366,8 @@ def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), option
         fn(fctx)
         ctx.write_value(f"figures/{name}", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
 
-    return Step(name, run, reads=(*external, "values", *[M(t) for t in measures], *[R(t) for t in results]),
-                optional_reads=[*[M(t) for t in optional_measures], *[R(t) for t in optional_results]],
+    return Step(name, run, reads=(*external, "values", *[f"measures/{t}" for t in measures], *[f"results/{t}" for t in results]),
+                optional_reads=[*[f"measures/{t}" for t in optional_measures], *[f"results/{t}" for t in optional_results]],
                 writes=[f"figures/{name}"], version=code_version(fn), group="figures", params=params)
 
 
@@ -431,3 +419,170 @@ def files_stamp(*paths: str | Path | None) -> str:
             if f.is_file():
                 h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# one study, one sequence of steps (the replication, an audit, the probes demo)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyDefinition:
+    """What a study kind supplies; :func:`build_steps` makes its steps, in one sequence for every study.
+
+    ``analyses(config)``: modules (or objects) with ``steps(config, paths)`` made with the
+    factories above (measure, fit and figure steps; a figure module is one more such object).
+    ``values(config, fit_steps) -> (run, reads, writes, params)``: the ``fit:values`` step.
+    ``render(config, paths) -> (run, reads, params)``: the ``render`` step. ``fetch``: the
+    ``fetch`` step's run callable, if the study fetches sources. ``external``: store inputs put
+    before a run. ``shared``: the shared steps it has (``data_issues``, ``provenance``,
+    ``claims``, ``common_figures``); ``publish:results``, ``fit:values`` and ``render`` every
+    study has. See ``docs/engine.md``.
+    """
+
+    name: str
+    analyses: Callable
+    values: Callable
+    render: Callable
+    fetch: Callable | None = None
+    external: tuple = (CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT)
+    shared: frozenset = frozenset({"data_issues", "provenance", "claims", "common_figures"})
+
+
+def _issues_step(names: list[str]):
+    def run(ctx: StepContext) -> None:
+        from .studies.validation import ISSUE_COLUMNS
+
+        parts = [pd.DataFrame(columns=ISSUE_COLUMNS)] + [ctx.read(n) for n in names]
+        ctx.write("results/data_issues", pd.concat(parts, ignore_index=True))
+
+    return run
+
+
+def _provenance_step(ctx: StepContext) -> None:
+    hashes = ctx.read_value(RAW_INPUT)
+    rows = [dict(source=src.name, file=src.file, url=src.url, sha256_expected=src.sha256, sha256=hashes.get(src.name),
+                 rows_expected=src.rows, description=src.description) for src in ctx.config.sources.values()]
+    ctx.write("results/provenance", pd.DataFrame(rows))
+
+
+def _claims_step(claims: list, tables: list[str]):
+    def run(ctx: StepContext) -> None:
+        from .claims import configure_claims, evaluate_claims
+
+        results = {t: ctx.read(f"results/{t}") for t in tables if ctx.has(f"results/{t}")}
+        raw = getattr(ctx.config, "raw", None) or {}
+        configured = configure_claims(claims, raw.get("claims", {}), file=str(getattr(ctx.config, "path", "")))
+        table, specs = evaluate_claims(results, configured)
+        ctx.write("results/claims", table)
+        ctx.write("results/claims_specifications", specs)
+
+    return run
+
+
+def _common_figures_step(ctx: StepContext) -> None:
+    from .report.speccurve import spec_curve_figures
+    from .report.tables import common_tables
+
+    res = {t: ctx.read(f"results/{t}") for t in COMMON_RESULTS if ctx.has(f"results/{t}")}
+    fctx = FigureContext(ctx.config, ctx.paths, {}, res, ctx.read_value("values"))
+    common_tables(fctx)
+    spec_curve_figures(fctx)
+    ctx.write_value("figures/common", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
+
+
+COMMON_RESULTS = ["claims", "claims_specifications", "provenance", "models", "data_issues"]
+
+
+def _publish_results_step(ctx: StepContext) -> None:
+    """Write ``build/results/<name>.csv`` from every ``results/<name>`` table of the store (unrounded);
+    remove the CSVs of tables no step makes any more."""
+    from .fetch import sha256_file
+    from .results import write_table
+
+    folder = ctx.paths.results
+    published = {}
+    for t in ctx.step.inputs:
+        if ctx.has(t):
+            name = t.split("/", 1)[1]
+            out = ctx.wrote_file(write_table(ctx.read(t), folder / f"{name}.csv"))
+            published[name] = sha256_file(out)
+    for old in folder.glob("*.csv"):
+        if old.stem not in published:
+            old.unlink()
+    ctx.write_value("published/results", dict(tables=dict(sorted(published.items()))))
+
+
+def _code_commit(paths: ProjectPaths) -> dict:
+    """The git commit of the code that fits (``discbias bundle`` checks it against its own)."""
+    from .provenance import project_commit
+
+    git = project_commit(paths.root)
+    return dict(commit=git["commit"], dirty=git["dirty"])
+
+
+def build_steps(config: StudyConfig, paths: ProjectPaths, definition: StudyDefinition) -> list[Step]:
+    """Every step of a study: its analyses' steps and the steps every study shares, in one sequence
+    (the engine derives the run order from the declarations).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from discbias.config import load_config
+    >>> from discbias.probes.demo import definition, demo_paths
+    >>> e = build_engine(load_config("analysis/probes-demo.toml"), demo_paths(tempfile.mkdtemp()), definition())
+    >>> e.order()
+    ['probes:score', 'probes', 'fit:values', 'publish:results', 'probes:figures', 'render']
+    """
+    shared = definition.shared
+    analyses = list(definition.analyses(config))
+    analysis_steps = [s for a in analyses for s in a.steps(config, paths)]
+    steps = [Step("fetch", definition.fetch, writes=["fetch/files"], group="fetch")] if definition.fetch else []
+    measure = [s for s in analysis_steps if s.group == "measure"]
+    steps += measure
+    if "data_issues" in shared:
+        issues = [t for s in measure for t in s.writes if t.startswith("issues/")]
+        steps.append(Step("measure:data_issues", _issues_step(issues), reads=issues, writes=["results/data_issues"],
+                          group="measure"))
+    if "provenance" in shared:
+        steps.append(Step("measure:provenance", _provenance_step, reads=[CONFIG_INPUT, RAW_INPUT],
+                          writes=["results/provenance"], group="measure"))
+    fit = [s for s in analysis_steps if s.group == "fit"]
+    steps += fit
+    # the fit steps in the order they run (a throwaway engine derives it): claims and values follow it
+    order = Engine(steps, study_store(paths), external=definition.external).order("fit")
+    by = {s.name: s for s in fit}
+    fit_ordered = [by[n] for n in order]
+    if "claims" in shared:
+        claims = [c for s in fit_ordered for c in s.claims]
+        result_tables = sorted({t.split("/", 1)[1] for s in fit for t in s.outputs if t.startswith("results/")})
+        steps.append(Step("fit:claims", _claims_step(claims, result_tables), reads=[CONFIG_INPUT],
+                          optional_reads=[f"results/{t}" for t in result_tables],
+                          writes=["results/claims", "results/claims_specifications"], group="fit"))
+    steps.append(Step("publish:results", _publish_results_step,
+                      optional_reads=sorted({t for s in steps for t in s.outputs if t.startswith("results/")}
+                                            | {"results/models"}),
+                      writes=["published/results"], group="fit"))
+    run_values, value_reads, value_writes, value_params = definition.values(config, fit_ordered)
+    steps.append(Step("fit:values", run_values,
+                      reads=[*value_reads,
+                             *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
+                      writes=value_writes, group="fit",
+                      # values.json records the commit that made it: a new commit (or uncommitted changes) reruns it
+                      params=dict(value_params or {}, code_commit=_code_commit(paths))))
+    if "common_figures" in shared:
+        steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
+                          optional_reads=[f"results/{t}" for t in COMMON_RESULTS], writes=["figures/common"],
+                          group="figures"))
+    steps += [s for s in analysis_steps if s.group not in ("measure", "fit")]  # figure steps
+    run_render, render_reads, render_params = definition.render(config, paths)
+    steps.append(Step("render", run_render, reads=[*render_reads, "values", "published/results"],
+                      optional_reads=[t for s in steps for t in s.writes if t.startswith("figures/")],
+                      writes=["report/render"], group="render", params=render_params))
+    return steps
+
+
+def build_engine(config: StudyConfig, paths: ProjectPaths, definition: StudyDefinition) -> Engine:
+    """A study's :class:`~discbias.engine.Engine` (its :func:`build_steps`) on its store."""
+    return Engine(build_steps(config, paths, definition), study_store(paths), external=definition.external,
+                  manifests=paths.manifests)

@@ -1,7 +1,7 @@
 """``discbias audit run``: an audit is a study like the replication, built by the same engine.
 
 Its steps are made with the study factories of :mod:`discbias.stages` (:func:`steps`) and put in
-the sequence every study shares by :func:`discbias.pipeline.build_steps` (:func:`definition`):
+the sequence every study shares by :func:`discbias.stages.build_steps` (:func:`definition`):
 the shared ``measure:data_issues``, ``publish:results`` (``build/<name>/results/*.csv``),
 ``fit:values`` (``build/<name>/values.json``) and ``render`` steps around them. The engine derives
 the order from the declarations and reruns only what changed. Tables live in the study's store
@@ -619,11 +619,11 @@ def steps(cfg: AuditConfig, paths: ProjectPaths) -> list[Step]:
 
 
 def definition(formats=("html", "pdf"), draft: bool = False):
-    """The audit as a study (:class:`discbias.pipeline.StudyDefinition`): its steps (:func:`steps`),
+    """The audit as a study (:class:`discbias.stages.StudyDefinition`): its steps (:func:`steps`),
     the shared data-issues step, ``publish:results``, its values and its render."""
     import sys
 
-    from ..pipeline import StudyDefinition
+    from ..stages import StudyDefinition
 
     return StudyDefinition("audit", lambda cfg: [sys.modules[__name__]], _values, _render(formats, draft),
                            external=(), shared=frozenset({"data_issues"}))
@@ -632,7 +632,7 @@ def definition(formats=("html", "pdf"), draft: bool = False):
 # ------------------------------------------------------------------------------------------ engine
 
 def audit_engine(cfg: AuditConfig, paths: ProjectPaths, formats=("html", "pdf"), draft: bool = False) -> Engine:
-    """The audit's engine: :func:`discbias.pipeline.build_steps` of its :func:`definition` (the same
+    """The audit's engine: :func:`discbias.stages.build_steps` of its :func:`definition` (the same
     sequence of steps as every study) on its build's store.
 
     Examples
@@ -646,7 +646,7 @@ def audit_engine(cfg: AuditConfig, paths: ProjectPaths, formats=("html", "pdf"),
     ['audit:inputs', 'audit:ratings', 'audit:score', 'audit:measure', 'audit:join', 'measure:data_issues',
      'audit:reliability', 'audit:models', 'audit:claims', 'publish:results', 'fit:values', 'audit:figures', 'render']
     """
-    from ..pipeline import build_engine
+    from ..stages import build_engine
 
     return build_engine(cfg, paths, definition(formats, draft))
 

@@ -183,19 +183,20 @@ def _render(formats):
 
 
 def definition(formats=("html", "pdf")):
-    """The demo as a study (:class:`discbias.pipeline.StudyDefinition`): the probes analysis (its
+    """The demo as a study (:class:`discbias.stages.StudyDefinition`): the probes analysis (its
     measure and fit steps and its figure step), the demo's values and its render; no fetch and no
     shared data-issues, provenance or claims steps (the demo makes no claims)."""
     from ..analyses import probes as analysis
-    from ..pipeline import StudyDefinition
+    from ..report.figures import probes as figures
+    from ..stages import StudyDefinition
 
-    return StudyDefinition(STUDY, lambda config: [analysis], _values_step, _render(formats),
+    return StudyDefinition(STUDY, lambda config: [analysis, figures], _values_step, _render(formats),
                            external=(CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, "demo/inputs", "demo/timing"),
                            shared=frozenset())
 
 
 def demo_engine(config, paths: ProjectPaths, formats=("html", "pdf")):
-    """The probes demo's engine: :func:`discbias.pipeline.build_steps` of its :func:`definition`
+    """The probes demo's engine: :func:`discbias.stages.build_steps` of its :func:`definition`
     (the same sequence as every study; the engine decides what reruns).
 
     Examples
@@ -206,7 +207,7 @@ def demo_engine(config, paths: ProjectPaths, formats=("html", "pdf")):
     >>> e.order()
     ['probes:score', 'probes', 'fit:values', 'publish:results', 'probes:figures', 'render']
     """
-    from ..pipeline import build_engine
+    from ..stages import build_engine
 
     return build_engine(config, paths, definition(formats))
 
