@@ -32,10 +32,29 @@ from typing import Any, Callable
 
 from ..errors import ConfigError
 
-__all__ = ["StudyBuild", "open_study", "study_kind", "KINDS"]
+__all__ = ["StudyBuild", "open_study", "study_kind", "register_kind", "KINDS"]
 
-#: The kinds of study and the top-level table that marks each.
+#: The kinds of study and the top-level table that marks each (a configuration without any of
+#: them is the replication's, whose schema then names what is missing).
 KINDS = {"audit": "audit", "replication": "study"}
+#: How each kind is opened: ``opener(path, root, template_dir) -> StudyBuild``.
+_OPENERS: dict[str, Callable] = {}
+
+
+def register_kind(kind: str, table: str, opener: Callable) -> None:
+    """Make ``discbias report``, ``steps``, ``bundle`` and ``verify`` open configurations with a
+    ``[table]`` as a study of ``kind``: ``opener(path, root, template_dir)`` returns its
+    :class:`StudyBuild` (see ``docs/engine.md``, "Adding a study kind").
+
+    Examples
+    --------
+    >>> sorted(KINDS.items())
+    [('audit', 'audit'), ('replication', 'study')]
+    """
+    if KINDS.get(kind, table) != table or any(t == table and k != kind for k, t in KINDS.items()):
+        raise ValueError(f"study kind {kind!r} or table [{table}] is registered already, for another table or kind")
+    KINDS[kind] = table
+    _OPENERS[kind] = opener
 
 
 def study_kind(path: str | os.PathLike) -> str:
@@ -54,10 +73,12 @@ def study_kind(path: str | os.PathLike) -> str:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})", file=path) from None
-    if "audit" in data and "study" in data:
-        raise ConfigError(f"{path} has both an [audit] and a [study] table; a study configuration is one or the "
-                          "other (an audit of your discriminators, or a replication's adapters)", file=path)
-    return "audit" if "audit" in data else "replication"
+    found = [k for k, table in KINDS.items() if table in data]
+    if len(found) > 1:
+        raise ConfigError(f"{path} has the tables {', '.join(f'[{KINDS[k]}]' for k in found)}; a study configuration "
+                          "has one of them (e.g. an [audit] of your discriminators, or a replication's [study])",
+                          file=path)
+    return found[0] if found else "replication"
 
 
 @dataclass
@@ -213,5 +234,8 @@ def open_study(config_path: str | os.PathLike, root: str | os.PathLike | None = 
         The configuration is missing, not TOML, or breaks its kind's schema.
     """
     path = Path(config_path)
-    kind = study_kind(path)
-    return (_audit if kind == "audit" else _replication)(path, root, template_dir)
+    return _OPENERS[study_kind(path)](path, root, template_dir)
+
+
+register_kind("replication", "study", _replication)
+register_kind("audit", "audit", _audit)
