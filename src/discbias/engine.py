@@ -138,7 +138,8 @@ def code_version(obj: Any, *, deep: bool = True) -> str:
     if deep:
         from .imports import module_imports, package_modules
 
-        name = module.__name__
+        # a module run as a script (``python -m discbias.probes.demo``) is ``__main__``: its closure is its package name's
+        name = getattr(getattr(module, "__spec__", None), "name", None) or module.__name__
         try:
             deps = module_imports(name)
             files = package_modules(name.split(".")[0]) if deps else {}
