@@ -182,11 +182,6 @@ def _other_kernel() -> str | None:
 @pytest.mark.skipif(not __import__("os").environ.get("DISCBIAS_EXPENSIVE_TESTS"),
                     reason="refits the synthetic study under another BLAS kernel (about 4 minutes): `make test-all` "
                            "or DISCBIAS_EXPENSIVE_TESTS=1 runs it")
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (issue 27): after a rebuild under OpenBLAS's Haswell kernel, 6,653 cells differ (no verdict "
-    "changes): the predictive-check density curves (figure data, models_ppc_density), the SD of the heavy-tailed "
-    "nu (28 MCSEs: its MCSE is not reliable for a tail this heavy) and the power-scaling table carry no usable "
-    "Monte Carlo error, so verify compares them exactly; strict: the test fails once the gap is closed"))
 def test_verify_a_rebuild_under_another_blas_kernel(bundled, capsys, tmp_path):
     """A reviewer on another CPU: the study rebuilt (fetch -> measure -> fit, no fit cache) in a fresh
     process under another OpenBLAS kernel verifies against the bundle made under the default one.

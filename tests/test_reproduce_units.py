@@ -213,6 +213,36 @@ def test_iterative_fits_and_p_values_get_tolerances_from_their_numerics():
     assert d[0]["mcse_multiple"] == pytest.approx(0.1 / (0.01 * 2 ** 0.5))
 
 
+def test_iterative_tolerance_is_on_the_fits_scale_and_df_and_copies_get_theirs():
+    """Found by rebuilding under another BLAS kernel: a variance component at its boundary (1e-11 vs
+    1e-13) moves by the optimiser's tolerance on the fit's scale, not its own; Satterthwaite df from
+    numerical derivatives move 1.8e-6 relative; a bootstrap row's REML estimate is an iterative
+    result; values.json copies inherit the cell's tolerance and its MCSEs are not compared."""
+    from discbias.reproduce.verify import compare_values, _inherited_index
+
+    tol = Tolerances()
+    method = "REML nested variance components; parametric bootstrap percentile CI, 30 replicates"
+    vc = pd.DataFrame(dict(model="vc", term=["var(cell)", "var(residual)"], estimate=[1.4e-11, 3.8276919],
+                           std_error=[0.01, 0.2], n_boot=30, method=method))
+    moved = vc.assign(estimate=[9.4e-14, 3.8276920])
+    s, d = compare_table("models_variance_components", vc, moved, tol)
+    assert s["matched"] == 2, d
+    # a real change of the boundary variance (1e-4, above 1e-6 x 3.83) is still found
+    s, d = compare_table("models_variance_components", vc, vc.assign(estimate=[1e-4, 3.8276919]), tol)
+    assert s["differing"] == 1 and "fit's scale" in d[0]["rule"], d
+    # degrees of freedom from numerical derivatives: 1.8e-6 relative passes, 1e-3 does not
+    df = pd.DataFrame(dict(model="mx", term=["x"], estimate=[1.0], df=[8.047223], method="linear mixed model (REML; Satterthwaite df)"))
+    assert compare_table("m", df, df.assign(df=8.047238), tol)[0]["matched"] == 1
+    s, d = compare_table("m", df, df.assign(df=8.06), tol)
+    assert s["differing"] == 1 and "rtol_derived" in d[0]["rule"]
+    # values.json: a copy of the boundary variance inherits the fit's tolerance; MCSEs are diagnostics
+    inherited = _inherited_index({"models_variance_components": vc}, {"models_variance_components": moved}, tol)
+    a = {"models": {"vc": {"cell": 1.4e-11}}, "claims": {"c": {"mcse_low": 0.149}}}
+    b = {"models": {"vc": {"cell": 9.4e-14}}, "claims": {"c": {"mcse_low": 0.239}}}
+    s, d = compare_values(a, b, tol, inherited)
+    assert s["differing"] == 0 and s["compared"] == 1, d
+
+
 def test_tolerances_from_config(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text(CONFIG.format(id="t") + "[verify]\nrtol = 1e-6\n[verify.tables.models_ols]\natol = 0.5\n")

@@ -183,3 +183,31 @@ def test_mixedlm_ml_fit_reports_wald_z():
     fe = tidy[tidy["term"] != "Group Var"]
     assert (fe["test"] == "Wald z").all()
     np.testing.assert_allclose(fe["p_value"].astype(float), fe["p_value_wald_z"].astype(float))
+
+
+def test_variance_components_at_the_boundary_bootstrap_sanely():
+    """No variance between cells: a bootstrap refit that ran to the optimiser's clip (e^30) gave a
+    bootstrap SE of 2e12 for a variance of 1e-11 (seen in a rebuild under another BLAS kernel). Refits
+    that do not converge or reach the clip are now dropped and counted, never averaged in, and the
+    REML criterion is evaluated without the cancellation that lost digits at huge variances."""
+    from discbias.stats.mixed import _reml_negloglik, nested_variance_components
+
+    rng = np.random.default_rng(7)
+    cell = np.repeat(np.arange(12), 120)
+    image = np.repeat(np.arange(360), 4)
+    y = 4 + rng.normal(0, 0.3, 360)[image] + rng.normal(0, 2, len(cell))
+    vc = nested_variance_components(pd.DataFrame({"value": y, "image": image, "cell": cell}), n_boot=40, seed=3)
+    t = vc.set_index("term")
+    total = float(np.var(y))
+    assert t.loc["var(cell)", "estimate"] < 0.05 * total
+    assert np.isfinite(t.loc["var(cell)", "std_error"]) and t.loc["var(cell)", "std_error"] < total
+    assert t.loc["share(cell)", "conf_high"] <= 1.0
+    # the criterion at a huge cell variance is worse than at a small one, and exact there
+    st = pd.DataFrame({"value": y, "image": image, "cell": cell}).groupby("image")
+    n = st["value"].count().to_numpy(float)
+    ybar = st["value"].mean().to_numpy()
+    wss = st["value"].apply(lambda v: ((v - v.mean()) ** 2).sum()).to_numpy()
+    codes = st["cell"].first().to_numpy()
+    small = _reml_negloglik(np.log([1e-6, 0.09, 4.0]), n, ybar, wss, codes, 12)
+    huge = _reml_negloglik(np.log([1e13, 0.09, 4.0]), n, ybar, wss, codes, 12)
+    assert np.isfinite(huge) and huge > small

@@ -201,7 +201,7 @@ def _bayes_checks(im: pd.DataFrame, rgb_idata, a: pd.DataFrame | None, elicited:
             if "nu" in idata.posterior:
                 tails.append(heavy_tail_summary(idata, "nu", model=mid))
             c, f = predictive_check(y, replicate_from_posterior(idata, X, seed=SEED), model=mid, kind="posterior")
-            grid = f.loc[f["curve"] == -1, "x"].to_numpy()
+            grid = f["x"].to_numpy()
             c2, f2 = predictive_check(y, elicited_prior_predictive(y, X, AXIS_COLS, idx, spec=spec, seed=SEED),
                                       model=mid, kind="prior", grid=grid)
             checks += [c, c2]
@@ -223,6 +223,8 @@ def _bayes_checks(im: pd.DataFrame, rgb_idata, a: pd.DataFrame | None, elicited:
                                 max_prior=float(g["prior_sensitivity"].max()) if "prior_sensitivity" in g else float("nan"),
                                 slopes_flagged=[str(t) for t in g.loc[(g["diagnosis"] != "-") & g["term"].isin(AXIS_COLS), "term"]])
                         for m, g in ps.groupby("model")} if len(ps) else {})
+    dn = out["models_ppc_density"]
+    values["ppc_density"] = dict(n_replications=int(dn["n_replications"].min()) if len(dn) else 0)
     ppc = out["models_ppc"]
     values["ppc"] = ({f"{m}:{k}": {s: dict(observed=float(r["observed"]), p=float(r["p_predictive"]),
                                           low=float(r["rep_low"]), high=float(r["rep_high"]))

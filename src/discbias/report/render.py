@@ -607,8 +607,13 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
 
     from .labels import DEFAULT_LABELS, known_ids, labels_from_config
 
+    from ..progress import progress
+
     labels = labels_from_config(config)
+    # count, rate and ETA over the render's parts (template, HTML and PDF, checks); silent with -q
+    bar = progress(total=3, desc="render", unit="part")
     qmd = render_qmd(paths, template_dir, paper=paper_metadata(config), labels=labels)
+    bar.update(1)
     if use_quarto is None:
         use_quarto = shutil.which("quarto") is not None and not os.environ.get("DISCBIAS_NO_QUARTO")
     outs = [qmd]
@@ -648,12 +653,15 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
             outs.append(render_pandoc(qmd, fmt, extra_warnings))
     for w in extra_warnings:
         log.info("%s", w)
+    bar.update(1)
     html = qmd.with_suffix(".html") if "html" in formats else None
     pdf = qmd.with_suffix(".pdf") if "pdf" in formats else None
     typ = qmd.with_suffix(".typ") if "pdf" in formats and not use_quarto else None
     findings = run_checks(qmd=qmd, html=html, pdf=pdf, typ=typ, root=paths.build, warnings=warnings,
                           label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN,
                           figures=sorted(paths.figures.glob("*.pdf")) if paths.figures.exists() else ())
+    bar.update(1)
+    bar.close()
     if html is not None or pdf is not None:  # a LaTeX/Word/JATS-only run checks nothing: keep the last report
         atomic_write_text(paths.report / "render_checks.txt", checks_report(findings))
     for f in findings:

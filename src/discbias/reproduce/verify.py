@@ -24,7 +24,17 @@ each row is classified from its ``method`` text and columns:
   so two builds whose floating-point paths differ (another BLAS kernel, another CPU, the same
   code) stop at slightly different points: 5e-9 relative was seen between OpenBLAS's SkylakeX and
   Haswell kernels on the replication's mixed models. 1e-6 is 200 times that and below half a unit
-  of the fifth significant digit, so a printed number cannot change unnoticed.
+  of the fifth significant digit, so a printed number cannot change unnoticed. The scale is the
+  fit's, not the parameter's: ``max(|a|, |b|)`` is floored at the largest ``|value|`` of the same
+  column among the rows of the same model (the first key column), because an optimiser stops at a
+  criterion on the whole fit, so a parameter at or near 0 (a variance component at its boundary,
+  1e-11 in one build, 1e-13 in another) moves by the criterion's tolerance on the fit's scale.
+  Quantities computed from numerical derivatives at the optimum (Satterthwaite and Kenward-Roger
+  degrees of freedom, columns ``df``/``*_df``) amplify the optimum's error by the finite-difference
+  quotient (about 1/step, steps of 1e-3 to 1e-4 relative): ``rtol_derived = 1e-4`` for them (1.8e-6
+  was seen between kernels), still below half a unit of a degree of freedom printed to one decimal
+  up to 500. A bootstrap row whose point estimate is an iterative fit (REML variance components with
+  a parametric bootstrap) compares that estimate as an iterative result.
 * **deterministic** (every other row): ``|a - b| <= max(rtol * max(|a|, |b|), atol)``, ``rtol =
   1e-9``: closed-form linear algebra (OLS, ANOVA, t-tests, correlations), where another kernel
   changes only the order of floating-point operations (relative effects of order cond(X) x 2^-53,
@@ -74,7 +84,9 @@ VALUES_SKIP = re.compile(r"(seconds|timing|_time($|\.)|timestamp|build_date|stam
                          r"^meta\.discbias_version$|"
                          r"^meta\.config\.config$)", re.I)  # last: where the configuration lay on the building machine
 #: Keys of ``values.json`` that hold sampler diagnostics (not compared; they change with the seed).
-VALUES_DIAGNOSTIC = re.compile(r"(r_?hat|(^|[._])ess|divergen|converged)", re.I)
+VALUES_DIAGNOSTIC = re.compile(r"(r_?hat|(^|[._])ess|(^|[._])mcse|divergen|converged)", re.I)
+#: Degrees of freedom from numerical derivatives at an iterative fit's optimum (see ``rtol_derived``).
+_DF = re.compile(r"^(df|.+_df|df_.+|dof)$", re.I)
 _POSTERIOR = re.compile(r"bayes|posterior|\bHDI\b", re.I)
 _BOOTSTRAP = re.compile(r"bootstrap|resampl", re.I)
 _ITERATIVE = re.compile(r"\b(REML|ML|MixedLM|mixed[- ]model|BLUP|GLM|logit|logistic|quantile regression|"
@@ -87,7 +99,7 @@ _SEED = re.compile(r"(NUTS[^;]*?seed )\d+")
 _NUMBER = re.compile(r"[-+\u2212]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _DIVERGENT = re.compile(r";?\s*\d+ divergent transitions?(?: of \d+)?", re.I)
 _NBOOT = re.compile(r"(\d+)\s*(?:resamples|replicates)|bootstrap[^()]*\((\d+)\)", re.I)
-_TOL_KEYS = ("rtol", "atol", "rtol_iterative", "posterior_k", "bootstrap_k")
+_TOL_KEYS = ("rtol", "atol", "rtol_iterative", "rtol_derived", "posterior_k", "bootstrap_k")
 
 
 @dataclass(frozen=True)
@@ -99,7 +111,10 @@ class Tolerances:
     rtol, atol : float
         Deterministic numbers: ``|a - b| <= max(rtol * max(|a|, |b|), atol)``.
     rtol_iterative : float
-        Results of iterative optimisers (mixed models, GLMs, quantile regression): ``rtol`` for them.
+        Results of iterative optimisers (mixed models, GLMs, quantile regression): ``rtol`` for them,
+        on the scale of the fit (the largest value of the column among the model's rows).
+    rtol_derived : float
+        Degrees of freedom computed from numerical derivatives at an iterative fit's optimum.
     posterior_k : float
         Posterior summaries: within ``posterior_k`` x the combined MCSE of the two runs.
     bootstrap_k : float
@@ -117,6 +132,7 @@ class Tolerances:
     rtol: float = DEFAULTS["verify"]["rtol"]
     atol: float = DEFAULTS["verify"]["atol"]
     rtol_iterative: float = DEFAULTS["verify"]["rtol_iterative"]
+    rtol_derived: float = DEFAULTS["verify"]["rtol_derived"]
     posterior_k: float = DEFAULTS["verify"]["posterior_k"]
     bootstrap_k: float = DEFAULTS["verify"]["bootstrap_k"]
     tables: dict = field(default_factory=dict, compare=False, hash=False)
@@ -244,9 +260,11 @@ def row_kind(row: pd.Series) -> str:
     return "deterministic"
 
 
-def _relative(col: str, a: pd.Series, b: pd.Series | None, r: float, atol: float, rule: str):
+def _relative(col: str, a: pd.Series, b: pd.Series | None, r: float, atol: float, rule: str, scale: float = 0.0,
+              name: str = "rtol_iterative"):
     """Tolerance of a relative comparison at ``r``: ``(None, rule)`` (compared by :func:`_close`)
-    or, for a p-value, an absolute tolerance from its log-scale bound."""
+    or, for a p-value, an absolute tolerance from its log-scale bound; ``scale`` floors the
+    magnitude the relative tolerance applies to (an iterative fit's scale)."""
     if _P_VALUE.match(str(col)):
         pa, pb = _num(a, col), _num(b, col)
         ps = [p for p in (pa, pb) if np.isfinite(p) and 0 < p <= 1]
@@ -259,7 +277,8 @@ def _relative(col: str, a: pd.Series, b: pd.Series | None, r: float, atol: float
         return None, rule
     x = max(abs(v) for v in (_num(a, col), _num(b, col)) if np.isfinite(v)) if any(
         np.isfinite(v) for v in (_num(a, col), _num(b, col))) else 0.0
-    return max(r * x, atol), f"{rule}: rtol_iterative {r:g}"
+    scale = scale if np.isfinite(scale) else 0.0
+    return max(r * max(x, scale), atol), f"{rule}: {name} {r:g}" + (" on the fit's scale" if scale > x else "")
 
 
 def _n_boot(row: pd.Series) -> float:
@@ -285,7 +304,7 @@ def _tail(row: pd.Series, col: str) -> float:
     return (1 - level) / 2
 
 
-def cell_tolerance(kind: str, col: str, a: pd.Series, b: pd.Series | None, tol: Tolerances):
+def cell_tolerance(kind: str, col: str, a: pd.Series, b: pd.Series | None, tol: Tolerances, scale: float = 0.0):
     """Tolerance for column ``col`` of a row of kind ``kind``: ``(absolute tolerance, rule)``,
     ``(None, rule)`` for a deterministic comparison, or ``None`` when the column is not compared.
 
@@ -296,6 +315,9 @@ def cell_tolerance(kind: str, col: str, a: pd.Series, b: pd.Series | None, tol: 
     (0.0707..., '5 x MCSE (mcse_mean)')
     >>> cell_tolerance("posterior", "r_hat", a, a, Tolerances()) is None
     True
+    >>> v = pd.Series({"estimate": 1e-11, "method": "REML"})
+    >>> cell_tolerance("iterative", "estimate", v, v, Tolerances(), scale=3.8)
+    (3.79...e-06, "iterative fit: rtol_iterative 1e-06 on the fit's scale")
     """
     if TIMING.search(col):
         return None
@@ -328,6 +350,12 @@ def cell_tolerance(kind: str, col: str, a: pd.Series, b: pd.Series | None, tol: 
             if np.isfinite(m):
                 return tol.posterior_k * m, f"{tol.posterior_k:g} x MCSE (sqrt(p(1-p)/ess_bulk))"
         return None, "deterministic"
+    method = a.get("method") if a is not None else None
+    iterative_fit = kind == "iterative" or (kind == "bootstrap" and not _is_missing(method)
+                                            and bool(_ITERATIVE.search(str(method))))
+    if iterative_fit and _DF.match(str(col)):
+        return _relative(col, a, b, tol.rtol_derived, tol.atol, "degrees of freedom from numerical derivatives",
+                         name="rtol_derived")
     if kind == "bootstrap" and col in ("std_error", "boot_se", "conf_low", "conf_high"):
         se = _num(a, "boot_se") if np.isfinite(_num(a, "boot_se")) else _num(a, "std_error")
         if not np.isfinite(se):
@@ -345,9 +373,23 @@ def cell_tolerance(kind: str, col: str, a: pd.Series, b: pd.Series | None, tol: 
             err = se * math.sqrt(p * (1 - p) / B) / norm.pdf(norm.ppf(p))
             rule = "SE sqrt(p(1-p)/B)/phi(z_p)"
         return tol.bootstrap_k * math.sqrt(2) * err, f"{tol.bootstrap_k:g} x resampling error ({rule}, B={B:g})"
-    if kind == "iterative":
-        return _relative(col, a, b, tol.rtol_iterative, tol.atol, "iterative fit")
+    if iterative_fit:
+        return _relative(col, a, b, tol.rtol_iterative, tol.atol, "iterative fit", scale)
     return _relative(col, a, b, tol.rtol, tol.atol, "deterministic")
+
+
+def _fit_scales(df: pd.DataFrame, key: list[str]) -> list[dict[str, float]]:
+    """Per row of ``df``: for each numeric column, the largest ``|value|`` among the rows of the same
+    model (the first key column; the whole table without a key), the scale of an iterative fit."""
+    num = df.select_dtypes("number").abs()
+    if not len(num.columns):
+        return [{} for _ in range(len(df))]
+    if key:
+        g = df[key[0]].astype(str).to_numpy()
+        scales = num.groupby(g).transform("max")
+    else:
+        scales = pd.DataFrame([num.max()] * len(df), index=df.index)
+    return [{c: float(v) for c, v in row.items() if np.isfinite(v)} for row in scales.to_dict("records")]
 
 
 def _close(x: float, y: float, atol: float | None, tol: Tolerances) -> bool:
@@ -418,8 +460,9 @@ def _keys(df: pd.DataFrame, key: list[str]) -> list[str]:
 
 def _inherited_index(ta: dict[str, pd.DataFrame], tb: dict[str, pd.DataFrame],
                      tol: Tolerances) -> dict[float, tuple[float, str]]:
-    """Posterior and bootstrap cells of the bundle by value, with the tolerance of their comparison
-    (both builds' MCSE or resampling error): copies of them elsewhere get that tolerance."""
+    """Posterior, bootstrap and iterative cells of the bundle by value, with the tolerance of their
+    comparison (both builds' MCSE or resampling error, the optimiser's tolerance): copies of them
+    elsewhere get that tolerance."""
     index: dict[float, tuple[float, str]] = {}
     for name, a in ta.items():
         t = tol.for_table(name)
@@ -428,7 +471,8 @@ def _inherited_index(ta: dict[str, pd.DataFrame], tb: dict[str, pd.DataFrame],
         rows_b = {}
         if b is not None and all(c in b.columns for c in key):
             rows_b = {k: i for i, k in enumerate(_keys(b, key))}
-        for k, (_, ra) in zip(_keys(a, key), a.iterrows()):
+        scales = _fit_scales(a, key)
+        for k, (_, ra), sc in zip(_keys(a, key), a.iterrows(), scales):
             kind = row_kind(ra)
             if kind == "deterministic":
                 continue
@@ -437,7 +481,7 @@ def _inherited_index(ta: dict[str, pd.DataFrame], tb: dict[str, pd.DataFrame],
                 v = _as_number(ra[col])
                 if v is None or not np.isfinite(v) or v == round(v):
                     continue
-                got = cell_tolerance(kind, col, ra, rb, t)
+                got = cell_tolerance(kind, col, ra, rb, t, sc.get(col, 0.0))
                 if got and got[0] is not None:
                     index.setdefault(v, (got[0], f"{got[1]}, as {name}.{col}"))
     return index
@@ -475,6 +519,7 @@ def compare_table(name: str, a: pd.DataFrame, b: pd.DataFrame | None, tol: Toler
     else:
         kb = _keys(b, key)
     ka = _keys(a, key)
+    scales = _fit_scales(a, key)
     ia = {k: i for i, k in enumerate(ka)}
     ib = {k: i for i, k in enumerate(kb)}
     if len(ib) < len(kb):
@@ -503,7 +548,7 @@ def compare_table(name: str, a: pd.DataFrame, b: pd.DataFrame | None, tol: Toler
                                       abs_diff=np.nan, tolerance=np.nan, rule="column missing", kind=kind))
         for col in common:
             x, y = ra[col], rb[col]
-            got = cell_tolerance(kind, col, ra, rb, tol)
+            got = cell_tolerance(kind, col, ra, rb, tol, scales[i].get(col, 0.0))
             if got is None:
                 continue
             atol, rule = got
@@ -807,7 +852,7 @@ def report_markdown(result: VerifyResult, tol: Tolerances) -> str:
              f"- Rebuild: {e(i['build'])}, commit {e(i['rebuild_commit'])}{' (uncommitted changes)' if i['rebuild_dirty'] else ''}",
              f"- Templates: {'same hash' if i['templates_rebuild'] == i['templates_bundle'] else 'hash differs or unknown'}"
              f" (bundle {e(str(i['templates_bundle'])[:12])}, rebuild {e(str(i['templates_rebuild'])[:12])})",
-             f"- Tolerances: deterministic rtol {tol.rtol:g} (atol {tol.atol:g}); iterative fits rtol {tol.rtol_iterative:g}; "
+             f"- Tolerances: deterministic rtol {tol.rtol:g} (atol {tol.atol:g}); iterative fits rtol {tol.rtol_iterative:g} on the fit's scale (degrees of freedom from numerical derivatives {tol.rtol_derived:g}); "
              f"posterior {tol.posterior_k:g} x MCSE; "
              f"bootstrap {tol.bootstrap_k:g} x resampling error"
              + (f"; per-table overrides: {e(tol.tables)}" if tol.tables else ""),

@@ -323,8 +323,11 @@ def _reml_negloglik(theta: np.ndarray, n, ybar, wss, cell_idx, n_cells: int) -> 
     B = np.bincount(cell_idx, w * ybar, n_cells)
     Q = np.bincount(cell_idx, quad_i, n_cells)
     k = s_a / (1 + s_a * A)
-    one_v_one = (A - k * A ** 2).sum()
-    one_v_y = (B - k * A * B).sum()
+    # A - k A^2 = A / (1 + s_a A) and B - k A B = B / (1 + s_a A): the same algebra without the
+    # cancellation of A - k A^2 when s_a A is large (at s_a = e^30 the difference of two nearly equal
+    # numbers lost most digits: the criterion was off by 0.006, enough to mislead a line search)
+    one_v_one = (A / (1 + s_a * A)).sum()
+    one_v_y = (B / (1 + s_a * A)).sum()
     y_v_y = (Q - k * B ** 2).sum()
     logdet += np.log1p(s_a * A).sum()
     quad = y_v_y - one_v_y ** 2 / one_v_one
@@ -344,8 +347,18 @@ def _fit_reml(n, ybar, wss, cell_idx, n_cells, start=None):
         res2 = optimize.minimize(_reml_negloglik, res.x, args=(n, ybar, wss, cell_idx, n_cells), method="Nelder-Mead",
                                  options=dict(xatol=1e-7, fatol=1e-9, maxiter=4000))
         ok = bool(res2.success) and np.isfinite(res2.fun)
-        if res2.fun < res.fun:
+        if res2.fun < res.fun or not np.isfinite(res.fun):
             res = res2
+    if not np.isfinite(res.fun):
+        # BFGS's first line search can step into overflow (exp of a huge log variance) from a start at
+        # the boundary and never return (seen in a bootstrap refit); refit with the log variances
+        # bounded to [-30, log(1000 x the data's variance)] from the default start
+        hi = float(np.log(1e3 * max(total + within, 1e-12)))
+        x1 = np.log(np.maximum([total / 3, total / 3, within], 1e-6))
+        res3 = optimize.minimize(_reml_negloglik, np.minimum(x1, hi), args=(n, ybar, wss, cell_idx, n_cells),
+                                 method="L-BFGS-B", bounds=[(-30.0, hi)] * 3)
+        ok = bool(res3.success) and np.isfinite(res3.fun)
+        res = res3
     s = np.exp(np.clip(res.x, -30, 30))
     # the mean at the optimum
     s_a, s_b, s_e = s
@@ -353,8 +366,7 @@ def _fit_reml(n, ybar, wss, cell_idx, n_cells, start=None):
     w = n / d
     A = np.bincount(cell_idx, w, n_cells)
     B = np.bincount(cell_idx, w * ybar, n_cells)
-    k = s_a / (1 + s_a * A)
-    mu = (B - k * A * B).sum() / (A - k * A ** 2).sum()
+    mu = (B / (1 + s_a * A)).sum() / (A / (1 + s_a * A)).sum()
     return s, mu, ok, -float(res.fun)
 
 
@@ -426,8 +438,18 @@ def nested_variance_components(data: pd.DataFrame, value: str = "value", image: 
             u = rng.normal(0, np.sqrt(s[1]), len(n))
             yb = mu + a + u + rng.normal(0, np.sqrt(s[2] / n))
             wb = s[2] * rng.chisquare(np.maximum(n - 1, 1e-12)) * (n > 1)
-            sb, mub, _, _ = _fit_reml(n, yb, wb, codes, n_cells, start=s)
-            boot[b] = [*sb, mub]
+            sb, mub, okb, _ = _fit_reml(n, yb, wb, codes, n_cells, start=s)
+            # a refit whose variance ran off to the optimiser's upper clip (e^30), or that stopped
+            # without converging away from the boundary, is not a draw from the bootstrap
+            # distribution: dropped and counted, never averaged in. A variance heading to 0 is a
+            # boundary estimate: on log variances the optimiser cannot converge there (the criterion
+            # is flat towards -inf), so "not converged" with a component near zero is kept as 0.
+            at_boundary = bool(np.any(sb < NEAR_ZERO_SHARE * sb.sum()))
+            if (okb or at_boundary) and np.all(np.isfinite(sb)) and np.all(sb < np.exp(29.0)) and np.isfinite(mub):
+                boot[b] = [*sb, mub]
+        n_failed = int(np.isnan(boot[:, 0]).sum())
+        if n_failed:
+            warns.append(f"{n_failed} of {n_boot} bootstrap refits did not converge (dropped)")
     alpha = 1 - conf_level
     method = (f"REML nested variance components (cell, image within cell, residual); "
               f"{'parametric bootstrap percentile CI, ' + str(n_boot) + ' replicates' if n_boot else 'no CI'}")

@@ -181,11 +181,13 @@ def _bayes_check_outputs(ctx):
     names = {"rgb_bayes": "RGB model", "elicited_bayes": "Fig. 7, paper's",
              "elicited_bayes_centred": "Fig. 7, centred"}
     for ax, (m, k) in zip(axes[0], panels):
-        g = dens[(dens["model"] == m) & (dens["kind"] == k)]
-        for c, gc in g[g["curve"] >= 0].groupby("curve"):
-            ax.plot(gc["x"], gc["density"], color="#56B4E9", lw=0.5, alpha=0.5)
-        ob = g[g["curve"] == -1]
-        ax.plot(ob["x"], ob["density"], color="black", lw=1.2)
+        g = dens[(dens["model"] == m) & (dens["kind"] == k)].sort_values("x")
+        # pointwise quantiles of the replications' densities (estimates with a Monte Carlo error,
+        # checked by `discbias verify`), not a few random replications
+        ax.fill_between(g["x"], g["rep_low"], g["rep_high"], color="#56B4E9", alpha=0.3, lw=0)
+        ax.fill_between(g["x"], g["rep_q25"], g["rep_q75"], color="#56B4E9", alpha=0.5, lw=0)
+        ax.plot(g["x"], g["rep_median"], color="#0072B2", lw=0.8)
+        ax.plot(g["x"], g["observed"], color="black", lw=1.2)
         ax.set_title(f"{names.get(m, m)}:\n{k}", fontsize=7)
         ax.set_yticks([])
         ax.tick_params(labelsize=7)
