@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from discbias.stats.bayes_checks import (elicited_prior_predictive, heavy_tail_summary, predictive_check,
                                          replicate_from_posterior)
@@ -88,6 +89,37 @@ def test_elicited_log_densities_are_finite_on_draws():
     out = elicited_log_densities(az.from_dict(posterior=post), y, X, np.array([0, 0, 1]), spec="paper")
     assert np.isfinite(np.asarray(out.log_prior["prior"])).all()
     assert np.asarray(out.log_likelihood["y"]).shape == (2, 50, n)
+
+
+def test_prior_predictive_of_the_rgb_model_follows_its_priors():
+    # forward draws of the paper's RGB priors: b0 ~ N(mean y, sigma_0), b_c ~ N(0, sigma_c), every sigma ~ |t_10|;
+    # at X = 0 the replicated scores centre on mean(y) with SD sqrt(E sigma_0^2 + E sigma^2) = sqrt(2 * 10 / 8)
+    from discbias.stats.bayes_checks import rgb_prior_predictive
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(120, 10, 40)
+    r = rgb_prior_predictive(y, np.zeros((40, 3)), n_draws=20000, seed=1)
+    assert abs(np.median(r) - y.mean()) < 0.05
+    assert np.std(r[:, 0]) == pytest.approx(np.sqrt(2 * 10 / 8), rel=0.05)
+    # with the channel means (0-255) the slopes' prior spreads the scores far beyond the data: the check flags it
+    X = rng.uniform(0, 255, (40, 3))
+    chk, dens = predictive_check(y, rgb_prior_predictive(y, X, n_draws=400, seed=2), model="rgb_bayes", kind="prior")
+    sd = chk.set_index("statistic").loc["sd"]
+    assert sd["rep_median"] > 5 * sd["observed"] and sd["p_predictive"] > 0.95
+
+
+def test_heavy_tail_summary_of_a_fit_read_back_from_the_cache(tmp_path):
+    # the fit cache returns the draws as a LazyInferenceData; ArviZ's MCSE needs the InferenceData itself
+    import arviz as az
+
+    from discbias.stats.fitcache import LazyInferenceData
+
+    rng = np.random.default_rng(0)
+    idata = az.from_dict(posterior={"nu": np.abs(rng.standard_cauchy((2, 400))) * 2})
+    idata.to_netcdf(str(tmp_path / "draws.nc"))
+    lazy = heavy_tail_summary(LazyInferenceData(tmp_path / "draws.nc"), "nu", model="m")
+    direct = heavy_tail_summary(idata, "nu", model="m")
+    assert lazy["median"] == direct["median"] and lazy["mcse_median"] == pytest.approx(direct["mcse_median"])
 
 
 def test_power_scaling_mcse_matches_the_spread_over_independent_runs():

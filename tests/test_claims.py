@@ -275,3 +275,33 @@ def test_black_rating_logit_clusters_by_image():
     t = study1.black_rating_logit(pd.DataFrame(rows))
     assert t.loc[0, "n_groups"] == 60 and t.loc[0, "n_obs"] == 180
     assert t.loc[0, "conf_low"] > 0 and bool(t.loc[0, "converged"])
+
+
+def test_monte_carlo_tolerance_is_the_stated_three_sigma_rule():
+    # the difference of two independent Monte Carlo estimates has SD sqrt(2) MCSE; 3 SDs: P(|Z| > 3) = 0.0027
+    from scipy import stats
+
+    from discbias.claims import MC_FALSE_DIFFERS, MC_Z, REPRODUCTION_RULE
+
+    assert MC_Z == 3.0 and MC_FALSE_DIFFERS == pytest.approx(2 * stats.norm.sf(3.0), rel=1e-12)
+    assert round(MC_FALSE_DIFFERS, 4) == 0.0027 and f"{MC_FALSE_DIFFERS:.4f}" in REPRODUCTION_RULE
+    c = _claim(printed={"estimate": "1.0"})
+    mcse, rounding = 0.1, 0.05
+    edge = rounding + MC_Z * np.sqrt(2) * mcse
+    assert reproduction_verdict(c, SpecResult(1.0 + 0.99 * edge, 0, 2, mcse_estimate=mcse))[0] == "reproduced"
+    assert reproduction_verdict(c, SpecResult(1.0 + 1.01 * edge, 0, 2, mcse_estimate=mcse))[0] == "differs"
+    # simulated: two independent MCMC-like estimates of the same number, printed to 1 decimal, are called
+    # different at about the stated rate (here with no rounding slack: printed with many digits)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, mcse, 200_000), rng.normal(0, mcse, 200_000)
+    rate = np.mean(np.abs(a - b) > MC_Z * np.sqrt(2) * mcse)
+    assert rate == pytest.approx(MC_FALSE_DIFFERS, abs=0.0006)
+
+
+def test_sentence_names_the_specifications_that_do_not_support_a_fragile_claim():
+    bayes = SpecResult(1.9, -0.09, 3.86, p_positive=0.965)
+    t, _ = evaluate_claims(dict(paper=YES, ols=YES, bal=bayes), [_claim(("ols", True), ("bal", False))])
+    assert "(not: BAL 1.9 [−0.09, 3.86], P = 0.965, includes 0)" in t.loc[0, "sentence"], t.loc[0, "sentence"]
+    t, _ = evaluate_claims(dict(paper=YES, ols=ZERO, bal=YES), [_claim(("ols", True), ("bal", False))])
+    sent = t.loc[0, "sentence"]
+    assert t.loc[0, "robustness"] == "fragile" and "(not: OLS 0.5 [−1, 2], includes 0)" in sent, sent

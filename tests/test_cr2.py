@@ -56,3 +56,50 @@ def test_contrast_cr2_equals_coefficient_se():
     t = cr2_table(fit, d["cluster"], model="m").set_index("term")
     assert est[0] == pytest.approx(t.loc["x1", "estimate"]) and se[0] == pytest.approx(t.loc["x1", "std_error"])
     assert df == 11
+
+
+def _wcr11_reference(X, y, cl, j):
+    """An independent WCR-11 with all 2^G Rademacher sign vectors: restricted residuals (coefficient j = 0),
+    bootstrap t with CR1 standard errors (the small-sample factor cancels in the comparison of t's)."""
+    import itertools
+
+    G = int(cl.max()) + 1
+    Xr = np.delete(X, j, axis=1)
+    br = np.linalg.lstsq(Xr, y, rcond=None)[0]
+    fitted, ur = Xr @ br, y - Xr @ br
+    XtXi = np.linalg.inv(X.T @ X)
+
+    def t_of(yy):
+        b = XtXi @ X.T @ yy
+        e = yy - X @ b
+        S = np.array([X[cl == g].T @ e[cl == g] for g in range(G)])
+        V = XtXi @ S.T @ S @ XtXi
+        return b[j] / np.sqrt(V[j, j])
+
+    t0 = t_of(y)
+    tb = np.array([t_of(fitted + ur * np.asarray(v)[cl]) for v in itertools.product([-1.0, 1.0], repeat=G)])
+    return float(np.mean(np.abs(t0) < np.abs(tb)))
+
+
+def test_wild_cluster_bootstrap_matches_an_independent_full_enumeration():
+    import statsmodels.formula.api as smf
+
+    from discbias.stats.cr2 import cluster_table, wild_cluster_pvalues
+
+    rng = np.random.default_rng(7)
+    G = 9
+    d = pd.DataFrame({"x": rng.normal(size=G * 15), "z": rng.normal(size=G * 15), "g": np.repeat(np.arange(G), 15)})
+    d["y"] = 0.3 * d.x + rng.normal(size=G)[d.g] + rng.normal(size=len(d))
+    fit = smf.ols("y ~ x + z", d).fit()
+    w = wild_cluster_pvalues(fit, d["g"].to_numpy()).set_index("term")
+    cl = d["g"].to_numpy()
+    for j, term in enumerate(["Intercept", "x", "z"]):
+        # all 2^9 sign vectors: no Monte Carlo error; the two implementations agree up to the one tie, the
+        # all-plus sign vector, whose bootstrap t equals the observed t and is counted by rounding (1 / 2^G)
+        assert w.loc[term, "wild_enumerated"] and w.loc[term, "wild_draws"] == 2 ** G
+        ref = _wcr11_reference(fit.model.exog, fit.model.endog, cl, j)
+        assert abs(w.loc[term, "p_value_wild"] - ref) <= 1 / 2 ** G + 1e-12, (term, w.loc[term, "p_value_wild"], ref)
+    # in the cluster table (G < 50) the wild p-values sit beside the CR2 ones, and agree with them roughly
+    t = cluster_table(fit, cl, model="m").set_index("term")
+    assert t.loc["x", "inference"] == "CR2, t(G-1)" and "WCR-11" in t.loc["x", "wild_method"]
+    assert abs(t.loc["x", "p_value_wild"] - t.loc["x", "p_value"]) < 0.05

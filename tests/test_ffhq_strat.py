@@ -219,6 +219,19 @@ def test_mixed_model_reports_variance_and_interaction(planted):
     mixed = reg["coefficients"].query("model == 's1x_mixed'")
     assert mixed["n_groups"].iloc[0] == m["gender_age"].nunique() and mixed["converged"].all()
     assert v.loc["var(cell intercept)", "estimate"] > 0 and not v.loc["var(cell intercept)", "near_zero"]
+    assert "degenerate" not in mixed or mixed["degenerate"].isna().all()  # checked, and a sound fit is not flagged
+
+
+def test_mixed_model_with_a_zero_residual_is_flagged_degenerate(planted):
+    # the score is a function of the fixed effects up to a wobble of 1e-9: the residual variance is ~0
+    import statsmodels.formula.api as smf
+
+    _, m = planted
+    wobble = 1e-9 * (np.arange(len(m)) % 3)
+    exact = m.assign(score_z=2.0 * m["exposure_z"] - 0.5 * m["blur_z"] + wobble)
+    ols_fit = smf.ols(fs._formula(fs.QUALITY_TERMS + fs.FACE_TERMS), exact).fit()
+    tidy, _ = fs.fit_mixed(exact, ols_fit, [])
+    assert tidy["degenerate"].str.contains("residual variance").all() and "degenerate fit" in tidy["warnings"].iloc[0]
 
 
 def test_mixed_model_flags_near_zero_variance():
@@ -248,8 +261,8 @@ def test_claims_read_blocks_total_and_direct_effects(planted):
     reg, m = planted
     s, f = synthetic(n=1500, seed=1, face_effect=6.0, interaction=4.0)
     d, _ = fs.prepare(s, f)
-    gender = pd.concat([fs.gender_contrast(d, reg["coefficients"]), fs.gender_mediation(m, reg["coefficients"])],
-                       ignore_index=True)
+    gender = pd.concat([fs.gender_contrast(d, reg["coefficients"]),
+                        fs.gender_mediation(m, reg["coefficients"], reg["mediation"])], ignore_index=True)
     res = {"ffhq_strat_blocks": reg["blocks"], "ffhq_strat_bin_shares": fs.bin_shares(d),
            "ffhq_strat_gender_contrast": gender}
     claims = configure_claims(fs.CLAIMS, {"S1-stratified-face": {"primary": "top10"},
@@ -265,7 +278,7 @@ def test_claims_read_blocks_total_and_direct_effects(planted):
     # the direct effect (given quality and the other attributes) is shown as a different question
     assert sp.loc[("S1-stratified-face", "top10"), "outcome"] == "supports"
     assert t.loc["S1-stratified-face", "extension"] in ("robust", "fragile")
-    for name in ("direct", "total_sd", "total_mean", "demographic_block"):
+    for name in ("direct", "total_sd", "total_mean", "indirect", "demographic_block"):
         assert sp.loc[("S1-stratified-face", name), "vote"] == "a different question"
         assert sp.loc[("S1-stratified-face", name), "estimate"] == sp.loc[("S1-stratified-face", name), "estimate"]
     assert sp.loc[("S1-stratified-face", "direct"), "estimate"] < 0  # women minus men
@@ -335,3 +348,47 @@ def test_study_without_face_attributes_skips_the_section(tmp_path):
     from discbias.report.figures import ffhq_strat as ffhq_strat_figures
 
     ffhq_strat_figures.figures(SimpleNamespace(values=ctx.values))  # draws nothing, raises nothing
+
+
+def test_total_direct_indirect_and_share_mediated_have_bootstrap_intervals(planted):
+    reg, m = planted
+    med = reg["mediation"]
+    gender = fs._mediation_direct_boot(fs.gender_mediation(m, reg["coefficients"], med), med)
+    coefs = reg["coefficients"].set_index(["model", "term"])
+    total = gender[gender["model"] == "s1x_gender_total"].iloc[0]
+    med_rows = gender[gender["model"] == "s1x_gender_mediated"].set_index("term")
+    direct = float(coefs.loc[("s1x_ols_full", fs.MALE_TERM), "estimate"])
+    # the bootstrap's point estimates are the two fits' coefficients (solved from the Gram matrix)
+    assert med["estimates"][0] == pytest.approx(float(total["estimate"]), rel=1e-8)
+    assert med["estimates"][1] == pytest.approx(direct, rel=1e-8)
+    assert med_rows.loc["indirect", "estimate"] == pytest.approx(float(total["estimate"]) - direct, rel=1e-8)
+    assert med_rows.loc["share mediated", "estimate"] == pytest.approx(1 - direct / float(total["estimate"]), rel=1e-8)
+    # every effect has an interval around its estimate, with the resamples and seed recorded
+    for term in ("indirect", "share mediated"):
+        r = med_rows.loc[term]
+        assert r["conf_low"] <= r["estimate"] <= r["conf_high"] and r["conf_low"] < r["conf_high"]
+        assert r["n_boot"] == 20 and r["seed"] == fs.SEED and "percentile bootstrap" in r["method"]
+    assert total["boot_conf_low"] < total["estimate"] < total["boot_conf_high"]
+    assert total["conf_low"] < total["estimate"] < total["conf_high"]  # HC3
+    # the planted gender effect is direct (the other attributes do not depend on gender): the share's
+    # interval includes 0 and the bootstrap SE of the direct effect is close to its HC3 SE
+    assert med_rows.loc["share mediated", "conf_low"] < 0 < med_rows.loc["share mediated", "conf_high"]
+    boot_direct = fs._mediation_direct_boot(
+        pd.concat([reg["coefficients"][(reg["coefficients"]["model"] == "s1x_ols_full")
+                                       & (reg["coefficients"]["term"] == fs.MALE_TERM)]]), med).iloc[0]
+    assert 0.5 < boot_direct["boot_std_error"] / boot_direct["std_error"] < 2.0
+    v = fs._mediation_values(pd.concat([gender, boot_direct.to_frame().T], ignore_index=True))
+    assert v["n_boot"] == 20 and v["share"]["boot_low"] < v["share"]["boot_high"]
+    assert v["direct"]["estimate"] == pytest.approx(-direct) and v["direct"]["boot_low"] < v["direct"]["boot_high"]
+
+
+def test_gram_bootstrap_replicates_are_refits_on_resampled_images():
+    rng = np.random.default_rng(8)
+    X = np.c_[np.ones(200), rng.integers(0, 2, 200), rng.normal(size=200)]
+    y = X @ [0.0, 0.5, 1.0] + rng.normal(size=200)
+    stat = fs.mediation_statistic(np.array([0, 1]), np.array([0, 1, 2]), 1)
+    est, reps = fs.gram_bootstrap(X, y, stat, n_boot=3, seed=5)
+    draw = np.random.default_rng(5).integers(0, 200, 200)   # the first resample of images
+    total = sm.OLS(y[draw], X[draw][:, :2]).fit().params[1]
+    direct = sm.OLS(y[draw], X[draw]).fit().params[1]
+    assert reps[0] == pytest.approx([total, direct, total - direct, 1 - direct / total])

@@ -58,7 +58,8 @@ def test_printed_values_use_a_true_minus_sign(build):
     paths.values.write_text(json.dumps({"a": {"b": -1.5, "s": "paper: -2.6 [-3.4, -1.8] in 2020-21"}}))
     _write(tdir, "A << values.a.b >>, B << values.a.b | num(1) >>, C << values.a.s >>.\n")
     qmd = render_qmd(paths, tdir).read_text()
-    assert "A \u22121.5, B \u22121.5, C paper: \u22122.6 [\u22123.4, \u22121.8] in 2020-21." in qmd
+    # (a printed string is literal Markdown text: its ":" and brackets are backslash-escaped)
+    assert "A \u22121.5, B \u22121.5, C paper\\: \u22122.6 \\[\u22123.4, \u22121.8\\] in 2020-21." in qmd
 
 
 def test_missing_value_is_a_render_error_naming_it(build):

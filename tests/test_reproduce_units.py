@@ -190,7 +190,7 @@ def test_tolerance_rules():
 
 
 def test_iterative_fits_and_p_values_get_tolerances_from_their_numerics():
-    """Another BLAS kernel moves a REML fit within its optimiser's tolerance (5e-9 relative was seen):
+    """Another BLAS kernel moves a REML fit within its optimiser's tolerance (5e-9 to 1.5e-5 relative was seen):
     iterative rows are compared at rtol_iterative, closed-form rows still at rtol; p-values on the
     log scale, so a tail p-value moves with its statistic."""
     tol = Tolerances()
@@ -199,7 +199,7 @@ def test_iterative_fits_and_p_values_get_tolerances_from_their_numerics():
     moved = mixed.assign(estimate=-0.16593733204565692, p_value=1.0000004e-150)  # 5e-9 and 4e-7 relative
     s, d = compare_table("models", mixed, moved, tol)
     assert s["iterative"] == 1 and s["matched"] == 1, d
-    s, d = compare_table("models", mixed, mixed.assign(estimate=-0.1660), tol)  # 4e-4 relative: a real change
+    s, d = compare_table("models", mixed, mixed.assign(estimate=-0.1670), tol)  # 6e-3 relative: a real change
     assert s["differing"] == 1 and d[0]["kind"] == "iterative" and "rtol_iterative" in d[0]["rule"]
     ols = mixed.assign(method="OLS (lm)")
     assert compare_table("models", ols, moved.assign(method="OLS (lm)"), tol)[0]["differing"] == 1
@@ -227,13 +227,13 @@ def test_iterative_tolerance_is_on_the_fits_scale_and_df_and_copies_get_theirs()
     moved = vc.assign(estimate=[9.4e-14, 3.8276920])
     s, d = compare_table("models_variance_components", vc, moved, tol)
     assert s["matched"] == 2, d
-    # a real change of the boundary variance (1e-4, above 1e-6 x 3.83) is still found
-    s, d = compare_table("models_variance_components", vc, vc.assign(estimate=[1e-4, 3.8276919]), tol)
+    # a real change of the boundary variance (1e-2, above 1e-4 x 3.83) is still found
+    s, d = compare_table("models_variance_components", vc, vc.assign(estimate=[1e-2, 3.8276919]), tol)
     assert s["differing"] == 1 and "fit's scale" in d[0]["rule"], d
-    # degrees of freedom from numerical derivatives: 1.8e-6 relative passes, 1e-3 does not
-    df = pd.DataFrame(dict(model="mx", term=["x"], estimate=[1.0], df=[8.047223], method="linear mixed model (REML; Satterthwaite df)"))
-    assert compare_table("m", df, df.assign(df=8.047238), tol)[0]["matched"] == 1
-    s, d = compare_table("m", df, df.assign(df=8.06), tol)
+    # degrees of freedom from numerical derivatives: 1.1e-4 relative passes, 1e-2 does not
+    df = pd.DataFrame(dict(model="mx", term=["x"], estimate=[1.0], df=[14.632724], method="linear mixed model (REML; Satterthwaite df)"))
+    assert compare_table("m", df, df.assign(df=14.631044), tol)[0]["matched"] == 1
+    s, d = compare_table("m", df, df.assign(df=14.78), tol)
     assert s["differing"] == 1 and "rtol_derived" in d[0]["rule"]
     # values.json: a copy of the boundary variance inherits the fit's tolerance; MCSEs are diagnostics
     inherited = _inherited_index({"models_variance_components": vc}, {"models_variance_components": moved}, tol)
@@ -241,6 +241,42 @@ def test_iterative_tolerance_is_on_the_fits_scale_and_df_and_copies_get_theirs()
     b = {"models": {"vc": {"cell": 9.4e-14}}, "claims": {"c": {"mcse_low": 0.239}}}
     s, d = compare_values(a, b, tol, inherited)
     assert s["differing"] == 0 and s["compared"] == 1, d
+
+
+def test_decisions_at_a_boundary_are_listed_not_counted():
+    """Seen on the released data under another BLAS kernel: a specification whose interval bound sits
+    within its Monte Carlo error of 0 changes its outcome (and its claim's tally), and a psens
+    diagnosis flips at its 0.05 threshold. Two correct builds can decide either way: verify lists
+    them as at a decision boundary and still exits 0; the same flip far from the threshold counts."""
+    from discbias.reproduce.verify import VerifyResult, boundary_reason, _inherited_index
+
+    tol = Tolerances()
+    spec = pd.DataFrame(dict(claim_id=["C1"], specification=["paper"], estimate=[-1.9], conf_low=[-3.8],
+                             conf_high=[0.02], mcse_conf_high=[0.03], outcome=["includes 0"], supports=[False],
+                             method="Bayesian model (posterior mean, 95% HDI)"))
+    spec_b = spec.assign(conf_high=-0.01, outcome="supports", supports=True)
+    ta, tb = {"claims_specifications": spec}, {"claims_specifications": spec_b}
+    inh = _inherited_index(ta, tb, tol)
+    d = dict(table="claims_specifications", key="C1 / paper", column="outcome")
+    assert "conf_high" in boundary_reason(d, ta, tb, tol, inh)
+    claims = dict(table="values.json", key="claims.C1.n_supporting", column="value")
+    assert boundary_reason(claims, ta, tb, tol, inh)
+    far = {"claims_specifications": spec.assign(conf_high=2.0, mcse_conf_high=0.03)}
+    far_b = {"claims_specifications": spec_b.assign(conf_high=-2.0, mcse_conf_high=0.03)}
+    assert boundary_reason(d, far, far_b, tol, _inherited_index(far, far_b, tol)) == ""
+    ps = pd.DataFrame(dict(model="m", term=["x"], prior_sensitivity=[0.08], likelihood_sensitivity=[0.049],
+                           mcse_prior_sensitivity=[0.004], mcse_likelihood_sensitivity=[0.003],
+                           diagnosis=["strong prior / weak likelihood"], method="ArviZ psens"))
+    pb = ps.assign(likelihood_sensitivity=0.052, diagnosis="prior-data conflict")
+    dp = dict(table="models_psens", key="m / x", column="diagnosis")
+    assert "likelihood_sensitivity" in boundary_reason(dp, {"models_psens": ps}, {"models_psens": pb}, tol, {})
+    empty = pd.DataFrame()
+    r = VerifyResult(tables=empty, differences=empty, environment=empty, info={},
+                     verdicts=pd.DataFrame(dict(claim_id=["C1"], at_boundary=["paper: conf_high ..."])))
+    assert r.exit_code == 0
+    r = VerifyResult(tables=empty, differences=empty, environment=empty, info={},
+                     verdicts=pd.DataFrame(dict(claim_id=["C1"], at_boundary=[""])))
+    assert r.exit_code == 1
 
 
 def test_tolerances_from_config(tmp_path):

@@ -23,7 +23,10 @@ The three questions, each its own column of ``claims.csv`` (:func:`evaluate_clai
    specification on the released file give the printed number? Each printed number (estimate,
    interval bounds) is compared with ours within half a unit of its last printed digit plus, for
    MCMC fits, ``MC_Z`` (3) x sqrt(2) x the Monte Carlo standard error of our number (the printed
-   number carries a Monte Carlo error of the same size from the authors' own run):
+   number carries a Monte Carlo error of the same size from the authors' own run, so the
+   difference of the two has SD sqrt(2) x MCSE, and beyond 3 of those SDs an exact reproduction
+   is called different with probability 0.0027 under normality; see :data:`MC_Z` for the
+   derivation):
    ``reproduced`` / ``differs`` / ``not re-runnable`` (the paper's analysis cannot be run on the
    released files) / ``inconclusive`` (the re-run did not converge or is degenerate). A claim whose
    paper printed no number is compared on its printed conclusion (the paper's specification must
@@ -76,10 +79,25 @@ OUTCOMES = ("supports", "opposite", "includes 0", "negligible", "condition not m
             "degenerate", "missing", "no interval")
 #: Outcomes that decide (the others mean "not estimable").
 DECISIVE = ("supports", "opposite", "includes 0", "negligible", "condition not met")
-#: How far (in Monte Carlo standard errors of the difference) a re-run MCMC number may be from the printed one:
-#: 3, so that over the ~30 printed numbers of a paper a number reproduced exactly up to Monte Carlo error is
-#: rarely called different by chance (1.96 would call about 1 in 20 different).
+#: How far, in standard deviations of the difference of two independent Monte Carlo estimates, a re-run MCMC
+#: number may be from the printed one (beyond rounding). A pre-stated rule, fixed before any data are read:
+#:
+#: * the printed number is ``p = theta + e_a + r`` (``e_a`` the authors' Monte Carlo error, ``r`` the rounding,
+#:   ``|r| <= half a unit of the last printed digit``); ours is ``o = theta + e_o``. Both runs sample the same
+#:   posterior, and the authors' Monte Carlo standard error is not printed, so it is taken equal to ours
+#:   (``MCSE``): ``e_o - e_a`` has standard deviation ``sqrt(2) * MCSE`` (the difference of two independent
+#:   estimates with equal variances);
+#: * an exact reproduction then has ``|o - p| <= |r| + |e_o - e_a|``, and under normality of the Monte Carlo
+#:   errors ``P(|e_o - e_a| > MC_Z * sqrt(2) * MCSE) = P(|Z| > MC_Z) = erfc(MC_Z / sqrt(2))``: for ``MC_Z = 3``,
+#:   :data:`MC_FALSE_DIFFERS` = 0.0027 per printed number, about 0.08 false "differs" expected over the ~30
+#:   printed numbers of a paper (1.96 would give 0.05 per number, about 1.5 over 30);
+#: * 3 is the conventional three-sigma limit, not tuned: no other value was tried on the data. If the authors'
+#:   runs were shorter than ours their Monte Carlo error is larger and the tolerance too small, so the rule
+#:   errs towards "differs", never towards "reproduced".
 MC_Z = 3.0
+#: Probability that an exact reproduction is called "differs" by Monte Carlo error alone (per printed number,
+#: normal errors): ``P(|Z| > MC_Z)``.
+MC_FALSE_DIFFERS = math.erfc(MC_Z / math.sqrt(2.0))
 CLAIM_COLUMNS = ["claim_id", "kind", "description", "estimand", "paper_value", "direction", "estimate", "conf_low",
                  "conf_high", "p_direction", "paper_specification", "primary", "primary_label", "primary_justification",
                  "sesoi", "sesoi_units", "sesoi_reference", "n_specifications", "n_voting", "n_supporting", "share_agreeing",
@@ -105,7 +123,9 @@ ROBUSTNESS_RULE = (
     "required specification, could not be estimated).")
 REPRODUCTION_RULE = (
     "The paper's own specification re-run on the released file; every printed number is compared with ours within "
-    "half a unit of its last printed digit, plus 3 x sqrt(2) Monte Carlo standard errors for MCMC estimates: "
+    f"half a unit of its last printed digit, plus {MC_Z:g} x sqrt(2) Monte Carlo standard errors for MCMC estimates "
+    "(the standard deviation of the difference of two independent Monte Carlo estimates is sqrt(2) MCSE; beyond "
+    f"{MC_Z:g} of them an exact reproduction is called different with probability {MC_FALSE_DIFFERS:.4f}): "
     "reproduced when all agree, differs otherwise; without a printed number, the paper's conclusion under its own "
     "rule; not re-runnable when the released files cannot run the paper's analysis.")
 #: Backwards-compatible name.
@@ -443,7 +463,9 @@ def robustness_verdict(claim: Claim, outcomes: dict[str, str], results: dict[str
     if po == "missing":
         return "not yet estimated", f"the primary specification ({primary.label}) has not been estimated"
     if po not in DECISIVE:
-        return "inconclusive", f"the primary specification ({primary.label}) is {po}: no verdict is read from it"
+        why = getattr(results.get(primary.name), "degenerate", "") if po == "degenerate" else ""
+        return "inconclusive", (f"the primary specification ({primary.label}) is {po}"
+                                + (f" ({why})" if why else "") + ": no verdict is read from it")
     if po == "opposite" or (decisive and len(opp) * 2 > len(decisive)):
         return "contradicted", (f"credible in the opposite direction under the primary specification ({primary.label})"
                                 if po == "opposite" else f"{len(opp)} of {len(decisive)} voting specifications are "
@@ -569,7 +591,9 @@ def _num(v: float) -> str:
         s = f"{v:.2g}"
         if "e" in s:
             m, e = s.split("e")
-            s = f"{m}×10^{int(e)}^"
+            # Unicode superscripts, as the tables write them (text, not Markdown: values are escaped)
+            s = f"{m} × 10" + str(int(e)).translate(str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3"
+                                                                                "\u2074\u2075\u2076\u2077\u2078\u2079"))
     elif a < 1e5:
         s = f"{v:.3f}".rstrip("0").rstrip(".")
     else:
@@ -610,6 +634,13 @@ def _sentence(claim: Claim, row: dict, spec_rows: list[dict], results: dict) -> 
         if claim.sesoi > 0:
             s += f", SESOI ±{_num(claim.sesoi * pr.sesoi_scale)}"
         s += f"; {row['n_supporting']} of {row['n_voting']} same-estimand specifications support it"
+        # the voting specifications that do not, with their numbers (why the verdict is not robust)
+        fail = [x for x in spec_rows if x["used_for_verdict"] and not x["supports"] and not x["primary"]]
+        if fail and row["n_voting"] > 0:
+            s += " (not: " + "; ".join(
+                f"{x['label']} {_num(x['estimate'])} [{_num(x['conf_low'])}, {_num(x['conf_high'])}]"
+                + (f", P = {_num(x['p_direction'])}" if x["p_direction"] == x["p_direction"] else "")
+                + f", {x['outcome']}" for x in fail) + ")"
         diff = [x["label"] for x in spec_rows if x["vote"].startswith("a different question")]
         if diff:
             s += f" ({', '.join(diff)}: a different question, not voting)"

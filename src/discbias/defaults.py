@@ -45,7 +45,7 @@ DEFAULTS: dict[str, dict] = {
     "demo_network": dict(seed=0, resolution=256),
     "demo_inputs": dict(seed=0, synthetic_tones=[2, 8], n_reference=40),
     # [verify] (`discbias verify`): see discbias.reproduce.verify.Tolerances
-    "verify": dict(rtol=1e-9, atol=1e-12, rtol_iterative=1e-6, rtol_derived=1e-4, posterior_k=5.0, bootstrap_k=5.0),
+    "verify": dict(rtol=1e-9, atol=1e-12, rtol_iterative=1e-4, rtol_derived=1e-3, posterior_k=5.0, bootstrap_k=5.0),
     # [paper]
     "paper": dict(bibliography="references.bib", csl="chicago-author-date.csl"),
 }

@@ -251,16 +251,21 @@ def _values_step(fit_steps: list[Step]):
             roles={role: dict(source=src.name, file=src.file, description=src.description, rows=src.rows)
                    for role, src in ((r, config.role(r)) for r in config.roles)},
             fit_seconds=timings, code_commit=_code_commit(paths), build_seconds=_build_seconds(paths),
+            # analyses not run because an input had no usable rows (a data issue), with the reason
+            removed=[dict(section=k, reason=v["removed"], partial=False) for k, v in values.items()
+                     if isinstance(v, dict) and v.get("available") is False and v.get("removed")]
+            + [dict(section=k, reason="; ".join(v["removed_inputs"]), partial=True) for k, v in values.items()
+               if isinstance(v, dict) and v.get("removed_inputs")],
         )
         values["claims"] = {r["claim_id"]: r for r in claims.to_dict("records")}
         for cid, c in values["claims"].items():
             c["specifications"] = {r["specification"]: r for r in specs[specs["claim_id"] == cid].to_dict("records")}
         values["verdict_counts"] = claims["verdict"].value_counts().to_dict()
-        from .claims import SELECTION_RULE, ROBUSTNESS_RULE, REPRODUCTION_RULE, verdict_counts
+        from .claims import MC_FALSE_DIFFERS, MC_Z, REPRODUCTION_RULE, ROBUSTNESS_RULE, SELECTION_RULE, verdict_counts
 
         values["question_counts"] = verdict_counts(claims)
         values["claim_rules"] = dict(selection=SELECTION_RULE, robustness=ROBUSTNESS_RULE,
-                                     reproduction=REPRODUCTION_RULE)
+                                     reproduction=REPRODUCTION_RULE, mc_z=MC_Z, mc_false_differs=MC_FALSE_DIFFERS)
         ctx.write_value("values", values)
 
     return run

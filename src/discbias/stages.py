@@ -42,6 +42,46 @@ CONFIG_INPUT = "inputs/config"
 RAW_INPUT = "inputs/raw"
 #: Measure options (``--on-invalid``): measure steps read them.
 OPTIONS_INPUT = "inputs/measure_options"
+#: The one column of a *removed* table: one an analysis could not make because an input file has no
+#: usable rows (a data issue). Steps that need it are not run; they record the reason instead.
+REMOVED_COLUMN = "_discbias_removed"
+
+
+def removed_table(reason: str) -> pd.DataFrame:
+    """The table that stands for one a step could not make, holding the reason.
+
+    Examples
+    --------
+    >>> removed_reason(removed_table("x.csv has a header but no data rows"))
+    'x.csv has a header but no data rows'
+    >>> removed_reason(pd.DataFrame({"a": [1]})) is None
+    True
+    """
+    return pd.DataFrame({REMOVED_COLUMN: [str(reason)]})
+
+
+def removed_reason(df) -> str | None:
+    """The reason a table was removed (:func:`removed_table`), or ``None`` for an ordinary table."""
+    if isinstance(df, pd.DataFrame) and list(df.columns) == [REMOVED_COLUMN] and len(df) == 1:
+        return str(df[REMOVED_COLUMN].iloc[0])
+    return None
+
+
+def removed_section(reason: str) -> dict:
+    """The ``values.json`` section of an analysis that was removed (what the paper reads).
+
+    Examples
+    --------
+    >>> removed_section("x.csv has a header but no data rows")["available"]
+    False
+    """
+    return dict(available=False, removed=str(reason))
+
+
+def _log():
+    import logging
+
+    return logging.getLogger("discbias.stages")
 
 
 def study_layout(paths: ProjectPaths) -> Callable[[str, str], str]:
@@ -99,21 +139,30 @@ class TableView(MutableMapping):
             raise StepError(f"step '{self._ctx.step.name}' used {self._prefix}{key}, which it does not declare; "
                             f"add it to the step's reads (or writes) in its analysis module")
 
+    def _load(self, key: str) -> pd.DataFrame | None:
+        if key not in self._cache:
+            exists = key in self._readable and self._ctx.store.exists(self._prefix + key)
+            self._cache[key] = self._ctx.read(self._prefix + key) if exists else None
+        return self._cache[key]
+
+    def removed(self, key: str) -> str | None:
+        """Why ``key`` was removed (an input file without usable rows), or ``None``."""
+        self._declared(key)
+        return None if key in self.new else removed_reason(self._load(key))
+
     def __contains__(self, key) -> bool:
         self._declared(key)
         if key in self.new:
             return True
-        return key in self._readable and self._ctx.store.exists(self._prefix + key)
+        df = self._load(key)
+        return df is not None and removed_reason(df) is None  # a removed table is absent
 
     def __getitem__(self, key: str) -> pd.DataFrame:
         self._declared(key)
         if key in self.new:
             return self.new[key]
-        if key in self._cache:
-            return self._cache[key]
-        if key in self._readable and self._ctx.store.exists(self._prefix + key):
-            df = self._ctx.read(self._prefix + key)
-            self._cache[key] = df
+        df = self._load(key)
+        if df is not None and removed_reason(df) is None:
             return df
         raise KeyError(key)
 
@@ -127,7 +176,7 @@ class TableView(MutableMapping):
         self.new.pop(key)
 
     def __iter__(self) -> Iterator[str]:
-        seen = [k for k in self._readable if self._ctx.store.exists(self._prefix + k)]
+        seen = [k for k in self._readable if k in self]
         return iter(dict.fromkeys(seen + list(self.new)))
 
     def __len__(self) -> int:
@@ -287,20 +336,60 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
     issues = f"issues/{name}"
 
     def run(ctx: StepContext) -> None:
+        from .studies.validation import ISSUE_COLUMNS, EmptyInputError
+
+        def remove(reason: str, found: pd.DataFrame) -> None:
+            # the step's tables stand removed (the steps that need them record the reason); the rest goes on
+            for t in [*writes, *optional_writes]:
+                ctx.write(target(t), removed_table(reason))
+            ctx.write(issues, found)
+            _log().warning("measure %s: removed (%s); the analyses that need its tables are not run", name, reason)
+
         mctx = MeasureContext(ctx.config, ctx.paths, ctx.extra.get("on_invalid", "report"), ctx.extra)
-        if reads or optional_reads:
-            inputs = {t: ctx.read(t) for t in reads}
-            inputs.update({t: ctx.read(t) for t in optional_reads if ctx.has(t)})
-            tables, found = fn(mctx, inputs)
-        else:
-            tables, found = fn(mctx)
+        lost: list[str] = []
+        try:
+            if reads or optional_reads:
+                inputs = {t: ctx.read(t) for t in reads}
+                gone = [r for r in map(removed_reason, inputs.values()) if r]
+                if gone:
+                    remove(gone[0], pd.DataFrame(columns=ISSUE_COLUMNS))
+                    return
+                optional = {t: ctx.read(t) for t in optional_reads if ctx.has(t)}
+                lost = sorted({r for r in map(removed_reason, optional.values()) if r})
+                inputs.update({t: df for t, df in optional.items() if removed_reason(df) is None})
+                tables, found = fn(mctx, inputs)
+            else:
+                tables, found = fn(mctx)
+        except EmptyInputError as exc:  # a header-only (or all-invalid) file: a data issue, not a crash
+            made = ", ".join(target(t) for t in [*writes, *optional_writes])
+            remove(f"{exc.file} has no usable data rows ({exc.problem})", pd.DataFrame([dict(
+                file=exc.file, line=exc.line, column="", value="", problem=exc.problem,
+                action=f"analyses needing it removed (step {name}: {made})")], columns=ISSUE_COLUMNS))
+            return
         for t, df in tables.items():
             if t not in writes and t not in optional_writes:
                 raise StepError(f"step '{name}' made table '{t}', which it does not declare; add it to its writes")
+        found = found if found is not None and len(found.columns) else pd.DataFrame(columns=ISSUE_COLUMNS)
+        # every row invalid (e.g. no valid score in the file): as a header-only file, a data issue
+        dead = [t for t in writes if isinstance(tables.get(t), pd.DataFrame) and len(tables[t]) and "valid" in tables[t]
+                and not tables[t]["valid"].fillna(False).astype(bool).any()]
+        if dead:
+            files = sorted({str(f) for f in found.get("file", pd.Series(dtype=object)).dropna()}) or [dead[0]]
+            reason = f"{', '.join(files)} has no usable data rows (every row of {len(tables[dead[0]])} is invalid)"
+            made = ", ".join(target(t) for t in [*writes, *optional_writes])
+            remove(reason, pd.concat([found, pd.DataFrame([dict(
+                file=files[0], line=2, column="", value="", problem="every data row is invalid",
+                action=f"analyses needing it removed (step {name}: {made})")], columns=ISSUE_COLUMNS)],
+                ignore_index=True))
+            return
+        for t, df in tables.items():
             (ctx.write if isinstance(df, pd.DataFrame) else ctx.write_value)(target(t), df)
-        from .studies.validation import ISSUE_COLUMNS
+        if lost:  # a table it did not make may be one it would have made from a removed input: removed too
+            for t in optional_writes:
+                if t not in tables:
+                    ctx.write(target(t), removed_table(lost[0]))
 
-        ctx.write(issues, found if found is not None and len(found.columns) else pd.DataFrame(columns=ISSUE_COLUMNS))
+        ctx.write(issues, found)
 
     return Step(name, run, reads=(*external, *reads), optional_reads=tuple(optional_reads),
                 writes=(*[target(t) for t in writes], issues), optional_writes=[target(t) for t in optional_writes],
@@ -329,10 +418,23 @@ def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: S
         meas = TableView(ctx, "measures/", [*measures, *optional_measures])
         res = TableView(ctx, "results/", [*results, *optional_results], writable=[*writes, *optional_writes])
         vals = {v: ctx.read_value(f"values/{v}") for v in values}
+        gone = ([r for r in map(meas.removed, measures) if r] + [r for r in map(res.removed, results) if r]
+                + [v["removed"] for v in vals.values() if isinstance(v, dict) and v.get("removed")])
+        if gone:  # an input it needs was removed (a data issue): not run, the reason recorded
+            for t in writes:
+                ctx.write(f"results/{t}", removed_table(gone[0]))
+            ctx.write_value(f"values/{section}", removed_section(gone[0]))
+            ctx.write_value(info, dict(models=[], seconds=0.0, module=_short(fn), removed=gone[0]))
+            _log().warning("fit %s: not run: %s", name, gone[0])
+            return
         fctx = FitContext(ctx.config, ctx.paths, meas, res, vals)
         t0 = time.perf_counter()
         fn(fctx)
         secs = time.perf_counter() - t0
+        partial = sorted({r for r in [*map(meas.removed, optional_measures), *map(res.removed, optional_results)] if r})
+        if partial and isinstance(fctx.values.get(section), dict):  # it ran without an input that was removed
+            fctx.values[section]["removed_inputs"] = partial
+            _log().warning("fit %s: ran without removed input(s): %s", name, "; ".join(partial))
         for t, df in res.new.items():
             ctx.write(f"results/{t}", df)
         extra = set(fctx.values) - set(values) - {section}
@@ -362,6 +464,10 @@ def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), option
     def run(ctx: StepContext) -> None:
         meas = TableView(ctx, "measures/", [*measures, *optional_measures])
         res = TableView(ctx, "results/", [*results, *optional_results])
+        gone = [r for r in map(meas.removed, measures) if r] + [r for r in map(res.removed, results) if r]
+        if gone:  # its analysis was removed (a data issue): no figures, the reason recorded
+            ctx.write_value(f"figures/{name}", dict(saved=[], files={}, removed=gone[0]))
+            return
         fctx = FigureContext(ctx.config, ctx.paths, meas, res, ctx.read_value("values"))
         fn(fctx)
         ctx.write_value(f"figures/{name}", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
@@ -470,7 +576,8 @@ def _claims_step(claims: list, tables: list[str]):
     def run(ctx: StepContext) -> None:
         from .claims import configure_claims, evaluate_claims
 
-        results = {t: ctx.read(f"results/{t}") for t in tables if ctx.has(f"results/{t}")}
+        results = {t: df for t in tables if ctx.has(f"results/{t}") for df in [ctx.read(f"results/{t}")]
+                   if removed_reason(df) is None}
         raw = getattr(ctx.config, "raw", None) or {}
         configured = configure_claims(claims, raw.get("claims", {}), file=str(getattr(ctx.config, "path", "")))
         table, specs = evaluate_claims(results, configured)
@@ -484,7 +591,8 @@ def _common_figures_step(ctx: StepContext) -> None:
     from .report.speccurve import spec_curve_figures
     from .report.tables import common_tables
 
-    res = {t: ctx.read(f"results/{t}") for t in COMMON_RESULTS if ctx.has(f"results/{t}")}
+    res = {t: df for t in COMMON_RESULTS if ctx.has(f"results/{t}") for df in [ctx.read(f"results/{t}")]
+           if removed_reason(df) is None}
     fctx = FigureContext(ctx.config, ctx.paths, {}, res, ctx.read_value("values"))
     common_tables(fctx)
     spec_curve_figures(fctx)
@@ -504,8 +612,11 @@ def _publish_results_step(ctx: StepContext) -> None:
     published = {}
     for t in ctx.step.inputs:
         if ctx.has(t):
+            df = ctx.read(t)
+            if removed_reason(df) is not None:  # removed for a data issue (results/data_issues.csv says why)
+                continue
             name = t.split("/", 1)[1]
-            out = ctx.wrote_file(write_table(ctx.read(t), folder / f"{name}.csv"))
+            out = ctx.wrote_file(write_table(df, folder / f"{name}.csv"))
             published[name] = sha256_file(out)
     for old in folder.glob("*.csv"):
         if old.stem not in published:

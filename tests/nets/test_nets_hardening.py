@@ -182,6 +182,19 @@ def test_crafted_init_kwargs_refused_before_building(over, match, exc, factory, 
     assert built == []  # nothing was built from the crafted configuration
 
 
+def test_a_stride_zero_tensor_in_a_network_pickle_is_refused(factory, helpers, tmp_path):
+    """Issue 24: a stride-0 tensor (one stored value, a full tensor's shape) in an NVIDIA-format
+    pickle is refused by the reader, as in a ``.pt`` file (tests/security)."""
+    src = Discriminator(**helpers.small_kwargs())
+    name, p = next((n, p) for n, p in src.named_parameters() if p.dim() == 4)
+    owner, attr = name.rsplit(".", 1)
+    setattr(src.get_submodule(owner), attr, torch.nn.Parameter(torch.zeros(1).expand(p.shape), requires_grad=False))
+    path = factory.write(factory.snapshot(src), tmp_path / "stride0.pkl")
+    with pytest.raises(UnsafePickleError, match="zero or overlapping strides") as err:
+        load_discriminator(path)
+    assert str(path) in str(err.value)
+
+
 def test_deeply_nested_init_kwargs_refused(factory, helpers, tmp_path):
     src = Discriminator(**helpers.small_kwargs())
     kw = dict(src.init_kwargs)

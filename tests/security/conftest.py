@@ -65,6 +65,45 @@ class Sandbox:
         assert not any(self.outside.iterdir()), f"written outside the project: {list(self.outside.iterdir())}"
 
 
+def _vm_size() -> int:
+    """This process's address space now (bytes), from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")
+
+
+def run_capped(fn, *args, budget: int = 512 * 1024 ** 2, timeout: float = 60) -> tuple[str, str] | None:
+    """Run ``fn(*args)`` in a forked child whose address space is capped at the parent's current size
+    plus ``budget``: ``None`` if it returned, else ``(exception type name, message)``. A bomb that
+    reads or allocates past the budget fails with ``MemoryError`` (reported as such), so a test that
+    expects the package's own refusal proves the memory stayed bounded. For functions that do not
+    use torch's thread pools (forking after they started is unsafe)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    cap = _vm_size() + budget
+
+    def child():
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        try:
+            fn(*args)
+            queue.put(None)
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which asserts on it
+            queue.put((type(exc).__name__, str(exc)[:2000]))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    try:
+        out = queue.get(timeout=timeout)
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+    return out
+
+
 @pytest.fixture
 def sandbox(tmp_path) -> Sandbox:
     root, outside = tmp_path / "project", tmp_path / "outside"
@@ -76,3 +115,9 @@ def sandbox(tmp_path) -> Sandbox:
                DISCBIAS_CACHE_DIR=str(root / "cache"), DISCBIAS_ROOT=str(root),
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return Sandbox(root=root, outside=outside, marker=outside / "PWNED", env=env)
+
+
+@pytest.fixture
+def capped():
+    """:func:`run_capped`: a function run in a child with a capped address space."""
+    return run_capped

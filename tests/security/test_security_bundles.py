@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import zipfile
 from html.parser import HTMLParser
@@ -72,23 +73,30 @@ def test_a_member_declaring_gigabytes_is_refused_before_reading(sandbox):
     sandbox.assert_refused(run, "report/paper.pdf", "declares")
 
 
-def test_a_member_inflating_past_its_declared_size_is_stopped(tmp_path):
-    """Real size checked while streaming: a member that inflates to more than it declares is refused."""
-    z = write_bundle(tmp_path / "b.zip", {"report/big.bin": b"\0" * 2_000_000})
+def test_a_member_inflating_past_its_declared_size_is_stopped(tmp_path, capped):
+    """Real size checked while streaming: a member that inflates to 300 MiB while declaring 1,000 bytes
+    is refused, within 200 MiB of address space (reading it whole would need 300 MiB)."""
+    z = write_bundle(tmp_path / "b.zip", {})
+    with zipfile.ZipFile(z, "a", compression=zipfile.ZIP_DEFLATED) as zf, zf.open("report/big.bin", "w") as f:
+        block = b"\0" * (1 << 20)
+        for _ in range(300):
+            f.write(block)
     _set_declared_size(z, "report/big.bin", 1000)
-    with pytest.raises(BundleError, match=r"report/big.bin is larger than 1,000 bytes|not a readable zip"):
-        read_bundle(z)
+    assert z.stat().st_size < 2_000_000
+    out = capped(read_bundle, z, budget=200 * 1024 ** 2)
+    assert out is not None and out[0] == "BundleError", out
+    assert re.search(r"report/big.bin is larger than 1,000 bytes|not a readable zip|report/big.bin", out[1]), out
 
 
-def test_a_zip_bomb_is_refused_by_the_total_limit(tmp_path, monkeypatch):
+def test_a_zip_bomb_is_refused_by_the_total_limit(tmp_path, capped):
     import discbias.safeio as safeio
-    from discbias.safeio import UnsafeInputError, read_zip
+    from discbias.safeio import read_zip
 
     z = write_bundle(tmp_path / "b.zip", {f"report/{i}.bin": b"\0" * 300_000 for i in range(5)})
-    with pytest.raises(UnsafeInputError, match="declare .* bytes in all"):
-        read_zip(z, what="bundle", max_total=1_000_000)
-    with pytest.raises(UnsafeInputError, match="declares 300,000 bytes"):
-        read_zip(z, what="bundle", max_member=100_000)
+    out = capped(lambda: read_zip(z, what="bundle", max_total=1_000_000), budget=64 * 1024 ** 2)
+    assert out is not None and out[0] == "UnsafeInputError" and re.search("declare .* bytes in all", out[1]), out
+    out = capped(lambda: read_zip(z, what="bundle", max_member=100_000), budget=64 * 1024 ** 2)
+    assert out is not None and out[0] == "UnsafeInputError" and "declares 300,000 bytes" in out[1], out
     assert safeio.MAX_MEMBER_BYTES <= 1024 ** 3 and safeio.MAX_TOTAL_BYTES <= 4 * 1024 ** 3
 
 
@@ -147,10 +155,11 @@ def test_a_malformed_member_through_the_cli(sandbox):
 class _Scan(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.tags, self.handlers, self.urls = [], [], []
+        self.tags, self.handlers, self.urls, self.values = [], [], [], []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+        self.values += [v or "" for _, v in attrs]
         for k, v in attrs:
             if k.lower().startswith("on"):
                 self.handlers.append((tag, k))
@@ -184,6 +193,11 @@ def test_the_verify_report_shows_bundle_text_as_text(tmp_path):
     assert scan.handlers == [] and scan.urls == []
     assert "a" not in scan.tags  # no link at all came from the bundle
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+    # only the elements the report's own Markdown makes: nothing from the bundle adds one
+    assert set(scan.tags) <= {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "ul", "li",
+                              "table", "thead", "tbody", "tr", "th", "td", "code", "strong", "em", "hr", "br"}, \
+        set(scan.tags)
+    assert not [v for v in scan.values if "javascript:" in v.lower() or "url(" in v.lower()]
 
 
 def test_a_table_of_types_discbias_never_writes_is_one_line(tmp_path):

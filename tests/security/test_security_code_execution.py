@@ -135,12 +135,15 @@ def test_the_abstract_is_rendered_in_a_sandbox(tmp_path, abstract):
 
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "paper.qmd.j2").write_text("---\nabstract: << paper.abstract | yaml >>\n---\n")
+    from discbias.errors import UserError
+
     marker = tmp_path / "MARKER"
-    with pytest.raises(RenderError, match="sandbox"):
+    with pytest.raises(RenderError, match="sandbox") as exc:
         render_qmd(_paths(tmp_path), tmp_path / "t", paper={"abstract": abstract.replace("MARKER", str(marker))})
     assert not marker.exists()
-    q = render_qmd(_paths(tmp_path), tmp_path / "t", paper={"abstract": "x = << values.x >>"})
-    assert 'abstract: "x = 1"' in q.read_text()  # a value still fills it
+    assert isinstance(exc.value, UserError) and "\n" not in str(exc.value)  # the CLI's one line and exit 2
+    q = render_qmd(_paths(tmp_path), tmp_path / "t", paper={"abstract": "x = << values.x >> **y**"})
+    assert 'abstract: "x = 1 \\\\*\\\\*y\\\\*\\\\*"' in q.read_text()  # a value still fills it; its text is text
 
 
 def test_a_template_file_from_elsewhere_is_sandboxed_too(tmp_path):
@@ -172,6 +175,34 @@ def test_compiled_templates_from_another_key_are_not_loaded(tmp_path, monkeypatc
     monkeypatch.setenv(integrity.KEY_ENV, str(tmp_path / "other.key"))
     bucket = env.bytecode_cache.get_bucket(env, "p.j2", str(tpl), tpl.read_text())
     assert bucket.code is None  # another key: never loaded
+
+
+# ------------------------------------------------------------------------------ 4. pickles
+def test_no_module_reads_a_pickle_from_a_build_or_cache_folder():
+    """Route 4 (a pickle placed in ``build/engine/shadow/`` ran on the next ``fit``): internal state is
+    Parquet and JSON now; no module of the package unpickles anything except the restricted network
+    reader, torch only with ``weights_only=True``, and marshalled code only behind a keyed MAC."""
+    import ast
+
+    src = Path(__file__).resolve().parents[2] / "src" / "discbias"
+    found = []
+    for f in sorted(src.rglob("*.py")):
+        if f.name == "pickle_reader.py":  # the restricted unpickler (tests/nets/test_nets_hardening.py)
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            fn = node.func
+            name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
+            owner = fn.value.id if isinstance(fn, ast.Attribute) and isinstance(fn.value, ast.Name) else ""
+            kw = {k.arg: k.value for k in node.keywords}
+            if (name in ("read_pickle", "Unpickler", "loads", "load") and owner in ("pickle", "cloudpickle", "dill",
+                                                                                  "joblib", "marshal", "shelve", "pd")
+                    or name == "read_pickle"
+                    or (owner == "torch" and name == "load" and not (
+                        isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True))):
+                found.append(f"{f.relative_to(src)}:{node.lineno}")
+    assert found == [], f"code that could unpickle a file from elsewhere: {found}"
 
 
 # ------------------------------------------------------------------------------ 5. pandoc

@@ -325,12 +325,23 @@ def _num(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}f}".replace("-", "\u2212")
 
 
-def _sci(x: float) -> str:
-    """``1.7 × 10^−12^`` (pandoc superscript, true minus); ``0`` for zero."""
+def _below(x: float) -> str:
+    """A bound on a floating-point difference, ``below 10⁻¹⁰`` (the next power of ten above ``x``, then
+    one more): the ledger states that our estimates equal R's to rounding, and a bound, unlike the
+    measured difference (6.3e-12 under one BLAS kernel, 6.5e-12 under another), is the same on any
+    machine; ``0`` for zero. Unicode superscripts, as in the tables: the ledger's text is printed as
+    text, not Markdown.
+
+    Examples
+    --------
+    >>> _below(6.3e-12), _below(6.5e-12), _below(0.0)
+    ('below 10⁻¹⁰', 'below 10⁻¹⁰', '0')
+    """
     if x == 0:
         return "0"
-    m, e = f"{x:.1e}".split("e")
-    return f"{m} × 10^{int(e)}^".replace("-", "\u2212")
+    e = int(np.floor(np.log10(x))) + 2
+    sup = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+    return f"below 10{str(e).translate(sup)}"
 
 
 def _get(results, table, model, term, col="estimate"):
@@ -380,7 +391,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
             rm = ref_max.get(mid, np.nan)
             matched = ("same file, formula, treatment coding and type I (sequential, R term order) ANOVA; "
                        + (f"coefficients, SEs, t, F, SS, df and p equal R's output (max relative difference "
-                          f"{_sci(rm)}; {ref_note})" if np.isfinite(rm) else f"not compared to R ({ref_note})"))
+                          f"{_below(rm)}; {ref_note})" if np.isfinite(rm) else f"not compared to R ({ref_note})"))
             differs = ("preferred: type II ANOVA (car) beside type I" + (" and HC3 standard errors" if full else "")
                        + ("; " + lum_note if "luminance" in rhs else "")
                        + ((pool + (per_folder if full else "")) if "hair_length" in rhs and pool else "") + extra)
@@ -402,7 +413,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
             our_model="men_lm_rgb_race_hair",
             preferred_model="men_lm_rgb_race_hair_anova_type2",
             matched="same file and predictors (the script sets luminance to NULL and fits on all remaining columns); "
-                    + (f"OLS equals R's lm() to a relative difference of {_sci(rm)}" if np.isfinite(rm) else "not compared to R"),
+                    + (f"OLS equals R's lm() to a relative difference {_below(rm)}" if np.isfinite(rm) else "not compared to R"),
             differs="fitted by OLS (flat priors), not rstanarm with Cauchy priors; the script's race/hair dummies "
                     "test 'Asian'/'Black' against lower-case labels and are never used",
             comparison="red slope (OLS)",
@@ -487,7 +498,7 @@ def build_ledger(ctx, values: dict, pyvals: dict, ref_max: dict, ref_note: str) 
         data_file="cleaned/Study2_unbalanced_aggregated.csv", n=pyvals.get("agg_n", np.nan), status="mapped",
         our_model="elicited_bayes", preferred_model="elicited_bayes_centred; elicited_ols",
         matched="same file, predictors, likelihood and priors (femininity shares masculinity's scale)"
-                + (f"; our per-image rating means equal the file's per-item Mean columns (max absolute difference {_sci(md)})"
+                + (f"; our per-image rating means equal the file's per-item Mean columns (max absolute difference {_below(md)})"
                    if md is not None else ""),
         differs="sampled once with the package's sampler settings (not 50,000 x 10 draws); the centred "
                 "specification is the preferred one",

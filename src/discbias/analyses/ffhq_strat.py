@@ -403,6 +403,31 @@ def delta_r2_bootstrap(X: np.ndarray, y: np.ndarray, full: np.ndarray, reduced: 
     >>> bool(0.05 < est[0] < 0.25), reps.shape
     (True, (50, 1))
     """
+    def stat(G, tss):
+        r2 = _r2_from_gram(G, full, tss)
+        return np.array([r2 - _r2_from_gram(G, r, tss) for r in reduced])
+
+    return gram_bootstrap(X, y, stat, n_boot=n_boot, seed=seed)
+
+
+def gram_bootstrap(X: np.ndarray, y: np.ndarray, statistic, *, n_boot: int = N_BOOT,
+                   seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """A nonparametric bootstrap over rows (images) of statistics of linear fits on columns of ``X``.
+
+    Each replicate draws multinomial row weights (``n`` rows with replacement) and forms one
+    weighted Gram matrix ``G`` of ``[X, y]``; ``statistic(G, tss)`` (``tss`` the weighted total sum
+    of squares of ``y``) returns a vector computed from sub-blocks of it (:func:`_r2_from_gram`,
+    :func:`_coef_from_gram`). Returns ``(estimates, replicates)`` of shapes ``(k,)`` and
+    ``(n_boot, k)``; the seed fixes the resamples.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0); X = np.c_[np.ones(300), rng.normal(size=300)]
+    >>> y = 2 * X[:, 1] + rng.normal(size=300)
+    >>> est, reps = gram_bootstrap(X, y, lambda G, tss: np.array([_coef_from_gram(G, np.array([0, 1]), 1)]), n_boot=30)
+    >>> bool(1.8 < est[0] < 2.2), reps.shape
+    (True, (30, 1))
+    """
     Z = np.c_[X, y]
     rng = np.random.default_rng(seed)
 
@@ -410,14 +435,37 @@ def delta_r2_bootstrap(X: np.ndarray, y: np.ndarray, full: np.ndarray, reduced: 
         G = (Z * w[:, None]).T @ Z
         n = w.sum()
         tss = G[-1, -1] - (w @ y) ** 2 / n
-        r2 = _r2_from_gram(G, full, tss)
-        return np.array([r2 - _r2_from_gram(G, r, tss) for r in reduced])
+        return np.atleast_1d(np.asarray(statistic(G, tss), float))
 
     n = len(y)
     est = one(np.ones(n))
     reps = np.array([one(np.bincount(rng.integers(0, n, n), minlength=n).astype(float))
-                     for _ in progress(range(n_boot), desc="bootstrap delta R2", unit="rep")])
-    return est, reps.reshape(n_boot, len(reduced))
+                     for _ in progress(range(n_boot), desc="bootstrap", unit="rep")])
+    return est, reps.reshape(n_boot, len(est))
+
+
+def _coef_from_gram(G: np.ndarray, idx: np.ndarray, j: int) -> float:
+    """The coefficient of the ``j``-th column of ``idx`` in the least-squares fit of y on the columns ``idx``."""
+    return float(np.linalg.lstsq(G[np.ix_(idx, idx)], G[idx, -1], rcond=None)[0][j])
+
+
+def mediation_statistic(total_idx: np.ndarray, full_idx: np.ndarray, col: int):
+    """The statistic of :func:`gram_bootstrap` for a coefficient's total, direct and indirect effect
+    and share mediated: ``[total, direct, total - direct, 1 - direct / total]``, where ``total`` is
+    the coefficient of column ``col`` in the model ``total_idx`` and ``direct`` in ``full_idx``
+    (the difference-in-coefficients decomposition; for linear models without interactions it is
+    the product-of-coefficients indirect effect summed over the mediators)."""
+    jt, jf = list(total_idx).index(col), list(full_idx).index(col)
+
+    def stat(G, tss):
+        t, d = _coef_from_gram(G, total_idx, jt), _coef_from_gram(G, full_idx, jf)
+        return np.array([t, d, t - d, 1.0 - d / t if t else np.nan])
+
+    return stat
+
+
+#: Terms of the mediation rows (``s1x_gender_mediated``) in the order of :func:`mediation_statistic`.
+MEDIATION_TERMS = ("total", "direct", "indirect", "share mediated")
 
 
 def fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int = N_BOOT,
@@ -468,7 +516,27 @@ def _fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int =
     block_idx = [np.array(_block_columns(names, terms)) for _, _, terms in BLOCKS]
     q_idx = block_idx[0]
     blocks = []
-    ests, reps = delta_r2_bootstrap(X, y, all_idx, [np.setdiff1d(all_idx, idx) for idx in block_idx], n_boot=n_boot)
+    # One set of resamples of images for the blocks' incremental R^2 and the gender mediation (total,
+    # direct, indirect, share mediated): a replicate is one weighted Gram matrix, every model a sub-block.
+    reduced = [np.setdiff1d(all_idx, idx) for idx in block_idx]
+    clean = [clean_term(n) for n in names]
+    male = clean.index(MALE_TERM) if MALE_TERM in clean else None
+    med_stat = None
+    if male is not None:
+        total_idx = np.array([0] + [i for i, n in enumerate(names) if n.startswith("C(gender")])
+        med_stat = mediation_statistic(total_idx, all_idx, male)
+
+    def block_stat(G, tss):
+        r2 = _r2_from_gram(G, all_idx, tss)
+        out = [r2 - _r2_from_gram(G, r, tss) for r in reduced]
+        return np.r_[out, med_stat(G, tss)] if med_stat is not None else np.array(out)
+
+    ests_all, reps_all = gram_bootstrap(X, y, block_stat, n_boot=n_boot, seed=SEED)
+    ests, reps = ests_all[:len(reduced)], reps_all[:, :len(reduced)]
+    mediation = None
+    if med_stat is not None:
+        mediation = dict(estimates=ests_all[len(reduced):], replicates=reps_all[:, len(reduced):], n_boot=n_boot,
+                         seed=SEED, n_obs=int(full.nobs))
     reduced_names = {"block:quality": "s1x_ols_face", "block:face": "s1x_ols_quality"}
     for k, ((term, block, _), idx) in enumerate(zip(BLOCKS, block_idx)):
         reduced_name = reduced_names.get(term, f"s1x_ols_full without {block}")
@@ -514,7 +582,7 @@ def _fit_regressions(m: pd.DataFrame, base_warnings: list[str], *, n_boot: int =
     coefs["multiple_testing"] = "Holm over the terms of each model (intercept excluded)"
     coefs["block"] = np.where(coefs["term"].isin([clean_term(n) for n in np.array(names)[q_idx]]),
                               "image quality", "face attributes")
-    return dict(coefficients=coefs, blocks=blocks, variance=variance, timings=timings,
+    return dict(coefficients=coefs, blocks=blocks, variance=variance, timings=timings, mediation=mediation,
                 info=dict(r2_full=full.rsquared, r2_quality=fits["s1x_ols_quality"].rsquared,
                           r2_face=fits["s1x_ols_face"].rsquared, n_obs=int(full.nobs)))
 
@@ -534,6 +602,13 @@ def fit_mixed(m: pd.DataFrame, ols_fit, base_warnings: list[str]) -> tuple[pd.Da
     near_zero = icc < 1e-3
     shared = [t for t in fit.fe_params.index if t in ols_fit.params.index and t != "Intercept"]
     max_diff = float(np.max(np.abs(fit.fe_params[shared] - ols_fit.params[shared])))
+    from ..stats.degenerate import hessian_degenerate, residual_degenerate
+
+    k_fe = len(fit.fe_params)
+    degenerate = "; ".join(filter(None, [residual_degenerate(resid_var, float(np.var(m["score_z"], ddof=1))),
+                                         hessian_degenerate(np.asarray(fit.cov_params())[:k_fe, :k_fe])]))
+    if degenerate:
+        warns.append(f"degenerate fit: {degenerate}")
     if near_zero:
         warns.append(f"random-intercept variance near zero (share {icc:.2g} of the residual + cell variance): "
                      f"the cells' interaction is pooled away (max |fixed effect - OLS| = {max_diff:.2g})")
@@ -546,7 +621,8 @@ def fit_mixed(m: pd.DataFrame, ols_fit, base_warnings: list[str]) -> tuple[pd.Da
                          conf_low=ci.loc[t, 0], conf_high=ci.loc[t, 1], conf_level=0.95,
                          method="Linear mixed model (statsmodels MixedLM, REML): random intercepts for gender x age band cells",
                          n_obs=int(fit.nobs), n_groups=n_groups, converged=bool(fit.converged), warnings=warns,
-                         formula=formula + " + (1 | gender:age_band)", optimizer="+".join(best)))
+                         formula=formula + " + (1 | gender:age_band)", optimizer="+".join(best),
+                         **(dict(degenerate=degenerate) if degenerate else {})))
     try:
         blups = sorted((g, float(v.iloc[0])) for g, v in fit.random_effects.items())
     except (ValueError, np.linalg.LinAlgError):
@@ -633,13 +709,30 @@ def gender_contrast(d: pd.DataFrame, coefficients: pd.DataFrame, study2: pd.Data
     return pd.concat(parts, ignore_index=True)
 
 
-def gender_mediation(m: pd.DataFrame, coefficients: pd.DataFrame) -> pd.DataFrame:
-    """Total and direct gender effect on the standardized score, and the share mediated.
+def gender_mediation(m: pd.DataFrame, coefficients: pd.DataFrame, mediation: dict | None = None, *,
+                     conf_level: float = 0.95) -> pd.DataFrame:
+    """Total and direct gender effect on the standardized score, the indirect effect and the share mediated.
 
     Total: OLS (HC3) of ``score_z`` on gender alone in the model sample; direct: the gender
-    coefficient of the full model (image quality and the other face attributes held fixed). The
-    share mediated by the other attributes (and image quality) is ``1 - direct / total``, a point
-    estimate (rows men minus women, as the other rows of the gender contrast).
+    coefficient of the full model (image quality and the other face attributes held fixed); both
+    rows keep their HC3 intervals and get the percentile bootstrap interval beside them
+    (``boot_conf_low``, ``boot_conf_high``, ``boot_std_error``). The indirect effect
+    (total - direct) and the share of the total mediated by the other attributes and image quality
+    (``1 - direct / total``) are rows of model ``s1x_gender_mediated`` with percentile bootstrap
+    intervals.
+
+    Why a bootstrap: total and direct come from two models fitted to the same images, so their
+    estimates are correlated and neither the difference nor the ratio has a standard error from
+    the two fits' own covariances; a nonparametric bootstrap over images refits both on every
+    resample and keeps that correlation (a delta-method interval would need their joint
+    covariance, a seemingly-unrelated-regressions sandwich, for the same answer to first order).
+    Percentile rather than BCa: BCa's acceleration needs a jackknife over the 70,000 images; the
+    bias-correction constant ``boot_bias_z0`` (the normal quantile of the share of replicates below
+    the estimate) is recorded on each row, and where it is near 0 the percentile and
+    bias-corrected intervals coincide. ``mediation`` is :func:`fit_regressions`' ``mediation`` entry (the resamples shared with
+    the blocks' incremental R²); without it the rows have no interval and say so.
+
+    Rows are men minus women, as the other rows of the gender contrast.
 
     Examples
     --------
@@ -647,24 +740,64 @@ def gender_mediation(m: pd.DataFrame, coefficients: pd.DataFrame) -> pd.DataFram
     >>> g = pd.Categorical(rng.choice(["female", "male"], 400), categories=["female", "male"])
     >>> m = pd.DataFrame({"gender": g}); m["score_z"] = 0.5 * (m["gender"] == "male") + rng.normal(size=400)
     >>> coefs = pd.DataFrame({"model": ["s1x_ols_full"], "term": [MALE_TERM], "estimate": [0.25]})
-    >>> t = gender_mediation(m, coefs)
-    >>> t["term"].tolist()[-1], bool(0.2 < t["estimate"].iloc[-1] < 0.8)
-    ('share mediated', True)
+    >>> med = dict(estimates=np.array([0.5, 0.25, 0.25, 0.5]), n_boot=3, seed=1, n_obs=400,
+    ...            replicates=np.array([[0.4, 0.2, 0.2, 0.5], [0.5, 0.3, 0.2, 0.4], [0.6, 0.2, 0.4, 0.67]]))
+    >>> t = gender_mediation(m, coefs, med)
+    >>> t["term"].tolist()[-2:], float(t["conf_high"].iloc[-1]) > float(t["conf_low"].iloc[-1])
+    (['indirect', 'share mediated'], True)
     """
     tot, _ = ols("score_z ~ C(gender, Treatment('female'))", m, model="s1x_gender_total", cov_type="HC3")
     tot = tot[tot["term"] == MALE_TERM].assign(sample="FFHQ model sample, total (gender alone; OLS, score SDs)")
     direct = coefficients[(coefficients["model"] == "s1x_ols_full") & (coefficients["term"] == MALE_TERM)]
-    rows = [tot]
-    if len(tot) and len(direct):
-        t, dct = float(tot["estimate"].iloc[0]), float(direct["estimate"].iloc[0])
-        rows.append(result_frame([dict(model="s1x_gender_mediated", term="share mediated",
-                                       estimate=1 - dct / t if t else np.nan,
-                                       method="1 - direct / total (gender coefficients on the standardized score "
-                                              "without and with image quality and the other face attributes); "
-                                              "point estimate, no interval",
-                                       n_obs=int(tot["n_obs"].iloc[0]), converged=True, warnings="")])
-                    .assign(sample="FFHQ model sample, share of the total gender difference mediated"))
-    return pd.concat(rows, ignore_index=True)
+    if not len(tot) or not len(direct):
+        return tot
+    alpha = 1 - conf_level
+    t_hc3, d_hc3 = float(tot["estimate"].iloc[0]), float(direct["estimate"].iloc[0])
+    if mediation is not None and len(mediation["replicates"]):
+        est, reps = np.asarray(mediation["estimates"], float), np.asarray(mediation["replicates"], float)
+        B, seed = int(mediation["n_boot"]), int(mediation["seed"])
+        lo, hi = np.nanquantile(reps, [alpha / 2, 1 - alpha / 2], axis=0)
+        se = np.nanstd(reps, axis=0, ddof=1) if B > 1 else np.full(len(est), np.nan)
+        # BC's bias-correction constant z0 = Phi^-1(share of replicates below the estimate): near 0 the
+        # percentile interval and the bias-corrected one coincide
+        from scipy import stats
+
+        z0 = stats.norm.ppf(np.clip((reps < est).mean(axis=0), 1 / (2 * B), 1 - 1 / (2 * B)))
+        how = (f"percentile bootstrap {100 * conf_level:g}% CI, {B:,} resamples of images (seed {seed}), "
+               "the same resamples as the blocks' incremental R²")
+        tot = tot.assign(boot_conf_low=lo[0], boot_conf_high=hi[0], boot_std_error=se[0], n_boot=B, seed=seed)
+    else:
+        est = np.array([t_hc3, d_hc3, t_hc3 - d_hc3, 1 - d_hc3 / t_hc3 if t_hc3 else np.nan])
+        lo = hi = se = z0 = np.full(4, np.nan)
+        B, seed, how = 0, np.nan, "no interval (no bootstrap resamples given)"
+    methods = {"indirect": "total - direct (gender coefficients on the standardized score without and with image "
+                           "quality and the other face attributes)",
+               "share mediated": "1 - direct / total (the same coefficients)"}
+    rows = [dict(model="s1x_gender_mediated", term=term, estimate=float(est[k]), std_error=float(se[k]),
+                 conf_low=float(lo[k]), conf_high=float(hi[k]), conf_level=conf_level,
+                 method=f"{methods[term]}; {how}", n_obs=int(tot["n_obs"].iloc[0]), converged=True, warnings="",
+                 n_boot=B, seed=seed, boot_bias_z0=float(z0[k]))
+            for k, term in enumerate(MEDIATION_TERMS) if term in methods]
+    med = result_frame(rows).assign(sample=["FFHQ model sample, indirect effect via image quality and the other "
+                                            "face attributes (total − direct, score SDs)",
+                                            "FFHQ model sample, share of the total gender difference mediated"])
+    return pd.concat([tot, med], ignore_index=True)
+
+
+def _mediation_direct_boot(gender: pd.DataFrame, mediation: dict | None) -> pd.DataFrame:
+    """The percentile bootstrap interval of the direct effect beside its HC3 interval (row s1x_ols_full, male)."""
+    if mediation is None or not len(mediation["replicates"]):
+        return gender
+    reps = np.asarray(mediation["replicates"], float)[:, 1]
+    k = (gender["model"] == "s1x_ols_full") & (gender["term"] == MALE_TERM)
+    gender = gender.copy()
+    for c in ("boot_conf_low", "boot_conf_high", "boot_std_error", "n_boot", "seed"):
+        if c not in gender:
+            gender[c] = np.nan
+    gender.loc[k, ["boot_conf_low", "boot_conf_high"]] = np.nanquantile(reps, [0.025, 0.975])
+    gender.loc[k, "boot_std_error"] = float(np.nanstd(reps, ddof=1)) if len(reps) > 1 else np.nan
+    gender.loc[k, ["n_boot", "seed"]] = [mediation["n_boot"], mediation["seed"]]
+    return gender
 
 
 # --------------------------------------------------------------------------------------- stage
@@ -695,7 +828,8 @@ def _fit(ctx):
     reg = fit_regressions(m, base_warns)
     timings.update(reg["timings"])
     gender = gender_contrast(d, reg["coefficients"], ctx.measures.get("study2_images"))
-    gender = pd.concat([gender, gender_mediation(m, reg["coefficients"])], ignore_index=True)
+    gender = pd.concat([gender, gender_mediation(m, reg["coefficients"], reg.get("mediation"))], ignore_index=True)
+    gender = _mediation_direct_boot(gender, reg.get("mediation"))
     ctx.results.update(ffhq_strat_groups=groups, ffhq_strat_cells=cells, ffhq_strat_bin_shares=shares,
                        ffhq_strat_quality_bins=qbins, ffhq_strat_quality_curves=qcurves,
                        ffhq_strat_quality_tests=qtests, ffhq_strat_coefficients=reg["coefficients"],
@@ -743,6 +877,36 @@ def _gender_values(gender: pd.DataFrame) -> dict:
                             n_women=int(r["n_b"]), direction="higher" if r["estimate"] > 0 else "lower")
     out["study2_available"] = "study2" in out
     out["opposite_signs"] = bool(out["study2_available"] and np.sign(out["ffhq"]["diff"]) != np.sign(out["study2"]["diff"]))
+    return out
+
+
+def _mediation_values(gender: pd.DataFrame) -> dict:
+    """Total, direct, indirect and share mediated (women − men for the effects) with their intervals, for the text."""
+    out = {}
+
+    def get(model, term):
+        r = gender[(gender["model"] == model) & (gender["term"] == term)]
+        return r.iloc[0] if len(r) else None
+
+    for key, model, term, flip in (("total", "s1x_gender_total", MALE_TERM, True),
+                                   ("direct", "s1x_ols_full", MALE_TERM, True),
+                                   ("indirect", "s1x_gender_mediated", "indirect", True),
+                                   ("share", "s1x_gender_mediated", "share mediated", False)):
+        r = get(model, term)
+        if r is None:
+            continue
+        sgn = -1.0 if flip else 1.0
+        boot = ("boot_conf_low", "boot_conf_high") if key in ("total", "direct") else ("conf_low", "conf_high")
+        v = dict(estimate=sgn * float(r["estimate"]),
+                 boot_low=min(sgn * float(r.get(boot[0], np.nan)), sgn * float(r.get(boot[1], np.nan))),
+                 boot_high=max(sgn * float(r.get(boot[0], np.nan)), sgn * float(r.get(boot[1], np.nan))))
+        if key in ("total", "direct"):
+            v.update(low=min(sgn * float(r["conf_low"]), sgn * float(r["conf_high"])),
+                     high=max(sgn * float(r["conf_low"]), sgn * float(r["conf_high"])))
+        out[key] = v
+    r = get("s1x_gender_mediated", "share mediated")
+    out["n_boot"] = int(r["n_boot"]) if r is not None and r.get("n_boot") == r.get("n_boot") else 0
+    out["seed"] = int(r["seed"]) if r is not None and r.get("seed") == r.get("seed") else None
     return out
 
 
@@ -808,8 +972,9 @@ def _values(d, info, groups, shares, qtests, reg, m, timings, ctx, gender) -> di
                    optimizer_note=next((w for w in str(var.loc["var(cell intercept)", "warnings"]).split("; ")
                                         if w.startswith("optimizer ")), "")),
         claims=claims, min_delta_r2=MIN_DELTA_R2, alpha=ALPHA, n_boot=N_BOOT,
-        share_mediated=float(gender.loc[gender["model"] == "s1x_gender_mediated", "estimate"].iloc[0])
-        if (gender["model"] == "s1x_gender_mediated").any() else float("nan"),
+        share_mediated=float(gender.loc[gender["term"] == "share mediated", "estimate"].iloc[0])
+        if (gender["term"] == "share mediated").any() else float("nan"),
+        mediation=_mediation_values(gender),
         quantiles_converged=bool(coefs.loc[coefs["model"].str.startswith("s1x_quantile"), "converged"].all()),
         timings=timings,
     )
@@ -952,6 +1117,11 @@ CLAIMS = [
                                    "(OLS, score SDs, HC3)",
                          _gender_row("s1x_ols_full", MALE_TERM),
                          estimand="direct standardised score difference, women − men, given image quality and "
+                                  "the other face attributes"),
+           Specification("indirect", "indirect: total − direct, via image quality and the other face attributes "
+                                     "(score SDs, percentile bootstrap over images)",
+                         _gender_row("s1x_gender_mediated", "indirect"),
+                         estimand="indirect standardised score difference, women − men, through image quality and "
                                   "the other face attributes"),
            Specification("demographic_block", "gender and age band beyond quality and the other face attributes, "
                                               "incremental R²", _block_delta("block:face_demographic"),

@@ -174,10 +174,10 @@ def measure(ctx):
 
 
 def _bayes_checks(im: pd.DataFrame, rgb_idata, a: pd.DataFrame | None, elicited: dict, values: dict) -> dict:
-    """Heavy-tailed summaries (median and quantiles of nu), posterior-predictive checks of every Bayesian
-    model and prior-predictive checks of the Figure 7 model (:mod:`discbias.stats.bayes_checks`)."""
+    """Heavy-tailed summaries (median and quantiles of nu), prior- and posterior-predictive checks of every
+    Bayesian model (:mod:`discbias.stats.bayes_checks`)."""
     from ..stats.bayes_checks import (elicited_log_densities, elicited_prior_predictive, heavy_tail_summary,
-                                      power_scaling, predictive_check, replicate_from_posterior)
+                                      power_scaling, predictive_check, replicate_from_posterior, rgb_prior_predictive)
 
     tails, checks, dens, psens = [], [], [], []
     if rgb_idata is not None:
@@ -185,8 +185,11 @@ def _bayes_checks(im: pd.DataFrame, rgb_idata, a: pd.DataFrame | None, elicited:
         y = d["score"].to_numpy(float)
         c, f = predictive_check(y, replicate_from_posterior(rgb_idata, d[RGB].to_numpy(float), seed=SEED),
                                 model="rgb_bayes", kind="posterior")
-        checks.append(c)
-        dens.append(f)
+        grid = f["x"].to_numpy()
+        c2, f2 = predictive_check(y, rgb_prior_predictive(y, d[RGB].to_numpy(float), seed=SEED), model="rgb_bayes",
+                                  kind="prior", grid=grid)
+        checks += [c2, c]
+        dens += [f2, f]
     if a is not None:
         shared = {"femininity_mean": "masculinity_mean"}
         own = [x for x in AXIS_COLS if x not in shared]
@@ -371,6 +374,14 @@ def fit(ctx):
         # few design cells: CR2 standard errors with t(G - 1) (discbias.stats.cr2)
         t = cluster_table(efit, a["cell"].to_numpy(), model="elicited_ols_cluster", formula=ELICITED_OLS)
         el["elicited_ols_cluster"] = t
+        if "p_value_wild" in t:  # the second few-cluster method beside CR2 (stats.cr2.wild_cluster_pvalues)
+            w = t[t["term"] != "Intercept"]
+            values["wild"] = dict(draws=int(w["wild_draws"].iloc[0]), enumerated=bool(w["wild_enumerated"].iloc[0]),
+                                  n_clusters=int(w["n_groups"].iloc[0]),
+                                  max_abs_diff=float((w["p_value_wild"] - w["p_value"]).abs().max()),
+                                  terms={str(r["term"]).replace("_mean", ""): dict(p_cr2=float(r["p_value"]),
+                                                                                   p_wild=float(r["p_value_wild"]))
+                                         for _, r in w.iterrows()})
         ctx.add_model("elicited_ols_cluster", "As elicited_ols, CR2 SEs clustered by design cell, t(G - 1)",
                       ELICITED_OLS, t)
         for t in el.values():
@@ -465,8 +476,10 @@ def fit(ctx):
     cells["n"] = cells["n"].fillna(0).astype(int)
     at = dict(luminance=float(d["luminance"].mean()), red_mean=float(d["red_mean"].mean()))
     present = cells[cells["n"] > 0]
-    emm = pd.concat([cell_marginal_means(rfit, present, CELL, model="race_gender_hair_mixed", at=at),
-                     cell_marginal_means(rofit, present, CELL, model="race_gender_hair_ols", at=at)], ignore_index=True)
+    # a degenerate mixed model is not fitted (rfit None; its rows say why): no marginal means from it
+    emm = pd.concat([cell_marginal_means(f, present, CELL, model=mid, at=at)
+                     for f, mid in ((rfit, "race_gender_hair_mixed"), (rofit, "race_gender_hair_ols")) if f is not None],
+                    ignore_index=True)
     emm = emm.merge(cells[["race", "gender", "hair_prompt", "hair"]], on=["race", "gender", "hair_prompt"], how="left")
     missing_cells = cells[cells["n"] == 0]
     if len(missing_cells):

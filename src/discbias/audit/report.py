@@ -80,6 +80,7 @@ def _spec_label(s: str) -> str:
 
 def _tables(cfg, paths, t: dict, prov: dict) -> dict:
     """Write every publication table; return facts for values.json."""
+    from ..report.escape import md_code, md_text
     from ..report.tables import Col, write_publication_table
     from ..safeio import safe_name
 
@@ -169,8 +170,8 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                                 columns=[Col("level", _label(g), fmt="text"), Col("n", "n", fmt="int"),
                                          Col("mean", "Mean", digits=3), Col("std", "SD", digits=3),
                                          Col("median", "Median", digits=3)],
-                                caption=f"Discriminator score by {_label(g)} (primary protocol "
-                                        f"`{cfg.scoring.protocols[0]}`).")
+                                caption=f"Discriminator score by {md_text(_label(g))} (primary protocol "
+                                        f"{md_code(cfg.scoring.protocols[0])}).")
         facts["groups"].append(dict(column=g, name=_label(g), levels=len(levels), table=f"scores_{g}",
                                     figure=f"score_by_{g}", label=f"tbl-scores-{slug}",
                                     fig_label=f"fig-score-by-{slug}"))
@@ -215,8 +216,8 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
                     + "; ".join(f"\u201c{w}\u201d" for w in warns) + "." if warns else ""))
         label = f"tbl-model-{m.id.replace('_', '-')}"
         write_publication_table(long, out, f"model_{m.id}", columns=cols,
-                                caption=f"Model {_label(m.id)} (`{m.formula}`, {m.level} level"
-                                        + (f", standardized: {', '.join(map(_label, m.standardize))}"
+                                caption=f"Model {md_text(_label(m.id))} ({md_code(m.formula)}, {md_text(m.level)} level"
+                                        + (f", standardized: {md_text(', '.join(map(_label, m.standardize)))}"
                                            if m.standardize else "")
                                         + ") beside its comparison specifications.", label=label, notes=notes)
         diag = {}

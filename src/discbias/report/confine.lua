@@ -65,18 +65,29 @@ local function check_link(s, what)
   end
 end
 
+local function check_attribute(tag, name, value)
+  name = name:lower()
+  if name == "href" then
+    if tag == "a" then check_link(value, "link") else check_resource(value, "resource") end
+  elseif name == "srcset" or name == "imagesrcset" then
+    -- "a.png 1x, /elsewhere/b.png 2x": every candidate's URL
+    for candidate in value:gmatch("[^,]+") do
+      local url = candidate:match("^%s*(%S+)")
+      if url then check_resource(url, "resource") end
+    end
+  elseif name == "src" or name == "poster" or name == "data" or name == "xlink:href"
+      or name == "background" or name == "action" or name == "formaction" or name == "codebase" then
+    check_resource(value, "resource")
+  end
+end
+
 local function check_html(text)
   for tag, attrs in text:gmatch("<%s*([%a][%w-]*)([^>]*)>") do
     tag = tag:lower()
-    for name, q, value in attrs:gmatch("([%a][%w:-]*)%s*=%s*([\"']?)([^\"'%s>]*)") do
-      name = name:lower()
-      if name == "href" then
-        if tag == "a" then check_link(value, "link") else check_resource(value, "resource") end
-      elseif name == "src" or name == "poster" or name == "data" or name == "srcset" or name == "xlink:href"
-          or name == "background" then
-        check_resource(value, "resource")
-      end
-    end
+    -- quoted values whole (a value may hold spaces and commas), then unquoted ones
+    for name, value in attrs:gmatch("([%a][%w:-]*)%s*=%s*\"([^\"]*)\"") do check_attribute(tag, name, value) end
+    for name, value in attrs:gmatch("([%a][%w:-]*)%s*=%s*'([^']*)'") do check_attribute(tag, name, value) end
+    for name, value in attrs:gmatch("([%a][%w:-]*)%s*=%s*([^\"'%s>][^%s>]*)") do check_attribute(tag, name, value) end
   end
   for value in text:gmatch("url%s*%(%s*[\"']?([^\"')%s]*)") do
     check_resource(value, "resource")

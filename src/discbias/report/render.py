@@ -22,6 +22,7 @@ import jinja2
 import jinja2.ext
 import jinja2.sandbox
 import pandas as pd
+from markupsafe import Markup
 
 from ..results import atomic_write_text
 from ..errors import UserError
@@ -49,6 +50,96 @@ def _fail_undefined(msg):
     raise RenderError(msg)
 
 
+class Removed(jinja2.ChainableUndefined):
+    """A ``values.json`` section of an analysis that was removed because an input file had no usable
+    rows (:func:`discbias.stages.removed_section`): everything the templates read from it prints
+    ``[not available: analysis not run]``, as text (the reason, ``_undefined_hint``, is said once, in
+    the note that opens the paper); tests on it are false, loops over it are empty, and
+    formatting or arithmetic on it gives the same text. The paper says where each missing number
+    would be, instead of failing to render.
+
+    Examples
+    --------
+    >>> r = Removed(hint="x.csv has no usable data rows")
+    >>> str(r.a.b["c"] + 1), bool(r.n), list(r.items), len(r)
+    ('[not available: analysis not run]', False, [], 0)
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:  # the reason is said once, in the paper's note on the analyses not run
+        return "[not available: analysis not run]"
+
+    def __html__(self) -> Markup:
+        from .escape import md_text
+
+        return Markup(md_text(str(self)))
+
+    def _same(self, *args, **kwargs):
+        return self
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _same
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _same
+    __call__ = _same
+
+    def _false(self, other):
+        return False
+
+    __lt__ = __le__ = __gt__ = __ge__ = _false
+
+    def __eq__(self, other):
+        return other is self
+
+    def __ne__(self, other):
+        return other is not self
+
+    __hash__ = object.__hash__
+
+
+def _removed_passes(f):
+    """A Jinja filter that gives a :class:`Removed` value back unchanged (``min``, ``sum``, ``join``
+    of a removed analysis's numbers print its "not available" text, never an error)."""
+    import functools
+
+    skip = 1 if getattr(f, "jinja_pass_arg", None) is not None else 0
+
+    @functools.wraps(f)
+    def wrapped(*args, **kwargs):
+        if len(args) > skip and isinstance(args[skip], Removed):
+            return args[skip]
+        return f(*args, **kwargs)
+
+    return wrapped
+
+
+def with_removed(values: dict) -> dict:
+    """``values`` with each removed section (``available: false`` and a ``removed`` reason) as :class:`Removed`.
+
+    Examples
+    --------
+    >>> v = with_removed({"a": {"available": False, "removed": "why"}, "b": {"x": 1}})
+    >>> str(v["a"].x), v["a"]._undefined_hint, v["b"]
+    ('[not available: analysis not run]', 'why', {'x': 1})
+    """
+    out = {k: Removed(hint=v["removed"]) if isinstance(v, dict) and v.get("available") is False and v.get("removed")
+           else v for k, v in values.items()}
+    gone = [g for g in ((values.get("meta") or {}).get("removed") or []) if isinstance(g, dict) and not g.get("partial")]
+    if gone:  # a null elsewhere (a claim of a removed analysis, not estimated) reads "not available" too
+        hint = "; ".join(sorted({str(g.get("reason")) for g in gone}))
+
+        def fill(x):
+            if x is None:
+                return Removed(hint=hint)
+            if isinstance(x, dict):
+                return {k: fill(v) for k, v in x.items()}
+            if isinstance(x, list):
+                return [fill(v) for v in x]
+            return x
+
+        out = {k: v if isinstance(v, Removed) else fill(v) for k, v in out.items()}
+    return out
+
+
 MINUS = "\u2212"
 
 
@@ -57,6 +148,9 @@ def _formatting(fn):
     from . import fmt
 
     def wrapped(*args, **kwargs):
+        gone = next((a for a in (*args, *kwargs.values()) if isinstance(a, Removed)), None)
+        if gone is not None:  # a number of a removed analysis: its "not available" text
+            return gone
         try:
             return fn(*args, **kwargs)
         except fmt.FormatError as exc:
@@ -108,28 +202,51 @@ def pval(p) -> str:
     return _formatting(fmt.p_value)(p)
 
 
-def yaml_str(x) -> str:
-    """Quote a string for YAML front matter (a JSON string is a valid YAML scalar).
+def yaml_str(x) -> Markup:
+    """Quote a string for YAML front matter (a JSON string is a valid YAML scalar) whose value pandoc
+    reads as literal text, never Markdown (:func:`discbias.report.escape.md_yaml`).
 
     Examples
     --------
-    >>> print(yaml_str('A: "quoted" title'))
-    "A: \\"quoted\\" title"
+    >>> print(yaml_str('A: "quoted" *title*'))
+    "A\\\\: \\"quoted\\" \\\\*title\\\\*"
     """
-    return json.dumps(str(x), ensure_ascii=False)
+    from .escape import md_yaml
+
+    if isinstance(x, Markup):  # already Markdown (the rendered abstract): quoted only
+        return Markup(json.dumps(str(x), ensure_ascii=False))
+    return Markup(md_yaml(_finalize_text(x)))
 
 
 def _finalize(value):
-    """Every value the template prints: a hyphen used as a minus sign becomes U+2212; a boolean
+    """Every value the template prints, as literal Markdown text: :func:`_finalize_text`, then
+    :func:`discbias.report.escape.md_text` (no value becomes Markdown syntax, raw HTML/Typst/LaTeX,
+    a citation or a cross-reference). :class:`markupsafe.Markup` (what the package's own helpers
+    return: ``table()``, ``figure()``, code spans, the ``yaml`` filter) is printed as it is.
+
+    Examples
+    --------
+    >>> print(_finalize("**x** <b>y</b> -2.5"), _finalize(Markup("**kept**")))
+    \\*\\*x\\*\\* \\<b\\>y\\</b\\> −2.5 **kept**
+    """
+    from .escape import md_text
+
+    if isinstance(value, (jinja2.Undefined, Markup)):
+        return value
+    return Markup(md_text(_finalize_text(value)))
+
+
+def _finalize_text(value):
+    """Every value the template prints, as text: a hyphen used as a minus sign becomes U+2212; a boolean
     is a word (``yes``/``no``), a float goes through :func:`discbias.report.fmt.number` with up to
     six significant decimals (no ``inf``, ``nan`` or ``0.30000000000000004``); ``None`` is a
     render error (a value printed as "None" would be a Python repr in the paper).
 
     Examples
     --------
-    >>> _finalize(-2.5), _finalize("paper: -2.6 [-3.4, -1.8]"), _finalize(True), _finalize(float("inf"))
+    >>> _finalize_text(-2.5), _finalize_text("paper: -2.6 [-3.4, -1.8]"), _finalize_text(True), _finalize_text(float("inf"))
     ('−2.5', 'paper: −2.6 [−3.4, −1.8]', 'yes', 'infinite')
-    >>> _finalize("Grissom et al.'s Figure 7")
+    >>> _finalize_text("Grissom et al.'s Figure 7")
     'Grissom et al.’s Figure 7'
     """
     from . import fmt
@@ -205,6 +322,74 @@ class KeepLineBreaks(jinja2.ext.Extension):
         return self.mark(source)
 
 
+_CODE_SPAN = re.compile(r"(?<!`)`(?!`)([^`\n]*)(?<!`)`(?!`)")
+_VALUE = re.compile(r"<<(.*?)>>", re.S)
+_IDENT_VALUE = re.compile(r"(?<=[@#])((?:[A-Za-z][\w-]*-)?)<<(.*?)>>")
+
+
+class ValueContexts(jinja2.ext.Extension):
+    r"""Values printed where Markdown escaping would be wrong get the escaping of their context.
+
+    Every value is escaped as Markdown text (:func:`_finalize`); two contexts in a template need
+    another rule, and this preprocessor rewrites them (so templates stay plain Markdown):
+
+    - a code span holding values, `` `<< x >>` `` or `` `<< x >>…` ``, becomes one
+      ``<< md_code(x, "…") >>``: the value is shown literally in code, with a fence longer than any
+      backticks it holds (a backslash would be shown inside code);
+    - a value inside an identifier or a cross-reference, ``{#<< g.fig_label >>}``,
+      ``@fig-<< x >>``, becomes ``<< md_ident(x) >>`` (letters, digits, ``_`` and ``-``).
+
+    A code span that holds a block tag (``<% %>``) is left alone: its values are escaped as text.
+
+    Examples
+    --------
+    >>> print(ValueContexts.rewrite("see `<< a.b | lower >>…` and @fig-<< c >>, {#<< d >> width=1}"))
+    see << md_code((a.b | lower), '…') >> and @fig-<< md_ident((c)) >>, {#<< md_ident((d)) >> width=1}
+    """
+
+    @staticmethod
+    def rewrite(source: str) -> str:
+        def code(m: re.Match) -> str:
+            body = m.group(1)
+            if "<<" not in body or "<%" in body or "%>" in body or "<#" in body:
+                return m.group(0)
+            parts, pos = [], 0
+            for v in _VALUE.finditer(body):
+                if v.start() > pos:
+                    parts.append(repr(body[pos:v.start()]))
+                parts.append(f"({v.group(1).strip()})")
+                pos = v.end()
+            if pos < len(body):
+                parts.append(repr(body[pos:]))
+            return "<< md_code(" + ", ".join(parts) + ") >>"
+
+        source = _CODE_SPAN.sub(code, source)
+        return _IDENT_VALUE.sub(lambda m: f"{m.group(1)}<< md_ident(({m.group(2).strip()})) >>", source)
+
+    def preprocess(self, source, name, filename=None):  # noqa: D102
+        return self.rewrite(source)
+
+
+class EscapeTemplateText(jinja2.ext.Extension):
+    """The literal text of a template that is itself configuration (the ``[paper] abstract``) is
+    escaped as Markdown too (:func:`discbias.report.escape.md_literal_block`): only its ``<< >>``
+    values and ``<% %>`` statements are template; its words are text."""
+
+    def filter_stream(self, stream):  # noqa: D102
+        from .escape import md_literal_block
+
+        line_start = True
+        for token in stream:
+            if token.type == "data":
+                text = md_literal_block(token.value, at_line_start=line_start)
+                line_start = token.value.endswith("\n")
+                yield jinja2.lexer.Token(token.lineno, token.type, text)
+            else:
+                if token.type in ("variable_end",):
+                    line_start = False
+                yield token
+
+
 class _MacBytecodeCache(jinja2.FileSystemBytecodeCache):
     """Compiled templates, each file prefixed with a keyed MAC (:mod:`discbias.integrity`).
 
@@ -277,25 +462,32 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
         variable_start_string="<<", variable_end_string=">>",
         comment_start_string="<#", comment_end_string="#>",
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-        autoescape=False, finalize=_finalize,
-        bytecode_cache=_bytecode_cache(paths), extensions=[KeepLineBreaks],
+        # every value is literal Markdown text (escape.md_text via _finalize); only Markup, which
+        # the helpers below return, is printed as it is
+        autoescape=True, finalize=_finalize,
+        bytecode_cache=_bytecode_cache(paths), extensions=[KeepLineBreaks, ValueContexts],
     )
 
     def table(name: str) -> str:
         # a PubTable's .md: its caption, label, Typst and HTML blocks (or a pipe table without caption)
         p = paths.tables / f"{safe_name(name)}.md"  # as PubTable.write names it
+        if not p.exists() and removed_analyses(paths.values):
+            return Markup(md_text(f"[Table {name} not available: an analysis it needs was not run "
+                                  f"(a data issue; see the note at the start)]"))
         if not p.exists():
             raise RenderError(f"table '{name}' is missing ({p}); run `discbias figures`")
-        return minus(p.read_text().rstrip("\n"))
+        return Markup(minus(p.read_text().rstrip("\n")))
 
     def figure(name: str) -> str:
         # SVG: vector in the HTML and in Typst's PDF; PNG for figures saved before SVG existed
         p = paths.figures / f"{safe_name(name)}.svg"  # as save_figure names it
         if not p.exists():
             p = paths.figures / f"{safe_name(name)}.png"
+        if not p.exists() and removed_analyses(paths.values):
+            p = _removed_figure(paths, removed_analyses(paths.values))
         if not p.exists():
             raise RenderError(f"figure '{name}' is missing ({p}); run `discbias figures`")
-        return os.path.relpath(p, paths.report)
+        return Markup(md_link_target(os.path.relpath(p, paths.report)))
 
     def result(name: str) -> list[dict]:
         p = paths.results / f"{name}.csv"
@@ -304,6 +496,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
         return pd.read_csv(p).to_dict("records")
 
     from ..safeio import safe_name
+    from .escape import md_code, md_ident, md_link_target, md_text
     from .labels import DEFAULT_LABELS
     from .labels import label as _label
 
@@ -318,16 +511,47 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
     id_pattern = re.compile(r"(?<![\w./`-])(" + "|".join(
         re.escape(k) for k in sorted((k for k in merged if "_" in k), key=len, reverse=True)) + r")(?![\w`-])")
 
-    def codeids(text) -> str:
-        # identifiers a reader looks up in the results files stay, as code (the raw-identifier check skips code)
-        return id_pattern.sub(lambda m: f"`{m.group(1)}`", str(text))
+    def codeids(text) -> Markup:
+        # identifiers a reader looks up in the results files stay, as code (the raw-identifier check
+        # skips code); the rest of the text is literal Markdown text
+        text, out, pos = _finalize_text(text), [], 0
+        for m in id_pattern.finditer(text):
+            out += [md_text(text[pos:m.start()]), md_code(m.group(1))]
+            pos = m.end()
+        return Markup("".join(out + [md_text(text[pos:])]))
+
+    def code_span(*parts) -> Markup:  # `<< x >>` in a template (ValueContexts): the value literally, in code
+        return Markup(md_code(*(_finalize_text(p) for p in parts)))
 
     from . import fmt
 
     env.filters.update({name: _formatting(fn) for name, fn in fmt.FILTERS.items()})
     env.globals.update({name: _formatting(fn) for name, fn in fmt.GLOBALS.items()})
     env.filters.update(codeids=codeids, yaml=yaml_str, minus=minus)
+    env.filters.update({name: _removed_passes(f) for name, f in env.filters.items()})
+    env.globals.update(md_code=code_span, md_ident=lambda x: Markup(md_ident(_finalize_text(x))))
     return env
+
+
+def removed_analyses(values_json) -> str:
+    """The analyses of a build removed for a data issue (``values.json``'s ``meta.removed``), in
+    words; ``""`` when none was."""
+    try:
+        meta = json.loads(Path(values_json).read_text()).get("meta", {})
+    except (OSError, ValueError, AttributeError):
+        return ""
+    gone = meta.get("removed") or [] if isinstance(meta, dict) else []
+    return "; ".join(f"{g.get('section')} removed ({g.get('reason')})" for g in gone if isinstance(g, dict))
+
+
+def _removed_figure(paths, why: str) -> Path:
+    """A placeholder SVG (in ``build/figures``) for a figure of a removed analysis (``why``: the note
+    at the start of the paper says it)."""
+    p = Path(paths.figures) / "_removed-analysis.svg"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(p, '<svg xmlns="http://www.w3.org/2000/svg" width="480" height="60"><text x="10" y="35" '
+                      'font-size="12">Figure not available: an analysis it needs was not run (a data issue)</text></svg>')
+    return p
 
 
 def paper_metadata(config) -> dict:
@@ -377,12 +601,15 @@ def render_qmd(paths, template_dir: str | Path | None = None, template: str = "p
         raise RenderError(f"no template {template} in {template_dir}")
     if not paths.values.exists():
         raise RenderError(f"{paths.values} is missing; run `discbias fit` first")
-    values = json.loads(paths.values.read_text())
+    values = with_removed(json.loads(paths.values.read_text()))
     env = make_environment(template_dir, paths, labels)
     paper = dict(paper or {})
     try:
         if paper.get("abstract"):
-            paper["abstract"] = env.from_string(str(paper["abstract"])).render(values=values).strip()
+            # the abstract is a template from the configuration: its values and its own words are
+            # literal text (EscapeTemplateText), so the result is Markdown printed as it is
+            abstract_env = env.overlay(extensions=[EscapeTemplateText])
+            paper["abstract"] = Markup(abstract_env.from_string(str(paper["abstract"])).render(values=values).strip())
         text = env.get_template(template).render(values=values, paper=paper)
     except jinja2.UndefinedError as exc:
         raise RenderError(f"the paper template uses a value that does not exist: {exc.message}") from None
@@ -392,7 +619,8 @@ def render_qmd(paths, template_dir: str | Path | None = None, template: str = "p
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"template syntax error in {exc.name or 'the [paper] abstract'}, line {exc.lineno}: "
                           f"{exc.message}") from None
-    glued = re.findall(r"[^\s\[(;>-]@(?:fig|tbl|sec)-[\w-]+", text)
+    # (an escaped \@ is text; "@..." is a string of a raw Typst table)
+    glued = re.findall(r"[^\s\[(;>\\\"-]@(?:fig|tbl|sec)-[\w-]+", text)
     if glued:
         raise RenderError(f"cross-reference(s) glued to the preceding text, so pandoc would not see them: "
                           f"{sorted(set(glued))}; put a space before the '@' in the template")
@@ -442,6 +670,8 @@ def _pandoc(qmd: Path, to: str, output: Path, extra: list[str], root: Path | Non
            "--standalone", f"--lua-filter={CONFINE_FILTER}", f"--lua-filter={LUA_FILTER}", "--citeproc",
            f"--resource-path={qmd.parent}", *extra]
     env = dict(os.environ, DISCBIAS_RESOURCE_ROOT=str(root), DISCBIAS_RESOURCE_BASE=str(qmd.resolve().parent))
+    if removed_analyses(root / "values.json"):
+        env["DISCBIAS_REMOVED_ANALYSES"] = "1"  # their tables' and figures' references read "(not available)"
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=qmd.parent, env=env)
     if proc.returncode:
         refused = [line for line in proc.stderr.splitlines() if "discbias: refused" in line]
@@ -586,6 +816,85 @@ def render_pdf(qmd: Path, root: Path, warnings: list[str] | None = None) -> Path
     return out
 
 
+#: Quarto features that would run code or read files that pandoc alone never would: shortcodes
+#: (``{{< include /etc/passwd >}}``, ``{{< env >}}``), executable code cells and front-matter keys
+#: that add filters or an engine. The paper's Markdown never holds them (values are escaped); a
+#: template that does is refused on the Quarto path.
+_QUARTO_REFUSED = (
+    (re.compile(r"\{\{<|\{\{%"), "a Quarto shortcode ({{< >}})"),
+    (re.compile(r"^\s*(`{3,}|~{3,})\s*\{\s*[A-Za-z]", re.M), "an executable code cell (```{lang})"),
+)
+_QUARTO_FRONT_KEYS = re.compile(r"^\s*(filters|execute|engine|jupyter|knitr|shortcodes|include-in-header|"
+                                r"include-before-body|include-after-body|metadata-files|resource-path)\s*:", re.M)
+
+
+def quarto_input(qmd: Path, root: Path) -> Path:
+    """The copy of ``qmd`` that ``quarto render`` gets: the same confinement as the pandoc path.
+
+    Before Quarto runs, pandoc reads ``qmd`` through ``confine.lua`` (a resource outside ``root``
+    is a :class:`RenderError` naming it, exactly as on the pandoc path); Quarto shortcodes,
+    executable code cells and front-matter keys that add filters, an engine or includes are
+    refused. The copy's front matter names ``confine.lua`` as the first of its ``filters`` (so the
+    filter also runs inside Quarto's own pandoc) and turns code execution off.
+
+    Examples
+    --------
+    >>> quarto_input(Path("build/report/paper.qmd"), Path("build"))  # doctest: +SKIP
+    PosixPath('build/report/paper.quarto.qmd')
+    """
+    _pandoc(qmd, "native", Path(os.devnull), [], root=root)  # confine.lua over the whole document
+    text = qmd.read_text()
+    front, body = "", text
+    m = re.match(r"---\n(.*?\n)(---|\.\.\.)\n", text, re.S)
+    if m:
+        front, body = m.group(1), text[m.end():]
+        bad = _QUARTO_FRONT_KEYS.search(front)
+        if bad:
+            raise RenderError(f"{qmd}: the front matter sets '{bad.group(1)}', which the Quarto render does not allow "
+                              f"(it could run code or read files outside the build); render with pandoc "
+                              f"(DISCBIAS_NO_QUARTO=1) or remove it from the template")
+    for pattern, what in _QUARTO_REFUSED:
+        hit = pattern.search(body)
+        if hit:
+            line = text.count("\n", 0, len(text) - len(body) + hit.start()) + 1
+            raise RenderError(f"{qmd} line {line}: {what} is not allowed in a paper rendered with Quarto "
+                              f"(it could run code or read files outside the build)")
+    confine = json.dumps(str(CONFINE_FILTER))
+    header = f"filters:\n  - {confine}\nexecute:\n  enabled: false\n"
+    out = qmd.with_name(f"{qmd.stem}.quarto.qmd")
+    atomic_write_text(out, f"---\n{header}{front}---\n{body}")
+    return out
+
+
+def render_quarto(qmd: Path, root: Path, formats, warnings: list[str] | None = None) -> list[Path]:
+    """``quarto render`` of :func:`quarto_input` (confinement filter first, no code execution) to
+    ``paper.html`` / ``paper.pdf`` (Typst) next to ``qmd``; returns the outputs.
+
+    The filter reads the build folder from ``DISCBIAS_RESOURCE_ROOT`` (set for Quarto's pandoc).
+    """
+    src = quarto_input(qmd, root)
+    env = dict(os.environ, DISCBIAS_RESOURCE_ROOT=str(Path(root).resolve()),
+               DISCBIAS_RESOURCE_BASE=str(qmd.resolve().parent))
+    outs = []
+    try:
+        for fmt in formats:
+            to = "typst" if fmt == "pdf" else "html"
+            out = qmd.with_suffix(".pdf" if fmt == "pdf" else ".html")
+            cmd = ["quarto", "render", src.name, "--to", to, "--output", out.name, "--no-execute"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=qmd.parent, env=env)
+            if proc.returncode:
+                refused = [line for line in proc.stderr.splitlines() if "discbias: refused" in line]
+                if refused:
+                    raise RenderError(f"{qmd}: {refused[0].split('discbias: ', 1)[1]}")
+                raise RenderError(f"quarto render --to {to} failed:\n{proc.stderr[-4000:]}")
+            if warnings is not None:
+                warnings += [f"quarto ({to}): {line}" for line in proc.stderr.splitlines() if "WARN" in line]
+            outs.append(out)
+    finally:
+        src.unlink(missing_ok=True)
+    return outs
+
+
 def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto: bool | None = None,
            draft: bool = False) -> list[Path]:
     """Render ``build/report/paper.{qmd,html,pdf}`` and run the render checks.
@@ -619,13 +928,8 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     outs = [qmd]
     warnings: list[str] = []
     if use_quarto:
-        for fmt in [f for f in formats if f in ("html", "pdf")]:
-            to = "typst" if fmt == "pdf" else "html"
-            proc = subprocess.run(["quarto", "render", str(qmd), "--to", to], capture_output=True, text=True)
-            if proc.returncode:
-                raise RenderError(f"quarto render --to {to} failed:\n{proc.stderr[-4000:]}")
-            warnings += [f"quarto ({to}): {line}" for line in proc.stderr.splitlines() if "WARN" in line]
-            outs.append(qmd.with_suffix(".pdf" if fmt == "pdf" else ".html"))
+        with outputs_removed_on_failure(qmd):
+            outs += render_quarto(qmd, paths.build, [f for f in formats if f in ("html", "pdf")], warnings)
     else:
         # The HTML (one pandoc process) is written while the PDF is made (pandoc, then the Typst
         # compile, the longest part): on two or more CPUs the render takes the time of the PDF.

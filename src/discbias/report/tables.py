@@ -39,6 +39,12 @@ import numpy as np
 import pandas as pd
 
 from ..results import atomic_write_text, write_table
+# one escaping layer for every output (report.escape); latex_escape is re-exported here
+from .escape import LATEX_SPECIAL as _LATEX_SPECIAL  # noqa: F401
+from .escape import html_text as _html_escape
+from .escape import latex_escape
+from .escape import one_line as _one_line
+from .escape import typst_str
 from .labels import label as _label
 
 MINUS = "\u2212"
@@ -264,24 +270,7 @@ def _breakable(s: str) -> str:
 
 
 def _typst_str(s: str) -> str:
-    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-                  MINUS: r"\ensuremath{-}", DASH: "---", "\u2013": "--", "\u00d7": r"\ensuremath{\times}",
-                  "\u2264": r"\ensuremath{\leq}", "\u2265": r"\ensuremath{\geq}", "\u00b1": r"\ensuremath{\pm}",
-                  "\u03c3": r"\ensuremath{\sigma}", "\u03bd": r"\ensuremath{\nu}", "\u0394": r"\ensuremath{\Delta}",
-                  "\u03c1": r"\ensuremath{\rho}", "\u03b7": r"\ensuremath{\eta}", "\u03b1": r"\ensuremath{\alpha}",
-                  "\u03c7": r"\ensuremath{\chi}", "\u03b2": r"\ensuremath{\beta}", "\u221e": r"\ensuremath{\infty}",
-                  "\u00b2": r"\textsuperscript{2}", "\u207b": r"\textsuperscript{\ensuremath{-}}",
-                  "\u2070": r"\textsuperscript{0}", "\u00b9": r"\textsuperscript{1}", "\u00b3": r"\textsuperscript{3}",
-                  "\u2074": r"\textsuperscript{4}", "\u2075": r"\textsuperscript{5}", "\u2076": r"\textsuperscript{6}",
-                  "\u2077": r"\textsuperscript{7}", "\u2078": r"\textsuperscript{8}", "\u2079": r"\textsuperscript{9}",
-                  "\u2019": "'", "\u2018": "`", "\u201c": "``", "\u201d": "''", "\u2026": r"\ldots{}",
-                  "\u2248": r"\ensuremath{\approx}", "\u2212": r"\ensuremath{-}", "\u00a0": "~",
-                  "\u200b": r"\allowbreak{}"}
+    return typst_str(s)
 
 
 #: The LaTeX packages the exported tables need (``report/latex-preamble.tex`` loads them).
@@ -343,23 +332,22 @@ def latex_cell(s: str) -> str:
     return "".join(out)
 
 
-def latex_escape(s: str) -> str:
-    """Escape text for LaTeX (special characters; minus, dashes, Greek and super-scripts to
-    commands pdflatex knows).
-
-    Examples
-    --------
-    >>> latex_escape("a_b & 50% − 1 < 2")
-    'a\\\\_b \\\\& 50\\\\% \\\\ensuremath{-} 1 \\\\textless{} 2'
-    """
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(s))
-
-
 def _convert_caption(md: str, code, ref, text) -> str:
-    """A caption's Markdown subset (code spans, ``@tbl-x`` references, text) through three formatters."""
-    parts = re.split(r"(`[^`]*`|@(?:tbl|fig|sec)-[\w-]+)", md)
-    return "".join(code(p[1:-1]) if p.startswith("`") and p.endswith("`") and len(p) > 1
-                   else ref(p[1:]) if p.startswith("@") else text(p) if p else "" for p in parts)
+    """A caption's Markdown subset (code spans, ``@tbl-x`` references, backslash-escaped
+    characters, text: :func:`discbias.report.escape.split_markdown_subset`) through three formatters.
+    Anything else in a caption is text, in every output: a value written into a caption with
+    :func:`~discbias.report.escape.md_text` or :func:`~discbias.report.escape.md_code` stays literal."""
+    from .escape import split_markdown_subset
+
+    return "".join(code(v) if k == "code" else ref(v) if k == "ref" else text(v)
+                   for k, v in split_markdown_subset(md))
+
+
+def _caption_markdown(md: str) -> str:
+    """The caption as pandoc Markdown that holds only the subset (text escaped, code spans fenced)."""
+    from .escape import md_code, md_text
+
+    return _convert_caption(md, md_code, lambda r: "@" + r, md_text)
 
 
 def _caption_latex(md: str) -> str:
@@ -373,7 +361,7 @@ def _caption_typst(md: str) -> str:
 
 
 def _caption_html(md: str) -> str:
-    return _convert_caption(md, lambda c: "<code>" + html.escape(c) + "</code>",
+    return _convert_caption(md, lambda c: "<code>" + _html_escape(c) + "</code>",
                             lambda r: f'<a href="#{r}">{r}</a>', html.escape)
 
 
@@ -483,9 +471,9 @@ class PubTable:
         if c.fmt == "bool":
             return "yes" if bool(x) else "no"
         if c.fmt == "code":
-            return str(x)
+            return _one_line(x)
         text = _label(str(x)) if c.relabel else str(x)
-        return typographic(text)
+        return typographic(_one_line(text))
 
     def headers(self) -> list[str]:
         """The column headers (labels, units).
@@ -495,7 +483,7 @@ class PubTable:
         >>> PubTable(pd.DataFrame({"n_obs": [1], "Mean": [2.0]}), [Col("n_obs"), Col("Mean", unit="logit")]).headers()
         ['n', 'Mean (logit)']
         """
-        return [typographic(c.header()) for c in self.cols]
+        return [typographic(_one_line(c.header())) for c in self.cols]
 
     def body(self) -> list[list[str]]:
         """Every cell as rendered text (the same in every output)."""
@@ -625,15 +613,15 @@ class PubTable:
         head = []
         runs = self.spanner_row()
         if runs:
-            head.append("<tr>" + "".join(f'<th colspan="{s}" class="spanner">{html.escape(n)}</th>' for n, s in runs)
+            head.append("<tr>" + "".join(f'<th colspan="{s}" class="spanner">{_html_escape(n)}</th>' for n, s in runs)
                         + "</tr>")
-        head.append("<tr>" + "".join(f'<th scope="col"{cls(a)}>{html.escape(h)}</th>'
+        head.append("<tr>" + "".join(f'<th scope="col"{cls(a)}>{_html_escape(h)}</th>'
                                      for h, a in zip(self.headers(), aligns)) + "</tr>")
         code = [c.fmt == "code" for c in self.cols]
-        body = ["<tr>" + "".join(f"<td{cls(a)}><code>{html.escape(v)}</code></td>" if code[k] else
-                                 f"<td{cls(a)}>{html.escape(v)}</td>" for k, (v, a) in enumerate(zip(r, aligns)))
+        body = ["<tr>" + "".join(f"<td{cls(a)}><code>{_html_escape(v)}</code></td>" if code[k] else
+                                 f"<td{cls(a)}>{_html_escape(v)}</td>" for k, (v, a) in enumerate(zip(r, aligns)))
                 + "</tr>" for r in self.body()]
-        notes = f'\n<p class="table-notes">{html.escape(typographic(self.notes))}</p>' if self.notes else ""
+        notes = f'\n<p class="table-notes">{_html_escape(typographic(self.notes))}</p>' if self.notes else ""
         return ('<div class="table-scroll" tabindex="0">\n<table class="pubtable">\n<thead>\n' + "\n".join(head)
                 + "\n</thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n</div>" + notes)
 
@@ -772,7 +760,9 @@ class PubTable:
         |:--|--:|
         | x | −1 |
         """
-        esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        from .escape import md_text
+
+        esc = md_text  # cells are text: no Markdown from a value, and "|" cannot end a cell
         w = self._widths_chars()
         dashes = ["-" * max(2, min(40, x) - 1) for x in w]
         align = "|" + "|".join(d + ":" if a == "right" else ":" + d for d, a in zip(dashes, self.aligns())) + "|"
@@ -798,7 +788,7 @@ class PubTable:
         fence = "````"
         return "\n".join([f"::: {{{ident}.pubtable}}", "", f"{fence}{{=latex}}", self.to_latex().rstrip("\n"), fence, "",
                           f"{fence}{{=typst}}", pre, fence, "",
-                          f"{fence}{{=html}}", open_html, fence, "", typographic(self.caption), "",
+                          f"{fence}{{=html}}", open_html, fence, "", _caption_markdown(typographic(self.caption)), "",
                           f"{fence}{{=typst}}", post, fence, "", f"{fence}{{=html}}", close_html, fence, "", ":::"])
 
     def to_csv(self, path: str | Path) -> None:

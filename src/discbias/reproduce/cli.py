@@ -124,7 +124,8 @@ def run_verify(args: argparse.Namespace) -> int:
     t = result.tables
     print(f"discbias verify: {int(t['compared'].fillna(0).sum())} rows compared in {len(t)} tables; "
           f"{int(t['differing'].fillna(0).sum())} differing, {int(t['missing'].fillna(0).sum())} missing, "
-          f"{int(t['extra'].fillna(0).sum())} extra; {len(result.verdicts)} verdict(s) changed; "
+          f"{int(t['extra'].fillna(0).sum())} extra; {len(result.boundary)} decision(s) at a decision boundary; "
+          f"{len(result.verdicts)} verdict(s) changed; "
           f"{len(result.environment)} environment difference(s). Report: {written[0]}", file=sys.stderr)
     def t(x) -> str:  # text from the bundle: no control characters (terminal escapes) reach the terminal
         return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(x))[:300]
@@ -133,6 +134,9 @@ def run_verify(args: argparse.Namespace) -> int:
         why = f" (at a decision boundary: {t(v['at_boundary'])})" if v.get("at_boundary") else ""
         print(f"  verdict changed: {t(v['claim_id'])}: {t(v['verdict_bundle'])} -> {t(v['verdict_rebuild'])}{why}",
               file=sys.stderr)
+    for _, d in result.boundary.head(20).iterrows():
+        print(f"  at a boundary: {t(d['table'])} [{t(d['key'])}] {t(d['column'])}: {t(d['bundle'])} -> "
+              f"{t(d['rebuild'])} ({t(d['rule'])})", file=sys.stderr)
     for _, d in result.differences.head(20).iterrows():
         m = d.get("mcse_multiple")
         moved = f", moved {m:.1f} MCSE" if isinstance(m, float) and m == m else ""

@@ -29,6 +29,11 @@ handles differently (a test checks that each has the paper model's density up to
 gated slow test that the samples agree within Monte Carlo error). Every fit reports R-hat, bulk/tail
 ESS, divergences and its sampling time; ``converged`` needs R-hat <= 1.01, ESS >= 400 and no
 divergence on every reported parameter.
+
+Degenerate data are refused before sampling with a ``ValueError`` that names the column (a
+constant outcome or predictor, or a predictor that is a linear combination of the others: the
+whitening is singular and the posterior answers nothing); a fit whose residual SD is ~0 relative
+to the outcome's is flagged in a ``degenerate`` column, which keeps it from every verdict.
 """
 
 from __future__ import annotations
@@ -98,7 +103,30 @@ def _check(df: pd.DataFrame, y: str, xs: list[str], who: str) -> tuple[pd.DataFr
     warns = []
     if bad.any():
         warns.append(f"{int(bad.sum())} row{'' if int(bad.sum()) == 1 else 's'} dropped for missing values")
-    return used[~bad], warns
+    from .degenerate import design_degenerate
+
+    d = used[~bad]
+    why = design_degenerate(d[y].to_numpy(float), np.c_[np.ones(len(d)), d[xs].to_numpy(float)], ["Intercept", *xs],
+                            outcome=y)
+    if why:
+        # the sampler would fail (a singular whitening) or sample a posterior that answers nothing
+        raise ValueError(f"{who}: the model is degenerate before sampling: {why}; not sampled")
+    return d, warns
+
+
+def _flag_residual(tidy: pd.DataFrame, yv: np.ndarray) -> pd.DataFrame:
+    """Flag a fit whose residual SD (posterior mean) is ~0 relative to the outcome's: ``degenerate`` on every row."""
+    from .degenerate import residual_degenerate
+
+    sig = tidy.loc[tidy["term"] == "sigma", "estimate"]
+    if not len(sig) or len(yv) < 2:
+        return tidy
+    why = residual_degenerate(float(sig.iloc[0]) ** 2, float(np.var(yv, ddof=1)))
+    if why:
+        tidy = tidy.copy()
+        tidy["degenerate"] = why
+        tidy["warnings"] = [f"{w}; degenerate fit: {why}" if w else f"degenerate fit: {why}" for w in tidy["warnings"]]
+    return tidy
 
 
 def _sample(model, settings: SamplerSettings):
@@ -335,7 +363,7 @@ def rgb_bayes(df: pd.DataFrame, y: str = "score", xs: tuple[str, ...] = ("red_me
     method = ("Bayesian linear regression, paper's priors (posterior mean, 95% HDI); " + settings.describe())
     tidy = posterior_table(idata, terms, model=model, method=method, n_obs=len(d), warnings_=warns,
                            extra=dict(formula=f"{y} ~ {' + '.join(xs)}", spec="paper"))
-    return tidy, idata
+    return _flag_residual(tidy, yv), idata
 
 
 PARAMETRIZATIONS = ("centred_intercept", "noncentred", "whitened", "whitened_mixture", "scale_mixture",
@@ -599,4 +627,4 @@ def elicited_bayes(df: pd.DataFrame, y: str, xs: list[str], *, shared_scale: dic
                            extra=dict(formula=f"{y} ~ {' + '.join(xs)}", spec=spec))
     if spec == "centred":
         tidy["predictor_mean"] = tidy["term"].map(dict(zip(xs, means)))
-    return tidy, idata
+    return _flag_residual(tidy, yv), idata

@@ -115,6 +115,13 @@ def cr2_table(fit, clusters, *, model: str, conf_level: float = 0.95, formula: s
     est = np.asarray(fit.params, float)
     q = stats.t.ppf(0.5 + conf_level / 2, df) if df > 0 else np.nan
     warns = [] if G >= 2 else ["fewer than 2 clusters: no cluster-robust inference"]
+    from .degenerate import fit_degenerate
+
+    why = fit_degenerate(fit, outcome=str(getattr(fit.model, "endog_names", "the outcome")))
+    extra = {}
+    if why:
+        warns.append(f"degenerate fit: {why}")
+        extra["degenerate"] = why
     rows = []
     for i, name in enumerate(fit.model.exog_names):
         t = est[i] / se[i] if se[i] > 0 else np.nan
@@ -125,7 +132,7 @@ def cr2_table(fit, clusters, *, model: str, conf_level: float = 0.95, formula: s
                                 f"({G} clusters)",
                          n_obs=int(X.shape[0]), n_groups=G, converged=True, warnings=warns, df=df,
                          inference="CR2, t(G-1)", test=f"t({df}), CR2 SE", formula=formula,
-                         r_squared=float(fit.rsquared)))
+                         r_squared=float(fit.rsquared), **extra))
     return result_frame(rows)
 
 
@@ -149,10 +156,13 @@ def contrast_cr2(fit, clusters, L: np.ndarray, conf_level: float = 0.95) -> tupl
     return est, se, int(pd.Series(np.asarray(clusters)).nunique()) - 1
 
 
-def cluster_table(fit, clusters, *, model: str, formula: str = "", conf_level: float = 0.95) -> pd.DataFrame:
+def cluster_table(fit, clusters, *, model: str, formula: str = "", conf_level: float = 0.95,
+                  wild: bool = True) -> pd.DataFrame:
     """Cluster-robust coefficients of an OLS fit, by the number of clusters G.
 
-    G < :data:`FEW_CLUSTERS`: CR2 with t(G - 1) (:func:`cr2_table`); otherwise statsmodels' CR1
+    G < :data:`FEW_CLUSTERS`: CR2 with t(G - 1) (:func:`cr2_table`), and with ``wild`` the wild
+    cluster bootstrap p-values of :func:`wild_cluster_pvalues` beside them (``p_value_wild``,
+    ``t_wild``, ``wild_draws``, ``wild_enumerated``, ``wild_method``); otherwise statsmodels' CR1
     with normal intervals, labelled as such. ``clusters`` is aligned with the rows of the data the
     fit was built from (rows dropped for missing values are dropped here too) or with the fit's rows.
 
@@ -177,15 +187,90 @@ def cluster_table(fit, clusters, *, model: str, formula: str = "", conf_level: f
     G = int(pd.Series(cl).nunique())
     if G < FEW_CLUSTERS:
         out = cr2_table(fit, cl, model=model, conf_level=conf_level, formula=formula)
-        out["warnings"] = [f"only {G} clusters: CR2 standard errors with t({G - 1})"] * len(out)
+        out["warnings"] = [f"only {G} clusters: CR2 standard errors with t({G - 1})" + (f"; {w}" if w else "")
+                           for w in out["warnings"]]
+        if wild and G >= 2 and "degenerate" not in out:
+            # the second few-cluster method: wild cluster bootstrap p-values beside the CR2 ones
+            out = out.merge(wild_cluster_pvalues(fit, cl), on="term", how="left")
         return out
     codes = pd.factorize(pd.Series(cl))[0]
     r = fit.model.fit(cov_type="cluster", cov_kwds={"groups": codes})
+    from .degenerate import fit_degenerate
+
+    why = fit_degenerate(fit, outcome=str(getattr(fit.model, "endog_names", "the outcome")))
+    extra = dict(degenerate=why) if why else {}
     ci = np.asarray(r.conf_int(1 - conf_level))
     rows = [dict(model=model, term=clean_term(nm), estimate=float(r.params.iloc[i]), std_error=float(r.bse.iloc[i]),
                  statistic=float(r.tvalues.iloc[i]), p_value=float(r.pvalues.iloc[i]), conf_low=ci[i, 0],
                  conf_high=ci[i, 1], conf_level=conf_level,
                  method=f"OLS, CR1 cluster-robust SEs, normal reference ({G} clusters)", n_obs=n, n_groups=G,
-                 converged=True, warnings="", inference="CR1, z", test="z (CR1 SE)", formula=formula, r_squared=float(r.rsquared))
+                 converged=True, warnings=f"degenerate fit: {why}" if why else "", inference="CR1, z", test="z (CR1 SE)",
+                 formula=formula, r_squared=float(r.rsquared), **extra)
             for i, nm in enumerate(r.model.exog_names)]
     return result_frame(rows)
+
+
+#: Wild cluster bootstrap settings: draws (all 2^G Rademacher sign vectors instead when 2^G <= this) and seed.
+WILD_B = 9999
+WILD_SEED = 20240215
+
+
+def wild_cluster_pvalues(fit, clusters, *, B: int = WILD_B, seed: int = WILD_SEED) -> pd.DataFrame:
+    """Wild cluster restricted (WCR) bootstrap p-values of every coefficient of an OLS fit.
+
+    The second few-cluster method beside CR2 (Cameron, Gelbach and Miller 2008; MacKinnon and Webb
+    2017): for each coefficient the null (coefficient = 0) is imposed, the restricted residuals are
+    multiplied by one Rademacher sign per cluster, and the two-sided p-value is the share of
+    bootstrap |t| (CR1 standard errors, WCR-11) above the observed one. With G clusters there are
+    2^G sign vectors; when 2^G <= ``B`` all of them are enumerated (the p-value is then exact for
+    the method and has no Monte Carlo error), otherwise ``B`` seeded draws. Computed with the
+    ``wildboottest`` package (the Python port of R's fwildclusterboot).
+
+    Returns
+    -------
+    DataFrame
+        ``term, p_value_wild, t_wild, wild_draws, wild_enumerated, wild_method``.
+
+    Examples
+    --------
+    >>> import statsmodels.formula.api as smf
+    >>> rng = np.random.default_rng(1)
+    >>> d = pd.DataFrame({"x": rng.normal(size=96), "g": np.repeat(np.arange(8), 12)})
+    >>> d["y"] = 1.5 * d.x + rng.normal(size=8)[d.g] + rng.normal(size=96)
+    >>> w = wild_cluster_pvalues(smf.ols("y ~ x", d).fit(), d["g"].to_numpy())
+    >>> int(w["wild_draws"].iloc[1]), bool(w["wild_enumerated"].iloc[1]), bool(w["p_value_wild"].iloc[1] < 0.05)
+    (256, True, True)
+    """
+    import warnings
+
+    from wildboottest.wildboottest import WildboottestCL
+
+    from ..results import clean_term
+
+    X = np.asarray(fit.model.exog, float)
+    y = np.asarray(fit.model.endog, float)
+    cl = pd.factorize(pd.Series(np.asarray(clusters)))[0]
+    G = int(cl.max()) + 1
+    rows = []
+    for j, name in enumerate(fit.model.exog_names):
+        R = np.zeros(X.shape[1])
+        R[j] = 1.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wb = WildboottestCL(X=X, Y=y, cluster=cl, R=R, B=B, seed=seed, parallel=False)
+            wb.get_scores(bootstrap_type="11", impose_null=True, adj=True, cluster_adj=True)
+            _, _, enumerated = wb.get_weights(weights_type="rademacher")
+            wb.get_numer()
+            wb.get_denom()
+            wb.get_tboot()
+            wb.get_vcov()
+            wb.get_tstat()
+            wb.get_pvalue(pval_type="two-tailed")
+        draws = int(np.asarray(wb.t_boot).size)
+        how = (f"all {draws:,} Rademacher sign vectors of {G} clusters" if enumerated
+               else f"{draws:,} Rademacher draws, seed {seed}")
+        rows.append(dict(term=clean_term(name), p_value_wild=float(np.asarray(wb.pvalue).ravel()[0]),
+                         t_wild=float(np.asarray(wb.t_stat).ravel()[0]), wild_draws=draws,
+                         wild_enumerated=bool(enumerated),
+                         wild_method=f"wild cluster restricted bootstrap (WCR-11, null imposed; {how})"))
+    return pd.DataFrame(rows)

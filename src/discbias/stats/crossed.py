@@ -14,6 +14,12 @@ same columns as :func:`discbias.stats.mixed.mixedlm` and :func:`discbias.stats.b
 
 The lme4 equivalent of both is ``lmer(y ~ x + (1|rater) + (1|image), data)``.
 
+Degenerate fits (:mod:`discbias.stats.degenerate`), for both back ends: an outcome constant within
+a grouping factor (a score per image at the rating level with ``(1|image)``) is said before
+fitting and not fitted (no sampling either); a residual variance of ~0 (posterior mean of the
+residual SD for Bambi) or, for statsmodels, a non-positive-definite Hessian is flagged after it.
+Either way every row carries the reason in ``degenerate`` and no claim reads a verdict from it.
+
 Every random-effect standard deviation gets a row ``sd(<factor>)`` and the residual one
 ``sd(residual)``; ``re_share`` (the factor's share of the total variance) and ``re_near_zero``
 (share below :data:`discbias.stats.mixed.NEAR_ZERO_SHARE` -- compare with OLS then) are extra
@@ -296,7 +302,16 @@ def _fit_bambi(formula, fixed, factors, d, warns, levels, common, conf_level, s)
     sds = {f: float(tab.set_index("term").loc[f"sd({f})", "estimate"]) for f in factors}
     sds["residual"] = float(tab.set_index("term").loc["sd(residual)", "estimate"])
     extra = {r["term"]: r for r in _variance_rows({}, sds, levels)}
+    from .degenerate import residual_degenerate
+
+    outcome = fixed.split("~")[0].strip()
+    why = residual_degenerate(sds["residual"] ** 2, float(np.var(d[outcome].to_numpy(float), ddof=1))) \
+        if outcome in d.columns else ""
     rows = tab.to_dict("records")
+    if why:
+        for r in rows:
+            r["degenerate"] = why
+            r["warnings"] = "; ".join(filter(None, [str(r["warnings"]), f"degenerate fit: {why}"]))
     for r in rows:
         e = extra.get(r["term"])
         r["warnings"] = [w for w in str(r["warnings"]).split("; ") if w]

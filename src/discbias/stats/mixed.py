@@ -92,7 +92,12 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
         alternative in ``p_value_wald_z``, ``conf_low_wald_z``, ``conf_high_wald_z``. With
         ``reml=False`` the test is Wald z. Extra columns: ``re_var``, ``residual_var``,
         ``re_share`` (random-intercept share of the total variance), ``re_near_zero``.
-    fit : MixedLMResults
+    fit : MixedLMResults or None
+        ``None`` when the model was not fitted because it is degenerate before fitting: the
+        outcome is constant within the groups (the random intercepts would absorb all of it), or
+        constant, or a predictor is constant or collinear. Then every row carries the reason in
+        ``degenerate`` (as does a fit whose residual variance is ~0 or whose Hessian is not
+        positive definite), ``converged`` is false and the estimates are missing.
 
     Examples
     --------
@@ -112,6 +117,11 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
         from ..formulas import check_formula
 
         mod = smf.mixedlm(check_formula(formula), data=data, groups=data[groups], missing="drop")
+        # said before fitting: an outcome constant within the groups (or a constant predictor, a
+        # rank-deficient design) leaves nothing for the residual: not fitted, flagged
+        pre = _mixed_predegenerate(mod, groups)
+        if pre:
+            return _not_fitted(mod, formula, groups, model, conf_level, pre, len(data)), None
         fit, used, rejected = fit_first_converged(mod, method, reml=reml, keep_unconverged=True)
         if fit is None:
             raise RuntimeError(f"MixedLM {formula} | {groups}: every optimizer failed ({'; '.join(rejected)})")
@@ -132,6 +142,15 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     converged = bool(fit.converged) and used is not None
     if not converged:
         warns.append("optimizer did not converge")
+    from .degenerate import hessian_degenerate, residual_degenerate
+
+    k_fe = len(fit.fe_params)
+    why = "; ".join(filter(None, [residual_degenerate(scale, float(np.var(mod.endog, ddof=1))),
+                                  hessian_degenerate(np.asarray(fit.cov_params())[:k_fe, :k_fe])]))
+    extra = {}
+    if why:
+        warns.append(f"degenerate fit: {why}")
+        extra["degenerate"] = why
     z = stats.norm.ppf(0.5 + conf_level / 2)
     n_groups = int(len(fit.model.group_labels))
     rows = []
@@ -139,7 +158,7 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
                   warnings=list(warns), re_var=re_var, residual_var=scale, re_share=share, re_near_zero=near_zero,
                   formula=f"{formula} + (1 | {groups})",
                   method=f"linear mixed model, random intercept for {groups} ({'REML' if reml else 'ML'}; "
-                         + ("t tests and CI on Satterthwaite df)" if reml else "Wald z CI)"))
+                         + ("t tests and CI on Satterthwaite df)" if reml else "Wald z CI)"), **extra)
     fe = fit.fe_params
     bse = fit.bse_fe
     satt = satterthwaite(fit, reml=reml) if reml else None
@@ -164,6 +183,36 @@ def mixedlm(formula: str, data: pd.DataFrame, groups: str, *, model: str, reml: 
     rows.append(dict(common, term="Group Var", estimate=re_var, std_error=np.nan, statistic=np.nan, p_value=np.nan,
                      conf_low=np.nan, conf_high=np.nan))
     return result_frame(rows), fit
+
+
+def _mixed_predegenerate(mod, groups: str) -> str:
+    """Why a random-intercept model of ``mod``'s rows cannot be fitted meaningfully (else ``""``)."""
+    from .degenerate import constant_reason, constant_within, design_degenerate
+
+    y = np.asarray(mod.endog, float)
+    outcome = str(mod.endog_names)
+    why = design_degenerate(y, mod.exog, list(mod.exog_names), outcome=outcome)
+    if why:
+        return why
+    d = pd.DataFrame({"y": y, "g": np.asarray(mod.groups)})
+    if constant_within(d, "y", ["g"]):
+        return constant_reason([groups], outcome)
+    return ""
+
+
+def _not_fitted(mod, formula, groups, model, conf_level, why, n_rows) -> pd.DataFrame:
+    import sys
+
+    print(f"[discbias] {model}: not fitted: {why}", file=sys.stderr)
+    common = dict(model=model, conf_level=conf_level, n_obs=int(mod.nobs), n_groups=int(len(np.unique(mod.groups))),
+                  converged=False, warnings=[f"degenerate fit: {why}"], re_var=np.nan, residual_var=np.nan,
+                  re_share=np.nan, re_near_zero=False, formula=f"{formula} + (1 | {groups})",
+                  method=f"linear mixed model, random intercept for {groups}: not fitted (degenerate)", degenerate=why)
+    if n_rows > int(mod.nobs):
+        common["warnings"].append(f"{n_rows - int(mod.nobs)} rows dropped for missing values")
+    rows = [dict(common, term=clean_term(t), estimate=np.nan) for t in mod.exog_names]
+    rows.append(dict(common, term="Group Var", estimate=np.nan))
+    return result_frame(rows)
 
 
 #: ``test`` label of the fixed-effect rows of :func:`mixedlm`.
@@ -398,7 +447,9 @@ def nested_variance_components(data: pd.DataFrame, value: str = "value", image: 
     DataFrame
         Rows ``var(cell)``, ``var(image)``, ``var(residual)`` (``estimate`` = variance) and
         ``share(cell)``, ``share(image)``, ``share(residual)``, plus ``(Intercept)``; columns
-        ``n_obs`` (ratings), ``n_groups`` (cells), ``n_images``.
+        ``n_obs`` (ratings), ``n_groups`` (cells), ``n_images``. A value constant within images
+        (or cells) is not fitted: every row says why in ``degenerate`` (as does a fit whose
+        residual variance is ~0).
 
     Examples
     --------
@@ -415,6 +466,21 @@ def nested_variance_components(data: pd.DataFrame, value: str = "value", image: 
     d = data[[value, image, cell]]
     n_missing = int(d[value].isna().sum())
     d = d.dropna()
+    from .degenerate import constant_reason, constant_within, residual_degenerate
+
+    const = constant_within(d, value, [image, cell])
+    if const or (len(d) and float(np.ptp(d[value].to_numpy(float))) == 0.0):
+        # said before fitting: a value constant within images (or cells) leaves a residual variance of 0
+        why = (constant_reason(const, value) if const else f"{value} is constant: there is nothing to explain")
+        import sys
+
+        print(f"[discbias] {model}: not fitted: {why}", file=sys.stderr)
+        common = dict(model=model, conf_level=conf_level, method="REML nested variance components: not fitted (degenerate)",
+                      n_obs=int(len(d)), n_groups=int(d[cell].nunique()), n_images=int(d[image].nunique()),
+                      converged=False, warnings=[f"degenerate fit: {why}"], n_boot=0, degenerate=why)
+        return result_frame([dict(common, term=t, estimate=np.nan) for t in
+                             ("var(cell)", "var(image)", "var(residual)", "share(cell)", "share(image)",
+                              "share(residual)", "(Intercept)")])
     st = _image_stats(d, value, image, cell)
     codes, uniques = pd.factorize(st["cell"])
     n = st["n"].to_numpy(float)
@@ -453,8 +519,12 @@ def nested_variance_components(data: pd.DataFrame, value: str = "value", image: 
     alpha = 1 - conf_level
     method = (f"REML nested variance components (cell, image within cell, residual); "
               f"{'parametric bootstrap percentile CI, ' + str(n_boot) + ' replicates' if n_boot else 'no CI'}")
+    why = residual_degenerate(float(s[2]), float(np.var(d[value].to_numpy(float), ddof=1)))
+    if why:
+        warns.append(f"degenerate fit: {why}")
     common = dict(model=model, conf_level=conf_level, method=method, n_obs=int(n.sum()), n_groups=n_cells,
-                  n_images=int(len(n)), converged=ok, warnings=list(warns), loglik_reml=ll, n_boot=n_boot)
+                  n_images=int(len(n)), converged=ok, warnings=list(warns), loglik_reml=ll, n_boot=n_boot,
+                  **(dict(degenerate=why) if why else {}))
     rows = []
     total = s.sum()
 

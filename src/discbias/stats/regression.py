@@ -15,7 +15,10 @@ def ols(formula: str, data: pd.DataFrame, *, model: str, cov_type: str = "nonrob
     """Fit an OLS model and return ``(tidy, fit)``.
 
     Rows with missing values in the model's variables are dropped; how many is written in
-    ``warnings`` (and ``n_obs`` is the number used).
+    ``warnings`` (and ``n_obs`` is the number used). A degenerate fit (constant outcome or
+    predictor, rank-deficient design, residual variance ~0; see
+    :func:`discbias.stats.degenerate.fit_degenerate`) gets the reason in a ``degenerate`` column
+    (and in ``warnings``); :func:`discbias.claims.result_row` keeps it from every verdict.
 
     Parameters
     ----------
@@ -56,13 +59,21 @@ def ols(formula: str, data: pd.DataFrame, *, model: str, cov_type: str = "nonrob
     if cond > 1e8:
         warns.append(f"design matrix condition number {cond:.3g}")
     method = "OLS" + ("" if cov_type == "nonrobust" else f" ({cov_type} standard errors)")
+    # a constant outcome or predictor, a rank-deficient design, a perfect fit: flagged, never a verdict
+    from .degenerate import fit_degenerate
+
+    why = fit_degenerate(fit, outcome=str(mod.endog_names))
+    extra = {}
+    if why:
+        warns.append(f"degenerate fit: {why}")
+        extra["degenerate"] = why
     rows = []
     for term in fit.params.index:
         rows.append(dict(model=model, term=clean_term(term), estimate=fit.params[term], std_error=fit.bse[term],
                          statistic=fit.tvalues[term], p_value=fit.pvalues[term], conf_low=ci.loc[term, 0],
                          conf_high=ci.loc[term, 1], conf_level=conf_level, method=method, n_obs=n_used,
                          n_groups=np.nan, converged=True, warnings=warns, r_squared=fit.rsquared,
-                         formula=formula))
+                         formula=formula, **extra))
     return result_frame(rows), fit
 
 

@@ -65,6 +65,13 @@ class CsvFormatError(DataError):
         super().__init__(f"{file} line {line}: {problem}. {fix}")
 
 
+class EmptyInputError(CsvFormatError):
+    """A file has a header but no data rows (or no row survived validation): a data issue. The
+    measure step that reads it records the issue and marks its tables removed; the analyses that
+    need them are not run, each with the reason (:func:`discbias.stages.removed_table`), and the
+    others go on."""
+
+
 class DataValidationError(DataError):
     """A released file has values the adapter will not guess about."""
 
@@ -198,8 +205,9 @@ def read_released_csv(source, *, name: str | None = None) -> tuple[pd.DataFrame,
 
 
 def require_columns(df: pd.DataFrame, columns, file: str, hint: str = "") -> None:
-    """Raise :class:`CsvFormatError` (line 1, the header) if any of ``columns`` is missing, or (line 2)
-    if the table has no rows: a header-only file stops here, naming it, not later inside a fit.
+    """Raise :class:`CsvFormatError` (line 1, the header) if any of ``columns`` is missing, or
+    :class:`EmptyInputError` (line 2) if the table has no rows: a header-only file is a data issue
+    named here (the analyses that need it are removed), never an error later inside a fit.
 
     Examples
     --------
@@ -214,9 +222,9 @@ def require_columns(df: pd.DataFrame, columns, file: str, hint: str = "") -> Non
         more = f" and {len(df.columns) - 20} more" if len(df.columns) > 20 else ""
         raise CsvFormatError(file, 1, f"missing column(s) {missing}; the header has {shown}{more}",
                              hint or "Use the released file (or a file with the same columns)")
-    if len(df) == 0:  # every analysis of the file would fail later, inside a fit: stop here, naming the file
-        raise CsvFormatError(file, 2, "the file has a header but no data rows",
-                             hint or "Use the released file (or a file with the same columns)")
+    if len(df) == 0:  # every analysis of the file would fail later, inside a fit: a data issue, named here
+        raise EmptyInputError(file, 2, "the file has a header but no data rows",
+                              hint or "Use the released file (or a file with the same columns)")
 
 
 def numeric_column(df: pd.DataFrame, column: str, log: IssueLog, *, what: str,

@@ -179,7 +179,9 @@ def figures(ctx):
             caption="Men's minus women's score: FFHQ by the Face API's gender label (raw difference in "
                     "released-score units, Welch 95% CI, and Hedges' g), FFHQ adjusted for image quality and the "
                     "other face attributes (OLS coefficient of male, in score SDs), and Study 2 by the scrape prompt "
-                    "(raw, Welch).",
+                    "(raw, Welch). The FFHQ total (gender alone) and direct (adjusted) effects have HC3 intervals; the "
+                    "indirect effect (total − direct) and the share of the total mediated have percentile bootstrap "
+                    "intervals over images.",
             label="tbl-s1x-gender")
     tab = pd.DataFrame({"Term": [_pretty(t) for t in terms]})
     for mod, lab in (("s1x_ols_full", "OLS"), ("s1x_mixed", "Mixed"), ("s1x_quantile_10", "q10"),
