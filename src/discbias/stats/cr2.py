@@ -265,11 +265,17 @@ def wild_cluster_pvalues(fit, clusters, *, B: int = WILD_B, seed: int = WILD_SEE
             wb.get_tboot()
             wb.get_vcov()
             wb.get_tstat()
-            wb.get_pvalue(pval_type="two-tailed")
+        # two-tailed p-value with ties counted as at least as extreme: the all-plus and all-minus sign
+        # vectors reproduce +-t exactly (restricted residuals), so the package's strict |t| < |t*|
+        # counted them or not by the last bit of rounding (one BLAS kernel gave 0.0308, another 0.0312);
+        # |t*| >= |t| (1 - 1e-9) counts them on any machine
+        t_obs = abs(float(np.asarray(wb.t_stat).ravel()[0]))
+        t_star = np.abs(np.asarray(wb.t_boot, float).ravel())
+        p_wild = float(np.mean(t_star >= t_obs * (1 - 1e-9)))
         draws = int(np.asarray(wb.t_boot).size)
         how = (f"all {draws:,} Rademacher sign vectors of {G} clusters" if enumerated
                else f"{draws:,} Rademacher draws, seed {seed}")
-        rows.append(dict(term=clean_term(name), p_value_wild=float(np.asarray(wb.pvalue).ravel()[0]),
+        rows.append(dict(term=clean_term(name), p_value_wild=p_wild,
                          t_wild=float(np.asarray(wb.t_stat).ravel()[0]), wild_draws=draws,
                          wild_enumerated=bool(enumerated),
                          wild_method=f"wild cluster restricted bootstrap (WCR-11, null imposed; {how})"))

@@ -49,7 +49,7 @@ def register_kind(kind: str, table: str, opener: Callable) -> None:
     Examples
     --------
     >>> sorted(KINDS.items())
-    [('audit', 'audit'), ('replication', 'study')]
+    [('audit', 'audit'), ('planted', 'planted'), ('replication', 'study')]
     """
     if KINDS.get(kind, table) != table or any(t == table and k != kind for k, t in KINDS.items()):
         raise ValueError(f"study kind {kind!r} or table [{table}] is registered already, for another table or kind")
@@ -58,7 +58,8 @@ def register_kind(kind: str, table: str, opener: Callable) -> None:
 
 
 def study_kind(path: str | os.PathLike) -> str:
-    """``"audit"`` for a configuration with an ``[audit]`` table, else ``"replication"``.
+    """``"audit"`` for a configuration with an ``[audit]`` table, ``"planted"`` for a ``[planted]``
+    table (:mod:`discbias.planted`), else ``"replication"``.
 
     Raises
     ------
@@ -237,5 +238,31 @@ def open_study(config_path: str | os.PathLike, root: str | os.PathLike | None = 
     return _OPENERS[study_kind(path)](path, root, template_dir)
 
 
+def _planted(path: Path, root, template_dir) -> StudyBuild:
+    """The planted-bias validation study (:mod:`discbias.planted`)."""
+    from ..paths import project_paths
+    from ..planted.config import load_planted_config
+    from ..planted.study import PlantedPaths, planted_engine, run_planted
+
+    cfg = load_planted_config(path)
+    where = project_paths(root).root
+    paths = PlantedPaths(where, cfg.id)
+
+    def run(formats=("html", "pdf"), force=False, log=None, **_):
+        return run_planted(cfg, where, formats=formats, force=force, log=log)
+
+    def rebuild(fresh_root: Path) -> Path:
+        run_planted(cfg, fresh_root, formats=())
+        return PlantedPaths(fresh_root, cfg.id).build
+
+    return StudyBuild(kind="planted", config=cfg, config_path=Path(cfg.path), id=cfg.id, title=cfg.title, paper="",
+                      paths=paths, report_files={"report/paper.html": paths.report / "paper.html",
+                                                 "report/paper.pdf": paths.report / "paper.pdf"},
+                      template_dir=Path(template_dir) if template_dir else paths.templates,
+                      required_tables=("operating.csv",), verify={}, _run=run, _rebuild=rebuild,
+                      _engine=lambda: planted_engine(cfg, paths))
+
+
 register_kind("replication", "study", _replication)
 register_kind("audit", "audit", _audit)
+register_kind("planted", "planted", _planted)  # the planted-bias validation study (discbias.planted)

@@ -1,0 +1,156 @@
+"""The planted-bias study's configuration (``analysis/planted.toml``): a ``[planted]`` table,
+validated strictly (unknown keys are errors naming the closest valid key).
+
+Example::
+
+    [planted]
+    id = "planted"                      # names build/<id>/
+    title = "..."
+    resolution = 32                     # image side (px) = the discriminator's resolution
+    seeds = 10                          # seeds 0 .. seeds-1 per condition
+    n_train = 1024                      # real and fake training images per seed (each)
+    steps = 300                         # optimisation steps per discriminator
+    n_heldout = 200                     # held-out images each audit scores
+    sesoi = 0.1                         # smallest standardized slope of interest of the claims
+
+    [planted.network]                   # discbias.nets.Discriminator arguments over planted.train.network_kwargs
+    channel_base = 256
+    channel_max = 32
+
+    [[planted.conditions]]
+    id = "unplanted"                    # nothing planted
+    [[planted.conditions]]
+    id = "lum-1.0"
+    luminance_shift = 1.0               # stops: real-set mean exposure minus fake-set mean exposure
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from ..errors import ConfigError, ConfigModel, validate_config
+
+__all__ = ["PlantedConfig", "load_planted_config"]
+
+_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+#: Words CSV readers turn into a missing value (pandas' and R's defaults): not allowed as condition ids.
+_NA_WORDS = {"null", "na", "nan", "none", "n/a", "nat"}
+
+
+class ConditionConfig(ConfigModel):
+    id: str
+    luminance_shift: float = Field(0.0, ge=-3, le=3)
+    redness_shift: float = Field(0.0, ge=-3, le=3)
+    minority_share: float = Field(0.5, ge=0, le=1)
+    fake_share: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _id(self):
+        if self.id.lower() in _NA_WORDS:
+            raise ValueError(f"condition id {self.id!r} reads as a missing value in CSV readers (pandas, R); "
+                             f"choose another, e.g. \"unplanted\"")
+        if not _ID.match(self.id):
+            raise ValueError(f"condition id {self.id!r} must start with a letter and contain only letters, digits, "
+                             f"_, . and - (it names files)")
+        return self
+
+
+class NetworkConfig(ConfigModel):
+    architecture: str = "resnet"
+    channel_base: int = Field(256, ge=8, le=1 << 15)
+    channel_max: int = Field(32, ge=1, le=512)
+
+
+class PlantedMeta(ConfigModel):
+    id: str
+    title: str = "Does the audit find what was planted? Discriminators trained with known biases"
+    resolution: int = Field(32, ge=8, le=64)
+    seeds: int = Field(10, ge=1, le=1000)
+    first_seed: int = Field(0, ge=0)
+    n_train: int = Field(1024, ge=8)
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(0.0025, gt=0)
+    r1_gamma: float = Field(0.1, ge=0)
+    r1_interval: int = Field(4, ge=1)
+    exposure_sd: float = Field(0.5, gt=0)
+    red_sd: float = Field(0.25, gt=0)
+    n_heldout: int = Field(200, ge=10)
+    heldout_exposure_sd: float = Field(0.6, gt=0)
+    heldout_red_sd: float = Field(0.3, gt=0)
+    #: held-out images the dose-response probes use (each at every probe level)
+    n_probe_bases: int = Field(12, ge=3)
+    exposure_levels: list[float] = Field(default_factory=lambda: [-1.0, -0.5, 0.5, 1.0])
+    red_levels: list[float] = Field(default_factory=lambda: [-0.5, -0.25, 0.25, 0.5])
+    sesoi: float = Field(0.1, ge=0)
+    threads: int = Field(2, ge=1, le=256)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    conditions: list[ConditionConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not _ID.match(self.id):
+            raise ValueError(f"id {self.id!r} must start with a letter and contain only letters, digits, _, . and - "
+                             f"(it names build/<id>/)")
+        if self.resolution & (self.resolution - 1):
+            raise ValueError(f"resolution must be a power of two (the discriminator's), got {self.resolution}")
+        ids = [c.id for c in self.conditions]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"condition id(s) {dup} used twice")
+        if not any(not (c.luminance_shift or c.redness_shift or c.minority_share != c.fake_share)
+                   for c in self.conditions):
+            raise ValueError("no null condition (one with nothing planted): the false-positive rate needs one")
+        return self
+
+
+class PlantedConfig(ConfigModel):
+    planted: PlantedMeta
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    path: Path | None = Field(None, exclude=True)
+    sha256: str = Field("", exclude=True)
+
+    @property
+    def id(self) -> str:
+        return self.planted.id
+
+    @property
+    def title(self) -> str:
+        return self.planted.title
+
+
+def load_planted_config(path) -> PlantedConfig:
+    """Read and validate a planted-bias study configuration.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, not TOML, or a schema violation (naming the key).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "p.toml"
+    >>> _ = p.write_text('[planted]\\nid = "v"\\n[[planted.conditions]]\\nid = "unplanted"\\n'
+    ...                  '[[planted.conditions]]\\nid = "lum"\\nluminance_shift = 1.0\\n')
+    >>> [c.id for c in load_planted_config(p).planted.conditions]
+    ['unplanted', 'lum']
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study configuration {path} does not exist", file=path)
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})", file=path) from None
+    cfg = validate_config(PlantedConfig, data, file=path)
+    cfg.path = path.resolve()
+    cfg.sha256 = hashlib.sha256(raw).hexdigest()
+    return cfg

@@ -1,0 +1,143 @@
+"""Figures and publication tables of the planted-bias study (written by the ``planted:figures`` step)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["planted_figures"]
+
+QUANTITY = {"power": "Power", "false_positive_rate": "False-positive rate"}
+
+
+def _save(ctx, fig, name: str, saved: list[str]) -> None:
+    from ..stages import FigureContext
+
+    fctx = FigureContext(ctx.config, ctx.paths, {}, {}, {})
+    fctx.save_figure(fig, name)
+    for f in sorted(ctx.paths.figures.glob(f"{name}.*")):
+        ctx.wrote_file(f)
+    saved.append(f"figure:{name}")
+
+
+def planted_figures(ctx) -> list[str]:
+    """Training curves, sample images, estimated bias against the planted shift; the operating
+    characteristics and training tables. Returns the saved names."""
+    import matplotlib.pyplot as plt
+
+    from ..report.style import OKABE_ITO, TEXT_WIDTH_IN, apply_style
+    from .data import training_sets
+    from .auditing import CLAIMS, PROBES
+    from .runs import _condition
+
+    apply_style()
+    saved: list[str] = []
+    p = ctx.config.planted
+    conds = [_condition(c) for c in p.conditions]
+    colours = {c.id: OKABE_ITO[i % len(OKABE_ITO)] for i, c in enumerate(conds)}
+
+    # 1. training curves: accuracy and losses per condition (mean over seeds, thin lines per seed)
+    logs = ctx.read("results/training_log")
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.2))
+    for c in conds:
+        d = logs[logs["condition"] == c.id]
+        for _, s in d.groupby("seed"):
+            axes[0].plot(s["step"], s["accuracy"], color=colours[c.id], lw=0.4, alpha=0.35)
+        m = d.groupby("step")[["accuracy", "loss_real", "loss_fake"]].mean()
+        axes[0].plot(m.index, m["accuracy"], color=colours[c.id], lw=1.5, label=c.id)
+        axes[1].plot(m.index, m["loss_real"] + m["loss_fake"], color=colours[c.id], lw=1.5, label=c.id)
+    axes[0].set_xlabel("training step")
+    axes[0].set_ylabel("real-vs-fake accuracy")
+    axes[0].axhline(0.5, color="k", lw=0.6, ls=":")
+    axes[1].set_xlabel("training step")
+    axes[1].set_ylabel("logistic loss (real + fake)")
+    axes[1].legend(fontsize=7, frameon=False, ncol=1)
+    _save(ctx, fig, "planted_training", saved)
+
+    # 2. sample images: real and fake training images of the null and the strongest planted condition
+    show = [c for c in conds if not c.planted][:1] + sorted([c for c in conds if c.planted],
+                                                           key=lambda c: -abs(c.luminance_shift))[:1]
+    fig, axes = plt.subplots(2 * len(show), 8, figsize=(TEXT_WIDTH_IN, 0.66 * 2 * len(show) + 0.1),
+                             gridspec_kw=dict(wspace=0.02, hspace=0.02))
+    axes = np.atleast_2d(axes)
+    for i, c in enumerate(show):
+        real, fake, _ = training_sets(c, 8, p.resolution, p.first_seed, exposure_sd=p.exposure_sd, red_sd=p.red_sd)
+        for j in range(8):
+            for k, (imgs, what) in enumerate(((real, "real"), (fake, "fake"))):
+                ax = axes[2 * i + k, j]
+                ax.imshow(imgs[j], interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j == 0:
+                    ax.set_ylabel(f"{c.id}\n{what}", fontsize=7, rotation=0, ha="right", va="center")
+    _save(ctx, fig, "planted_samples", saved)
+
+    # 3. estimated bias against the planted luminance shift (audit claim and exposure probe)
+    det = ctx.read("results/detections")
+    shift = {c.id: c.luminance_shift for c in conds if not c.redness_shift and c.minority_share == c.fake_share}
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.3))
+    rng = np.random.default_rng(0)
+    for ax, det_id, ylab in ((axes[0], "luminance", "luma slope (logit per SD)\n(audit model)"),
+                             (axes[1], "probe_exposure", "score slope per stop\n(exposure probe)")):
+        d = det[(det["detector"] == det_id) & det["condition"].isin(list(shift))].copy()
+        d["shift"] = d["condition"].map(shift)
+        found = d["reported_sign"] != 0
+        x = d["shift"] + rng.uniform(-0.03, 0.03, len(d))
+        ax.scatter(x[found], d["estimate"][found], s=9, color=OKABE_ITO[4], label="reported", zorder=3)
+        ax.scatter(x[~found], d["estimate"][~found], s=9, facecolor="none", edgecolor=OKABE_ITO[3],
+                   label="not reported", zorder=3)
+        m = d.groupby("shift")["estimate"].agg(["mean", "sem"])
+        ax.errorbar(m.index, m["mean"], yerr=1.96 * m["sem"].fillna(0), color="k", lw=1, capsize=2, zorder=2)
+        ax.axhline(0, color="k", lw=0.6, ls=":")
+        ax.set_xlabel("planted luminance shift (stops)")
+        ax.set_ylabel(ylab)
+    axes[0].legend(fontsize=7, frameon=False)
+    _save(ctx, fig, "planted_dose", saved)
+
+    # tables
+    from ..report.tables import Col, PubTable
+
+    op = ctx.read("results/operating").copy()
+    names = {c["id"]: f"claim: {c['id']}" for c in CLAIMS} | {pr["id"]: f"probe: {pr['probe']}" for pr in PROBES}
+    op["detector_label"] = op["detector"].map(names)
+    op["quantity_label"] = op["quantity"].map(QUANTITY)
+    op["share_pct"] = 100 * op["share"]
+    op["lo_pct"], op["hi_pct"] = 100 * op["conf_low"], 100 * op["conf_high"]
+    t = PubTable(op, [Col("condition", "Condition"), Col("detector_label", "Detector"),
+                      Col("quantity_label", "Quantity"), Col("k", "Seeds reporting", digits=0),
+                      Col("n", "Seeds", digits=0), Col("k_beyond_sesoi", "Beyond SESOI", digits=0),
+                      Col("share_pct", "Share (%)", digits=0),
+                      Col("lo_pct", "95% CI (%)", fmt="interval", high="hi_pct", digits=1)],
+                 caption=(f"Operating characteristics of the audit: for each condition and detector, the number of "
+                          f"seeds (discriminators) in which the planted direction is reported (power) or, where "
+                          f"the detector's attribute is not planted, any bias is reported (false-positive rate)."),
+                 label="tbl-planted-operating",
+                 notes=("Audit claims report a bias when their verdict is robust, fragile or contradicted "
+                        f"(SESOI {p.sesoi:g} logit per SD of the measure); Beyond SESOI: of those, the seeds whose "
+                        "95% interval is not inside the SESOI band (a contradicted verdict does not look at the "
+                        "SESOI). Probes report a bias when the 95% interval of the slope at level 0 excludes 0 "
+                        f"(Beyond SESOI: the interval is not inside ±{p.sesoi:g} logit per stop). Share and its "
+                        "interval: Clopper-Pearson (exact binomial)."))
+    t.write(ctx.paths.tables, "planted_operating")
+    for f in sorted(ctx.paths.tables.glob("planted_operating.*")):
+        ctx.wrote_file(f)
+    saved.append("table:planted_operating")
+
+    runs = ctx.read("results/training_log")
+    last = runs.sort_values("step").groupby(["condition", "seed"]).tail(1)
+    tr = last.groupby("condition", sort=False).agg(accuracy=("accuracy", "mean"), loss_real=("loss_real", "mean"),
+                                                   loss_fake=("loss_fake", "mean"), seeds=("seed", "count"),
+                                                   seconds=("seconds", "mean")).reset_index()
+    order = {c.id: i for i, c in enumerate(conds)}
+    tr = tr.sort_values("condition", key=lambda s: s.map(order))
+    t = PubTable(tr, [Col("condition", "Condition"), Col("seeds", "Seeds", digits=0),
+                      Col("accuracy", "Final accuracy", digits=2), Col("loss_real", "Loss (real)", digits=3),
+                      Col("loss_fake", "Loss (fake)", digits=3), Col("seconds", "Seconds per D", digits=1)],
+                 caption="Training at the last logged step, means over seeds (accuracy: share of real images "
+                         "with a positive logit and fake images with a negative one, over the last logging window).",
+                 label="tbl-planted-training")
+    t.write(ctx.paths.tables, "planted_training")
+    for f in sorted(ctx.paths.tables.glob("planted_training.*")):
+        ctx.wrote_file(f)
+    saved.append("table:planted_training")
+    return saved

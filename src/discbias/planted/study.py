@@ -1,0 +1,311 @@
+"""The planted-bias validation study as engine steps: train, audit, summarise, figures, render.
+
+``discbias report --config analysis/planted.toml`` (``make report CONFIG=analysis/planted.toml``)
+runs, on the study engine (:mod:`discbias.engine`; only what changed reruns):
+
+==========================  =============================================================================
+step                        what it does
+==========================  =============================================================================
+``planted:train:<cond>``    for every seed: draw the real and fake training sets
+                            (:func:`~discbias.planted.data.training_sets`), train a discriminator
+                            (:func:`~discbias.planted.train.train_discriminator`), save it in NVIDIA's pickle
+                            layout (``build/<id>/checkpoints/<cond>/s<seed>.pkl``); tables
+                            ``planted/train_log/<cond>``, ``planted/runs/<cond>``
+``planted:audit:<cond>``    for every seed, the audit exactly as a user runs it: held-out images with a
+                            manifest and an audit configuration written under ``build/<id>/audits/``, run by
+                            :func:`discbias.audit.run.audit_engine` (inputs, score through
+                            :mod:`discbias.scoring` from the pickle, measures, the model
+                            ``score ~ luma_709 + lab_a + dark`` standardized, the claims engine's verdicts
+                            with a SESOI); and the dose-response probes (exposure and red gain,
+                            :mod:`discbias.probes`) on the same images; table ``planted/detections/<cond>``
+``planted:summary``         operating characteristics: for each condition and claim the share of seeds in
+                            which the audit reports the planted direction (power) or any bias where nothing
+                            was planted (false-positive rate), with Clopper-Pearson intervals
+                            (``results/operating``, ``results/detections``, ``results/training``) and
+                            ``values.json``
+``planted:figures``         loss curves, sample images, the estimated bias against the planted shift
+``publish:results``         ``build/<id>/results/*.csv``
+``render``                  ``build/<id>/report/paper.{qmd,html,pdf}`` from ``report/planted.qmd.j2``
+==========================  =============================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..paths import ProjectPaths
+from .config import PlantedConfig, load_planted_config
+from .data import Condition
+from .auditing import CLAIMS, PROBES, audit_step
+from .runs import _condition, train_step
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PlantedPaths", "planted_engine", "run_planted", "CLAIMS", "clopper_pearson"]
+
+TEMPLATE = "planted.qmd.j2"
+REPORTED = ("robust", "fragile", "contradicted")
+#: The settings each kind of step depends on (a change to another setting does not retrain or re-audit).
+TRAINING_SETTINGS = ("resolution", "seeds", "first_seed", "n_train", "steps", "batch_size", "lr", "r1_gamma",
+                     "r1_interval", "exposure_sd", "red_sd", "threads", "network")
+AUDIT_SETTINGS = ("resolution", "n_heldout", "heldout_exposure_sd", "heldout_red_sd", "n_probe_bases",
+                  "exposure_levels", "red_levels", "sesoi")
+
+
+@dataclass(frozen=True)
+class PlantedPaths(ProjectPaths):
+    """Project paths with the build in ``build/<id>`` (the study's own folder)."""
+
+    study: str = "planted"
+
+    def __init__(self, root, study: str):
+        object.__setattr__(self, "root", Path(root))
+        object.__setattr__(self, "study", study)
+
+    @property
+    def build(self) -> Path:
+        return self.root / "build" / self.study
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.build / "checkpoints"
+
+    @property
+    def audits(self) -> Path:
+        return self.build / "audits"
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial share ``k / n``.
+
+    Examples
+    --------
+    >>> lo, hi = clopper_pearson(0, 10)
+    >>> round(lo, 4), round(hi, 4)
+    (0.0, 0.3085)
+    >>> [round(x, 4) for x in clopper_pearson(10, 10)]
+    [0.6915, 1.0]
+    """
+    from scipy.stats import beta
+
+    if n <= 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi
+
+
+def planted_sign(cond: Condition, attribute: str) -> int:
+    """The sign of the planted effect on the score (+1: a higher attribute value scores higher; for
+    ``group``, +1: the dark group scores higher), 0 when nothing is planted.
+
+    Examples
+    --------
+    >>> planted_sign(Condition("a", luminance_shift=0.5), "luminance"), planted_sign(Condition("n"), "luminance")
+    (1, 0)
+    >>> planted_sign(Condition("g", minority_share=0.2), "group")
+    -1
+    """
+    v = dict(luminance=cond.luminance_shift, redness=cond.redness_shift,
+             group=cond.minority_share - cond.fake_share)[attribute]
+    return int(np.sign(v))
+
+
+# ------------------------------------------------------------------------------------------ summary
+
+def operating_characteristics(detections: pd.DataFrame, conditions: list[Condition],
+                              level: float = 0.95, sesoi: float = 0.0) -> pd.DataFrame:
+    """For each condition and detector: the share of seeds in which it reports the planted direction
+    (``power``, where the detector's attribute is planted) or any bias (``false_positive_rate``, where
+    it is not), with the count, the seeds and the Clopper-Pearson interval; ``k_beyond_sesoi`` counts
+    the reports whose interval is not inside ``±sesoi`` (claims: as recorded by the audit step;
+    probes: in logits per unit of the probe's level).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame(dict(condition=["n"] * 4 + ["l"] * 4, seed=[0, 1, 2, 3] * 2, detector="luminance",
+    ...                       method="audit claim", attribute="luminance", reported_sign=[0, 0, 1, 0, 1, 1, 1, 0],
+    ...                       estimate=0.5))
+    >>> t = operating_characteristics(d, [Condition("n"), Condition("l", luminance_shift=1.0)])
+    >>> t[["condition", "quantity", "k", "n", "share"]].values.tolist()
+    [['n', 'false_positive_rate', 1, 4, 0.25], ['l', 'power', 3, 4, 0.75]]
+    """
+    by_id = {c.id: c for c in conditions}
+    rows = []
+    for (cond_id, det), d in detections.groupby(["condition", "detector"], sort=False):
+        cond = by_id[cond_id]
+        attr = d["attribute"].iloc[0]
+        sign = planted_sign(cond, attr)
+        n = len(d)
+        if sign:
+            k = int((d["reported_sign"] == sign).sum())
+            quantity = "power"
+        else:
+            k = int((d["reported_sign"] != 0).sum())
+            quantity = "false_positive_rate"
+        lo, hi = clopper_pearson(k, n, level)
+        reported = (d["reported_sign"] == sign) if sign else (d["reported_sign"] != 0)
+        if d["method"].iloc[0] == "audit claim":
+            inside = (d["within_sesoi"].map(lambda v: v is True or v == 1.0) if "within_sesoi" in d
+                      else pd.Series(False, index=d.index))
+        else:  # a probe: the same band, in logits per unit of the probe's level (stops)
+            inside = (d["conf_low"] > -sesoi) & (d["conf_high"] < sesoi) if sesoi > 0 else pd.Series(False, index=d.index)
+        k_beyond = int((reported & ~inside).sum())
+        rows.append(dict(condition=cond_id, detector=det, method=d["method"].iloc[0], attribute=attr,
+                         planted=bool(sign), planted_sign=sign, luminance_shift=cond.luminance_shift,
+                         redness_shift=cond.redness_shift, minority_share=cond.minority_share,
+                         quantity=quantity, k=k, n=n, share=k / n if n else float("nan"), conf_low=lo, conf_high=hi,
+                         conf_level=level, method_interval="Clopper-Pearson",
+                         n_opposite=int((d["reported_sign"] == -sign).sum()) if sign else 0,
+                         k_beyond_sesoi=k_beyond, k_positive=int((d["reported_sign"] == 1).sum()),
+                         k_negative=int((d["reported_sign"] == -1).sum()),
+                         mean_estimate=float(d["estimate"].mean())))
+    return pd.DataFrame(rows)
+
+
+def _summary_step(ctx) -> None:
+    from ..pipeline import software_versions
+    from .train import network_kwargs
+
+    cfg: PlantedConfig = ctx.config
+    p = cfg.planted
+    conds = [_condition(c) for c in p.conditions]
+    det = pd.concat([ctx.read(f"planted/detections/{c.id}") for c in conds], ignore_index=True)
+    runs = pd.concat([ctx.read(f"planted/runs/{c.id}") for c in conds], ignore_index=True)
+    logs = pd.concat([ctx.read(f"planted/train_log/{c.id}") for c in conds], ignore_index=True)
+    op = operating_characteristics(det, conds, sesoi=p.sesoi)
+    ctx.write("results/operating", op)
+    ctx.write("results/detections", det)
+    ctx.write("results/training", runs)
+    ctx.write("results/training_log", logs)
+    null_ids = [c.id for c in conds if not c.planted]
+    ops = {}
+    for r in op.to_dict("records"):
+        ops.setdefault(r["condition"], {})[r["detector"]] = {k: r[k] for k in
+                                                             ("quantity", "k", "n", "share", "conf_low", "conf_high",
+                                                              "n_opposite", "k_beyond_sesoi", "k_positive",
+                                                              "k_negative", "mean_estimate", "planted")}
+    lum = [c for c in conds if c.luminance_shift and not c.redness_shift and c.minority_share == c.fake_share]
+    strongest = max(lum, key=lambda c: abs(c.luminance_shift)).id if lum else None
+    audit_secs = det.groupby(["condition", "seed"])["seconds"].first().groupby("condition").sum()
+    per_cond = {c.id: dict(train_minutes=float(runs.loc[runs["condition"] == c.id, "seconds"].sum() / 60),
+                           audit_minutes=float(audit_secs.get(c.id, 0.0) / 60),
+                           luminance_shift=c.luminance_shift, redness_shift=c.redness_shift,
+                           minority_share=c.minority_share, fake_share=c.fake_share, planted=c.planted,
+                           n_seeds=int((runs["condition"] == c.id).sum()),
+                           mean_final_accuracy=float(runs.loc[runs["condition"] == c.id, "final_accuracy"].mean()))
+                for c in conds}
+    values = dict(
+        meta=dict(title=cfg.title, study_id=cfg.id, software=software_versions(), build_date=time.strftime("%Y-%m-%d")),
+        planted=dict(
+            settings=p.model_dump(mode="json", exclude={"conditions", "network"}),
+            network=json.dumps(network_kwargs(p.resolution, **p.network.model_dump())),
+            params=int(runs["params"].iloc[0]),
+            conditions=per_cond, condition_order=[c.id for c in conds], null_conditions=null_ids,
+            strongest_luminance=strongest, operating=ops,
+            detectors=[dict(id=c["id"], method="audit claim", attribute=c["attribute"], term=c["term"],
+                            description=c["description"]) for c in CLAIMS]
+            + [dict(id=pr["id"], method="dose-response probe", attribute=pr["attribute"], term=pr["probe"],
+                    description=f"slope of the {pr['probe']} dose-response at level 0") for pr in PROBES],
+            n_runs=int(len(runs)), train_minutes=float(runs["seconds"].sum() / 60),
+            audit_minutes=float(audit_secs.sum() / 60),
+            threads=p.threads, cpu_count=os.cpu_count()))
+    ctx.write_value("values", values)
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+def _figures_step(ctx) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .figures import planted_figures
+
+    saved = planted_figures(ctx)
+    ctx.write_value("planted/figures", dict(saved=saved))
+
+
+def _render_step(ctx) -> None:
+    from ..report.render import render_html, render_pdf, render_qmd
+
+    formats = ctx.extra.get("formats", ("html", "pdf"))
+    qmd = render_qmd(ctx.paths, ctx.paths.templates, TEMPLATE, labels=dict(ctx.config.labels))
+    outs = [qmd]
+    if "html" in formats:
+        outs.append(render_html(qmd))
+    if "pdf" in formats:
+        outs.append(render_pdf(qmd, ctx.paths.build))
+    for o in outs:
+        ctx.wrote_file(o)
+    ctx.write_value("report/render", dict(files=[Path(o).name for o in outs], formats=list(formats)))
+
+
+def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pdf")):
+    """The study's engine (see the module docstring for the steps).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cfg = load_planted_config("analysis/planted-quick.toml")
+    >>> e = planted_engine(cfg, PlantedPaths(tempfile.mkdtemp(), cfg.id))
+    >>> e.order()[:2], e.order()[-3:]
+    (['planted:train:unplanted', 'planted:audit:unplanted'], ['planted:figures', 'publish:results', 'render'])
+    """
+    from ..engine import Engine, Step
+    from ..stages import _publish_results_step, files_stamp, study_store
+
+    p = cfg.planted
+    settings = p.model_dump(mode="json", exclude={"conditions"})
+    training = {k: settings[k] for k in TRAINING_SETTINGS}
+    auditing = {k: settings[k] for k in AUDIT_SETTINGS}
+    steps = []
+    for c in p.conditions:
+        cd = c.model_dump(mode="json")
+        steps.append(Step(f"planted:train:{c.id}", train_step(c), writes=[f"planted/train_log/{c.id}",
+                                                                            f"planted/runs/{c.id}"],
+                          group="train", params=dict(condition=cd, settings=training)))
+        steps.append(Step(f"planted:audit:{c.id}", audit_step(c), reads=[f"planted/runs/{c.id}"],
+                          writes=[f"planted/detections/{c.id}"], group="audit",
+                          params=dict(condition=cd, settings=auditing)))
+    ids = [c.id for c in p.conditions]
+    steps.append(Step("planted:summary", _summary_step,
+                      reads=[t for i in ids for t in (f"planted/runs/{i}", f"planted/detections/{i}",
+                                                      f"planted/train_log/{i}")],
+                      writes=["results/operating", "results/detections", "results/training",
+                              "results/training_log", "values"], group="fit",
+                      params=dict(config=cfg.model_dump(mode="json"))))
+    steps.append(Step("planted:figures", _figures_step,
+                      reads=["values", "results/operating", "results/detections", "results/training_log"],
+                      writes=["planted/figures"], group="figures", params=dict(labels=dict(cfg.labels))))
+    steps.append(Step("publish:results", _publish_results_step,
+                      optional_reads=["results/operating", "results/detections", "results/training",
+                                      "results/training_log"],
+                      writes=["published/results"], group="fit"))
+    steps.append(Step("render", _render_step, reads=["values", "published/results", "planted/figures"],
+                      writes=["report/render"], group="render",
+                      params=dict(formats=list(formats), templates=files_stamp(paths.templates / TEMPLATE),
+                                  labels=dict(cfg.labels))))
+    return Engine(steps, study_store(paths), manifests=paths.manifests)
+
+
+def run_planted(cfg: PlantedConfig, root, *, formats=("html", "pdf"), force: bool = False, log=None) -> dict:
+    """Run the study (every step that is out of date); return the build folder and the engine's run table."""
+    paths = PlantedPaths(Path(root).resolve(), cfg.id)
+    paths.ensure()
+    for d in (paths.checkpoints, paths.audits):
+        d.mkdir(parents=True, exist_ok=True)
+    eng = planted_engine(cfg, paths, formats)
+    groups = None if formats else ["train", "audit", "fit", "figures"]
+    steps = eng.run(groups, force=force, log=log,
+                    context=dict(config=cfg, paths=paths, formats=tuple(formats), log=log))
+    return dict(build=paths.build, steps=steps)
+
