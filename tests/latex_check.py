@@ -29,7 +29,8 @@ def check_structure(tex: str) -> list[str]:
     if not m:
         return ["no tabular/longtable environment with a column specification"]
     spec = re.sub(r"p\{[^}]*\}", "p", re.sub(r">\{\\raggedright\\arraybackslash\}", "", m[1]))
-    if not re.fullmatch(r"[lrcp]+", spec):
+    spec = re.sub(r"S\[table-format=-?\d+\.\d+\]", "S", spec)  # decimal-aligned number columns
+    if not re.fullmatch(r"[lrcpS]+", spec):
         problems.append(f"odd column specification {m[1]!r}")
     ncols = len(spec)
     body = tex[m.end():]
@@ -47,12 +48,14 @@ def check_structure(tex: str) -> list[str]:
     number = re.compile(rf"^(?:\\textless\{{\}}\s*)?{num}(?:\s*[\[(]{num}(?:,\s*{num})?[\])])?$|^\[{num},\s*{num}\]$")
     for k in range(ncols):
         vals = [r[k] for r in rows[1:] if r[k] not in ("---", "")]  # rows[0] is the header
-        if vals and all(number.fullmatch(v) for v in vals) and spec[k] not in "rc":
+        if vals and all(number.fullmatch(v) for v in vals) and spec[k] not in "rcS":
             problems.append(f"column {k + 1} holds numbers but is aligned {spec[k]!r}")
     for need in (r"\caption{", r"\label{tbl-", r"\toprule", r"\midrule", r"\bottomrule"):
         if need not in tex:
             problems.append(f"missing {need}")
-    if re.search(r"(?<![\w\\-])-\d", re.sub(r"\\ensuremath\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}", "", body)):
+    # siunitx S columns read "-1.5" as a number and typeset a true minus sign; any other cell must not
+    text_cells = "\n".join(c for r in rows for k, c in enumerate(r) if spec[k] != "S")
+    if re.search(r"(?<![\w\\-])-\d", re.sub(r"\\ensuremath\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}", "", text_cells)):
         problems.append("ASCII hyphen used as a minus sign")
     return problems
 

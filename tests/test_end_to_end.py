@@ -70,7 +70,7 @@ def _paper_tex_compiles(qmd):
     kpse = shutil.which("kpsewhich")
     if not shutil.which("latexmk") or not kpse or not subprocess.run([kpse, "lmodern.sty"], capture_output=True,
                                                                      text=True).stdout.strip():
-        return  # written, not compiled: apt-get install -y latexmk texlive-latex-extra texlive-fonts-recommended lmodern
+        return  # written, not compiled: apt-get install -y latexmk texlive-latex-extra texlive-science texlive-fonts-recommended lmodern
     proc = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", tex.name], cwd=tex.parent,
                           capture_output=True, text=True, errors="replace", timeout=600)
     log = tex.with_suffix(".log").read_text(errors="replace")

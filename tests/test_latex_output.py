@@ -16,7 +16,7 @@ from discbias.report.render import LATEX_PREAMBLE, render_latex, render_pandoc, 
 from discbias.report.tables import Col, PubTable
 
 needs_tex = pytest.mark.skipif(tex_engine() is None, reason="no pdflatex or tectonic: apt-get install -y "
-                               "latexmk texlive-latex-extra texlive-fonts-recommended")
+                               "latexmk texlive-latex-extra texlive-science texlive-fonts-recommended")
 
 
 def _tables():
@@ -38,7 +38,22 @@ def _tables():
     many = PubTable(pd.DataFrame({f"c{k}": rng.random(50) * 1000 for k in range(14)}),
                     [Col(f"c{k}", f"Column {k}", digits=2) for k in range(14)],
                     caption="A long table too wide for portrait.", label="tbl-many")
-    return {"narrow": narrow, "wide": wide, "many": many}
+    decimal = PubTable(pd.DataFrame({"term": ["a", "b"], "n": [70000, 3], "b": [-12.5, 0.25], "p": [0.0001, 0.5]}),
+                       [Col("term", "Term"), Col("n", fmt="int"), Col("b", "Estimate", digits=2), Col("p", fmt="p")],
+                       caption="Numbers aligned on the decimal point.", label="tbl-decimal")
+    return {"narrow": narrow, "wide": wide, "many": many, "decimal": decimal}
+
+
+def test_number_columns_align_on_the_decimal_point_and_p_values_and_text_do_not():
+    t = PubTable(pd.DataFrame({"term": ["a", "b", "c"], "n": [70000, 512, 3], "b": [-12.5, 1.25, 0.5],
+                               "p_value": [0.0001, 0.034, 0.5], "lo": [-1.0, 3.0, 5.0], "hi": [2.0, 4.0, 6.0]}),
+                 [Col("term", "Term"), Col("n", fmt="int"), Col("b", "Estimate", digits=2), Col("p_value", fmt="p"),
+                  Col("lo", "95% CI", fmt="interval", high="hi")], caption="Decimal alignment.", label="tbl-dec")
+    tex = t.to_latex()
+    spec = tex.split(r"\begin{tabular}{", 1)[1].split("}\n", 1)[0]
+    assert spec == "lS[table-format=5.0]S[table-format=-2.2]rr", spec
+    assert "a & 70000 & -12.50 &" in tex and "{Estimate}" in tex
+    assert check_structure(tex) == []
 
 
 def test_scientific_notation_is_maths_and_tables_have_their_structure():
@@ -138,3 +153,13 @@ def test_csv_tables_are_tidy(tmp_path):
     shown = pd.DataFrame({"cell": ["x", "y"], "text": ["154.7 (5401)", "1.0 (3)"]})
     PubTable(shown, caption="C.", label="tbl-d", tidy=tidy).to_csv(tmp_path / "d.csv")
     assert pd.read_csv(tmp_path / "d.csv").columns.tolist() == ["cell", "n", "mean"]
+
+
+def test_the_latex_author_line_puts_the_affiliation_on_its_own_line(tmp_path):
+    # \author{Name (Affiliation (project))} was one unbreakable line, 84 pt too wide at article width
+    qmd = tmp_path / "report" / "paper.qmd"
+    qmd.parent.mkdir()
+    qmd.write_text('---\ntitle: "T"\nauthor:\n  - name: "The contributors"\n    affiliation: "Independent replication '
+                   '(an open-source project)"\n---\n\nText.\n')
+    tex = render_latex(qmd).read_text()
+    assert "\\author{The contributors\\\\\nIndependent replication (an open-source project)}" in tex

@@ -127,9 +127,43 @@ def test_a_main_text_over_the_page_limit_is_found(tmp_path):
     assert checks.check_main_text_length(pdf, max_pages=3) == []
 
 
-def test_layout_findings_are_advisory_in_render_checks_txt():
+def test_layout_findings_fail_the_render_checks():
     hole = checks.Finding("empty-page", "page 19", "the page's text area is 38% filled")
-    bad = checks.Finding("python-repr", "page 3", "a Python value 'True'")
-    text = checks.checks_report([hole])
-    assert text.startswith("all render checks passed\n") and "advisory" in text and "page 19" in text
-    assert checks.checks_report([hole, bad]).startswith("[python-repr] page 3")
+    long = checks.Finding("main-text-length", "pages 1-27", "the main text runs to 27 pages (limit 20)")
+    assert not checks.ADVISORY
+    text = checks.checks_report([hole, long], limits=checks.layout_limits(None))
+    assert text.startswith("[empty-page] page 19") and "[main-text-length] pages 1-27" in text
+    assert "advisory" not in text and "main text at most 20 pages" in text
+
+
+def test_layout_limits_come_from_the_paper_table_and_reach_the_checks(tmp_path):
+    # three pages of main text, the second one about 15% filled, then the references
+    pdf = _pdf(tmp_path, "#lorem(620)\n#pagebreak()\n#lorem(150)\n#pagebreak()\n#lorem(620)\n#pagebreak()\n"
+                         "= References\n#lorem(30)\n", "limits")
+    strict = checks.run_reader_checks(pdf=pdf, **checks.layout_limits({"main_text_max_pages": 2}))
+    assert {"main-text-length", "empty-page"} <= {f.check for f in strict}
+    lenient = checks.run_reader_checks(pdf=pdf, **checks.layout_limits({"main_text_max_pages": 3, "min_page_fill": 0.1}))
+    assert not {"main-text-length", "empty-page"} & {f.check for f in lenient}, lenient
+    assert checks.layout_limits({}) == {"max_pages": checks.MAIN_TEXT_MAX_PAGES, "min_fill": checks.MIN_PAGE_FILL}
+
+
+def test_the_layout_limits_are_configuration_keys():
+    from discbias.audit.config import AuditPaper
+    from discbias.schema import PaperTable
+
+    assert PaperTable().main_text_max_pages == 20 and PaperTable().min_page_fill == 0.5
+    assert PaperTable(main_text_max_pages=30).main_text_max_pages == 30
+    assert AuditPaper(min_page_fill=0.3).min_page_fill == 0.3
+    with pytest.raises(Exception):
+        PaperTable(main_text_max_pages=0)
+
+
+def test_an_empty_grid_table_is_found():
+    # the Table 14: a cross of which one cell can hold images, printed as a grid of dashes
+    rows = "".join(f"<tr><td>{age}</td><td>\u2014</td><td>\u2014</td><td>\u2014</td></tr>" for age in ("0-9", "10-19", "20-29"))
+    grid = _html(f"<table><caption>Table 14: Mean score (n), images without a face.</caption>{rows}"
+                 "<tr><td>none</td><td>1.2 (3)</td><td>\u2014</td><td>\u2014</td></tr></table>")
+    found = checks.run_reader_checks(html=grid)
+    assert [f.check for f in found] == ["empty-table"] and "Table 14" in found[0].where
+    filled = grid.replace("\u2014", "0.5 (7)")
+    assert checks.run_reader_checks(html=filled) == []

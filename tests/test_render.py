@@ -144,3 +144,75 @@ def test_section_refs_print_the_rendered_number_subsections_included(build):
         assert f'<a href="#{target}">{text}</a>' in html, target
     from discbias.report.checks import check_numbering
     assert check_numbering(html=html) == []
+
+
+def test_an_affiliation_with_parentheses_is_not_nested_in_the_html_author_line(tmp_path):
+    # the replication's author line read "(Independent replication (discbias open-source project))"
+    qmd = tmp_path / "report" / "a.qmd"
+    qmd.parent.mkdir()
+    qmd.write_text('---\ntitle: "T"\nauthor:\n  - name: "The contributors"\n    affiliation: "Replication (open project)"\n'
+                   '  - name: "A. Person"\n    affiliation: "A University"\n---\n\nText.\n')
+    html = render_html(qmd).read_text()
+    assert "The contributors, Replication (open project)" in html
+    assert "A. Person (A University)" in html
+    assert "((" not in html.replace(" ", "") and "))" not in html.split("<body", 1)[1].split("</header>")[0]
+
+
+def test_main_text_figures_float_and_the_back_matter_keeps_them_in_place(build):
+    # a figure that does not fit below the text before it floats (no hole); after the references it stays put
+    from discbias.report.render import default_template_dir
+
+    paths, tdir = build
+    body = (Path(default_template_dir()) / "paper.qmd.j2").read_text()
+    start = body.index("```{=typst}")
+    block = body[start:body.index("```\n", start + 3) + 4]
+    assert "#set figure(placement: auto)" in block
+    refs = (Path(default_template_dir()) / "sections" / "98-references.qmd.j2").read_text()
+    assert refs.index("#set figure(placement: none)") < refs.index("# References")
+    # a long (breakable) publication table never floats: a float cannot break across pages
+    long = PubTable(pd.DataFrame({"x": range(40)}), caption="Long.", label="tbl-long").to_typst()
+    short = PubTable(pd.DataFrame({"x": range(4)}), caption="Short.", label="tbl-short").to_typst()
+    assert "placement: none" in long and "placement" not in short
+
+
+def test_the_provenance_table_names_each_steps_code_files_and_results(tmp_path):
+    from discbias.report.render import provenance_table
+    from discbias.stages import code_file
+
+    paths = ProjectPaths(tmp_path).ensure()
+    rec = [dict(saved=["figure:s1_hist", "table:s1_tests"], provenance=dict(
+               step="study1:figures", code=code_file(provenance_table), reads=["results/study1_tests.csv", "values.json"])),
+           dict(saved=["table:claims"], files={})]  # a record without provenance (an older build) is left out
+    md = provenance_table(rec, paths).read_text()
+    csv = pd.read_csv(paths.tables / "figure_provenance.csv")
+    assert csv["step"].tolist() == ["study1:figures"]
+    assert csv["code"].tolist() == ["src/discbias/report/render.py"]
+    assert csv["made"].tolist() == ["figures/s1_hist.svg, tables/s1_tests.csv"]
+    assert "results/study1_tests.csv" in csv["reads"][0] and "tbl-figure-provenance" in md
+    assert provenance_table([], paths) is None
+
+
+def test_each_html_figure_and_table_names_the_step_code_and_results_that_made_it(tmp_path):
+    from discbias.report.checks import run_reader_checks
+    from discbias.report.render import html_provenance
+
+    report, tables = tmp_path / "report", tmp_path / "tables"
+    report.mkdir()
+    tables.mkdir()
+    (report / "paper.qmd").write_text("![A figure.](../figures/s1_hist.svg){#fig-one width=90%}\n")
+    (tables / "s1_tests.md").write_text("::: {#tbl-two .pubtable}\n")
+    html = report / "paper.html"
+    html.write_text('<html><body><h1>Results</h1><figure id="fig-one"><img src="x"/><figcaption>Figure 1: A figure.'
+                    '</figcaption></figure><div id="tbl-two" class="pubtable"><figure class="pubtable"><figcaption>'
+                    'Table 1: A table.</figcaption><table><tr><td>1</td></tr></table></figure></div></body></html>')
+    rec = [dict(saved=["figure:s1_hist", "table:s1_tests"], provenance=dict(
+        step="study1:figures", code="src/discbias/report/figures/study1.py", reads=["results/study1_tests.csv"]))]
+    assert html_provenance(html, rec, tables) == 2
+    text = html.read_text()
+    for ident in ("fig-one", "tbl-two"):
+        block = text[text.index(f'id="{ident}"'):]
+        block = block[:block.index("</figure>")]
+        assert "<code>study1:figures</code>" in block and "<code>results/study1_tests.csv</code>" in block
+        assert "<code>src/discbias/report/figures/study1.py</code>" in block
+    assert run_reader_checks(html=text) == []  # the notes are code and a link: nothing a reader check objects to
+    assert html_provenance(html, [], tables) == 0

@@ -246,3 +246,11 @@ def test_tables_near_a_page_end_stay_with_their_captions(tmp_path):
         marks = checks._query(typ, "caption", tmp_path)
         assert [int(m["page"]) for m in marks] == [2], name  # moved whole to page 2 ...
         assert checks.check_split_captions(typ, tmp_path) == [], name  # ... with its first row
+    # a breakable table whose first row does not fit under its caption at the foot of a page: the
+    # caption moves with it (before the sticky caption it stayed behind, alone)
+    tall = PubTable(pd.DataFrame({"a": ["x " * 300] * 3}), caption="Tall rows.", label="tbl-tall",
+                    breakable=True).to_typst()
+    typ = tmp_path / "keep-tall.typ"
+    typ.write_text(prelude + PAGE + "#v(21.5cm)\nFiller.\n\n" + tall + "\n")
+    assert checks.check_split_captions(typ, tmp_path) == []
+    assert [int(m["page"]) for m in checks._query(typ, "caption", tmp_path)] == [2]

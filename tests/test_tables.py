@@ -101,7 +101,8 @@ def test_numeric_columns_are_right_aligned_everywhere():
     t = _tables()["coef"]
     assert t.aligns() == ["left", "right", "right", "right", "right"]
     assert "align: (left, right, right, right, right,)" in t.to_typst()
-    assert r"\begin{tabular}{lrrrr}" in t.to_latex()
+    # LaTeX: plain-number columns align on the decimal point (siunitx S), the interval and p columns are r
+    assert r"\begin{tabular}{lS[table-format=-1.3]rrS[table-format=5.0]}" in t.to_latex()
     assert t.to_html().count('<td class="num">') == 4 * len(t.df)
 
 

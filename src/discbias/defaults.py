@@ -47,5 +47,8 @@ DEFAULTS: dict[str, dict] = {
     # [verify] (`discbias verify`): see discbias.reproduce.verify.Tolerances
     "verify": dict(rtol=1e-9, atol=1e-12, rtol_iterative=1e-4, rtol_derived=1e-3, posterior_k=5.0, bootstrap_k=5.0),
     # [paper]
-    "paper": dict(bibliography="references.bib", csl="chicago-author-date.csl"),
+    "paper": dict(bibliography="references.bib", csl="chicago-author-date.csl",
+                  # render checks: pages of main text (title page to the references) and the least
+                  # filled share of a main-text page's text area (discbias.report.checks)
+                  main_text_max_pages=20, min_page_fill=0.5),
 }

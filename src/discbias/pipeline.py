@@ -279,6 +279,9 @@ def _render_step(ctx: StepContext) -> None:
     from .report.render import render
 
     opts = dict(ctx.extra.get("render", {}))
+    # where each figure and table came from: the figure steps' records (the provenance appendix)
+    opts["provenance"] = [ctx.read_value(n) for n in ctx.step.optional_reads
+                          if n.startswith("figures/") and ctx.has(n)]
     outs = render(ctx.config, ctx.paths, **opts)
     for f in outs or ():
         if Path(f).is_file():

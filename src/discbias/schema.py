@@ -70,6 +70,10 @@ class PaperTable(ConfigModel):
     abstract: str = ""
     bibliography: str = DEFAULTS["paper"]["bibliography"]
     csl: str = DEFAULTS["paper"]["csl"]
+    #: render checks: the main text (title page to the references) may run to this many pages ...
+    main_text_max_pages: int = Field(DEFAULTS["paper"]["main_text_max_pages"], ge=1)
+    #: ... and each of its pages but the first and last must have this share of its text area filled
+    min_page_fill: float = Field(DEFAULTS["paper"]["min_page_fill"], ge=0, le=1)
 
 
 class UpstreamTable(ConfigModel):

@@ -470,11 +470,33 @@ def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), option
             return
         fctx = FigureContext(ctx.config, ctx.paths, meas, res, ctx.read_value("values"))
         fn(fctx)
-        ctx.write_value(f"figures/{name}", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
+        # what a reader needs to trace each figure and table back (the paper's provenance appendix)
+        reads = [f"results/{t}.csv" for t in results] + [f"results/{t}.csv" for t in optional_results
+                                                          if ctx.has(R(t))] + ["values.json"]
+        ctx.write_value(f"figures/{name}", dict(saved=fctx.saved, files=record_saved(ctx, fctx),
+                                                provenance=dict(step=name, code=code_file(fn), reads=reads)))
 
     return Step(name, run, reads=(*external, "values", *[f"measures/{t}" for t in measures], *[f"results/{t}" for t in results]),
                 optional_reads=[*[f"measures/{t}" for t in optional_measures], *[f"results/{t}" for t in optional_results]],
                 writes=[f"figures/{name}"], version=code_version(fn), group="figures", params=params)
+
+
+def code_file(fn: Callable) -> str:
+    """The source file of ``fn`` as a reader finds it in the repository (``src/discbias/...``), or
+    its module name when it does not live in the package.
+
+    Examples
+    --------
+    >>> code_file(code_file)
+    'src/discbias/stages.py'
+    """
+    import inspect
+
+    try:
+        src = Path(inspect.getsourcefile(fn) or "").resolve()
+        return "src/" + src.relative_to(Path(__file__).resolve().parents[1]).as_posix()
+    except (TypeError, ValueError):
+        return getattr(fn, "__module__", "") or "?"
 
 
 def record_saved(ctx: StepContext, fctx: FigureContext) -> dict[str, str]:

@@ -50,6 +50,13 @@ class AuditMeta(ConfigModel):
     on_invalid: Literal["report", "error"] = "report"
 
 
+class AuditPaper(ConfigModel):
+    """``[paper]``: layout limits of the report's render checks (:mod:`discbias.report.checks`)."""
+
+    main_text_max_pages: int = Field(20, ge=1)
+    min_page_fill: float = Field(0.5, ge=0, le=1)
+
+
 class DataConfig(ConfigModel):
     manifest: str | None = None
     folder: str | None = None
@@ -243,6 +250,7 @@ class AuditConfig(ConfigModel):
     models: list[ModelConfig] = Field(default_factory=list)
     claims: list[ClaimConfig] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    paper: AuditPaper = Field(default_factory=AuditPaper)
 
     # set by load_audit_config
     path: Path | None = Field(None, exclude=True)

@@ -319,7 +319,7 @@ def own_ids(cfg, tables: dict) -> list[str]:
 def _render(cfg, paths, tables, values, labels, *, formats, draft) -> list[Path]:
     import jinja2
 
-    from ..report.checks import ADVISORY, checks_report, format_findings, run_checks
+    from ..report.checks import ADVISORY, checks_report, format_findings, layout_limits, run_checks
     from ..report.render import (PAGE_MARGIN, RenderError, make_environment, outputs_removed_on_failure, render_html,
                                  render_pdf)
     from ..results import atomic_write_text
@@ -342,12 +342,13 @@ def _render(cfg, paths, tables, values, labels, *, formats, draft) -> list[Path]
             outs.append(render_html(qmd, warnings))
         if "pdf" in formats:
             outs.append(render_pdf(qmd, paths.build, warnings))
+    limits = layout_limits(cfg.paper.model_dump() if hasattr(cfg, "paper") else None)
     findings = run_checks(qmd=qmd, html=qmd.with_suffix(".html") if "html" in formats else None,
                           pdf=qmd.with_suffix(".pdf") if "pdf" in formats else None,
                           typ=qmd.with_suffix(".typ") if "pdf" in formats else None, root=paths.build,
-                          warnings=warnings, label_keys=own_ids(cfg, tables), margin=PAGE_MARGIN)
-    atomic_write_text(paths.report / "render_checks.txt", checks_report(findings))
-    findings = [f for f in findings if f.check not in ADVISORY]  # layout notes: listed, not failing
+                          warnings=warnings, label_keys=own_ids(cfg, tables), margin=PAGE_MARGIN, **limits)
+    atomic_write_text(paths.report / "render_checks.txt", checks_report(findings, limits=limits))
+    findings = [f for f in findings if f.check not in ADVISORY]
     report = format_findings(findings)
     if findings and not draft:
         raise RenderError(f"{len(findings)} render check(s) failed (see {paths.report / 'render_checks.txt'}; "

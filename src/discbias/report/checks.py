@@ -551,23 +551,31 @@ def check_original_numbering(html) -> list[Finding]:
     return out
 
 
-#: Page limit of the main text (title page to the references) that :func:`check_main_text_length` reads.
+#: Page limit of the main text (title page to the references) that :func:`check_main_text_length`
+#: reads, unless the study configuration's ``[paper] main_text_max_pages`` sets another.
 MAIN_TEXT_MAX_PAGES = 20
-#: Layout checks whose findings are listed in ``render_checks.txt`` but do not fail the render:
-#: Typst places floats and breaks pages itself, and a hole or a long main text is fixed by editing
-#: the paper, not by the pipeline.
-ADVISORY = frozenset({"empty-page", "main-text-length"})
+#: Least share of a main-text page's text area that must be filled (:func:`check_empty_pages`),
+#: unless ``[paper] min_page_fill`` sets another.
+MIN_PAGE_FILL = 0.5
+#: Checks whose findings are listed in ``render_checks.txt`` but do not fail the render. Empty: the
+#: layout checks (a main text over its page limit, a half-empty page before the appendix) fail it
+#: like every other check; a study whose venue allows more pages says so in its configuration.
+ADVISORY: frozenset = frozenset()
 
 #: Every check :func:`run_checks` runs, for the list in ``render_checks.txt``.
 CHECK_NAMES = ("warnings", "overflow", "overlap", "split-caption", "numbering", "raw-identifier", "hyphen-minus",
                "unreferenced", "unresolved", "original-numbering", "joined-sentence", "collapsed-list",
                "python-repr", "placeholder-plural", "negative-zero", "p-style", "apostrophe", "repeated-caption",
-               "empty-page", "main-text-length", "figure-overlap")
+               "empty-page", "main-text-length", "figure-overlap", "empty-table")
 
 
 def run_checks(qmd=None, html=None, pdf=None, typ=None, root=None, warnings=(), label_keys=(),
-               margin=None, figures=()) -> list[Finding]:
+               margin=None, figures=(), max_pages: int = MAIN_TEXT_MAX_PAGES,
+               min_fill: float = MIN_PAGE_FILL) -> list[Finding]:
     """Run every render check whose input exists; return all findings.
+
+    ``max_pages`` and ``min_fill`` are the layout limits (:func:`check_main_text_length`,
+    :func:`check_empty_pages`); :func:`layout_limits` reads them from a study configuration.
 
     Examples
     --------
@@ -589,11 +597,26 @@ def run_checks(qmd=None, html=None, pdf=None, typ=None, root=None, warnings=(), 
     if typ is not None and Path(typ).exists():
         findings += check_split_captions(typ, root)
         findings += check_numbering(typ=typ, root=root)
-    findings += run_reader_checks(html=html, pdf=pdf, margin=margin, figures=figures)
+    findings += run_reader_checks(html=html, pdf=pdf, margin=margin, figures=figures, max_pages=max_pages,
+                                  min_fill=min_fill)
     return findings
 
 
-def checks_report(findings: list[Finding], checked=CHECK_NAMES) -> str:
+def layout_limits(paper: dict | None) -> dict:
+    """``max_pages`` and ``min_fill`` for :func:`run_checks` from a configuration's ``[paper]``
+    table (``main_text_max_pages``, ``min_page_fill``), with the defaults where it sets none.
+
+    Examples
+    --------
+    >>> layout_limits({"main_text_max_pages": 30}), layout_limits(None)
+    ({'max_pages': 30, 'min_fill': 0.5}, {'max_pages': 20, 'min_fill': 0.5})
+    """
+    paper = paper or {}
+    return dict(max_pages=int(paper.get("main_text_max_pages") or MAIN_TEXT_MAX_PAGES),
+                min_fill=float(paper.get("min_page_fill", MIN_PAGE_FILL)))
+
+
+def checks_report(findings: list[Finding], checked=CHECK_NAMES, limits: dict | None = None) -> str:
     """The text of ``render_checks.txt``: the findings (or that all passed), then the checks run.
 
     Examples
@@ -608,7 +631,11 @@ def checks_report(findings: list[Finding], checked=CHECK_NAMES) -> str:
     head = format_findings(failing) or "all render checks passed\n"
     if advisory:
         head += "\nadvisory (listed, not failing the render):\n" + format_findings(advisory)
-    return head + "\nchecked: " + ", ".join(checked) + "\n"
+    tail = ""
+    if limits:
+        tail = (f"layout limits: main text at most {limits['max_pages']} pages, each page before the appendix at "
+                f"least {100 * limits['min_fill']:.0f}% filled ([paper] main_text_max_pages, min_page_fill)\n")
+    return head + "\nchecked: " + ", ".join(checked) + "\n" + tail
 
 
 # ------------------------------------------------------------------ what a reader sees in the text
@@ -866,6 +893,67 @@ def check_repeated_captions(html) -> list[Finding]:
             for s, n in sorted(seen.items()) if n > 1]
 
 
+class _TableCells(HTMLParser):
+    """The body cells (``td``) of every table of an HTML page, with the table's caption."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tables: list[tuple[str, list[str]]] = []
+        self._cell: list[str] | None = None
+        self._caption: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append(["", []])
+        elif tag == "td" and self.tables:
+            self._cell = []
+        elif tag == "caption" and self.tables:
+            self._caption = []
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.tables[-1][1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "caption" and self._caption is not None:
+            self.tables[-1][0] = " ".join("".join(self._caption).split())
+            self._caption = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._caption is not None:
+            self._caption.append(data)
+
+
+#: What an empty table cell prints: nothing, a dash, or a missing-value marker.
+_EMPTY_CELL = re.compile(r"^(?:|[-\u2013\u2014\u2212]|n/?a|NA|NaN|\.)$", re.I)
+
+
+def check_empty_tables(html, max_empty: float = 0.6, min_cells: int = 6) -> list[Finding]:
+    """Tables most of whose body cells (more than ``max_empty``) are empty or a dash: an empty
+    grid tells a reader nothing a sentence could not (a cross of which only one cell is possible).
+
+    Examples
+    --------
+    >>> grid = "<table><caption>Cells.</caption>" + "<tr><td>a</td><td>\u2014</td><td>\u2014</td></tr>" * 3 + "</table>"
+    >>> [f.check for f in check_empty_tables(grid)], check_empty_tables(grid.replace("\u2014", "1.0"))
+    (['empty-table'], [])
+    """
+    text = html if "<" in str(html) else _read(html)
+    p = _TableCells()
+    p.feed(text)
+    out = []
+    for caption, cells in p.tables:
+        if len(cells) < min_cells:
+            continue
+        empty = sum(bool(_EMPTY_CELL.match(c)) for c in cells)
+        if empty / len(cells) > max_empty:
+            out.append(Finding("empty-table", f"table '{caption[:60]}'" if caption else "a table",
+                               f"{empty} of {len(cells)} cells are empty or a dash: give the few filled values in the "
+                               f"text, or drop the structurally empty rows and columns"))
+    return out
+
+
 def _starts_back_matter(text: str) -> bool:
     """Whether a page holds the heading of the references or an appendix (a line of its own; a
     table of contents names them too, followed by dot leaders and a page number).
@@ -931,7 +1019,8 @@ def check_empty_pages(pdf, margin: dict | None = None, min_fill: float = 0.5) ->
         fill = fills[i][0]
         if fill < min_fill:
             out.append(Finding("empty-page", f"page {i + 1}", f"the page's text area is {100 * fill:.0f}% filled "
-                               f"(less than {100 * min_fill:.0f}%) before the appendix: a float left a hole"))
+                               f"(less than {100 * min_fill:.0f}%, [paper] min_page_fill) before the appendix: a figure or table "
+                               f"that did not fit left a hole"))
     return out
 
 
@@ -960,7 +1049,8 @@ def check_main_text_length(pdf, max_pages: int = 20) -> list[Finding]:
     main, total = main_text_pages(pdf)
     if main > max_pages:
         return [Finding("main-text-length", f"pages 1-{main}", f"the main text runs to {main} pages (limit "
-                        f"{max_pages}); move diagnostics and long tables to the appendix")]
+                        f"{max_pages}, [paper] main_text_max_pages); move diagnostics and long tables to the "
+                        f"supplement after the references")]
     return []
 
 
@@ -1019,7 +1109,8 @@ def check_figure_overlap(figures, threshold: float = 0.5) -> list[Finding]:
     return out
 
 
-def run_reader_checks(html=None, pdf=None, margin=None, figures=()) -> list[Finding]:
+def run_reader_checks(html=None, pdf=None, margin=None, figures=(), max_pages: int = MAIN_TEXT_MAX_PAGES,
+                      min_fill: float = MIN_PAGE_FILL) -> list[Finding]:
     """The checks of what a reader sees in the text: joined sentences and collapsed lists, Python
     values and placeholder plurals, negative zero, mixed p styles, wrong apostrophes, repeated
     captions, half-empty pages before the appendix and overlapping figure labels.
@@ -1035,9 +1126,10 @@ def run_reader_checks(html=None, pdf=None, margin=None, figures=()) -> list[Find
     out += check_p_styles(html, pdf) + check_apostrophes(html, pdf)
     if html is not None:
         out += check_repeated_captions(html)
+        out += check_empty_tables(html)
     if pdf is not None:
-        out += check_empty_pages(pdf, margin)
-        out += check_main_text_length(pdf, MAIN_TEXT_MAX_PAGES)
+        out += check_empty_pages(pdf, margin, min_fill)
+        out += check_main_text_length(pdf, max_pages)
     if figures:
         out += check_figure_overlap(figures)
     return out

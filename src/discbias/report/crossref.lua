@@ -124,9 +124,18 @@ local function flatten_authors(meta)
   if authors.t == "MetaMap" or (type(authors) == "table" and authors.name) then authors = { authors } end
   local out = {}
   for _, a in ipairs(authors) do
-    if type(a) == "table" and a.name then
+    if type(a) == "table" and a.name and a.affiliation and FORMAT:match("latex") then
+      -- LaTeX sets the author line unbroken (a centred tabular): the affiliation on a line of its own
+      table.insert(out, pandoc.MetaInlines({ pandoc.Str(pandoc.utils.stringify(a.name)), pandoc.LineBreak(),
+                                             pandoc.Str(pandoc.utils.stringify(a.affiliation)) }))
+    elseif type(a) == "table" and a.name then
       local s = pandoc.utils.stringify(a.name)
-      if a.affiliation then s = s .. " (" .. pandoc.utils.stringify(a.affiliation) .. ")" end
+      if a.affiliation then
+        local aff = pandoc.utils.stringify(a.affiliation)
+        -- "Name (Affiliation)", unless the affiliation has parentheses of its own: nested ones
+        -- ("(Independent replication (discbias project))") read badly, so a comma separates them
+        if aff:find("[()]") then s = s .. ", " .. aff else s = s .. " (" .. aff .. ")" end
+      end
       table.insert(out, pandoc.MetaInlines({ pandoc.Str(s) }))
     else
       table.insert(out, a)

@@ -442,7 +442,7 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
 
     Helpers: ``table(name)`` (``build/tables/<name>.md``: a captioned publication table),
     ``figure(name)`` (path from the report folder to ``build/figures/<name>.svg``), ``result(name)`` (a results table as a list of
-    row dicts), ``label(key)`` (the readable label of an identifier:
+    row dicts), ``has_table(name)`` (whether ``build/tables/<name>.md`` exists), ``label(key)`` (the readable label of an identifier:
     :func:`discbias.report.labels.label` over the package defaults and the study configuration's
     ``[labels]``). The statistics formatting layer :mod:`discbias.report.fmt` is exposed whole:
     filters ``num``, ``int``, ``pval``, ``prob``, ``pct``, ``count`` (``<< n | count("issue") >>``:
@@ -505,7 +505,10 @@ def make_environment(template_dir: str | Path, paths, labels: dict | None = None
     def label(key: str) -> str:
         return _label(str(key), merged)
 
-    env.globals.update(table=table, figure=figure, result=result, label=label, page_margin=PAGE_MARGIN,
+    def has_table(name: str) -> bool:
+        return (paths.tables / f"{safe_name(name)}.md").exists()
+
+    env.globals.update(table=table, figure=figure, result=result, label=label, page_margin=PAGE_MARGIN, has_table=has_table,
                        section_files=lambda: sorted(
         t for t in env.list_templates() if t.startswith("sections/") and t.endswith(".qmd.j2")))
     id_pattern = re.compile(r"(?<![\w./`-])(" + "|".join(
@@ -816,6 +819,92 @@ def render_pdf(qmd: Path, root: Path, warnings: list[str] | None = None) -> Path
     return out
 
 
+def provenance_table(records, paths) -> Path | None:
+    """Write ``build/tables/figure_provenance.*``: for every figure and publication table, the
+    step that made it, the code file of that step and the results files it read (the records the
+    figure steps keep, :func:`discbias.stages.figure_step`); ``None`` when there are none.
+
+    Examples
+    --------
+    >>> rec = [dict(saved=["figure:s1_hist", "table:s1_tests"], provenance=dict(step="study1:figures",
+    ...        code="src/discbias/report/figures/study1.py", reads=["results/study1_tests.csv", "values.json"]))]
+    >>> from discbias.paths import project_paths
+    >>> provenance_table(rec, project_paths())  # doctest: +SKIP
+    PosixPath('build/tables/figure_provenance.md')
+    """
+    from .tables import Col, PubTable
+
+    rows = []
+    for rec in records or ():
+        prov = (rec or {}).get("provenance")
+        if not prov or not rec.get("saved"):
+            continue
+        made = [f"figures/{name}.svg" if kind == "figure" else f"tables/{name}.csv"
+                for kind, _, name in (str(item).partition(":") for item in rec["saved"])]
+        rows.append({"step": prov["step"], "code": prov["code"], "made": ", ".join(made),
+                     "reads": ", ".join(prov.get("reads", ()))})
+    if not rows:
+        return None
+    df = pd.DataFrame(rows).sort_values("step", kind="stable").reset_index(drop=True)
+    PubTable(df, [Col("step", "Step", fmt="code"), Col("code", "Code", fmt="code"),
+                  Col("made", "Figures and tables it made", fmt="code"), Col("reads", "Results it read", fmt="code")],
+             caption="Where each figure and table comes from: the pipeline step that made it (its files in `build/`), "
+                     "the code of that step and the results files it read (`discbias report` reruns a step when one "
+                     "of them changes).",
+             label="tbl-figure-provenance", breakable=True).write(paths.tables, "figure_provenance")
+    return paths.tables / "figure_provenance.md"
+
+
+def html_provenance(html: Path, records, tables_dir: Path) -> int:
+    """Under every figure and publication table of the HTML whose step is known, a collapsed
+    "Provenance" note naming the step that made it, the step's code file and the results files it
+    read (the provenance table of Appendix A lists the same, by step); returns how many were added.
+
+    Figures are found through the ``paper.qmd`` next to the HTML (the image file
+    ``figures/<name>.svg`` beside its ``#fig-`` label), tables by the label in their ``.md`` file.
+
+    Examples
+    --------
+    >>> html_provenance(Path("build/report/paper.html"), [], Path("build/tables"))  # doctest: +SKIP
+    0
+    """
+    import html as _html
+
+    by_item = {}
+    for rec in records or ():
+        prov = (rec or {}).get("provenance")
+        for item in (rec or {}).get("saved", ()) if prov else ():
+            by_item[str(item)] = prov
+    if not by_item:
+        return 0
+    qmd = html.with_suffix(".qmd").read_text() if html.with_suffix(".qmd").exists() else ""
+    ids = {}
+    for m in re.finditer(r"\]\([^)\s]*?figures/([^/)\s]+)\.(?:svg|png)\)\{#(fig-[\w-]+)", qmd):
+        if f"figure:{m.group(1)}" in by_item:
+            ids[m.group(2)] = by_item[f"figure:{m.group(1)}"]
+    for item, prov in by_item.items():
+        kind, _, name = item.partition(":")
+        md = tables_dir / f"{name}.md"
+        if kind == "table" and md.exists():
+            m = re.match(r"::: \{#(tbl-[\w-]+) ", md.read_text())
+            if m:
+                ids[m.group(1)] = prov
+    text, added = html.read_text(), 0
+    code = lambda s: f"<code>{_html.escape(str(s))}</code>"  # noqa: E731
+    for ident, prov in ids.items():
+        start = text.find(f'id="{ident}"')
+        end = text.find("</figure>", start) if start >= 0 else -1
+        if end < 0:
+            continue
+        note = (f'<details class="provenance"><summary>Provenance</summary>Made by the step {code(prov["step"])} '
+                f'({code(prov["code"])}) from {", ".join(code(r) for r in prov.get("reads", ()))}; all steps: '
+                f'<a href="#tbl-figure-provenance">the provenance table</a>.</details>\n')
+        text = text[:end] + note + text[end:]
+        added += 1
+    atomic_write_text(html, text)
+    return added
+
+
 #: Quarto features that would run code or read files that pandoc alone never would: shortcodes
 #: (``{{< include /etc/passwd >}}``, ``{{< env >}}``), executable code cells and front-matter keys
 #: that add filters or an engine. The paper's Markdown never holds them (values are escaped); a
@@ -896,7 +985,7 @@ def render_quarto(qmd: Path, root: Path, formats, warnings: list[str] | None = N
 
 
 def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto: bool | None = None,
-           draft: bool = False) -> list[Path]:
+           draft: bool = False, provenance: list | None = None) -> list[Path]:
     """Render ``build/report/paper.{qmd,html,pdf}`` and run the render checks.
 
     Uses ``quarto render`` when ``quarto`` is on the PATH (unless ``use_quarto=False`` or
@@ -912,7 +1001,7 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     >>> from discbias.paths import project_paths
     >>> render(load_config("analysis/grissom2024.toml"), project_paths())  # doctest: +SKIP
     """
-    from .checks import ADVISORY, checks_report, format_findings, run_checks
+    from .checks import ADVISORY, checks_report, format_findings, layout_limits, run_checks
 
     from .labels import DEFAULT_LABELS, known_ids, labels_from_config
 
@@ -921,7 +1010,11 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     labels = labels_from_config(config)
     # count, rate and ETA over the render's parts (template, HTML and PDF, checks); silent with -q
     bar = progress(total=3, desc="render", unit="part")
-    qmd = render_qmd(paths, template_dir, paper=paper_metadata(config), labels=labels)
+    if provenance:
+        provenance_table(provenance, paths)
+    paper = paper_metadata(config)
+    limits = layout_limits(paper)
+    qmd = render_qmd(paths, template_dir, paper=paper, labels=labels)
     bar.update(1)
     if use_quarto is None:
         use_quarto = shutil.which("quarto") is not None and not os.environ.get("DISCBIAS_NO_QUARTO")
@@ -949,6 +1042,8 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
         if pdf_out is not None:
             outs.append(pdf_out)
         warnings += html_warnings + pdf_warnings
+    if provenance and "html" in formats and qmd.with_suffix(".html").exists():
+        html_provenance(qmd.with_suffix(".html"), provenance, paths.tables)
     extra_warnings: list[str] = []  # LaTeX, Word and JATS: reported, not checked as the PDF and HTML are
     if "latex" in formats:
         outs.append(render_latex(qmd, extra_warnings))
@@ -963,11 +1058,11 @@ def render(config, paths, formats=("html", "pdf"), template_dir=None, use_quarto
     typ = qmd.with_suffix(".typ") if "pdf" in formats and not use_quarto else None
     findings = run_checks(qmd=qmd, html=html, pdf=pdf, typ=typ, root=paths.build, warnings=warnings,
                           label_keys=known_ids({**DEFAULT_LABELS, **labels}), margin=PAGE_MARGIN,
-                          figures=sorted(paths.figures.glob("*.pdf")) if paths.figures.exists() else ())
+                          figures=sorted(paths.figures.glob("*.pdf")) if paths.figures.exists() else (), **limits)
     bar.update(1)
     bar.close()
     if html is not None or pdf is not None:  # a LaTeX/Word/JATS-only run checks nothing: keep the last report
-        atomic_write_text(paths.report / "render_checks.txt", checks_report(findings))
+        atomic_write_text(paths.report / "render_checks.txt", checks_report(findings, limits=limits))
     for f in findings:
         if f.check in ADVISORY:
             log.warning("render check (advisory): %s", f)

@@ -274,7 +274,7 @@ def _typst_str(s: str) -> str:
 
 
 #: The LaTeX packages the exported tables need (``report/latex-preamble.tex`` loads them).
-LATEX_PACKAGES = ("booktabs", "longtable", "array", "pdflscape")
+LATEX_PACKAGES = ("booktabs", "longtable", "array", "pdflscape", "siunitx")
 #: Text width and height of the LaTeX page the tables are fitted to: the article class at 10 pt
 #: (345 pt by 550 pt), the narrowest a journal's single column is likely to be.
 #: Both are used at 95%: a margin for wide glyphs (minus, <, capitals) the estimate misses.
@@ -312,6 +312,40 @@ def _latex_header(h: str, chars: int, spec: str) -> str:
             cur = f"{cur} {word}".strip()
     lines.append(cur)
     return rf"\begin{{tabular}}[b]{{@{{}}{spec}@{{}}}}" + r"\\".join(latex_escape(x) for x in lines) + r"\end{tabular}"
+
+
+#: A table cell that is a plain decimal number (a minus sign, thousands separators, no exponent):
+#: what a siunitx ``S`` column aligns on its decimal point.
+_PLAIN_NUMBER = re.compile(r"^[\u2212-]?\d{1,3}(?:,\d{3})*(?:\.\d+)?$|^[\u2212-]?\d+(?:\.\d+)?$")
+#: A cell that holds no value (left as text in a decimal-aligned column).
+_NO_VALUE = re.compile(r"^(?:|[\u2013\u2014]|n/a)$")
+
+
+def decimal_format(cells) -> str | None:
+    r"""The siunitx ``table-format`` of a column whose cells are plain numbers (or empty), so that
+    they align on the decimal point; ``None`` for any other column (p-values such as ``.034`` or
+    ``< .001``, intervals, percentages, scientific notation, text stay right-aligned).
+
+    Examples
+    --------
+    >>> decimal_format(["1.25", "−12.5", "—"]), decimal_format(["70,000", "512"]), decimal_format([".034"])
+    ('-2.2', '5.0', None)
+    """
+    nums = [str(c) for c in cells if not _NO_VALUE.match(str(c))]
+    if not nums or not all(_PLAIN_NUMBER.match(c) for c in nums):
+        return None
+    sign = any(c[0] in "-\u2212" for c in nums)
+    digits = [c.lstrip("-\u2212").replace(",", "").partition(".") for c in nums]
+    whole = max(len(i) for i, _, _ in digits)
+    frac = max(len(f) for _, _, f in digits)
+    return f"{'-' if sign else ''}{whole}.{frac}"
+
+
+def _si_cell(s: str) -> str:
+    """A cell of a decimal-aligned column: the number as siunitx reads it, or braced text."""
+    if _NO_VALUE.match(str(s)):
+        return "{" + latex_escape(str(s)) + "}"
+    return str(s).replace("\u2212", "-").replace(",", "")
 
 
 def latex_cell(s: str) -> str:
@@ -410,7 +444,7 @@ class PubTable:
     >>> t.body()[0]
     ['Mean red (0–255)', '−0.51', '[−0.9, −0.1]', '< .001']
     >>> print(t.to_latex().splitlines()[5])
-    \\begin{tabular}{lrrr}
+    \\begin{tabular}{lS[table-format=-2.2]rr}
     >>> "table.header(repeat: true" in t.to_typst() and 'class="table-scroll"' in t.to_html()
     True
     """
@@ -429,6 +463,9 @@ class PubTable:
     #: the tidy frame the CSV holds instead of ``df`` when the printed table is a reshaped view of
     #: it (a pivot, cells such as "154.7 (5401)"): one value per cell, keys on every row
     tidy: pd.DataFrame | None = None
+    #: whether the PDF table may break across pages; default: when it has more than
+    #: ``UNBREAKABLE_MAX_ROWS`` rows (a few rows of long wrapped text may be taller than a page)
+    breakable: bool | None = None
     cols: list[Col] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -584,13 +621,17 @@ class PubTable:
 
     def _typst_wrap(self, caption_typst: str) -> tuple[str, str]:
         """Typst before and after the caption's markup."""
-        breakable = len(self.df) > UNBREAKABLE_MAX_ROWS
+        breakable = self.breakable if self.breakable is not None else len(self.df) > UNBREAKABLE_MAX_ROWS
         pre = "#page(flipped: true)[\n" if self.is_landscape() else ""
         # a long table breaks across pages (its header repeats); a short one stays with its caption
         pre += f"#[\n#show figure: set block(breakable: {'true' if breakable else 'false'})\n"
-        # not floated (placement: auto): floats filled the holes but moved tables above their
-        # section headings and into the middle of a long table in the appendix
-        pre += "#figure(\n  kind: table,\n  caption: figure.caption(position: top)["
+        # A short table takes the document's figure placement: the paper's main text floats its
+        # figures and short tables (placement: auto, to the top or bottom of a page, as a journal
+        # places them), so that one that does not fit below the text before it leaves no hole; its
+        # back matter does not (paper.qmd.j2). A long or landscape table never floats: a float
+        # cannot break across pages.
+        place = "  placement: none,\n" if breakable or self.is_landscape() else ""
+        pre += "#figure(\n  kind: table,\n" + place + "  caption: figure.caption(position: top)["
         post = "],\n" + self._typst_table() + "\n)" + (f" <{self.label}>" if self.label else "") + "\n]"
         post += "\n]" if self.is_landscape() else ""
         return pre, post
@@ -696,7 +737,9 @@ class PubTable:
     def to_latex(self) -> str:
         r"""The table as LaTeX that fits the text width (booktabs; ``longtable`` with more than 40 rows).
 
-        Fitting (:meth:`_latex_widths`): ``\small`` ``l``/``r`` columns when the table fits,
+        Fitting (:meth:`_latex_widths`): ``\small`` ``l``/``r`` columns when the table fits (a
+        column of plain numbers as a siunitx ``S`` column aligned on the decimal point,
+        :func:`decimal_format`),
         else ``\footnotesize`` with wrapping ``p{}`` text columns, else a landscape page. Numbers
         in scientific notation are typeset as maths (``$1.2 \times 10^{-5}$``). The packages
         it needs are those of :data:`LATEX_PACKAGES` (``report/latex-preamble.tex`` of the paper).
@@ -704,7 +747,7 @@ class PubTable:
         Examples
         --------
         >>> s = PubTable(pd.DataFrame({"a_b": ["x"], "n": [3]}), caption="C.", label="tbl-c").to_latex()
-        >>> r"\begin{tabular}{lr}" in s and r"\label{tbl-c}" in s and r"a\_b" in s
+        >>> r"\begin{tabular}{lS[table-format=1.0]}" in s and r"\label{tbl-c}" in s and r"a\_b" in s
         True
         >>> print(latex_cell(fmt_number(-0.0000123, 2)))
         \ensuremath{-1.2 \times 10^{-5}}
@@ -714,6 +757,15 @@ class PubTable:
         shrink = self._latex_shrink and len(self.df) <= 40  # a longtable cannot be scaled
         if shrink:  # natural widths, the whole tabular scaled to the line
             spec_cols = ["l" if c.startswith(">") else c for c in spec_cols]
+        rows = self.body()
+        # number columns align on the decimal point (siunitx S columns; p-values and text stay r)
+        si = {}
+        for k, c in enumerate(self.cols):
+            if spec_cols[k] == "r" and c.fmt not in ("p", "code", "text", "bool"):
+                fmtk = decimal_format([r[k] for r in rows])
+                if fmtk is not None:
+                    si[k] = fmtk
+                    spec_cols[k] = f"S[table-format={fmtk}]"
         spec = "".join(spec_cols)
         head = []
         runs = self.spanner_row()
@@ -724,11 +776,11 @@ class PubTable:
                 if name:
                     head.append(rf"\cmidrule(lr){{{start}-{start + span - 1}}}")
                 start += span
-        head.append(" & ".join(_latex_header(h, n, spec_cols[k]) for k, (h, n) in enumerate(zip(self.headers(), header_chars)))
-                    + r" \\")
+        head.append(" & ".join(("{" + _latex_header(h, n, "c") + "}") if k in si else _latex_header(h, n, spec_cols[k])
+                               for k, (h, n) in enumerate(zip(self.headers(), header_chars))) + r" \\")
         code = [c.fmt == "code" for c in self.cols]
-        body = [" & ".join(rf"\texttt{{{latex_cell(v)}}}" if code[k] else latex_cell(v) for k, v in enumerate(r))
-                + r" \\" for r in self.body()]
+        body = [" & ".join(_si_cell(v) if k in si else rf"\texttt{{{latex_cell(v)}}}" if code[k] else latex_cell(v)
+                           for k, v in enumerate(r)) + r" \\" for r in rows]
         cap = rf"\caption{{{_caption_latex(typographic(self.caption))}}}" if self.caption else ""
         lab = rf"\label{{{self.label}}}" if self.label else ""
         notes = (rf"\par\smallskip{{\footnotesize\raggedright {latex_escape(typographic(self.notes))}\par}}"
@@ -1005,15 +1057,25 @@ def common_tables(ctx) -> None:
     """Tables every paper has: claims, provenance, models, data issues, software versions."""
     claims = ctx.results["claims"]
     specs = ctx.results.get("claims_specifications")
-    ctx.save_table(claims_summary_table(claims), "claims",
-                   digits={"Estimate": 3, "95% low": 3, "95% high": 3, "P(direction)": 3},
+    summary = claims_summary_table(claims)
+    # the main text's table holds the verdicts (it fits a portrait page; a landscape page would break
+    # the main text and leave a hole before it); the primary estimates are in the supplement's table
+    ctx.save_table(summary[["Claim", "Kind", "Reproduction", "Robustness", "Extension", "Primary specification", "Agree"]],
+                   "claims",
                    caption="Claims of Grissom II et al. (2024) and our extensions: the three questions answered apart "
                            "(reproduction of the printed result, robustness over same-estimand specifications, "
-                           "extension verdict), with the primary specification's estimate and 95% interval.",
-                   notes="P(direction): posterior probability of the claimed direction (Bayesian fits). Agree: "
-                         "same-estimand specifications that support the claim, of those that vote. — : the question "
-                         "does not apply.",
-                   label="tbl-claims")
+                           "extension verdict) and the primary specification; its estimate and 95% interval are in "
+                           "@tbl-claims-estimates and in the text.",
+                   notes="Agree: same-estimand specifications that support the claim, of those that vote. — : the "
+                         "question does not apply.",
+                   label="tbl-claims", tidy=summary)
+    ctx.save_table(summary[["Claim", "Primary specification", "Estimate", "95% low", "95% high", "P(direction)", "Agree"]],
+                   "claims_estimates", digits={"Estimate": 3, "95% low": 3, "95% high": 3, "P(direction)": 3},
+                   caption="The primary specification of each claim: its estimate, 95% interval and, for Bayesian fits, "
+                           "the posterior probability of the claimed direction.",
+                   notes="Agree: same-estimand specifications that support the claim, of those that vote. — : the "
+                         "question does not apply.",
+                   label="tbl-claims-estimates")
     ctx.save_table(claims_long_table(claims, specs), "claims_specifications",
                    digits={"Estimate": 3, "95% low": 3, "95% high": 3, "P(direction)": 3, "MCSE low": 3,
                            "MCSE high": 3},

@@ -28,8 +28,6 @@ CELL_TABLE_CAPTIONS = {
     "female": ("tbl-s1x-cells", "Mean score (n) in every cell of age band \u00d7 glasses for faces labelled female; "
                                 '"\u2014" marks an empty cell.'),
     "male": ("tbl-s1x-cells-male", "As @tbl-s1x-cells, faces labelled male."),
-    "no face": ("tbl-s1x-cells-noface", "As @tbl-s1x-cells, images without a detected face (structurally empty except "
-                                        'the "no face" cell).'),
 }
 
 
@@ -63,28 +61,43 @@ def figures(ctx):
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     ctx.save_figure(fig, "s1x_quality_curves")
 
-    # Shares of groups across score bins (age bands are ordered: a sequential palette).
+    # Shares of groups across score bins. The bottom and top 1% are nested in D1 and D10, so they are
+    # drawn apart from the decile line, unconnected, beyond a gap; age bands are ordered (a
+    # sequential palette over its full range), and every level has its own marker as well as its
+    # colour, so neighbouring levels stay distinguishable in print and for colour-blind readers.
     shares = res["ffhq_strat_bin_shares"]
+    deciles = [b for b in _BIN_ORDER if b.startswith("D")]
+    tails = [b for b in _BIN_ORDER if not b.startswith("D")]
+    xpos = {b: float(i + 1.6) for i, b in enumerate(deciles)}
+    xpos.update({tails[0]: 0.0, tails[-1]: len(deciles) + 2.2} if len(tails) == 2 else {})
+    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p"]
     # legends get their own row under the panels, so they neither cover data nor run off the figure
-    fig, grid = plt.subplots(2, 3, figsize=figsize(1.0, 0.68), gridspec_kw=dict(height_ratios=[2.6, 1]))
+    fig, grid = plt.subplots(2, 3, figsize=figsize(1.0, 0.7), gridspec_kw=dict(height_ratios=[2.6, 1]))
     axes, legend_axes = grid[0], grid[1]
     for ax, lax, gr in zip(axes, legend_axes, ("gender", "age_band", "glasses")):
         s = shares[shares["grouping"] == gr]
-        x = np.arange(len(_BIN_ORDER))
         levels = [lev for lev in dict.fromkeys(s["level"]) if s.loc[s["level"] == lev, "overall_n"].iloc[0] > 0]
         ordered = [lev for lev in levels if lev != NO_FACE]
-        cols = dict(zip(ordered, sequential(len(ordered)) if gr == "age_band" else OKABE_ITO))
+        cols = dict(zip(ordered, sequential(len(ordered), lo=0.0, hi=0.92) if gr == "age_band" else OKABE_ITO))
         cols[NO_FACE] = "0.45"
-        for lev in levels:
+        for k, lev in enumerate(levels):
             v = s[s["level"] == lev].set_index("bin").reindex(_BIN_ORDER)
-            ax.errorbar(x, v["share"], yerr=[v["share"] - v["share_low"], v["share_high"] - v["share"]], marker="o",
-                        ms=2, lw=0.8, capsize=1, color=cols[lev],
-                        label=f"{ctx.label(lev)} ({v['overall_share'].iloc[0]:.1%})")
-        ax.set_xticks(x, [b.replace("bottom ", "bot. ") for b in _BIN_ORDER], rotation=90)
+            style = dict(marker=markers[k % len(markers)], ms=2.6, capsize=1, color=cols[lev], elinewidth=0.6)
+            d = v.loc[deciles]
+            ax.errorbar([xpos[b] for b in deciles], d["share"], yerr=[d["share"] - d["share_low"], d["share_high"] - d["share"]],
+                        lw=0.8, label=f"{ctx.label(lev)} ({v['overall_share'].iloc[0]:.1%})", **style)
+            tl = v.loc[[b for b in tails if b in xpos]]
+            ax.errorbar([xpos[b] for b in tl.index], tl["share"], yerr=[tl["share"] - tl["share_low"], tl["share_high"] - tl["share"]],
+                        ls="none", **style)
+        for b in tails:
+            if b in xpos:
+                ax.axvline((xpos[b] + xpos[deciles[0 if xpos[b] == 0 else -1]]) / 2, color="0.75", lw=0.5, ls=":")
+        ax.set_xticks([xpos[b] for b in _BIN_ORDER if b in xpos],
+                      [b.replace("bottom ", "bot. ") for b in _BIN_ORDER if b in xpos], rotation=90)
         ax.set_title(ATTRIBUTES[gr])
         lax.axis("off")
         lax.legend(*ax.get_legend_handles_labels(), loc="upper center", ncols=2 if len(levels) > 5 else 1,
-                   handlelength=1.0, columnspacing=0.6, borderaxespad=0)
+                   handlelength=1.6, columnspacing=0.6, borderaxespad=0)
     axes[0].set_ylabel("share of the bin's images")
     ctx.save_figure(fig, "s1x_bin_shares")
 
@@ -134,6 +147,10 @@ def figures(ctx):
     piv["text"] = [("—" if n == 0 else f"{number(mu, 1)} ({integer(n)})") for mu, n in zip(piv["mean"], piv["n"])]
     for gender in dict.fromkeys(piv["gender"]):
         sub = piv[piv["gender"] == gender]
+        if (sub["n"] > 0).sum() <= 1:
+            # a grid with at most one filled cell (images without a face have no age band or glasses)
+            # is an empty table to a reader: the text gives that cell's mean and n instead
+            continue
         wide = sub.pivot_table(index="age_band", columns="glasses", values="text", aggfunc="first",
                                sort=False).reset_index()
         wide.columns.name = None

@@ -47,16 +47,19 @@ def figures(ctx):
     axes[1].set_title(f"top and bottom 100 (n = {len(tb)})")
     ctx.save_figure(fig, "s1_luminance_score")
 
+    # Horizontal bars: the category names read on the left in full (as x tick labels, broken over
+    # lines, the long names ran into each other).
     shares = ctx.results["study1_race_shares"]
-    fig, ax = plt.subplots(figsize=figsize(0.9, 0.5))
     cats = list(dict.fromkeys(shares["category"]))
-    x = np.arange(len(cats))
+    fig, ax = plt.subplots(figsize=figsize(0.9, 0.22 + 0.07 * len(cats)))
+    y = np.arange(len(cats))[::-1]
     for k, (grp, colr) in enumerate((("top", OKABE_ITO[3]), ("bottom", OKABE_ITO[0]))):
         s = shares[shares["group"] == grp].set_index("category").reindex(cats)
-        ax.bar(x + (k - 0.5) * 0.4, s["share"], width=0.4, label=f"{grp} 100 (n = {int(s['total'].iloc[0])} ratings)",
-               color=colr)
-    ax.set_xticks(x, [c.replace(" or ", " or\n").replace("Native Hawaiian", "Native\nHawaiian") for c in cats])
-    ax.set_ylabel("share of race ratings")
+        ax.barh(y + (0.5 - k) * 0.4, s["share"], height=0.4, color=colr,
+                label=f"{grp} 100 (n = {int(s['total'].iloc[0])} ratings)")
+    ax.set_yticks(y, cats)
+    ax.set_xlabel("share of race ratings")
+    ax.set_xlim(0, 1)
     fig.legend(loc="outside upper center", ncols=2)
     ctx.save_figure(fig, "s1_race_bars")
 
