@@ -105,44 +105,44 @@ def test_audit_init_then_run_produces_report(tmp_path, monkeypatch, capsys):
     build = tmp_path / "build" / "faces"
     for suffix in ("html", "pdf"):
         assert (build / "report" / f"faces.{suffix}").stat().st_size > 10_000
-    models = pd.read_parquet(build / "tables" / "models.parquet")
+    models = pd.read_parquet(build / "engine" / "store" / "results" / "models.parquet")
     crossed = models[(models["model"] == "skin_rating") & (models["specification"] == "main")].set_index("term")
     assert {"sd(rater)", "sd(image)", "sd(residual)", "group[light]", "score"} <= set(crossed.index)
     assert crossed.loc["sd(rater)", "n_groups"] == 3 and crossed.loc["sd(image)", "n_groups"] == 30
     assert crossed.loc["group[light]", "estimate"] < 0  # the generated ratings: light images have lighter skin
     assert set(models["specification"]) == {"main", "ols_hc3", "cluster:group", "cluster:image"}
-    rel = pd.read_parquet(build / "tables" / "reliability.parquet")
+    rel = pd.read_parquet(build / "engine" / "store" / "results" / "reliability.parquet")
     assert set(rel["coefficient"]) == {"Krippendorff alpha (interval)", "ICC(2,k)", "ICC(1,k)"}
     assert rel.loc[rel["coefficient"] == "ICC(2,k)", "n_images"].iloc[0] == 30
-    claims = pd.read_parquet(build / "tables" / "claims.parquet")
+    claims = pd.read_parquet(build / "engine" / "store" / "results" / "claims.parquet")
     assert claims["claim_id"].tolist() == ["group_difference"] and claims["verdict"].iloc[0] in (
         "robust", "fragile", "contradicted", "negligible", "inconclusive")
     html = (build / "report" / "faces.html").read_text()
     assert "Stand-in weights" in html and "Model skin_rating" in html
-    failures = pd.read_parquet(build / "tables" / "score_failures.parquet")
+    failures = pd.read_parquet(build / "engine" / "store" / "results" / "score_failures.parquet")
     assert failures["image"].tolist() == ["images/broken.png"] and "broken.png" in html  # failures reported
-    images = pd.read_parquet(build / "tables" / "images.parquet")
+    images = pd.read_parquet(build / "engine" / "store" / "results" / "images.parquet")
     assert {"group", "hair", "cls", "luma_709", "skin", "score"} <= set(images.columns)  # metadata kept throughout
 
     # unchanged configuration: nothing reruns
     from discbias.audit import audit
 
     again = audit(cfg)
-    assert set(again["steps"]["status"]) == {"skipped"}
+    assert set(again["steps"]["status"]) == {"skipped"}, again["steps"][["step", "reason"]].values.tolist()
 
     # the class-conditional network, scored with each image's own class from the manifest
     cond = text.replace('weights = "../data/D-uncond.pkl"', 'weights = "../data/D-cond.pkl"\nlabel_column = "cls"')
     cfg.write_text(cond)
     out = audit(cfg, formats=("html",))
     steps = out["steps"].set_index("step")["status"]
-    assert steps["score"] == "ran" and steps["ratings"] == "skipped"
-    scores = pd.read_parquet(build / "tables" / "scores.parquet")
+    assert steps["audit:score"] == "ran" and steps["audit:ratings"] == "skipped"
+    scores = pd.read_parquet(build / "engine" / "store" / "results" / "scores.parquet")
     assert scores["condition"].tolist() == [f"class:{i % 3}" for i in range(30)]
 
     # the average over classes, and a missing label column named in the error
     cfg.write_text(cond.replace('label_column = "cls"', "average_classes = true"))
     audit(cfg, formats=("html",))
-    assert set(pd.read_parquet(build / "tables" / "scores.parquet")["condition"]) == {"average"}
+    assert set(pd.read_parquet(build / "engine" / "store" / "results" / "scores.parquet")["condition"]) == {"average"}
     cfg.write_text(cond.replace('label_column = "cls"', 'label_column = "klass"'))
     assert main(["audit", "run", "--config", str(cfg), "--to", "html"]) == 2
 

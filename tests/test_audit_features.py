@@ -56,7 +56,7 @@ def test_missing_ratings_column_fails_before_scoring_naming_file_column_and_colu
     assert "model 'm' uses ['regoin'], which is not a column at the image level" in err
     assert "rater exist(s) at the other level: set level = \"rating\"" in err
     assert "'cluster:country' clusters by 'country'" in err
-    assert not (tmp_path / "build" / "demo" / "tables" / "scores.parquet").exists()
+    assert not (tmp_path / "build" / "demo" / "engine" / "store" / "results" / "scores.parquet").exists()
 
 
 def test_preflight_names_manifest_problems_together(tmp_path):
@@ -182,28 +182,28 @@ def test_long_ratings_and_user_labels_render_clean(tmp_path, monkeypatch, capsys
     assert main(["audit", "run", "--config", str(cfg), "--on-invalid", "error", "--to", "html"]) == 2
     err = capsys.readouterr().err
     assert "4 invalid rating value(s)" in err and "ratings.csv line" in err
-    assert not (tmp_path / "build" / "labelled" / "tables" / "scores.parquet").exists()  # stopped before scoring
+    assert not (tmp_path / "build" / "labelled" / "engine" / "store" / "results" / "scores.parquet").exists()  # stopped before scoring
     assert main(["audit", "run", "--config", str(cfg)]) == 0
     build = tmp_path / "build" / "labelled"
     assert (build / "report" / "render_checks.txt").read_text().startswith("all render checks passed\n")
     issues = pd.read_csv(build / "results" / "data_issues.csv")
     assert sorted(issues["problem"]) == ["image not in the manifest", "missing rating (empty, NA or not a number)",
                                          "rating outside 1.0-5.0", "rating outside 1.0-7.0"]
-    long = pd.read_parquet(build / "tables" / "ratings_long.parquet")
+    long = pd.read_parquet(build / "engine" / "store" / "results" / "ratings_long.parquet")
     assert long.groupby("item")["rater"].nunique().to_dict() == {"hair_length": 5, "skin_tone": 5}
-    models = pd.read_parquet(build / "tables" / "models.parquet")
+    models = pd.read_parquet(build / "engine" / "store" / "results" / "models.parquet")
     tone = models[(models["model"] == "tone") & (models["specification"] == "main")].set_index("term")
     assert tone.loc["sd(rater)", "n_groups"] == 5 and tone.loc["region[west]", "estimate"] > 0
     html = (build / "report" / "labelled.html").read_text()
     assert "Region: south" in html and "Hair length" in html and "Wears glasses" in html
     assert "Luma (Rec. 709)" in html and 'id="tbl-data-issues"' in html
-    tex = (build / "pubtables" / "model_tone.tex").read_text()  # the LaTeX tables carry the labels too
-    assert "Region: south" in tex and "Skin tone" in (build / "pubtables" / "reliability.tex").read_text()
+    tex = (build / "tables" / "model_tone.tex").read_text()  # the LaTeX tables carry the labels too
+    assert "Region: south" in tex and "Skin tone" in (build / "tables" / "reliability.tex").read_text()
     assert "skin\\_tone" not in tex.replace(r"\texttt{skin\_tone", "")  # only in the formula, as code
     # the PDF's text, code (monospace) aside, holds none of the study's column ids
     from discbias.audit.report import own_ids
 
-    ids = [i for i in own_ids(SimpleCfg(), {"images": pd.read_parquet(build / "tables" / "images.parquet")})
+    ids = [i for i in own_ids(SimpleCfg(), {"images": pd.read_parquet(build / "engine" / "store" / "results" / "images.parquet")})
            if "_" in i]
     assert {"skin_tone", "hair_length", "wears_glasses", "luma_709"} <= set(ids)
     words = []
@@ -269,19 +269,19 @@ def test_several_networks_side_by_side_measures_once_and_ray_engine(tmp_path, mo
     assert "score: 13 images, network cond, protocol nvidia" in err and "measure: 13 images" in err
     # (the bar itself, discbias.progress, appears only for loops longer than its delay: tests/test_progress.py)
     build = tmp_path / "build" / "multi"
-    images = pd.read_parquet(build / "tables" / "images.parquet")
+    images = pd.read_parquet(build / "engine" / "store" / "results" / "images.parquet")
     assert {"score", "score_uncond", "score_cond"} <= set(images.columns)
     assert images["score"].equals(images["score_uncond"]) and not np.allclose(images["score_uncond"],
                                                                               images["score_cond"])
-    scores = pd.read_parquet(build / "tables" / "scores.parquet")
+    scores = pd.read_parquet(build / "engine" / "store" / "results" / "scores.parquet")
     cond = scores[scores["network"] == "cond"]
     assert cond["condition"].tolist() == [f"class:{i % 3}" for i in range(12)]
     assert set(scores.loc[scores["network"] == "uncond", "condition"].fillna("")) == {""}
-    models = pd.read_parquet(build / "tables" / "models.parquet")
+    models = pd.read_parquet(build / "engine" / "store" / "results" / "models.parquet")
     assert "score_uncond" in set(models["term"])
     html = (build / "report" / "multi.html").read_text()
     assert "2 discriminators side by side" in html and "Network cond: class conditioning" in html
-    nets = pd.read_csv(build / "pubtables" / "networks.csv")
+    nets = pd.read_csv(build / "tables" / "networks.csv")
     assert nets.iloc[:, 0].tolist() == ["uncond", "cond"] and nets.iloc[0, 4] == pytest.approx(1.0)
 
     # one network's conditioning changes: the measures are not recomputed, the other network comes from the cache
@@ -290,7 +290,7 @@ def test_several_networks_side_by_side_measures_once_and_ray_engine(tmp_path, mo
     cfg.write_text(MULTI.replace('label_column = "cls"', "average_classes = true"))
     out = audit(cfg, formats=("html",))
     steps = out["steps"].set_index("step")["status"]
-    assert steps["measure"] == "skipped" and steps["score"] == "ran"
+    assert steps["audit:measure"] == "skipped" and steps["audit:score"] == "ran"
     runs = {p["network"]: p for p in out_provenance(out)["protocols"]}
     assert runs["uncond"]["from_cache"] == 12 and runs["uncond"]["scored"] == 0
 
@@ -310,7 +310,7 @@ def test_several_networks_side_by_side_measures_once_and_ray_engine(tmp_path, mo
     out = audit(cfg, formats=("html",))
     assert sorted(calls) == [("D-cond.pkl", "class:0", "auto", 2), ("D-cond.pkl", "class:1", "auto", 2),
                              ("D-cond.pkl", "class:2", "auto", 2), ("D-uncond.pkl", "", "auto", 2)]
-    again = pd.read_parquet(build / "tables" / "scores.parquet")
+    again = pd.read_parquet(build / "engine" / "store" / "results" / "scores.parquet")
     assert again.sort_values(["network", "image"])["score"].tolist() == pytest.approx(
         scores.sort_values(["network", "image"])["score"].tolist())
     # without the Ray extra, the error says how to install it
@@ -325,7 +325,7 @@ def test_several_networks_side_by_side_measures_once_and_ray_engine(tmp_path, mo
 def out_provenance(out):
     from discbias.engine import TableStore
 
-    return TableStore(out["tables"]).get_value("provenance")
+    return TableStore(out["tables"]).get_value("measures/score_provenance")
 
 
 def test_init_with_a_long_ratings_file_writes_one_table_per_item(tmp_path):

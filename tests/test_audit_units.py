@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from discbias.audit.config import load_audit_config
-from discbias.audit.run import (AuditError, _model_data, audit_claims, fit_model, read_manifest, step_ratings)
+from discbias.audit.run import (AuditError, _model_data, audit_claims, fit_model, fit_reliability, measure_ratings,
+                                read_manifest)
+from discbias.stages import FitContext, MeasureContext
 from discbias.cli import main
 from discbias.errors import ConfigError
 from recovery import assert_recovers
@@ -33,11 +35,20 @@ def _cfg(tmp_path, extra="", base=BASE):
 
 
 class Ctx(SimpleNamespace):
-    def read(self, n):
-        return self.tables[n]
+    """The tables an audit's steps pass on, by their short names."""
 
-    def write(self, n, df):
-        self.tables[n] = df
+
+def step_ratings(ctx):
+    """The ratings measure step's function, as its factory calls it: ``ratings_long`` and its issues."""
+    tables, issues = measure_ratings(MeasureContext(ctx.config, None), {"measures/inputs": ctx.tables["inputs"]})
+    ctx.tables.update(tables, data_issues=issues)
+
+
+def step_reliability(ctx):
+    """The reliability fit step's function, as its factory calls it."""
+    fctx = FitContext(ctx.config, None, {}, {"ratings_long": ctx.tables["ratings_long"]})
+    fit_reliability(fctx)
+    ctx.tables.update(fctx.results)
 
 
 def _manifest(tmp_path, n=12):
@@ -108,8 +119,6 @@ def test_ratings_wide_and_long_and_bad_values(tmp_path):
 
 def test_long_ratings_file_with_item_column_incomplete_design(tmp_path):
     """One file, one row per image x rater x item; raters rate about 60% of the images; bad values listed."""
-    from discbias.audit.run import step_reliability
-
     _manifest(tmp_path, n=40)
     rng = np.random.default_rng(4)
     truth = rng.normal(4, 1.2, 40)

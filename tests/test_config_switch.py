@@ -10,7 +10,7 @@ import pytest
 from discbias.cli import main
 from discbias.config import load_config
 from discbias.paths import project_paths
-from discbias.pipeline import StaleBuildError, run_fetch, run_figures, run_fit, run_measure
+from discbias.pipeline import StaleBuildError, read_stamp, run_fetch, run_figures, run_fit, run_measure
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,19 +29,27 @@ def two_configs(tmp_path, monkeypatch):
 
 
 def test_measure_a_then_b_then_a_keeps_only_the_current_configs_tables(two_configs):
+    """The engine's records decide: the configuration stamp is its external input, the steps B lacks
+    are pruned with what they made, and a later stage refuses to run on an earlier stage's outputs
+    that did not run with the current configuration (no stamp file, no clearing of build/)."""
     root, a, b = two_configs
     paths = project_paths(root)
     cfg_a, cfg_b = load_config(a), load_config(b)
     run_fetch(cfg_a, paths, allow_download=False)
     run_measure(cfg_a, paths)
     assert (paths.measures / "ffhq_features.parquet").exists()
-    assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic"
-    # a table an earlier fit of A wrote must not survive into B's build
-    (paths.results / "ffhq_strat_blocks.csv").write_text("model\nstale\n")
+    assert read_stamp(paths)["study_id"] == "synthetic"
+    assert not (paths.build / "config-stamp.json").exists()
     run_measure(cfg_b, paths)
+    # B has no face-attribute source: the step that measured it is gone, and so is its table
     assert not (paths.measures / "ffhq_features.parquet").exists()
-    assert not (paths.results / "ffhq_strat_blocks.csv").exists()
-    assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic-b"
+    assert read_stamp(paths)["study_id"] == "synthetic-b"
+    # values.json of an earlier fit (of A) is still there, but B's fit has not run: B's figures refuse it
+    from discbias.stages import study_store
+
+    study_store(paths).put_value("values", {"meta": {"study_id": "synthetic"}})
+    with pytest.raises(StaleBuildError, match="discbias fit --config"):
+        run_figures(cfg_b, paths)
     # the later stages refuse a build made by another configuration
     with pytest.raises(StaleBuildError, match="synthetic_b.toml"):
         run_fit(cfg_a, paths)
@@ -50,7 +58,7 @@ def test_measure_a_then_b_then_a_keeps_only_the_current_configs_tables(two_confi
     assert main(["render", "--config", str(a), "--root", str(root)]) == 2  # one error line, no traceback
     run_measure(cfg_a, paths)
     assert (paths.measures / "ffhq_features.parquet").exists()
-    assert json.loads(paths.stamp.read_text())["study_id"] == "synthetic"
+    assert read_stamp(paths)["study_id"] == "synthetic"
     # editing the configuration is a switch too
     a.write_text(a.read_text().replace('title = "Synthetic', 'title = "Edited synthetic'))
     with pytest.raises(StaleBuildError, match="changed"):

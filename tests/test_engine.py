@@ -181,12 +181,14 @@ def test_claims_are_collected_in_run_order(store):
     assert e.claims() == ["C1", "C2"]
 
 
-def test_store_csv_layout_and_code_version(tmp_path):
-    s = TableStore(tmp_path, layout=lambda n, k: f"{n}.csv" if k == "table" else f"{n}.json")
+def test_store_layout_and_code_version(tmp_path):
+    s = TableStore(tmp_path, layout=lambda n, k: f"t/{n}.parquet" if k == "table" else f"{n}.json")
     df = pd.DataFrame({"x": [0.1, 0.2]})
     s.put("r", df)
-    assert (tmp_path / "r.csv").exists()
+    assert (tmp_path / "t" / "r.parquet").exists()
     assert TableStore(tmp_path, layout=s.layout).get("r").equals(df)
+    with pytest.raises(ValueError, match="exact Parquet"):
+        TableStore(tmp_path, layout=lambda n, k: f"{n}.csv").put("r", df)
     with pytest.raises(MissingInputError, match="nope"):
         s.get("nope")
     with pytest.raises(TypeError, match="must be a pandas DataFrame"):

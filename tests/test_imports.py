@@ -61,10 +61,10 @@ def test_stages_that_never_score_start_without_torch(tmp_path):
     assert discbias.scoring.Scorer.__name__ == "Scorer"
 
 
-def test_import_graph_cache_follows_edits_and_survives_a_corrupt_file(tmp_path, monkeypatch):
+def test_import_graph_follows_edits_and_keeps_nothing_on_disk(tmp_path, monkeypatch):
+    """The graph is kept in memory on the files' modification times (an edit is seen at once); no
+    cache file of its own decides anything (the engine's manifests are the one record)."""
     import os
-
-    from discbias import imports
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     pkg = tmp_path / "src" / "pk"
@@ -73,13 +73,41 @@ def test_import_graph_cache_follows_edits_and_survives_a_corrupt_file(tmp_path, 
     (pkg / "a.py").write_text("X = 1\n")
     (pkg / "b.py").write_text("def f():\n    from . import a\n    return a.X\n")
     assert import_graph("pk", tmp_path / "src")["pk.b"] == {"pk.a"}
-    cache_files = list((tmp_path / "cache" / "discbias").glob("imports-*.json"))
-    assert len(cache_files) == 1  # parsed statements kept for the next process
     (pkg / "a.py").write_text("from .b import f\n")  # an edit: a new edge
     st = (pkg / "a.py").stat()
     os.utime(pkg / "a.py", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert import_graph("pk", tmp_path / "src")["pk.a"] == {"pk.b"}
     assert import_graph("pk", tmp_path / "src", module_level_only=True)["pk.b"] == frozenset()
-    cache_files[0].write_text("{not json")
-    imports._graph_cached.cache_clear()
-    assert import_graph("pk", tmp_path / "src")["pk.b"] == {"pk.a"}  # a corrupt cache is parsed again
+    assert not (tmp_path / "cache").exists()
+
+
+def _ast_import_statements(path):
+    """The oracle: the same statements read by Python's parser."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = set()
+    for n in tree.body:
+        top.update(id(m) for m in ([n] if isinstance(n, (ast.Import, ast.ImportFrom)) else
+                                   ast.walk(n) if isinstance(n, (ast.If, ast.Try)) else []))
+    out = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            out.append((n.lineno, [id(n) in top, None, -1, [a.name for a in n.names]]))
+        elif isinstance(n, ast.ImportFrom):
+            out.append((n.lineno, [id(n) in top, n.module, n.level, [a.name for a in n.names]]))
+    return [s for _, s in sorted(out, key=lambda x: x[0])]
+
+
+def test_the_line_scanner_reads_every_module_as_the_parser_does(tmp_path):
+    from discbias.imports import _import_statements, package_modules
+
+    differ = {m: (_import_statements(p), _ast_import_statements(p)) for m, p in package_modules("discbias").items()
+              if _import_statements(p) != _ast_import_statements(p)}
+    assert not differ, f"{len(differ)} module(s) read differently, e.g. {next(iter(differ.items()))}"
+    tricky = tmp_path / "t.py"
+    tricky.write_text('"""Docs.\n\nfrom os import path\n>>> import sys\n"""\nimport a.b as c, d  # note\n'
+                      "from .x import (y,\n    z as w)\nfrom .. import \\\n    q\ntry:\n    import e\nexcept ImportError:\n"
+                      "    e = None\ndef f():\n    from . import g\nclass K:\n    import h\nif True:\n    def k():\n"
+                      "        import i\n")
+    assert _import_statements(tricky) == _ast_import_statements(tricky)

@@ -131,7 +131,7 @@ def test_study_kind_and_config_errors(tmp_path):
     assert study_kind(REPO / "analysis" / "planted.toml") == "planted"
     s = open_study(REPO / "analysis" / "planted-quick.toml", root=tmp_path)
     assert s.kind == "planted" and s.id == "planted-quick"
-    assert s.build == tmp_path / "build" / "planted-quick"
+    assert s.paths.build == tmp_path / "build" / "planted-quick"
     bad = tmp_path / "bad.toml"
     bad.write_text('[planted]\nid = "x"\nstep = 3\n[[planted.conditions]]\nid = "unplanted"\n')
     with pytest.raises(ConfigError, match="step"):
@@ -144,7 +144,7 @@ def test_study_kind_and_config_errors(tmp_path):
         load_planted_config(bad)
     both = tmp_path / "both.toml"
     both.write_text('[planted]\nid = "x"\n[audit]\nname = "y"\n')
-    with pytest.raises(ConfigError, match="one kind"):
+    with pytest.raises(ConfigError, match="has one of them"):
         study_kind(both)
 
 
@@ -187,7 +187,7 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch):
     study = open_study(cfg, root=tmp_path)
     out = study.run(formats=("html",))
     assert (out["steps"]["status"] == "ran").all()
-    res = study.results
+    res = study.paths.results
     op = pd.read_csv(res / "operating.csv")
     assert set(op["condition"]) == {"unplanted", "lum-1.5"}
     assert set(op["detector"]) == {"luminance", "redness", "group", "probe_exposure", "probe_red"}
@@ -199,13 +199,13 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch):
     det = pd.read_csv(res / "detections.csv")
     assert len(det) == 2 * 2 * 5 and set(det["seed"]) == {0, 1}
     # the audit ran as a user runs it: its configuration, manifest and tables are there
-    a = study.build / "audits" / "lum-1.5" / "s0"
+    a = study.paths.build / "audits" / "lum-1.5" / "s0"
     assert (a / "analysis" / "audit.toml").is_file() and (a / "data" / "manifest.csv").is_file()
-    assert (a / "build" / "audit" / "tables" / "claims.parquet").is_file()
-    assert (study.build / "checkpoints" / "unplanted" / "s1.pkl").is_file()
-    values = json.loads(study.values.read_text())
+    assert (a / "build" / "audit" / "engine" / "store" / "results" / "claims.parquet").is_file()
+    assert (study.paths.build / "checkpoints" / "unplanted" / "s1.pkl").is_file()
+    values = json.loads(study.paths.values.read_text())
     assert values["planted"]["operating"]["unplanted"]["luminance"]["n"] == 2
-    html = (study.build / "report" / "paper.html").read_text()
+    html = (study.paths.build / "report" / "paper.html").read_text()
     assert "False positives" in html and "Power" in html and "planted" in html.lower()
     k = values["planted"]["operating"]["lum-1.5"]["luminance"]["k"]
     assert f"direction in {k} of 2 seeds" in html

@@ -17,8 +17,7 @@ a manifest per step (``<manifests>/<step>.json``: version, input and output dige
 
 Tables live in a :class:`TableStore`: Parquet files for tables and JSON files for values,
 rooted at a folder (for a project, under :attr:`discbias.paths.ProjectPaths.build`); a
-``layout`` maps a table's name to its file, so a store can keep e.g. ``results/x`` as
-``results/x.csv``. A step's run callable receives a :class:`StepContext` and reads and writes
+``layout`` maps a table's name to its file (e.g. ``measures/x`` to ``measures/x.parquet``). A step's run callable receives a :class:`StepContext` and reads and writes
 only through it, and only what it declared: an undeclared read or write is an error, and so is a
 declared output the step did not write (unless declared in ``optional_writes``).
 
@@ -72,7 +71,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import pandas as pd
 
 from .frames import read_frame, write_frame
-from .results import _jsonable, write_table, write_values
+from .results import _jsonable, write_values
 
 __all__ = ["DeclarationError", "MissingInputError", "StepError", "Step", "StepContext", "TableStore", "Engine",
            "code_version", "read_timings", "TIMING_COLUMNS", "MANIFEST_SCHEMA"]
@@ -139,7 +138,8 @@ def code_version(obj: Any, *, deep: bool = True) -> str:
     if deep:
         from .imports import module_imports, package_modules
 
-        name = module.__name__
+        # a module run as a script (``python -m discbias.probes.demo``) is ``__main__``: its closure is its package name's
+        name = getattr(getattr(module, "__spec__", None), "name", None) or module.__name__
         try:
             deps = module_imports(name)
             files = package_modules(name.split(".")[0]) if deps else {}
@@ -199,24 +199,23 @@ def default_layout(name: str, kind: str) -> str:
 
 
 class TableStore:
-    """Tables (exact Parquet, or CSV where the layout says so) and JSON values under one folder.
+    """Tables (exact Parquet) and JSON values under one folder.
 
     Parameters
     ----------
     root : path
         Folder holding the files.
     layout : callable, optional
-        ``layout(name, kind) -> relative path`` with ``kind`` ``"table"`` or ``"value"``; the
-        suffix chooses the format (``.parquet``, ``.csv``, ``.json``). Default:
-        ``<name>.parquet`` and ``<name>.json``. Names may contain ``/`` (sub-folders).
+        ``layout(name, kind) -> relative path`` with ``kind`` ``"table"`` (a ``.parquet`` file) or
+        ``"value"`` (``.json``). Default: ``<name>.parquet`` and ``<name>.json``. Names may
+        contain ``/`` (sub-folders).
 
     Notes
     -----
     Parquet tables are written with :func:`discbias.frames.write_frame`, so a table read in a
     later process is the very frame its step wrote (dtypes, categoricals, ``None`` apart from
-    ``NaN``, column order, index); no pickle is written or read. A CSV layout is for tables
-    published to people, not for tables steps pass on (a CSV round trip turns ``""`` into NaN).
-    What was put in this process is also kept in memory and returned as is by :meth:`get`.
+    ``NaN``, column order, index); no pickle is written or read (published CSVs are written by a
+    step, ``publish:results``, not kept in the store). What was put in this process is also kept in memory and returned as is by :meth:`get`.
     :meth:`digest` is the sha256 of the file's bytes, memoised on (size, modification time).
 
     Examples
@@ -257,12 +256,9 @@ class TableStore:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"table '{name}' must be a pandas DataFrame, not {type(df).__name__}")
         p = self.path(name, "table")
-        if p.suffix == ".parquet":
-            write_frame(df, p)
-        elif p.suffix == ".csv":
-            write_table(df, p)
-        else:
-            raise ValueError(f"table '{name}': the layout gives {p.name}; use a .parquet or .csv file name")
+        if p.suffix != ".parquet":
+            raise ValueError(f"table '{name}': the layout gives {p.name}; tables are exact Parquet (.parquet)")
+        write_frame(df, p)
         self._drop_other(name, "value")
         self._memory[name] = df
 
@@ -273,6 +269,12 @@ class TableStore:
         write_values(value, p)
         self._drop_other(name, "table")
         self._memory[name] = value
+
+    def set_input(self, name: str, value: Any) -> None:
+        """Store an external input's value, rewriting it only when it differs (so its digest, which
+        the steps reading it recorded, stays when it is unchanged)."""
+        if not self.exists(name) or self.get_value(name) != value:
+            self.put_value(name, value)
 
     def _drop_other(self, name: str, kind: str) -> None:
         other = self.path(name, kind)
@@ -286,7 +288,7 @@ class TableStore:
         p = self.path(name, "table")
         if not p.exists():
             raise MissingInputError(f"table '{name}' is not in the store ({p} does not exist)")
-        return pd.read_csv(p) if p.suffix == ".csv" else read_frame(p)
+        return read_frame(p)
 
     def get_value(self, name: str) -> Any:
         """A stored JSON value (raises :class:`MissingInputError` naming its file if absent)."""
@@ -799,10 +801,11 @@ class Engine:
         >>> bool(e.timings()["last_ran_seconds"].iloc[0] >= 0)
         True
         """
-        t = read_timings(self.timings_path)
+        return self._in_run_order(read_timings(self.timings_path))
+
+    def _in_run_order(self, t: pd.DataFrame) -> pd.DataFrame:
         rank = {n: i for i, n in enumerate(self._order)}
-        t = t.assign(_o=t["step"].map(rank).fillna(len(rank))).sort_values("_o", kind="stable")
-        return t.drop(columns="_o").reset_index(drop=True)
+        return t.sort_values("step", key=lambda c: c.map(rank).fillna(len(rank)), kind="stable").reset_index(drop=True)
 
     def _record_timing(self, started: str, row: dict, *, cpu: float) -> None:
         m = self.manifest(row["step"]) or {}
@@ -811,9 +814,7 @@ class Engine:
                    last_ran_seconds=m.get("seconds", float("nan")), run_started=started,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         t = self.timings()
-        t = pd.concat([t[t["step"] != row["step"]], pd.DataFrame([new])], ignore_index=True)
-        rank = {n: i for i, n in enumerate(self._order)}
-        t = t.assign(_o=t["step"].map(rank).fillna(len(rank))).sort_values("_o", kind="stable").drop(columns="_o")
+        t = self._in_run_order(pd.concat([t[t["step"] != row["step"]], pd.DataFrame([new])], ignore_index=True))
         _atomic_write_bytes(self.timings_path, t[self.TIMING_COLUMNS].to_csv(index=False).encode())
 
     def timings_report(self, stages: Iterable[str] | None = None) -> str:
@@ -849,3 +850,46 @@ class Engine:
         """Forget the manifests of the named steps (all by default): they rerun next time."""
         for n in (self._order if names is None else _names(names)):
             self.manifest_path(n).unlink(missing_ok=True)
+
+    def prune(self) -> list[str]:
+        """Remove what steps that are no longer declared made; return their names.
+
+        A manifest in :attr:`manifests` whose step this engine does not declare (an analysis a new
+        configuration leaves out, a renamed step) is the record of outputs nothing keeps up to
+        date any more: its tables and values (unless a declared step now writes them), the files it
+        recorded inside the store's folder (unless a declared step's manifest records them too;
+        files outside it, such as downloaded data, are never removed) and the manifest itself are
+        removed, so no later step or reader can take them for current ones.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> store = TableStore(tempfile.mkdtemp())
+        >>> _ = Engine([Step("old", lambda c: c.write_value("t", 1), writes=["t"], version="1")], store).run()
+        >>> e = Engine([Step("new", lambda c: c.write_value("u", 2), writes=["u"], version="1")], store)
+        >>> e.prune(), store.exists("t")
+        (['old'], False)
+        """
+        if not self.manifests.is_dir():
+            return []
+        live = {key for n in self._order for key in ((self.manifest(n) or {}).get("files") or {})}
+        root = Path(os.path.abspath(self.store.root))
+        removed = []
+        for f in sorted(self.manifests.glob("*.json")):
+            try:
+                m = json.loads(f.read_text())
+            except (OSError, json.JSONDecodeError):
+                m = {}
+            name = m.get("step") if isinstance(m, dict) and isinstance(m.get("step"), str) else f.stem
+            if name in self._by_name:
+                continue
+            for t in (m.get("outputs") or {}) if isinstance(m, dict) else ():
+                if t not in self._writer:
+                    self.store.remove(t)
+            for key in (m.get("files") or {}) if isinstance(m, dict) else ():
+                p = Path(os.path.abspath(self._file_path(key)))
+                if key not in live and p.is_relative_to(root):
+                    p.unlink(missing_ok=True)
+            f.unlink(missing_ok=True)
+            removed.append(name)
+        return removed

@@ -24,21 +24,40 @@ ROOT_ENV = "DISCBIAS_ROOT"
 
 @dataclass(frozen=True)
 class ProjectPaths:
-    """The folders of one project.
+    """The folders of one study in one project: the only path class of the package.
+
+    Every study (the replication, an audit, the probes demo) is built with the same layout under
+    its build folder; only the build folder differs: ``build/`` for the replication,
+    ``build/<study>/`` for any other study. Inputs shared by all studies (``data/raw``, the score
+    cache, the weights, the templates) resolve the same way for every study.
 
     Parameters
     ----------
     root : pathlib.Path
         Project root; ``data/`` and ``build/`` live under it.
+    study : str, optional
+        The study's build folder under ``build/`` (an audit's ``[audit] name``, ``probes-demo``);
+        empty for the replication, which builds into ``build/`` itself. One folder name: no
+        separators, not ``.`` or ``..``.
 
     Examples
     --------
     >>> p = ProjectPaths(Path("/tmp/proj"))
     >>> str(p.results)
     '/tmp/proj/build/results'
+    >>> a = ProjectPaths(Path("/tmp/proj"), "faces")
+    >>> a.results.as_posix(), a.store.as_posix(), a.score_cache == p.score_cache
+    ('/tmp/proj/build/faces/results', '/tmp/proj/build/faces/engine/store', True)
     """
 
     root: Path
+    study: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+        s = self.study
+        if s and (s in (".", "..") or "/" in s or "\\" in s or "\0" in s):
+            raise ValueError(f"study build folder {s!r} must be one folder name (no '/', not '.' or '..')")
 
     @property
     def raw(self) -> Path:
@@ -47,7 +66,8 @@ class ProjectPaths:
 
     @property
     def build(self) -> Path:
-        return self.root / "build"
+        """The study's build folder: ``build/`` (replication) or ``build/<study>/``."""
+        return self.root / "build" / self.study if self.study else self.root / "build"
 
     @property
     def measures(self) -> Path:
@@ -70,16 +90,12 @@ class ProjectPaths:
 
     @property
     def tables(self) -> Path:
+        """Publication tables (``build/tables``: CSV, TeX, Typst, HTML, Markdown)."""
         return self.build / "tables"
 
     @property
     def report(self) -> Path:
         return self.build / "report"
-
-    @property
-    def stamp(self) -> Path:
-        """Which configuration made the tables in ``build/`` (``build/config-stamp.json``, written by measure)."""
-        return self.build / "config-stamp.json"
 
     @property
     def cache(self) -> Path:
@@ -114,6 +130,11 @@ class ProjectPaths:
         """Per-step manifests of the engine (``build/engine/manifests``)."""
         return self.engine / "manifests"
 
+    @property
+    def store(self) -> Path:
+        """The engine's table store (``build/engine/store``: exact Parquet tables and JSON values)."""
+        return self.engine / "store"
+
     def config(self, path: str | os.PathLike) -> Path:
         """A configuration file: an absolute path as is, a relative one against the root.
 
@@ -137,19 +158,15 @@ class ProjectPaths:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.root / p
 
-    def derived(self) -> tuple[Path, ...]:
-        """What a configuration's stages write (removed when the configuration changes)."""
-        return (self.measures, self.results, self.values, self.figures, self.tables, self.report, self.engine)
-
     def ensure(self) -> "ProjectPaths":
-        """Create every output folder; returns ``self``."""
-        for d in (self.raw, self.measures, self.results, self.figures, self.tables, self.report):
+        """Create every output folder of the study's build; returns ``self``."""
+        for d in (self.measures, self.results, self.figures, self.tables, self.report):
             d.mkdir(parents=True, exist_ok=True)
         return self
 
 
-def project_paths(root: str | os.PathLike | None = None) -> ProjectPaths:
-    """Return the :class:`ProjectPaths` for ``root`` (default: ``$DISCBIAS_ROOT`` or the cwd).
+def project_paths(root: str | os.PathLike | None = None, study: str = "") -> ProjectPaths:
+    """Return the :class:`ProjectPaths` for ``root`` (default: ``$DISCBIAS_ROOT`` or the cwd) and ``study``.
 
     This is the only place where the working directory is the default of anything.
 
@@ -160,4 +177,4 @@ def project_paths(root: str | os.PathLike | None = None) -> ProjectPaths:
     """
     if root is None:
         root = os.environ.get(ROOT_ENV) or Path.cwd()
-    return ProjectPaths(Path(root).resolve())
+    return ProjectPaths(Path(root).resolve(), study)

@@ -16,7 +16,6 @@ import logging
 import hashlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -29,9 +28,9 @@ from .errors import MissingInputError, UserError
 from .fetch import ChecksumError, ContentDigestError, FetchError, MissingFileError, fetch_all, sha256_file, verify_tree
 from .engine import Engine, Step, StepContext
 from .paths import ProjectPaths, project_paths
-from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitContext, MeasureContext, R,  # noqa: F401
-                     record_saved, replication_store)
-from .studies.validation import ISSUE_COLUMNS
+from . import stages
+from .stages import (CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, FigureContext, FitContext, MeasureContext,  # noqa: F401
+                     StudyDefinition, _code_commit, study_store)
 
 log = logging.getLogger(__name__)
 #: Distributions recorded even when this process did not import them (plus all that it did).
@@ -68,18 +67,28 @@ def config_stamp(config: StudyConfig) -> dict:
 
 
 def read_stamp(paths: ProjectPaths) -> dict | None:
-    """The stamp of the configuration that made ``build/`` (None if there is none)."""
+    """The stamp of the configuration the build's steps last ran with: the engine's external input
+    ``inputs/config`` in the study's store (None if there is none)."""
+    store = study_store(paths)
     try:
-        return json.loads(paths.stamp.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return store.get_value(CONFIG_INPUT) if store.exists(CONFIG_INPUT) else None
+    except (json.JSONDecodeError, OSError):
         return None
 
 
-def require_current_build(config: StudyConfig, paths: ProjectPaths) -> None:
+#: Why a step of an earlier stage is out of date because of the configuration (not of a code edit).
+_CONFIG_REASONS = ("never ran", f"input {CONFIG_INPUT} changed", "declared inputs changed", "declared outputs changed")
+
+
+def require_current_build(config: StudyConfig, paths: ProjectPaths, engine: Engine | None = None,
+                          earlier: tuple[str, ...] = ()) -> None:
     """Raise :class:`StaleBuildError` unless ``build/`` was measured with this configuration as it is now.
 
     Fit, figures and render call this, so a switch of ``--config`` never reports the tables of
-    the previous configuration.
+    the previous configuration. The record is the engine's: the configuration stamp its steps
+    last ran with (:func:`read_stamp`) and, given an ``engine``, the status of the ``earlier``
+    stages' steps (a step that never ran, or last ran with another configuration, stops the stage;
+    one whose code changed is only logged).
 
     Examples
     --------
@@ -93,37 +102,39 @@ def require_current_build(config: StudyConfig, paths: ProjectPaths) -> None:
     discbias.pipeline.StaleBuildError: ...
     """
     now, made = config_stamp(config), read_stamp(paths)
-    if made == now:
-        return
     redo = f"run `discbias measure --config {config.path}` (or `make report CONFIG={config.path}`)"
-    if made is None:
-        raise StaleBuildError(f"{paths.build} has no record of the configuration that made it ({paths.stamp} is "
-                              f"missing); {redo} first")
-    if made.get("config") == now["config"]:
-        raise StaleBuildError(f"{now['config']} changed since {paths.build} was measured with it; {redo} again")
-    raise StaleBuildError(f"{paths.build} was made with {made.get('config')} (study '{made.get('study_id')}'), "
-                          f"not {now['config']}; {redo}")
-
-
-def _clear_derived(paths: ProjectPaths) -> None:
-    for d in paths.derived():
-        if d.is_dir():
-            shutil.rmtree(d)
-        elif d.exists():
-            d.unlink()
-    paths.stamp.unlink(missing_ok=True)
-
-
-_MEMO = "raw-verified.json"
+    if made != now:
+        if made is None:
+            raise StaleBuildError(f"{paths.build} has no record of a configuration its steps ran with "
+                                  f"({paths.store / CONFIG_INPUT}.json is missing); {redo} first")
+        if made.get("config") == now["config"]:
+            raise StaleBuildError(f"{now['config']} changed since {paths.build} was measured with it; {redo} again")
+        raise StaleBuildError(f"{paths.build} was made with {made.get('config')} (study '{made.get('study_id')}'), "
+                              f"not {now['config']}; {redo}")
+    if engine is None or not earlier:
+        return
+    stale = engine.status(list(earlier)).dropna(subset=["reason"])
+    for st, config_reason in ((stale[stale["reason"].isin(_CONFIG_REASONS)], True),
+                              (stale[~stale["reason"].isin(_CONFIG_REASONS)], False)):
+        if not len(st):
+            continue
+        msg = (f"{len(st)} step(s) of an earlier stage are out of date ("
+               + "; ".join(f"{r.step}: {r.reason}" for r in st.head(3).itertuples()) + (" ..." if len(st) > 3 else "")
+               + f"); run `discbias {st['group'].iloc[0]} --config {config.path}` (or `make report CONFIG="
+                 f"{config.path}`)")
+        if config_reason:  # outputs of another configuration, or none: nothing later may report them
+            raise StaleBuildError(msg + " first")
+        log.info(msg + " to update them (a code change: this stage runs on their current outputs)")
 
 
 def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
     """Check every configured source in ``data/raw`` against the configuration; return its sha256.
 
     A file of kind ``"file"`` must have the configured sha256; a ``"json_tree"`` archive its
-    sha256 or, failing that, the configured content digest over its member files. Hashes of files
-    whose path, size and modification time are unchanged since they last matched come from a memo
-    (``build/cache/raw-verified.json``), so a large archive is not reread by every measure.
+    sha256 or, failing that, the configured content digest over its member files. A file whose
+    size and modification time are those the ``fetch`` step recorded in its manifest (the
+    engine's record of the files it installed, see :meth:`discbias.engine.StepContext.wrote_file`)
+    is not read again: its recorded sha256 is used.
 
     Raises
     ------
@@ -143,11 +154,10 @@ def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
     >>> len(verify_raw(cfg, paths))
     8
     """
-    memo_path = paths.cache / _MEMO
     try:
-        memo = json.loads(memo_path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        memo = {}
+        fetched = json.loads((paths.manifests / "fetch.json").read_text()).get("files", {})
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        fetched = {}
     hashes, problems, missing = {}, [], []
     fix = (f"Delete it and run `discbias fetch --config {config.path}` to install the configured file again, "
            f"or, if the new file is intended, correct sha256 in {config.path}")
@@ -157,13 +167,11 @@ def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
             missing.append(src.file)
             continue
         st = f.stat()
-        key = str(f.resolve())
-        want = [src.sha256, src.content_digest]
-        m = memo.get(key)
-        if m and m.get("size") == st.st_size and m.get("mtime_ns") == st.st_mtime_ns and m.get("matched") == want:
-            hashes[src.name] = m["sha256"]
-            continue
-        actual = sha256_file(f)
+        rec = fetched.get(os.path.abspath(f))
+        if isinstance(rec, list) and len(rec) == 3 and rec[0] == st.st_size and rec[1] == st.st_mtime_ns:
+            actual = rec[2]
+        else:
+            actual = sha256_file(f)
         hashes[src.name] = actual
         if actual != src.sha256:
             if src.kind != "json_tree":
@@ -175,15 +183,10 @@ def verify_raw(config: StudyConfig, paths: ProjectPaths) -> dict[str, str]:
                 problems.append(f"{f}: neither its sha256 ({actual}, expected {src.sha256}) nor its content digest "
                                 f"matches ({exc}). {fix} (or content_digest).")
                 continue
-        memo[key] = dict(size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=actual, matched=want)
     if missing:
         raise MissingFileError(f"not in {paths.raw}: {', '.join(missing)}; run `discbias fetch --config {config.path}`")
     if problems:
         raise RawFileChangedError(problems)
-    paths.cache.mkdir(parents=True, exist_ok=True)
-    tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
-    os.replace(tmp, memo_path)
     return hashes
 
 
@@ -202,41 +205,12 @@ def _fetch_step(ctx: StepContext) -> None:
     for r in fetch_all(config, paths.raw, allow_download=ctx.extra.get("allow_download", True)):
         log.info(f"fetch {r.path.name}: {r.origin}")
         got.append(dict(file=r.path.name, origin=str(r.origin)))
+        if r.path.is_file():  # its size, time and sha256 in the manifest: measure's check of data/raw reads them
+            ctx.wrote_file(r.path)
     for analysis in _analyses():
         if hasattr(analysis, "fetch"):
             analysis.fetch(config, paths)
     ctx.write_value("fetch/files", got)
-
-
-def _issues_step(names: list[str]):
-    def run(ctx: StepContext) -> None:
-        parts = [pd.DataFrame(columns=ISSUE_COLUMNS)] + [ctx.read(n) for n in names]
-        ctx.write(R("data_issues"), pd.concat(parts, ignore_index=True))
-
-    return run
-
-
-def _provenance_step(ctx: StepContext) -> None:
-    hashes = ctx.read_value(RAW_INPUT)
-    rows = [dict(source=src.name, file=src.file, url=src.url, sha256_expected=src.sha256, sha256=hashes.get(src.name),
-                 rows_expected=src.rows, description=src.description) for src in ctx.config.sources.values()]
-    ctx.write(R("provenance"), pd.DataFrame(rows))
-
-
-def _claims_step(claims: list, tables: list[str]):
-    def run(ctx: StepContext) -> None:
-        from .claims import configure_claims, evaluate_claims
-
-        from .stages import removed_reason
-
-        results = {t: df for t in tables if ctx.has(R(t)) for df in [ctx.read(R(t))] if removed_reason(df) is None}
-        raw = getattr(ctx.config, "raw", None) or {}
-        configured = configure_claims(claims, raw.get("claims", {}), file=str(getattr(ctx.config, "path", "")))
-        table, specs = evaluate_claims(results, configured)
-        ctx.write(R("claims"), table)
-        ctx.write(R("claims_specifications"), specs)
-
-    return run
 
 
 def _build_seconds(paths: ProjectPaths) -> dict:
@@ -265,9 +239,9 @@ def _values_step(fit_steps: list[Step]):
             info = ctx.read_value(f"fitinfo/{s.name}")
             models += [dict(pairs) for pairs in info["models"]]  # (key, value) pairs keep the column order
             timings[info["module"]] = info["seconds"]
-        claims, specs = ctx.read(R("claims")), ctx.read(R("claims_specifications"))
-        ctx.write(R("models"), pd.DataFrame(models))
-        prov, issues = ctx.read(R("provenance")), ctx.read(R("data_issues"))
+        claims, specs = ctx.read("results/claims"), ctx.read("results/claims_specifications")
+        ctx.write("results/models", pd.DataFrame(models))
+        prov, issues = ctx.read("results/provenance"), ctx.read("results/data_issues")
         values["meta"] = dict(
             study_id=config.id, title=config.title, paper=config.study.get("paper", ""),
             discbias_version=__version__, software=software_versions(),
@@ -295,61 +269,6 @@ def _values_step(fit_steps: list[Step]):
         ctx.write_value("values", values)
 
     return run
-
-
-def _common_figures_step(ctx: StepContext) -> None:
-    from .report.speccurve import spec_curve_figures
-    from .report.tables import common_tables
-
-    from .stages import removed_reason
-
-    res = {t: df for t in COMMON_RESULTS if ctx.has(R(t)) for df in [ctx.read(R(t))] if removed_reason(df) is None}
-    fctx = FigureContext(ctx.config, ctx.paths, {}, res, ctx.read_value("values"))
-    common_tables(fctx)
-    spec_curve_figures(fctx)
-    ctx.write_value("figures/common", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
-
-
-COMMON_RESULTS = ["claims", "claims_specifications", "provenance", "models", "data_issues"]
-
-
-def _common_figures_version() -> str:
-    """The common figures step's code version: the step's own source and the modules it draws with
-    (not all of this module's imports, which reach every analysis and figure module, so that an edit to
-    one analysis's figure reruns that figure step only)."""
-    import hashlib
-    import inspect
-
-    from .engine import code_version
-    from .report.speccurve import spec_curve_figures
-    from .report.tables import common_tables
-
-    parts = [inspect.getsource(_common_figures_step), code_version(common_tables), code_version(spec_curve_figures),
-             code_version(FigureContext)]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-
-
-def _publish_results_step(ctx: StepContext) -> None:
-    """Write ``build/results/<name>.csv`` from every ``results/<name>`` table of the store (unrounded);
-    remove the CSVs of tables no step makes any more."""
-    from .results import write_table
-
-    folder = ctx.paths.results
-    published = {}
-    from .stages import removed_reason
-
-    for t in ctx.step.inputs:
-        if ctx.has(t):
-            df = ctx.read(t)
-            if removed_reason(df) is not None:  # removed for a data issue (results/data_issues.csv says why)
-                continue
-            name = t.split("/", 1)[1]
-            out = ctx.wrote_file(write_table(df, folder / f"{name}.csv"))
-            published[name] = sha256_file(out)
-    for old in folder.glob("*.csv"):
-        if old.stem not in published:
-            old.unlink()
-    ctx.write_value("published/results", dict(tables=dict(sorted(published.items()))))
 
 
 #: The render options of the last ``render`` run and a stamp of the templates (an external input of the render step).
@@ -388,8 +307,30 @@ def _render_input(paths: ProjectPaths, options: dict) -> dict:
                 renderer=files_stamp(*[f for f in sorted(pkg.iterdir()) if f.is_file() and f.suffix != ".py"]))
 
 
+def _replication_values(config, fit_steps):
+    reads = [CONFIG_INPUT, "results/claims", "results/claims_specifications", "results/provenance", "results/data_issues"]
+    return _values_step(fit_steps), reads, ["results/models", "values"], None
+
+
+def _replication_render(config, paths):
+    return _render_step, [CONFIG_INPUT, RENDER_INPUT], None
+
+
+def _replication_analyses(config):
+    """The analyses and, after them, their figure modules (:mod:`discbias.report.figures`)."""
+    from .report.figures import figure_module
+
+    analyses = list(_analyses())
+    return analyses + [f for f in map(figure_module, analyses) if f is not None]
+
+
+#: The replication (``analysis/grissom2024.toml`` and any ``[study]`` configuration).
+REPLICATION = StudyDefinition("replication", _replication_analyses, _replication_values, _replication_render,
+                              fetch=_fetch_step, external=(CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT))
+
+
 def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
-    """Every step of the replication: the pipeline's own and each analysis's ``steps(config, paths)``.
+    """The replication's steps (:func:`discbias.stages.build_steps` of :data:`REPLICATION`).
 
     Examples
     --------
@@ -402,55 +343,12 @@ def build_steps(config: StudyConfig, paths: ProjectPaths) -> list[Step]:
     >>> e.writer("measures/ffhq_scores"), e.writer("released/ffhq_scores")
     ('rescoring:import', 'study1:adapt')
     """
-    analysis_steps = [s for a in _analyses() for s in a.steps(config, paths)]
-    steps = [Step("fetch", _fetch_step, writes=["fetch/files"], group="fetch")]
-    measure = [s for s in analysis_steps if s.group == "measure"]
-    issues = [t for s in measure for t in s.writes if t.startswith("issues/")]
-    steps += measure
-    steps.append(Step("measure:data_issues", _issues_step(issues), reads=issues, writes=[R("data_issues")],
-                      group="measure"))
-    steps.append(Step("measure:provenance", _provenance_step, reads=[CONFIG_INPUT, RAW_INPUT],
-                      writes=[R("provenance")], group="measure"))
-    fit = [s for s in analysis_steps if s.group == "fit"]
-    steps += fit
-    # claims in the order the fit steps run (a throwaway engine derives it)
-    order = Engine(steps, replication_store(paths), external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT]).order("fit")
-    by = {s.name: s for s in fit}
-    claims = [c for n in order for c in by[n].claims]
-    result_tables = sorted({t.split("/", 1)[1] for s in fit for t in s.outputs if t.startswith("results/")})
-    steps.append(Step("fit:claims", _claims_step(claims, result_tables), reads=[CONFIG_INPUT],
-                      optional_reads=[R(t) for t in result_tables],
-                      writes=[R("claims"), R("claims_specifications")], group="fit"))
-    fit_ordered = [by[n] for n in order]
-    steps.append(Step("publish:results", _publish_results_step,
-                      optional_reads=sorted({t for s in steps for t in s.outputs if t.startswith("results/")}
-                                            | {R("models")}),
-                      writes=["published/results"], group="fit"))
-    steps.append(Step("fit:values", _values_step(fit_ordered),
-                      reads=[CONFIG_INPUT, R("claims"), R("claims_specifications"), R("provenance"), R("data_issues"),
-                             *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
-                      writes=[R("models"), "values"], group="fit",
-                      # values.json records the commit that made it: a new commit (or uncommitted changes) reruns it
-                      params=dict(code_commit=_code_commit(paths))))
-    steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
-                      optional_reads=[R(t) for t in COMMON_RESULTS], writes=["figures/common"], group="figures",
-                      version=_common_figures_version()))
-    from .report.figures import figure_module
-
-    for a in _analyses():  # each analysis's figure module declares its figure steps
-        fig = figure_module(a)
-        if fig is not None:
-            steps += fig.steps(config, paths)
-    steps.append(Step("render", _render_step, reads=[CONFIG_INPUT, RENDER_INPUT, "values", "published/results"],
-                      optional_reads=[t for s in steps for t in s.writes if t.startswith("figures/")],
-                      writes=["report/render"], group="render"))
-    return steps
+    return stages.build_steps(config, paths, REPLICATION)
 
 
 def build_engine(config: StudyConfig, paths: ProjectPaths) -> Engine:
     """The replication's :class:`~discbias.engine.Engine` on the project's store (``build/``)."""
-    return Engine(build_steps(config, paths), replication_store(paths),
-                  external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, RENDER_INPUT], manifests=paths.manifests)
+    return stages.build_engine(config, paths, REPLICATION)
 
 
 def analysis_claims():
@@ -474,31 +372,18 @@ def software_versions() -> dict[str, str]:
     return provenance.software_versions(PACKAGES)
 
 
-def _code_commit(paths: ProjectPaths) -> dict:
-    """The git commit of the code that fits (``discbias bundle`` checks it against its own)."""
-    from .provenance import project_commit
-
-    git = project_commit(paths.root)
-    return dict(commit=git["commit"], dirty=git["dirty"])
-
-
-
-def _engine_for(config: StudyConfig, paths: ProjectPaths) -> Engine:
+def _engine_for(config: StudyConfig, paths: ProjectPaths, earlier: tuple[str, ...] | None = None) -> Engine:
+    """The replication's engine with the configuration's stamp in its store; with ``earlier``, the
+    build must have been made with this configuration and those stages must have run with it
+    (:func:`require_current_build`)."""
+    if earlier is not None:
+        require_current_build(config, paths)
+    paths.ensure()
     engine = build_engine(config, paths)
-    store = engine.store
-    stamp = config_stamp(config)
-    if not store.exists(CONFIG_INPUT) or store.get_value(CONFIG_INPUT) != stamp:
-        store.put_value(CONFIG_INPUT, stamp)
+    engine.store.set_input(CONFIG_INPUT, config_stamp(config))
+    if earlier:
+        require_current_build(config, paths, engine, earlier)
     return engine
-
-
-def _warn_stale(engine: Engine, groups: list[str], stage: str) -> None:
-    """Log the earlier groups' steps that are out of date (their code or inputs changed since they ran)."""
-    st = engine.status(groups).dropna(subset=["reason"])
-    if len(st):
-        log.info(f"{stage}: {len(st)} earlier step(s) are out of date and were not rerun: "
-             + "; ".join(f"{r.step} ({r.reason})" for r in st.head(5).itertuples())
-             + (" ..." if len(st) > 5 else "") + f"; run `discbias {st['group'].iloc[0]}` (or make) to update them")
 
 
 def _report(ran: pd.DataFrame, stage: str) -> None:
@@ -516,14 +401,16 @@ def run_fetch(config: StudyConfig, paths: ProjectPaths, *, allow_download: bool 
 def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | None = None,
                 force: bool = False) -> dict[str, pd.DataFrame]:
     """Verify the raw files and run the ``measure`` group: adapters, scores from the score cache,
-    rescoring, data issues and provenance; write the configuration stamp.
+    rescoring, data issues and provenance.
 
     Every file in ``data/raw`` is checked against the configuration first (:func:`verify_raw`):
-    a changed file stops the stage before anything is written. When the configuration differs
-    from the one that made ``build/`` (see :func:`require_current_build`), that configuration's
-    outputs (measures, results, values, figures, tables, report and the engine's records) are
-    removed first, so no later stage can report them; ``build/cache`` is kept (content-keyed).
-    Steps whose code and inputs are unchanged are not rerun (``force`` reruns them).
+    a changed file stops the stage before anything is written. The configuration's stamp is the
+    engine's external input ``inputs/config``: every step reads it, so after a switch of
+    configuration (or an edit) every step reruns, and the later stages refuse to run until the
+    earlier ones ran with it (:func:`require_current_build`). What steps of the previous
+    configuration that this one lacks made (tables, figures, publication tables) is removed
+    (:meth:`discbias.engine.Engine.prune`). Steps whose code and inputs are unchanged are not
+    rerun (``force`` reruns them).
 
     Returns
     -------
@@ -532,15 +419,11 @@ def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | N
     """
     hashes = verify_raw(config, paths)
     on_invalid = on_invalid or config.study.get("on_invalid", "report")
-    stamp = config_stamp(config)
-    if read_stamp(paths) != stamp:
-        _clear_derived(paths)
-    paths.ensure()
     engine = _engine_for(config, paths)
-    store = engine.store
-    for name, value in ((RAW_INPUT, hashes), (OPTIONS_INPUT, dict(on_invalid=on_invalid))):
-        if not store.exists(name) or store.get_value(name) != value:
-            store.put_value(name, value)
+    for name in engine.prune():
+        log.info(f"measure: removed what step '{name}' made (no step of this configuration makes it)")
+    engine.store.set_input(RAW_INPUT, hashes)
+    engine.store.set_input(OPTIONS_INPUT, dict(on_invalid=on_invalid))
     ran = engine.run("measure", force=force, context=dict(config=config, paths=paths, on_invalid=on_invalid),
                      log=lambda m: log.info(f"measure {m}"))
     _report(ran, "measure")
@@ -548,7 +431,6 @@ def run_measure(config: StudyConfig, paths: ProjectPaths, *, on_invalid: str | N
     for old in paths.measures.glob("*.parquet"):
         if old.stem not in declared:  # a table no step of this code makes any more
             old.unlink()
-    paths.stamp.write_text(json.dumps(stamp, indent=1))
     return load_measures(paths)
 
 
@@ -559,12 +441,9 @@ def run_fit(config: StudyConfig, paths: ProjectPaths, *, force: bool = False) ->
     values step also reruns at a new commit (``values.json`` records the commit and date of the
     build that made it). Returns a :class:`FitContext` with every results table and the values.
     """
-    require_current_build(config, paths)
-    paths.ensure()
     if not any(paths.measures.glob("*.parquet")):
         raise MissingInputError(f"no tables in {paths.measures}; run `discbias measure` first")
-    engine = _engine_for(config, paths)
-    _warn_stale(engine, ["measure"], "fit")
+    engine = _engine_for(config, paths, ("measure",))
     ran = engine.run("fit", force=force, context=dict(config=config, paths=paths),
                      log=lambda m: log.info(f"fit {m}"))
     _report(ran, "fit")
@@ -589,18 +468,15 @@ def run_figures(config: StudyConfig, paths: ProjectPaths) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    require_current_build(config, paths)
-    paths.ensure()
     from .report.labels import labels_from_config, set_labels
-    from .report.speccurve import spec_curve_figures
     from .report.style import apply_style
 
+    require_current_build(config, paths)
+    if not paths.values.exists():
+        raise MissingInputError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
     apply_style()
     set_labels(labels_from_config(config))
-    engine = _engine_for(config, paths)
-    if not engine.store.exists("values"):
-        raise MissingInputError(f"{paths.values} is missing; run `discbias fit --config {config.path}` first")
-    _warn_stale(engine, ["measure", "fit"], "figures")
+    engine = _engine_for(config, paths, ("measure", "fit"))
     force = os.environ.get("DISCBIAS_ALL_FIGURES") == "1"
     engine.run("figures", force=force, context=dict(config=config, paths=paths), log=lambda m: log.info(f"figures {m}"))
 
@@ -614,11 +490,8 @@ def run_render(config: StudyConfig, paths: ProjectPaths, *, force: bool = True, 
     table, the configuration, the templates, the renderer's code or files, the options, or a
     rendered file is missing or was edited.
     """
-    require_current_build(config, paths)
-    engine = _engine_for(config, paths)
-    stamp = _render_input(paths, options)
-    if not engine.store.exists(RENDER_INPUT) or engine.store.get_value(RENDER_INPUT) != stamp:
-        engine.store.put_value(RENDER_INPUT, stamp)
+    engine = _engine_for(config, paths, ("measure", "fit", "figures"))
+    engine.store.set_input(RENDER_INPUT, _render_input(paths, options))
     ran = engine.run("render", force=force, context=dict(config=config, paths=paths, render=options),
                      log=lambda m: log.info(f"render {m}"))
     _report(ran, "render")

@@ -10,7 +10,7 @@ declared tables: reading or testing for an undeclared one is a
 :class:`~discbias.engine.StepError` naming the step and the table, and every table a step adds
 must be declared.
 
-Table names in the store (:func:`replication_store`):
+Table names in the store (:func:`study_store`):
 
 * ``measures/<name>``: ``build/measures/<name>.parquet``;
 * ``values``: ``build/values.json``;
@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import pandas as pd
 
 from .config import StudyConfig
-from .engine import Step, StepContext, StepError, TableStore, code_version
+from .engine import Engine, Step, StepContext, StepError, TableStore, code_version
 from .paths import ProjectPaths
 
 #: External inputs put in the store by the stage runner before a run.
@@ -84,24 +84,9 @@ def _log():
     return logging.getLogger("discbias.stages")
 
 
-def M(name: str) -> str:
-    """Store name of a measures table: ``M("ffhq_scores") == "measures/ffhq_scores"``."""
-    return f"measures/{name}"
-
-
-def R(name: str) -> str:
-    """Store name of a results table: ``R("claims") == "results/claims"``."""
-    return f"results/{name}"
-
-
-def V(section: str) -> str:
-    """Store name of one analysis's section of ``values.json``."""
-    return f"values/{section}"
-
-
-def replication_layout(paths: ProjectPaths) -> Callable[[str, str], str]:
-    """The store layout of a project (relative to ``paths.build``)."""
-    store = paths.engine.relative_to(paths.build) / "store"
+def study_layout(paths: ProjectPaths) -> Callable[[str, str], str]:
+    """The store layout of a study's build (relative to ``paths.build``): the same for every study."""
+    store = paths.store.relative_to(paths.build)
 
     def layout(name: str, kind: str) -> str:
         if kind == "table" and name.startswith("measures/"):
@@ -113,23 +98,24 @@ def replication_layout(paths: ProjectPaths) -> Callable[[str, str], str]:
     return layout
 
 
-def replication_store(paths: ProjectPaths) -> TableStore:
-    """The project's :class:`~discbias.engine.TableStore` (rooted at ``build/``).
+def study_store(paths: ProjectPaths) -> TableStore:
+    """A study's :class:`~discbias.engine.TableStore` (rooted at its build folder).
 
     Examples
     --------
     >>> from discbias.paths import ProjectPaths
-    >>> s = replication_store(ProjectPaths(Path("/tmp/p")))
+    >>> s = study_store(ProjectPaths(Path("/tmp/p")))
     >>> [s.path(n, k).relative_to("/tmp/p").as_posix() for n, k in
     ...  [("measures/a", "table"), ("results/b", "table"), ("values", "value"), ("issues/x", "table")]]
     ['build/measures/a.parquet', 'build/engine/store/results/b.parquet', 'build/values.json', 'build/engine/store/issues/x.parquet']
     """
-    return TableStore(paths.build, layout=replication_layout(paths))
+    return TableStore(paths.build, layout=study_layout(paths))
 
 
 # --------------------------------------------------------------------------------------------
 # strict views of the store
 # --------------------------------------------------------------------------------------------
+
 
 class TableView(MutableMapping):
     """A dict of tables that only knows a step's declared tables.
@@ -201,13 +187,16 @@ class TableView(MutableMapping):
 # contexts (what the analyses' functions receive)
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class MeasureContext:
-    """What a measure builder receives: configuration, paths, and the invalid-value policy."""
+    """What a measure builder receives: configuration, paths, the invalid-value policy, and the
+    run's extras (``extra``: e.g. ``progress``, ``log``, ``cache_dir``, as given to :meth:`Engine.run`)."""
 
     config: StudyConfig
     paths: ProjectPaths
     on_invalid: str = "report"
+    extra: dict = field(default_factory=dict)
 
     def raw(self, role: str) -> Path:
         """Path in ``data/raw`` of the source a role points at."""
@@ -320,25 +309,29 @@ class FigureContext:
 # step factories
 # --------------------------------------------------------------------------------------------
 
+
 def _short(fn: Callable) -> str:
     return getattr(fn, "__module__", "").rsplit(".", 1)[-1]
 
 
 def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optional_writes: Sequence[str] = (),
                  rename: dict[str, str] | None = None, reads: Sequence[str] = (), optional_reads: Sequence[str] = (),
-                 claims: Sequence = (), params: dict | None = None) -> Step:
+                 claims: Sequence = (), params: dict | None = None,
+                 external: Sequence[str] = (CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT)) -> Step:
     """A measure step around ``fn(ctx: MeasureContext) -> (tables, issues)``.
 
     ``writes`` / ``optional_writes`` are the short names of the tables ``fn`` returns (written to
     ``measures/<name>``, or to ``rename[name]`` when given, e.g. ``released/ffhq_scores`` for a
-    table another step turns into ``measures/ffhq_scores``); its issues go to ``issues/<step>``.
-    ``reads`` are store names (besides the configuration and raw-file inputs every measure step
-    reads); ``fn`` receives them as keywords when it takes a ``tables`` argument.
+    table another step turns into ``measures/ffhq_scores``; a dict is written as a JSON value);
+    its issues go to ``issues/<step>``. ``reads`` are store names, besides the ``external`` inputs
+    (by default the configuration stamp, the raw files' hashes and the measure options: a study
+    whose steps depend on configuration sections and files only declares those in ``params`` and
+    passes ``external=()``); ``fn`` receives them as a second argument (a dict by store name).
     """
     rename = dict(rename or {})
 
     def target(t: str) -> str:
-        return rename.get(t, M(t))
+        return rename.get(t, f"measures/{t}")
 
     issues = f"issues/{name}"
 
@@ -352,7 +345,7 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
             ctx.write(issues, found)
             _log().warning("measure %s: removed (%s); the analyses that need its tables are not run", name, reason)
 
-        mctx = MeasureContext(ctx.config, ctx.paths, ctx.on_invalid)
+        mctx = MeasureContext(ctx.config, ctx.paths, ctx.extra.get("on_invalid", "report"), ctx.extra)
         lost: list[str] = []
         try:
             if reads or optional_reads:
@@ -378,7 +371,7 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
                 raise StepError(f"step '{name}' made table '{t}', which it does not declare; add it to its writes")
         found = found if found is not None and len(found.columns) else pd.DataFrame(columns=ISSUE_COLUMNS)
         # every row invalid (e.g. no valid score in the file): as a header-only file, a data issue
-        dead = [t for t in writes if t in tables and len(tables[t]) and "valid" in tables[t]
+        dead = [t for t in writes if isinstance(tables.get(t), pd.DataFrame) and len(tables[t]) and "valid" in tables[t]
                 and not tables[t]["valid"].fillna(False).astype(bool).any()]
         if dead:
             files = sorted({str(f) for f in found.get("file", pd.Series(dtype=object)).dropna()}) or [dead[0]]
@@ -390,7 +383,7 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
                 ignore_index=True))
             return
         for t, df in tables.items():
-            ctx.write(target(t), df)
+            (ctx.write if isinstance(df, pd.DataFrame) else ctx.write_value)(target(t), df)
         if lost:  # a table it did not make may be one it would have made from a removed input: removed too
             for t in optional_writes:
                 if t not in tables:
@@ -398,7 +391,7 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
 
         ctx.write(issues, found)
 
-    return Step(name, run, reads=(CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, *reads), optional_reads=tuple(optional_reads),
+    return Step(name, run, reads=(*external, *reads), optional_reads=tuple(optional_reads),
                 writes=(*[target(t) for t in writes], issues), optional_writes=[target(t) for t in optional_writes],
                 claims=claims, version=code_version(fn), group="measure", params=params)
 
@@ -406,13 +399,15 @@ def measure_step(name: str, fn: Callable, *, writes: Sequence[str] = (), optiona
 def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: Sequence[str] = (),
              optional_measures: Sequence[str] = (), results: Sequence[str] = (), optional_results: Sequence[str] = (),
              writes: Sequence[str] = (), optional_writes: Sequence[str] = (), values: Sequence[str] = (),
-             inputs: Sequence[str] = (), claims: Sequence = (), params: dict | None = None) -> Step:
+             inputs: Sequence[str] = (), claims: Sequence = (), params: dict | None = None,
+             external: Sequence[str] = (CONFIG_INPUT,)) -> Step:
     """A fit step around ``fn(ctx: FitContext)``.
 
     ``measures`` / ``results`` (and their optional forms) are the short names of the tables ``fn``
     reads; ``writes`` those it adds to ``ctx.results``; ``section`` the key it fills in
     ``ctx.values`` (default: the step's name), ``values`` other analyses' sections it reads;
-    ``inputs`` other store names it depends on (e.g. :data:`RAW_INPUT` when it reads raw files).
+    ``inputs`` other store names it depends on (e.g. :data:`RAW_INPUT` when it reads raw files);
+    ``external`` as for :func:`measure_step` (by default the configuration stamp).
     Its models (each a list of ``[key, value]`` pairs, which keep the column order of
     ``models.csv``) and run time go to ``fitinfo/<step>``.
     """
@@ -422,13 +417,13 @@ def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: S
     def run(ctx: StepContext) -> None:
         meas = TableView(ctx, "measures/", [*measures, *optional_measures])
         res = TableView(ctx, "results/", [*results, *optional_results], writable=[*writes, *optional_writes])
-        vals = {v: ctx.read_value(V(v)) for v in values}
+        vals = {v: ctx.read_value(f"values/{v}") for v in values}
         gone = ([r for r in map(meas.removed, measures) if r] + [r for r in map(res.removed, results) if r]
                 + [v["removed"] for v in vals.values() if isinstance(v, dict) and v.get("removed")])
         if gone:  # an input it needs was removed (a data issue): not run, the reason recorded
             for t in writes:
-                ctx.write(R(t), removed_table(gone[0]))
-            ctx.write_value(V(section), removed_section(gone[0]))
+                ctx.write(f"results/{t}", removed_table(gone[0]))
+            ctx.write_value(f"values/{section}", removed_section(gone[0]))
             ctx.write_value(info, dict(models=[], seconds=0.0, module=_short(fn), removed=gone[0]))
             _log().warning("fit %s: not run: %s", name, gone[0])
             return
@@ -441,25 +436,27 @@ def fit_step(name: str, fn: Callable, *, section: str | None = None, measures: S
             fctx.values[section]["removed_inputs"] = partial
             _log().warning("fit %s: ran without removed input(s): %s", name, "; ".join(partial))
         for t, df in res.new.items():
-            ctx.write(R(t), df)
+            ctx.write(f"results/{t}", df)
         extra = set(fctx.values) - set(values) - {section}
         if extra:
             raise StepError(f"step '{name}' wrote values.json sections {sorted(extra)}; it declares only '{section}'")
         if section not in fctx.values:
             raise StepError(f"step '{name}' did not write its values.json section '{section}'")
-        ctx.write_value(V(section), fctx.values[section])
+        ctx.write_value(f"values/{section}", fctx.values[section])
         ctx.write_value(info, dict(models=[list(m.items()) for m in fctx.models], seconds=secs, module=_short(fn)))
 
-    return Step(name, run, reads=(CONFIG_INPUT, *inputs, *[M(t) for t in measures], *[R(t) for t in results],
-                                  *[V(v) for v in values]),
-                optional_reads=[*[M(t) for t in optional_measures], *[R(t) for t in optional_results]],
-                writes=(*[R(t) for t in writes], V(section), info), optional_writes=[R(t) for t in optional_writes],
+    return Step(name, run, reads=(*external, *inputs, *[f"measures/{t}" for t in measures], *[f"results/{t}" for t in results],
+                                  *[f"values/{v}" for v in values]),
+                optional_reads=[*[f"measures/{t}" for t in optional_measures], *[f"results/{t}" for t in optional_results]],
+                writes=(*[f"results/{t}" for t in writes], f"values/{section}", info), optional_writes=[f"results/{t}" for t in optional_writes],
                 claims=claims, version=code_version(fn), group="fit", params=params)
 
 
 def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), optional_measures: Sequence[str] = (),
-                results: Sequence[str] = (), optional_results: Sequence[str] = (), params: dict | None = None) -> Step:
-    """A figures step around ``fn(ctx: FigureContext)`` (reads ``values`` and the declared tables).
+                results: Sequence[str] = (), optional_results: Sequence[str] = (), params: dict | None = None,
+                external: Sequence[str] = (CONFIG_INPUT,)) -> Step:
+    """A figures step around ``fn(ctx: FigureContext)`` (reads ``values``, the declared tables and
+    the ``external`` inputs, as for :func:`measure_step`).
 
     Its outputs are files in ``build/figures`` and ``build/tables``; the step records their names
     in ``figures/<step>``.
@@ -479,8 +476,8 @@ def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), option
         ctx.write_value(f"figures/{name}", dict(saved=fctx.saved, files=record_saved(ctx, fctx),
                                                 provenance=dict(step=name, code=code_file(fn), reads=reads)))
 
-    return Step(name, run, reads=(CONFIG_INPUT, "values", *[M(t) for t in measures], *[R(t) for t in results]),
-                optional_reads=[*[M(t) for t in optional_measures], *[R(t) for t in optional_results]],
+    return Step(name, run, reads=(*external, "values", *[f"measures/{t}" for t in measures], *[f"results/{t}" for t in results]),
+                optional_reads=[*[f"measures/{t}" for t in optional_measures], *[f"results/{t}" for t in optional_results]],
                 writes=[f"figures/{name}"], version=code_version(fn), group="figures", params=params)
 
 
@@ -550,3 +547,175 @@ def files_stamp(*paths: str | Path | None) -> str:
             if f.is_file():
                 h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# one study, one sequence of steps (the replication, an audit, the probes demo)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyDefinition:
+    """What a study kind supplies; :func:`build_steps` makes its steps, in one sequence for every study.
+
+    ``analyses(config)``: modules (or objects) with ``steps(config, paths)`` made with the
+    factories above (measure, fit and figure steps; a figure module is one more such object).
+    ``values(config, fit_steps) -> (run, reads, writes, params)``: the ``fit:values`` step.
+    ``render(config, paths) -> (run, reads, params)``: the ``render`` step. ``fetch``: the
+    ``fetch`` step's run callable, if the study fetches sources. ``external``: store inputs put
+    before a run. ``shared``: the shared steps it has (``data_issues``, ``provenance``,
+    ``claims``, ``common_figures``); ``publish:results``, ``fit:values`` and ``render`` every
+    study has. See ``docs/engine.md``.
+    """
+
+    name: str
+    analyses: Callable
+    values: Callable
+    render: Callable
+    fetch: Callable | None = None
+    external: tuple = (CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT)
+    shared: frozenset = frozenset({"data_issues", "provenance", "claims", "common_figures"})
+
+
+def _issues_step(names: list[str]):
+    def run(ctx: StepContext) -> None:
+        from .studies.validation import ISSUE_COLUMNS
+
+        parts = [pd.DataFrame(columns=ISSUE_COLUMNS)] + [ctx.read(n) for n in names]
+        ctx.write("results/data_issues", pd.concat(parts, ignore_index=True))
+
+    return run
+
+
+def _provenance_step(ctx: StepContext) -> None:
+    hashes = ctx.read_value(RAW_INPUT)
+    rows = [dict(source=src.name, file=src.file, url=src.url, sha256_expected=src.sha256, sha256=hashes.get(src.name),
+                 rows_expected=src.rows, description=src.description) for src in ctx.config.sources.values()]
+    ctx.write("results/provenance", pd.DataFrame(rows))
+
+
+def _claims_step(claims: list, tables: list[str]):
+    def run(ctx: StepContext) -> None:
+        from .claims import configure_claims, evaluate_claims
+
+        results = {t: df for t in tables if ctx.has(f"results/{t}") for df in [ctx.read(f"results/{t}")]
+                   if removed_reason(df) is None}
+        raw = getattr(ctx.config, "raw", None) or {}
+        configured = configure_claims(claims, raw.get("claims", {}), file=str(getattr(ctx.config, "path", "")))
+        table, specs = evaluate_claims(results, configured)
+        ctx.write("results/claims", table)
+        ctx.write("results/claims_specifications", specs)
+
+    return run
+
+
+def _common_figures_step(ctx: StepContext) -> None:
+    from .report.speccurve import spec_curve_figures
+    from .report.tables import common_tables
+
+    res = {t: df for t in COMMON_RESULTS if ctx.has(f"results/{t}") for df in [ctx.read(f"results/{t}")]
+           if removed_reason(df) is None}
+    fctx = FigureContext(ctx.config, ctx.paths, {}, res, ctx.read_value("values"))
+    common_tables(fctx)
+    spec_curve_figures(fctx)
+    ctx.write_value("figures/common", dict(saved=fctx.saved, files=record_saved(ctx, fctx)))
+
+
+COMMON_RESULTS = ["claims", "claims_specifications", "provenance", "models", "data_issues"]
+
+
+def _publish_results_step(ctx: StepContext) -> None:
+    """Write ``build/results/<name>.csv`` from every ``results/<name>`` table of the store (unrounded);
+    remove the CSVs of tables no step makes any more."""
+    from .fetch import sha256_file
+    from .results import write_table
+
+    folder = ctx.paths.results
+    published = {}
+    for t in ctx.step.inputs:
+        if ctx.has(t):
+            df = ctx.read(t)
+            if removed_reason(df) is not None:  # removed for a data issue (results/data_issues.csv says why)
+                continue
+            name = t.split("/", 1)[1]
+            out = ctx.wrote_file(write_table(df, folder / f"{name}.csv"))
+            published[name] = sha256_file(out)
+    for old in folder.glob("*.csv"):
+        if old.stem not in published:
+            old.unlink()
+    ctx.write_value("published/results", dict(tables=dict(sorted(published.items()))))
+
+
+def _code_commit(paths: ProjectPaths) -> dict:
+    """The git commit of the code that fits (``discbias bundle`` checks it against its own)."""
+    from .provenance import project_commit
+
+    git = project_commit(paths.root)
+    return dict(commit=git["commit"], dirty=git["dirty"])
+
+
+def build_steps(config: StudyConfig, paths: ProjectPaths, definition: StudyDefinition) -> list[Step]:
+    """Every step of a study: its analyses' steps and the steps every study shares, in one sequence
+    (the engine derives the run order from the declarations).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from discbias.config import load_config
+    >>> from discbias.probes.demo import definition, demo_paths
+    >>> e = build_engine(load_config("analysis/probes-demo.toml"), demo_paths(tempfile.mkdtemp()), definition())
+    >>> e.order()
+    ['probes:score', 'probes', 'fit:values', 'publish:results', 'probes:figures', 'render']
+    """
+    shared = definition.shared
+    analyses = list(definition.analyses(config))
+    analysis_steps = [s for a in analyses for s in a.steps(config, paths)]
+    steps = [Step("fetch", definition.fetch, writes=["fetch/files"], group="fetch")] if definition.fetch else []
+    measure = [s for s in analysis_steps if s.group == "measure"]
+    steps += measure
+    if "data_issues" in shared:
+        issues = [t for s in measure for t in s.writes if t.startswith("issues/")]
+        steps.append(Step("measure:data_issues", _issues_step(issues), reads=issues, writes=["results/data_issues"],
+                          group="measure"))
+    if "provenance" in shared:
+        steps.append(Step("measure:provenance", _provenance_step, reads=[CONFIG_INPUT, RAW_INPUT],
+                          writes=["results/provenance"], group="measure"))
+    fit = [s for s in analysis_steps if s.group == "fit"]
+    steps += fit
+    # the fit steps in the order they run (a throwaway engine derives it): claims and values follow it
+    order = Engine(steps, study_store(paths), external=definition.external).order("fit")
+    by = {s.name: s for s in fit}
+    fit_ordered = [by[n] for n in order]
+    if "claims" in shared:
+        claims = [c for s in fit_ordered for c in s.claims]
+        result_tables = sorted({t.split("/", 1)[1] for s in fit for t in s.outputs if t.startswith("results/")})
+        steps.append(Step("fit:claims", _claims_step(claims, result_tables), reads=[CONFIG_INPUT],
+                          optional_reads=[f"results/{t}" for t in result_tables],
+                          writes=["results/claims", "results/claims_specifications"], group="fit"))
+    steps.append(Step("publish:results", _publish_results_step,
+                      optional_reads=sorted({t for s in steps for t in s.outputs if t.startswith("results/")}
+                                            | {"results/models"}),
+                      writes=["published/results"], group="fit"))
+    run_values, value_reads, value_writes, value_params = definition.values(config, fit_ordered)
+    steps.append(Step("fit:values", run_values,
+                      reads=[*value_reads,
+                             *[t for s in fit_ordered for t in s.writes if t.startswith(("values/", "fitinfo/"))]],
+                      writes=value_writes, group="fit",
+                      # values.json records the commit that made it: a new commit (or uncommitted changes) reruns it
+                      params=dict(value_params or {}, code_commit=_code_commit(paths))))
+    if "common_figures" in shared:
+        steps.append(Step("figures:common", _common_figures_step, reads=[CONFIG_INPUT, "values"],
+                          optional_reads=[f"results/{t}" for t in COMMON_RESULTS], writes=["figures/common"],
+                          group="figures"))
+    steps += [s for s in analysis_steps if s.group not in ("measure", "fit")]  # figure steps
+    run_render, render_reads, render_params = definition.render(config, paths)
+    steps.append(Step("render", run_render, reads=[*render_reads, "values", "published/results"],
+                      optional_reads=[t for s in steps for t in s.writes if t.startswith("figures/")],
+                      writes=["report/render"], group="render", params=render_params))
+    return steps
+
+
+def build_engine(config: StudyConfig, paths: ProjectPaths, definition: StudyDefinition) -> Engine:
+    """A study's :class:`~discbias.engine.Engine` (its :func:`build_steps`) on its store."""
+    return Engine(build_steps(config, paths, definition), study_store(paths), external=definition.external,
+                  manifests=paths.manifests)

@@ -290,9 +290,11 @@ def test_a_header_only_study2_file_is_a_data_issue_naming_it(tmp_path):
 def _toy_engine(tmp_path, files: dict):
     """Two measure steps (each reading one CSV through ``require_columns``) and three fit steps: one per
     table, one needing both; the pipeline's data-issues step."""
+    def M(t): return f"measures/{t}"  # store names of measures, results and values sections
+    def R(t): return f"results/{t}"
+    def V(t): return f"values/{t}"
     from discbias.engine import Engine, Step, TableStore
-    from discbias.pipeline import _issues_step
-    from discbias.stages import CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, M, R, V, fit_step, measure_step
+    from discbias.stages import CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, _issues_step, fit_step, measure_step
     from discbias.studies.validation import read_released_csv, require_columns
 
     for name, text in files.items():
@@ -320,7 +322,7 @@ def _toy_engine(tmp_path, files: dict):
 
     steps = [measure_step(f"{n}:adapt", reader(n), writes=[n]) for n in files]
     issues = [t for st in steps for t in st.writes if t.startswith("issues/")]
-    steps.append(Step("measure:data_issues", _issues_step(issues), reads=issues, writes=[R("data_issues")],
+    steps.append(Step("measure:data_issues", _issues_step(issues), reads=issues, writes=["results/data_issues"],
                       group="measure"))
     for n in files:
         steps.append(fit_step(f"fit_{n}", fitter(f"fit_{n}", [n]), measures=[n], writes=[f"fit_{n}_table"]))

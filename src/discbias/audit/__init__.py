@@ -21,9 +21,9 @@ import types
 
 from . import run
 from .config import AuditConfig, load_audit_config
-from .run import AuditError, AuditPaths, audit, audit_engine
+from .run import AuditError, audit, audit_engine
 
-__all__ = ["audit", "audit_engine", "AuditConfig", "AuditError", "AuditPaths", "load_audit_config"]
+__all__ = ["audit", "audit_engine", "AuditConfig", "AuditError", "load_audit_config"]
 
 
 class _CallableModule(types.ModuleType):

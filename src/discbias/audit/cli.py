@@ -93,7 +93,7 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_run)
     q = sub.add_parser("plot", help="quick look: score against a measure (or by group); PNG and a terminal summary")
     q.add_argument("scores", help="a table with a score column (CSV/Parquet: `discbias score --out`, an audit's "
-                                  "build/<name>/tables/images.parquet, ...)")
+                                  "build/<name>/results/images.csv, ...)")
     q.add_argument("--x", default=None, help="measure column on the x axis (omit for a box plot by group)")
     q.add_argument("--by", default=None, help="group column (colours, and the summary's rows)")
     q.add_argument("--y", default="score", help="value column (default score)")

@@ -7,14 +7,13 @@ the same Jinja environment and the same render checks as the paper).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["render_audit", "TEMPLATE_DIR", "model_table", "own_ids"]
+__all__ = ["audit_values", "render_audit", "TEMPLATE_DIR", "model_table", "own_ids"]
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 #: Data issues printed in the report (all of them are in ``results/data_issues.csv``).
@@ -248,9 +247,33 @@ def _tables(cfg, paths, t: dict, prov: dict) -> dict:
     return facts
 
 
-def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, formats=("html", "pdf"),
+def audit_values(cfg, paths, tables: dict, provenance: dict) -> dict:
+    """The audit's ``values.json`` (every fact the report prints); writes the publication tables
+    (``build/<name>/tables``) with the study's ``[labels]``."""
+    from ..report.labels import set_labels
+    from .config import input_digests as _input_digests
+
+    prov = dict(provenance, files=_input_digests(cfg))
+    set_labels(dict(cfg.labels))  # the study's [labels] in every table cell and header, caption and note
+    try:
+        facts = _tables(cfg, paths, tables, prov)
+    finally:
+        set_labels()
+    img = tables["images"]
+    return dict(meta=dict(build_date=time.strftime("%Y-%m-%d"), name=cfg.audit.name,
+                          title=cfg.audit.title or f"Discriminator audit: {cfg.audit.name}",
+                          stand_in=bool(cfg.audit.stand_in_weights), config=cfg.path.name if cfg.path else "",
+                          config_sha256=cfg.sha256),
+                provenance=prov, n_images=int(len(img)), n_listed=int(prov["n_images"]),
+                n_ratings=int(len(tables["ratings_long"])),
+                items=list(cfg.ratings), measures=[c for c in img.columns if c in _measure_names()],
+                primary_protocol=cfg.scoring.protocols[0], **facts)
+
+
+def render_audit(cfg, paths, tables: dict, values: dict, figures: dict, *, formats=("html", "pdf"),
                  draft: bool = False) -> list[Path]:
-    """Write ``build/<name>/report/<name>.{qmd,html,pdf}`` and run the render checks.
+    """Write ``build/<name>/report/<name>.{qmd,html,pdf}`` from ``values`` (:func:`audit_values`)
+    and the figures, and run the render checks.
 
     Raises
     ------
@@ -258,15 +281,12 @@ def render_audit(cfg, paths, tables: dict, provenance: dict, figures: dict, *, f
         A value, table or figure is missing, pandoc or Typst fails, or (unless ``draft``) a
         render check finds a problem.
     """
-    from .config import input_digests as _input_digests
-
     from ..report.labels import set_labels
 
-    prov = dict(provenance, files=_input_digests(cfg))
     labels = dict(cfg.labels)
-    set_labels(labels)  # the study's [labels] in every table cell and header, caption and note
+    set_labels(labels)
     try:
-        return _render(cfg, paths, tables, prov, figures, labels, formats=formats, draft=draft)
+        return _render(cfg, paths, tables, dict(values, figures=figures), labels, formats=formats, draft=draft)
     finally:
         set_labels()
 
@@ -296,7 +316,7 @@ def own_ids(cfg, tables: dict) -> list[str]:
     return sorted(str(i) for i in ids - {"image", "_path"})
 
 
-def _render(cfg, paths, tables, prov, figures, labels, *, formats, draft) -> list[Path]:
+def _render(cfg, paths, tables, values, labels, *, formats, draft) -> list[Path]:
     import jinja2
 
     from ..report.checks import ADVISORY, checks_report, format_findings, layout_limits, run_checks
@@ -304,19 +324,6 @@ def _render(cfg, paths, tables, prov, figures, labels, *, formats, draft) -> lis
                                  render_pdf)
     from ..results import atomic_write_text
 
-    facts = _tables(cfg, paths, tables, prov)
-    img = tables["images"]
-    values = dict(meta=dict(build_date=time.strftime("%Y-%m-%d"), name=cfg.audit.name,
-                            title=cfg.audit.title or f"Discriminator audit: {cfg.audit.name}",
-                            stand_in=bool(cfg.audit.stand_in_weights), config=cfg.path.name if cfg.path else "",
-                            config_sha256=cfg.sha256),
-                  provenance=prov, n_images=int(len(img)), n_listed=int(prov["n_images"]),
-                  n_ratings=int(len(tables["ratings_long"])),
-                  items=list(cfg.ratings), measures=[c for c in img.columns if c in _measure_names()],
-                  primary_protocol=cfg.scoring.protocols[0], figures=figures, **facts)
-    atomic_write_text(paths.values, json.dumps(values, indent=1, default=str))
-    for name, df in tables.items():
-        df.to_csv(paths.results / f"{name}.csv", index=False)
     env = make_environment(TEMPLATE_DIR, paths, labels)
     try:
         text = env.get_template("audit.qmd.j2").render(values=values, page_margin=PAGE_MARGIN)

@@ -1,29 +1,34 @@
-"""``discbias audit run``: score -> measure -> join -> reliability -> models -> claims -> figures -> render.
+"""``discbias audit run``: an audit is a study like the replication, built by the same engine.
 
-Each stage is a declared :class:`~discbias.engine.Step` on the engine (one writer per table, order
-derived from the declarations, rerun only what changed); the tables live in
-``build/<name>/tables/`` (Parquet), the report in ``build/<name>/report/<name>.{qmd,html,pdf}``.
+Its steps are made with the study factories of :mod:`discbias.stages` (:func:`steps`) and put in
+the sequence every study shares by :func:`discbias.stages.build_steps` (:func:`definition`):
+the shared ``measure:data_issues``, ``publish:results`` (``build/<name>/results/*.csv``),
+``fit:values`` (``build/<name>/values.json``) and ``render`` steps around them. The engine derives
+the order from the declarations and reruns only what changed. Tables live in the study's store
+(:class:`~discbias.paths.ProjectPaths` with the audit's name: ``build/<name>/measures/`` and
+``build/<name>/engine/store/``), the report in ``build/<name>/report/<name>.{qmd,html,pdf}``.
 
-Tables (one writer each):
-
-==================  ================  ============================================================
-table               written by        content
-==================  ================  ============================================================
-``inputs``          ``inputs``        the manifest: one row per image with its metadata
-``scores``          ``score``         one row per image x protocol (the scorer's columns)
-``score_failures``  ``score``         images that could not be scored, with the reason
-``provenance``      ``score``         weights sha256, network, protocols, conditioning, counts
-``measures``        ``measure``       image measures, one row per image
-``ratings_long``    ``ratings``       item, image, rater, value (valid ratings only)
-``data_issues``     ``ratings``       every invalid rating value: file, line, column, value, problem, action
-``images``          ``join``          image level: metadata + measures + scores + mean ratings
-``rating_rows``     ``join``          rating level: one row per image x rater (+ image columns)
-``reliability``     ``reliability``   ICC(2,k), ICC(1,k), Krippendorff's alpha per item
-``models``          ``models``        tidy estimates of every model and comparison specification
-``claims``          ``claims``        one verdict per claim; ``claim_specs`` per specification
-``figures``         ``figures``       the figure files written
-``report``          ``render``        the report files written
-==================  ================  ============================================================
+=================================  =====================  ==============================================
+table                              written by             content
+=================================  =====================  ==============================================
+``measures/inputs``                ``audit:inputs``       the manifest: one row per image with its metadata
+``results/ratings_long``           ``audit:ratings``      item, image, rater, value (valid ratings only)
+``issues/audit:ratings``           ``audit:ratings``      every invalid rating value (file, line, column...)
+``results/scores``                 ``audit:score``        one row per image x network x protocol
+``results/score_failures``         ``audit:score``        images that could not be scored, with the reason
+``measures/score_provenance``      ``audit:score``        weights sha256, networks, protocols, conditioning
+``measures/image_measures``        ``audit:measure``      image measures, one row per image
+``results/measure_failures``       ``audit:measure``      images that could not be measured
+``results/images``                 ``audit:join``         image level: metadata + measures + scores + ratings
+``measures/rating_rows``           ``audit:join``         rating level: one row per image x rater
+``results/data_issues``            ``measure:data_issues``  every measure step's issues (shared step)
+``results/reliability``            ``audit:reliability``  ICC(2,k), ICC(1,k), Krippendorff's alpha per item
+``results/models``                 ``audit:models``       tidy estimates of every model and specification
+``results/claims``                 ``audit:claims``       one verdict per claim; ``claim_specs`` per spec.
+``values``                         ``fit:values``         ``values.json`` (and the publication tables)
+``figures/audit:figures``          ``audit:figures``      the figure files written
+``report/render``                  ``render``             the report files written
+=================================  =====================  ==============================================
 """
 
 from __future__ import annotations
@@ -31,14 +36,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..engine import Engine, Step, TableStore
+from ..engine import Engine, Step
 from ..paths import ProjectPaths
 from ..errors import ConfigError, UserError
 from .config import AuditConfig, input_digests as _input_digests, load_audit_config
@@ -46,7 +50,7 @@ from ..safeio import describe_columns
 from .common import (_FORMULA_FUNCS, _WORD, AuditError, _score_column, formula_columns,  # noqa: F401 (re-exported)
                      score_columns)
 
-__all__ = ["audit", "audit_engine", "AuditPaths", "AuditError", "VERDICT_READING"]
+__all__ = ["audit", "audit_engine", "AuditError", "VERDICT_READING"]
 
 #: How the claims engine's verdicts read for an audit's own hypotheses.
 VERDICT_READING = {
@@ -58,47 +62,6 @@ VERDICT_READING = {
     "not tested": "not tested",
     "not yet estimated": "not yet estimated",
 }
-@dataclass(frozen=True)
-class AuditPaths(ProjectPaths):
-    """Where an audit writes: :class:`~discbias.paths.ProjectPaths` with the build in ``build/<name>``.
-
-    Every attribute of the project's paths exists (``score_cache``, ``weights``, ``templates``,
-    ``engine``, ...), resolved the same way; an audit's build differs only in its folder
-    (``build/<name>``), its table store (``build/<name>/tables``, Parquet) and its publication
-    tables (``build/<name>/pubtables``).
-
-    Examples
-    --------
-    >>> p = AuditPaths("/tmp/proj", "faces")
-    >>> p.build.as_posix(), p.results.as_posix(), p.score_cache == ProjectPaths(Path("/tmp/proj")).score_cache
-    ('/tmp/proj/build/faces', '/tmp/proj/build/faces/results', True)
-    """
-
-    name: str = ""
-
-    def __init__(self, root, name: str):
-        object.__setattr__(self, "root", Path(root))
-        object.__setattr__(self, "name", name)
-
-    @property
-    def build(self) -> Path:
-        return self.root / "build" / self.name
-
-    @property
-    def store(self) -> Path:
-        """The audit's tables (Parquet) and the engine's manifests (``build/<name>/tables``)."""
-        return self.build / "tables"
-
-    @property
-    def tables(self) -> Path:
-        """Publication tables (``build/<name>/pubtables``)."""
-        return self.build / "pubtables"
-
-    def ensure(self) -> "AuditPaths":
-        for d in (self.store, self.results, self.figures, self.tables, self.report):
-            d.mkdir(parents=True, exist_ok=True)
-        return self
-
 
 # ------------------------------------------------------------------------------------------ inputs
 
@@ -161,10 +124,10 @@ def _items(inputs: pd.DataFrame, label_column: str | None = None):
 
 # -------------------------------------------------------------------------------------------- steps
 
-def step_inputs(ctx) -> None:
-    cfg: AuditConfig = ctx.config
-    df, _ = read_manifest(cfg)
-    ctx.write("inputs", df)
+def measure_inputs(ctx):
+    """The manifest (one row per image with its metadata): measure ``inputs``."""
+    df, _ = read_manifest(ctx.config)
+    return {"inputs": df}, None
 
 
 def _make_scorer(cfg: AuditConfig, net, weights: str, protocol):
@@ -204,7 +167,11 @@ def _score_by_label_ray(cfg, net, weights, proto, items, cache, progress: bool =
 
 def _progress(ctx) -> bool:
     """Progress bars (count, rate, ETA on stderr) unless the run asked for none (``discbias -q``)."""
-    return bool(getattr(ctx, "progress", False))
+    return bool(ctx.extra.get("progress", False))
+
+
+def _log(ctx):
+    return ctx.extra.get("log") or (lambda line: None)
 
 
 def _condition_text(net) -> str:
@@ -213,17 +180,19 @@ def _condition_text(net) -> str:
             else "mean over all classes" if net.average_classes else "none (unconditional network)")
 
 
-def step_score(ctx) -> None:
+def measure_score(ctx, tables):
+    """Score every image with every network and protocol: ``scores``, ``score_failures`` and the
+    scoring's provenance (``score_provenance``)."""
     from ..scoring.cache import ScoreCache
     from ..scoring.protocols import ProtocolError, ScoringProtocol
     from ..scoring.scorer import score_by_label
 
     cfg: AuditConfig = ctx.config
     s = cfg.scoring
-    inputs = ctx.read("inputs")
-    cache = ScoreCache(ctx.cache_dir)
+    inputs = tables["measures/inputs"]
+    cache = ScoreCache(ctx.paths.score_cache)
     tables, fails, prov, nets = [], [], [], []
-    log = getattr(ctx, "log", None) or (lambda line: None)
+    log = _log(ctx)
     for net in s.network_list():
         if net.label_column and net.label_column not in inputs.columns:
             raise ConfigError(f"[scoring] label_column {net.label_column!r} is not a column of the manifest (columns: "
@@ -279,20 +248,20 @@ def step_score(ctx) -> None:
         first = f"; first failure: {f['image'].iloc[0]}: {f['reason'].iloc[0]}" if len(f) else ""
         raise AuditError(f"no image of {len(inputs)} could be scored{first} (smaller images need a smaller "
                          f"[scoring] min_side)")
-    ctx.write("scores", scores)
-    ctx.write("score_failures", pd.concat(fails, ignore_index=True))
-    ctx.write_value("provenance", dict(network=nets[0], networks=nets, protocols=prov,
-                                       condition=nets[0]["condition"], device=s.device, engine=s.engine,
-                                       n_images=int(len(inputs)), discbias_version=__version__,
-                                       stand_in_weights=bool(cfg.audit.stand_in_weights)))
+    provenance = dict(network=nets[0], networks=nets, protocols=prov, condition=nets[0]["condition"],
+                      device=s.device, engine=s.engine, n_images=int(len(inputs)), discbias_version=__version__,
+                      stand_in_weights=bool(cfg.audit.stand_in_weights))
+    return {"scores": scores, "score_failures": pd.concat(fails, ignore_index=True),
+            "score_provenance": provenance}, None
 
 
-def step_measure(ctx) -> None:
+def measure_images(ctx, tables):
+    """The image measures, once for every network: ``image_measures`` and ``measure_failures``."""
     from ..measures.image import IMAGE_MEASURES
     from ..measures.io import measure_file
 
     cfg: AuditConfig = ctx.config
-    inputs = ctx.read("inputs")
+    inputs = tables["measures/inputs"]
     want = list(IMAGE_MEASURES) if cfg.measures.image == ["all"] else list(cfg.measures.image)
     unknown = [m for m in want if m not in IMAGE_MEASURES]
     if unknown:
@@ -300,7 +269,7 @@ def step_measure(ctx) -> None:
                           f"or [\"all\"]", file=cfg.path, table="measures", key="image")
     faces = None if cfg.measures.faces == "none" else cfg.measures.faces
     rows, fails = [], []
-    (getattr(ctx, "log", None) or (lambda line: None))(
+    _log(ctx)(
         f"measure: {len(inputs)} images ({len(want)} measures{', faces: ' + faces if faces else ''}; once for every "
         f"network)")
     from ..progress import progress as _bar  # the shared bar (count, rate, ETA; silent with -q)
@@ -323,25 +292,27 @@ def step_measure(ctx) -> None:
     if not rows:
         first = f"; first failure: {fails[0]['image']}: {fails[0]['reason']}" if fails else ""
         raise AuditError(f"no image of {len(inputs)} could be measured{first}")
-    ctx.write("measures", pd.DataFrame(rows))
-    ctx.write("measure_failures", pd.DataFrame(fails, columns=["image", "reason"]))
+    return {"image_measures": pd.DataFrame(rows),
+            "measure_failures": pd.DataFrame(fails, columns=["image", "reason"])}, None
 
 
-def step_ratings(ctx) -> None:
+def measure_ratings(ctx, tables):
+    """Every rating as one long table (``ratings_long``); every invalid value is an issue (the shared
+    ``measure:data_issues`` step lists them in ``results/data_issues``)."""
     from .ratings import collect_ratings
 
     cfg: AuditConfig = ctx.config
-    inputs = ctx.read("inputs")
     manifest = cfg.resolve(cfg.data.manifest) if cfg.data.manifest else None
-    long, issues = collect_ratings(cfg, inputs, manifest)
-    ctx.write("ratings_long", long)
-    ctx.write("data_issues", issues)
+    long, issues = collect_ratings(cfg, tables["measures/inputs"], manifest)
+    return {"ratings_long": long}, issues
 
 
-def step_join(ctx) -> None:
+def measure_join(ctx, tables):
+    """The image-level table (``images``: metadata, measures, scores, mean ratings) and the rating-level
+    one (``rating_rows``)."""
     cfg: AuditConfig = ctx.config
-    inputs, measures, scores = ctx.read("inputs"), ctx.read("measures"), ctx.read("scores")
-    ratings = ctx.read("ratings_long")
+    inputs, measures, scores = tables["measures/inputs"], tables["measures/image_measures"], tables["results/scores"]
+    ratings = tables["results/ratings_long"]
     meta_cols = [c for c in inputs.columns if c != "_path"]
     items = list(cfg.ratings)
     mcols = [c for c in measures.columns if c != "image"]
@@ -373,21 +344,22 @@ def step_join(ctx) -> None:
     if items:
         means = ratings.pivot_table(index="image", columns="item", values="value", aggfunc="mean")
         img = img.merge(means.reset_index(), on="image", how="left")
-    ctx.write("images", img)
     if items:
         wide = ratings.pivot_table(index=["image", "rater"], columns="item", values="value", aggfunc="first")
         rr = wide.reset_index().merge(img.drop(columns=items), on="image", how="inner")
     else:
         rr = pd.DataFrame(columns=["image", "rater"])
-    ctx.write("rating_rows", rr)
+    return {"images": img, "rating_rows": rr}, None
 
 
-def step_reliability(ctx) -> None:
+def fit_reliability(ctx) -> None:
+    """ICC(2,k), ICC(1,k) and Krippendorff's alpha per rated item (``results/reliability``)."""
     from ..stats.reliability import item_reliability
 
-    ratings = ctx.read("ratings_long")
+    ratings = ctx.results["ratings_long"]
+    ctx.values["reliability"] = dict(items=sorted(map(str, ratings["item"].unique())) if len(ratings) else [])
     if not len(ratings):
-        ctx.write("reliability", pd.DataFrame(columns=["model", "term", "estimate"]))
+        ctx.results["reliability"] = pd.DataFrame(columns=["model", "term", "estimate"])
         return
     parts = []
     for item, d in ratings.groupby("item", sort=False):
@@ -417,7 +389,7 @@ def step_reliability(ctx) -> None:
                      estimate=c["icc1"], k=1),
                 dict(common, term=f"{item}: ICC(A,k) crossed", coefficient="ICC(A,k), crossed variance components",
                      estimate=c["icck"], k=c["k"])]))
-    ctx.write("reliability", pd.concat(parts, ignore_index=True))
+    ctx.results["reliability"] = pd.concat(parts, ignore_index=True)
 
 
 def _model_data(cfg: AuditConfig, m, images: pd.DataFrame, rating_rows: pd.DataFrame) -> pd.DataFrame:
@@ -480,9 +452,10 @@ def fit_model(cfg: AuditConfig, m, data: pd.DataFrame) -> pd.DataFrame:
     return out.assign(level=m.level, standardized=", ".join(m.standardize), formula_spec=m.formula)
 
 
-def step_models(ctx) -> None:
+def fit_models(ctx) -> None:
+    """Every ``[[models]]`` entry with its comparison specifications (``results/models``)."""
     cfg: AuditConfig = ctx.config
-    images, rr = ctx.read("images"), ctx.read("rating_rows")
+    images, rr = ctx.results["images"], ctx.measures["rating_rows"]
     parts = [fit_model(cfg, m, _model_data(cfg, m, images, rr)) for m in cfg.models]
     if parts:
         df = pd.concat(parts, ignore_index=True)
@@ -491,7 +464,8 @@ def step_models(ctx) -> None:
     for c in ("warnings", "method", "formula", "engine", "group_levels", "standardized", "formula_spec", "degenerate"):
         if c in df.columns:
             df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
-    ctx.write("models", df)
+    ctx.results["models"] = df
+    ctx.values["models"] = dict(ids=[m.id for m in cfg.models])
 
 
 def audit_claims(cfg: AuditConfig, models: pd.DataFrame):
@@ -517,50 +491,94 @@ def audit_claims(cfg: AuditConfig, models: pd.DataFrame):
     return out
 
 
-def step_claims(ctx) -> None:
+def fit_claims(ctx) -> None:
+    """One verdict per ``[[claims]]`` entry (``results/claims``; ``results/claim_specs`` per specification)."""
     from ..claims import evaluate_claims
 
     cfg: AuditConfig = ctx.config
-    models = ctx.read("models")
+    models = ctx.results["models"]
     table, specs = evaluate_claims({"models": models}, audit_claims(cfg, models))
     table["reading"] = table["verdict"].map(VERDICT_READING)
-    ctx.write("claims", table)
-    ctx.write("claim_specs", specs)
+    ctx.results["claims"] = table
+    ctx.results["claim_specs"] = specs
+    ctx.values["claims"] = dict(verdicts={str(k): int(v) for k, v in table["verdict"].value_counts().items()})
 
 
-def step_figures(ctx) -> None:
+def figures(ctx) -> None:
+    """Every figure of the audit report (``build/<name>/figures``)."""
     from .figures import audit_figures
 
-    cfg: AuditConfig = ctx.config
-    files = audit_figures(cfg, ctx.paths, ctx.read("images"), ctx.read("models"), ctx.read("reliability"))
-    ctx.write_value("figures", files)
+    files = audit_figures(ctx.config, ctx.paths, ctx.results["images"], ctx.results["models"],
+                          ctx.results["reliability"])
+    ctx.saved += [f"figure:{Path(f).stem}" for f in files.values()]
 
 
-def step_render(ctx) -> None:
-    from .report import render_audit
-
-    cfg: AuditConfig = ctx.config
-    tables = {n: ctx.read(n) for n in ("images", "scores", "score_failures", "measure_failures", "ratings_long",
-                                       "data_issues", "reliability", "models", "claims", "claim_specs")}
-    outs = render_audit(cfg, ctx.paths, tables, ctx.read_value("provenance"), ctx.read_value("figures"),
-                        formats=ctx.formats, draft=ctx.draft)
-    ctx.write_value("report", [str(p) for p in outs])
+#: The tables the report prints (its name for each, and the store's).
+REPORT_TABLES = {"images": "results/images", "scores": "results/scores", "score_failures": "results/score_failures",
+                 "measure_failures": "results/measure_failures", "ratings_long": "results/ratings_long",
+                 "data_issues": "results/data_issues", "reliability": "results/reliability", "models": "results/models",
+                 "claims": "results/claims", "claim_specs": "results/claim_specs"}
 
 
-# ------------------------------------------------------------------------------------------ engine
+def _values(cfg, fit_steps):
+    """The audit's ``fit:values`` step: ``values.json`` and the publication tables it describes."""
+    def run(ctx) -> None:
+        import time
 
-def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
-    """The audit's declared steps on an :class:`~discbias.engine.Engine` (one writer per table).
+        from .report import audit_values
 
-    Examples
-    --------
-    >>> from types import SimpleNamespace as NS
-    >>> cfg = NS(model_dump=lambda **k: {}, sha256="x", path=None, audit=NS(name="a"), data=NS(manifest=None),
-    ...          ratings={}, scoring=NS(weights="w"))
-    >>> import tempfile
-    >>> audit_engine(cfg, AuditPaths(tempfile.mkdtemp(), "a")).order()
-    ['inputs', 'ratings', 'score', 'measure', 'join', 'reliability', 'models', 'claims', 'figures', 'render']
+        started = time.time_ns() - 1_000_000_000  # the file system's clock is coarser than time_ns
+        tables = {n: ctx.read(t) for n, t in REPORT_TABLES.items()}
+        values = audit_values(ctx.config, ctx.paths, tables, ctx.read_value("measures/score_provenance"))
+        for f in sorted(ctx.paths.tables.glob("*")):  # the publication tables this run wrote
+            if f.is_file() and f.stat().st_mtime_ns >= started:
+                ctx.wrote_file(f)
+        ctx.write_value("values", values)
+
+    conf = cfg.model_dump(mode="json", by_alias=True)
+    conf.get("audit", {}).pop("on_invalid", None)
+    # values.json prints the configuration's title, labels, groups, items, models and claims
+    return run, [*REPORT_TABLES.values(), "measures/score_provenance"], ["values"], conf
+
+
+def _render(formats=("html", "pdf"), draft: bool = False):
+    def render(cfg, paths):
+        def run(ctx) -> None:
+            from .report import render_audit
+
+            tables = {n: ctx.read(t) for n, t in REPORT_TABLES.items()}
+            figs = {}  # each figure the figure steps saved, by its file's stem
+            for t in ctx.step.inputs:
+                if t.startswith("figures/") and ctx.has(t):
+                    figs.update({i.split(":", 1)[1]: f"{i.split(':', 1)[1]}.svg" for i in ctx.read_value(t)["saved"]
+                                 if i.startswith("figure:")})
+            outs = render_audit(ctx.config, ctx.paths, tables, ctx.read_value("values"), figs,
+                                formats=ctx.extra.get("formats", formats), draft=ctx.extra.get("draft", draft))
+            for o in outs:
+                ctx.wrote_file(o)
+            ctx.write_value("report/render", dict(files=[Path(o).name for o in outs]))
+
+        conf = cfg.model_dump(mode="json", by_alias=True)
+        return run, list(REPORT_TABLES.values()), dict(template=_template_digest(), formats=list(formats),
+                                                       draft=bool(draft), labels=conf.get("labels"))
+
+    return render
+
+
+#: Measure-step tables the audit publishes (``build/<name>/results/<t>.csv``, bundled and verified
+#: number by number): the per-image and per-rating tables, not only the fits.
+PUBLISHED = {t: f"results/{t}" for t in ("scores", "score_failures", "measure_failures", "ratings_long", "images")}
+
+
+def steps(cfg: AuditConfig, paths: ProjectPaths) -> list[Step]:
+    """The audit's steps, built with the study factories (:mod:`discbias.stages`).
+
+    Each step's parameters are the configuration tables it depends on and the digests of its local
+    files (not the whole configuration, which the replication's steps read): a change of networks,
+    protocols or conditioning reuses the measures, a new model reuses the scores.
     """
+    from ..stages import figure_step, fit_step, measure_step
+
     conf = cfg.model_dump(mode="json", by_alias=True)
     conf.get("audit", {}).pop("on_invalid", None)  # a parameter of the ratings step only (not of scoring)
     files = _input_digests(cfg)
@@ -569,35 +587,68 @@ def audit_engine(cfg: AuditConfig, paths: AuditPaths) -> Engine:
         return {k: conf.get(k) for k in keys} | {"files": {k: v for k, v in files.items()
                                                           if k.split(":")[0] in files_of}}
 
-    steps = [
-        Step("inputs", step_inputs, writes=["inputs"], group="data", params=P("data", files_of=("manifest",))),
+    own = dict(external=())  # no configuration stamp: each step declares its sections in params
+    return [
+        measure_step("audit:inputs", measure_inputs, writes=["inputs"], params=P("data", files_of=("manifest",)),
+                     **own),
         # the ratings before scoring: with on_invalid = "error" a bad value stops the run before any expensive step
-        Step("ratings", step_ratings, reads=["inputs"], writes=["ratings_long", "data_issues"], group="measure",
-             params=P("ratings", files_of=("ratings",)) | {"on_invalid": getattr(cfg.audit, "on_invalid", "report")}),
-        Step("score", step_score, reads=["inputs"], writes=["scores", "score_failures", "provenance"],
-             group="score", params=P("scoring", "audit", files_of=("weights",))),
-        # the measures depend on the images and [measures] only (and min_side): a change of networks, protocols or
-        # conditioning reuses them
-        Step("measure", step_measure, reads=["inputs"], writes=["measures", "measure_failures"], group="measure",
-             params=P("measures") | {"min_side": conf.get("scoring", {}).get("min_side")}),
-        Step("join", step_join, reads=["inputs", "measures", "scores", "ratings_long"],
-             writes=["images", "rating_rows"], group="join", params=P("scoring", "ratings")),
-        Step("reliability", step_reliability, reads=["ratings_long"], writes=["reliability"], group="fit",
-             params=P("audit")),
-        Step("models", step_models, reads=["images", "rating_rows"], writes=["models"], group="fit",
-             params=P("models", "audit")),
-        Step("claims", step_claims, reads=["models"], writes=["claims", "claim_specs"], group="fit",
-             params=P("claims", "models")),
-        Step("figures", step_figures, reads=["images", "models", "reliability"], writes=["figures"],
-             group="figures", params=P("data", "labels", "models")),
-        Step("render", step_render, reads=["images", "scores", "score_failures", "measure_failures", "ratings_long",
-                                           "data_issues", "reliability", "models", "claims", "claim_specs", "provenance",
-                                           "figures"],
-             writes=["report"], group="render",
-             params=P("audit", "labels", "data", "scoring", "ratings", "models", "claims",
-                      files_of=("manifest", "weights", "ratings")) | {"template": _template_digest()}),
+        measure_step("audit:ratings", measure_ratings, reads=["measures/inputs"], writes=["ratings_long"],
+                     rename=PUBLISHED,
+                     params=P("ratings", files_of=("ratings",)) | {"on_invalid": getattr(cfg.audit, "on_invalid",
+                                                                                            "report")}, **own),
+        measure_step("audit:score", measure_score, reads=["measures/inputs"],
+                     writes=["scores", "score_failures", "score_provenance"], rename=PUBLISHED,
+                     params=P("scoring", "audit", files_of=("weights",)), **own),
+        # the measures depend on the images and [measures] only (and min_side)
+        measure_step("audit:measure", measure_images, reads=["measures/inputs"],
+                     writes=["image_measures", "measure_failures"], rename=PUBLISHED,
+                     params=P("measures") | {"min_side": conf.get("scoring", {}).get("min_side")}, **own),
+        measure_step("audit:join", measure_join, reads=["measures/inputs", "measures/image_measures", "results/scores",
+                                                        "results/ratings_long"],
+                     writes=["images", "rating_rows"], rename=PUBLISHED, params=P("scoring", "ratings"), **own),
+        fit_step("audit:reliability", fit_reliability, section="reliability", results=["ratings_long"],
+                 writes=["reliability"], params=P("audit"), **own),
+        fit_step("audit:models", fit_models, section="models", measures=["rating_rows"], results=["images"],
+                 writes=["models"],
+                 params=P("models", "audit"), **own),
+        fit_step("audit:claims", fit_claims, section="claims", results=["models"], writes=["claims", "claim_specs"],
+                 params=P("claims", "models"), **own),
+        figure_step("audit:figures", figures, results=["images", "models", "reliability"],
+                    params=P("data", "labels", "models"), **own),
     ]
-    return Engine(steps, TableStore(paths.store), manifests=paths.store / ".manifests")
+
+
+def definition(formats=("html", "pdf"), draft: bool = False):
+    """The audit as a study (:class:`discbias.stages.StudyDefinition`): its steps (:func:`steps`),
+    the shared data-issues step, ``publish:results``, its values and its render."""
+    import sys
+
+    from ..stages import StudyDefinition
+
+    return StudyDefinition("audit", lambda cfg: [sys.modules[__name__]], _values, _render(formats, draft),
+                           external=(), shared=frozenset({"data_issues"}))
+
+
+# ------------------------------------------------------------------------------------------ engine
+
+def audit_engine(cfg: AuditConfig, paths: ProjectPaths, formats=("html", "pdf"), draft: bool = False) -> Engine:
+    """The audit's engine: :func:`discbias.stages.build_steps` of its :func:`definition` (the same
+    sequence of steps as every study) on its build's store.
+
+    Examples
+    --------
+    >>> from discbias.audit.config import load_audit_config
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.toml").write_text('[audit]\\nname = "a"\\n[data]\\nmanifest = "m.csv"\\n'
+    ...                               '[scoring]\\nweights = "D.pkl"\\n')
+    >>> audit_engine(load_audit_config(d / "a.toml"), ProjectPaths(d, "a")).order()  # doctest: +NORMALIZE_WHITESPACE
+    ['audit:inputs', 'audit:ratings', 'audit:score', 'audit:measure', 'audit:join', 'measure:data_issues',
+     'audit:reliability', 'audit:models', 'audit:claims', 'publish:results', 'fit:values', 'audit:figures', 'render']
+    """
+    from ..stages import build_engine
+
+    return build_engine(cfg, paths, definition(formats, draft))
 
 
 def _template_digest() -> str:
@@ -659,12 +710,11 @@ def audit(config, *, root=None, formats=("html", "pdf"), draft: bool = False, fo
     from .validate import preflight
 
     preflight(cfg)  # every configuration and input-header problem, at once, before scoring and measuring
-    pp = project_paths(root)
-    paths = AuditPaths(pp.root, cfg.audit.name).ensure()
-    eng = audit_engine(cfg, paths)
-    steps = eng.run(force=force, log=log, context=dict(config=cfg, paths=paths, cache_dir=pp.score_cache,
-                                                       formats=tuple(formats), draft=draft, log=log,
-                                                       progress=progress))
+    paths = project_paths(root, cfg.audit.name).ensure()
+    eng = audit_engine(cfg, paths, tuple(formats), draft)
+    steps = eng.run(force=force, log=log, context=dict(config=cfg, paths=paths, formats=tuple(formats), draft=draft,
+                                                       log=log, progress=progress))
     store = eng.store
-    return dict(build=paths.build, tables=paths.store, report=[Path(p) for p in store.get_value("report")],
-                steps=steps, claims=store.get("claims"))
+    return dict(build=paths.build, tables=paths.store,
+                report=[paths.report / f for f in store.get_value("report/render")["files"]],
+                steps=steps, claims=store.get("results/claims"))

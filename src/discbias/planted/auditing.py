@@ -81,17 +81,17 @@ def run_user_audit(config_path: Path, root: Path) -> tuple[pd.DataFrame, pd.Data
     """Run an audit configuration's data, scoring, measures and fit steps (its figures and report are
     not needed here) on the audit's own engine; return its ``claims`` and ``models`` tables."""
     from ..audit.config import load_audit_config
-    from ..audit.run import AuditPaths, audit_engine
+    from ..audit.run import audit_engine
     from ..audit.validate import preflight
+    from ..paths import ProjectPaths
 
     cfg = load_audit_config(config_path)
     preflight(cfg)
-    paths = AuditPaths(root, cfg.audit.name).ensure()
-    eng = audit_engine(cfg, paths)
-    eng.run(group=["data", "measure", "score", "join", "fit"],
-            context=dict(config=cfg, paths=paths, cache_dir=paths.score_cache, formats=(), draft=False, log=None,
-                         progress=False))
-    return eng.store.get("claims"), eng.store.get("models")
+    paths = ProjectPaths(root, cfg.audit.name).ensure()
+    eng = audit_engine(cfg, paths, formats=())
+    eng.run(group=["measure", "fit"], context=dict(config=cfg, paths=paths, formats=(), draft=False, log=None,
+                                                   progress=False))
+    return eng.store.get("results/claims"), eng.store.get("results/models")
 
 
 def run_probes(weights: Path, images: np.ndarray, cache: Path, levels: dict[str, list[float]], *,

@@ -49,7 +49,7 @@ from .runs import _condition, train_step
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PlantedPaths", "planted_engine", "run_planted", "planted_build", "CLAIMS", "clopper_pearson"]
+__all__ = ["PlantedPaths", "planted_engine", "run_planted", "CLAIMS", "clopper_pearson"]
 
 TEMPLATE = "planted.qmd.j2"
 REPORTED = ("robust", "fragile", "contradicted")
@@ -261,8 +261,7 @@ def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pd
     (['planted:train:unplanted', 'planted:audit:unplanted'], ['planted:figures', 'publish:results', 'render'])
     """
     from ..engine import Engine, Step
-    from ..pipeline import _publish_results_step
-    from ..stages import files_stamp, replication_store
+    from ..stages import _publish_results_step, files_stamp, study_store
 
     p = cfg.planted
     settings = p.model_dump(mode="json", exclude={"conditions"})
@@ -295,7 +294,7 @@ def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pd
                       writes=["report/render"], group="render",
                       params=dict(formats=list(formats), templates=files_stamp(paths.templates / TEMPLATE),
                                   labels=dict(cfg.labels))))
-    return Engine(steps, replication_store(paths), manifests=paths.manifests)
+    return Engine(steps, study_store(paths), manifests=paths.manifests)
 
 
 def run_planted(cfg: PlantedConfig, root, *, formats=("html", "pdf"), force: bool = False, log=None) -> dict:
@@ -310,27 +309,3 @@ def run_planted(cfg: PlantedConfig, root, *, formats=("html", "pdf"), force: boo
                     context=dict(config=cfg, paths=paths, formats=tuple(formats), log=log))
     return dict(build=paths.build, steps=steps)
 
-
-def planted_build(path: Path, root, template_dir):
-    """The :class:`~discbias.studies.kind.StudyBuild` of a planted-bias configuration."""
-    from ..paths import project_paths
-    from ..studies.kind import StudyBuild
-
-    cfg = load_planted_config(path)
-    where = project_paths(root).root
-    paths = PlantedPaths(where, cfg.id)
-
-    def run(formats=("html", "pdf"), force=False, log=None, **_):
-        return run_planted(cfg, where, formats=formats, force=force, log=log)
-
-    def rebuild(fresh_root: Path) -> Path:
-        run_planted(cfg, fresh_root, formats=())
-        return PlantedPaths(fresh_root, cfg.id).build
-
-    return StudyBuild(kind="planted", config=cfg, config_path=Path(cfg.path), id=cfg.id, title=cfg.title, paper="",
-                      root=where, build=paths.build,
-                      report_files={"report/paper.html": paths.report / "paper.html",
-                                    "report/paper.pdf": paths.report / "paper.pdf"},
-                      template_dir=Path(template_dir) if template_dir else paths.templates,
-                      required_tables=("operating.csv",), verify={}, _run=run, _rebuild=rebuild,
-                      _engine=lambda: planted_engine(cfg, paths))

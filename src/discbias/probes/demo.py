@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 from ..measures.color import linear_to_srgb, srgb_to_linear
 from ..measures.faces import FFHQ_TEMPLATE, MONK_HEX, ellipse_mask, template_regions
 from ..paths import ProjectPaths
+from ..stages import CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, files_stamp
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,15 @@ DEFAULT_CONFIG = "analysis/probes-demo.toml"
 ASTRONAUT_CROP = (140, 22, 308, 190)
 
 
-@dataclass(frozen=True)
-class DemoPaths(ProjectPaths):
-    """Project paths whose build folder is ``build/probes-demo`` (separate from the paper's)."""
+#: The demo's build folder under ``build/`` (:class:`~discbias.paths.ProjectPaths` ``study``).
+STUDY = "probes-demo"
 
-    @property
-    def build(self) -> Path:
-        return self.root / "build" / "probes-demo"
 
-    @property
-    def inputs(self) -> Path:
-        return self.build / "inputs"
+def demo_paths(root: str | Path | None = None) -> ProjectPaths:
+    """The demo's paths: the project's, with the build in ``build/probes-demo`` (inputs in its ``inputs/``)."""
+    from ..paths import project_paths
+
+    return project_paths(root, STUDY)
 
 
 def _smooth_noise(rng, size, scale=16, amp=1.0):
@@ -85,7 +83,7 @@ def astronaut(size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(data.astronaut()[y0:y1, x0:x1]).resize((size, size), Image.LANCZOS))
 
 
-def prepare_inputs(config, paths: DemoPaths) -> dict:
+def prepare_inputs(config, paths: ProjectPaths) -> dict:
     """Make the random discriminator, the base images and the reference set (idempotent)."""
     import torch
     from PIL import Image
@@ -140,22 +138,25 @@ def _save_png(pixels: np.ndarray, path: Path) -> None:
         path.write_bytes(data)
 
 
-def _values_step(ctx) -> None:
+def _values_step(config, fit_steps):
     """values.json of the demo: the probes section, the demo network's description, and models.csv."""
-    from ..analyses import probes as analysis
-    from ..pipeline import software_versions
+    def run(ctx) -> None:
+        from ..analyses import probes as analysis
+        from ..pipeline import software_versions
 
-    info = ctx.read_value("demo/inputs")
-    fitinfo = ctx.read_value("fitinfo/probes")
-    measured = json.loads((ctx.paths.manifests / "probes:score.json").read_text())  # the engine's record of the run
-    values = {analysis.SECTION: ctx.read_value(f"values/{analysis.SECTION}")}
-    values["meta"] = dict(title=ctx.config.title, study_id=ctx.config.id, software=software_versions(),
-                          build_date=time.strftime("%Y-%m-%d"),
-                          demo_network=dict(info, network_kwargs=json.dumps(info["network_kwargs"])),
-                          seconds=dict(inputs=ctx.read_value("demo/timing")["seconds"],
-                                       measure=measured.get("seconds"), fit=fitinfo.get("seconds")))
-    ctx.write("results/models", pd.DataFrame([dict(kv) for kv in fitinfo["models"]]))
-    ctx.write_value("values", values)
+        info = ctx.read_value("demo/inputs")
+        fitinfo = ctx.read_value("fitinfo/probes")
+        measured = json.loads((ctx.paths.manifests / "probes:score.json").read_text())  # the engine's record
+        values = {analysis.SECTION: ctx.read_value(f"values/{analysis.SECTION}")}
+        values["meta"] = dict(title=ctx.config.title, study_id=ctx.config.id, software=software_versions(),
+                              build_date=time.strftime("%Y-%m-%d"),
+                              demo_network=dict(info, network_kwargs=json.dumps(info["network_kwargs"])),
+                              seconds=dict(inputs=ctx.read_value("demo/timing")["seconds"],
+                                           measure=measured.get("seconds"), fit=fitinfo.get("seconds")))
+        ctx.write("results/models", pd.DataFrame([dict(kv) for kv in fitinfo["models"]]))
+        ctx.write_value("values", values)
+
+    return run, [CONFIG_INPUT, "demo/inputs", "demo/timing"], ["results/models", "values"], None
 
 
 def _render_step(ctx) -> None:
@@ -174,37 +175,41 @@ def _render_step(ctx) -> None:
     ctx.write_value("report/render", dict(files=[Path(o).name for o in outs], formats=list(formats)))
 
 
-def demo_engine(config, paths: "DemoPaths", formats=("html", "pdf")):
-    """The probes demo as engine steps: the probes analysis's own measure and fit steps, its figure
-    step, the demo's values, the published CSVs and the render (the engine decides what reruns).
+def _render(formats):
+    def render(config, paths):
+        return _render_step, [], dict(formats=list(formats), templates=files_stamp(paths.root / "report"))
+
+    return render
+
+
+def definition(formats=("html", "pdf")):
+    """The demo as a study (:class:`discbias.stages.StudyDefinition`): the probes analysis (its
+    measure and fit steps and its figure step), the demo's values and its render; no fetch and no
+    shared data-issues, provenance or claims steps (the demo makes no claims)."""
+    from ..analyses import probes as analysis
+    from ..report.figures import probes as figures
+    from ..stages import StudyDefinition
+
+    return StudyDefinition(STUDY, lambda config: [analysis, figures], _values_step, _render(formats),
+                           external=(CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, "demo/inputs", "demo/timing"),
+                           shared=frozenset())
+
+
+def demo_engine(config, paths: ProjectPaths, formats=("html", "pdf")):
+    """The probes demo's engine: :func:`discbias.stages.build_steps` of its :func:`definition`
+    (the same sequence as every study; the engine decides what reruns).
 
     Examples
     --------
     >>> import tempfile
     >>> from discbias.config import load_config
-    >>> e = demo_engine(load_config("analysis/probes-demo.toml"), DemoPaths(Path(tempfile.mkdtemp())))
+    >>> e = demo_engine(load_config("analysis/probes-demo.toml"), demo_paths(tempfile.mkdtemp()))
     >>> e.order()
-    ['probes:score', 'probes', 'demo:values', 'probes:figures', 'publish:results', 'render']
+    ['probes:score', 'probes', 'fit:values', 'publish:results', 'probes:figures', 'render']
     """
-    from ..analyses import probes as analysis
-    from ..engine import Engine, Step
-    from ..pipeline import _publish_results_step
-    from ..report.figures import probes as probe_figures
-    from ..stages import CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT, files_stamp, replication_store
+    from ..stages import build_engine
 
-    steps = list(analysis.steps(config, paths))
-    fitinfo = [t for s in steps for t in s.outputs if t.startswith(("values/", "fitinfo/"))]
-    steps.append(Step("demo:values", _values_step, reads=[CONFIG_INPUT, "demo/inputs", "demo/timing", *fitinfo],
-                      writes=["results/models", "values"], group="fit"))
-    steps += probe_figures.steps(config, paths)
-    steps.append(Step("publish:results", _publish_results_step,
-                      optional_reads=sorted({t for s in steps for t in s.outputs if t.startswith("results/")}),
-                      writes=["published/results"], group="fit"))
-    figs = [t for s in steps for t in s.outputs if t.startswith("figures/")]
-    steps.append(Step("render", _render_step, reads=["values", "published/results", *figs], writes=["report/render"],
-                      group="render", params=dict(formats=list(formats), templates=files_stamp(paths.root / "report"))))
-    return Engine(steps, replication_store(paths), external=[CONFIG_INPUT, RAW_INPUT, OPTIONS_INPUT, "demo/inputs", "demo/timing"],
-                  manifests=paths.manifests)
+    return build_engine(config, paths, definition(formats))
 
 
 def run_demo(config_path: str | Path = DEFAULT_CONFIG, root: str | Path | None = None,
@@ -214,27 +219,22 @@ def run_demo(config_path: str | Path = DEFAULT_CONFIG, root: str | Path | None =
     import matplotlib
 
     from ..config import load_config
-    from ..paths import project_paths
     from ..pipeline import config_stamp
-    from ..stages import CONFIG_INPUT, OPTIONS_INPUT, RAW_INPUT
 
     matplotlib.use("Agg")
     config = load_config(config_path)
-    paths = DemoPaths(project_paths(root).root)
-    paths.ensure()
-    from ..stages import files_stamp
+    paths = demo_paths(root).ensure()
 
     t0 = time.perf_counter()
-    before = files_stamp(paths.inputs)
+    before = files_stamp(paths.build / "inputs")
     info = prepare_inputs(config, paths)
-    made = files_stamp(paths.inputs) != before  # inputs are rewritten only when their bytes change
+    made = files_stamp(paths.build / "inputs") != before  # inputs are rewritten only when their bytes change
     engine = demo_engine(config, paths, formats)
     if made or not engine.store.exists("demo/timing"):  # how long making the inputs took, when they were made
         engine.store.put_value("demo/timing", dict(seconds=time.perf_counter() - t0))
     for name, value in ((CONFIG_INPUT, config_stamp(config)), (RAW_INPUT, {}), (OPTIONS_INPUT, dict(on_invalid="report")),
                         ("demo/inputs", info)):
-        if not engine.store.exists(name) or engine.store.get_value(name) != value:
-            engine.store.put_value(name, value)
+        engine.store.set_input(name, value)
     ran = engine.run(force=force, context=dict(config=config, paths=paths, on_invalid="report", formats=formats),
                      log=lambda m: log.info(f"probes demo {m}"))
     log.info("probes demo: %d step(s) ran, %d up to date, %.0fs", int((ran["status"] == "ran").sum()),

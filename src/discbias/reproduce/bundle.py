@@ -267,21 +267,21 @@ def make_bundle(study, paths=None, *, out: str | Path | None = None, template_di
         study.template_dir = Path(template_dir)
     config_file = study.config_path
     again = f"`discbias report --config {config_file}`"
-    wanted = {"values.json": study.values, **study.report_files}
-    tables = sorted(study.results.glob("*.csv"))
+    wanted = {"values.json": study.paths.values, **study.report_files}
+    tables = sorted(study.paths.results.glob("*.csv"))
     for rel in study.required_tables:
-        if not (study.results / rel).exists():
-            raise BundleError(f"{study.results / rel} is missing: run {again} first")
+        if not (study.paths.results / rel).exists():
+            raise BundleError(f"{study.paths.results / rel} is missing: run {again} first")
     for rel, p in wanted.items():
         if not p.exists():
             raise BundleError(f"{p} is missing: run {again} first")
-    values = json.loads(study.values.read_text())
+    values = json.loads(study.paths.values.read_text())
     vmeta = values.get("meta", {})
     built_for = vmeta.get("study_id", vmeta.get("name"))
     if built_for is not None and built_for != study.id:
-        raise BundleError(f"{study.values} was built for study '{built_for}', the configuration {config_file} is "
+        raise BundleError(f"{study.paths.values} was built for study '{built_for}', the configuration {config_file} is "
                           f"study '{study.id}': pass the configuration the build was made from (--config)")
-    git = project_commit(study.root)
+    git = project_commit(study.paths.root)
     bundled_at = dict(git)
     fitted = vmeta.get("code_commit") or {}
     if fitted.get("commit"):  # the commit whose code made the results is the one to rebuild from
@@ -294,8 +294,8 @@ def make_bundle(study, paths=None, *, out: str | Path | None = None, template_di
                 python_implementation=platform.python_implementation(), platform=platform.platform(),
                 machine=platform.machine(), results=[f"results/{p.name}" for p in tables],
                 claims="results/claims.csv", values="values.json", lock=LOCK,
-                **({"provenance": "results/provenance.csv"} if (study.results / "provenance.csv").exists() else {}))
-    build = study.root / "build"
+                **({"provenance": "results/provenance.csv"} if (study.paths.results / "provenance.csv").exists() else {}))
+    build = study.paths.root / "build"
     with tempfile.TemporaryDirectory(prefix="discbias-bundle-") as tmp:
         staging = Path(tmp) / "bundle"
         staging.mkdir()

@@ -71,7 +71,7 @@ def rebuild_into(study) -> Path:
     the score cache shared through a link to ``data/``); returns the new build folder."""
     import shutil
 
-    root = study.build / "verify" / "rebuild"
+    root = study.paths.build / "verify" / "rebuild"
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -104,7 +104,7 @@ def run_verify(args: argparse.Namespace) -> int:
                        f"{args.config} is study '{study.id}': pass the study's configuration with --config")
         return EXIT_BAD_BUNDLE
     try:
-        build = paths.resolve(args.build) if args.build else (rebuild_into(study) if args.rebuild else study.build)
+        build = paths.resolve(args.build) if args.build else (rebuild_into(study) if args.rebuild else study.paths.build)
         values = build / "values.json"
         if values.exists():
             import json
@@ -116,7 +116,7 @@ def run_verify(args: argparse.Namespace) -> int:
                                f"'{study.id}': compare a build of the same study")
                 return EXIT_BAD_BUNDLE
         result = verify_build(bundle, build, tol, template_dir=study.template_dir)
-        out = paths.resolve(args.out) if args.out else study.build / "verify"
+        out = paths.resolve(args.out) if args.out else study.paths.build / "verify"
         written = write_report(result, tol, out)
     except UserError as exc:  # anything else is a bug: traceback and exit 1 (discbias.cli.main)
         _err("verify", exc.one_line())

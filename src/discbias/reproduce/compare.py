@@ -35,7 +35,7 @@ __all__ = ["compare_builds", "SKIP"]
 
 #: Keys of ``values.json`` (dotted paths) and columns of results tables that are build stamps, not results
 #: (``meta.config.config``: where the configuration lay on the building machine).
-SKIP = re.compile(r"(^|\.)(build_date|created|finished|fit_seconds|seconds|sampling_seconds|elapsed|timings?|"
+SKIP = re.compile(r"(^|\.)(build_date|created|finished|fit_seconds|build_seconds|seconds|sampling_seconds|elapsed|timings?|"
                   r"code_commit|software|discbias_version)($|\.)|seconds$|_time$|^meta\.config\.config$", re.I)
 
 

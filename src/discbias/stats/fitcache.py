@@ -9,9 +9,9 @@ A fit is stored under a key made of
 * its **specification and sampler settings**: every other argument of the call (formula,
   predictors, priors' spec, parametrization, model id, and the :class:`~discbias.stats.bayes.SamplerSettings`
   with draws, tune, chains, cores, target_accept, seed, init and sampler), canonicalised as JSON;
-* the **code that fits it**: the sha256 of the source file of the fitting function's module
-  (e.g. ``stats/bayes.py``) and of :mod:`discbias.results`, plus the installed versions of the
-  libraries that compute the fit (:data:`FIT_LIBRARIES`).
+* the **code that fits it**: the engine's code version of the fitting function (the source of its
+  module, e.g. ``stats/bayes.py``, and of every package module it imports, as for the engine's
+  steps), plus the installed versions of the libraries that compute the fit (:data:`FIT_LIBRARIES`).
 
 Why a hash of the module's source rather than an explicit version constant per fit function: a
 constant has to be bumped by hand, and forgetting it serves a stale fit silently; a source hash
@@ -60,7 +60,6 @@ import functools
 import hashlib
 import logging
 import importlib.metadata as md
-import inspect
 import json
 import os
 import shutil
@@ -160,23 +159,19 @@ def _library_versions() -> tuple:
 
 
 def code_version(func: Callable) -> dict:
-    """What identifies the code that fits: sha256 of the function's module and of
-    :mod:`discbias.results`, and the versions of :data:`FIT_LIBRARIES`.
+    """What identifies the code that fits: the engine's code version of the function (the source of
+    its module and of every package module that module imports, :func:`discbias.engine.code_version`:
+    one rule for steps and fits) and the versions of :data:`FIT_LIBRARIES`.
 
     Examples
     --------
     >>> from discbias.stats.bayes import rgb_bayes
     >>> sorted(code_version(rgb_bayes))
-    ['libraries', 'sources']
+    ['libraries', 'source']
     """
-    from .. import results
+    from ..engine import code_version as module_version
 
-    mod = inspect.getmodule(func)
-    files = {}
-    for m in (mod, results):
-        if m is not None and getattr(m, "__file__", None):
-            files[m.__name__] = _file_sha(m.__file__)
-    return dict(sources=files, libraries=dict(_library_versions()))
+    return dict(source=module_version(func), libraries=dict(_library_versions()))
 
 
 # ---------------------------------------------------------------------------------- the cache

@@ -18,7 +18,7 @@ Examples
 >>> study_kind(d / "a.toml")
 'audit'
 >>> s = open_study(d / "a.toml", root=d)
->>> s.kind, s.id, s.build.relative_to(d).as_posix(), sorted(s.report_files)
+>>> s.kind, s.id, s.paths.build.relative_to(d).as_posix(), sorted(s.report_files)
 ('audit', 'faces', 'build/faces', ['report/paper.html', 'report/paper.pdf'])
 """
 
@@ -32,10 +32,29 @@ from typing import Any, Callable
 
 from ..errors import ConfigError
 
-__all__ = ["StudyBuild", "open_study", "study_kind", "KINDS"]
+__all__ = ["StudyBuild", "open_study", "study_kind", "register_kind", "KINDS"]
 
-#: The kinds of study and the top-level table that marks each.
-KINDS = {"audit": "audit", "replication": "study", "planted": "planted"}
+#: The kinds of study and the top-level table that marks each (a configuration without any of
+#: them is the replication's, whose schema then names what is missing).
+KINDS = {"audit": "audit", "replication": "study"}
+#: How each kind is opened: ``opener(path, root, template_dir) -> StudyBuild``.
+_OPENERS: dict[str, Callable] = {}
+
+
+def register_kind(kind: str, table: str, opener: Callable) -> None:
+    """Make ``discbias report``, ``steps``, ``bundle`` and ``verify`` open configurations with a
+    ``[table]`` as a study of ``kind``: ``opener(path, root, template_dir)`` returns its
+    :class:`StudyBuild` (see ``docs/engine.md``, "Adding a study kind").
+
+    Examples
+    --------
+    >>> sorted(KINDS.items())
+    [('audit', 'audit'), ('planted', 'planted'), ('replication', 'study')]
+    """
+    if KINDS.get(kind, table) != table or any(t == table and k != kind for k, t in KINDS.items()):
+        raise ValueError(f"study kind {kind!r} or table [{table}] is registered already, for another table or kind")
+    KINDS[kind] = table
+    _OPENERS[kind] = opener
 
 
 def study_kind(path: str | os.PathLike) -> str:
@@ -55,15 +74,12 @@ def study_kind(path: str | os.PathLike) -> str:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})", file=path) from None
-    if "audit" in data and "study" in data:
-        raise ConfigError(f"{path} has both an [audit] and a [study] table; a study configuration is one or the "
-                          "other (an audit of your discriminators, or a replication's adapters)", file=path)
-    if "planted" in data:  # the planted-bias validation study (discbias.planted)
-        if "audit" in data or "study" in data:
-            raise ConfigError(f"{path} has a [planted] table and an [audit] or [study] table; a study configuration "
-                              "is of one kind", file=path)
-        return "planted"
-    return "audit" if "audit" in data else "replication"
+    found = [k for k, table in KINDS.items() if table in data]
+    if len(found) > 1:
+        raise ConfigError(f"{path} has the tables {', '.join(f'[{KINDS[k]}]' for k in found)}; a study configuration "
+                          "has one of them (e.g. an [audit] of your discriminators, or a replication's [study])",
+                          file=path)
+    return found[0] if found else "replication"
 
 
 @dataclass
@@ -80,10 +96,9 @@ class StudyBuild:
     config_path : pathlib.Path
     id, title, paper : str
         Study id (names the bundle), title, and the citation of the paper it replicates (or "").
-    root : pathlib.Path
-        Project root (``data/``, ``build/``).
-    build : pathlib.Path
-        The folder holding ``results/*.csv`` and ``values.json``.
+    paths : discbias.paths.ProjectPaths
+        The study's paths: ``paths.root`` (``data/``, ``build/``), ``paths.build`` (the folder
+        holding ``results/*.csv`` and ``values.json``: ``paths.results``, ``paths.values``).
     report_files : dict of str to pathlib.Path
         The rendered paper, by its name in a bundle (``report/paper.html``, ``report/paper.pdf``).
     template_dir : pathlib.Path
@@ -100,8 +115,7 @@ class StudyBuild:
     id: str
     title: str
     paper: str
-    root: Path
-    build: Path
+    paths: Any
     report_files: dict[str, Path]
     template_dir: Path
     required_tables: tuple[str, ...]
@@ -109,16 +123,6 @@ class StudyBuild:
     _run: Callable[..., Any] | None = field(default=None, repr=False)
     _rebuild: Callable[[Path], Path] | None = field(default=None, repr=False)
     _engine: Callable[[], Any] | None = field(default=None, repr=False)
-
-    @property
-    def results(self) -> Path:
-        """``<build>/results``: the published results tables."""
-        return self.build / "results"
-
-    @property
-    def values(self) -> Path:
-        """``<build>/values.json``: every scalar the paper prints."""
-        return self.build / "values.json"
 
     def run(self, **options) -> Any:
         """Run the study (every step that is out of date) and render its paper."""
@@ -159,14 +163,14 @@ def replication_build(config, paths, template_dir: str | os.PathLike | None = No
 
     def rebuild(where: Path) -> Path:
         _link_data(paths.root, where)
-        fresh = ProjectPaths(where)
+        fresh = ProjectPaths(where, paths.study)
         pipeline.run_fetch(config, fresh)
         pipeline.run_measure(config, fresh)
         pipeline.run_fit(config, fresh)
         return fresh.build
 
     return StudyBuild(kind="replication", config=config, config_path=Path(config.path), id=config.id,
-                      title=config.title, paper=config.study.get("paper", ""), root=paths.root, build=paths.build,
+                      title=config.title, paper=config.study.get("paper", ""), paths=paths,
                       report_files={"report/paper.html": paths.report / "paper.html",
                                     "report/paper.pdf": paths.report / "paper.pdf"},
                       template_dir=templates, required_tables=("claims.csv", "provenance.csv"),
@@ -186,12 +190,13 @@ def audit_root(cfg, root: str | os.PathLike | None) -> Path:
 def _audit(path: Path, root: str | os.PathLike | None, template_dir: str | os.PathLike | None) -> StudyBuild:
     from ..audit.config import load_audit_config
     from ..audit.report import TEMPLATE_DIR
-    from ..audit.run import AuditPaths, audit, audit_engine
+    from ..audit.run import audit, audit_engine
+    from ..paths import ProjectPaths
 
     cfg = load_audit_config(path)
     where = audit_root(cfg, root)
-    paths = AuditPaths(where, cfg.audit.name)
     name = cfg.audit.name
+    paths = ProjectPaths(where, name)
 
     def run(formats=("html", "pdf"), draft=False, force=False, log=None, **_):
         return audit(cfg, root=where, formats=formats, draft=draft, force=force, log=log)
@@ -199,11 +204,11 @@ def _audit(path: Path, root: str | os.PathLike | None, template_dir: str | os.Pa
     def rebuild(fresh_root: Path) -> Path:
         _link_data(where, fresh_root)
         audit(cfg, root=fresh_root, formats=())  # results and values; no paper
-        return AuditPaths(fresh_root, name).build
+        return ProjectPaths(fresh_root, name).build
 
     return StudyBuild(kind="audit", config=cfg, config_path=Path(cfg.path), id=name,
-                      title=cfg.audit.title or f"Discriminator audit: {name}", paper="", root=where,
-                      build=paths.build, report_files={"report/paper.html": paths.report / f"{name}.html",
+                      title=cfg.audit.title or f"Discriminator audit: {name}", paper="", paths=paths,
+                      report_files={"report/paper.html": paths.report / f"{name}.html",
                                                        "report/paper.pdf": paths.report / f"{name}.pdf"},
                       template_dir=Path(template_dir) if template_dir else TEMPLATE_DIR,
                       required_tables=("claims.csv",), verify={}, _run=run, _rebuild=rebuild,
@@ -230,9 +235,34 @@ def open_study(config_path: str | os.PathLike, root: str | os.PathLike | None = 
         The configuration is missing, not TOML, or breaks its kind's schema.
     """
     path = Path(config_path)
-    kind = study_kind(path)
-    if kind == "planted":
-        from ..planted.study import planted_build
+    return _OPENERS[study_kind(path)](path, root, template_dir)
 
-        return planted_build(path, root, template_dir)
-    return (_audit if kind == "audit" else _replication)(path, root, template_dir)
+
+def _planted(path: Path, root, template_dir) -> StudyBuild:
+    """The planted-bias validation study (:mod:`discbias.planted`)."""
+    from ..paths import project_paths
+    from ..planted.config import load_planted_config
+    from ..planted.study import PlantedPaths, planted_engine, run_planted
+
+    cfg = load_planted_config(path)
+    where = project_paths(root).root
+    paths = PlantedPaths(where, cfg.id)
+
+    def run(formats=("html", "pdf"), force=False, log=None, **_):
+        return run_planted(cfg, where, formats=formats, force=force, log=log)
+
+    def rebuild(fresh_root: Path) -> Path:
+        run_planted(cfg, fresh_root, formats=())
+        return PlantedPaths(fresh_root, cfg.id).build
+
+    return StudyBuild(kind="planted", config=cfg, config_path=Path(cfg.path), id=cfg.id, title=cfg.title, paper="",
+                      paths=paths, report_files={"report/paper.html": paths.report / "paper.html",
+                                                 "report/paper.pdf": paths.report / "paper.pdf"},
+                      template_dir=Path(template_dir) if template_dir else paths.templates,
+                      required_tables=("operating.csv",), verify={}, _run=run, _rebuild=rebuild,
+                      _engine=lambda: planted_engine(cfg, paths))
+
+
+register_kind("replication", "study", _replication)
+register_kind("audit", "audit", _audit)
+register_kind("planted", "planted", _planted)  # the planted-bias validation study (discbias.planted)
