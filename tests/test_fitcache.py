@@ -66,6 +66,15 @@ def _rgb(cache, d, func=bayes.rgb_bayes, **kw):
     return cache.fit(func, d, "score", RGB, columns=COLS, **kw)
 
 
+@pytest.fixture(autouse=True)
+def _log_to_stderr():
+    """The command line's logging (records to stderr): the warnings these tests read are the ones a
+    user sees; without it they depended on an earlier test in the same worker having set it up."""
+    from discbias.log import setup_logging
+
+    setup_logging(0)
+
+
 def test_mcmc_fit_is_reused_and_a_damaged_entry_refitted(tmp_path, counted, data, capsys):
     cache = FitCache(tmp_path / "fits")
     tidy1, idata1 = _rgb(cache, data)

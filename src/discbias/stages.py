@@ -472,7 +472,7 @@ def figure_step(name: str, fn: Callable, *, measures: Sequence[str] = (), option
         fn(fctx)
         # what a reader needs to trace each figure and table back (the paper's provenance appendix)
         reads = [f"results/{t}.csv" for t in results] + [f"results/{t}.csv" for t in optional_results
-                                                          if ctx.has(R(t))] + ["values.json"]
+                                                          if ctx.has(f"results/{t}")] + ["values.json"]
         ctx.write_value(f"figures/{name}", dict(saved=fctx.saved, files=record_saved(ctx, fctx),
                                                 provenance=dict(step=name, code=code_file(fn), reads=reads)))
 
