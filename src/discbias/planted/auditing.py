@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .runs import _condition
+from .runs import _condition, audits_dir
 
 __all__ = ["CLAIMS", "PROBES", "MODEL_ID", "audit_step", "write_audit_project", "run_user_audit", "run_probes"]
 
@@ -137,7 +137,7 @@ def audit_step(cond_cfg):
         for r in runs.to_dict("records"):
             seed = int(r["seed"])
             t0 = time.perf_counter()
-            folder = ctx.paths.audits / cond.id / f"s{seed}"
+            folder = audits_dir(ctx.paths) / cond.id / f"s{seed}"
             weights = ctx.paths.build / r["checkpoint"]
             images, attrs = heldout_set(p.n_heldout, p.resolution, seed, exposure_sd=p.heldout_exposure_sd,
                                         red_sd=p.heldout_red_sd)

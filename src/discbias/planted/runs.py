@@ -15,6 +15,16 @@ import pandas as pd
 
 from .data import Condition
 
+
+def checkpoints_dir(paths) -> Path:
+    """Where the trained discriminators are saved (``build/<id>/checkpoints``)."""
+    return paths.build / "checkpoints"
+
+
+def audits_dir(paths) -> Path:
+    """Where each trained network's audit is built (``build/<id>/audits``)."""
+    return paths.build / "audits"
+
 __all__ = ["train_step"]
 
 def _condition(c) -> Condition:
@@ -45,7 +55,7 @@ def train_step(cond_cfg):
             D, tl = train_discriminator(real, fake, network=net, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
                                         r1_gamma=p.r1_gamma, r1_interval=p.r1_interval, seed=seed,
                                         log_every=max(1, p.steps // 20), threads=p.threads)
-            out = ctx.paths.checkpoints / cond.id / f"s{seed}.pkl"
+            out = checkpoints_dir(ctx.paths) / cond.id / f"s{seed}.pkl"
             save_nvidia_pickle(D, out, training_set_kwargs=dict(
                 class_name="discbias.planted.data.training_sets", condition=cond.id, seed=seed,
                 resolution=p.resolution, n=p.n_train, luminance_shift=cond.luminance_shift,

@@ -35,13 +35,13 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..paths import ProjectPaths
+from .runs import audits_dir, checkpoints_dir
 from .config import PlantedConfig, load_planted_config
 from .data import Condition
 from .auditing import CLAIMS, PROBES, audit_step
@@ -49,7 +49,7 @@ from .runs import _condition, train_step
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PlantedPaths", "planted_engine", "run_planted", "CLAIMS", "clopper_pearson"]
+__all__ = ["PlantedPaths", "checkpoints_dir", "audits_dir", "planted_engine", "run_planted", "CLAIMS", "clopper_pearson"]
 
 TEMPLATE = "planted.qmd.j2"
 REPORTED = ("robust", "fragile", "contradicted")
@@ -60,27 +60,17 @@ AUDIT_SETTINGS = ("resolution", "n_heldout", "heldout_exposure_sd", "heldout_red
                   "exposure_levels", "red_levels", "sesoi")
 
 
-@dataclass(frozen=True)
-class PlantedPaths(ProjectPaths):
-    """Project paths with the build in ``build/<id>`` (the study's own folder)."""
+def PlantedPaths(root, study: str) -> ProjectPaths:
+    """The study's :class:`~discbias.paths.ProjectPaths` (build in ``build/<id>``): the package's one
+    path class; the trained checkpoints and the per-network audits live in
+    :func:`checkpoints_dir` and :func:`audits_dir` under its build folder.
 
-    study: str = "planted"
-
-    def __init__(self, root, study: str):
-        object.__setattr__(self, "root", Path(root))
-        object.__setattr__(self, "study", study)
-
-    @property
-    def build(self) -> Path:
-        return self.root / "build" / self.study
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.build / "checkpoints"
-
-    @property
-    def audits(self) -> Path:
-        return self.build / "audits"
+    Examples
+    --------
+    >>> PlantedPaths("/tmp/x", "planted").build.as_posix()
+    '/tmp/x/build/planted'
+    """
+    return ProjectPaths(Path(root), study=study)
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -301,7 +291,7 @@ def run_planted(cfg: PlantedConfig, root, *, formats=("html", "pdf"), force: boo
     """Run the study (every step that is out of date); return the build folder and the engine's run table."""
     paths = PlantedPaths(Path(root).resolve(), cfg.id)
     paths.ensure()
-    for d in (paths.checkpoints, paths.audits):
+    for d in (checkpoints_dir(paths), audits_dir(paths)):
         d.mkdir(parents=True, exist_ok=True)
     eng = planted_engine(cfg, paths, formats)
     groups = None if formats else ["train", "audit", "fit", "figures"]
