@@ -719,3 +719,21 @@ def build_engine(config: StudyConfig, paths: ProjectPaths, definition: StudyDefi
     """A study's :class:`~discbias.engine.Engine` (its :func:`build_steps`) on its store."""
     return Engine(build_steps(config, paths, definition), study_store(paths), external=definition.external,
                   manifests=paths.manifests)
+
+
+def render_document_step(ctx, qmd) -> None:
+    """Write the HTML and PDF of an already rendered ``.qmd`` (the formats in ``ctx.extra``, default
+    both), record the files the step wrote, and the ``report/render`` value: the render step of a
+    study whose paper is one template without the replication's render checks (the probes demo,
+    the planted-bias validation)."""
+    from .report.render import render_html, render_pdf
+
+    formats = ctx.extra.get("formats", ("html", "pdf"))
+    outs = [qmd]
+    if "html" in formats:
+        outs.append(render_html(qmd))
+    if "pdf" in formats:
+        outs.append(render_pdf(qmd, ctx.paths.build))
+    for o in outs:
+        ctx.wrote_file(o)
+    ctx.write_value("report/render", dict(files=[Path(o).name for o in outs], formats=list(formats)))

@@ -225,18 +225,10 @@ def _figures_step(ctx) -> None:
 
 
 def _render_step(ctx) -> None:
-    from ..report.render import render_html, render_pdf, render_qmd
+    from ..report.render import render_qmd
+    from ..stages import render_document_step
 
-    formats = ctx.extra.get("formats", ("html", "pdf"))
-    qmd = render_qmd(ctx.paths, ctx.paths.templates, TEMPLATE, labels=dict(ctx.config.labels))
-    outs = [qmd]
-    if "html" in formats:
-        outs.append(render_html(qmd))
-    if "pdf" in formats:
-        outs.append(render_pdf(qmd, ctx.paths.build))
-    for o in outs:
-        ctx.wrote_file(o)
-    ctx.write_value("report/render", dict(files=[Path(o).name for o in outs], formats=list(formats)))
+    render_document_step(ctx, render_qmd(ctx.paths, ctx.paths.templates, TEMPLATE, labels=dict(ctx.config.labels)))
 
 
 def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pdf")):

@@ -160,19 +160,11 @@ def _values_step(config, fit_steps):
 
 
 def _render_step(ctx) -> None:
-    from ..report.render import render_html, render_pdf, render_qmd
+    from ..report.render import render_qmd
+    from ..stages import render_document_step
 
-    formats = ctx.extra.get("formats", ("html", "pdf"))
     qmd = render_qmd(ctx.paths, ctx.paths.root / "report", "probes-demo.qmd.j2")
-    qmd = qmd.rename(qmd.with_name("probes-demo.qmd"))
-    outs = [qmd]
-    if "html" in formats:
-        outs.append(render_html(qmd))
-    if "pdf" in formats:
-        outs.append(render_pdf(qmd, ctx.paths.build))
-    for o in outs:
-        ctx.wrote_file(o)
-    ctx.write_value("report/render", dict(files=[Path(o).name for o in outs], formats=list(formats)))
+    render_document_step(ctx, qmd.rename(qmd.with_name("probes-demo.qmd")))
 
 
 def _render(formats):
