@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .runs import _condition, audits_dir
+from .runs import audits_dir
 
-__all__ = ["CLAIMS", "PROBES", "MODEL_ID", "audit_step", "write_audit_project", "run_user_audit", "run_probes"]
+__all__ = ["CLAIMS", "PROBES", "MODEL_ID", "audit_step", "audit_one", "write_audit_project", "run_user_audit", "run_probes"]
 
 #: The audit's claims, one per planted attribute: id, model term, the attribute it tests, the claimed
 #: direction (+1: a higher value of the term scores higher), and the description the audit prints.
@@ -126,54 +126,90 @@ def run_probes(weights: Path, images: np.ndarray, cache: Path, levels: dict[str,
     return pd.DataFrame(out)
 
 
+def audit_one(cond: dict, settings: dict, seed: int, weights: str, folder: str) -> list[dict]:
+    """Audit one seed's trained discriminator as a user would (:func:`write_audit_project`,
+    :func:`run_user_audit`) and run the dose-response probes (:func:`run_probes`) on the same
+    held-out images; plain data in and out (it runs in a worker process when ``[planted] workers``
+    > 1, see :mod:`discbias.planted.parallel`). torch and BLAS use ``settings["threads"]`` threads
+    here, in a worker or not, so that the scores do not depend on the number of workers.
+
+    Returns
+    -------
+    list of dict
+        The seed's rows of ``planted/detections/<cond>``: one per claim, then one per probe.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from .data import heldout_set
+
+    p = settings
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(int(p["threads"]))
+    try:
+        with threadpool_limits(limits=int(p["threads"])):
+            return _audit_one(cond, p, seed, Path(weights), Path(folder), heldout_set)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _audit_one(cond, p, seed, weights, folder, heldout_set) -> list[dict]:
+    rows = []
+    t0 = time.perf_counter()
+    images, attrs = heldout_set(p["n_heldout"], p["resolution"], seed, exposure_sd=p["heldout_exposure_sd"],
+                                red_sd=p["heldout_red_sd"])
+    cfg_path = write_audit_project(folder, weights, images, attrs, sesoi=p["sesoi"], seed=seed)
+    claims, models = run_user_audit(cfg_path, folder)
+    main = models[(models["model"] == MODEL_ID) & (models["specification"] == "main")].set_index("term")
+    for c in CLAIMS:
+        cl = claims.set_index("claim_id").loc[c["id"]]
+        verdict = str(cl["verdict"])
+        m = main.loc[c["term"]]
+        sign = 0
+        if verdict in ("robust", "fragile"):
+            sign = c["direction"]
+        elif verdict == "contradicted":
+            sign = -c["direction"]
+        rows.append(dict(condition=cond["id"], seed=seed, detector=c["id"], method="audit claim",
+                         attribute=c["attribute"], term=c["term"], estimate=float(m["estimate"]),
+                         conf_low=float(m["conf_low"]), conf_high=float(m["conf_high"]),
+                         p_value=float(m["p_value"]), verdict=verdict, reported_sign=sign,
+                         within_sesoi=bool(-p["sesoi"] < m["conf_low"] and m["conf_high"] < p["sesoi"])))
+    levels = {pr["probe"]: list(p[pr["levels"]]) for pr in PROBES}
+    pt = run_probes(weights, images[:p["n_probe_bases"]], folder / "data" / "cache", levels, seed=seed)
+    for pr in PROBES:
+        x = pt.set_index("probe").loc[pr["probe"]]
+        lo, hi = x["conf_low"], x["conf_high"]
+        sign = 1 if lo > 0 else (-1 if hi < 0 else 0)
+        rows.append(dict(condition=cond["id"], seed=seed, detector=pr["id"], method="dose-response probe",
+                         attribute=pr["attribute"], term=f"slope at level 0 ({pr['probe']})",
+                         estimate=float(x["estimate"]), conf_low=float(lo), conf_high=float(hi),
+                         p_value=float("nan"),
+                         verdict=("interval excludes 0" if sign else "interval includes 0")
+                         + ("" if x["converged"] else " (not converged)"),
+                         reported_sign=sign if x["converged"] else 0, within_sesoi=None))
+    secs = time.perf_counter() - t0
+    for row in rows:
+        row["seconds"] = secs
+    return rows
+
+
 def audit_step(cond_cfg):
     def run(ctx) -> None:
-        from .data import heldout_set
+        from .parallel import map_seeds, resolve_workers
 
         p = ctx.config.planted
-        cond = _condition(cond_cfg)
-        runs = ctx.read(f"planted/runs/{cond.id}")
-        rows = []
-        for r in runs.to_dict("records"):
-            seed = int(r["seed"])
-            t0 = time.perf_counter()
-            folder = audits_dir(ctx.paths) / cond.id / f"s{seed}"
-            weights = ctx.paths.build / r["checkpoint"]
-            images, attrs = heldout_set(p.n_heldout, p.resolution, seed, exposure_sd=p.heldout_exposure_sd,
-                                        red_sd=p.heldout_red_sd)
-            cfg_path = write_audit_project(folder, weights, images, attrs, sesoi=p.sesoi, seed=seed)
-            claims, models = run_user_audit(cfg_path, folder)
-            main = models[(models["model"] == MODEL_ID) & (models["specification"] == "main")].set_index("term")
-            for c in CLAIMS:
-                cl = claims.set_index("claim_id").loc[c["id"]]
-                verdict = str(cl["verdict"])
-                m = main.loc[c["term"]]
-                sign = 0
-                if verdict in ("robust", "fragile"):
-                    sign = c["direction"]
-                elif verdict == "contradicted":
-                    sign = -c["direction"]
-                rows.append(dict(condition=cond.id, seed=seed, detector=c["id"], method="audit claim",
-                                 attribute=c["attribute"], term=c["term"], estimate=float(m["estimate"]),
-                                 conf_low=float(m["conf_low"]), conf_high=float(m["conf_high"]),
-                                 p_value=float(m["p_value"]), verdict=verdict, reported_sign=sign,
-                                 within_sesoi=bool(-p.sesoi < m["conf_low"] and m["conf_high"] < p.sesoi)))
-            levels = {pr["probe"]: list(getattr(p, pr["levels"])) for pr in PROBES}
-            pt = run_probes(weights, images[:p.n_probe_bases], folder / "data" / "cache", levels, seed=seed)
-            for pr in PROBES:
-                x = pt.set_index("probe").loc[pr["probe"]]
-                lo, hi = x["conf_low"], x["conf_high"]
-                sign = 1 if lo > 0 else (-1 if hi < 0 else 0)
-                rows.append(dict(condition=cond.id, seed=seed, detector=pr["id"], method="dose-response probe",
-                                 attribute=pr["attribute"], term=f"slope at level 0 ({pr['probe']})",
-                                 estimate=float(x["estimate"]), conf_low=float(lo), conf_high=float(hi),
-                                 p_value=float("nan"),
-                                 verdict=("interval excludes 0" if sign else "interval includes 0")
-                                 + ("" if x["converged"] else " (not converged)"),
-                                 reported_sign=sign if x["converged"] else 0, within_sesoi=None))
-            for row in rows[-(len(CLAIMS) + len(PROBES)):]:
-                row["seconds"] = time.perf_counter() - t0
-            (getattr(ctx, "log", None) or (lambda s: None))(f"audited {cond.id} seed {seed}")
-        ctx.write(f"planted/detections/{cond.id}", pd.DataFrame(rows))
+        cond = cond_cfg.model_dump(mode="json")
+        settings = p.model_dump(mode="json", exclude={"conditions"})
+        runs = ctx.read(f"planted/runs/{cond['id']}")
+        log = getattr(ctx, "log", None) or (lambda s: None)
+        tasks = [(int(r["seed"]), (cond, settings, int(r["seed"]), str(ctx.paths.build / r["checkpoint"]),
+                                   str(audits_dir(ctx.paths) / cond["id"] / f"s{int(r['seed'])}")))
+                 for r in runs.to_dict("records")]
+        workers = resolve_workers(p.workers, seeds=len(tasks), threads=p.threads)
+        out = map_seeds(audit_one, tasks, workers=workers, threads=p.threads, label=ctx.step.name,
+                        on_result=lambda seed, rows: log(f"audited {cond['id']} seed {seed} in "
+                                                         f"{rows[0]['seconds']:.1f}s"))
+        ctx.write(f"planted/detections/{cond['id']}", pd.DataFrame([row for rows in out for row in rows]))
 
     return run

@@ -38,48 +38,138 @@ def _seeds(p) -> list[int]:
 
 # ------------------------------------------------------------------------------------------ training
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def train_one(cond: dict, settings: dict, seed: int, out: str, checkpoint: str) -> tuple[dict, pd.DataFrame]:
+    """Train one seed's discriminator of a condition and save it; plain data in and out (it runs in
+    a worker process when ``[planted] workers`` > 1, see :mod:`discbias.planted.parallel`).
+
+    Parameters
+    ----------
+    cond : dict
+        The condition (``ConditionConfig.model_dump()``).
+    settings : dict
+        The ``[planted]`` settings (``PlantedMeta.model_dump(mode="json")``).
+    seed : int
+    out : str
+        Where to save the checkpoint (NVIDIA's pickle layout).
+    checkpoint : str
+        Its name in the run table (relative to the build folder).
+
+    Returns
+    -------
+    run : dict
+        The seed's row of ``planted/runs/<cond>``.
+    log : DataFrame
+        Its training log (``planted/train_log/<cond>``).
+    """
+    from .checkpoint import save_nvidia_pickle
+    from .data import training_sets
+    from .train import network_kwargs, train_discriminator
+
+    p = settings
+    c = Condition(cond["id"], luminance_shift=cond["luminance_shift"], redness_shift=cond["redness_shift"],
+                  minority_share=cond["minority_share"], fake_share=cond["fake_share"])
+    net = network_kwargs(p["resolution"], **p["network"])
+    t0 = time.perf_counter()
+    real, fake, attrs = training_sets(c, p["n_train"], p["resolution"], seed, exposure_sd=p["exposure_sd"],
+                                      red_sd=p["red_sd"])
+    D, tl = train_discriminator(real, fake, network=net, steps=p["steps"], batch_size=p["batch_size"], lr=p["lr"],
+                                r1_gamma=p["r1_gamma"], r1_interval=p["r1_interval"], seed=seed,
+                                log_every=max(1, p["steps"] // 20), threads=p["threads"])
+    out = Path(out)
+    save_nvidia_pickle(D, out, training_set_kwargs=dict(
+        class_name="discbias.planted.data.training_sets", condition=c.id, seed=seed,
+        resolution=p["resolution"], n=p["n_train"], luminance_shift=c.luminance_shift,
+        redness_shift=c.redness_shift, minority_share=c.minority_share, fake_share=c.fake_share))
+    secs = time.perf_counter() - t0
+    m = attrs.groupby("set")[["exposure", "red_gain"]].mean()
+    dark = attrs.assign(d=attrs["group"] == "dark").groupby("set")["d"].mean()
+    last = tl.iloc[-1]
+    run = dict(condition=c.id, seed=seed, checkpoint=checkpoint, sha256=_sha256(out), steps=p["steps"], seconds=secs,
+               params=int(sum(t.numel() for t in D.parameters())),
+               final_loss_real=float(last["loss_real"]), final_loss_fake=float(last["loss_fake"]),
+               final_accuracy=float(last["accuracy"]),
+               real_exposure=float(m.loc["real", "exposure"]), fake_exposure=float(m.loc["fake", "exposure"]),
+               real_red_gain=float(m.loc["real", "red_gain"]), fake_red_gain=float(m.loc["fake", "red_gain"]),
+               real_dark_share=float(dark["real"]), fake_dark_share=float(dark["fake"]))
+    return run, tl.assign(condition=c.id, seed=seed)
+
+
+def _done_key(version: str, cond: dict, settings: dict, seed: int) -> str:
+    import hashlib
+    import json
+
+    keep = {k: v for k, v in settings.items() if k not in ("workers", "conditions")}
+    return hashlib.sha256(json.dumps([version, cond, keep, seed], sort_keys=True).encode()).hexdigest()
+
+
+def _reuse(done: Path, key: str, out: Path):
+    """A seed finished by an earlier run of this step that failed on another seed (its record
+    ``s<seed>.done.json`` beside the checkpoint, same code version and settings, checkpoint bytes
+    unchanged): its run row and log; else None."""
+    import json
+
+    try:
+        rec = json.loads(done.read_text())
+        if rec.get("key") != key or not out.is_file() or _sha256(out) != rec["run"]["sha256"]:
+            return None
+        return rec["run"], pd.DataFrame(rec["log"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def train_step(cond_cfg):
     def run(ctx) -> None:
-        from .checkpoint import save_nvidia_pickle
-        from .data import training_sets
-        from .train import network_kwargs, train_discriminator
+        import json
+
+        from .parallel import map_seeds, resolve_workers
 
         p = ctx.config.planted
-        cond = _condition(cond_cfg)
-        net = network_kwargs(p.resolution, **p.network.model_dump())
-        logs, runs = [], []
+        cond = cond_cfg.model_dump(mode="json")
+        settings = p.model_dump(mode="json", exclude={"conditions"})
+        log = getattr(ctx, "log", None) or (lambda s: None)
+        folder = checkpoints_dir(ctx.paths) / cond["id"]
+        version = getattr(getattr(ctx, "step", None), "version", "") or ""
+        results, tasks = {}, []
         for seed in _seeds(p):
-            t0 = time.perf_counter()
-            real, fake, attrs = training_sets(cond, p.n_train, p.resolution, seed, exposure_sd=p.exposure_sd,
-                                              red_sd=p.red_sd)
-            D, tl = train_discriminator(real, fake, network=net, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
-                                        r1_gamma=p.r1_gamma, r1_interval=p.r1_interval, seed=seed,
-                                        log_every=max(1, p.steps // 20), threads=p.threads)
-            out = checkpoints_dir(ctx.paths) / cond.id / f"s{seed}.pkl"
-            save_nvidia_pickle(D, out, training_set_kwargs=dict(
-                class_name="discbias.planted.data.training_sets", condition=cond.id, seed=seed,
-                resolution=p.resolution, n=p.n_train, luminance_shift=cond.luminance_shift,
-                redness_shift=cond.redness_shift, minority_share=cond.minority_share, fake_share=cond.fake_share))
-            ctx.wrote_file(out)
-            from ..fetch import sha256_file
+            out = folder / f"s{seed}.pkl"
+            done = folder / f"s{seed}.done.json"
+            key = _done_key(version, cond, settings, seed)
+            old = _reuse(done, key, out)
+            if old is not None:
+                results[seed] = old
+                log(f"reusing {cond['id']} seed {seed}: trained by an earlier run of this step that stopped on "
+                    f"another seed")
+                continue
+            tasks.append((seed, (cond, settings, seed, str(out), out.relative_to(ctx.paths.build).as_posix())))
 
-            secs = time.perf_counter() - t0
-            logs.append(tl.assign(condition=cond.id, seed=seed))
-            m = attrs.groupby("set")[["exposure", "red_gain"]].mean()
-            dark = attrs.assign(d=attrs["group"] == "dark").groupby("set")["d"].mean()
-            last = tl.iloc[-1]
-            runs.append(dict(condition=cond.id, seed=seed, checkpoint=out.relative_to(ctx.paths.build).as_posix(),
-                             sha256=sha256_file(out), steps=p.steps, seconds=secs,
-                             params=int(sum(t.numel() for t in D.parameters())),
-                             final_loss_real=last["loss_real"], final_loss_fake=last["loss_fake"],
-                             final_accuracy=last["accuracy"],
-                             real_exposure=m.loc["real", "exposure"], fake_exposure=m.loc["fake", "exposure"],
-                             real_red_gain=m.loc["real", "red_gain"], fake_red_gain=m.loc["fake", "red_gain"],
-                             real_dark_share=dark["real"], fake_dark_share=dark["fake"]))
-            (getattr(ctx, "log", None) or (lambda s: None))(
-                f"trained {cond.id} seed {seed} in {secs:.1f}s (accuracy {last['accuracy']:.2f})")
-        ctx.write(f"planted/train_log/{cond.id}", pd.concat(logs, ignore_index=True))
-        ctx.write(f"planted/runs/{cond.id}", pd.DataFrame(runs))
+        def finished(seed, res):
+            r, tl = res
+            # a record that lets a rerun after another seed's failure reuse this seed (removed on success)
+            (folder / f"s{seed}.done.json").write_text(json.dumps(
+                dict(key=_done_key(version, cond, settings, seed), run=r, log=tl.to_dict("list"))))
+            log(f"trained {cond['id']} seed {seed} in {r['seconds']:.1f}s (accuracy {r['final_accuracy']:.2f})")
+
+        workers = resolve_workers(p.workers, seeds=len(tasks), threads=p.threads)
+        out = map_seeds(train_one, tasks, workers=workers, threads=p.threads, label=ctx.step.name,
+                        on_result=finished)
+        results.update({seed: res for (seed, _), res in zip(tasks, out)})
+        order = _seeds(p)
+        for seed in order:
+            ctx.wrote_file(ctx.paths.build / results[seed][0]["checkpoint"])
+        ctx.write(f"planted/train_log/{cond['id']}", pd.concat([results[s][1] for s in order], ignore_index=True))
+        ctx.write(f"planted/runs/{cond['id']}", pd.DataFrame([results[s][0] for s in order]))
+        for seed in order:
+            (folder / f"s{seed}.done.json").unlink(missing_ok=True)
 
     return run
 
