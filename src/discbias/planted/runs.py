@@ -1,8 +1,8 @@
 """The training step of the planted-bias study (one per condition): train and save the discriminators.
 
 Kept apart from :mod:`discbias.planted.study` (summary, figures, render) so that an edit there does
-not retrain or re-audit: the engine reruns a step when the source of its module, or of a package
-module it imports, changes.
+not retrain or re-audit. The training step's code version is the source of the modules that run
+when a network is trained and saved (:data:`TRAINING_MODULES`), not of everything it imports.
 """
 
 from __future__ import annotations
@@ -25,7 +25,33 @@ def audits_dir(paths) -> Path:
     """Where each trained network's audit is built (``build/<id>/audits``)."""
     return paths.build / "audits"
 
-__all__ = ["train_step"]
+__all__ = ["train_step", "train_one", "TRAINING_MODULES", "training_version"]
+
+#: The modules whose code runs when a discriminator is trained and saved (:func:`train_one`): the
+#: training step's code version (:func:`training_version`) is their source, not the whole import
+#: closure of this module (which reaches the network registry, the downloader and the study
+#: configuration), so an unrelated edit does not retrain every network.
+#: ``tests/test_planted_version.py`` runs a training under a profiler and fails if a discbias
+#: module whose functions ran is missing here: add it when the training starts to use one.
+TRAINING_MODULES = (
+    "discbias.planted.runs", "discbias.planted.train", "discbias.planted.data", "discbias.planted.checkpoint",
+    "discbias.measures.color", "discbias.nets", "discbias.nets.discriminator", "discbias.nets.layers",
+    "discbias.nets.fir",
+)
+
+
+def training_version() -> str:
+    """The training step's code version: :func:`discbias.engine.modules_version` of
+    :data:`TRAINING_MODULES`.
+
+    Examples
+    --------
+    >>> len(training_version())
+    16
+    """
+    from ..engine import modules_version
+
+    return modules_version(TRAINING_MODULES)
 
 def _condition(c) -> Condition:
     return Condition(c.id, luminance_shift=c.luminance_shift, redness_shift=c.redness_shift,

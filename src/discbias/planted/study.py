@@ -45,7 +45,7 @@ from .runs import audits_dir, checkpoints_dir
 from .config import PlantedConfig, load_planted_config
 from .data import Condition
 from .auditing import CLAIMS, PROBES, audit_step
-from .runs import _condition, train_step
+from .runs import _condition, train_step, training_version
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,8 @@ def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pd
         cd = c.model_dump(mode="json")
         steps.append(Step(f"planted:train:{c.id}", train_step(c), writes=[f"planted/train_log/{c.id}",
                                                                             f"planted/runs/{c.id}"],
-                          group="train", params=dict(condition=cd, settings=training)))
+                          group="train", params=dict(condition=cd, settings=training),
+                          version=training_version()))
         steps.append(Step(f"planted:audit:{c.id}", audit_step(c), reads=[f"planted/runs/{c.id}"],
                           writes=[f"planted/detections/{c.id}"], group="audit",
                           params=dict(condition=cd, settings=auditing)))
