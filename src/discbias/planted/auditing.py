@@ -186,7 +186,8 @@ def training_comparison(probe_scores: pd.DataFrame, real_luma: np.ndarray, fake_
     sl = t.loc["slope_at_training_mode"] if has_slope else None
     lo, hi = (float(sl["conf_low"]), float(sl["conf_high"])) if has_slope else (nan, nan)
     converged = bool(pref["converged"])
-    sign = (1 if lo > 0 else -1 if hi < 0 else 0) if has_slope and converged else 0
+    estimated = bool(has_slope and converged and np.isfinite(lo) and np.isfinite(hi))
+    sign = (1 if lo > 0 else -1 if hi < 0 else 0) if estimated else 0
     fake = ReferenceDistribution(values=np.asarray(fake_luma, dtype=float)) if fake_luma is not None else None
     return dict(preferred_luma=float(pref["estimate"]), preferred_luma_low=float(pref["conf_low"]),
                 preferred_luma_high=float(pref["conf_high"]), at_edge=str(pref.get("at_edge")),
@@ -197,9 +198,10 @@ def training_comparison(probe_scores: pd.DataFrame, real_luma: np.ndarray, fake_
                 real_luma_mean=float(np.mean(real_luma)),
                 fake_luma_mean=float(np.mean(fake_luma)) if fake_luma is not None else nan,
                 slope_at_real_mode=float(sl["estimate"]) if has_slope else nan,
-                slope_low=lo, slope_high=hi, reading_sign=sign,
-                reading=TRAINING_READING[sign] if has_slope and converged else
-                ("the real data's mode lies outside the probed range" if not has_slope else "fit did not converge"),
+                slope_low=lo, slope_high=hi, reading_sign=sign, estimated=estimated,
+                reading=TRAINING_READING[sign] if estimated else
+                ("the real data's mode lies outside the probed range" if not has_slope else
+                 "fit did not converge" if not converged else "the slope's interval is not estimable"),
                 converged=converged, warnings=str(pref.get("warnings", "")))
 
 

@@ -123,7 +123,7 @@ def planted_figures(ctx) -> list[str]:
     from ..report.tables import Col, PubTable
 
     order = {c.id: i for i, c in enumerate(conds)}
-    g = tcm.assign(est=tcm["converged"].astype(bool) & tcm["slope_at_real_mode"].notna())
+    g = tcm.assign(est=tcm["estimated"].astype(bool))
     summ = g.groupby("condition", sort=False).agg(
         seeds=("seed", "count"), imbalance=("imbalance", "mean"),
         brighter=("reading_sign", lambda x: int(((x == 1) & g.loc[x.index, "est"]).sum())),

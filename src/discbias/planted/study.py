@@ -182,7 +182,7 @@ def training_comparison_summary(tc: pd.DataFrame, conditions: list[Condition]) -
         d = tc[tc["condition"] == c.id]
         ok = d["converged"].astype(bool) if len(d) else pd.Series(dtype=bool)
         sign = d["reading_sign"]
-        est = ok & d["slope_at_real_mode"].notna() if "slope_at_real_mode" in d else ok
+        est = d["estimated"].astype(bool) if "estimated" in d else ok
         out[c.id] = dict(n=int(len(d)), k_brighter=int(((sign == 1) & est).sum()),
                          k_darker=int(((sign == -1) & est).sum()), k_neither=int(((sign == 0) & est).sum()),
                          k_not_estimated=int((~est).sum()),
