@@ -196,6 +196,7 @@ def training_comparison_summary(tc: pd.DataFrame, conditions: list[Condition]) -
 
 def _summary_step(ctx) -> None:
     from ..pipeline import software_versions
+    from .parallel import resolve_workers
     from .train import network_kwargs
 
     cfg: PlantedConfig = ctx.config
@@ -243,7 +244,8 @@ def _summary_step(ctx) -> None:
             training_comparison=training_comparison_summary(tc, conds),
             n_runs=int(len(runs)), train_minutes=float(runs["seconds"].sum() / 60),
             audit_minutes=float(audit_secs.sum() / 60),
-            threads=p.threads, cpu_count=os.cpu_count()))
+            threads=p.threads, cpu_count=os.cpu_count(),
+            workers=resolve_workers(p.workers, seeds=p.seeds, threads=p.threads)))
     ctx.write_value("values", values)
 
 
