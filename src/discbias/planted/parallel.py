@@ -139,17 +139,22 @@ def map_seeds(fn: Callable[..., Any], tasks: Sequence[tuple[int, tuple]], *, wor
         pool = _pool(workers, threads)
         futures = {pool.submit(fn, *args): i for i, (_, args) in enumerate(tasks)}
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in sorted(done, key=futures.get):
-                i = futures[f]
-                try:
-                    results[i] = f.result()
-                except Exception as exc:  # noqa: BLE001 - reported below with the seed named
-                    failed[i] = exc
-                    continue
-                if on_result:
-                    on_result(seeds[i], results[i])
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in sorted(done, key=futures.get):
+                    i = futures[f]
+                    try:
+                        results[i] = f.result()
+                    except Exception as exc:  # noqa: BLE001 - reported below with the seed named
+                        failed[i] = exc
+                        continue
+                    if on_result:
+                        on_result(seeds[i], results[i])
+        except BaseException:  # interrupted (Ctrl-C) or on_result failed: start nothing more
+            for f in pending:
+                f.cancel()
+            raise
         if any(isinstance(e, BrokenProcessPool) for e in failed.values()):
             shutdown_pool()  # a worker died (killed, out of memory): the next step starts a fresh pool
     if failed:
