@@ -162,9 +162,13 @@ def map_seeds(fn: Callable[..., Any], tasks: Sequence[tuple[int, tuple]], *, wor
         finished = [seeds[i] for i in sorted(results)]
         bad = [seeds[i] for i in sorted(failed)]
         exc = failed[first]
+        hint = ("\nA worker process exited abruptly: killed, out of memory, or started from a script that runs "
+                "the study without `if __name__ == \"__main__\":` (worker processes import the main script "
+                "again). Set [planted] workers = 1 to run the seeds in this process."
+                if isinstance(exc, BrokenProcessPool) else "")
         raise SeedError(
             f"{label}: seed{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))} failed "
             f"({len(finished)} of {len(tasks)} finished: seeds {finished or 'none'}); "
-            f"seed {seeds[first]}: {type(exc).__name__}: {exc}\n{_describe(exc)}",
+            f"seed {seeds[first]}: {type(exc).__name__}: {exc}{hint}\n{_describe(exc)}",
             {seeds[i]: failed[i] for i in failed}, finished) from exc
     return [results[i] for i in range(len(tasks))]
