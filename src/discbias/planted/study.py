@@ -326,7 +326,12 @@ def run_planted(cfg: PlantedConfig, root, *, formats=("html", "pdf"), force: boo
         d.mkdir(parents=True, exist_ok=True)
     eng = planted_engine(cfg, paths, formats)
     groups = None if formats else ["train", "audit", "fit", "figures"]
-    steps = eng.run(groups, force=force, log=log,
-                    context=dict(config=cfg, paths=paths, formats=tuple(formats), log=log))
+    from .parallel import shutdown_pool
+
+    try:
+        steps = eng.run(groups, force=force, log=log,
+                        context=dict(config=cfg, paths=paths, formats=tuple(formats), log=log))
+    finally:
+        shutdown_pool()  # the seeds' worker processes (planted.parallel) are kept across steps, not after
     return dict(build=paths.build, steps=steps)
 
