@@ -2,8 +2,8 @@
 as a user would, and run the dose-response probes on the same images.
 
 Kept apart from the training step (:mod:`discbias.planted.runs`) and the summary
-(:mod:`discbias.planted.study`): the engine reruns a step when the source of its module, or of a
-package module it imports, changes, so an edit here re-audits without retraining.
+(:mod:`discbias.planted.study`), so an edit here re-audits without retraining. The audit step's code
+version is the source of the modules that run when a network is audited (:data:`AUDIT_MODULES`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 
 from .runs import audits_dir
 
-__all__ = ["CLAIMS", "PROBES", "MODEL_ID", "audit_step", "audit_one", "write_audit_project", "run_user_audit",
+__all__ = ["CLAIMS", "PROBES", "MODEL_ID", "AUDIT_MODULES", "audit_version", "audit_step", "audit_one", "write_audit_project", "run_user_audit",
            "run_probes", "image_luma", "training_comparison", "TRAINING_READING"]
 
 #: The audit's claims, one per planted attribute: id, model term, the attribute it tests, the claimed
@@ -36,6 +36,40 @@ PROBES = (
     dict(id="probe_red", probe="gain_red", attribute="redness", levels="red_levels"),
 )
 MODEL_ID = "measures"
+
+#: The modules whose code runs when a trained network is audited (:func:`audit_one`): the audit
+#: step's code version (:func:`audit_version`). The default (this module's import closure) would
+#: miss the network code the scorer loads by name (``discbias.nets.layers``, ``pickle_reader``, ...),
+#: so an edit there would not re-audit, and would include code that never runs here (the
+#: replication's configuration, the paper's renderer, the Bayesian fits), so an edit there would.
+#: ``tests/test_planted_version.py`` audits a tiny network under a profiler and fails if a discbias
+#: module whose functions ran is missing here.
+AUDIT_MODULES = (
+    "discbias.audit.common", "discbias.audit.config", "discbias.audit.ratings", "discbias.audit.report",
+    "discbias.audit.run", "discbias.audit.validate", "discbias.claims", "discbias.engine", "discbias.errors",
+    "discbias.fetch", "discbias.formulas", "discbias.frames", "discbias.imports", "discbias.integrity",
+    "discbias.measures.color", "discbias.measures.image", "discbias.measures.io", "discbias.nets",
+    "discbias.nets.discriminator", "discbias.nets.fir", "discbias.nets.layers", "discbias.nets.pickle_reader",
+    "discbias.paths", "discbias.planted.auditing", "discbias.planted.data", "discbias.probes.interventions",
+    "discbias.probes.model", "discbias.probes.training", "discbias.progress", "discbias.provenance",
+    "discbias.report.escape", "discbias.report.labels", "discbias.report.tables", "discbias.results",
+    "discbias.safeio", "discbias.scoring.cache", "discbias.scoring.images", "discbias.scoring.protocols",
+    "discbias.scoring.scorer", "discbias.scoring.sources", "discbias.stages", "discbias.stats.crossed",
+    "discbias.stats.degenerate", "discbias.stats.regression",
+)
+
+
+def audit_version() -> str:
+    """The audit step's code version: :func:`discbias.engine.modules_version` of :data:`AUDIT_MODULES`.
+
+    Examples
+    --------
+    >>> len(audit_version())
+    16
+    """
+    from ..engine import modules_version
+
+    return modules_version(AUDIT_MODULES)
 
 
 def _toml_str(s: str) -> str:

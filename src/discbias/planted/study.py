@@ -44,7 +44,7 @@ from ..paths import ProjectPaths
 from .runs import audits_dir, checkpoints_dir
 from .config import PlantedConfig, load_planted_config
 from .data import Condition
-from .auditing import CLAIMS, PROBES, audit_step
+from .auditing import CLAIMS, PROBES, audit_step, audit_version
 from .runs import _condition, train_step, training_version
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pd
                           version=training_version()))
         steps.append(Step(f"planted:audit:{c.id}", audit_step(c), reads=[f"planted/runs/{c.id}"],
                           writes=[f"planted/detections/{c.id}", f"planted/training_comparison/{c.id}"], group="audit",
-                          params=dict(condition=cd, settings=auditing)))
+                          params=dict(condition=cd, settings=auditing), version=audit_version()))
     ids = [c.id for c in p.conditions]
     steps.append(Step("planted:summary", _summary_step,
                       reads=[t for i in ids for t in (f"planted/runs/{i}", f"planted/detections/{i}",
