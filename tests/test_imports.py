@@ -111,3 +111,20 @@ def test_the_line_scanner_reads_every_module_as_the_parser_does(tmp_path):
                       "    e = None\ndef f():\n    from . import g\nclass K:\n    import h\nif True:\n    def k():\n"
                       "        import i\n")
     assert _import_statements(tricky) == _ast_import_statements(tricky)
+
+
+def test_lazily_loaded_network_modules_are_in_the_code_version_of_what_scores():
+    """discbias.nets loads its torch modules on first use (PEP 562), invisible to an import scan; its
+    TYPE_CHECKING block declares them, so the scorer's code version covers the network code it runs
+    (an edit to nets.layers reruns scoring) while importing discbias.nets still does not load torch."""
+    import subprocess
+    import sys
+
+    from discbias.imports import module_imports
+
+    deps = module_imports("discbias.scoring.scorer")
+    for m in ("discbias.nets.discriminator", "discbias.nets.layers", "discbias.nets.fir", "discbias.nets.pickle_reader"):
+        assert m in deps, m
+    out = subprocess.run([sys.executable, "-c", "import sys, discbias.nets; print('torch' in sys.modules, "
+                          "'discbias.nets.discriminator' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stdout

@@ -10,6 +10,8 @@ Examples
 torch.Size([2, 1])
 """
 
+from typing import TYPE_CHECKING
+
 from .errors import (
     ChecksumMismatchError,
     MissingNetworkError,
@@ -23,6 +25,10 @@ from .errors import (
     WeightsNotFoundError,
 )
 from .registry import KNOWN_WEIGHTS, KnownWeights, default_weights_dir, download_weights, list_weights, weights_path
+
+if TYPE_CHECKING:  # never true at run time; declares the lazily loaded modules below to static readers, among
+    # them discbias.imports, so that a step that uses discbias.nets has them in its code version
+    from . import discriminator, pickle_reader  # noqa: F401
 
 #: Names whose modules import torch: loaded on first use (PEP 562), so that what only needs the
 #: registry or the errors (the command line, the render stage) starts without importing torch.

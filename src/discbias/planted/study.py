@@ -56,8 +56,10 @@ REPORTED = ("robust", "fragile", "contradicted")
 #: The settings each kind of step depends on (a change to another setting does not retrain or re-audit).
 TRAINING_SETTINGS = ("resolution", "seeds", "first_seed", "n_train", "steps", "batch_size", "lr", "r1_gamma",
                      "r1_interval", "exposure_sd", "red_sd", "threads", "network")
+#: The audit redraws each network's training sets for the training-distribution comparison, so the
+#: settings that draw them are audit settings too.
 AUDIT_SETTINGS = ("resolution", "n_heldout", "heldout_exposure_sd", "heldout_red_sd", "n_probe_bases",
-                  "exposure_levels", "red_levels", "sesoi")
+                  "exposure_levels", "red_levels", "sesoi", "n_train", "exposure_sd", "red_sd")
 
 
 def PlantedPaths(root, study: str) -> ProjectPaths:
