@@ -71,6 +71,26 @@ def test_sesoi_decides_negligible_effects():
     assert outcome(SpecResult(0.5, -1.0, 2.0, sesoi_scale=10.0), +1, sesoi=0.5) == "negligible"
 
 
+def test_sesoi_is_symmetric_an_opposite_effect_inside_it_is_negligible_not_a_contradiction():
+    c = _claim(("ols", True), sesoi=0.5)
+    small_opposite = SpecResult(-0.1, -0.15, -0.05)   # credibly opposite, but inside ±SESOI
+    t, s = evaluate_claims(dict(paper=small_opposite, ols=small_opposite), [c])
+    assert (s["outcome"].iloc[:2] == "opposite").all()
+    assert t.loc[0, "robustness"] == "negligible", t.loc[0, "reason"]
+    assert "opposite direction" in t.loc[0, "reason"]
+    # mirror images get the same verdict: the claimed-direction twin is negligible too
+    t2, _ = evaluate_claims(dict(paper=SpecResult(0.1, 0.05, 0.15), ols=SpecResult(0.1, 0.05, 0.15)), [c])
+    assert t2.loc[0, "robustness"] == "negligible"
+    # an opposite interval reaching beyond the SESOI is still a contradiction
+    big = SpecResult(-0.5, -0.7, -0.3)
+    assert evaluate_claims(dict(paper=big, ols=big), [c])[0].loc[0, "robustness"] == "contradicted"
+    edge = SpecResult(-0.4, -0.6, -0.2)                # straddles -SESOI: not practically zero
+    assert evaluate_claims(dict(paper=edge, ols=edge), [c])[0].loc[0, "robustness"] == "contradicted"
+    # without a SESOI nothing is negligible: a credible opposite effect contradicts
+    c0 = _claim(("ols", True))
+    assert evaluate_claims(dict(paper=small_opposite, ols=small_opposite), [c0])[0].loc[0, "robustness"] == "contradicted"
+
+
 def test_bayesian_decisions_read_the_posterior_probability_not_the_hdi():
     # the paper's Figure 7 numbers: skin tone's HDI includes 0 and femininity's excludes it, but their
     # posterior probabilities of the claimed direction are the same (.973 and .971): same outcome

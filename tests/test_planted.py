@@ -97,14 +97,23 @@ def test_a_planted_luminance_preference_is_found_with_the_right_sign(tmp_path):
     The opposite plant (-1.5 stops) must give the opposite sign, so a sign error anywhere in the
     chain (scaling, loss, scoring, probe) fails one of the two.
     """
-    from discbias.planted.auditing import run_probes
+    from discbias.planted.auditing import image_luma, run_probes, training_comparison
 
     for shift, sign in ((1.5, 1), (-1.5, -1)):
         D, log = _train(shift, 120, seed=1)
         assert log["accuracy"].iloc[-1] > 0.75, log.tail()
         w = save_nvidia_pickle(D, tmp_path / f"D{sign}.pkl")
         imgs, _ = heldout_set(12, 32, seed=5)
-        pt = run_probes(w, imgs, tmp_path / f"cache{sign}", {"exposure": [-1.0, -0.5, 0.5, 1.0]}, seed=0)
+        pt, scores = run_probes(w, imgs, tmp_path / f"cache{sign}", {"exposure": [-1.0, -0.5, 0.5, 1.0]}, seed=0,
+                                return_scores=True)
+        # the training-distribution comparison, with the network's own real set as the reference: D
+        # learned the real-vs-fake difference, so at the real data's modal luma its score still moves
+        # in the planted direction (a preference "beyond" the real data that the training data explains)
+        real, fake, _ = training_sets(Condition("p", luminance_shift=shift), 512, 32, seed=1)
+        tc = training_comparison(scores, image_luma(real), image_luma(fake), seed=0, n_boot=100)
+        assert tc["converged"] and tc["reading_sign"] == sign, tc
+        assert sign * (tc["real_luma_mean"] - tc["fake_luma_mean"]) > 0.05, tc
+        assert 0 <= tc["preferred_quantile_real"] <= 1 and tc["slope_low"] <= tc["slope_at_real_mode"] <= tc["slope_high"]
         r = pt.set_index("probe").loc["exposure"]
         assert r["converged"], r
         assert sign * r["conf_low"] > 0 or sign * r["conf_high"] > 0
@@ -218,6 +227,9 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch):
     assert g["fake"] == "generator" and g["steps"] == 10 and np.isfinite(g["gen_luma_709"])
     assert (study.paths.build / g["generator"]).is_file() and (study.paths.build / g["samples"]).is_file()
     assert tr.loc[("unplanted", 0), "fake"] == "fixed"
+    tc = pd.read_csv(res / "training_comparison.csv")
+    assert len(tc) == 6 and set(tc["reading_sign"]) <= {-1, 0, 1}
+    assert ((tc["slope_low"] <= tc["slope_at_real_mode"]) & (tc["slope_at_real_mode"] <= tc["slope_high"])).all()
     # the audit ran as a user runs it: its configuration, manifest and tables are there
     a = study.paths.build / "audits" / "lum-1.5" / "s0"
     assert (a / "analysis" / "audit.toml").is_file() and (a / "data" / "manifest.csv").is_file()
@@ -227,6 +239,9 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch):
     assert values["planted"]["operating"]["unplanted"]["luminance"]["n"] == 2
     html = (study.paths.build / "report" / "paper.html").read_text()
     assert "False positives" in html and "Power" in html and "planted" in html.lower()
+    assert "explicable by the training data" in html
+    t = values["planted"]["training_comparison"]["unplanted"]
+    assert t["n"] == 2 and t["k_brighter"] + t["k_darker"] + t["k_neither"] + t["k_not_estimated"] == 2
     k = values["planted"]["operating"]["lum-1.5"]["luminance"]["k"]
     assert f"direction in {k} of 2 seeds" in html
     gv = values["planted"]["conditions"]["gan-share-0.2"]

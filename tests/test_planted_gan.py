@@ -41,7 +41,7 @@ def test_gan_training_is_seeded():
     cols = ["loss_real", "loss_fake", "r1", "accuracy", "loss_g"]
     assert a[2][cols].equals(b[2][cols])
     assert np.array_equal(a[3], b[3]) and not np.array_equal(a[3], c[3])
-    assert a[4] == b[4]
+    assert a[4] == b[4] and np.array_equal(a[5][:4], a[3])
     assert list(a[2].columns) == ["step", *cols, "seconds", "cpu_seconds"]
     assert not any(p.requires_grad for p in (*a[0].parameters(), *a[1].parameters()))
 
@@ -72,7 +72,7 @@ def test_the_game_moves_the_generator_towards_the_real_images():
     G0 = Generator(resolution=16, channels=16)
     with torch.no_grad():
         s0 = to_uint8(G0(torch.randn(64, G0.z_dim, generator=torch.Generator().manual_seed(1011))))
-    _, _, log, s, _ = train_gan(real, network=NET16, generator=dict(channels=16), steps=40, batch_size=16, seed=1,
+    _, _, log, s, _, _ = train_gan(real, network=NET16, generator=dict(channels=16), steps=40, batch_size=16, seed=1,
                                 n_samples=64, n_measure=64, threads=1)
     target = real.reshape(-1, 3).mean(0)
     before = np.abs(s0.reshape(-1, 3).mean(0) - target).mean()
@@ -156,6 +156,7 @@ def test_train_one_in_generator_mode_saves_loadable_files(tmp_path):
     G.load_state_dict(sd)
     with np.load(tmp_path / row["samples"], allow_pickle=False) as z:
         assert z["generated"].shape == (16, 16, 16, 3) and z["real"].dtype == np.uint8
+        assert z["measured"].shape == (16, 16, 16, 3) and np.array_equal(z["measured"], z["generated"])
     for k in ("real_luma_709", "gen_luma_709", "real_dark_share_proxy", "gen_dark_share_proxy", "cpu_seconds"):
         assert np.isfinite(row[k]), k
     assert abs(row["real_dark_share"] - 0.2) < 0.12

@@ -118,8 +118,9 @@ ROBUSTNESS_RULE = (
     "claimed direction >= 0.975), is opposite when it excludes 0 the other way, and is negligible when its interval "
     "lies inside ±SESOI. robust: the primary specification supports the claim, its interval is not inside ±SESOI, "
     "and every voting specification supports it; fragile: the primary supports it but not every voting "
-    "specification does; contradicted: the primary, or most voting specifications, are opposite; negligible: the "
-    "primary's interval lies inside ±SESOI; inconclusive: otherwise (the primary's interval includes 0, or it, or a "
+    "specification does; negligible: the primary's interval lies inside ±SESOI, on either side of 0 (an effect "
+    "smaller than the SESOI is practically zero whichever its sign); contradicted: otherwise, the primary, or most "
+    "voting specifications, are opposite; inconclusive: otherwise (the primary's interval includes 0, or it, or a "
     "required specification, could not be estimated).")
 REPRODUCTION_RULE = (
     "The paper's own specification re-run on the released file; every printed number is compared with ours within "
@@ -466,13 +467,16 @@ def robustness_verdict(claim: Claim, outcomes: dict[str, str], results: dict[str
         why = getattr(results.get(primary.name), "degenerate", "") if po == "degenerate" else ""
         return "inconclusive", (f"the primary specification ({primary.label}) is {po}"
                                 + (f" ({why})" if why else "") + ": no verdict is read from it")
+    # The SESOI is symmetric: an interval inside ±SESOI is practically zero whichever side of 0 it lies on,
+    # so an effect credibly opposite but smaller than the SESOI is negligible, not a contradiction.
+    if po == "negligible" or (po in ("supports", "opposite") and within_sesoi(results.get(primary.name), claim.sesoi)):
+        side = {"supports": " (in the claimed direction)", "opposite": " (in the opposite direction)"}.get(po, "")
+        return "negligible", (f"the primary specification's interval ({primary.label}) lies inside ±SESOI "
+                              f"({_num(claim.sesoi)}){side}")
     if po == "opposite" or (decisive and len(opp) * 2 > len(decisive)):
         return "contradicted", (f"credible in the opposite direction under the primary specification ({primary.label})"
                                 if po == "opposite" else f"{len(opp)} of {len(decisive)} voting specifications are "
                                                          "credible in the opposite direction")
-    if po == "negligible" or (po == "supports" and within_sesoi(results.get(primary.name), claim.sesoi)):
-        return "negligible", (f"the primary specification's interval ({primary.label}) lies inside ±SESOI "
-                              f"({_num(claim.sesoi)})")
     if po != "supports":
         return "inconclusive", f"the primary specification ({primary.label}) {po} ({share})"
     failing = [s for s in decisive if outcomes[s.name] != "supports"]

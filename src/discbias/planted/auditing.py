@@ -17,7 +17,8 @@ import pandas as pd
 
 from .runs import _condition, audits_dir
 
-__all__ = ["CLAIMS", "PROBES", "MODEL_ID", "audit_step", "write_audit_project", "run_user_audit", "run_probes"]
+__all__ = ["CLAIMS", "PROBES", "MODEL_ID", "audit_step", "write_audit_project", "run_user_audit", "run_probes",
+           "image_luma", "training_comparison", "TRAINING_READING"]
 
 #: The audit's claims, one per planted attribute: id, model term, the attribute it tests, the claimed
 #: direction (+1: a higher value of the term scores higher), and the description the audit prints.
@@ -94,11 +95,27 @@ def run_user_audit(config_path: Path, root: Path) -> tuple[pd.DataFrame, pd.Data
     return eng.store.get("results/claims"), eng.store.get("results/models")
 
 
+def image_luma(images: np.ndarray) -> np.ndarray:
+    """Mean Rec. 709 luma of each uint8 image (0-1), as :func:`discbias.measures.measure_images` reports
+    ``luma_709`` for a whole image.
+
+    Examples
+    --------
+    >>> image_luma(np.full((2, 4, 4, 3), 255, dtype=np.uint8)).round(6).tolist()
+    [1.0, 1.0]
+    """
+    from ..measures.color import luma_709
+
+    return luma_709(np.asarray(images, dtype=np.float64) / 255.0).mean(axis=(1, 2))
+
+
 def run_probes(weights: Path, images: np.ndarray, cache: Path, levels: dict[str, list[float]], *,
-               seed: int) -> pd.DataFrame:
+               seed: int, return_scores: bool = False):
     """Dose-response probes on ``images``: each intervention at each level (and 0), scored through
     :func:`discbias.scoring.scorer.score_arrays` and fitted by
-    :func:`discbias.probes.model.fit_dose_response`; one row per probe with the slope at level 0."""
+    :func:`discbias.probes.model.fit_dose_response`; one row per probe with the slope at level 0.
+    With ``return_scores``, also the scored probe images (``probe, protocol, base, level, score,
+    luma_709``), for :func:`training_comparison`."""
     from ..probes.interventions import apply
     from ..probes.model import fit_dose_response
     from ..scoring.scorer import score_arrays
@@ -108,7 +125,8 @@ def run_probes(weights: Path, images: np.ndarray, cache: Path, levels: dict[str,
         for b, img in enumerate(images):
             for level in sorted({0.0, *map(float, lv)}):
                 out, _ = apply(img, probe, level)
-                rows.append(dict(probe=probe, protocol="nvidia", base=f"b{b}", level=level))
+                rows.append(dict(probe=probe, protocol="nvidia", base=f"b{b}", level=level,
+                                 luma_709=float(image_luma(out[None])[0])))
                 arrays.append(out)
                 names.append(f"{probe}:{b}:{level}")
     run = score_arrays(arrays, weights, cache=cache, names=names, min_side=8, batch_size=32)
@@ -123,17 +141,88 @@ def run_probes(weights: Path, images: np.ndarray, cache: Path, levels: dict[str,
                         conf_high=float(r["conf_high"].iloc[0]) if len(r) else float("nan"),
                         converged=bool(r["converged"].iloc[0]) if len(r) else False,
                         warnings=str(r["warnings"].iloc[0]) if len(r) else "slope not estimated"))
-    return pd.DataFrame(out)
+    return (pd.DataFrame(out), df) if return_scores else pd.DataFrame(out)
+
+
+#: How :func:`training_comparison` reads the slope of D's score at the real training set's densest luma.
+TRAINING_READING = {1: "prefers brighter than the real training data",
+                    -1: "prefers darker than the real training data",
+                    0: "no preference away from the real training data's mode"}
+
+
+def training_comparison(probe_scores: pd.DataFrame, real_luma: np.ndarray, fake_luma: np.ndarray | None, *,
+                        seed: int, n_boot: int = 200) -> dict:
+    """Is D's luminance preference "explicable by its training data"? The package's comparison
+    (:func:`discbias.probes.training.compare_to_training`) run on the exposure probe's images, with the
+    network's own real training set as the reference distribution, in a setting where what the
+    training data held is known.
+
+    Returns one dict: D's preferred luma over the probed range (``preferred_luma`` with its bootstrap
+    interval, ``at_edge`` when it lies at an end of the range), its quantile in the real and in the
+    fake training set, the real set's mode, and the slope of the score at that mode with its 95%
+    interval, read as ``reading_sign`` (+1: the score still rises beyond where the real data is
+    densest; -1: it falls; 0: the interval includes 0).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> lv = np.tile([-1.0, -0.5, 0.0, 0.5, 1.0], 8); base = np.repeat(np.arange(8), 5)
+    >>> luma = 0.45 + 0.1 * lv + rng.normal(0, 0.01, 8)[base]
+    >>> score = 3 * luma + rng.normal(0, 0.3, 8)[base] + rng.normal(0, 0.02, 40)
+    >>> d = pd.DataFrame(dict(probe="exposure", protocol="nvidia", base=base, level=lv, score=score, luma_709=luma))
+    >>> r = training_comparison(d, rng.normal(0.45, 0.05, 500), None, seed=0, n_boot=100)
+    >>> r["reading_sign"], bool(r["slope_at_real_mode"] > 0)
+    (1, True)
+    """
+    from ..probes.training import ReferenceDistribution, compare_to_training
+
+    real = ReferenceDistribution(values=np.asarray(real_luma, dtype=float), source="real training set")
+    tidy, _ = compare_to_training(probe_scores, real, measure="luma_709", probe="exposure", n_boot=n_boot, seed=seed)
+    t = tidy.set_index("term")
+    nan = float("nan")
+    pref = t.loc["preferred_value"]
+    q = t.loc["preferred_quantile"]
+    has_slope = "slope_at_training_mode" in t.index
+    sl = t.loc["slope_at_training_mode"] if has_slope else None
+    lo, hi = (float(sl["conf_low"]), float(sl["conf_high"])) if has_slope else (nan, nan)
+    converged = bool(pref["converged"])
+    estimated = bool(has_slope and converged and np.isfinite(lo) and np.isfinite(hi))
+    sign = (1 if lo > 0 else -1 if hi < 0 else 0) if estimated else 0
+    fake = ReferenceDistribution(values=np.asarray(fake_luma, dtype=float)) if fake_luma is not None else None
+    return dict(preferred_luma=float(pref["estimate"]), preferred_luma_low=float(pref["conf_low"]),
+                preferred_luma_high=float(pref["conf_high"]), at_edge=str(pref.get("at_edge")),
+                preferred_quantile_real=float(q["estimate"]), preferred_quantile_real_low=float(q["conf_low"]),
+                preferred_quantile_real_high=float(q["conf_high"]),
+                preferred_quantile_fake=fake.quantile_of(float(pref["estimate"])) if fake is not None else nan,
+                real_mode=float(t.loc["training_mode", "estimate"]), real_median=float(t.loc["training_median", "estimate"]),
+                real_luma_mean=float(np.mean(real_luma)),
+                fake_luma_mean=float(np.mean(fake_luma)) if fake_luma is not None else nan,
+                slope_at_real_mode=float(sl["estimate"]) if has_slope else nan,
+                slope_low=lo, slope_high=hi, reading_sign=sign, estimated=estimated,
+                reading=TRAINING_READING[sign] if estimated else
+                ("the real data's mode lies outside the probed range" if not has_slope else
+                 "fit did not converge" if not converged else "the slope's interval is not estimable"),
+                converged=converged, warnings=str(pref.get("warnings", "")))
+
+
+def _generated(build: Path, rel: str) -> np.ndarray:
+    """The generator's measured samples a generator-mode training run saved (``measured`` in its .npz,
+    read without pickle), from inside the build only."""
+    path = (Path(build) / rel).resolve()
+    if Path(build).resolve() not in path.parents:
+        raise ValueError(f"planted/runs names a sample file outside the build: {rel!r}")
+    with np.load(path, allow_pickle=False) as z:
+        return z["measured"] if "measured" in z.files else np.zeros((0,) + z["generated"].shape[1:], np.uint8)
 
 
 def audit_step(cond_cfg):
     def run(ctx) -> None:
-        from .data import heldout_set
+        from .data import heldout_set, training_sets
 
         p = ctx.config.planted
         cond = _condition(cond_cfg)
         runs = ctx.read(f"planted/runs/{cond.id}")
-        rows = []
+        rows, comparisons = [], []
         for r in runs.to_dict("records"):
             seed = int(r["seed"])
             t0 = time.perf_counter()
@@ -159,7 +248,15 @@ def audit_step(cond_cfg):
                                  p_value=float(m["p_value"]), verdict=verdict, reported_sign=sign,
                                  within_sesoi=bool(-p.sesoi < m["conf_low"] and m["conf_high"] < p.sesoi)))
             levels = {pr["probe"]: list(getattr(p, pr["levels"])) for pr in PROBES}
-            pt = run_probes(weights, images[:p.n_probe_bases], folder / "data" / "cache", levels, seed=seed)
+            pt, probe_scores = run_probes(weights, images[:p.n_probe_bases], folder / "data" / "cache", levels,
+                                          seed=seed, return_scores=True)
+            real, fake, _ = training_sets(cond, p.n_train, p.resolution, seed, exposure_sd=p.exposure_sd,
+                                          red_sd=p.red_sd)
+            if not len(fake) and isinstance(r.get("samples"), str):  # generator mode: the generator's samples
+                fake = _generated(ctx.paths.build, r["samples"])
+            tc = training_comparison(probe_scores, image_luma(real), image_luma(fake) if len(fake) else None,
+                                     seed=seed)
+            comparisons.append(dict(condition=cond.id, seed=seed, **tc))
             for pr in PROBES:
                 x = pt.set_index("probe").loc[pr["probe"]]
                 lo, hi = x["conf_low"], x["conf_high"]
@@ -175,5 +272,6 @@ def audit_step(cond_cfg):
                 row["seconds"] = time.perf_counter() - t0
             (getattr(ctx, "log", None) or (lambda s: None))(f"audited {cond.id} seed {seed}")
         ctx.write(f"planted/detections/{cond.id}", pd.DataFrame(rows))
+        ctx.write(f"planted/training_comparison/{cond.id}", pd.DataFrame(comparisons))
 
     return run

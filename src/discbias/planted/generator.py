@@ -218,12 +218,14 @@ def train_gan(real: np.ndarray, *, network: dict | None = None, generator: dict 
     samples : ndarray of uint8, shape (n_samples, size, size, 3)
     attributes : dict
         :func:`sample_attributes` of ``n_measure`` samples.
+    measured : ndarray of uint8, shape (n_measure, size, size, 3)
+        Those samples (the first ``n_samples`` of them are ``samples``).
 
     Examples
     --------
     >>> from discbias.planted.data import make_faces
     >>> real, _ = make_faces(64, 16, np.random.default_rng(0))
-    >>> D, G, log, samples, attrs = train_gan(real, generator=dict(channels=8), steps=4, batch_size=8,
+    >>> D, G, log, samples, attrs, _ = train_gan(real, generator=dict(channels=8), steps=4, batch_size=8,
     ...                                       log_every=2, n_samples=4, n_measure=8)
     >>> list(log["step"]), samples.shape, samples.dtype, sorted(attrs)
     ([2, 4], (4, 16, 16, 3), dtype('uint8'), ['dark_share_proxy', 'lab_a', 'luma_709'])
@@ -295,6 +297,6 @@ def train_gan(real: np.ndarray, *, network: dict | None = None, generator: dict 
         with torch.no_grad():
             z = torch.randn(max(n_samples, n_measure), G.z_dim, generator=zs)
             imgs = np.concatenate([to_uint8(G(z[i:i + 64])) for i in range(0, len(z), 64)])
-        return D, G, pd.DataFrame(rows), imgs[:n_samples], sample_attributes(imgs[:n_measure])
+        return D, G, pd.DataFrame(rows), imgs[:n_samples], sample_attributes(imgs[:n_measure]), imgs[:n_measure]
     finally:
         torch.set_num_threads(old_threads)

@@ -45,7 +45,8 @@ def train_one(cond_cfg, seed: int, p, build: Path) -> tuple[dict, pd.DataFrame, 
     (:func:`discbias.planted.generator.train_gan`) on the real set; besides D's NVIDIA pickle it saves
     the generator as a plain ``state_dict`` (``s<seed>_G.pt``, loadable with ``weights_only=True``) and
     16 samples with 16 real training images (``s<seed>_samples.npz``, uint8 arrays ``generated`` and
-    ``real``).
+    ``real``) and the ``n_gan_measure`` samples whose attributes are recorded (``measured``; the audit's
+    training-distribution comparison uses them as the fake set).
 
     Returns the run's row of ``planted/runs/<cond>``, its training log and the files written.
     """
@@ -69,7 +70,7 @@ def train_one(cond_cfg, seed: int, p, build: Path) -> tuple[dict, pd.DataFrame, 
         from .generator import train_gan
 
         steps = p.gan_steps
-        D, G, tl, samples, g_attrs = train_gan(real, network=net, generator=p.generator.model_dump(), steps=steps,
+        D, G, tl, samples, g_attrs, measured = train_gan(real, network=net, generator=p.generator.model_dump(), steps=steps,
                                                batch_size=p.gan_batch_size, lr=p.lr, r1_gamma=p.r1_gamma,
                                                r1_interval=p.r1_interval, seed=seed,
                                                log_every=max(1, steps // 20), threads=p.threads,
@@ -77,7 +78,7 @@ def train_one(cond_cfg, seed: int, p, build: Path) -> tuple[dict, pd.DataFrame, 
         folder.mkdir(parents=True, exist_ok=True)
         g_path, s_path = folder / f"s{seed}_G.pt", folder / f"s{seed}_samples.npz"
         torch.save({k: v.detach().clone() for k, v in G.state_dict().items()}, g_path)
-        np.savez_compressed(s_path, generated=samples, real=real[:16])
+        np.savez_compressed(s_path, generated=samples, real=real[:16], measured=measured)
         files += [g_path, s_path]
         r_attrs = sample_attributes(real)
         extra = dict(generator=g_path.relative_to(build).as_posix(), samples=s_path.relative_to(build).as_posix(),

@@ -175,6 +175,38 @@ def operating_characteristics(detections: pd.DataFrame, conditions: list[Conditi
     return pd.DataFrame(rows)
 
 
+def training_comparison_summary(tc: pd.DataFrame, conditions: list[Condition]) -> dict:
+    """Per condition: how many seeds' discriminators the training-distribution comparison reads as
+    preferring brighter / darker than the real training data (slope at the real set's mode, 95%
+    interval excluding 0) or neither, with the mean preferred-luma quantile in the real and the fake
+    training sets and the mean real-minus-fake training luma.
+
+    Examples
+    --------
+    >>> tc = pd.DataFrame(dict(condition="n", seed=[0, 1, 2], reading_sign=[1, 0, 0], converged=True,
+    ...                        preferred_quantile_real=[.9, .5, .4], preferred_quantile_fake=[.9, .5, .5],
+    ...                        real_luma_mean=.5, fake_luma_mean=.5, at_edge="False"))
+    >>> s = training_comparison_summary(tc, [Condition("n")])["n"]
+    >>> s["n"], s["k_brighter"], s["k_darker"], s["k_neither"], s["k_not_estimated"]
+    (3, 1, 0, 2, 0)
+    """
+    out = {}
+    for c in conditions:
+        d = tc[tc["condition"] == c.id]
+        ok = d["converged"].astype(bool) if len(d) else pd.Series(dtype=bool)
+        sign = d["reading_sign"]
+        est = d["estimated"].astype(bool) if "estimated" in d else ok
+        out[c.id] = dict(n=int(len(d)), k_brighter=int(((sign == 1) & est).sum()),
+                         k_darker=int(((sign == -1) & est).sum()), k_neither=int(((sign == 0) & est).sum()),
+                         k_not_estimated=int((~est).sum()),
+                         k_at_edge=int((d["at_edge"].astype(str) == "True").sum()),
+                         mean_quantile_real=float(d["preferred_quantile_real"].mean()) if len(d) else float("nan"),
+                         mean_quantile_fake=float(d["preferred_quantile_fake"].mean()) if len(d) else float("nan"),
+                         mean_real_minus_fake_luma=float((d["real_luma_mean"] - d["fake_luma_mean"]).mean())
+                         if len(d) else float("nan"))
+    return out
+
+
 def _summary_step(ctx) -> None:
     from ..pipeline import software_versions
     from .train import network_kwargs
@@ -185,6 +217,8 @@ def _summary_step(ctx) -> None:
     det = pd.concat([ctx.read(f"planted/detections/{c.id}") for c in conds], ignore_index=True)
     runs = pd.concat([ctx.read(f"planted/runs/{c.id}") for c in conds], ignore_index=True)
     logs = pd.concat([ctx.read(f"planted/train_log/{c.id}") for c in conds], ignore_index=True)
+    tc = pd.concat([ctx.read(f"planted/training_comparison/{c.id}") for c in conds], ignore_index=True)
+    ctx.write("results/training_comparison", tc)
     op = operating_characteristics(det, conds, sesoi=p.sesoi)
     ctx.write("results/operating", op)
     ctx.write("results/detections", det)
@@ -237,6 +271,7 @@ def _summary_step(ctx) -> None:
                             description=c["description"]) for c in CLAIMS]
             + [dict(id=pr["id"], method="dose-response probe", attribute=pr["attribute"], term=pr["probe"],
                     description=f"slope of the {pr['probe']} dose-response at level 0") for pr in PROBES],
+            training_comparison=training_comparison_summary(tc, conds),
             n_runs=int(len(runs)), train_minutes=float(runs["seconds"].sum() / 60),
             audit_minutes=float(audit_secs.sum() / 60),
             threads=p.threads, cpu_count=os.cpu_count()))
@@ -292,22 +327,22 @@ def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pd
                                                                             f"planted/runs/{c.id}"],
                           group="train", params=dict(condition=cd, settings=tr)))
         steps.append(Step(f"planted:audit:{c.id}", audit_step(c), reads=[f"planted/runs/{c.id}"],
-                          writes=[f"planted/detections/{c.id}"], group="audit",
+                          writes=[f"planted/detections/{c.id}", f"planted/training_comparison/{c.id}"], group="audit",
                           params=dict(condition=cd, settings=auditing)))
     ids = [c.id for c in p.conditions]
     steps.append(Step("planted:summary", _summary_step,
                       reads=[t for i in ids for t in (f"planted/runs/{i}", f"planted/detections/{i}",
-                                                      f"planted/train_log/{i}")],
+                                                      f"planted/train_log/{i}", f"planted/training_comparison/{i}")],
                       writes=["results/operating", "results/detections", "results/training",
-                              "results/training_log", "values"], group="fit",
+                              "results/training_log", "results/training_comparison", "values"], group="fit",
                       params=dict(config=cfg.model_dump(mode="json"))))
     steps.append(Step("planted:figures", _figures_step,
                       reads=["values", "results/operating", "results/detections", "results/training_log",
-                             "results/training"],
+                             "results/training", "results/training_comparison"],
                       writes=["planted/figures"], group="figures", params=dict(labels=dict(cfg.labels))))
     steps.append(Step("publish:results", _publish_results_step,
                       optional_reads=["results/operating", "results/detections", "results/training",
-                                      "results/training_log"],
+                                      "results/training_log", "results/training_comparison"],
                       writes=["published/results"], group="fit"))
     steps.append(Step("render", _render_step, reads=["values", "published/results", "planted/figures"],
                       writes=["report/render"], group="render",

@@ -152,13 +152,19 @@ def fit_dose_response(df: pd.DataFrame, *, probe: str, protocol: str, spline_df:
     if ols_diff > 0.1 * sd:
         warn.append(f"the mixed model's population curve differs from OLS by up to {ols_diff:.3g} (>{0.1:.0%} of the score SD)")
     z = stats.norm.ppf(0.5 + conf_level / 2)
-    se = np.sqrt(np.einsum("ij,jk,ik->i", Xg, cov, Xg))
+    ev = np.linalg.eigvalsh((cov + cov.T) / 2)
+    if ev.min() < -1e-10 * max(abs(ev.max()), 1e-300):
+        warn.append(f"the fixed effects' covariance is not positive semi-definite (smallest eigenvalue {ev.min():.3g}): "
+                    "standard errors and intervals that depend on it are undefined (NaN) or unreliable")
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.einsum("ij,jk,ik->i", Xg, cov, Xg))
     curve = pd.DataFrame(dict(probe=probe, protocol=protocol, level=grid, estimate=pred, std_error=se,
                               conf_low=pred - z * se, conf_high=pred + z * se))
     rows = []
     common = dict(model=model, conf_level=conf_level, method=method, n_obs=len(d), n_groups=n_groups,
                   converged=converged, formula=formula, re_formula=re or "~1", ols_max_abs_diff=ols_diff)
-    bse = np.sqrt(np.diag(cov))
+    with np.errstate(invalid="ignore"):
+        bse = np.sqrt(np.diag(cov))
     for nm, b, s in zip(names, beta, bse):
         zz = b / s if s > 0 else np.nan
         rows.append(dict(term=nm, estimate=b, std_error=s, statistic=zz, p_value=2 * stats.norm.sf(abs(zz)),
@@ -179,7 +185,8 @@ def fit_dose_response(df: pd.DataFrame, *, probe: str, protocol: str, spline_df:
             continue
         h = 1e-4 * (hi - lo)
         g = (X(np.array([at + h]))[0] - X(np.array([at - h]))[0]) / (2 * h)
-        sl, sls = float(g @ beta), float(np.sqrt(g @ cov @ g))
+        with np.errstate(invalid="ignore"):
+            sl, sls = float(g @ beta), float(np.sqrt(g @ cov @ g))
         rows.append(dict(term=term, at=at, estimate=sl, std_error=sls, statistic=sl / sls if sls else np.nan,
                          p_value=2 * stats.norm.sf(abs(sl / sls)) if sls else np.nan, conf_low=sl - z * sls,
                          conf_high=sl + z * sls, **common))
@@ -187,7 +194,9 @@ def fit_dose_response(df: pd.DataFrame, *, probe: str, protocol: str, spline_df:
     am = float(grid[np.argmax(pred)])
     rng = np.random.default_rng(seed)
     try:
-        draws = rng.multivariate_normal(beta, cov, size=n_boot, method="eigh")
+        with warnings.catch_warnings():  # a covariance that is not PSD is already in the warnings above
+            warnings.filterwarnings("ignore", "covariance is not symmetric positive-semidefinite", RuntimeWarning)
+            draws = rng.multivariate_normal(beta, cov, size=n_boot, method="eigh")
         boot = grid[np.argmax(draws @ Xg.T, axis=1)]
         q = np.quantile(boot, [0.5 - conf_level / 2, 0.5 + conf_level / 2])
         edge_share = float(np.mean((boot == lo) | (boot == hi)))
