@@ -208,20 +208,21 @@ def planted_figures(ctx) -> list[str]:
             share=("real_dark_share", "mean"), real_proxy=("real_dark_share_proxy", "mean"),
             gen_proxy=("gen_dark_share_proxy", "mean"), real_luma=("real_luma_709", "mean"),
             gen_luma=("gen_luma_709", "mean"), real_a=("real_lab_a", "mean"), gen_a=("gen_lab_a", "mean"),
-            loss_d=("final_loss_real", "mean"), loss_fake=("final_loss_fake", "mean"),
-            loss_g=("final_loss_g", "mean"), cpu=("cpu_seconds", "mean")).reset_index()
-        g["loss_d"] = g["loss_d"] + g.pop("loss_fake")
+            seeds=("seed", "count")).reset_index()
         g = g.sort_values("condition", key=lambda s: s.map(order))
-        t = PubTable(g, [Col("condition", "Condition"), Col("share", "Dark share (real, drawn)", digits=3),
-                         Col("real_proxy", "Dark proxy (real)", digits=3),
-                         Col("gen_proxy", "Dark proxy (G)", digits=3), Col("real_luma", "Luma (real)", digits=3),
-                         Col("gen_luma", "Luma (G)", digits=3), Col("real_a", "a* (real)", digits=2),
-                         Col("gen_a", "a* (G)", digits=2), Col("loss_d", "D loss", digits=3),
-                         Col("loss_g", "G loss", digits=3), Col("cpu", "CPU s per run", digits=1)],
+        long = pd.concat([g.assign(source="real training set", proxy=g["real_proxy"], luma=g["real_luma"],
+                                   a=g["real_a"], rank=0),
+                          g.assign(source="generator's samples", proxy=g["gen_proxy"], luma=g["gen_luma"],
+                                   a=g["gen_a"], share=np.nan, rank=1)])
+        long["order"] = long["condition"].map(order)
+        long = long.sort_values(["order", "rank"])
+        t = PubTable(long, [Col("condition", "Condition"), Col("source", "Images"),
+                            Col("share", "Dark share (drawn)", digits=3), Col("proxy", "Dark proxy", digits=3),
+                            Col("luma", "Luma", digits=3), Col("a", "a*", digits=2)],
                      caption=("Generator-mode runs, means over seeds: the real training set against the generator's "
-                              "samples after training (image-mean Rec. 709 luma and CIELAB a*; dark proxy: share of "
-                              "images whose face centre has luma below 0.5), and the final losses (D: real + fake "
-                              "logistic loss; G: non-saturating loss) over the last logging window."),
+                              "samples after training, measured the same way (image-mean Rec. 709 luma and CIELAB "
+                              "a*; dark proxy: share of images whose face centre has luma below 0.5; dark share: "
+                              "the drawn group of the real images)."),
                      label="tbl-planted-gan")
         t.write(ctx.paths.tables, "planted_gan")
         for f in sorted(ctx.paths.tables.glob("planted_gan.*")):
@@ -279,3 +280,25 @@ def _gan_figures(ctx, gan_conds, logs, colours, saved) -> None:
                 if j == 0:
                     ax.set_ylabel(f"{c.id}\n{what}", fontsize=7, rotation=0, ha="right", va="center")
     _save(ctx, fig, "planted_gan_samples", saved)
+
+    # the audit's skin-group estimate against the planted dark-group share of the real set
+    from ..report.style import OKABE_ITO
+
+    det = ctx.read("results/detections")
+    share = {c.id: c.minority_share for c in gan_conds}
+    d = det[(det["detector"] == "group") & det["condition"].isin(list(share))].copy()
+    d["share"] = d["condition"].map(share)
+    found = d["reported_sign"] != 0
+    x = d["share"] + np.random.default_rng(0).uniform(-0.006, 0.006, len(d))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN * 0.55, 2.2))
+    ax.set_xlim(min(share.values()) - 0.05, max(share.values()) + 0.05)
+    ax.scatter(x[found], d["estimate"][found], s=9, color=OKABE_ITO[4], label="reported", zorder=3)
+    ax.scatter(x[~found], d["estimate"][~found], s=9, facecolor="none", edgecolor=OKABE_ITO[3],
+               label="not reported", zorder=3)
+    m = d.groupby("share")["estimate"].agg(["mean", "sem"])
+    ax.errorbar(m.index, m["mean"], yerr=1.96 * m["sem"].fillna(0), color="k", lw=1, capsize=2, zorder=2)
+    ax.axhline(0, color="k", lw=0.6, ls=":")
+    ax.set_xlabel("dark-group share of the real training set")
+    ax.set_ylabel("dark-group coefficient\n(logit, audit model)")
+    ax.legend(fontsize=7, frameon=False)
+    _save(ctx, fig, "planted_gan_dose", saved)
