@@ -202,6 +202,8 @@ def planted_figures(ctx) -> list[str]:
     saved.append("table:planted_training")
 
     if gan_conds:
+        from .generator import DARK_PROXY_LUMA
+
         tr = ctx.read("results/training")
         tr = tr[tr["fake"] == "generator"] if "fake" in tr else tr.iloc[:0]
         g = tr.groupby("condition", sort=False).agg(
@@ -221,7 +223,8 @@ def planted_figures(ctx) -> list[str]:
                             Col("luma", "Luma", digits=3), Col("a", "a*", digits=2)],
                      caption=("Generator-mode runs, means over seeds: the real training set against the generator's "
                               "samples after training, measured the same way (image-mean Rec. 709 luma and CIELAB "
-                              "a*; dark proxy: share of images whose face centre has luma below 0.5; dark share: "
+                              f"a*; dark proxy: share of images whose face centre has luma below "
+                              f"{DARK_PROXY_LUMA:g}; dark share: "
                               "the drawn group of the real images)."),
                      label="tbl-planted-gan")
         t.write(ctx.paths.tables, "planted_gan")

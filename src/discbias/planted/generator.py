@@ -33,6 +33,8 @@ from torch import nn
 __all__ = ["Generator", "train_gan", "generator_step", "to_uint8", "sample_attributes"]
 
 _GAIN = math.sqrt(2.0)
+#: The dark-share proxy's threshold: mean Rec. 709 luma of the face centre below this counts as dark.
+DARK_PROXY_LUMA = 0.5
 
 
 class _EqLinear(nn.Module):
@@ -126,7 +128,7 @@ def sample_attributes(images: np.ndarray) -> dict:
     centre (the patch x 0.4-0.6, y 0.5-0.6 of the image, inside the skin ellipse of
     :func:`~discbias.planted.data.make_faces`) has a mean Rec. 709 luma below 0.5, between the two skin
     groups' colours (a proxy of the dark-group share; its agreement with the drawn group on real images
-    is what makes it readable).
+    is what makes it readable; the threshold is ``DARK_PROXY_LUMA``).
 
     Examples
     --------
@@ -142,7 +144,7 @@ def sample_attributes(images: np.ndarray) -> dict:
     s = images.shape[1]
     patch = px[:, int(0.5 * s):max(int(0.6 * s), int(0.5 * s) + 1), int(0.4 * s):max(int(0.6 * s), int(0.4 * s) + 1)]
     return dict(luma_709=float(luma_709(px).mean()), lab_a=float(srgb_to_lab(px)[..., 1].mean()),
-                dark_share_proxy=float((luma_709(patch).mean(axis=(1, 2)) < 0.5).mean()))
+                dark_share_proxy=float((luma_709(patch).mean(axis=(1, 2)) < DARK_PROXY_LUMA).mean()))
 
 
 def generator_step(G: Generator, D: nn.Module, opt: torch.optim.Optimizer, z: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,8 @@ def train_one(cond_cfg, seed: int, p, build: Path) -> tuple[dict, pd.DataFrame, 
     cond = _condition(cond_cfg)
     net = network_kwargs(p.resolution, **p.network.model_dump())
     t0, c0 = time.perf_counter(), time.process_time()
-    real, fake, attrs = training_sets(cond, p.n_train, p.resolution, seed, exposure_sd=p.exposure_sd, red_sd=p.red_sd)
+    real, fake, attrs = training_sets(cond, p.n_train, p.resolution, seed, exposure_sd=p.exposure_sd,
+                                      red_sd=p.red_sd)
     folder = checkpoints_dir_of(build) / cond.id
     out = folder / f"s{seed}.pkl"
     files, extra = [out], {}
@@ -70,11 +71,10 @@ def train_one(cond_cfg, seed: int, p, build: Path) -> tuple[dict, pd.DataFrame, 
         from .generator import train_gan
 
         steps = p.gan_steps
-        D, G, tl, samples, g_attrs, measured = train_gan(real, network=net, generator=p.generator.model_dump(), steps=steps,
-                                               batch_size=p.gan_batch_size, lr=p.lr, r1_gamma=p.r1_gamma,
-                                               r1_interval=p.r1_interval, seed=seed,
-                                               log_every=max(1, steps // 20), threads=p.threads,
-                                               n_samples=16, n_measure=p.n_gan_measure)
+        D, G, tl, samples, g_attrs, measured = train_gan(
+            real, network=net, generator=p.generator.model_dump(), steps=steps, batch_size=p.gan_batch_size,
+            lr=p.lr, r1_gamma=p.r1_gamma, r1_interval=p.r1_interval, seed=seed, log_every=max(1, steps // 20),
+            threads=p.threads, n_samples=16, n_measure=p.n_gan_measure)
         folder.mkdir(parents=True, exist_ok=True)
         g_path, s_path = folder / f"s{seed}_G.pt", folder / f"s{seed}_samples.npz"
         torch.save({k: v.detach().clone() for k, v in G.state_dict().items()}, g_path)

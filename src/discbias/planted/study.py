@@ -209,6 +209,7 @@ def training_comparison_summary(tc: pd.DataFrame, conditions: list[Condition]) -
 
 def _summary_step(ctx) -> None:
     from ..pipeline import software_versions
+    from .generator import DARK_PROXY_LUMA
     from .train import network_kwargs
 
     cfg: PlantedConfig = ctx.config
@@ -265,6 +266,7 @@ def _summary_step(ctx) -> None:
             conditions=per_cond, condition_order=[c.id for c in conds], null_conditions=null_ids,
             strongest_luminance=strongest, operating=ops,
             generator_conditions=[c.id for c in conds if c.fake == "generator"],
+            dark_proxy_luma=DARK_PROXY_LUMA,
             generator_null=[c.id for c in conds if c.fake == "generator" and not c.planted],
             fixed_null=[c.id for c in conds if c.fake != "generator" and not c.planted],
             detectors=[dict(id=c["id"], method="audit claim", attribute=c["attribute"], term=c["term"],
