@@ -53,7 +53,6 @@ def train_one(cond_cfg, seed: int, p, build: Path) -> tuple[dict, pd.DataFrame, 
     from ..fetch import sha256_file
     from .checkpoint import save_nvidia_pickle
     from .data import training_sets
-    from .generator import sample_attributes
     from .train import network_kwargs, train_discriminator
 
     cond = _condition(cond_cfg)
@@ -68,7 +67,7 @@ def train_one(cond_cfg, seed: int, p, build: Path) -> tuple[dict, pd.DataFrame, 
     if gan:
         import torch
 
-        from .generator import train_gan
+        from .generator import sample_attributes, train_gan
 
         steps = p.gan_steps
         D, G, tl, samples, g_attrs, measured = train_gan(
