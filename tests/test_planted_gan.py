@@ -130,10 +130,14 @@ def test_generator_mode_configuration_is_validated(tmp_path):
         load_planted_config(_cfg(tmp_path, 'fake = "gan"\n'))
     with pytest.raises(ConfigError, match="chanels|channels"):
         load_planted_config(_cfg(tmp_path, 'fake = "generator"\n[planted.generator]\nchanels = 8\n'))
-    # a balanced generator-mode condition is a null: a study of it alone is valid
+    # a balanced generator-mode condition is a null, but a study needs one fixed-fake condition
     p = tmp_path / "n.toml"
     p.write_text('[planted]\nid = "x"\n[[planted.conditions]]\nid = "g"\nfake = "generator"\n')
-    assert not load_planted_config(p).planted.conditions[0].planted
+    with pytest.raises(ConfigError, match="every condition is in generator mode"):
+        load_planted_config(p)
+    p.write_text('[planted]\nid = "x"\n[[planted.conditions]]\nid = "g"\nfake = "generator"\n'
+                 '[[planted.conditions]]\nid = "lum"\nluminance_shift = 1.0\n')
+    assert not load_planted_config(p).planted.conditions[0].planted  # the generator-mode null is the null
 
 
 def test_train_one_in_generator_mode_saves_loadable_files(tmp_path):

@@ -149,6 +149,10 @@ class PlantedMeta(ConfigModel):
             raise ValueError(f"condition id(s) {dup} used twice")
         if not any(not c.planted for c in self.conditions):
             raise ValueError("no null condition (one with nothing planted): the false-positive rate needs one")
+        if all(c.fake == "generator" for c in self.conditions):
+            raise ValueError("every condition is in generator mode: the study's fixed-fake figures and sections need "
+                             "at least one condition with fake = \"fixed\" (e.g. [[planted.conditions]] id = "
+                             "\"unplanted\")")
         return self
 
 
