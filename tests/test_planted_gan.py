@@ -150,9 +150,12 @@ def test_train_one_in_generator_mode_saves_loadable_files(tmp_path):
                                            n_gan_measure=16, threads=1))
     p = p.model_copy(update=dict(network=p.network.model_copy(update=dict(channel_base=128, channel_max=16)),
                                  generator=p.generator.model_copy(update=dict(channels=8))))
-    row, log, files = train_one(p.conditions[1], 0, p, tmp_path)
+    out = tmp_path / "checkpoints" / "g" / "s0.pkl"
+    row, log = train_one(p.conditions[1].model_dump(mode="json"), p.model_dump(mode="json", exclude={"conditions"}),
+                         0, str(out), "checkpoints/g/s0.pkl")
     assert row["fake"] == "generator" and row["steps"] == 3 and len(log) == 3
-    assert {f.name for f in files} == {"s0.pkl", "s0_G.pt", "s0_samples.npz"}
+    assert row["generator"] == "checkpoints/g/s0_G.pt" and row["samples"] == "checkpoints/g/s0_samples.npz"
+    assert sorted(f.name for f in out.parent.iterdir()) == ["s0.pkl", "s0_G.pt", "s0_samples.npz"]
     D = load_discriminator(tmp_path / row["checkpoint"])
     assert D.img_resolution == 16
     sd = torch.load(tmp_path / row["generator"], weights_only=True)

@@ -74,7 +74,7 @@ from .frames import read_frame, write_frame
 from .results import _jsonable, write_values
 
 __all__ = ["DeclarationError", "MissingInputError", "StepError", "Step", "StepContext", "TableStore", "Engine",
-           "code_version", "read_timings", "TIMING_COLUMNS", "MANIFEST_SCHEMA"]
+           "code_version", "modules_version", "read_timings", "TIMING_COLUMNS", "MANIFEST_SCHEMA"]
 
 #: Bumped when the manifest's meaning changes (every step then reruns once).
 from .errors import MissingInputError as _UserMissingInput  # noqa: E402
@@ -147,6 +147,38 @@ def code_version(obj: Any, *, deep: bool = True) -> str:
             deps, files = [], {}
         for d in deps:
             h.update(b"\0" + d.encode() + b"\0" + files[d].read_bytes())
+    return h.hexdigest()[:16]
+
+
+def modules_version(modules: Iterable[str]) -> str:
+    """A code version from an explicit list of modules: sha256 (16 hex digits) of their names and
+    sources, in sorted order.
+
+    For a step whose import closure is much wider than the code that determines its outputs (the
+    planted-bias study's training step imports the network registry, which imports the downloader
+    and the study configuration), :func:`code_version` reruns it after unrelated edits; such a step
+    declares ``Step(version=modules_version([...]))`` with the modules whose code runs when it
+    computes, and a test guards the list (``tests/test_planted_version.py`` records the modules
+    whose functions run during a training and fails if one is not in the list).
+
+    Examples
+    --------
+    >>> v = modules_version(["discbias.results", "discbias.frames"])
+    >>> v == modules_version(["discbias.frames", "discbias.results"]), len(v)
+    (True, 16)
+    >>> modules_version(["discbias.no_such_module"])
+    Traceback (most recent call last):
+    ...
+    ModuleNotFoundError: modules_version: no module discbias.no_such_module
+    """
+    import importlib.util
+
+    h = hashlib.sha256()
+    for name in sorted(set(modules)):
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+            raise ModuleNotFoundError(f"modules_version: no module {name}")
+        h.update(b"\0" + name.encode() + b"\0" + Path(spec.origin).read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -2,8 +2,8 @@
 as a user would, and run the dose-response probes on the same images.
 
 Kept apart from the training step (:mod:`discbias.planted.runs`) and the summary
-(:mod:`discbias.planted.study`): the engine reruns a step when the source of its module, or of a
-package module it imports, changes, so an edit here re-audits without retraining.
+(:mod:`discbias.planted.study`), so an edit here re-audits without retraining. The audit step's code
+version is the source of the modules that run when a network is audited (:data:`AUDIT_MODULES`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .runs import _condition, audits_dir
+from .runs import audits_dir
 
-__all__ = ["CLAIMS", "PROBES", "MODEL_ID", "audit_step", "write_audit_project", "run_user_audit", "run_probes",
-           "image_luma", "training_comparison", "TRAINING_READING"]
+__all__ = ["CLAIMS", "PROBES", "MODEL_ID", "AUDIT_MODULES", "audit_version", "audit_step", "audit_one", "write_audit_project", "run_user_audit",
+           "run_probes", "image_luma", "training_comparison", "TRAINING_READING"]
 
 #: The audit's claims, one per planted attribute: id, model term, the attribute it tests, the claimed
 #: direction (+1: a higher value of the term scores higher), and the description the audit prints.
@@ -36,6 +36,40 @@ PROBES = (
     dict(id="probe_red", probe="gain_red", attribute="redness", levels="red_levels"),
 )
 MODEL_ID = "measures"
+
+#: The modules whose code runs when a trained network is audited (:func:`audit_one`): the audit
+#: step's code version (:func:`audit_version`). The default (this module's import closure) would
+#: miss the network code the scorer loads by name (``discbias.nets.layers``, ``pickle_reader``, ...),
+#: so an edit there would not re-audit, and would include code that never runs here (the
+#: replication's configuration, the paper's renderer, the Bayesian fits), so an edit there would.
+#: ``tests/test_planted_version.py`` audits a tiny network under a profiler and fails if a discbias
+#: module whose functions ran is missing here.
+AUDIT_MODULES = (
+    "discbias.audit.common", "discbias.audit.config", "discbias.audit.ratings", "discbias.audit.report",
+    "discbias.audit.run", "discbias.audit.validate", "discbias.claims", "discbias.engine", "discbias.errors",
+    "discbias.fetch", "discbias.formulas", "discbias.frames", "discbias.imports", "discbias.integrity",
+    "discbias.measures.color", "discbias.measures.image", "discbias.measures.io", "discbias.nets",
+    "discbias.nets.discriminator", "discbias.nets.fir", "discbias.nets.layers", "discbias.nets.pickle_reader",
+    "discbias.paths", "discbias.planted.auditing", "discbias.planted.data", "discbias.probes.interventions",
+    "discbias.probes.model", "discbias.probes.training", "discbias.progress", "discbias.provenance",
+    "discbias.report.escape", "discbias.report.labels", "discbias.report.tables", "discbias.results",
+    "discbias.safeio", "discbias.scoring.cache", "discbias.scoring.images", "discbias.scoring.protocols",
+    "discbias.scoring.scorer", "discbias.scoring.sources", "discbias.stages", "discbias.stats.crossed",
+    "discbias.stats.degenerate", "discbias.stats.regression",
+)
+
+
+def audit_version() -> str:
+    """The audit step's code version: :func:`discbias.engine.modules_version` of :data:`AUDIT_MODULES`.
+
+    Examples
+    --------
+    >>> len(audit_version())
+    16
+    """
+    from ..engine import modules_version
+
+    return modules_version(AUDIT_MODULES)
 
 
 def _toml_str(s: str) -> str:
@@ -205,73 +239,111 @@ def training_comparison(probe_scores: pd.DataFrame, real_luma: np.ndarray, fake_
                 converged=converged, warnings=str(pref.get("warnings", "")))
 
 
-def _generated(build: Path, rel: str) -> np.ndarray:
-    """The generator's measured samples a generator-mode training run saved (``measured`` in its .npz,
-    read without pickle), from inside the build only."""
-    path = (Path(build) / rel).resolve()
-    if Path(build).resolve() not in path.parents:
-        raise ValueError(f"planted/runs names a sample file outside the build: {rel!r}")
+def _generated(path: Path) -> np.ndarray:
+    """The samples a generator-mode training run measured (``measured`` in its .npz, read without
+    pickle); none (an empty array) if the file has no such array."""
     with np.load(path, allow_pickle=False) as z:
         return z["measured"] if "measured" in z.files else np.zeros((0,) + z["generated"].shape[1:], np.uint8)
 
 
+def audit_one(cond: dict, settings: dict, seed: int, weights: str, folder: str) -> list[dict]:
+    """Audit one seed's trained discriminator as a user would (:func:`write_audit_project`,
+    :func:`run_user_audit`) and run the dose-response probes (:func:`run_probes`) on the same
+    held-out images; plain data in and out (it runs in a worker process when ``[planted] workers``
+    > 1, see :mod:`discbias.planted.parallel`). torch and BLAS use ``settings["threads"]`` threads
+    here, in a worker or not, so that the scores do not depend on the number of workers.
+
+    Returns
+    -------
+    rows : list of dict
+        The seed's rows of ``planted/detections/<cond>``: one per claim, then one per probe.
+    comparison : dict
+        Its row of ``planted/training_comparison/<cond>`` (:func:`training_comparison`).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from .data import heldout_set
+
+    p = settings
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(int(p["threads"]))
+    try:
+        with threadpool_limits(limits=int(p["threads"])):
+            return _audit_one(cond, p, seed, Path(weights), Path(folder), heldout_set)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _audit_one(cond, p, seed, weights, folder, heldout_set) -> tuple[list[dict], dict]:
+    from .data import Condition, training_sets
+
+    rows = []
+    t0 = time.perf_counter()
+    images, attrs = heldout_set(p["n_heldout"], p["resolution"], seed, exposure_sd=p["heldout_exposure_sd"],
+                                red_sd=p["heldout_red_sd"])
+    cfg_path = write_audit_project(folder, weights, images, attrs, sesoi=p["sesoi"], seed=seed)
+    claims, models = run_user_audit(cfg_path, folder)
+    main = models[(models["model"] == MODEL_ID) & (models["specification"] == "main")].set_index("term")
+    for c in CLAIMS:
+        cl = claims.set_index("claim_id").loc[c["id"]]
+        verdict = str(cl["verdict"])
+        m = main.loc[c["term"]]
+        sign = 0
+        if verdict in ("robust", "fragile"):
+            sign = c["direction"]
+        elif verdict == "contradicted":
+            sign = -c["direction"]
+        rows.append(dict(condition=cond["id"], seed=seed, detector=c["id"], method="audit claim",
+                         attribute=c["attribute"], term=c["term"], estimate=float(m["estimate"]),
+                         conf_low=float(m["conf_low"]), conf_high=float(m["conf_high"]),
+                         p_value=float(m["p_value"]), verdict=verdict, reported_sign=sign,
+                         within_sesoi=bool(-p["sesoi"] < m["conf_low"] and m["conf_high"] < p["sesoi"])))
+    levels = {pr["probe"]: list(p[pr["levels"]]) for pr in PROBES}
+    pt, probe_scores = run_probes(weights, images[:p["n_probe_bases"]], folder / "data" / "cache", levels,
+                                  seed=seed, return_scores=True)
+    c = Condition(cond["id"], luminance_shift=cond["luminance_shift"], redness_shift=cond["redness_shift"],
+                  minority_share=cond["minority_share"], fake_share=cond["fake_share"],
+                  fake=cond.get("fake", "fixed"))
+    real, fake, _ = training_sets(c, p["n_train"], p["resolution"], seed, exposure_sd=p["exposure_sd"],
+                                  red_sd=p["red_sd"])
+    if c.fake == "generator":  # the fake set is the generator's samples, saved beside the checkpoint
+        fake = _generated(Path(weights).with_name(f"s{seed}_samples.npz"))
+    tc = training_comparison(probe_scores, image_luma(real), image_luma(fake) if len(fake) else None, seed=seed)
+    for pr in PROBES:
+        x = pt.set_index("probe").loc[pr["probe"]]
+        lo, hi = x["conf_low"], x["conf_high"]
+        sign = 1 if lo > 0 else (-1 if hi < 0 else 0)
+        rows.append(dict(condition=cond["id"], seed=seed, detector=pr["id"], method="dose-response probe",
+                         attribute=pr["attribute"], term=f"slope at level 0 ({pr['probe']})",
+                         estimate=float(x["estimate"]), conf_low=float(lo), conf_high=float(hi),
+                         p_value=float("nan"),
+                         verdict=("interval excludes 0" if sign else "interval includes 0")
+                         + ("" if x["converged"] else " (not converged)"),
+                         reported_sign=sign if x["converged"] else 0, within_sesoi=None))
+    secs = time.perf_counter() - t0
+    for row in rows:
+        row["seconds"] = secs
+    return rows, dict(condition=cond["id"], seed=seed, **tc)
+
+
 def audit_step(cond_cfg):
     def run(ctx) -> None:
-        from .data import heldout_set, training_sets
+        from .parallel import map_seeds, resolve_workers
 
         p = ctx.config.planted
-        cond = _condition(cond_cfg)
-        runs = ctx.read(f"planted/runs/{cond.id}")
-        rows, comparisons = [], []
-        for r in runs.to_dict("records"):
-            seed = int(r["seed"])
-            t0 = time.perf_counter()
-            folder = audits_dir(ctx.paths) / cond.id / f"s{seed}"
-            weights = ctx.paths.build / r["checkpoint"]
-            images, attrs = heldout_set(p.n_heldout, p.resolution, seed, exposure_sd=p.heldout_exposure_sd,
-                                        red_sd=p.heldout_red_sd)
-            cfg_path = write_audit_project(folder, weights, images, attrs, sesoi=p.sesoi, seed=seed)
-            claims, models = run_user_audit(cfg_path, folder)
-            main = models[(models["model"] == MODEL_ID) & (models["specification"] == "main")].set_index("term")
-            for c in CLAIMS:
-                cl = claims.set_index("claim_id").loc[c["id"]]
-                verdict = str(cl["verdict"])
-                m = main.loc[c["term"]]
-                sign = 0
-                if verdict in ("robust", "fragile"):
-                    sign = c["direction"]
-                elif verdict == "contradicted":
-                    sign = -c["direction"]
-                rows.append(dict(condition=cond.id, seed=seed, detector=c["id"], method="audit claim",
-                                 attribute=c["attribute"], term=c["term"], estimate=float(m["estimate"]),
-                                 conf_low=float(m["conf_low"]), conf_high=float(m["conf_high"]),
-                                 p_value=float(m["p_value"]), verdict=verdict, reported_sign=sign,
-                                 within_sesoi=bool(-p.sesoi < m["conf_low"] and m["conf_high"] < p.sesoi)))
-            levels = {pr["probe"]: list(getattr(p, pr["levels"])) for pr in PROBES}
-            pt, probe_scores = run_probes(weights, images[:p.n_probe_bases], folder / "data" / "cache", levels,
-                                          seed=seed, return_scores=True)
-            real, fake, _ = training_sets(cond, p.n_train, p.resolution, seed, exposure_sd=p.exposure_sd,
-                                          red_sd=p.red_sd)
-            if not len(fake) and isinstance(r.get("samples"), str):  # generator mode: the generator's samples
-                fake = _generated(ctx.paths.build, r["samples"])
-            tc = training_comparison(probe_scores, image_luma(real), image_luma(fake) if len(fake) else None,
-                                     seed=seed)
-            comparisons.append(dict(condition=cond.id, seed=seed, **tc))
-            for pr in PROBES:
-                x = pt.set_index("probe").loc[pr["probe"]]
-                lo, hi = x["conf_low"], x["conf_high"]
-                sign = 1 if lo > 0 else (-1 if hi < 0 else 0)
-                rows.append(dict(condition=cond.id, seed=seed, detector=pr["id"], method="dose-response probe",
-                                 attribute=pr["attribute"], term=f"slope at level 0 ({pr['probe']})",
-                                 estimate=float(x["estimate"]), conf_low=float(lo), conf_high=float(hi),
-                                 p_value=float("nan"),
-                                 verdict=("interval excludes 0" if sign else "interval includes 0")
-                                 + ("" if x["converged"] else " (not converged)"),
-                                 reported_sign=sign if x["converged"] else 0, within_sesoi=None))
-            for row in rows[-(len(CLAIMS) + len(PROBES)):]:
-                row["seconds"] = time.perf_counter() - t0
-            (getattr(ctx, "log", None) or (lambda s: None))(f"audited {cond.id} seed {seed}")
-        ctx.write(f"planted/detections/{cond.id}", pd.DataFrame(rows))
-        ctx.write(f"planted/training_comparison/{cond.id}", pd.DataFrame(comparisons))
+        cond = cond_cfg.model_dump(mode="json")
+        settings = p.model_dump(mode="json", exclude={"conditions"})
+        runs = ctx.read(f"planted/runs/{cond['id']}")
+        log = getattr(ctx, "log", None) or (lambda s: None)
+        tasks = [(int(r["seed"]), (cond, settings, int(r["seed"]), str(ctx.paths.build / r["checkpoint"]),
+                                   str(audits_dir(ctx.paths) / cond["id"] / f"s{int(r['seed'])}")))
+                 for r in runs.to_dict("records")]
+        workers = resolve_workers(p.workers, seeds=len(tasks), threads=p.threads)
+        out = map_seeds(audit_one, tasks, workers=workers, threads=p.threads, label=ctx.step.name,
+                        on_result=lambda seed, res: log(f"audited {cond['id']} seed {seed} in "
+                                                        f"{res[0][0]['seconds']:.1f}s"))
+        ctx.write(f"planted/detections/{cond['id']}", pd.DataFrame([row for rows, _ in out for row in rows]))
+        ctx.write(f"planted/training_comparison/{cond['id']}", pd.DataFrame([tc for _, tc in out]))
 
     return run

@@ -11,6 +11,11 @@ NVIDIA's code: while pickling it registers two stand-in modules under those name
 whatever was there afterwards). ``module_src`` is a comment saying where the file came from; it is
 never run by discbias's reader (which only hashes it). Only ``D`` is stored: the studies that use
 this writer train no generator (``G``, ``G_ema`` and ``augment_pipe`` are ``None``).
+
+The file's bytes depend only on the network: torch pickles each tensor's storage as
+``torch.storage._load_from_bytes(<a legacy torch.save of the storage>)``, whose bytes name the
+storage by its memory address; this writer names it ``"0"`` instead (:class:`_StablePickler`), so
+training the same network twice gives the same file and the same sha256.
 """
 
 from __future__ import annotations
@@ -44,6 +49,32 @@ class _Persistent:
 
     def __reduce__(self):
         return (self._reconstruct, (self.meta,), None)
+
+
+class _StablePickler(pickle.Pickler):
+    """A pickler whose bytes do not depend on where the tensors' storages are in memory.
+
+    Storages pickle as ``torch.storage._load_from_bytes(b)`` with ``b`` a legacy ``torch.save``
+    of the one storage, which keys it by ``str(storage._cdata)`` (an address) in two places of a
+    protocol-2 pickle (``BINUNICODE``: ``X``, 4-byte length, UTF-8). The key is replaced by ``"0"``;
+    ``torch.load`` reads any key, so the reader is unchanged.
+    """
+
+    def reducer_override(self, obj):
+        if isinstance(obj, (torch.UntypedStorage, torch.storage.TypedStorage)):
+            import io
+            import struct
+
+            buf = io.BytesIO()
+            torch.save(obj, buf, _use_new_zipfile_serialization=False)
+            key = str(obj._cdata).encode()
+            old, new = b"X" + struct.pack("<I", len(key)) + key, b"X" + struct.pack("<I", 1) + b"0"
+            data = buf.getvalue()
+            if data.count(old) != 2:
+                raise RuntimeError(f"unexpected torch storage serialization (the storage key appears "
+                                   f"{data.count(old)} times, not 2): cannot write a stable checkpoint")
+            return torch.storage._load_from_bytes, (data.replace(old, new),)
+        return NotImplemented
 
 
 @contextlib.contextmanager
@@ -141,6 +172,6 @@ def save_nvidia_pickle(D: torch.nn.Module, path: str | os.PathLike, *, training_
                     augment_pipe=None, training_set_kwargs=_easy(dict(training_set_kwargs or {}), EasyDict))
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:
-            pickle.dump(data, fh, protocol=4)
+            _StablePickler(fh, protocol=4).dump(data)
     os.replace(tmp, path)
     return path

@@ -12,6 +12,8 @@ Example::
     steps = 300                         # optimisation steps per discriminator
     n_heldout = 200                     # held-out images each audit scores
     sesoi = 0.1                         # smallest standardized slope of interest of the claims
+    threads = 1                         # torch/BLAS threads per training or audit process
+    workers = 0                         # seeds trained/audited at once (0: os.cpu_count() // threads)
 
     [planted.network]                   # discbias.nets.Discriminator arguments over planted.train.network_kwargs
     channel_base = 256
@@ -126,6 +128,9 @@ class PlantedMeta(ConfigModel):
     red_levels: list[float] = Field(default_factory=lambda: [-0.5, -0.25, 0.25, 0.5])
     sesoi: float = Field(0.1, ge=0)
     threads: int = Field(2, ge=1, le=256)
+    #: processes that train (and audit) the seeds of a condition at once, each with ``threads`` threads;
+    #: 0: as many as the CPUs allow (os.cpu_count() // threads). The results do not depend on it.
+    workers: int = Field(0, ge=0, le=256)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     #: iterations (one D and one G step each) of the GAN of generator-mode conditions
     gan_steps: int = Field(350, ge=1)

@@ -44,8 +44,8 @@ from ..paths import ProjectPaths
 from .runs import audits_dir, checkpoints_dir
 from .config import PlantedConfig, load_planted_config
 from .data import Condition
-from .auditing import CLAIMS, PROBES, audit_step
-from .runs import _condition, train_step
+from .auditing import CLAIMS, PROBES, audit_step, audit_version
+from .runs import _condition, train_step, training_version
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,7 @@ def training_comparison_summary(tc: pd.DataFrame, conditions: list[Condition]) -
 def _summary_step(ctx) -> None:
     from ..pipeline import software_versions
     from .generator import DARK_PROXY_LUMA
+    from .parallel import resolve_workers
     from .train import network_kwargs
 
     cfg: PlantedConfig = ctx.config
@@ -276,7 +277,8 @@ def _summary_step(ctx) -> None:
             training_comparison=training_comparison_summary(tc, conds),
             n_runs=int(len(runs)), train_minutes=float(runs["seconds"].sum() / 60),
             audit_minutes=float(audit_secs.sum() / 60),
-            threads=p.threads, cpu_count=os.cpu_count()))
+            threads=p.threads, cpu_count=os.cpu_count(),
+            workers=resolve_workers(p.workers, seeds=p.seeds, threads=p.threads)))
     ctx.write_value("values", values)
 
 
@@ -327,10 +329,11 @@ def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pd
             tr = {**training, **{k: settings[k] for k in GAN_SETTINGS}}
         steps.append(Step(f"planted:train:{c.id}", train_step(c), writes=[f"planted/train_log/{c.id}",
                                                                             f"planted/runs/{c.id}"],
-                          group="train", params=dict(condition=cd, settings=tr)))
+                          group="train", params=dict(condition=cd, settings=tr),
+                          version=training_version()))
         steps.append(Step(f"planted:audit:{c.id}", audit_step(c), reads=[f"planted/runs/{c.id}"],
                           writes=[f"planted/detections/{c.id}", f"planted/training_comparison/{c.id}"], group="audit",
-                          params=dict(condition=cd, settings=auditing)))
+                          params=dict(condition=cd, settings=auditing), version=audit_version()))
     ids = [c.id for c in p.conditions]
     steps.append(Step("planted:summary", _summary_step,
                       reads=[t for i in ids for t in (f"planted/runs/{i}", f"planted/detections/{i}",
@@ -361,7 +364,12 @@ def run_planted(cfg: PlantedConfig, root, *, formats=("html", "pdf"), force: boo
         d.mkdir(parents=True, exist_ok=True)
     eng = planted_engine(cfg, paths, formats)
     groups = None if formats else ["train", "audit", "fit", "figures"]
-    steps = eng.run(groups, force=force, log=log,
-                    context=dict(config=cfg, paths=paths, formats=tuple(formats), log=log))
+    from .parallel import shutdown_pool
+
+    try:
+        steps = eng.run(groups, force=force, log=log,
+                        context=dict(config=cfg, paths=paths, formats=tuple(formats), log=log))
+    finally:
+        shutdown_pool()  # the seeds' worker processes (planted.parallel) are kept across steps, not after
     return dict(build=paths.build, steps=steps)
 

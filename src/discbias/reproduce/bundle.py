@@ -293,7 +293,11 @@ def make_bundle(study, paths=None, *, out: str | Path | None = None, template_di
                 templates_sha256=templates_digest(study.template_dir), python=platform.python_version(),
                 python_implementation=platform.python_implementation(), platform=platform.platform(),
                 machine=platform.machine(), results=[f"results/{p.name}" for p in tables],
-                claims="results/claims.csv", values="values.json", lock=LOCK,
+                values="values.json", lock=LOCK,
+                # the tables a complete bundle of this kind holds (read_bundle checks them); a study
+                # kind without claims (the planted-bias study: operating.csv) has no claims entry
+                required_results=[f"results/{t}" for t in study.required_tables],
+                **({"claims": "results/claims.csv"} if (study.paths.results / "claims.csv").exists() else {}),
                 **({"provenance": "results/provenance.csv"} if (study.paths.results / "provenance.csv").exists() else {}))
     build = study.paths.root / "build"
     with tempfile.TemporaryDirectory(prefix="discbias-bundle-") as tmp:
@@ -378,7 +382,7 @@ def read_bundle(path: str | Path) -> Bundle:
     extra = sorted(set(files) - set(listed) - {MANIFEST})
     if extra:
         raise BundleError(f"bundle {path}: {extra[0]} is not in the manifest (added after bundling)")
-    for rel in (META, "values.json", LOCK, "results/claims.csv"):
+    for rel in (META, "values.json", LOCK):
         if rel not in files:
             raise BundleError(f"bundle {path} has no {rel}: not a complete discbias bundle")
     meta = _json_member(path, files, META)
@@ -387,6 +391,13 @@ def read_bundle(path: str | Path) -> Bundle:
     if meta.get("format") != FORMAT:
         raise BundleError(f"bundle {path}: {META} says format {str(meta.get('format'))[:40]!r}; this discbias reads "
                           f"{FORMAT}")
+    # the study kind's tables (bundles written before the list was recorded are replications: claims.csv)
+    required = meta.get("required_results", ["results/claims.csv"])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise BundleError(f"bundle {path}: {META} required_results is not a list of file names")
+    for rel in required:
+        if rel not in files:
+            raise BundleError(f"bundle {path} has no {rel[:200]}: not a complete discbias bundle")
     values = _json_member(path, files, "values.json")
     if not isinstance(values, dict):
         raise BundleError(f"bundle {path}: values.json is not a JSON object")

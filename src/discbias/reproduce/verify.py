@@ -47,7 +47,7 @@ log scale: a tail probability such as p = 1e-150 moves with its statistic t as
 d log p = -t dt = 2 log p x (dt / t), so ``|log a - log b| <= 2 r |log p| + r`` with the row's
 relative tolerance ``r``.
 
-Timings and build stamps (:data:`TIMING`) are never compared.
+Timings and build stamps (:data:`TIMING`; in ``values.json`` also the machine's CPU count) are never compared.
 
 A number that is an exact copy of a posterior or bootstrap cell of the bundle (the claims table,
 ``values.json``) inherits that cell's tolerance. Text is compared exactly, except that text
@@ -83,10 +83,10 @@ DIAGNOSTIC = re.compile(r"(^|_)(r_?hat|ess|ess_bulk|ess_tail|mcse|divergen\w*|co
 #: the agreement itself is a result the ledger states as a bound.
 NOISE = re.compile(r"(^|_)(rel|abs)_diff$", re.I)
 #: Columns of timings and build stamps, never compared in any row.
-TIMING = re.compile(r"(seconds|(^|_)time($|_)|elapsed|duration|timestamp|build_date|build_stamp|stamp$)", re.I)
+TIMING = re.compile(r"(seconds|minutes|(^|_)time($|_)|elapsed|duration|timestamp|build_date|build_stamp|stamp$)", re.I)
 #: Keys of ``values.json`` (regular expression on the dotted path) that are not results: timings,
 #: dates, build stamps and the software versions (compared in the environment section instead).
-VALUES_SKIP = re.compile(r"(seconds|timing|_time($|\.)|timestamp|build_date|stamp|created|^meta\.software\.|^meta\.code_commit\.|"
+VALUES_SKIP = re.compile(r"(seconds|minutes|(^|\.)cpu_count$|timing|_time($|\.)|timestamp|build_date|stamp|created|^meta\.software\.|^meta\.code_commit\.|"
                          r"^meta\.discbias_version$|"
                          r"^meta\.config\.config$)", re.I)  # last: where the configuration lay on the building machine
 #: Keys of ``values.json`` that hold sampler diagnostics (not compared; they change with the seed).
@@ -876,8 +876,12 @@ def verify_build(bundle: Bundle, build: str | Path, tol: Tolerances | None = Non
                                                                       bundle="file", rebuild="missing", rule="file missing")]
     summaries.append(s)
     diffs += d
-    with _bundle_table(bundle, "claims"):
-        verdicts = verdict_changes(ta["claims"], tb.get("claims"))
+    if "claims" in ta or "claims" in tb:
+        with _bundle_table(bundle, "claims"):
+            verdicts = verdict_changes(ta.get("claims", pd.DataFrame(columns=["claim_id", "verdict"])),
+                                       tb.get("claims"))
+    else:  # a study kind without a claims table (the planted-bias study)
+        verdicts = pd.DataFrame(columns=["claim_id", "description", "verdict_bundle", "verdict_rebuild"])
     verdicts["at_boundary"] = [boundary_note(c, ta, tb, inherited) for c in verdicts["claim_id"]]
     # decisions that differ because a number sits within its own error of the threshold: listed
     # apart (the report says so), not counted as a difference
