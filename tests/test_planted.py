@@ -169,10 +169,16 @@ batch_size = 16
 n_heldout = 30
 n_probe_bases = 4
 threads = 1
+gan_steps = 10
+gan_batch_size = 8
+n_gan_measure = 16
 
 [planted.network]
 channel_base = 128
 channel_max = 16
+
+[planted.generator]
+channels = 8
 
 [[planted.conditions]]
 id = "unplanted"
@@ -180,12 +186,18 @@ id = "unplanted"
 [[planted.conditions]]
 id = "lum-1.5"
 luminance_shift = 1.5
+
+[[planted.conditions]]
+id = "gan-share-0.2"
+fake = "generator"
+minority_share = 0.2
 """
 
 
-@pytest.mark.slow  # trains four tiny discriminators and renders the HTML (about 40-55 s)
+@pytest.mark.slow  # trains four tiny discriminators and two tiny GANs and renders the HTML (about 50-65 s)
 def test_tiny_study_end_to_end(tmp_path, monkeypatch):
-    """Two conditions x two seeds x 30 steps: train, audit, summarise, figures, publish, render (HTML)."""
+    """Three conditions (one a GAN, 10 iterations) x two seeds: train, audit, summarise, figures, publish,
+    render (HTML)."""
     from discbias.studies.kind import open_study
 
     monkeypatch.setenv("DISCBIAS_TEMPLATES", str(REPO / "report"))
@@ -198,17 +210,25 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch):
     assert (out["steps"]["status"] == "ran").all()
     res = study.paths.results
     op = pd.read_csv(res / "operating.csv")
-    assert set(op["condition"]) == {"unplanted", "lum-1.5"}
+    assert set(op["condition"]) == {"unplanted", "lum-1.5", "gan-share-0.2"}
     assert set(op["detector"]) == {"luminance", "redness", "group", "probe_exposure", "probe_red"}
     null = op[op["condition"] == "unplanted"]
     assert (null["quantity"] == "false_positive_rate").all() and (null["n"] == 2).all()
     lum = op[(op["condition"] == "lum-1.5")].set_index("detector")
     assert lum.loc["luminance", "quantity"] == "power" and lum.loc["redness", "quantity"] == "false_positive_rate"
     assert ((op["conf_low"] <= op["share"]) & (op["share"] <= op["conf_high"])).all()
+    gan = op[op["condition"] == "gan-share-0.2"].set_index("detector")
+    assert gan.loc["group", "quantity"] == "power" and gan.loc["group", "planted_sign"] == -1
+    assert gan.loc["luminance", "quantity"] == "false_positive_rate"
     det = pd.read_csv(res / "detections.csv")
-    assert len(det) == 2 * 2 * 5 and set(det["seed"]) == {0, 1}
+    assert len(det) == 2 * 3 * 5 and set(det["seed"]) == {0, 1}
+    tr = pd.read_csv(res / "training.csv").set_index(["condition", "seed"])
+    g = tr.loc[("gan-share-0.2", 0)]
+    assert g["fake"] == "generator" and g["steps"] == 10 and np.isfinite(g["gen_luma_709"])
+    assert (study.paths.build / g["generator"]).is_file() and (study.paths.build / g["samples"]).is_file()
+    assert tr.loc[("unplanted", 0), "fake"] == "fixed"
     tc = pd.read_csv(res / "training_comparison.csv")
-    assert len(tc) == 4 and set(tc["reading_sign"]) <= {-1, 0, 1}
+    assert len(tc) == 6 and set(tc["reading_sign"]) <= {-1, 0, 1}
     assert ((tc["slope_low"] <= tc["slope_at_real_mode"]) & (tc["slope_at_real_mode"] <= tc["slope_high"])).all()
     # the audit ran as a user runs it: its configuration, manifest and tables are there
     a = study.paths.build / "audits" / "lum-1.5" / "s0"
@@ -224,5 +244,9 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch):
     assert t["n"] == 2 and t["k_brighter"] + t["k_darker"] + t["k_neither"] + t["k_not_estimated"] == 2
     k = values["planted"]["operating"]["lum-1.5"]["luminance"]["k"]
     assert f"direction in {k} of 2 seeds" in html
+    gv = values["planted"]["conditions"]["gan-share-0.2"]
+    assert values["planted"]["generator_conditions"] == ["gan-share-0.2"] and gv["gan"]["steps"] == 10
+    assert "generator-mode GANs" in html and "fig-planted-gan-samples" in html and "fig-planted-gan-training" in html
+    assert f"hypothesised direction in {values['planted']['operating']['gan-share-0.2']['group']['k']} of 2 seeds" in html
     again = study.run(formats=("html",))
     assert (again["steps"]["status"] == "skipped").all()  # nothing changed: nothing reruns

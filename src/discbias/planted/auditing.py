@@ -239,6 +239,13 @@ def training_comparison(probe_scores: pd.DataFrame, real_luma: np.ndarray, fake_
                 converged=converged, warnings=str(pref.get("warnings", "")))
 
 
+def _generated(path: Path) -> np.ndarray:
+    """The samples a generator-mode training run measured (``measured`` in its .npz, read without
+    pickle); none (an empty array) if the file has no such array."""
+    with np.load(path, allow_pickle=False) as z:
+        return z["measured"] if "measured" in z.files else np.zeros((0,) + z["generated"].shape[1:], np.uint8)
+
+
 def audit_one(cond: dict, settings: dict, seed: int, weights: str, folder: str) -> list[dict]:
     """Audit one seed's trained discriminator as a user would (:func:`write_audit_project`,
     :func:`run_user_audit`) and run the dose-response probes (:func:`run_probes`) on the same
@@ -296,10 +303,13 @@ def _audit_one(cond, p, seed, weights, folder, heldout_set) -> tuple[list[dict],
     pt, probe_scores = run_probes(weights, images[:p["n_probe_bases"]], folder / "data" / "cache", levels,
                                   seed=seed, return_scores=True)
     c = Condition(cond["id"], luminance_shift=cond["luminance_shift"], redness_shift=cond["redness_shift"],
-                  minority_share=cond["minority_share"], fake_share=cond["fake_share"])
+                  minority_share=cond["minority_share"], fake_share=cond["fake_share"],
+                  fake=cond.get("fake", "fixed"))
     real, fake, _ = training_sets(c, p["n_train"], p["resolution"], seed, exposure_sd=p["exposure_sd"],
                                   red_sd=p["red_sd"])
-    tc = training_comparison(probe_scores, image_luma(real), image_luma(fake), seed=seed)
+    if c.fake == "generator":  # the fake set is the generator's samples, saved beside the checkpoint
+        fake = _generated(Path(weights).with_name(f"s{seed}_samples.npz"))
+    tc = training_comparison(probe_scores, image_luma(real), image_luma(fake) if len(fake) else None, seed=seed)
     for pr in PROBES:
         x = pt.set_index("probe").loc[pr["probe"]]
         lo, hi = x["conf_low"], x["conf_high"]

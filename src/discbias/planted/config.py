@@ -24,6 +24,13 @@ Example::
     [[planted.conditions]]
     id = "lum-1.0"
     luminance_shift = 1.0               # stops: real-set mean exposure minus fake-set mean exposure
+
+    [[planted.conditions]]              # generator mode: a GAN (discbias.planted.generator) is trained on
+    id = "gan-share-0.2"                # a real set whose dark-group share is minority_share; the fake
+    fake = "generator"                  # images are the generator's samples (null: minority_share 0.5)
+    minority_share = 0.2
+
+Generator mode's settings (``gan_steps``, ``[planted.generator]``) are used only by its conditions.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ import hashlib
 import re
 import tomllib
 from pathlib import Path
+
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -50,9 +59,29 @@ class ConditionConfig(ConfigModel):
     redness_shift: float = Field(0.0, ge=-3, le=3)
     minority_share: float = Field(0.5, ge=0, le=1)
     fake_share: float = Field(0.5, ge=0, le=1)
+    #: "fixed": D is trained against a fixed fake set drawn from a declared distribution (fake_share, and
+    #: the fake half of the shifts); "generator": D and a generator are trained as a GAN on the real set
+    fake: Literal["fixed", "generator"] = "fixed"
+
+    @property
+    def planted(self) -> bool:
+        """Whether this condition plants anything (generator mode: a dark-group share other than 0.5)."""
+        if self.fake == "generator":
+            return self.minority_share != 0.5
+        return bool(self.luminance_shift or self.redness_shift or self.minority_share != self.fake_share)
 
     @model_validator(mode="after")
     def _id(self):
+        if self.fake == "generator":
+            if "fake_share" in self.model_fields_set:
+                raise ValueError(f"condition {self.id!r}: fake_share has no meaning with fake = \"generator\" (the "
+                                 f"fake images are the generator's samples); remove it, or use fake = \"fixed\"")
+            shifts = [k for k in ("luminance_shift", "redness_shift") if getattr(self, k)]
+            if shifts:
+                raise ValueError(f"condition {self.id!r}: {', '.join(shifts)} is not supported with fake = "
+                                 f"\"generator\" (what D learns then depends on how well the generator imitates "
+                                 f"the shifted real set, so the planted sign is not known); plant a group share "
+                                 f"(minority_share) instead, or use fake = \"fixed\"")
         if self.id.lower() in _NA_WORDS:
             raise ValueError(f"condition id {self.id!r} reads as a missing value in CSV readers (pandas, R); "
                              f"choose another, e.g. \"unplanted\"")
@@ -66,6 +95,14 @@ class NetworkConfig(ConfigModel):
     architecture: str = "resnet"
     channel_base: int = Field(256, ge=8, le=1 << 15)
     channel_max: int = Field(32, ge=1, le=512)
+
+
+class GeneratorConfig(ConfigModel):
+    """:class:`discbias.planted.generator.Generator` arguments (generator-mode conditions only)."""
+    z_dim: int = Field(64, ge=1, le=1024)
+    w_dim: int = Field(64, ge=1, le=1024)
+    channels: int = Field(32, ge=1, le=512)
+    mapping_layers: int = Field(2, ge=1, le=8)
 
 
 class PlantedMeta(ConfigModel):
@@ -95,6 +132,13 @@ class PlantedMeta(ConfigModel):
     #: 0: as many as the CPUs allow (os.cpu_count() // threads). The results do not depend on it.
     workers: int = Field(0, ge=0, le=256)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
+    #: iterations (one D and one G step each) of the GAN of generator-mode conditions
+    gan_steps: int = Field(350, ge=1)
+    #: real and generated images per GAN step (each); smaller than batch_size buys more updates per CPU second
+    gan_batch_size: int = Field(16, ge=2)
+    #: generator samples whose attributes are measured after training (and 16 kept for a grid)
+    n_gan_measure: int = Field(256, ge=16)
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     conditions: list[ConditionConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -108,9 +152,12 @@ class PlantedMeta(ConfigModel):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"condition id(s) {dup} used twice")
-        if not any(not (c.luminance_shift or c.redness_shift or c.minority_share != c.fake_share)
-                   for c in self.conditions):
+        if not any(not c.planted for c in self.conditions):
             raise ValueError("no null condition (one with nothing planted): the false-positive rate needs one")
+        if all(c.fake == "generator" for c in self.conditions):
+            raise ValueError("every condition is in generator mode: the study's fixed-fake figures and sections need "
+                             "at least one condition with fake = \"fixed\" (e.g. [[planted.conditions]] id = "
+                             "\"unplanted\")")
         return self
 
 

@@ -13,6 +13,11 @@ trained to call real and those it is trained to call fake: the real set's mean e
 ``+luminance_shift / 2`` and the fake set's ``-luminance_shift / 2`` (likewise ``redness_shift``), and
 the real set's share of the ``dark`` group is ``minority_share`` (the fake set's ``fake_share``). The
 null condition plants nothing: both sets are independent draws from one distribution.
+
+In *generator mode* (``Condition(fake="generator")``) only the real set is drawn here (its
+``dark`` share is ``minority_share``; the shifts must be 0) and the fake images are a generator's
+samples (:mod:`discbias.planted.generator`): what is planted is the group share of the data the
+GAN learns from, relative to a balanced 0.5.
 """
 
 from __future__ import annotations
@@ -45,12 +50,17 @@ class Condition:
     minority_share : float
         Share of the ``dark`` skin group in the real set.
     fake_share : float
-        Share of the ``dark`` skin group in the fake set.
+        Share of the ``dark`` skin group in the fake set (fixed mode).
+    fake : {"fixed", "generator"}
+        Where the fake images come from: a fixed draw from the declared distribution, or a generator
+        trained on the real set.
 
     Examples
     --------
     >>> Condition("null").planted, Condition("lum", luminance_shift=0.5).planted
     ([], ['luminance'])
+    >>> Condition("g", minority_share=0.2, fake="generator").planted
+    ['group']
     """
 
     id: str
@@ -58,6 +68,13 @@ class Condition:
     redness_shift: float = 0.0
     minority_share: float = 0.5
     fake_share: float = 0.5
+    fake: str = "fixed"
+
+    @property
+    def reference_share(self) -> float:
+        """The dark-group share the real set's is compared with: the fake set's (fixed mode) or a
+        balanced 0.5 (generator mode: the generator imitates the real set)."""
+        return 0.5 if self.fake == "generator" else self.fake_share
 
     @property
     def planted(self) -> list[str]:
@@ -67,7 +84,7 @@ class Condition:
             out.append("luminance")
         if self.redness_shift:
             out.append("redness")
-        if self.minority_share != self.fake_share:
+        if self.minority_share != self.reference_share:
             out.append("group")
         return out
 
@@ -152,7 +169,9 @@ def training_sets(condition: Condition, n: int, size: int, seed: int, *, exposur
                   red_sd: float = 0.25) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """The real and the fake training images of one condition and seed (``n`` each).
 
-    Returns ``real, fake, attributes`` (``attributes`` has a ``set`` column, ``real`` or ``fake``).
+    Returns ``real, fake, attributes`` (``attributes`` has a ``set`` column, ``real`` or ``fake``). In
+    generator mode ``fake`` is empty (shape ``(0, size, size, 3)``) and ``attributes`` has only the real
+    set's rows.
 
     Examples
     --------
@@ -165,6 +184,10 @@ def training_sets(condition: Condition, n: int, size: int, seed: int, *, exposur
     c = condition
     real, ar = make_faces(n, size, rng, exposure_mean=c.luminance_shift / 2, exposure_sd=exposure_sd,
                           red_mean=c.redness_shift / 2, red_sd=red_sd, dark_share=c.minority_share)
+    if c.fake == "generator":
+        if c.luminance_shift or c.redness_shift:
+            raise ValueError(f"condition {c.id!r}: generator mode plants only a group share (shifts must be 0)")
+        return real, np.zeros((0, size, size, 3), np.uint8), ar.assign(set="real")
     fake, af = make_faces(n, size, rng, exposure_mean=-c.luminance_shift / 2, exposure_sd=exposure_sd,
                           red_mean=-c.redness_shift / 2, red_sd=red_sd, dark_share=c.fake_share)
     attrs = pd.concat([ar.assign(set="real"), af.assign(set="fake")], ignore_index=True)

@@ -38,6 +38,8 @@ def planted_figures(ctx) -> list[str]:
 
     # 1. training curves: accuracy and losses per condition (mean over seeds, thin lines per seed)
     logs = ctx.read("results/training_log")
+    gan_conds = [c for c in conds if c.fake == "generator"]
+    conds_all, conds = conds, [c for c in conds if c.fake != "generator"]
     fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.2))
     for c in conds:
         d = logs[logs["condition"] == c.id]
@@ -72,9 +74,14 @@ def planted_figures(ctx) -> list[str]:
                     ax.set_ylabel(f"{c.id}\n{what}", fontsize=7, rotation=0, ha="right", va="center")
     _save(ctx, fig, "planted_samples", saved)
 
+    if gan_conds:
+        _gan_figures(ctx, gan_conds, logs, colours, saved)
+    conds = conds_all
+
     # 3. estimated bias against the planted luminance shift (audit claim and exposure probe)
     det = ctx.read("results/detections")
-    shift = {c.id: c.luminance_shift for c in conds if not c.redness_shift and c.minority_share == c.fake_share}
+    shift = {c.id: c.luminance_shift for c in conds
+             if c.fake != "generator" and not c.redness_shift and c.minority_share == c.fake_share}
     fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.3))
     rng = np.random.default_rng(0)
     for ax, det_id, ylab in ((axes[0], "luminance", "luma slope (logit per SD)\n(audit model)"),
@@ -193,4 +200,108 @@ def planted_figures(ctx) -> list[str]:
     for f in sorted(ctx.paths.tables.glob("planted_training.*")):
         ctx.wrote_file(f)
     saved.append("table:planted_training")
+
+    if gan_conds:
+        from .generator import DARK_PROXY_LUMA
+
+        tr = ctx.read("results/training")
+        tr = tr[tr["fake"] == "generator"] if "fake" in tr else tr.iloc[:0]
+        g = tr.groupby("condition", sort=False).agg(
+            share=("real_dark_share", "mean"), real_proxy=("real_dark_share_proxy", "mean"),
+            gen_proxy=("gen_dark_share_proxy", "mean"), real_luma=("real_luma_709", "mean"),
+            gen_luma=("gen_luma_709", "mean"), real_a=("real_lab_a", "mean"), gen_a=("gen_lab_a", "mean"),
+            seeds=("seed", "count")).reset_index()
+        g = g.sort_values("condition", key=lambda s: s.map(order))
+        long = pd.concat([g.assign(source="real training set", proxy=g["real_proxy"], luma=g["real_luma"],
+                                   a=g["real_a"], rank=0),
+                          g.assign(source="generator's samples", proxy=g["gen_proxy"], luma=g["gen_luma"],
+                                   a=g["gen_a"], share=np.nan, rank=1)])
+        long["order"] = long["condition"].map(order)
+        long = long.sort_values(["order", "rank"])
+        t = PubTable(long, [Col("condition", "Condition"), Col("source", "Images"),
+                            Col("share", "Dark share (drawn)", digits=3), Col("proxy", "Dark proxy", digits=3),
+                            Col("luma", "Luma", digits=3), Col("a", "a*", digits=2)],
+                     caption=("Generator-mode runs, means over seeds: the real training set against the generator's "
+                              "samples after training, measured the same way (image-mean Rec. 709 luma and CIELAB "
+                              f"a*; dark proxy: share of images whose face centre has luma below "
+                              f"{DARK_PROXY_LUMA:g}; dark share: "
+                              "the drawn group of the real images)."),
+                     label="tbl-planted-gan")
+        t.write(ctx.paths.tables, "planted_gan")
+        for f in sorted(ctx.paths.tables.glob("planted_gan.*")):
+            ctx.wrote_file(f)
+        saved.append("table:planted_gan")
     return saved
+
+
+def _gan_figures(ctx, gan_conds, logs, colours, saved) -> None:
+    """Generator mode: D and G loss curves per condition, and real training images against the generator's
+    samples (seed ``first_seed``), read from the ``s<seed>_samples.npz`` files the training step wrote."""
+    import matplotlib.pyplot as plt
+
+    from ..report.style import TEXT_WIDTH_IN
+
+    p = ctx.config.planted
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.2))
+    for c in gan_conds:
+        d = logs[logs["condition"] == c.id].assign(loss_d=lambda x: x["loss_real"] + x["loss_fake"])
+        for ax, col in ((axes[0], "loss_d"), (axes[1], "loss_g")):
+            for _, sd in d.groupby("seed"):
+                ax.plot(sd["step"], sd[col], color=colours[c.id], lw=0.4, alpha=0.35)
+            m = d.groupby("step")[col].mean()
+            ax.plot(m.index, m, color=colours[c.id], lw=1.5, label=c.id)
+    axes[0].set_ylabel("D loss (real + generated)")
+    axes[1].set_ylabel("G loss (non-saturating)")
+    for ax in axes:
+        ax.set_xlabel("training step (one D and one G update)")
+    axes[0].axhline(2 * np.log(2), color="k", lw=0.6, ls=":")
+    axes[1].axhline(np.log(2), color="k", lw=0.6, ls=":")
+    axes[1].legend(fontsize=7, frameon=False)
+    _save(ctx, fig, "planted_gan_training", saved)
+
+    runs = ctx.read("results/training")
+    n = 8
+    fig, axes = plt.subplots(2 * len(gan_conds), n, figsize=(TEXT_WIDTH_IN, 0.66 * 2 * len(gan_conds) + 0.1),
+                             gridspec_kw=dict(wspace=0.02, hspace=0.02))
+    axes = np.atleast_2d(axes)
+    for i, c in enumerate(gan_conds):
+        r = runs[(runs["condition"] == c.id) & (runs["seed"] == p.first_seed)]
+        if r.empty:
+            raise ValueError(f"no training run of condition {c.id!r} seed {p.first_seed} in results/training")
+        rel = str(r["samples"].iloc[0])
+        path = (ctx.paths.build / rel).resolve()
+        if ctx.paths.build.resolve() not in path.parents:
+            raise ValueError(f"results/training names a sample file outside the build: {rel!r}")
+        with np.load(path, allow_pickle=False) as z:
+            sets = (("real", z["real"]), ("G", z["generated"]))
+        for k, (what, imgs) in enumerate(sets):
+            for j in range(n):
+                ax = axes[2 * i + k, j]
+                ax.imshow(imgs[j], interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j == 0:
+                    ax.set_ylabel(f"{c.id}\n{what}", fontsize=7, rotation=0, ha="right", va="center")
+    _save(ctx, fig, "planted_gan_samples", saved)
+
+    # the audit's skin-group estimate against the planted dark-group share of the real set
+    from ..report.style import OKABE_ITO
+
+    det = ctx.read("results/detections")
+    share = {c.id: c.minority_share for c in gan_conds}
+    d = det[(det["detector"] == "group") & det["condition"].isin(list(share))].copy()
+    d["share"] = d["condition"].map(share)
+    found = d["reported_sign"] != 0
+    x = d["share"] + np.random.default_rng(0).uniform(-0.006, 0.006, len(d))
+    fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN * 0.55, 2.2))
+    ax.set_xlim(min(share.values()) - 0.05, max(share.values()) + 0.05)
+    ax.scatter(x[found], d["estimate"][found], s=9, color=OKABE_ITO[4], label="reported", zorder=3)
+    ax.scatter(x[~found], d["estimate"][~found], s=9, facecolor="none", edgecolor=OKABE_ITO[3],
+               label="not reported", zorder=3)
+    m = d.groupby("share")["estimate"].agg(["mean", "sem"])
+    ax.errorbar(m.index, m["mean"], yerr=1.96 * m["sem"].fillna(0), color="k", lw=1, capsize=2, zorder=2)
+    ax.axhline(0, color="k", lw=0.6, ls=":")
+    ax.set_xlabel("dark-group share of the real training set")
+    ax.set_ylabel("dark-group coefficient\n(logit, audit model)")
+    ax.legend(fontsize=7, frameon=False)
+    _save(ctx, fig, "planted_gan_dose", saved)

@@ -36,7 +36,7 @@ __all__ = ["train_step", "train_one", "TRAINING_MODULES", "training_version"]
 TRAINING_MODULES = (
     "discbias.planted.runs", "discbias.planted.train", "discbias.planted.data", "discbias.planted.checkpoint",
     "discbias.measures.color", "discbias.nets", "discbias.nets.discriminator", "discbias.nets.layers",
-    "discbias.nets.fir",
+    "discbias.nets.fir", "discbias.planted.generator",
 )
 
 
@@ -55,7 +55,7 @@ def training_version() -> str:
 
 def _condition(c) -> Condition:
     return Condition(c.id, luminance_shift=c.luminance_shift, redness_shift=c.redness_shift,
-                     minority_share=c.minority_share, fake_share=c.fake_share)
+                     minority_share=c.minority_share, fake_share=c.fake_share, fake=getattr(c, "fake", "fixed"))
 
 
 def _seeds(p) -> list[int]:
@@ -77,6 +77,14 @@ def _sha256(path: Path) -> str:
 def train_one(cond: dict, settings: dict, seed: int, out: str, checkpoint: str) -> tuple[dict, pd.DataFrame]:
     """Train one seed's discriminator of a condition and save it; plain data in and out (it runs in
     a worker process when ``[planted] workers`` > 1, see :mod:`discbias.planted.parallel`).
+
+    Fixed mode: a discriminator against the fixed fake set. Generator mode (``cond["fake"] ==
+    "generator"``): a GAN (:func:`discbias.planted.generator.train_gan`) on the real set; besides D's
+    NVIDIA pickle it saves, beside it, the generator as a plain ``state_dict`` (``s<seed>_G.pt``,
+    loadable with ``weights_only=True``) and uint8 arrays in ``s<seed>_samples.npz``: 16 samples
+    (``generated``), 16 real training images (``real``) and the ``n_gan_measure`` samples whose
+    attributes are recorded (``measured``; the audit's training-distribution comparison uses them as
+    the fake set). The run row then names them (``generator``, ``samples``).
 
     Parameters
     ----------
@@ -103,30 +111,58 @@ def train_one(cond: dict, settings: dict, seed: int, out: str, checkpoint: str) 
 
     p = settings
     c = Condition(cond["id"], luminance_shift=cond["luminance_shift"], redness_shift=cond["redness_shift"],
-                  minority_share=cond["minority_share"], fake_share=cond["fake_share"])
+                  minority_share=cond["minority_share"], fake_share=cond["fake_share"],
+                  fake=cond.get("fake", "fixed"))
     net = network_kwargs(p["resolution"], **p["network"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     real, fake, attrs = training_sets(c, p["n_train"], p["resolution"], seed, exposure_sd=p["exposure_sd"],
                                       red_sd=p["red_sd"])
-    D, tl = train_discriminator(real, fake, network=net, steps=p["steps"], batch_size=p["batch_size"], lr=p["lr"],
-                                r1_gamma=p["r1_gamma"], r1_interval=p["r1_interval"], seed=seed,
-                                log_every=max(1, p["steps"] // 20), threads=p["threads"])
     out = Path(out)
+    extra = {}
+    if c.fake == "generator":
+        import torch
+
+        from .generator import sample_attributes, train_gan
+
+        steps = p["gan_steps"]
+        D, G, tl, samples, g_attrs, measured = train_gan(
+            real, network=net, generator=p["generator"], steps=steps, batch_size=p["gan_batch_size"], lr=p["lr"],
+            r1_gamma=p["r1_gamma"], r1_interval=p["r1_interval"], seed=seed, log_every=max(1, steps // 20),
+            threads=p["threads"], n_samples=16, n_measure=p["n_gan_measure"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        g_path, s_path = out.with_name(f"s{seed}_G.pt"), out.with_name(f"s{seed}_samples.npz")
+        torch.save({k: v.detach().clone() for k, v in G.state_dict().items()}, g_path)
+        np.savez_compressed(s_path, generated=samples, real=real[:16], measured=measured)
+        rel = checkpoint.rsplit("/", 1)[0] + "/" if "/" in checkpoint else ""
+        r_attrs = sample_attributes(real)
+        extra = dict(generator=rel + g_path.name, samples=rel + s_path.name,
+                     generator_params=int(sum(t.numel() for t in G.parameters())),
+                     final_loss_g=float(tl.iloc[-1]["loss_g"]),
+                     **{f"real_{k}": float(v) for k, v in r_attrs.items()},
+                     **{f"gen_{k}": float(v) for k, v in g_attrs.items()})
+    else:
+        steps = p["steps"]
+        D, tl = train_discriminator(real, fake, network=net, steps=steps, batch_size=p["batch_size"], lr=p["lr"],
+                                    r1_gamma=p["r1_gamma"], r1_interval=p["r1_interval"], seed=seed,
+                                    log_every=max(1, steps // 20), threads=p["threads"])
     save_nvidia_pickle(D, out, training_set_kwargs=dict(
         class_name="discbias.planted.data.training_sets", condition=c.id, seed=seed,
         resolution=p["resolution"], n=p["n_train"], luminance_shift=c.luminance_shift,
-        redness_shift=c.redness_shift, minority_share=c.minority_share, fake_share=c.fake_share))
-    secs = time.perf_counter() - t0
+        redness_shift=c.redness_shift, minority_share=c.minority_share, fake_share=c.fake_share,
+        **({"fake": c.fake} if c.fake != "fixed" else {})))
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     m = attrs.groupby("set")[["exposure", "red_gain"]].mean()
     dark = attrs.assign(d=attrs["group"] == "dark").groupby("set")["d"].mean()
     last = tl.iloc[-1]
-    run = dict(condition=c.id, seed=seed, checkpoint=checkpoint, sha256=_sha256(out), steps=p["steps"], seconds=secs,
+    nan = float("nan")
+    run = dict(condition=c.id, seed=seed, fake=c.fake, checkpoint=checkpoint, sha256=_sha256(out), steps=steps,
+               seconds=secs, cpu_seconds=cpu,
                params=int(sum(t.numel() for t in D.parameters())),
                final_loss_real=float(last["loss_real"]), final_loss_fake=float(last["loss_fake"]),
                final_accuracy=float(last["accuracy"]),
-               real_exposure=float(m.loc["real", "exposure"]), fake_exposure=float(m.loc["fake", "exposure"]),
-               real_red_gain=float(m.loc["real", "red_gain"]), fake_red_gain=float(m.loc["fake", "red_gain"]),
-               real_dark_share=float(dark["real"]), fake_dark_share=float(dark["fake"]))
+               real_exposure=float(m.loc["real", "exposure"]), fake_exposure=float(m["exposure"].get("fake", nan)),
+               real_red_gain=float(m.loc["real", "red_gain"]), fake_red_gain=float(m["red_gain"].get("fake", nan)),
+               real_dark_share=float(dark["real"]), fake_dark_share=float(dark.get("fake", nan)), **extra)
     return run, tl.assign(condition=c.id, seed=seed)
 
 
@@ -183,7 +219,8 @@ def train_step(cond_cfg):
             # a record that lets a rerun after another seed's failure reuse this seed (removed on success)
             (folder / f"s{seed}.done.json").write_text(json.dumps(
                 dict(key=_done_key(version, cond, settings, seed), run=r, log=tl.to_dict("list"))))
-            log(f"trained {cond['id']} seed {seed} in {r['seconds']:.1f}s (accuracy {r['final_accuracy']:.2f})")
+            log(f"trained {cond['id']} seed {seed} in {r['seconds']:.1f}s, {r['cpu_seconds']:.1f}s CPU "
+                f"(accuracy {r['final_accuracy']:.2f})")
 
         workers = resolve_workers(p.workers, seeds=len(tasks), threads=p.threads)
         out = map_seeds(train_one, tasks, workers=workers, threads=p.threads, label=ctx.step.name,
@@ -191,7 +228,9 @@ def train_step(cond_cfg):
         results.update({seed: res for (seed, _), res in zip(tasks, out)})
         order = _seeds(p)
         for seed in order:
-            ctx.wrote_file(ctx.paths.build / results[seed][0]["checkpoint"])
+            for key in ("checkpoint", "generator", "samples"):  # the last two: generator mode only
+                if isinstance(results[seed][0].get(key), str):
+                    ctx.wrote_file(ctx.paths.build / results[seed][0][key])
         ctx.write(f"planted/train_log/{cond['id']}", pd.concat([results[s][1] for s in order], ignore_index=True))
         ctx.write(f"planted/runs/{cond['id']}", pd.DataFrame([results[s][0] for s in order]))
         for seed in order:

@@ -56,6 +56,8 @@ REPORTED = ("robust", "fragile", "contradicted")
 #: The settings each kind of step depends on (a change to another setting does not retrain or re-audit).
 TRAINING_SETTINGS = ("resolution", "seeds", "first_seed", "n_train", "steps", "batch_size", "lr", "r1_gamma",
                      "r1_interval", "exposure_sd", "red_sd", "threads", "network")
+#: Further settings the training steps of generator-mode conditions depend on.
+GAN_SETTINGS = ("gan_steps", "gan_batch_size", "n_gan_measure", "generator")
 #: The audit redraws each network's training sets for the training-distribution comparison, so the
 #: settings that draw them are audit settings too.
 AUDIT_SETTINGS = ("resolution", "n_heldout", "heldout_exposure_sd", "heldout_red_sd", "n_probe_bases",
@@ -100,15 +102,26 @@ def planted_sign(cond: Condition, attribute: str) -> int:
     """The sign of the planted effect on the score (+1: a higher attribute value scores higher; for
     ``group``, +1: the dark group scores higher), 0 when nothing is planted.
 
+    In fixed mode the sign is that of the real-minus-fake difference D is trained on. In generator
+    mode it is the *hypothesis* under test, not a difference D is shown directly (its fake images are
+    the generator's imitation of the real set): a dark-group share of the real set below 0.5 is
+    hypothesised to make D score the dark group lower (the explanation Grissom et al. weigh for their
+    finding: the group under-represented in the training data is scored lower), above 0.5 higher; the
+    generator-mode null is a share of 0.5.
+
     Examples
     --------
     >>> planted_sign(Condition("a", luminance_shift=0.5), "luminance"), planted_sign(Condition("n"), "luminance")
     (1, 0)
     >>> planted_sign(Condition("g", minority_share=0.2), "group")
     -1
+    >>> planted_sign(Condition("g", minority_share=0.05, fake="generator"), "group")
+    -1
+    >>> planted_sign(Condition("g", minority_share=0.5, fake="generator"), "group")
+    0
     """
     v = dict(luminance=cond.luminance_shift, redness=cond.redness_shift,
-             group=cond.minority_share - cond.fake_share)[attribute]
+             group=cond.minority_share - cond.reference_share)[attribute]
     return int(np.sign(v))
 
 
@@ -198,6 +211,7 @@ def training_comparison_summary(tc: pd.DataFrame, conditions: list[Condition]) -
 
 def _summary_step(ctx) -> None:
     from ..pipeline import software_versions
+    from .generator import DARK_PROXY_LUMA
     from .parallel import resolve_workers
     from .train import network_kwargs
 
@@ -224,12 +238,27 @@ def _summary_step(ctx) -> None:
     lum = [c for c in conds if c.luminance_shift and not c.redness_shift and c.minority_share == c.fake_share]
     strongest = max(lum, key=lambda c: abs(c.luminance_shift)).id if lum else None
     audit_secs = det.groupby(["condition", "seed"])["seconds"].first().groupby("condition").sum()
+    gan_cols = ["real_luma_709", "gen_luma_709", "real_lab_a", "gen_lab_a", "real_dark_share_proxy",
+                "gen_dark_share_proxy", "real_dark_share", "final_loss_g", "final_loss_real", "final_loss_fake"]
+
+    def _gan(c):
+        r = runs[runs["condition"] == c.id]
+        if c.fake != "generator" or not set(gan_cols) <= set(r.columns):
+            return {}
+        return dict(gan={k: float(r[k].mean()) for k in gan_cols} | dict(
+            steps=int(r["steps"].iloc[0]), cpu_seconds_per_run=float(r["cpu_seconds"].mean()),
+            generator_params=int(r["generator_params"].iloc[0])))
+
     per_cond = {c.id: dict(train_minutes=float(runs.loc[runs["condition"] == c.id, "seconds"].sum() / 60),
                            audit_minutes=float(audit_secs.get(c.id, 0.0) / 60),
                            luminance_shift=c.luminance_shift, redness_shift=c.redness_shift,
                            minority_share=c.minority_share, fake_share=c.fake_share, planted=c.planted,
                            n_seeds=int((runs["condition"] == c.id).sum()),
-                           mean_final_accuracy=float(runs.loc[runs["condition"] == c.id, "final_accuracy"].mean()))
+                           mean_final_accuracy=float(runs.loc[runs["condition"] == c.id, "final_accuracy"].mean()),
+                           fake=c.fake, reference_share=c.reference_share,
+                           cpu_seconds_per_run=(float(runs.loc[runs["condition"] == c.id, "cpu_seconds"].mean())
+                                                if "cpu_seconds" in runs else float("nan")),
+                           **_gan(c))
                 for c in conds}
     values = dict(
         meta=dict(title=cfg.title, study_id=cfg.id, software=software_versions(), build_date=time.strftime("%Y-%m-%d")),
@@ -239,6 +268,10 @@ def _summary_step(ctx) -> None:
             params=int(runs["params"].iloc[0]),
             conditions=per_cond, condition_order=[c.id for c in conds], null_conditions=null_ids,
             strongest_luminance=strongest, operating=ops,
+            generator_conditions=[c.id for c in conds if c.fake == "generator"],
+            dark_proxy_luma=DARK_PROXY_LUMA,
+            generator_null=[c.id for c in conds if c.fake == "generator" and not c.planted],
+            fixed_null=[c.id for c in conds if c.fake != "generator" and not c.planted],
             detectors=[dict(id=c["id"], method="audit claim", attribute=c["attribute"], term=c["term"],
                             description=c["description"]) for c in CLAIMS]
             + [dict(id=pr["id"], method="dose-response probe", attribute=pr["attribute"], term=pr["probe"],
@@ -291,9 +324,14 @@ def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pd
     steps = []
     for c in p.conditions:
         cd = c.model_dump(mode="json")
+        tr = training
+        if c.fake == "fixed":
+            cd.pop("fake")  # the setting's default: the fixed-fake steps' parameters are unchanged
+        else:
+            tr = {**training, **{k: settings[k] for k in GAN_SETTINGS}}
         steps.append(Step(f"planted:train:{c.id}", train_step(c), writes=[f"planted/train_log/{c.id}",
                                                                             f"planted/runs/{c.id}"],
-                          group="train", params=dict(condition=cd, settings=training),
+                          group="train", params=dict(condition=cd, settings=tr),
                           version=training_version()))
         steps.append(Step(f"planted:audit:{c.id}", audit_step(c), reads=[f"planted/runs/{c.id}"],
                           writes=[f"planted/detections/{c.id}", f"planted/training_comparison/{c.id}"], group="audit",
@@ -307,7 +345,7 @@ def planted_engine(cfg: PlantedConfig, paths: PlantedPaths, formats=("html", "pd
                       params=dict(config=cfg.model_dump(mode="json"))))
     steps.append(Step("planted:figures", _figures_step,
                       reads=["values", "results/operating", "results/detections", "results/training_log",
-                             "results/training_comparison"],
+                             "results/training", "results/training_comparison"],
                       writes=["planted/figures"], group="figures", params=dict(labels=dict(cfg.labels))))
     steps.append(Step("publish:results", _publish_results_step,
                       optional_reads=["results/operating", "results/detections", "results/training",
