@@ -156,7 +156,7 @@ def train_one(cond: dict, settings: dict, seed: int, out: str, checkpoint: str) 
     last = tl.iloc[-1]
     nan = float("nan")
     run = dict(condition=c.id, seed=seed, fake=c.fake, checkpoint=checkpoint, sha256=_sha256(out), steps=steps,
-               seconds=secs, cpu_seconds=cpu,
+               seconds=secs, cpu_seconds=cpu, load_average=_load_average(),
                params=int(sum(t.numel() for t in D.parameters())),
                final_loss_real=float(last["loss_real"]), final_loss_fake=float(last["loss_fake"]),
                final_accuracy=float(last["accuracy"]),
@@ -164,6 +164,17 @@ def train_one(cond: dict, settings: dict, seed: int, out: str, checkpoint: str) 
                real_red_gain=float(m.loc["real", "red_gain"]), fake_red_gain=float(m["red_gain"].get("fake", nan)),
                real_dark_share=float(dark["real"]), fake_dark_share=float(dark.get("fake", nan)), **extra)
     return run, tl.assign(condition=c.id, seed=seed)
+
+
+def _load_average() -> float:
+    """The machine's 1-minute load average now (NaN where the platform has none): with the worker
+    count, it says whether other jobs shared the CPUs while the networks were timed."""
+    import os
+
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return float("nan")
 
 
 def _done_key(version: str, cond: dict, settings: dict, seed: int) -> str:

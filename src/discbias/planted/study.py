@@ -280,6 +280,7 @@ def _summary_step(ctx) -> None:
             n_runs=int(len(runs)), train_minutes=float(runs["seconds"].sum() / 60),
             audit_minutes=float(audit_secs.sum() / 60),
             threads=p.threads, cpu_count=os.cpu_count(),
+            load_average=float(runs["load_average"].mean()) if "load_average" in runs else float("nan"),
             workers=resolve_workers(p.workers, seeds=p.seeds, threads=p.threads)))
     ctx.write_value("values", values)
 

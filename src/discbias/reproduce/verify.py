@@ -83,10 +83,10 @@ DIAGNOSTIC = re.compile(r"(^|_)(r_?hat|ess|ess_bulk|ess_tail|mcse|divergen\w*|co
 #: the agreement itself is a result the ledger states as a bound.
 NOISE = re.compile(r"(^|_)(rel|abs)_diff$", re.I)
 #: Columns of timings and build stamps, never compared in any row.
-TIMING = re.compile(r"(seconds|minutes|(^|_)time($|_)|elapsed|duration|timestamp|build_date|build_stamp|stamp$)", re.I)
+TIMING = re.compile(r"(seconds|minutes|load_average|(^|_)time($|_)|elapsed|duration|timestamp|build_date|build_stamp|stamp$)", re.I)
 #: Keys of ``values.json`` (regular expression on the dotted path) that are not results: timings,
 #: dates, build stamps and the software versions (compared in the environment section instead).
-VALUES_SKIP = re.compile(r"(seconds|minutes|(^|\.)cpu_count$|timing|_time($|\.)|timestamp|build_date|stamp|created|^meta\.software\.|^meta\.code_commit\.|"
+VALUES_SKIP = re.compile(r"(seconds|minutes|load_average|(^|\.)cpu_count$|timing|_time($|\.)|timestamp|build_date|stamp|created|^meta\.software\.|^meta\.code_commit\.|"
                          r"^meta\.discbias_version$|"
                          r"^meta\.config\.config$)", re.I)  # last: where the configuration lay on the building machine
 #: Keys of ``values.json`` that hold sampler diagnostics (not compared; they change with the seed).
