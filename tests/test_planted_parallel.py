@@ -50,7 +50,7 @@ def _run(root: Path, workers: int, logs: list[str] | None = None, groups=("train
 
 def _tables(eng):
     # wall time: the one column that may differ
-    return {t: eng.store.get(t).drop(columns=["seconds", "cpu_seconds"], errors="ignore") for t in
+    return {t: eng.store.get(t).drop(columns=["seconds", "cpu_seconds", "load_average"], errors="ignore") for t in
             ("planted/runs/unplanted", "planted/train_log/unplanted", "planted/detections/unplanted",
              "planted/training_comparison/unplanted")}
 
