@@ -20,14 +20,20 @@ SRC = os.environ.get("DISCBIAS_NVIDIA_STYLEGAN3")
 
 
 @pytest.mark.skipif(not SRC, reason="DISCBIAS_NVIDIA_STYLEGAN3 is not set (a local checkout of NVlabs/stylegan3)")
-def test_trained_checkpoint_matches_nvidia_reference(tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode", ["fixed", "generator"])
+def test_trained_checkpoint_matches_nvidia_reference(tmp_path, monkeypatch, mode):
     from discbias.nets import load_discriminator
     from discbias.planted.checkpoint import save_nvidia_pickle
     from discbias.planted.data import Condition, heldout_set, training_sets
     from discbias.planted.train import network_kwargs, to_input, train_discriminator
 
     real, fake, _ = training_sets(Condition("lum", luminance_shift=1.0), 256, 32, seed=0)
-    D, _ = train_discriminator(real, fake, network=network_kwargs(32), steps=60, batch_size=16, seed=0)
+    if mode == "fixed":
+        D, _ = train_discriminator(real, fake, network=network_kwargs(32), steps=60, batch_size=16, seed=0)
+    else:  # a discriminator trained as a GAN's (planted.generator.train_gan)
+        from discbias.planted.generator import train_gan
+
+        D = train_gan(real, network=network_kwargs(32), steps=40, batch_size=16, seed=0, n_measure=16)[0]
     p = save_nvidia_pickle(D, tmp_path / "D.pkl")
     ours = load_discriminator(p)
 

@@ -35,6 +35,9 @@ def planted_figures(ctx) -> list[str]:
     p = ctx.config.planted
     conds = [_condition(c) for c in p.conditions]
     colours = {c.id: OKABE_ITO[i % len(OKABE_ITO)] for i, c in enumerate(conds)}
+    # more conditions than colours: the line style and the marker tell the ones sharing a colour apart
+    dashes = {c.id: ("-", "--", ":")[(i // len(OKABE_ITO)) % 3] for i, c in enumerate(conds)}
+    markers = {c.id: "osD^vPX*h"[i % 9] for i, c in enumerate(conds)}
 
     # 1. training curves: accuracy and losses per condition (mean over seeds, thin lines per seed)
     logs = ctx.read("results/training_log")
@@ -46,8 +49,8 @@ def planted_figures(ctx) -> list[str]:
         for _, s in d.groupby("seed"):
             axes[0].plot(s["step"], s["accuracy"], color=colours[c.id], lw=0.4, alpha=0.35)
         m = d.groupby("step")[["accuracy", "loss_real", "loss_fake"]].mean()
-        axes[0].plot(m.index, m["accuracy"], color=colours[c.id], lw=1.5, label=c.id)
-        axes[1].plot(m.index, m["loss_real"] + m["loss_fake"], color=colours[c.id], lw=1.5, label=c.id)
+        axes[0].plot(m.index, m["accuracy"], color=colours[c.id], ls=dashes[c.id], lw=1.5, label=c.id)
+        axes[1].plot(m.index, m["loss_real"] + m["loss_fake"], color=colours[c.id], ls=dashes[c.id], lw=1.5, label=c.id)
     axes[0].set_xlabel("training step")
     axes[0].set_ylabel("real-vs-fake accuracy")
     axes[0].axhline(0.5, color="k", lw=0.6, ls=":")
@@ -106,24 +109,25 @@ def planted_figures(ctx) -> list[str]:
     lum = det[det["detector"] == "luminance"][["condition", "seed", "estimate", "conf_low", "conf_high"]]
     tcm = tc.merge(lum, on=["condition", "seed"], how="left")
     tcm["imbalance"] = tcm["real_luma_mean"] - tcm["fake_luma_mean"]
-    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.4))
+    fig, axes = plt.subplots(1, 2, figsize=(TEXT_WIDTH_IN, 2.4 + 0.15 * ((len(conds) - 1) // 5 + 1)))
     for c in conds:
         d = tcm[tcm["condition"] == c.id]
         if d.empty:
             continue
         axes[0].errorbar(d["imbalance"], d["estimate"], yerr=[d["estimate"] - d["conf_low"], d["conf_high"] - d["estimate"]],
-                         fmt="o", ms=3, lw=0.6, color=colours[c.id], label=c.id)
+                         fmt=markers[c.id], ms=3, lw=0.6, color=colours[c.id], label=c.id)
         ok = d["slope_at_real_mode"].notna()
         axes[1].errorbar(d["imbalance"][ok], d["slope_at_real_mode"][ok],
                          yerr=[(d["slope_at_real_mode"] - d["slope_low"])[ok], (d["slope_high"] - d["slope_at_real_mode"])[ok]],
-                         fmt="o", ms=3, lw=0.6, color=colours[c.id], label=c.id)
+                         fmt=markers[c.id], ms=3, lw=0.6, color=colours[c.id], label=c.id)
     for ax in axes:
         ax.axhline(0, color="k", lw=0.6, ls=":")
         ax.axvline(0, color="k", lw=0.4, ls=":")
         ax.set_xlabel("real minus fake training luma")
     axes[0].set_ylabel("luma slope (logit per SD)\n(audit model)")
     axes[1].set_ylabel("score slope at the real\ndata's modal luma")
-    axes[0].legend(fontsize=6, frameon=False)
+    h, lab = axes[0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="outside lower center", ncol=min(5, max(1, len(lab))), fontsize=6, frameon=False)
     _save(ctx, fig, "planted_training_comparison", saved)
 
     # tables
