@@ -20,6 +20,18 @@ def _save(ctx, fig, name: str, saved: list[str]) -> None:
     saved.append(f"figure:{name}")
 
 
+def _image_rows(axes, label: str, sets, n: int) -> None:
+    """One row of ``n`` images per ``(name, images)`` in ``sets``, labelled ``label`` and the name."""
+    for k, (what, imgs) in enumerate(sets):
+        for j in range(n):
+            ax = axes[k, j]
+            ax.imshow(imgs[j], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(f"{label}\n{what}", fontsize=7, rotation=0, ha="right", va="center")
+
+
 def planted_figures(ctx) -> list[str]:
     """Training curves, sample images, estimated bias against the planted shift; the operating
     characteristics and training tables. Returns the saved names."""
@@ -67,14 +79,7 @@ def planted_figures(ctx) -> list[str]:
     axes = np.atleast_2d(axes)
     for i, c in enumerate(show):
         real, fake, _ = training_sets(c, 8, p.resolution, p.first_seed, exposure_sd=p.exposure_sd, red_sd=p.red_sd)
-        for j in range(8):
-            for k, (imgs, what) in enumerate(((real, "real"), (fake, "fake"))):
-                ax = axes[2 * i + k, j]
-                ax.imshow(imgs[j], interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if j == 0:
-                    ax.set_ylabel(f"{c.id}\n{what}", fontsize=7, rotation=0, ha="right", va="center")
+        _image_rows(axes[2 * i:2 * i + 2], c.id, (("real", real), ("fake", fake)), 8)
     _save(ctx, fig, "planted_samples", saved)
 
     if gan_conds:
@@ -278,14 +283,7 @@ def _gan_figures(ctx, gan_conds, logs, colours, saved) -> None:
             raise ValueError(f"results/training names a sample file outside the build: {rel!r}")
         with np.load(path, allow_pickle=False) as z:
             sets = (("real", z["real"]), ("G", z["generated"]))
-        for k, (what, imgs) in enumerate(sets):
-            for j in range(n):
-                ax = axes[2 * i + k, j]
-                ax.imshow(imgs[j], interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if j == 0:
-                    ax.set_ylabel(f"{c.id}\n{what}", fontsize=7, rotation=0, ha="right", va="center")
+        _image_rows(axes[2 * i:2 * i + 2], c.id, sets, n)
     _save(ctx, fig, "planted_gan_samples", saved)
 
     # the audit's skin-group estimate against the planted dark-group share of the real set
