@@ -91,7 +91,9 @@ def _same(a: dict, b: dict) -> list[str]:
         if x is None or y is None:
             diffs.append(f"{name}: only in one build")
             continue
-        drop = [c for c in ("seconds",) if c in x]
+        from discbias.reproduce.verify import TIMING  # wall and CPU seconds, load averages: not results
+
+        drop = [c for c in x.columns if TIMING.search(str(c))]
         try:
             pd.testing.assert_frame_equal(x.drop(columns=drop), y.drop(columns=drop), check_exact=True)
         except AssertionError as exc:
