@@ -20,6 +20,24 @@ def _save(ctx, fig, name: str, saved: list[str]) -> None:
     saved.append(f"figure:{name}")
 
 
+def _dose_scatter(ax, d: pd.DataFrame, dose: dict, jitter: np.ndarray, xlabel: str, ylabel: str) -> None:
+    """One point per discriminator at its condition's planted dose (``dose``: condition -> value, plus
+    ``jitter``), filled where the detector reported a bias; black: the mean per dose with 95% interval."""
+    from ..report.style import OKABE_ITO
+
+    x = d["condition"].map(dose)
+    found = (d["reported_sign"] != 0).to_numpy()
+    xj = x.to_numpy() + jitter
+    y = d["estimate"].to_numpy()
+    ax.scatter(xj[found], y[found], s=9, color=OKABE_ITO[4], label="reported", zorder=3)
+    ax.scatter(xj[~found], y[~found], s=9, facecolor="none", edgecolor=OKABE_ITO[3], label="not reported", zorder=3)
+    m = d.assign(dose=x)["estimate"].groupby(x).agg(["mean", "sem"])
+    ax.errorbar(m.index, m["mean"], yerr=1.96 * m["sem"].fillna(0), color="k", lw=1, capsize=2, zorder=2)
+    ax.axhline(0, color="k", lw=0.6, ls=":")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
 def _image_rows(axes, label: str, sets, n: int) -> None:
     """One row of ``n`` images per ``(name, images)`` in ``sets``, labelled ``label`` and the name."""
     for k, (what, imgs) in enumerate(sets):
@@ -94,18 +112,8 @@ def planted_figures(ctx) -> list[str]:
     rng = np.random.default_rng(0)
     for ax, det_id, ylab in ((axes[0], "luminance", "luma slope (logit per SD)\n(audit model)"),
                              (axes[1], "probe_exposure", "score slope per stop\n(exposure probe)")):
-        d = det[(det["detector"] == det_id) & det["condition"].isin(list(shift))].copy()
-        d["shift"] = d["condition"].map(shift)
-        found = d["reported_sign"] != 0
-        x = d["shift"] + rng.uniform(-0.03, 0.03, len(d))
-        ax.scatter(x[found], d["estimate"][found], s=9, color=OKABE_ITO[4], label="reported", zorder=3)
-        ax.scatter(x[~found], d["estimate"][~found], s=9, facecolor="none", edgecolor=OKABE_ITO[3],
-                   label="not reported", zorder=3)
-        m = d.groupby("shift")["estimate"].agg(["mean", "sem"])
-        ax.errorbar(m.index, m["mean"], yerr=1.96 * m["sem"].fillna(0), color="k", lw=1, capsize=2, zorder=2)
-        ax.axhline(0, color="k", lw=0.6, ls=":")
-        ax.set_xlabel("planted luminance shift (stops)")
-        ax.set_ylabel(ylab)
+        d = det[(det["detector"] == det_id) & det["condition"].isin(list(shift))]
+        _dose_scatter(ax, d, shift, rng.uniform(-0.03, 0.03, len(d)), "planted luminance shift (stops)", ylab)
     axes[0].legend(fontsize=7, frameon=False)
     _save(ctx, fig, "planted_dose", saved)
 
@@ -177,9 +185,9 @@ def planted_figures(ctx) -> list[str]:
                       Col("n", "Seeds", digits=0), Col("k_beyond_sesoi", "Beyond SESOI", digits=0),
                       Col("share_pct", "Share (%)", digits=0),
                       Col("lo_pct", "95% CI (%)", fmt="interval", high="hi_pct", digits=1)],
-                 caption=(f"Operating characteristics of the audit: for each condition and detector, the number of "
-                          f"seeds (discriminators) in which the planted direction is reported (power) or, where "
-                          f"the detector's attribute is not planted, any bias is reported (false-positive rate)."),
+                 caption=("Operating characteristics of the audit: for each condition and detector, the number of "
+                          "seeds (discriminators) in which the planted direction is reported (power) or, where "
+                          "the detector's attribute is not planted, any bias is reported (false-positive rate)."),
                  label="tbl-planted-operating",
                  notes=("Audit claims report a bias when their verdict is robust, fragile or contradicted "
                         f"(SESOI {p.sesoi:g} logit per SD of the measure; a primary interval inside ±SESOI, on "
@@ -287,23 +295,12 @@ def _gan_figures(ctx, gan_conds, logs, colours, saved) -> None:
     _save(ctx, fig, "planted_gan_samples", saved)
 
     # the audit's skin-group estimate against the planted dark-group share of the real set
-    from ..report.style import OKABE_ITO
-
     det = ctx.read("results/detections")
     share = {c.id: c.minority_share for c in gan_conds}
     d = det[(det["detector"] == "group") & det["condition"].isin(list(share))].copy()
-    d["share"] = d["condition"].map(share)
-    found = d["reported_sign"] != 0
-    x = d["share"] + np.random.default_rng(0).uniform(-0.006, 0.006, len(d))
     fig, ax = plt.subplots(figsize=(TEXT_WIDTH_IN * 0.55, 2.2))
     ax.set_xlim(min(share.values()) - 0.05, max(share.values()) + 0.05)
-    ax.scatter(x[found], d["estimate"][found], s=9, color=OKABE_ITO[4], label="reported", zorder=3)
-    ax.scatter(x[~found], d["estimate"][~found], s=9, facecolor="none", edgecolor=OKABE_ITO[3],
-               label="not reported", zorder=3)
-    m = d.groupby("share")["estimate"].agg(["mean", "sem"])
-    ax.errorbar(m.index, m["mean"], yerr=1.96 * m["sem"].fillna(0), color="k", lw=1, capsize=2, zorder=2)
-    ax.axhline(0, color="k", lw=0.6, ls=":")
-    ax.set_xlabel("dark-group share of the real training set")
-    ax.set_ylabel("dark-group coefficient\n(logit, audit model)")
+    _dose_scatter(ax, d, share, np.random.default_rng(0).uniform(-0.006, 0.006, len(d)),
+                  "dark-group share of the real training set", "dark-group coefficient\n(logit, audit model)")
     ax.legend(fontsize=7, frameon=False)
     _save(ctx, fig, "planted_gan_dose", saved)
