@@ -8,9 +8,6 @@ reliability, a claim and the class conditioning recorded with the scores.
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -21,39 +18,15 @@ from PIL import Image
 
 from discbias.cli import main
 from discbias.nets import Discriminator
+from discbias.planted.checkpoint import save_nvidia_pickle
 
 _spec = importlib.util.spec_from_file_location("_nets_conftest", Path(__file__).parent / "nets" / "conftest.py")
 _nets = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_nets)
 
 
-def _fake_nvidia_modules(monkeypatch):
-    """The fake torch_utils.persistence / dnnlib.util modules pickle needs (as tests/nets/conftest.py)."""
-    persistence = types.ModuleType("torch_utils.persistence")
-
-    def _reconstruct_persistent_obj(meta):  # pragma: no cover - the reader never calls it
-        raise AssertionError("executed")
-
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    tu = types.ModuleType("torch_utils")
-    tu.persistence = persistence
-    util = types.ModuleType("dnnlib.util")
-
-    class EasyDict(dict):
-        pass
-
-    EasyDict.__module__, EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
-    util.EasyDict = EasyDict
-    dn = types.ModuleType("dnnlib")
-    dn.util = util
-    for k, v in {"torch_utils": tu, "torch_utils.persistence": persistence, "dnnlib": dn, "dnnlib.util": util}.items():
-        monkeypatch.setitem(sys.modules, k, v)
-    return _nets.NvidiaPickleFactory(persistence, EasyDict)
-
-
-def _nvidia_pickle(factory, path: Path, c_dim: int, seed: int) -> Path:
+def _nvidia_pickle(path: Path, c_dim: int, seed: int) -> Path:
+    """A random-weight network written by the package's NVIDIA-layout writer (planted.checkpoint)."""
     kw = dict(c_dim=c_dim, img_resolution=16, img_channels=3, channel_base=128, channel_max=16)
     if c_dim:
         kw["mapping_kwargs"] = dict(num_layers=1)
@@ -61,7 +34,7 @@ def _nvidia_pickle(factory, path: Path, c_dim: int, seed: int) -> Path:
     with torch.no_grad():  # random weights at unit scale saturate; shrink them so scores vary with the image
         for p in D.parameters():
             p.mul_(0.3)
-    return factory.write(factory.snapshot(D), path)
+    return save_nvidia_pickle(D, path)
 
 
 def _project(root: Path, n: int = 30) -> Path:
@@ -85,11 +58,10 @@ def _project(root: Path, n: int = 30) -> Path:
 
 @pytest.mark.slow
 def test_audit_init_then_run_produces_report(tmp_path, monkeypatch, capsys):
-    factory = _fake_nvidia_modules(monkeypatch)
     monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache"))
     manifest = _project(tmp_path)
-    _nvidia_pickle(factory, tmp_path / "data" / "D-uncond.pkl", 0, seed=1)
-    _nvidia_pickle(factory, tmp_path / "data" / "D-cond.pkl", 3, seed=2)
+    _nvidia_pickle(tmp_path / "data" / "D-uncond.pkl", 0, seed=1)
+    _nvidia_pickle(tmp_path / "data" / "D-cond.pkl", 3, seed=2)
     cfg = tmp_path / "analysis" / "faces.toml"
     assert main(["audit", "init", str(manifest), "--out", str(cfg), "--weights", "../data/D-uncond.pkl"]) == 0
     text = cfg.read_text()
