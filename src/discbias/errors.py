@@ -47,6 +47,7 @@ __all__ = [
     "ConfigModel",
     "closest",
     "validate_config",
+    "read_toml",
     "exit_code",
     "EXIT_USER_ERROR",
     "EXIT_BUG",
@@ -422,6 +423,45 @@ def _current_annotation(model: type[BaseModel], loc: Sequence[Any]) -> Any:
         else:
             current = None
     return current
+
+
+def read_toml(path: str | Path, *, missing: str = "") -> tuple[bytes, dict]:
+    """Read a TOML configuration file: its bytes (for a checksum) and its parsed tables.
+
+    Parameters
+    ----------
+    path : str or Path
+    missing : str
+        What the error says when the file does not exist (default: "configuration <path> does not exist").
+
+    Raises
+    ------
+    ConfigError
+        The file does not exist, or is not UTF-8 TOML (the message names the file and the parser's error).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
+    >>> _ = p.write_text('[a]\\nb = 1\\n')
+    >>> read_toml(p)[1]
+    {'a': {'b': 1}}
+    >>> _ = p.write_text('[a\\n')
+    >>> read_toml(p)
+    Traceback (most recent call last):
+    ...
+    discbias.errors.ConfigError: ...c.toml: not valid TOML (...)
+    """
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(missing or f"configuration {path} does not exist", file=path)
+    raw = path.read_bytes()
+    try:
+        return raw, tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})", file=path) from None
 
 
 def validate_config(model: type[ConfigModel], data: Any, *, file: str | Path, table: str = ""):

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..errors import ConfigError, ConfigModel, validate_config
+from ..errors import ConfigModel, read_toml, validate_config
 from ..fetch import sha256_file
 
 __all__ = ["AuditConfig", "load_audit_config", "input_digests", "LEVELS", "COMPARISONS"]
@@ -305,14 +304,8 @@ def load_audit_config(path) -> AuditConfig:
     import hashlib
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"audit configuration {path} does not exist; write one with "
-                          f"`discbias audit init MANIFEST --out {path}`", file=path)
-    raw = path.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})", file=path) from None
+    raw, data = read_toml(path, missing=f"audit configuration {path} does not exist; write one with "
+                                        f"`discbias audit init MANIFEST --out {path}`")
     cfg = validate_config(AuditConfig, data, file=path)
     cfg.path = path.resolve()
     cfg.sha256 = hashlib.sha256(raw).hexdigest()

@@ -37,14 +37,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from pathlib import Path
 
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..errors import ConfigError, ConfigModel, validate_config
+from ..errors import ConfigModel, read_toml, validate_config
 
 __all__ = ["PlantedConfig", "load_planted_config"]
 
@@ -195,13 +194,7 @@ def load_planted_config(path) -> PlantedConfig:
     ['unplanted', 'lum']
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study configuration {path} does not exist", file=path)
-    raw = path.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})", file=path) from None
+    raw, data = read_toml(path, missing=f"study configuration {path} does not exist")
     cfg = validate_config(PlantedConfig, data, file=path)
     cfg.path = path.resolve()
     cfg.sha256 = hashlib.sha256(raw).hexdigest()

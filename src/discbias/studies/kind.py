@@ -25,12 +25,11 @@ Examples
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, read_toml
 
 __all__ = ["StudyBuild", "open_study", "study_kind", "register_kind", "KINDS"]
 
@@ -67,13 +66,8 @@ def study_kind(path: str | os.PathLike) -> str:
         The file does not exist or is not TOML.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study configuration {path} does not exist; pass an existing file with --config "
-                          f"(e.g. analysis/grissom2024.toml, or one written by `discbias audit init`)", file=path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})", file=path) from None
+    _, data = read_toml(path, missing=f"study configuration {path} does not exist; pass an existing file with "
+                                      f"--config (e.g. analysis/grissom2024.toml, or one written by `discbias audit init`)")
     found = [k for k, table in KINDS.items() if table in data]
     if len(found) > 1:
         raise ConfigError(f"{path} has the tables {', '.join(f'[{KINDS[k]}]' for k in found)}; a study configuration "
