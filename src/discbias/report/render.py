@@ -660,6 +660,15 @@ def pandoc_path() -> str:
     return pypandoc.get_pandoc_path()
 
 
+
+def _render_failure(qmd: Path, proc, otherwise: str) -> "RenderError":
+    """The error of a failed pandoc or Quarto run: the confinement filter's refusal when it refused
+    (it prints "discbias: refused ..."), else ``otherwise``."""
+    refused = [line for line in proc.stderr.splitlines() if "discbias: refused" in line]
+    if refused:
+        return RenderError(f"{qmd}: {refused[0].split('discbias: ', 1)[1]}")
+    return RenderError(otherwise)
+
 def _pandoc(qmd: Path, to: str, output: Path, extra: list[str], root: Path | None = None) -> list[str]:
     """Run pandoc (the confinement filter, the cross-reference filter, then citeproc); return its warnings.
 
@@ -677,10 +686,7 @@ def _pandoc(qmd: Path, to: str, output: Path, extra: list[str], root: Path | Non
         env["DISCBIAS_REMOVED_ANALYSES"] = "1"  # their tables' and figures' references read "(not available)"
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=qmd.parent, env=env)
     if proc.returncode:
-        refused = [line for line in proc.stderr.splitlines() if "discbias: refused" in line]
-        if refused:
-            raise RenderError(f"{qmd}: {refused[0].split('discbias: ', 1)[1]}")
-        raise RenderError(f"pandoc failed converting {qmd.name} to {to}: {proc.stderr.strip()[-4000:]}")
+        raise _render_failure(qmd, proc, f"pandoc failed converting {qmd.name} to {to}: {proc.stderr.strip()[-4000:]}")
     warnings = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
     missing = sorted({m.group(1) for w in warnings for m in _CITEPROC_MISSING.finditer(w)})
     if missing:
@@ -972,10 +978,7 @@ def render_quarto(qmd: Path, root: Path, formats, warnings: list[str] | None = N
             cmd = ["quarto", "render", src.name, "--to", to, "--output", out.name, "--no-execute"]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=qmd.parent, env=env)
             if proc.returncode:
-                refused = [line for line in proc.stderr.splitlines() if "discbias: refused" in line]
-                if refused:
-                    raise RenderError(f"{qmd}: {refused[0].split('discbias: ', 1)[1]}")
-                raise RenderError(f"quarto render --to {to} failed:\n{proc.stderr[-4000:]}")
+                raise _render_failure(qmd, proc, f"quarto render --to {to} failed:\n{proc.stderr[-4000:]}")
             if warnings is not None:
                 warnings += [f"quarto ({to}): {line}" for line in proc.stderr.splitlines() if "WARN" in line]
             outs.append(out)
