@@ -8,6 +8,8 @@ import pandas as pd
 __all__ = ["planted_figures"]
 
 QUANTITY = {"power": "Power", "false_positive_rate": "False-positive rate"}
+#: Readers' names of the probes' interventions (the ids are discbias.probes' identifiers).
+PROBE_LABELS = {"exposure": "exposure", "gain_red": "red gain"}
 
 
 def _save(ctx, fig, name: str, saved: list[str]) -> None:
@@ -175,7 +177,8 @@ def planted_figures(ctx) -> list[str]:
     saved.append("table:planted_training_comparison")
 
     op = ctx.read("results/operating").copy()
-    names = {c["id"]: f"claim: {c['id']}" for c in CLAIMS} | {pr["id"]: f"probe: {pr['probe']}" for pr in PROBES}
+    names = {c["id"]: f"claim: {c['id']}" for c in CLAIMS} | {pr["id"]: f"probe: {PROBE_LABELS.get(pr['probe'], pr['probe'])}"
+                                                                  for pr in PROBES}
     op["detector_label"] = op["detector"].map(names)
     op["quantity_label"] = op["quantity"].map(QUANTITY)
     op["share_pct"] = 100 * op["share"]
