@@ -31,7 +31,6 @@ step                        what it does
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -264,7 +263,7 @@ def _summary_step(ctx) -> None:
         meta=dict(title=cfg.title, study_id=cfg.id, software=software_versions(), build_date=time.strftime("%Y-%m-%d")),
         planted=dict(
             settings=p.model_dump(mode="json", exclude={"conditions", "network"}),
-            network=json.dumps(network_kwargs(p.resolution, **p.network.model_dump())),
+            network=network_kwargs(p.resolution, **p.network.model_dump()),
             params=int(runs["params"].iloc[0]),
             conditions=per_cond, condition_order=[c.id for c in conds], null_conditions=null_ids,
             strongest_luminance=strongest, operating=ops,
