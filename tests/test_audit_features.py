@@ -169,13 +169,12 @@ def test_long_ratings_and_user_labels_render_clean(tmp_path, monkeypatch, capsys
     import pdfplumber
 
     e2e = _e2e_helpers()
-    factory = e2e._fake_nvidia_modules(monkeypatch)
     monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache"))
     _labelled_study(tmp_path)
     m = pd.read_csv(tmp_path / "data" / "faces.csv")
     m["cls"] = np.arange(len(m)) % 3
     m.to_csv(tmp_path / "data" / "faces.csv", index=False)
-    e2e._nvidia_pickle(factory, tmp_path / "data" / "D-cond.pkl", 3, seed=2)
+    e2e._nvidia_pickle(tmp_path / "data" / "D-cond.pkl", 3, seed=2)
     cfg = tmp_path / "analysis" / "labelled.toml"
     cfg.parent.mkdir()
     cfg.write_text(STUDY)
@@ -254,11 +253,10 @@ formula = "score_cond ~ group + score_uncond"
 @pytest.mark.slow
 def test_several_networks_side_by_side_measures_once_and_ray_engine(tmp_path, monkeypatch, capsys):
     e2e = _e2e_helpers()
-    factory = e2e._fake_nvidia_modules(monkeypatch)
     monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache"))
     e2e._project(tmp_path, n=12)
-    e2e._nvidia_pickle(factory, tmp_path / "data" / "D-uncond.pkl", 0, seed=1)
-    e2e._nvidia_pickle(factory, tmp_path / "data" / "D-cond.pkl", 3, seed=2)
+    e2e._nvidia_pickle(tmp_path / "data" / "D-uncond.pkl", 0, seed=1)
+    e2e._nvidia_pickle(tmp_path / "data" / "D-cond.pkl", 3, seed=2)
     cfg = tmp_path / "analysis" / "multi.toml"
     cfg.parent.mkdir()
     cfg.write_text(MULTI)
@@ -316,7 +314,6 @@ def test_several_networks_side_by_side_measures_once_and_ray_engine(tmp_path, mo
     # without the Ray extra, the error says how to install it
     monkeypatch.undo()
     if not ray_engine.ray_available():
-        factory = e2e._fake_nvidia_modules(monkeypatch)
         capsys.readouterr()
         assert main(["audit", "run", "--config", str(cfg), "--to", "html", "--force"]) == 2
         assert "pip install 'discbias[ray]'" in capsys.readouterr().err

@@ -25,9 +25,8 @@ _spec.loader.exec_module(_e2e)
 
 
 def _study(root: Path, monkeypatch, n: int) -> Path:
-    factory = _e2e._fake_nvidia_modules(monkeypatch)
     manifest = _e2e._project(root, n=n)
-    _e2e._nvidia_pickle(factory, root / "data" / "D-uncond.pkl", 0, seed=1)
+    _e2e._nvidia_pickle(root / "data" / "D-uncond.pkl", 0, seed=1)
     cfg = root / "analysis" / "faces.toml"
     assert main(["audit", "init", str(manifest), "--out", str(cfg), "--weights", "../data/D-uncond.pkl"]) == 0
     text = cfg.read_text().replace('label_column = "cls"', "").replace("stand_in_weights = false",
@@ -144,7 +143,6 @@ def test_two_networks_long_ratings_report_bundle_verify_from_a_clean_copy(tmp_pa
     spec = importlib.util.spec_from_file_location("_audit_features", Path(__file__).parent / "test_audit_features.py")
     feats = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(feats)
-    factory = _e2e._fake_nvidia_modules(monkeypatch)
     first = tmp_path / "first"
     monkeypatch.setenv("DISCBIAS_CACHE_DIR", str(tmp_path / "cache-first"))
     feats._labelled_study(first, n=200)
@@ -152,8 +150,8 @@ def test_two_networks_long_ratings_report_bundle_verify_from_a_clean_copy(tmp_pa
     m["cls"] = range(len(m))
     m["cls"] = m["cls"] % 3
     m.to_csv(first / "data" / "faces.csv", index=False)
-    _e2e._nvidia_pickle(factory, first / "data" / "D-uncond.pkl", 0, seed=1)
-    _e2e._nvidia_pickle(factory, first / "data" / "D-cond.pkl", 3, seed=2)
+    _e2e._nvidia_pickle(first / "data" / "D-uncond.pkl", 0, seed=1)
+    _e2e._nvidia_pickle(first / "data" / "D-cond.pkl", 3, seed=2)
     cfg = first / "analysis" / "fullstudy.toml"
     cfg.parent.mkdir()
     cfg.write_text(DONE_WHEN)
